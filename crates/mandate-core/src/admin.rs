@@ -1,0 +1,343 @@
+//! Administrative operations shared by the CLI and the admin API: tenants, clients, users and
+//! key rotation. Each validates its input, writes once and records an audit event.
+
+use serde_json::json;
+
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::error::AdminError;
+use crate::keys::{self, Alg};
+use crate::model::{Client, ClientAuthMethod, GrantType, Tenant, User};
+use crate::scope::Scope;
+use crate::secret::{keyed_digest, password, random_bytes, random_token};
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::time::now;
+
+/// The tenant every installation starts with.
+pub const DEFAULT_TENANT: &str = "default";
+
+fn admin_event(
+    tenant_id: &str,
+    kind: EventKind,
+    actor: &str,
+    detail: serde_json::Value,
+) -> AuditEvent {
+    AuditEvent::new(
+        tenant_id,
+        kind,
+        Outcome::Success,
+        Principal::Admin {
+            id: actor.to_string(),
+        },
+        &RequestMeta::default(),
+    )
+    .detail(detail)
+}
+
+/// Is this a valid tenant name (it becomes a URL path segment)?
+pub fn valid_tenant_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+}
+
+/// Create a tenant with fresh keys for every supported algorithm.
+pub async fn create_tenant(
+    store: &dyn Store,
+    name: &str,
+    actor: &str,
+) -> Result<Tenant, AdminError> {
+    if !valid_tenant_name(name) {
+        return Err(AdminError::Invalid(format!(
+            "invalid tenant name {name:?}: use 1-63 lowercase letters, digits and '-'"
+        )));
+    }
+    if store.tenant_by_name(name).await?.is_some() {
+        return Err(AdminError::Conflict(format!("tenant {name}")));
+    }
+    let now = now();
+    let tenant = Tenant {
+        id: random_token(12),
+        name: name.to_string(),
+        secret_key: random_bytes(32),
+        access_token_alg: Alg::ES256,
+        created_at: now,
+    };
+    let keys = tokio::task::spawn_blocking({
+        let id = tenant.id.clone();
+        move || {
+            Alg::ALL
+                .iter()
+                .map(|a| keys::generate(&id, *a, now))
+                .collect::<Result<Vec<_>, _>>()
+        }
+    })
+    .await
+    .map_err(|e| AdminError::Crypto(e.to_string()))?
+    .map_err(|e| AdminError::Crypto(e.0))?;
+    store.create_tenant(&tenant, &keys).await?;
+    store
+        .record(&admin_event(
+            &tenant.id,
+            EventKind::TenantCreated,
+            actor,
+            json!({"name": name}),
+        ))
+        .await?;
+    Ok(tenant)
+}
+
+/// Create the default tenant on first start; no-op when it exists.
+pub async fn ensure_default_tenant(store: &dyn Store) -> Result<bool, AdminError> {
+    if store.tenant_by_name(DEFAULT_TENANT).await?.is_some() {
+        return Ok(false);
+    }
+    match create_tenant(store, DEFAULT_TENANT, "system").await {
+        Ok(_) => Ok(true),
+        // Another node created it first.
+        Err(AdminError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn tenant(store: &dyn Store, name: &str) -> Result<Tenant, AdminError> {
+    store
+        .tenant_by_name(name)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("tenant {name}")))
+}
+
+/// What to register for a new client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSpec {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub public: bool,
+    /// Empty: authorization_code + refresh_token with redirect URIs, else client_credentials.
+    pub grant_types: Vec<String>,
+    /// Empty: the standard OIDC scopes.
+    pub scopes: Vec<String>,
+    pub auth_method: Option<String>,
+    /// Public JWK Set for private_key_jwt.
+    pub jwks: Option<serde_json::Value>,
+    pub id_token_alg: Option<String>,
+    pub web_origins: Vec<String>,
+}
+
+/// Register a client. Returns it and, for secret-based clients, the secret (shown once).
+pub async fn create_client(
+    store: &dyn Store,
+    tenant_name: &str,
+    spec: ClientSpec,
+    actor: &str,
+) -> Result<(Client, Option<String>), AdminError> {
+    let t = tenant(store, tenant_name).await?;
+    if spec.name.trim().is_empty() || spec.name.len() > 200 {
+        return Err(AdminError::Invalid(
+            "client name must be 1-200 characters".into(),
+        ));
+    }
+    for uri in spec
+        .redirect_uris
+        .iter()
+        .chain(&spec.post_logout_redirect_uris)
+    {
+        if !crate::redirect::valid_for_registration(uri) {
+            return Err(AdminError::Invalid(format!(
+                "invalid redirect URI {uri:?}: absolute URI without fragment required"
+            )));
+        }
+    }
+    for o in &spec.web_origins {
+        let ok = url::Url::parse(o).is_ok_and(|u| u.origin().ascii_serialization() == *o);
+        if !ok {
+            return Err(AdminError::Invalid(format!(
+                "invalid web origin {o:?}: use scheme://host[:port]"
+            )));
+        }
+    }
+    let grant_types: Vec<GrantType> = if spec.grant_types.is_empty() {
+        if spec.redirect_uris.is_empty() {
+            vec![GrantType::ClientCredentials]
+        } else {
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+        }
+    } else {
+        spec.grant_types
+            .iter()
+            .map(|g| GrantType::parse(g).ok_or_else(|| AdminError::Invalid(format!("unsupported grant type {g:?} (authorization_code, refresh_token, client_credentials)"))))
+            .collect::<Result<_, _>>()?
+    };
+    if grant_types.contains(&GrantType::AuthorizationCode) && spec.redirect_uris.is_empty() {
+        return Err(AdminError::Invalid(
+            "the authorization_code grant needs at least one --redirect-uri".into(),
+        ));
+    }
+    let auth_method = match (&spec.auth_method, spec.public) {
+        (_, true) => ClientAuthMethod::None,
+        (Some(m), false) => ClientAuthMethod::parse(m)
+            .filter(|m| *m != ClientAuthMethod::None)
+            .ok_or_else(|| AdminError::Invalid(format!("unsupported auth method {m:?}")))?,
+        (None, false) if spec.jwks.is_some() => ClientAuthMethod::PrivateKeyJwt,
+        (None, false) => ClientAuthMethod::ClientSecretBasic,
+    };
+    if spec.public && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(AdminError::Invalid(
+            "a public client cannot use client_credentials".into(),
+        ));
+    }
+    if auth_method == ClientAuthMethod::PrivateKeyJwt && spec.jwks.is_none() {
+        return Err(AdminError::Invalid(
+            "private_key_jwt needs a JWK Set".into(),
+        ));
+    }
+    let scope_list: Vec<String> = if spec.scopes.is_empty() {
+        crate::settings::STANDARD_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        spec.scopes.clone()
+    };
+    let scopes = Scope::parse(&scope_list.join(" "))
+        .ok_or_else(|| AdminError::Invalid("invalid scope".into()))?;
+    let id_token_alg = match &spec.id_token_alg {
+        None => None,
+        Some(a) => Some(
+            Alg::parse(a)
+                .ok_or_else(|| AdminError::Invalid(format!("unsupported algorithm {a:?}")))?,
+        ),
+    };
+    let secret = matches!(
+        auth_method,
+        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
+    )
+    .then(|| random_token(32));
+    let client = Client {
+        tenant_id: t.id.clone(),
+        client_id: random_token(16),
+        name: spec.name.clone(),
+        secret_digest: secret.as_ref().map(|s| keyed_digest(&t.secret_key, s)),
+        auth_method,
+        redirect_uris: spec.redirect_uris,
+        post_logout_redirect_uris: spec.post_logout_redirect_uris,
+        grant_types,
+        scopes,
+        jwks: spec.jwks,
+        id_token_alg,
+        web_origins: spec.web_origins,
+        created_at: now(),
+    };
+    store.create_client(&client).await?;
+    store
+        .record(
+            &admin_event(
+                &t.id,
+                EventKind::ClientCreated,
+                actor,
+                json!({"client_id": client.client_id, "name": client.name}),
+            )
+            .client(client.client_id.clone()),
+        )
+        .await?;
+    Ok((client, secret))
+}
+
+/// Create a user with a password.
+pub async fn create_user(
+    store: &dyn Store,
+    tenant_name: &str,
+    username: &str,
+    email: Option<&str>,
+    pw: &str,
+    actor: &str,
+) -> Result<User, AdminError> {
+    let t = tenant(store, tenant_name).await?;
+    if username.is_empty() || username.len() > 256 || username.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "username must be 1-256 printable characters".into(),
+        ));
+    }
+    if pw.chars().count() < 8 || pw.len() > 1024 {
+        return Err(AdminError::Invalid(
+            "password must be 8-1024 characters".into(),
+        ));
+    }
+    if let Some(e) = email
+        && (!e.contains('@') || e.len() > 320)
+    {
+        return Err(AdminError::Invalid(format!("invalid email {e:?}")));
+    }
+    if store.user_by_username(&t.id, username).await?.is_some() {
+        return Err(AdminError::Conflict(format!("user {username}")));
+    }
+    let pw = pw.to_string();
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+        .await
+        .map_err(|e| AdminError::Crypto(e.to_string()))?;
+    let now = now();
+    let user = User {
+        tenant_id: t.id.clone(),
+        id: random_token(16),
+        username: username.to_string(),
+        email: email.map(str::to_string),
+        email_verified: false,
+        name: None,
+        password_hash: Some(hash),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_user(&user).await?;
+    store
+        .record(
+            &admin_event(
+                &t.id,
+                EventKind::UserCreated,
+                actor,
+                json!({"user_id": user.id}),
+            )
+            .subject(Principal::User {
+                id: user.id.clone(),
+            }),
+        )
+        .await?;
+    Ok(user)
+}
+
+/// Rotate a tenant's signing keys: new keys sign from now on; old ones stay published until
+/// every token they signed has expired.
+pub async fn rotate_keys(
+    store: &dyn Store,
+    tenant_name: &str,
+    settings: &Settings,
+    actor: &str,
+) -> Result<Vec<String>, AdminError> {
+    let t = tenant(store, tenant_name).await?;
+    let now = now();
+    let id = t.id.clone();
+    let new = tokio::task::spawn_blocking(move || {
+        Alg::ALL
+            .iter()
+            .map(|a| keys::generate(&id, *a, now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AdminError::Crypto(e.to_string()))?
+    .map_err(|e| AdminError::Crypto(e.0))?;
+    store
+        .rotate_keys(&t.id, &new, now, now + settings.key_publish_window())
+        .await?;
+    let kids: Vec<String> = new.iter().map(|k| k.kid.clone()).collect();
+    store
+        .record(&admin_event(
+            &t.id,
+            EventKind::KeysRotated,
+            actor,
+            json!({"new_kids": kids}),
+        ))
+        .await?;
+    Ok(kids)
+}

@@ -1,0 +1,548 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): request validation, the
+//! decision of what the user must do next, and code issuance. Pure rules over the request, the
+//! session and the stored consent; the HTTP layer renders and redirects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::error::{ErrorCode, OAuthError};
+use crate::model::{AuthCode, Client, Consent, Grant, GrantType, Session};
+use crate::provider::{Provider, TenantCtx};
+use crate::scope::Scope;
+use crate::secret::{b64, b64_decode, ct_eq, keyed_digest, random_token};
+use crate::{pkce, redirect};
+
+/// A validated authorization request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Scope,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub ui_locales: Option<String>,
+    pub id_token_hint: Option<String>,
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Scope::parse(&s).ok_or_else(|| serde::de::Error::custom("bad scope"))
+    }
+}
+
+/// How an authorization error reaches the user agent.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Client or redirect URI unusable: show an error page, never redirect (no open redirector).
+    Page(OAuthError),
+    /// Redirect the error to the client's validated redirect URI.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
+}
+
+impl From<OAuthError> for AuthorizeError {
+    fn from(e: OAuthError) -> Self {
+        AuthorizeError::Page(e)
+    }
+}
+
+const MAX_PARAM: usize = 2048;
+
+/// Validate the raw parameters (each appears at most once; the HTTP layer ensured that).
+pub async fn validate(
+    p: &Provider,
+    t: &TenantCtx,
+    params: &BTreeMap<String, String>,
+) -> Result<(Arc<Client>, AuthorizeRequest), AuthorizeError> {
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    for (k, v) in params {
+        if v.len() > MAX_PARAM && k != "id_token_hint" || v.len() > 16 * 1024 {
+            return Err(AuthorizeError::Page(OAuthError::invalid_request(format!(
+                "parameter {k} is too long"
+            ))));
+        }
+    }
+    let client_id =
+        get("client_id").ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
+    let client = p
+        .client(t, client_id)
+        .await
+        .map_err(OAuthError::from)?
+        .ok_or_else(|| OAuthError::invalid_client("unknown client_id"))?;
+    let redirect_uri = match get("redirect_uri") {
+        Some(r) if redirect::matches(&client.redirect_uris, r) => r.to_string(),
+        Some(_) => {
+            return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                "redirect_uri is not registered for this client",
+            )));
+        }
+        None if client.redirect_uris.len() == 1
+            && !get("scope").unwrap_or("").split(' ').any(|s| s == "openid") =>
+        {
+            client.redirect_uris[0].clone()
+        }
+        None => {
+            return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                "redirect_uri is required",
+            )));
+        }
+    };
+    let state = params.get("state").cloned();
+    let fail = |error: OAuthError| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error,
+    };
+
+    if params.contains_key("request") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        )));
+    }
+    if params.contains_key("request_uri") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        )));
+    }
+    match get("response_type") {
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is required",
+            )));
+        }
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            )));
+        }
+    }
+    if let Some(m) = get("response_mode")
+        && m != "query"
+    {
+        return Err(fail(OAuthError::invalid_request(
+            "only response_mode=query is supported",
+        )));
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(fail(OAuthError::unauthorized_client(
+            "client may not use the authorization code grant",
+        )));
+    }
+    let code_challenge = get("code_challenge").ok_or_else(|| {
+        fail(OAuthError::invalid_request(
+            "code_challenge is required (PKCE)",
+        ))
+    })?;
+    if get("code_challenge_method") != Some("S256") {
+        return Err(fail(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        )));
+    }
+    if !pkce::valid_challenge(code_challenge) {
+        return Err(fail(OAuthError::invalid_request(
+            "code_challenge is malformed",
+        )));
+    }
+    let asked = Scope::parse(get("scope").unwrap_or(""))
+        .ok_or_else(|| fail(OAuthError::invalid_scope("malformed scope")))?;
+    let scope = asked.intersect(&client.scopes);
+    if scope.is_empty() && !asked.is_empty() {
+        return Err(fail(OAuthError::invalid_scope(
+            "none of the requested scopes is allowed for this client",
+        )));
+    }
+    let prompt: Vec<String> = get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for pr in &prompt {
+        if !matches!(pr.as_str(), "none" | "login" | "consent" | "select_account") {
+            return Err(fail(OAuthError::invalid_request(format!(
+                "unsupported prompt value {pr:?}"
+            ))));
+        }
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return Err(fail(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        )));
+    }
+    let max_age = match get("max_age") {
+        None => None,
+        Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            fail(OAuthError::invalid_request(
+                "max_age must be a non-negative integer",
+            ))
+        })?),
+    };
+    let req = AuthorizeRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: state.clone(),
+        nonce: get("nonce").map(str::to_string),
+        code_challenge: code_challenge.to_string(),
+        prompt,
+        max_age,
+        login_hint: get("login_hint").map(str::to_string),
+        ui_locales: get("ui_locales").map(str::to_string),
+        id_token_hint: get("id_token_hint").map(str::to_string),
+    };
+    Ok((client, req))
+}
+
+/// What the user agent must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Login,
+    Consent,
+    Issue,
+    Fail(OAuthError),
+}
+
+/// Facts the decision depends on besides the request.
+#[derive(Debug, Clone, Default)]
+pub struct Situation<'a> {
+    pub session: Option<&'a Session>,
+    pub consent: Option<&'a Consent>,
+    /// The user authenticated within this very interaction.
+    pub logged_in_now: bool,
+    /// `sub` of a valid `id_token_hint`, if one was sent.
+    pub hint_sub: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Decide the next step (OIDC Core §3.1.2.3, prompt and max_age semantics).
+pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
+    let none = req.prompt.iter().any(|p| p == "none");
+    let needs_login = match s.session {
+        None => true,
+        Some(_) if s.logged_in_now => false,
+        Some(sess) => {
+            req.prompt.iter().any(|p| p == "login")
+                || req.max_age.is_some_and(|m| s.now - sess.auth_time > m)
+                || s.hint_sub.is_some_and(|h| h != sess.user_id)
+        }
+    };
+    if needs_login {
+        return if none {
+            Next::Fail(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the user must log in",
+            ))
+        } else {
+            Next::Login
+        };
+    }
+    let consented = s.consent.is_some_and(|c| req.scope.is_subset(&c.scope));
+    if !consented || req.prompt.iter().any(|p| p == "consent") {
+        return if none {
+            Next::Fail(OAuthError::new(
+                ErrorCode::ConsentRequired,
+                "the user must consent",
+            ))
+        } else {
+            Next::Consent
+        };
+    }
+    Next::Issue
+}
+
+/// Issue a code for the request and return the redirect URL that carries it.
+pub async fn issue_code(
+    p: &Provider,
+    t: &TenantCtx,
+    req: &AuthorizeRequest,
+    session: &Session,
+    meta: &RequestMeta,
+) -> Result<String, OAuthError> {
+    let now = p.now();
+    let grant = Grant {
+        id: random_token(16),
+        tenant_id: t.id().to_string(),
+        client_id: req.client_id.clone(),
+        user_id: session.user_id.clone(),
+        sid: Some(session.sid.clone()),
+        created_at: now,
+        revoked_at: None,
+    };
+    p.store.create_grant(&grant).await?;
+    let code = random_token(32);
+    let rec = AuthCode {
+        digest: keyed_digest(&t.tenant.secret_key, &code),
+        tenant_id: t.id().to_string(),
+        grant_id: grant.id.clone(),
+        client_id: req.client_id.clone(),
+        user_id: session.user_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        code_challenge: req.code_challenge.clone(),
+        scope: req.scope.clone(),
+        nonce: req.nonce.clone(),
+        sid: Some(session.sid.clone()),
+        auth_time: session.auth_time,
+        acr: session.acr.clone(),
+        amr: session.amr.clone(),
+        expires_at: now + p.settings.code_ttl,
+    };
+    p.store.insert_code(&rec).await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::CodeIssued,
+        Outcome::Success,
+        Principal::User {
+            id: session.user_id.clone(),
+        },
+        meta,
+    )
+    .subject(Principal::User {
+        id: session.user_id.clone(),
+    })
+    .client(req.client_id.clone())
+    .detail(json!({"scope": req.scope.to_string(), "grant_id": grant.id}));
+    p.store.record(&ev).await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &t.issuer));
+    Ok(append_query(&req.redirect_uri, &params))
+}
+
+/// The redirect that reports an error to the client (with `state` and RFC 9207 `iss`).
+pub fn error_redirect(
+    t: &TenantCtx,
+    redirect_uri: &str,
+    state: Option<&str>,
+    e: &OAuthError,
+) -> String {
+    let mut params = vec![("error", e.code.as_str())];
+    if let Some(d) = &e.description {
+        params.push(("error_description", d));
+    }
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &t.issuer));
+    append_query(redirect_uri, &params)
+}
+
+fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = uri.to_string();
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        ser.append_pair(k, v);
+    }
+    out.push(if uri.contains('?') { '&' } else { '?' });
+    out.push_str(&ser.finish());
+    out
+}
+
+/// An authorization request in flight between pages, protected by a MAC so the login and
+/// consent forms can carry it without server-side state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Interaction {
+    pub req: AuthorizeRequest,
+    /// Expiry of this interaction.
+    pub exp: i64,
+    /// Set once the user authenticated within this interaction: the session it created.
+    pub sid: Option<String>,
+}
+
+impl Interaction {
+    pub fn new(p: &Provider, req: AuthorizeRequest) -> Self {
+        Interaction {
+            req,
+            exp: p.now() + 1800,
+            sid: None,
+        }
+    }
+
+    /// Serialize and MAC under the tenant's key.
+    pub fn seal(&self, t: &TenantCtx) -> String {
+        let body = b64(&serde_json::to_vec(self).expect("serialize"));
+        let mac = keyed_digest(&t.tenant.secret_key, &format!("interaction.{body}"));
+        format!("{body}.{}", b64(&mac))
+    }
+
+    /// Check the MAC and expiry.
+    pub fn open(p: &Provider, t: &TenantCtx, sealed: &str) -> Option<Interaction> {
+        if sealed.len() > 64 * 1024 {
+            return None;
+        }
+        let (body, mac) = sealed.split_once('.')?;
+        let want = keyed_digest(&t.tenant.secret_key, &format!("interaction.{body}"));
+        if !ct_eq(&b64_decode(mac)?, &want) {
+            return None;
+        }
+        let i: Interaction = serde_json::from_slice(&b64_decode(body)?).ok()?;
+        (i.exp > p.now()).then_some(i)
+    }
+}
+
+/// Record consent (merged with what the user granted before) and audit it.
+pub async fn give_consent(
+    p: &Provider,
+    t: &TenantCtx,
+    req: &AuthorizeRequest,
+    user_id: &str,
+    meta: &RequestMeta,
+) -> Result<(), OAuthError> {
+    let previous = p.store.consent(t.id(), user_id, &req.client_id).await?;
+    let mut scope: Vec<String> = req.scope.iter().map(str::to_string).collect();
+    if let Some(prev) = previous {
+        scope.extend(prev.scope.iter().map(str::to_string));
+    }
+    let consent = Consent {
+        tenant_id: t.id().to_string(),
+        user_id: user_id.to_string(),
+        client_id: req.client_id.clone(),
+        scope: Scope::from_iter(scope),
+        granted_at: p.now(),
+    };
+    p.store.put_consent(&consent).await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::ConsentGiven,
+        Outcome::Success,
+        Principal::User {
+            id: user_id.to_string(),
+        },
+        meta,
+    )
+    .subject(Principal::User {
+        id: user_id.to_string(),
+    })
+    .client(req.client_id.clone())
+    .detail(json!({"scope": consent.scope.to_string()}));
+    p.store.record(&ev).await?;
+    Ok(())
+}
+
+/// Withdraw a user's consent for a client and revoke nothing else.
+pub async fn withdraw_consent(
+    p: &Provider,
+    t: &TenantCtx,
+    user_id: &str,
+    client_id: &str,
+    meta: &RequestMeta,
+) -> Result<bool, OAuthError> {
+    let removed = p.store.delete_consent(t.id(), user_id, client_id).await?;
+    if removed {
+        let ev = AuditEvent::new(
+            t.id(),
+            EventKind::ConsentWithdrawn,
+            Outcome::Success,
+            Principal::User {
+                id: user_id.to_string(),
+            },
+            meta,
+        )
+        .subject(Principal::User {
+            id: user_id.to_string(),
+        })
+        .client(client_id.to_string());
+        p.store.record(&ev).await?;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(prompt: &[&str], max_age: Option<i64>) -> AuthorizeRequest {
+        AuthorizeRequest {
+            client_id: "c".into(),
+            redirect_uri: "https://a/cb".into(),
+            scope: Scope::parse("openid email").unwrap(),
+            state: None,
+            nonce: None,
+            code_challenge: "x".into(),
+            prompt: prompt.iter().map(|s| s.to_string()).collect(),
+            max_age,
+            login_hint: None,
+            ui_locales: None,
+            id_token_hint: None,
+        }
+    }
+
+    fn session(auth_time: i64) -> Session {
+        Session {
+            digest: vec![],
+            tenant_id: "t".into(),
+            sid: "s".into(),
+            user_id: "u".into(),
+            auth_time,
+            amr: vec![],
+            acr: String::new(),
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn prompt_and_max_age_rules() {
+        let sess = session(100);
+        let consent = Consent {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            client_id: "c".into(),
+            scope: Scope::parse("openid email profile").unwrap(),
+            granted_at: 0,
+        };
+        let base = Situation {
+            session: Some(&sess),
+            consent: Some(&consent),
+            logged_in_now: false,
+            hint_sub: None,
+            now: 110,
+        };
+        assert_eq!(next_step(&req(&[], None), &base), Next::Issue);
+        assert_eq!(next_step(&req(&["login"], None), &base), Next::Login);
+        assert_eq!(
+            next_step(
+                &req(&["login"], None),
+                &Situation {
+                    logged_in_now: true,
+                    ..base.clone()
+                }
+            ),
+            Next::Issue
+        );
+        assert_eq!(next_step(&req(&[], Some(5)), &base), Next::Login);
+        assert_eq!(next_step(&req(&[], Some(50)), &base), Next::Issue);
+        assert_eq!(next_step(&req(&["consent"], None), &base), Next::Consent);
+        assert!(
+            matches!(next_step(&req(&["none"], None), &Situation { session: None, ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
+        );
+        assert!(
+            matches!(next_step(&req(&["none"], None), &Situation { consent: None, ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
+        );
+        assert!(
+            matches!(next_step(&req(&["none"], None), &Situation { hint_sub: Some("other"), ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
+        );
+    }
+}

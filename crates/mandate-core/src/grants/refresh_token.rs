@@ -1,0 +1,152 @@
+//! The refresh token grant (RFC 6749 §6) with rotation on every use: presenting a spent
+//! refresh token revokes its whole family (RFC 9700 §4.14.2).
+
+use serde_json::json;
+
+use super::{TokenRequest, issued_event};
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::error::OAuthError;
+use crate::model::{Client, GrantType, RefreshToken};
+use crate::provider::{Provider, TenantCtx};
+use crate::scope::Scope;
+use crate::secret::keyed_digest;
+use crate::store::Spend;
+use crate::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
+
+pub async fn exchange(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    req: &TokenRequest,
+    meta: &RequestMeta,
+) -> Result<TokenResponse, OAuthError> {
+    let value = req
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let audience = tokens::parse_resources(&req.resources)?;
+    let invalid = || OAuthError::invalid_grant("refresh token is invalid, expired or revoked");
+    if value.len() > 256 {
+        return Err(invalid());
+    }
+    let digest = keyed_digest(&t.tenant.secret_key, value);
+    let rec = p
+        .store
+        .refresh(t.id(), &digest)
+        .await?
+        .ok_or_else(invalid)?;
+    if rec.client_id != client.client_id {
+        return Err(invalid().with_debug("refresh token of another client"));
+    }
+    if rec.spent_at.is_some() {
+        reuse_detected(p, t, &rec, meta).await?;
+        return Err(invalid().with_debug("spent refresh token presented"));
+    }
+    if rec.expires_at <= p.now() {
+        return Err(invalid().with_debug("expired"));
+    }
+    let scope = match req.scope.as_deref() {
+        None => rec.scope.clone(),
+        Some(s) => {
+            let asked =
+                Scope::parse(s).ok_or_else(|| OAuthError::invalid_scope("malformed scope"))?;
+            if !asked.is_subset(&rec.scope) {
+                return Err(OAuthError::invalid_scope(
+                    "requested scope exceeds the original grant",
+                ));
+            }
+            asked
+        }
+    };
+    let user = p
+        .store
+        .user(t.id(), &rec.user_id)
+        .await?
+        .ok_or_else(|| invalid().with_debug("user gone"))?;
+    let rec = match p.store.spend_refresh(t.id(), &digest, p.now()).await? {
+        Spend::Fresh(rec) => rec,
+        Spend::Replayed(rec) => {
+            reuse_detected(p, t, &rec, meta).await?;
+            return Err(invalid().with_debug("refresh token replayed or grant revoked"));
+        }
+        Spend::Unknown => return Err(invalid()),
+    };
+    let subject = TokenSubject {
+        sub: user.id.clone(),
+        auth_time: Some(rec.auth_time),
+        acr: Some(rec.acr.clone()).filter(|a| !a.is_empty()),
+        amr: rec.amr.clone(),
+        sid: rec.sid.clone(),
+    };
+    let at = tokens::access_token(p, t, client, &subject, &scope, &audience)?;
+    p.store
+        .record_access_token(t.id(), &at.jti, &rec.grant_id, at.expires_at)
+        .await?;
+    // The successor keeps the original grant's scope; only this access token is narrowed.
+    let (new_value, new_rt) =
+        tokens::refresh_token(p, t, &rec.grant_id, client, &subject, &rec.scope);
+    p.store.insert_refresh(&new_rt).await?;
+    let id_token = if scope.contains("openid") {
+        Some(tokens::id_token(
+            p,
+            t,
+            client,
+            &subject,
+            IdTokenExtras {
+                nonce: None,
+                access_token: Some(&at.token),
+            },
+        )?)
+    } else {
+        None
+    };
+    let scope_s = scope.to_string();
+    let ev = issued_event(
+        t,
+        EventKind::TokenRefreshed,
+        client,
+        Some(Principal::User {
+            id: user.id.clone(),
+        }),
+        GrantType::RefreshToken,
+        &at,
+        &scope_s,
+        true,
+        meta,
+    );
+    p.store.record(&ev).await?;
+    Ok(TokenResponse {
+        expires_in: at.expires_at - p.now(),
+        access_token: at.token,
+        token_type: "Bearer",
+        refresh_token: Some(new_value),
+        id_token,
+        scope: scope_s,
+    })
+}
+
+async fn reuse_detected(
+    p: &Provider,
+    t: &TenantCtx,
+    rec: &RefreshToken,
+    meta: &RequestMeta,
+) -> Result<(), OAuthError> {
+    let revoked = p.store.revoke_grant(t.id(), &rec.grant_id, p.now()).await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::RefreshReuseDetected,
+        Outcome::Failure,
+        Principal::Client {
+            id: rec.client_id.clone(),
+        },
+        meta,
+    )
+    .client(rec.client_id.clone())
+    .subject(Principal::User {
+        id: rec.user_id.clone(),
+    })
+    .reason("spent refresh token presented; family revoked")
+    .detail(json!({"grant_id": rec.grant_id, "revoked": revoked}));
+    p.store.record(&ev).await?;
+    Ok(())
+}

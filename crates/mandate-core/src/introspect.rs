@@ -1,0 +1,124 @@
+//! Token introspection (RFC 7662) for access and refresh tokens. Revocation is checked on
+//! every call; a token of another tenant or client is simply inactive.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::OAuthError;
+use crate::jwt;
+use crate::model::Client;
+use crate::provider::{Provider, TenantCtx};
+use crate::secret::keyed_digest;
+
+/// What a token turned out to be.
+pub enum Resolved {
+    /// A valid, unrevoked access token issued by this tenant: its claims.
+    Access(Map<String, Value>),
+    /// A live refresh token.
+    Refresh(crate::model::RefreshToken),
+    Inactive,
+}
+
+/// Verify an access token of this tenant: signature, `typ`, expiry and revocation.
+pub async fn access_token_claims(
+    p: &Provider,
+    t: &TenantCtx,
+    token: &str,
+) -> Result<Option<Map<String, Value>>, OAuthError> {
+    let now = p.now();
+    let Ok(v) = jwt::verify(&t.keys, token, Some("at+jwt"), now) else {
+        return Ok(None);
+    };
+    let Value::Object(claims) = v.claims else {
+        return Ok(None);
+    };
+    if claims.get("iss").and_then(Value::as_str) != Some(t.issuer.as_str()) {
+        return Ok(None);
+    }
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_none_or(|e| e <= now)
+    {
+        return Ok(None);
+    }
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    if p.store.access_token_revoked(t.id(), jti).await? {
+        return Ok(None);
+    }
+    Ok(Some(claims))
+}
+
+/// Resolve a token of either kind; `hint` (RFC 7662 `token_type_hint`) only orders the tries.
+pub async fn resolve(
+    p: &Provider,
+    t: &TenantCtx,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Resolved, OAuthError> {
+    if token.is_empty() || token.len() > 16 * 1024 {
+        return Ok(Resolved::Inactive);
+    }
+    let looks_jwt = token.matches('.').count() == 2;
+    if hint != Some("refresh_token") || looks_jwt {
+        if let Some(c) = access_token_claims(p, t, token).await? {
+            return Ok(Resolved::Access(c));
+        }
+        if looks_jwt {
+            return Ok(Resolved::Inactive);
+        }
+    }
+    if token.len() > 256 {
+        return Ok(Resolved::Inactive);
+    }
+    let rec = p
+        .store
+        .refresh(t.id(), &keyed_digest(&t.tenant.secret_key, token))
+        .await?;
+    let Some(rec) = rec else {
+        return Ok(Resolved::Inactive);
+    };
+    if rec.spent_at.is_some() || rec.expires_at <= p.now() {
+        return Ok(Resolved::Inactive);
+    }
+    let revoked = p
+        .store
+        .grant(t.id(), &rec.grant_id)
+        .await?
+        .is_none_or(|g| g.revoked_at.is_some());
+    Ok(if revoked {
+        Resolved::Inactive
+    } else {
+        Resolved::Refresh(rec)
+    })
+}
+
+/// The RFC 7662 response for the calling client.
+pub async fn introspect(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &Client,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Value, OAuthError> {
+    Ok(match resolve(p, t, token, hint).await? {
+        Resolved::Access(mut claims) => {
+            claims.insert("active".into(), true.into());
+            claims.insert("token_type".into(), "Bearer".into());
+            Value::Object(claims)
+        }
+        // A refresh token is disclosed only to the client it was issued to.
+        Resolved::Refresh(rt) if rt.client_id == caller.client_id => json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": rt.client_id,
+            "sub": rt.user_id,
+            "scope": rt.scope.to_string(),
+            "iss": t.issuer,
+            "exp": rt.expires_at,
+            "iat": rt.created_at,
+        }),
+        _ => json!({"active": false}),
+    })
+}

@@ -1,0 +1,29 @@
+//! Mandate's protocol and domain rules: OAuth 2.1 / OpenID Connect grants, tokens, sessions,
+//! consent and audit events, over narrow storage traits. No HTTP, SQL or template code here.
+
+pub mod admin;
+pub mod audit;
+pub mod authorize;
+pub mod client_auth;
+pub mod error;
+pub mod grants;
+pub mod introspect;
+pub mod jwt;
+pub mod keys;
+pub mod login;
+pub mod logout;
+pub mod model;
+pub mod pkce;
+pub mod provider;
+pub mod redirect;
+pub mod revoke;
+pub mod scope;
+pub mod secret;
+pub mod settings;
+pub mod store;
+pub mod time;
+pub mod tokens;
+pub mod userinfo;
+
+pub use error::{ErrorCode, OAuthError, StoreError};
+pub use provider::{Provider, TenantCtx};

@@ -1,0 +1,72 @@
+//! Scope strings (RFC 6749 §3.3): space-delimited, order-free sets of tokens.
+
+use std::collections::BTreeSet;
+
+/// A normalized set of scope tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope(BTreeSet<String>);
+
+impl Scope {
+    /// Parse a scope parameter; `None` when it holds characters RFC 6749 §3.3 forbids.
+    pub fn parse(s: &str) -> Option<Scope> {
+        let mut set = BTreeSet::new();
+        for tok in s.split(' ').filter(|t| !t.is_empty()) {
+            if !tok
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+            {
+                return None;
+            }
+            set.insert(tok.to_string());
+        }
+        Some(Scope(set))
+    }
+
+    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Scope {
+        Scope(it.into_iter().map(Into::into).collect())
+    }
+
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.contains(s)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn is_subset(&self, other: &Scope) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    /// Tokens present in both.
+    pub fn intersect(&self, other: &Scope) -> Scope {
+        Scope(self.0.intersection(&other.0).cloned().collect())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v: Vec<&str> = self.iter().collect();
+        f.write_str(&v.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalizes() {
+        let s = Scope::parse("profile  openid email openid").unwrap();
+        assert_eq!(s.to_string(), "email openid profile");
+        assert!(Scope::parse("bad\"scope").is_none());
+        assert!(Scope::parse("a\\b").is_none());
+        let t = Scope::parse("openid").unwrap();
+        assert!(t.is_subset(&s));
+        assert_eq!(s.intersect(&t), t);
+    }
+}

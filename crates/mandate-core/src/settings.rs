@@ -1,0 +1,55 @@
+//! Every protocol default in one place. Operators override them through `mandate.toml`,
+//! `MANDATE_*` environment variables or flags; the binary maps those onto this struct.
+
+/// Lifetimes and limits the protocol rules apply.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Access token lifetime (RFC 9068 JWT). Default 5 minutes.
+    pub access_token_ttl: i64,
+    /// ID token lifetime. Default 1 hour.
+    pub id_token_ttl: i64,
+    /// Authorization code lifetime. Default 60 seconds (SECURITY-CHECKLIST).
+    pub code_ttl: i64,
+    /// Refresh token lifetime (each rotation starts a new one). Default 30 days.
+    pub refresh_token_ttl: i64,
+    /// Browser session lifetime. Default 12 hours.
+    pub session_ttl: i64,
+    /// Clock skew tolerated on incoming JWTs (client assertions). Default 60 seconds.
+    pub clock_skew: i64,
+    /// Longest lifetime accepted for a client assertion (`exp - now`). Default 10 minutes.
+    pub max_assertion_lifetime: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 300,
+            id_token_ttl: 3600,
+            code_ttl: 60,
+            refresh_token_ttl: 30 * 24 * 3600,
+            session_ttl: 12 * 3600,
+            clock_skew: 60,
+            max_assertion_lifetime: 600,
+        }
+    }
+}
+
+impl Settings {
+    /// How long a retired signing key stays published: until every token it signed has expired.
+    pub fn key_publish_window(&self) -> i64 {
+        self.access_token_ttl.max(self.id_token_ttl) + self.clock_skew
+    }
+}
+
+/// Scopes every tenant understands (OIDC Core §5.4).
+pub const STANDARD_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
+/// The `acr` of a password login (no MFA yet): ISO/IEC 29115 level 1 style label.
+pub const ACR_PASSWORD: &str = "urn:mandate:acr:pwd";

@@ -1,0 +1,161 @@
+//! The narrow storage traits the protocol rules need. `mandate-store` implements them for
+//! SQLite and PostgreSQL; every method is a single atomic step.
+
+use async_trait::async_trait;
+
+use crate::audit::AuditEvent;
+use crate::error::StoreError;
+use crate::keys::KeyRecord;
+use crate::model::{AuthCode, Client, Consent, Grant, RefreshToken, Session, Tenant, User};
+
+/// Result type of every store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Create a tenant together with its first keys, atomically.
+    async fn create_tenant(&self, tenant: &Tenant, keys: &[KeyRecord]) -> StoreResult<()>;
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn keys(&self, tenant_id: &str) -> StoreResult<Vec<KeyRecord>>;
+    /// Retire every current key of the tenant (published until `publish_until`) and add `new`.
+    async fn rotate_keys(
+        &self,
+        tenant_id: &str,
+        new: &[KeyRecord],
+        now: i64,
+        publish_until: i64,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn create_client(&self, client: &Client) -> StoreResult<()>;
+    async fn client(&self, tenant_id: &str, client_id: &str) -> StoreResult<Option<Client>>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_username(&self, tenant_id: &str, username: &str) -> StoreResult<Option<User>>;
+    async fn user(&self, tenant_id: &str, id: &str) -> StoreResult<Option<User>>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    async fn consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+    ) -> StoreResult<Option<Consent>>;
+    /// Insert or replace.
+    async fn put_consent(&self, consent: &Consent) -> StoreResult<()>;
+    async fn delete_consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+    ) -> StoreResult<bool>;
+}
+
+/// Outcome of trying to spend a single-use artefact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spend<T> {
+    /// It was unused; it is now spent and this call owns it.
+    Fresh(T),
+    /// It had been spent before (or its grant is revoked): a replay.
+    Replayed(T),
+    /// No such artefact.
+    Unknown,
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn create_grant(&self, grant: &Grant) -> StoreResult<()>;
+    async fn grant(&self, tenant_id: &str, grant_id: &str) -> StoreResult<Option<Grant>>;
+    /// Revoke a grant: its refresh tokens and recorded access tokens become invalid.
+    async fn revoke_grant(&self, tenant_id: &str, grant_id: &str, now: i64) -> StoreResult<bool>;
+    /// Revoke every grant made in a browser session (logout).
+    async fn revoke_session_grants(&self, tenant_id: &str, sid: &str, now: i64)
+    -> StoreResult<u64>;
+
+    async fn insert_code(&self, code: &AuthCode) -> StoreResult<()>;
+    /// Look a code up without spending it, whatever its state; `consumed` tells if it was used.
+    async fn code(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<Option<(AuthCode, bool)>>;
+    /// Atomically mark a code used; only one caller ever gets `Fresh`.
+    async fn consume_code(
+        &self,
+        tenant_id: &str,
+        digest: &[u8],
+        now: i64,
+    ) -> StoreResult<Spend<AuthCode>>;
+
+    async fn insert_refresh(&self, token: &RefreshToken) -> StoreResult<()>;
+    async fn refresh(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// Atomically mark a refresh token spent; `Replayed` when spent before or its grant is revoked.
+    async fn spend_refresh(
+        &self,
+        tenant_id: &str,
+        digest: &[u8],
+        now: i64,
+    ) -> StoreResult<Spend<RefreshToken>>;
+
+    /// Remember which grant an access token came from, so revoking the grant reaches it.
+    async fn record_access_token(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        grant_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Revoke one access token until it expires.
+    async fn revoke_access_token(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Revoked directly, or its grant was revoked?
+    async fn access_token_revoked(&self, tenant_id: &str, jti: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Record a one-time value (e.g. an assertion `jti`) until `expires_at`; false if seen before.
+    async fn first_use(&self, tenant_id: &str, key: &str, expires_at: i64) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait AuditSink: Send + Sync {
+    /// Record an event durably before returning.
+    async fn record(&self, event: &AuditEvent) -> StoreResult<()>;
+}
+
+/// Everything a Mandate server needs from storage.
+#[async_trait]
+pub trait Store:
+    TenantStore
+    + KeyStore
+    + ClientStore
+    + UserStore
+    + SessionStore
+    + ConsentStore
+    + GrantStore
+    + ReplayStore
+    + AuditSink
+{
+    /// Delete expired codes, sessions, replay entries and revocation records.
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+}
