@@ -47,6 +47,7 @@ pub fn valid_tenant_name(name: &str) -> bool {
 pub async fn create_tenant(
     store: &dyn Store,
     name: &str,
+    access_token_alg: Alg,
     actor: &str,
 ) -> Result<Tenant, AdminError> {
     if !valid_tenant_name(name) {
@@ -62,7 +63,7 @@ pub async fn create_tenant(
         id: random_token(12),
         name: name.to_string(),
         secret_key: random_bytes(32),
-        access_token_alg: Alg::ES256,
+        access_token_alg,
         created_at: now,
     };
     let keys = tokio::task::spawn_blocking({
@@ -94,7 +95,7 @@ pub async fn ensure_default_tenant(store: &dyn Store) -> Result<bool, AdminError
     if store.tenant_by_name(DEFAULT_TENANT).await?.is_some() {
         return Ok(false);
     }
-    match create_tenant(store, DEFAULT_TENANT, "system").await {
+    match create_tenant(store, DEFAULT_TENANT, Alg::ES256, "system").await {
         Ok(_) => Ok(true),
         // Another node created it first.
         Err(AdminError::Conflict(_)) => Ok(false),

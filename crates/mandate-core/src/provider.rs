@@ -44,6 +44,7 @@ pub struct Provider {
     cache_ttl: std::time::Duration,
     tenants: RwLock<HashMap<String, Cached<Arc<TenantCtx>>>>,
     clients: RwLock<HashMap<(String, String), Cached<Option<Arc<Client>>>>>,
+    origins: RwLock<HashMap<String, Cached<Vec<String>>>>,
 }
 
 /// Why a tenant could not be loaded.
@@ -75,6 +76,7 @@ impl Provider {
             cache_ttl,
             tenants: RwLock::new(HashMap::new()),
             clients: RwLock::new(HashMap::new()),
+            origins: RwLock::new(HashMap::new()),
         }
     }
 
@@ -148,6 +150,29 @@ impl Provider {
             },
         );
         Ok(client)
+    }
+
+    /// Is `origin` registered as a web origin by one of the tenant's public clients (CORS)?
+    pub async fn web_origin_allowed(&self, t: &TenantCtx, origin: &str) -> Result<bool, StoreError> {
+        if let Some(c) = self.origins.read().expect("lock").get(t.id())
+            && c.loaded_at.elapsed() < self.cache_ttl
+        {
+            return Ok(c.value.iter().any(|o| o == origin));
+        }
+        let origins: Vec<String> = self
+            .store
+            .list_clients(t.id())
+            .await?
+            .into_iter()
+            .filter(|c| c.is_public())
+            .flat_map(|c| c.web_origins)
+            .collect();
+        let allowed = origins.iter().any(|o| o == origin);
+        self.origins
+            .write()
+            .expect("lock")
+            .insert(t.id().to_string(), Cached { value: origins, loaded_at: std::time::Instant::now() });
+        Ok(allowed)
     }
 
     /// Current Unix time.

@@ -36,6 +36,8 @@ pub trait KeyStore: Send + Sync {
 pub trait ClientStore: Send + Sync {
     async fn create_client(&self, client: &Client) -> StoreResult<()>;
     async fn client(&self, tenant_id: &str, client_id: &str) -> StoreResult<Option<Client>>;
+    /// Every client of a tenant, oldest first.
+    async fn list_clients(&self, tenant_id: &str) -> StoreResult<Vec<Client>>;
 }
 
 #[async_trait]
@@ -61,6 +63,8 @@ pub trait ConsentStore: Send + Sync {
         client_id: &str,
     ) -> StoreResult<Option<Consent>>;
     /// Insert or replace.
+    /// Every consent a user has given, by client.
+    async fn consents(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<Consent>>;
     async fn put_consent(&self, consent: &Consent) -> StoreResult<()>;
     async fn delete_consent(
         &self,

@@ -1,1 +1,93 @@
-//! placeholder
+//! Mandate's HTTP surface: thin axum handlers that parse a request, call `mandate-core`, and
+//! render the result. No protocol rule lives here.
+
+mod client_ip;
+mod cookies;
+mod cors;
+mod error;
+mod oauth;
+mod oidc;
+mod ops;
+mod params;
+mod state;
+mod tenant;
+mod ui;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use client_ip::TrustedProxies;
+pub use ops::metrics::Metrics;
+pub use state::{AppState, HttpConfig};
+pub use ui::templates::Templates;
+
+/// Largest request body accepted anywhere (forms, JSON).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Build the application router.
+pub fn router(state: AppState) -> Router {
+    let tenant_routes = Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery::openid_configuration))
+        .route("/jwks.json", get(oidc::jwks::jwks))
+        .route("/authorize", get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post))
+        .route("/login", post(ui::login::login))
+        .route("/consent", post(ui::consent::consent))
+        .route("/token", post(oauth::token::token).options(cors::preflight))
+        .route("/introspect", post(oauth::introspect::introspect))
+        .route("/revoke", post(oauth::revoke::revoke).options(cors::preflight))
+        .route("/userinfo", get(oidc::userinfo::userinfo_get).post(oidc::userinfo::userinfo_post).options(cors::preflight))
+        .route("/logout", get(oidc::logout::logout_get).post(oidc::logout::logout_post))
+        .route("/logout/confirm", post(oidc::logout::logout_confirm))
+        .route("/account/consents", get(ui::account::consents_page))
+        .route("/account/consents/withdraw", post(ui::account::withdraw));
+    Router::new()
+        .route("/healthz", get(ops::health::healthz))
+        .route("/readyz", get(ops::health::readyz))
+        .route("/metrics", get(ops::metrics::metrics))
+        .route("/.well-known/oauth-authorization-server/t/{tenant}", get(oidc::discovery::oauth_metadata))
+        .nest("/t/{tenant}", tenant_routes)
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::metrics::track))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// TLS certificate and key files (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Serve until `shutdown` resolves, then drain in-flight requests.
+pub async fn serve(
+    state: AppState,
+    listener: std::net::TcpListener,
+    tls: Option<TlsFiles>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    match tls {
+        None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await,
+        Some(files) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key).await?;
+            axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(app).await
+        }
+    }
+}
+
+/// Convenience for embedding: state from a provider with default templates and metrics.
+pub fn state(provider: Arc<mandate_core::Provider>, config: HttpConfig, templates: Templates) -> AppState {
+    AppState { provider, config: Arc::new(config), templates: Arc::new(templates), metrics: Arc::new(Metrics::new()) }
+}

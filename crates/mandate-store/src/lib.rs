@@ -1,1 +1,21 @@
-//! placeholder
+//! SQLite and PostgreSQL storage for Mandate: one [`SqlStore`] over the sqlx `Any` driver
+//! implements every storage trait of `mandate-core` with portable SQL. The backend is chosen
+//! from the URL when connecting; migrations for each backend are embedded and run on connect.
+
+mod audit;
+mod clients;
+mod codes;
+mod connect;
+mod consents;
+mod error;
+mod grants;
+mod keys;
+mod purge;
+mod refresh;
+mod replay;
+mod rows;
+mod sessions;
+mod tenants;
+mod users;
+
+pub use connect::{Backend, SqlStore};

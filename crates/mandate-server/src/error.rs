@@ -1,0 +1,86 @@
+//! Rendering protocol errors: RFC 6749 §5.2 JSON for API endpoints, RFC 6750 for bearer
+//! resources. Internal detail is logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mandate_core::{ErrorCode, OAuthError};
+use serde_json::json;
+
+/// An OAuth error as an HTTP response.
+pub struct ApiError {
+    pub error: OAuthError,
+    /// `WWW-Authenticate` value, when due.
+    pub challenge: Option<String>,
+    /// Overrides the status the error code implies (e.g. 415).
+    pub status: Option<StatusCode>,
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(error: OAuthError) -> Self {
+        ApiError { error, challenge: None, status: None }
+    }
+}
+
+impl From<mandate_core::StoreError> for ApiError {
+    fn from(e: mandate_core::StoreError) -> Self {
+        ApiError::from(OAuthError::from(e))
+    }
+}
+
+impl ApiError {
+    pub fn unsupported_media_type() -> Self {
+        ApiError {
+            error: OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded"),
+            challenge: None,
+            status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        }
+    }
+}
+
+/// Log an error's hidden detail at the right level.
+pub fn log(e: &OAuthError) {
+    if e.code == ErrorCode::ServerError {
+        tracing::error!(error = ?e, "request failed");
+    } else {
+        tracing::debug!(error = ?e, "request refused");
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        log(&self.error);
+        let status = self
+            .status
+            .unwrap_or_else(|| StatusCode::from_u16(self.error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST));
+        let mut body = json!({"error": self.error.code.as_str()});
+        if let Some(d) = &self.error.description {
+            body["error_description"] = d.clone().into();
+        }
+        let mut resp = (status, Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        resp
+    }
+}
+
+/// RFC 6750 §3 error for a protected resource (userinfo).
+pub fn bearer_error(e: OAuthError) -> ApiError {
+    let mut challenge = String::from("Bearer");
+    if e.code != ErrorCode::InvalidRequest || e.description.is_some() {
+        challenge.push_str(&format!(" error=\"{}\"", e.code.as_str()));
+        if let Some(d) = &e.description {
+            challenge.push_str(&format!(", error_description=\"{}\"", d.replace('"', "'")));
+        }
+    }
+    ApiError { error: e, challenge: Some(challenge), status: None }
+}
+
+/// 404 for unknown paths, as JSON.
+pub async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response()
+}

@@ -1,0 +1,36 @@
+//! `POST {issuer}/token` (RFC 6749 §3.2).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use mandate_core::client_auth;
+use mandate_core::grants::{self, TokenRequest};
+
+use super::{auth_error, credentials, form};
+use crate::client_ip::Meta;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tenant::Tenant;
+
+pub async fn token(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = form(&headers, &body)?;
+    let creds = credentials(&headers, &p)?;
+    let client = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/token"), &meta).await.map_err(auth_error)?;
+    let req = TokenRequest {
+        grant_type: p.opt("grant_type"),
+        code: p.opt("code"),
+        redirect_uri: p.opt("redirect_uri"),
+        code_verifier: p.opt("code_verifier"),
+        refresh_token: p.opt("refresh_token"),
+        scope: p.get("scope").map(str::to_string),
+        resources: p.all("resource"),
+    };
+    let resp = grants::exchange(&s.provider, &t, &client, &req, &meta).await?;
+    s.metrics.token_issued(req.grant_type.as_deref().unwrap_or_default());
+    let mut r = Json(resp).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(r)
+}

@@ -1,0 +1,60 @@
+//! Provider metadata: OIDC Discovery 1.0 under the issuer, and RFC 8414 at the path-inserted
+//! well-known URL. Lists exactly what is implemented.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use mandate_core::TenantCtx;
+use mandate_core::settings::STANDARD_SCOPES;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+use crate::tenant::Tenant;
+
+fn metadata(t: &TenantCtx) -> Value {
+    let algs: Vec<&str> = t.keys.algs().iter().map(|a| a.as_str()).collect();
+    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+    let assertion_algs = ["ES256", "ES384", "EdDSA", "RS256", "RS384", "PS256", "PS384"];
+    json!({
+        "issuer": t.issuer,
+        "authorization_endpoint": t.url("/authorize"),
+        "token_endpoint": t.url("/token"),
+        "userinfo_endpoint": t.url("/userinfo"),
+        "jwks_uri": t.url("/jwks.json"),
+        "introspection_endpoint": t.url("/introspect"),
+        "revocation_endpoint": t.url("/revoke"),
+        "end_session_endpoint": t.url("/logout"),
+        "scopes_supported": STANDARD_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash",
+            "name", "preferred_username", "updated_at", "email", "email_verified"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "ui_locales_supported": ["en", "de"],
+        "acr_values_supported": [mandate_core::settings::ACR_PASSWORD],
+    })
+}
+
+/// `GET {issuer}/.well-known/openid-configuration`.
+pub async fn openid_configuration(Tenant(t): Tenant) -> Response {
+    Json(metadata(&t)).into_response()
+}
+
+/// `GET /.well-known/oauth-authorization-server/t/{tenant}` (RFC 8414 §3).
+pub async fn oauth_metadata(State(_s): State<AppState>, Tenant(t): Tenant) -> Response {
+    Json(metadata(&t)).into_response()
+}

@@ -1,0 +1,4 @@
+//! Operational endpoints: health, readiness, metrics.
+
+pub mod health;
+pub mod metrics;

@@ -1,0 +1,55 @@
+//! The signed-in user's account pages: which applications hold consent, and withdrawing it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use mandate_core::authorize;
+use minijinja::context;
+
+use super::pages;
+use crate::client_ip::Meta;
+use crate::oauth::authorize::current_session;
+use crate::params::{self, Params};
+use crate::state::AppState;
+use crate::tenant::Tenant;
+
+/// `GET {issuer}/account/consents`.
+pub async fn consents_page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderMap) -> Response {
+    let Ok(Some(session)) = current_session(&s, &t, &headers).await else {
+        return pages::message_page(&s, &headers, StatusCode::UNAUTHORIZED, "consents_title", "not_signed_in");
+    };
+    let consents = match s.provider.store.consents(t.id(), &session.user_id).await {
+        Ok(c) => c,
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    let mut rows = Vec::new();
+    for c in consents {
+        let name = match s.provider.client(&t, &c.client_id).await {
+            Ok(Some(cl)) => cl.name.clone(),
+            _ => c.client_id.clone(),
+        };
+        rows.push(context! { client_id => c.client_id, client_name => name, scope => c.scope.to_string() });
+    }
+    let lang = pages::locale(&s, &headers, None);
+    let (csrf, set) = pages::csrf_token(&s, &headers);
+    let page = pages::render(&s, StatusCode::OK, "consents.html", &lang, context! { consents => rows, csrf, action => t.url("/account/consents/withdraw") });
+    pages::with_cookies(page, set)
+}
+
+/// `POST {issuer}/account/consents/withdraw`.
+pub async fn withdraw(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Response {
+    let form = if params::is_form(&headers) { Params::parse(&body).ok() } else { None };
+    let session = current_session(&s, &t, &headers).await.ok().flatten();
+    let (Some(form), Some(session)) = (form, session) else {
+        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+    };
+    if !pages::csrf_ok(&s, &headers, form.get("csrf")) {
+        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+    }
+    let client_id = form.get("client_id").unwrap_or_default();
+    if let Err(e) = authorize::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await {
+        return pages::error_page(&s, &headers, &e);
+    }
+    pages::see_other(&t.url("/account/consents"))
+}

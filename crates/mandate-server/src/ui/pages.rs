@@ -1,0 +1,95 @@
+//! Page responses with the headers every credential or consent page needs: no framing, no
+//! referrer, no caching; CSRF tokens as a double-submit cookie.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use mandate_core::OAuthError;
+use mandate_core::secret::{ct_eq, random_token};
+use minijinja::context;
+
+use crate::cookies;
+use crate::state::AppState;
+
+/// An HTML page with security headers.
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// Render a template into a page, or a plain 500 if the template itself is broken.
+pub fn render(s: &AppState, status: StatusCode, name: &str, lang: &str, ctx: minijinja::Value) -> Response {
+    match s.templates.render(name, lang, ctx) {
+        Ok(body) => html(status, body),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "template failed");
+            html(StatusCode::INTERNAL_SERVER_ERROR, "template error".into())
+        }
+    }
+}
+
+/// The user's locale from `ui_locales` and `Accept-Language`.
+pub fn locale(s: &AppState, headers: &HeaderMap, ui_locales: Option<&str>) -> String {
+    let al = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    s.templates.locale(ui_locales, al)
+}
+
+/// An error page (never a redirect).
+pub fn error_page(s: &AppState, headers: &HeaderMap, e: &OAuthError) -> Response {
+    crate::error::log(e);
+    let lang = locale(s, headers, None);
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = if status == StatusCode::UNAUTHORIZED { StatusCode::BAD_REQUEST } else { status };
+    render(s, status, "error.html", &lang, context! { error => e.code.as_str(), description => e.description })
+}
+
+/// A page telling the user something (signed out, form expired …).
+pub fn message_page(s: &AppState, headers: &HeaderMap, status: StatusCode, title_key: &str, message_key: &str) -> Response {
+    let lang = locale(s, headers, None);
+    let title = s.templates.message(&lang, title_key);
+    let message = s.templates.message(&lang, message_key);
+    render(s, status, "message.html", &lang, context! { title, message })
+}
+
+/// 303 See Other (the right answer after a POST).
+pub fn see_other(location: &str) -> Response {
+    let mut r = Redirect::to(location).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The CSRF token for a form: the existing cookie's, or a new one to be set.
+pub fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    let name = cookies::csrf_name(&s.config);
+    match cookies::get(headers, &name).filter(|v| v.len() >= 22 && v.len() <= 64) {
+        Some(v) => (v, None),
+        None => {
+            let v = random_token(24);
+            let set = cookies::set(&s.config, &name, &v, None);
+            (v, Some(set))
+        }
+    }
+}
+
+/// Does the submitted CSRF token match the cookie?
+pub fn csrf_ok(s: &AppState, headers: &HeaderMap, submitted: Option<&str>) -> bool {
+    let cookie = cookies::get(headers, &cookies::csrf_name(&s.config));
+    matches!((cookie, submitted), (Some(c), Some(f)) if !c.is_empty() && ct_eq(c.as_bytes(), f.as_bytes()))
+}
+
+/// Add `Set-Cookie` headers to a response.
+pub fn with_cookies(mut r: Response, cookies: impl IntoIterator<Item = String>) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
+}

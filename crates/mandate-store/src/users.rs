@@ -1,0 +1,71 @@
+//! User accounts.
+
+use async_trait::async_trait;
+use mandate_core::model::User;
+use mandate_core::store::{StoreResult, UserStore};
+
+use crate::connect::SqlStore;
+use crate::error::{backend, on_insert};
+use crate::rows::{self, flag};
+
+macro_rules! select_user {
+    ($rest:literal) => {
+        concat!(
+            "SELECT tenant_id, id, username, email, email_verified, name, password_hash, \
+             created_at, updated_at FROM users WHERE tenant_id = $1 AND ",
+            $rest
+        )
+    };
+}
+
+impl SqlStore {
+    async fn one_user(
+        &self,
+        sql: &'static str,
+        tenant_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<User>> {
+        sqlx::query(sql)
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(rows::user)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn create_user(&self, u: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (tenant_id, id, username, email, email_verified, name, \
+             password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&u.tenant_id)
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(u.email.as_deref())
+        .bind(flag(u.email_verified))
+        .bind(u.name.as_deref())
+        .bind(u.password_hash.as_deref())
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(on_insert("user"))?;
+        Ok(())
+    }
+
+    async fn user_by_username(&self, tenant_id: &str, username: &str) -> StoreResult<Option<User>> {
+        self.one_user(select_user!("username = $2"), tenant_id, username)
+            .await
+    }
+
+    async fn user(&self, tenant_id: &str, id: &str) -> StoreResult<Option<User>> {
+        self.one_user(select_user!("id = $2"), tenant_id, id).await
+    }
+}

@@ -1,0 +1,1209 @@
+//! The storage contract, run against both backends: every case runs once on a fresh SQLite
+//! file and once on a fresh schema of the local PostgreSQL (`MANDATE_TEST_POSTGRES` overrides
+//! `postgres://postgres@127.0.0.1:5432/test`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mandate_core::StoreError;
+use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
+use mandate_core::keys::{Alg, KeyRecord};
+use mandate_core::model::{
+    AuthCode, Client, ClientAuthMethod, Consent, Grant, GrantType, RefreshToken, Session, Tenant,
+    User,
+};
+use mandate_core::scope::Scope;
+use mandate_core::store::*;
+use mandate_store::{Backend, SqlStore};
+use serde_json::json;
+use sqlx::{AnyConnection, Connection, Executor, Row};
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn postgres_url() -> String {
+    std::env::var("MANDATE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_string())
+}
+
+/// A name no other test (or concurrent test run) uses.
+fn unique() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A store on a fresh database, and what is needed to inspect and remove that database.
+struct Db {
+    store: Arc<SqlStore>,
+    dir: Option<PathBuf>,
+    schema: Option<String>,
+}
+
+impl Db {
+    async fn sqlite() -> Db {
+        let dir = std::env::temp_dir().join(format!("mandate-store-test-{}", unique()));
+        let store = SqlStore::open_dir(&dir).await.expect("open sqlite");
+        assert_eq!(store.backend(), Backend::Sqlite);
+        assert!(dir.join("mandate.db").exists());
+        Db {
+            store: Arc::new(store),
+            dir: Some(dir),
+            schema: None,
+        }
+    }
+
+    async fn postgres() -> Db {
+        let schema = format!("mandate_test_{}", unique());
+        let store = SqlStore::connect(&format!("{}?schema={schema}", postgres_url()))
+            .await
+            .expect("connect postgres (is it running?)");
+        assert_eq!(store.backend(), Backend::Postgres);
+        Db {
+            store: Arc::new(store),
+            dir: None,
+            schema: Some(schema),
+        }
+    }
+
+    fn s(&self) -> &SqlStore {
+        &self.store
+    }
+
+    /// The URL this database can be reached with, as `SqlStore::connect` takes it.
+    fn url(&self) -> String {
+        match (&self.dir, &self.schema) {
+            (Some(dir), _) => format!("sqlite://{}", dir.join("mandate.db").display()),
+            (None, Some(schema)) => format!("{}?schema={schema}", postgres_url()),
+            (None, None) => unreachable!(),
+        }
+    }
+
+    /// A separate raw connection, for checking what was written.
+    async fn raw(&self) -> AnyConnection {
+        sqlx::any::install_default_drivers();
+        match (&self.dir, &self.schema) {
+            (Some(dir), _) => {
+                let url = format!("sqlite://{}", dir.join("mandate.db").display());
+                AnyConnection::connect(&url).await.expect("raw sqlite")
+            }
+            (None, Some(schema)) => {
+                let mut conn = AnyConnection::connect(&postgres_url())
+                    .await
+                    .expect("raw postgres");
+                conn.execute(format!("SET search_path TO \"{schema}\"").as_str())
+                    .await
+                    .expect("search_path");
+                conn
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+
+    /// Close the store and drop its database (best effort).
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(schema) = &self.schema
+            && let Ok(mut conn) = AnyConnection::connect(&postgres_url()).await
+        {
+            let _ = conn
+                .execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str())
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// Run a case on its own task so that its database is removed even when it fails.
+async fn run<F, Fut>(db: Db, case: F)
+where
+    F: FnOnce(Arc<Db>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let db = Arc::new(db);
+    let outcome = tokio::spawn(case(db.clone())).await;
+    if let Ok(db) = Arc::try_unwrap(db) {
+        db.finish().await;
+    }
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Generates `sqlite::<case>` and `postgres::<case>` for every case.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::run(super::Db::sqlite().await, |db| async move {
+                        super::$case(&db).await
+                    })
+                    .await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::run(super::Db::postgres().await, |db| async move {
+                        super::$case(&db).await
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    tenants,
+    tenant_creation_is_atomic,
+    key_rotation,
+    clients,
+    users,
+    tenant_isolation,
+    sessions,
+    consents,
+    codes,
+    refresh_tokens,
+    concurrent_refresh_spend,
+    concurrent_code_consume,
+    access_token_revocation,
+    session_grants,
+    replay,
+    audit,
+    purge,
+    reopen,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+const NOW: i64 = 1_700_000_000;
+
+fn tenant(id: &str, name: &str) -> Tenant {
+    Tenant {
+        id: id.into(),
+        name: name.into(),
+        secret_key: vec![7, 0, 255, 1, 2, 3],
+        access_token_alg: Alg::ES256,
+        created_at: NOW,
+    }
+}
+
+fn key(tenant_id: &str, kid: &str, alg: Alg, created_at: i64) -> KeyRecord {
+    KeyRecord {
+        tenant_id: tenant_id.into(),
+        kid: kid.into(),
+        alg,
+        private_pkcs8: format!("pkcs8-of-{kid}").into_bytes(),
+        created_at,
+        retired_at: None,
+        publish_until: None,
+    }
+}
+
+/// Create tenant `id` named `name-{id}` with one key.
+async fn make_tenant(s: &SqlStore, id: &str) -> Tenant {
+    let t = tenant(id, &format!("name-{id}"));
+    s.create_tenant(&t, &[key(id, &format!("{id}-k"), Alg::ES256, NOW)])
+        .await
+        .unwrap();
+    t
+}
+
+fn full_client(tenant_id: &str, client_id: &str) -> Client {
+    Client {
+        tenant_id: tenant_id.into(),
+        client_id: client_id.into(),
+        name: "Full \"client\" ü".into(),
+        secret_digest: Some(vec![0, 1, 2, 254, 255]),
+        auth_method: ClientAuthMethod::PrivateKeyJwt,
+        redirect_uris: vec![
+            "https://app.example/cb".into(),
+            "https://app.example/cb2?x=\"y\"".into(),
+        ],
+        post_logout_redirect_uris: vec!["https://app.example/bye".into()],
+        grant_types: vec![
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+        ],
+        scopes: Scope::parse("openid profile email offline_access").unwrap(),
+        jwks: Some(json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "abc", "y": "def"}]})),
+        id_token_alg: Some(Alg::PS256),
+        web_origins: vec!["https://app.example".into(), "http://localhost:3000".into()],
+        created_at: NOW + 5,
+    }
+}
+
+fn minimal_client(tenant_id: &str, client_id: &str) -> Client {
+    Client {
+        tenant_id: tenant_id.into(),
+        client_id: client_id.into(),
+        name: "Public".into(),
+        secret_digest: None,
+        auth_method: ClientAuthMethod::None,
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scopes: Scope::default(),
+        jwks: None,
+        id_token_alg: None,
+        web_origins: vec![],
+        created_at: NOW,
+    }
+}
+
+fn user(tenant_id: &str, id: &str, username: &str) -> User {
+    User {
+        tenant_id: tenant_id.into(),
+        id: id.into(),
+        username: username.into(),
+        email: Some(format!("{username}@example.com")),
+        email_verified: true,
+        name: Some("Ada Lovelace".into()),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        created_at: NOW,
+        updated_at: NOW + 1,
+    }
+}
+
+fn grant(tenant_id: &str, id: &str, sid: Option<&str>) -> Grant {
+    Grant {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        client_id: "app".into(),
+        user_id: "u1".into(),
+        sid: sid.map(Into::into),
+        created_at: NOW,
+        revoked_at: None,
+    }
+}
+
+fn code(tenant_id: &str, digest: &[u8], grant_id: &str, expires_at: i64) -> AuthCode {
+    AuthCode {
+        digest: digest.to_vec(),
+        tenant_id: tenant_id.into(),
+        grant_id: grant_id.into(),
+        client_id: "app".into(),
+        user_id: "u1".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scope: Scope::parse("openid profile").unwrap(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        sid: Some("sid-1".into()),
+        auth_time: NOW - 10,
+        acr: "1".into(),
+        amr: vec!["pwd".into(), "otp".into()],
+        expires_at,
+    }
+}
+
+fn refresh_token(tenant_id: &str, digest: &[u8], grant_id: &str) -> RefreshToken {
+    RefreshToken {
+        digest: digest.to_vec(),
+        tenant_id: tenant_id.into(),
+        grant_id: grant_id.into(),
+        client_id: "app".into(),
+        user_id: "u1".into(),
+        scope: Scope::parse("openid offline_access").unwrap(),
+        sid: None,
+        auth_time: NOW - 10,
+        acr: String::new(),
+        amr: vec!["pwd".into()],
+        expires_at: NOW + 86_400,
+        created_at: NOW,
+        spent_at: None,
+    }
+}
+
+fn session(tenant_id: &str, digest: &[u8], expires_at: i64) -> Session {
+    Session {
+        digest: digest.to_vec(),
+        tenant_id: tenant_id.into(),
+        sid: "sid-1".into(),
+        user_id: "u1".into(),
+        auth_time: NOW,
+        amr: vec!["pwd".into(), "hwk".into()],
+        acr: "urn:acr:2".into(),
+        expires_at,
+    }
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: StoreResult<T>) -> bool {
+    matches!(r, Err(StoreError::Conflict(_)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+async fn tenants(db: &Db) {
+    let s = db.s();
+    assert!(s.list_tenants().await.unwrap().is_empty());
+    assert_eq!(s.tenant_by_name("acme").await.unwrap(), None);
+
+    let acme = tenant("t-acme", "acme");
+    let keys = [
+        key("t-acme", "k-es", Alg::ES256, NOW),
+        key("t-acme", "k-rs", Alg::RS256, NOW),
+    ];
+    s.create_tenant(&acme, &keys).await.unwrap();
+    let beta = tenant("t-beta", "beta");
+    s.create_tenant(&beta, &[]).await.unwrap();
+
+    assert_eq!(s.tenant_by_name("acme").await.unwrap(), Some(acme.clone()));
+    assert_eq!(s.tenant_by_name("ACME").await.unwrap(), None);
+    assert_eq!(s.list_tenants().await.unwrap(), vec![acme.clone(), beta]);
+
+    let mut stored = s.keys("t-acme").await.unwrap();
+    stored.sort_by(|a, b| a.kid.cmp(&b.kid));
+    assert_eq!(stored, keys.to_vec());
+    assert!(s.keys("t-beta").await.unwrap().is_empty());
+
+    // Same name, other id: conflict. Same id, other name: conflict.
+    let dup = tenant("t-other", "acme");
+    assert!(is_conflict(s.create_tenant(&dup, &[]).await));
+    let dup_id = tenant("t-acme", "acme-2");
+    assert!(is_conflict(s.create_tenant(&dup_id, &[]).await));
+    assert_eq!(s.list_tenants().await.unwrap().len(), 2);
+}
+
+async fn tenant_creation_is_atomic(db: &Db) {
+    let s = db.s();
+    // The second key repeats the kid: the whole creation must roll back.
+    let t = tenant("t1", "one");
+    let keys = [
+        key("t1", "same", Alg::ES256, NOW),
+        key("t1", "same", Alg::RS256, NOW),
+    ];
+    assert!(s.create_tenant(&t, &keys).await.is_err());
+    assert_eq!(s.tenant_by_name("one").await.unwrap(), None);
+    assert!(s.keys("t1").await.unwrap().is_empty());
+    // And the name is still free.
+    s.create_tenant(&t, &keys[..1]).await.unwrap();
+    assert_eq!(s.keys("t1").await.unwrap().len(), 1);
+}
+
+async fn key_rotation(db: &Db) {
+    let s = db.s();
+    let mut old = key("t1", "k0", Alg::ES256, NOW - 1000);
+    old.retired_at = Some(NOW - 500);
+    old.publish_until = Some(NOW + 50);
+    let current = [
+        key("t1", "k1", Alg::ES256, NOW - 100),
+        key("t1", "k2", Alg::RS256, NOW - 100),
+    ];
+    let mut initial = vec![old.clone()];
+    initial.extend(current.iter().cloned());
+    s.create_tenant(&tenant("t1", "one"), &initial)
+        .await
+        .unwrap();
+    s.create_tenant(
+        &tenant("t2", "two"),
+        &[key("t2", "other", Alg::ES256, NOW - 100)],
+    )
+    .await
+    .unwrap();
+
+    let new = [
+        key("t1", "k3", Alg::ES256, NOW),
+        key("t1", "k4", Alg::RS256, NOW),
+    ];
+    s.rotate_keys("t1", &new, NOW, NOW + 3600).await.unwrap();
+
+    let keys = s.keys("t1").await.unwrap();
+    assert_eq!(keys.len(), 5);
+    let by = |kid: &str| keys.iter().find(|k| k.kid == kid).cloned().unwrap();
+    // Already retired: untouched.
+    assert_eq!(by("k0"), old);
+    // Current ones: retired now, published for the window.
+    for kid in ["k1", "k2"] {
+        let k = by(kid);
+        assert_eq!(k.retired_at, Some(NOW), "{kid}");
+        assert_eq!(k.publish_until, Some(NOW + 3600), "{kid}");
+        assert_eq!(k.private_pkcs8, format!("pkcs8-of-{kid}").into_bytes());
+    }
+    // New ones: unretired, as given.
+    assert_eq!(by("k3"), new[0]);
+    assert_eq!(by("k4"), new[1]);
+    // Newest first.
+    assert!(keys[0].created_at >= keys[keys.len() - 1].created_at);
+    assert_eq!(keys[0].created_at, NOW);
+    // The other tenant is untouched.
+    let other = s.keys("t2").await.unwrap();
+    assert_eq!(other, vec![key("t2", "other", Alg::ES256, NOW - 100)]);
+
+    // A second rotation retires k3/k4 but leaves k1/k2 with their own window.
+    s.rotate_keys(
+        "t1",
+        &[key("t1", "k5", Alg::EdDSA, NOW + 10)],
+        NOW + 10,
+        NOW + 999,
+    )
+    .await
+    .unwrap();
+    let keys = s.keys("t1").await.unwrap();
+    let by = |kid: &str| keys.iter().find(|k| k.kid == kid).cloned().unwrap();
+    assert_eq!(by("k1").publish_until, Some(NOW + 3600));
+    assert_eq!(by("k3").retired_at, Some(NOW + 10));
+    assert_eq!(by("k3").publish_until, Some(NOW + 999));
+    assert_eq!(by("k5").retired_at, None);
+    assert_eq!(by("k5").alg, Alg::EdDSA);
+    let unretired: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
+    assert_eq!(unretired.len(), 1);
+}
+
+async fn clients(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let full = full_client("t1", "full");
+    let min = minimal_client("t1", "min");
+    s.create_client(&full).await.unwrap();
+    s.create_client(&min).await.unwrap();
+    assert_eq!(s.client("t1", "full").await.unwrap(), Some(full.clone()));
+    assert_eq!(s.client("t1", "min").await.unwrap(), Some(min));
+    assert_eq!(s.client("t1", "nope").await.unwrap(), None);
+
+    let mut again = minimal_client("t1", "full");
+    again.name = "Impostor".into();
+    assert!(is_conflict(s.create_client(&again).await));
+    assert_eq!(s.client("t1", "full").await.unwrap(), Some(full));
+
+    // Every auth method and id_token alg round-trips.
+    for (i, method) in [
+        ClientAuthMethod::ClientSecretBasic,
+        ClientAuthMethod::ClientSecretPost,
+        ClientAuthMethod::PrivateKeyJwt,
+        ClientAuthMethod::None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for alg in Alg::ALL {
+            let mut c = minimal_client("t1", &format!("c-{i}-{alg}"));
+            c.auth_method = method;
+            c.id_token_alg = Some(alg);
+            s.create_client(&c).await.unwrap();
+            assert_eq!(s.client("t1", &c.client_id).await.unwrap(), Some(c));
+        }
+    }
+}
+
+async fn users(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let ada = user("t1", "u1", "ada");
+    let mut bob = user("t1", "u2", "bob");
+    bob.email = None;
+    bob.email_verified = false;
+    bob.name = None;
+    bob.password_hash = None;
+    s.create_user(&ada).await.unwrap();
+    s.create_user(&bob).await.unwrap();
+
+    assert_eq!(
+        s.user_by_username("t1", "ada").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(s.user("t1", "u1").await.unwrap(), Some(ada.clone()));
+    assert_eq!(s.user("t1", "u2").await.unwrap(), Some(bob.clone()));
+    assert_eq!(s.user_by_username("t1", "bob").await.unwrap(), Some(bob));
+    assert_eq!(s.user_by_username("t1", "u1").await.unwrap(), None);
+    assert_eq!(s.user("t1", "ada").await.unwrap(), None);
+
+    // Duplicate username (other id) and duplicate id (other username).
+    assert!(is_conflict(s.create_user(&user("t1", "u3", "ada")).await));
+    assert!(is_conflict(s.create_user(&user("t1", "u1", "carol")).await));
+    assert_eq!(s.user("t1", "u3").await.unwrap(), None);
+    assert_eq!(s.user_by_username("t1", "carol").await.unwrap(), None);
+}
+
+async fn tenant_isolation(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "a").await;
+    make_tenant(s, "b").await;
+
+    // The same username and client_id in two tenants are different records.
+    s.create_user(&user("a", "ua", "ada")).await.unwrap();
+    s.create_user(&user("b", "ub", "ada")).await.unwrap();
+    assert_eq!(
+        s.user_by_username("a", "ada").await.unwrap().unwrap().id,
+        "ua"
+    );
+    assert_eq!(
+        s.user_by_username("b", "ada").await.unwrap().unwrap().id,
+        "ub"
+    );
+    assert_eq!(s.user("b", "ua").await.unwrap(), None);
+
+    s.create_client(&full_client("a", "only-a")).await.unwrap();
+    assert_eq!(s.client("b", "only-a").await.unwrap(), None);
+    s.create_client(&minimal_client("b", "shared"))
+        .await
+        .unwrap();
+    s.create_client(&full_client("a", "shared")).await.unwrap();
+    assert_eq!(
+        s.client("a", "shared").await.unwrap().unwrap().name,
+        full_client("a", "x").name
+    );
+    assert_eq!(
+        s.client("b", "shared").await.unwrap().unwrap().name,
+        "Public"
+    );
+
+    s.create_session(&session("a", b"sess", NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(s.session("b", b"sess").await.unwrap(), None);
+    assert!(!s.delete_session("b", b"sess").await.unwrap());
+    assert!(s.session("a", b"sess").await.unwrap().is_some());
+
+    s.put_consent(&Consent {
+        tenant_id: "a".into(),
+        user_id: "ua".into(),
+        client_id: "only-a".into(),
+        scope: Scope::parse("openid").unwrap(),
+        granted_at: NOW,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.consent("b", "ua", "only-a").await.unwrap(), None);
+    assert!(!s.delete_consent("b", "ua", "only-a").await.unwrap());
+    assert!(s.consent("a", "ua", "only-a").await.unwrap().is_some());
+
+    s.create_grant(&grant("a", "g", Some("sid-1")))
+        .await
+        .unwrap();
+    assert_eq!(s.grant("b", "g").await.unwrap(), None);
+    assert!(!s.revoke_grant("b", "g", NOW).await.unwrap());
+    assert_eq!(s.revoke_session_grants("b", "sid-1", NOW).await.unwrap(), 0);
+    assert_eq!(s.grant("a", "g").await.unwrap().unwrap().revoked_at, None);
+
+    s.insert_code(&code("a", b"code", "g", NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(s.code("b", b"code").await.unwrap(), None);
+    assert_eq!(
+        s.consume_code("b", b"code", NOW).await.unwrap(),
+        Spend::Unknown
+    );
+    assert!(!s.code("a", b"code").await.unwrap().unwrap().1);
+
+    s.insert_refresh(&refresh_token("a", b"rt", "g"))
+        .await
+        .unwrap();
+    assert_eq!(s.refresh("b", b"rt").await.unwrap(), None);
+    assert_eq!(
+        s.spend_refresh("b", b"rt", NOW).await.unwrap(),
+        Spend::Unknown
+    );
+    assert_eq!(s.refresh("a", b"rt").await.unwrap().unwrap().spent_at, None);
+
+    s.revoke_access_token("a", "jti-a", NOW + 60).await.unwrap();
+    assert!(s.access_token_revoked("a", "jti-a").await.unwrap());
+    assert!(!s.access_token_revoked("b", "jti-a").await.unwrap());
+
+    // A grant id of tenant A cannot be referenced from tenant B.
+    assert!(
+        s.record_access_token("b", "jti-b", "g", NOW + 60)
+            .await
+            .is_err()
+    );
+
+    assert!(s.first_use("a", "once", NOW + 60).await.unwrap());
+    assert!(s.first_use("b", "once", NOW + 60).await.unwrap());
+
+    assert_eq!(s.keys("a").await.unwrap()[0].kid, "a-k");
+    assert_eq!(s.keys("b").await.unwrap()[0].kid, "b-k");
+}
+
+async fn sessions(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let digest = [0u8, 1, 2, 3, 255, 254];
+    let sess = session("t1", &digest, NOW + 3600);
+    s.create_session(&sess).await.unwrap();
+    assert_eq!(s.session("t1", &digest).await.unwrap(), Some(sess.clone()));
+    assert_eq!(s.session("t1", &digest[..5]).await.unwrap(), None);
+    assert!(is_conflict(s.create_session(&sess).await));
+
+    let mut no_amr = session("t1", b"other", NOW + 10);
+    no_amr.amr.clear();
+    no_amr.acr.clear();
+    s.create_session(&no_amr).await.unwrap();
+    assert_eq!(s.session("t1", b"other").await.unwrap(), Some(no_amr));
+
+    assert!(s.delete_session("t1", &digest).await.unwrap());
+    assert_eq!(s.session("t1", &digest).await.unwrap(), None);
+    assert!(!s.delete_session("t1", &digest).await.unwrap());
+    assert!(s.session("t1", b"other").await.unwrap().is_some());
+}
+
+async fn consents(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    assert_eq!(s.consent("t1", "u1", "app").await.unwrap(), None);
+    let mut c = Consent {
+        tenant_id: "t1".into(),
+        user_id: "u1".into(),
+        client_id: "app".into(),
+        scope: Scope::parse("openid profile").unwrap(),
+        granted_at: NOW,
+    };
+    s.put_consent(&c).await.unwrap();
+    assert_eq!(s.consent("t1", "u1", "app").await.unwrap(), Some(c.clone()));
+
+    c.scope = Scope::parse("openid email").unwrap();
+    c.granted_at = NOW + 100;
+    s.put_consent(&c).await.unwrap();
+    assert_eq!(s.consent("t1", "u1", "app").await.unwrap(), Some(c.clone()));
+
+    let other = Consent {
+        client_id: "other".into(),
+        ..c.clone()
+    };
+    s.put_consent(&other).await.unwrap();
+
+    assert!(s.delete_consent("t1", "u1", "app").await.unwrap());
+    assert_eq!(s.consent("t1", "u1", "app").await.unwrap(), None);
+    assert!(!s.delete_consent("t1", "u1", "app").await.unwrap());
+    assert_eq!(s.consent("t1", "u1", "other").await.unwrap(), Some(other));
+}
+
+async fn codes(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let g = grant("t1", "g1", Some("sid-1"));
+    s.create_grant(&g).await.unwrap();
+    assert_eq!(s.grant("t1", "g1").await.unwrap(), Some(g));
+    assert_eq!(s.grant("t1", "g2").await.unwrap(), None);
+    assert!(is_conflict(s.create_grant(&grant("t1", "g1", None)).await));
+
+    let c = code("t1", b"\x00code\xff", "g1", NOW + 60);
+    s.insert_code(&c).await.unwrap();
+    let mut bare = code("t1", b"bare", "g1", NOW + 60);
+    bare.nonce = None;
+    bare.sid = None;
+    bare.amr.clear();
+    bare.scope = Scope::default();
+    s.insert_code(&bare).await.unwrap();
+    assert!(is_conflict(s.insert_code(&c).await));
+
+    assert_eq!(
+        s.code("t1", &c.digest).await.unwrap(),
+        Some((c.clone(), false))
+    );
+    assert_eq!(
+        s.code("t1", b"bare").await.unwrap(),
+        Some((bare.clone(), false))
+    );
+    assert_eq!(s.code("t1", b"nope").await.unwrap(), None);
+
+    assert_eq!(
+        s.consume_code("t1", &c.digest, NOW).await.unwrap(),
+        Spend::Fresh(c.clone())
+    );
+    assert_eq!(
+        s.consume_code("t1", &c.digest, NOW + 1).await.unwrap(),
+        Spend::Replayed(c.clone())
+    );
+    assert_eq!(
+        s.code("t1", &c.digest).await.unwrap(),
+        Some((c.clone(), true))
+    );
+    assert_eq!(
+        s.consume_code("t1", b"nope", NOW).await.unwrap(),
+        Spend::Unknown
+    );
+    // The other code is untouched.
+    assert_eq!(
+        s.code("t1", b"bare").await.unwrap(),
+        Some((bare.clone(), false))
+    );
+    assert_eq!(
+        s.consume_code("t1", b"bare", NOW).await.unwrap(),
+        Spend::Fresh(bare)
+    );
+
+    // A code must belong to an existing grant.
+    assert!(
+        s.insert_code(&code("t1", b"orphan", "missing", NOW))
+            .await
+            .is_err()
+    );
+}
+
+async fn refresh_tokens(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    s.create_grant(&grant("t1", "g1", None)).await.unwrap();
+    let rt = refresh_token("t1", b"rt-1", "g1");
+    s.insert_refresh(&rt).await.unwrap();
+    assert!(is_conflict(s.insert_refresh(&rt).await));
+    assert_eq!(s.refresh("t1", b"rt-1").await.unwrap(), Some(rt.clone()));
+    assert_eq!(s.refresh("t1", b"rt-x").await.unwrap(), None);
+
+    let spent = RefreshToken {
+        spent_at: Some(NOW + 5),
+        ..rt.clone()
+    };
+    assert_eq!(
+        s.spend_refresh("t1", b"rt-1", NOW + 5).await.unwrap(),
+        Spend::Fresh(spent.clone())
+    );
+    assert_eq!(
+        s.spend_refresh("t1", b"rt-1", NOW + 6).await.unwrap(),
+        Spend::Replayed(spent.clone())
+    );
+    assert_eq!(s.refresh("t1", b"rt-1").await.unwrap(), Some(spent));
+    assert_eq!(
+        s.spend_refresh("t1", b"rt-x", NOW).await.unwrap(),
+        Spend::Unknown
+    );
+
+    // Its successor, then the grant is revoked: the unspent successor is a replay now.
+    let mut next = refresh_token("t1", b"rt-2", "g1");
+    next.sid = Some("sid-9".into());
+    next.acr = "urn:acr:2".into();
+    s.insert_refresh(&next).await.unwrap();
+    assert!(s.revoke_grant("t1", "g1", NOW + 7).await.unwrap());
+    assert!(!s.revoke_grant("t1", "g1", NOW + 8).await.unwrap());
+    assert_eq!(
+        s.grant("t1", "g1").await.unwrap().unwrap().revoked_at,
+        Some(NOW + 7)
+    );
+    assert_eq!(
+        s.spend_refresh("t1", b"rt-2", NOW + 9).await.unwrap(),
+        Spend::Replayed(next.clone())
+    );
+    assert_eq!(s.refresh("t1", b"rt-2").await.unwrap(), Some(next));
+    assert!(!s.revoke_grant("t1", "missing", NOW).await.unwrap());
+}
+
+async fn concurrent_refresh_spend(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    s.create_grant(&grant("t1", "g1", None)).await.unwrap();
+    s.insert_refresh(&refresh_token("t1", b"race", "g1"))
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = db.store.clone();
+            tokio::spawn(async move { store.spend_refresh("t1", b"race", NOW + i).await })
+        })
+        .collect();
+    let (mut fresh, mut replayed) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Spend::Fresh(_) => fresh += 1,
+            Spend::Replayed(rt) => {
+                assert!(rt.spent_at.is_some());
+                replayed += 1
+            }
+            Spend::Unknown => panic!("token vanished"),
+        }
+    }
+    assert_eq!((fresh, replayed), (1, 19));
+}
+
+async fn concurrent_code_consume(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    s.create_grant(&grant("t1", "g1", None)).await.unwrap();
+    s.insert_code(&code("t1", b"race", "g1", NOW + 60))
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = db.store.clone();
+            tokio::spawn(async move { store.consume_code("t1", b"race", NOW).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Spend::Fresh(_) => fresh += 1,
+            Spend::Replayed(_) => {}
+            Spend::Unknown => panic!("code vanished"),
+        }
+    }
+    assert_eq!(fresh, 1);
+}
+
+async fn access_token_revocation(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    s.create_grant(&grant("t1", "g1", None)).await.unwrap();
+    s.create_grant(&grant("t1", "g2", None)).await.unwrap();
+    s.record_access_token("t1", "at-1", "g1", NOW + 300)
+        .await
+        .unwrap();
+    s.record_access_token("t1", "at-2", "g2", NOW + 300)
+        .await
+        .unwrap();
+    // Recording twice is harmless.
+    s.record_access_token("t1", "at-1", "g1", NOW + 300)
+        .await
+        .unwrap();
+
+    for jti in ["at-1", "at-2", "at-3", "unknown"] {
+        assert!(!s.access_token_revoked("t1", jti).await.unwrap(), "{jti}");
+    }
+
+    // Directly, by jti (recorded or not), idempotently.
+    s.revoke_access_token("t1", "at-3", NOW + 300)
+        .await
+        .unwrap();
+    s.revoke_access_token("t1", "at-3", NOW + 300)
+        .await
+        .unwrap();
+    assert!(s.access_token_revoked("t1", "at-3").await.unwrap());
+    s.revoke_access_token("t1", "at-2", NOW + 300)
+        .await
+        .unwrap();
+    assert!(s.access_token_revoked("t1", "at-2").await.unwrap());
+    assert!(!s.access_token_revoked("t1", "at-1").await.unwrap());
+
+    // Through the grant.
+    assert!(s.revoke_grant("t1", "g1", NOW).await.unwrap());
+    assert!(s.access_token_revoked("t1", "at-1").await.unwrap());
+    assert!(!s.access_token_revoked("t1", "unknown").await.unwrap());
+}
+
+async fn session_grants(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    make_tenant(s, "t2").await;
+    s.create_grant(&grant("t1", "g1", Some("s1")))
+        .await
+        .unwrap();
+    s.create_grant(&grant("t1", "g2", Some("s1")))
+        .await
+        .unwrap();
+    s.create_grant(&grant("t1", "g3", Some("s2")))
+        .await
+        .unwrap();
+    s.create_grant(&grant("t1", "g4", None)).await.unwrap();
+    s.create_grant(&grant("t2", "g5", Some("s1")))
+        .await
+        .unwrap();
+    let mut already = grant("t1", "g6", Some("s1"));
+    already.revoked_at = Some(NOW - 100);
+    s.create_grant(&already).await.unwrap();
+    s.record_access_token("t1", "at-g2", "g2", NOW + 300)
+        .await
+        .unwrap();
+    s.record_access_token("t1", "at-g3", "g3", NOW + 300)
+        .await
+        .unwrap();
+
+    assert_eq!(s.revoke_session_grants("t1", "s1", NOW).await.unwrap(), 2);
+    assert_eq!(
+        s.revoke_session_grants("t1", "s1", NOW + 1).await.unwrap(),
+        0
+    );
+    let revoked_at = |t: &'static str, g: &'static str| async move {
+        s.grant(t, g).await.unwrap().unwrap().revoked_at
+    };
+    assert_eq!(revoked_at("t1", "g1").await, Some(NOW));
+    assert_eq!(revoked_at("t1", "g2").await, Some(NOW));
+    assert_eq!(revoked_at("t1", "g3").await, None);
+    assert_eq!(revoked_at("t1", "g4").await, None);
+    assert_eq!(revoked_at("t2", "g5").await, None);
+    assert_eq!(revoked_at("t1", "g6").await, Some(NOW - 100));
+    assert!(s.access_token_revoked("t1", "at-g2").await.unwrap());
+    assert!(!s.access_token_revoked("t1", "at-g3").await.unwrap());
+}
+
+async fn replay(db: &Db) {
+    let s = db.s();
+    assert!(s.first_use("t1", "jti-1", NOW + 60).await.unwrap());
+    assert!(!s.first_use("t1", "jti-1", NOW + 60).await.unwrap());
+    assert!(!s.first_use("t1", "jti-1", NOW + 999).await.unwrap());
+    assert!(s.first_use("t1", "jti-2", NOW + 60).await.unwrap());
+    assert!(s.first_use("t2", "jti-1", NOW + 60).await.unwrap());
+}
+
+async fn audit(db: &Db) {
+    let s = db.s();
+    let full = AuditEvent {
+        time: NOW,
+        tenant_id: "t1".into(),
+        kind: EventKind::TokenIssued,
+        outcome: Outcome::Success,
+        reason: Some("because".into()),
+        actor: Principal::Agent {
+            id: "agent-7".into(),
+        },
+        subject: Some(Principal::User { id: "u1".into() }),
+        act_chain: vec![
+            Principal::Agent {
+                id: "agent-7".into(),
+            },
+            Principal::Client { id: "app".into() },
+        ],
+        client_id: Some("app".into()),
+        mandate_id: Some("m-1".into()),
+        ip: Some("2001:db8::1".into()),
+        user_agent: Some("curl/8".into()),
+        request_id: Some("req-1".into()),
+        detail: json!({"grant_type": "authorization_code", "scope": "openid", "n": 3}),
+    };
+    let minimal = AuditEvent {
+        time: NOW + 1,
+        tenant_id: "t1".into(),
+        kind: EventKind::LoginFailed,
+        outcome: Outcome::Failure,
+        reason: None,
+        actor: Principal::Anonymous,
+        subject: None,
+        act_chain: vec![],
+        client_id: None,
+        mandate_id: None,
+        ip: None,
+        user_agent: None,
+        request_id: None,
+        detail: serde_json::Value::Null,
+    };
+    s.record(&full).await.unwrap();
+    s.record(&minimal).await.unwrap();
+    let mut other = minimal.clone();
+    other.tenant_id = "t2".into();
+    s.record(&other).await.unwrap();
+
+    let mut raw = db.raw().await;
+    let rows = sqlx::query(
+        "SELECT id, time, tenant_id, kind, outcome, actor, subject, act_chain, client_id, \
+         mandate_id, ip, user_agent, request_id, reason, detail FROM audit_events \
+         WHERE tenant_id = $1 ORDER BY id",
+    )
+    .bind("t1")
+    .fetch_all(&mut raw)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    let text = |i: usize, c: &str| rows[i].get::<Option<String>, _>(c);
+    let parsed = |i: usize, c: &str| -> serde_json::Value {
+        serde_json::from_str(&text(i, c).unwrap()).unwrap()
+    };
+    assert!(rows[0].get::<i64, _>("id") < rows[1].get::<i64, _>("id"));
+    assert_eq!(rows[0].get::<i64, _>("time"), NOW);
+    assert_eq!(text(0, "tenant_id").as_deref(), Some("t1"));
+    assert_eq!(text(0, "kind").as_deref(), Some("token_issued"));
+    assert_eq!(text(0, "outcome").as_deref(), Some("success"));
+    assert_eq!(
+        parsed(0, "actor"),
+        json!({"type": "agent", "id": "agent-7"})
+    );
+    assert_eq!(parsed(0, "subject"), json!({"type": "user", "id": "u1"}));
+    assert_eq!(
+        parsed(0, "act_chain"),
+        json!([{"type": "agent", "id": "agent-7"}, {"type": "client", "id": "app"}])
+    );
+    assert_eq!(text(0, "client_id").as_deref(), Some("app"));
+    assert_eq!(text(0, "mandate_id").as_deref(), Some("m-1"));
+    assert_eq!(text(0, "ip").as_deref(), Some("2001:db8::1"));
+    assert_eq!(text(0, "user_agent").as_deref(), Some("curl/8"));
+    assert_eq!(text(0, "request_id").as_deref(), Some("req-1"));
+    assert_eq!(text(0, "reason").as_deref(), Some("because"));
+    assert_eq!(parsed(0, "detail"), full.detail);
+    // The stored actor decodes back to the same principal.
+    let actor: Principal = serde_json::from_value(parsed(0, "actor")).unwrap();
+    assert_eq!(actor, full.actor);
+
+    assert_eq!(rows[1].get::<i64, _>("time"), NOW + 1);
+    assert_eq!(text(1, "kind").as_deref(), Some("login_failed"));
+    assert_eq!(text(1, "outcome").as_deref(), Some("failure"));
+    assert_eq!(parsed(1, "actor"), json!({"type": "anonymous"}));
+    assert_eq!(text(1, "subject"), None);
+    assert_eq!(parsed(1, "act_chain"), json!([]));
+    for c in [
+        "client_id",
+        "mandate_id",
+        "ip",
+        "user_agent",
+        "request_id",
+        "reason",
+    ] {
+        assert_eq!(text(1, c), None, "{c}");
+    }
+    assert_eq!(parsed(1, "detail"), serde_json::Value::Null);
+
+    let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(total, 3);
+    raw.close().await.unwrap();
+}
+
+async fn purge(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    s.create_grant(&grant("t1", "g1", None)).await.unwrap();
+
+    // Codes: long expired (gone), recently expired (kept for reuse detection), live.
+    s.insert_code(&code("t1", b"old-code", "g1", NOW - 3601))
+        .await
+        .unwrap();
+    s.insert_code(&code("t1", b"used-old-code", "g1", NOW - 7200))
+        .await
+        .unwrap();
+    s.consume_code("t1", b"used-old-code", NOW - 7250)
+        .await
+        .unwrap();
+    s.insert_code(&code("t1", b"recent-code", "g1", NOW - 60))
+        .await
+        .unwrap();
+    s.insert_code(&code("t1", b"live-code", "g1", NOW + 60))
+        .await
+        .unwrap();
+    // Sessions.
+    s.create_session(&session("t1", b"old-sess", NOW - 1))
+        .await
+        .unwrap();
+    s.create_session(&session("t1", b"live-sess", NOW + 60))
+        .await
+        .unwrap();
+    // Replay entries.
+    assert!(s.first_use("t1", "old-jti", NOW - 1).await.unwrap());
+    assert!(s.first_use("t1", "live-jti", NOW + 60).await.unwrap());
+    // Revoked access tokens.
+    s.revoke_access_token("t1", "old-at", NOW - 1)
+        .await
+        .unwrap();
+    s.revoke_access_token("t1", "live-at", NOW + 60)
+        .await
+        .unwrap();
+    // Access token → grant records.
+    s.record_access_token("t1", "old-rec", "g1", NOW - 1)
+        .await
+        .unwrap();
+    s.record_access_token("t1", "live-rec", "g1", NOW + 60)
+        .await
+        .unwrap();
+    // Not purged: refresh tokens and grants.
+    let mut rt = refresh_token("t1", b"rt", "g1");
+    rt.expires_at = NOW - 10_000;
+    s.insert_refresh(&rt).await.unwrap();
+
+    assert_eq!(s.purge_expired(NOW).await.unwrap(), 2 + 1 + 1 + 1 + 1);
+    assert_eq!(s.purge_expired(NOW).await.unwrap(), 0);
+
+    assert_eq!(s.code("t1", b"old-code").await.unwrap(), None);
+    assert_eq!(s.code("t1", b"used-old-code").await.unwrap(), None);
+    assert!(s.code("t1", b"recent-code").await.unwrap().is_some());
+    assert!(s.code("t1", b"live-code").await.unwrap().is_some());
+    assert_eq!(s.session("t1", b"old-sess").await.unwrap(), None);
+    assert!(s.session("t1", b"live-sess").await.unwrap().is_some());
+    assert!(s.first_use("t1", "old-jti", NOW + 60).await.unwrap());
+    assert!(!s.first_use("t1", "live-jti", NOW + 60).await.unwrap());
+    assert!(!s.access_token_revoked("t1", "old-at").await.unwrap());
+    assert!(s.access_token_revoked("t1", "live-at").await.unwrap());
+    assert!(s.refresh("t1", b"rt").await.unwrap().is_some());
+    assert!(s.grant("t1", "g1").await.unwrap().is_some());
+
+    // The grant link of the purged record is gone; the live one still follows the grant.
+    s.revoke_grant("t1", "g1", NOW).await.unwrap();
+    assert!(!s.access_token_revoked("t1", "old-rec").await.unwrap());
+    assert!(s.access_token_revoked("t1", "live-rec").await.unwrap());
+
+    // An hour later the recent code goes too, with everything that expired at NOW + 60:
+    // the live session, both replay entries (old-jti was recorded again), the revoked access
+    // token and the access token record. The live code is still in its reuse window.
+    assert_eq!(
+        s.purge_expired(NOW + 3600).await.unwrap(),
+        1 + 1 + 2 + 1 + 1
+    );
+    assert!(s.code("t1", b"live-code").await.unwrap().is_some());
+    assert_eq!(s.code("t1", b"recent-code").await.unwrap(), None);
+}
+
+async fn reopen(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    // A second store on the same database finds the data and re-runs no migration.
+    let again = SqlStore::connect(&db.url()).await.unwrap();
+    assert_eq!(again.backend(), s.backend());
+    assert_eq!(
+        again.tenant_by_name("name-t1").await.unwrap().unwrap().id,
+        "t1"
+    );
+    make_tenant(&again, "t2").await;
+    assert_eq!(s.list_tenants().await.unwrap().len(), 2);
+    again.close().await;
+
+    let mut raw = db.raw().await;
+    let migrations: i64 = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(migrations, 1);
+    if s.backend() == Backend::Sqlite {
+        let mode: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(mode, "wal");
+    }
+    raw.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection handling that needs no fixture database.
+
+#[tokio::test]
+async fn rejects_unknown_schemes_and_bad_schema_names() {
+    assert!(matches!(
+        SqlStore::connect("mysql://localhost/db").await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        SqlStore::connect(&format!("{}?schema=bad;name", postgres_url())).await,
+        Err(StoreError::Backend(_))
+    ));
+}
+
+#[tokio::test]
+async fn sqlite_url_creates_the_file_with_wal() {
+    let dir = std::env::temp_dir().join(format!("mandate-store-url-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("via url.db");
+    let store = SqlStore::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    assert!(file.exists());
+    make_tenant(&store, "t1").await;
+    store.close().await;
+    let mut raw = AnyConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "wal");
+    raw.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

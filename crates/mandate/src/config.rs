@@ -1,0 +1,172 @@
+//! Settings from flags, `MANDATE_*` environment variables and an optional `mandate.toml`, in that
+//! order of precedence, onto defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// Options shared by every command (where the data lives).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// Configuration file (default: ./mandate.toml when it exists).
+    #[arg(long, env = "MANDATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory for the embedded SQLite database [default: ./mandate-data].
+    #[arg(long, env = "MANDATE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://…); overrides the data directory.
+    #[arg(long, env = "MANDATE_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+/// Options of `mandate serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "MANDATE_LISTEN")]
+    pub listen: Option<String>,
+    /// Public base URL of this server [default: http://{listen}].
+    #[arg(long, env = "MANDATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "MANDATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "MANDATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (IP or CIDR) whose X-Forwarded-For/-Proto are trusted; repeatable or comma-separated.
+    #[arg(long = "trusted-proxy", env = "MANDATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Directory of templates overriding the built-in ones.
+    #[arg(long, env = "MANDATE_TEMPLATES_DIR")]
+    pub templates_dir: Option<PathBuf>,
+    /// Access token lifetime in seconds [default: 300].
+    #[arg(long, env = "MANDATE_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<i64>,
+    /// ID token lifetime in seconds [default: 3600].
+    #[arg(long, env = "MANDATE_ID_TOKEN_TTL")]
+    pub id_token_ttl: Option<i64>,
+    /// Authorization code lifetime in seconds [default: 60].
+    #[arg(long, env = "MANDATE_CODE_TTL")]
+    pub code_ttl: Option<i64>,
+    /// Refresh token lifetime in seconds [default: 2592000].
+    #[arg(long, env = "MANDATE_REFRESH_TOKEN_TTL")]
+    pub refresh_token_ttl: Option<i64>,
+    /// Browser session lifetime in seconds [default: 43200].
+    #[arg(long, env = "MANDATE_SESSION_TTL")]
+    pub session_ttl: Option<i64>,
+    /// How long tenant keys and clients are cached, in milliseconds [default: 5000].
+    #[arg(long, env = "MANDATE_CACHE_TTL_MS")]
+    pub cache_ttl_ms: Option<u64>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "MANDATE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The file form of the settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub templates_dir: Option<PathBuf>,
+    pub access_token_ttl: Option<i64>,
+    pub id_token_ttl: Option<i64>,
+    pub code_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+    pub session_ttl: Option<i64>,
+    pub cache_ttl_ms: Option<u64>,
+    pub log_format: Option<String>,
+}
+
+impl FileConfig {
+    /// Read the named file, or `./mandate.toml` when it exists.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("mandate.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display())),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
+        }
+    }
+}
+
+/// Where the store lives, resolved.
+pub enum StoreLocation {
+    Dir(PathBuf),
+    Url(String),
+}
+
+pub fn store_location(args: &StorageArgs, file: &FileConfig) -> StoreLocation {
+    match args.database_url.clone().or_else(|| file.database_url.clone()) {
+        Some(url) => StoreLocation::Url(url),
+        None => StoreLocation::Dir(args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("mandate-data"))),
+    }
+}
+
+/// Everything `serve` needs, resolved.
+pub struct ServeConfig {
+    pub listen: String,
+    pub public_url: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub trusted_proxies: Vec<String>,
+    pub templates_dir: Option<PathBuf>,
+    pub settings: mandate_core::settings::Settings,
+    pub cache_ttl: std::time::Duration,
+    pub log_json: bool,
+}
+
+pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
+    let listen = a.listen.clone().or_else(|| f.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let tls = match (a.tls_cert.clone().or_else(|| f.tls_cert.clone()), a.tls_key.clone().or_else(|| f.tls_key.clone())) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = a.public_url.clone().or_else(|| f.public_url.clone()).unwrap_or_else(|| format!("{scheme}://{listen}"));
+    let parsed = url::Url::parse(&public_url).with_context(|| format!("invalid public URL {public_url:?}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() || parsed.fragment().is_some() {
+        anyhow::bail!("public URL must be http(s) without query or fragment: {public_url}");
+    }
+    let mut s = mandate_core::settings::Settings::default();
+    let pick = |flag: Option<i64>, file: Option<i64>, default: i64| flag.or(file).unwrap_or(default);
+    s.access_token_ttl = pick(a.access_token_ttl, f.access_token_ttl, s.access_token_ttl);
+    s.id_token_ttl = pick(a.id_token_ttl, f.id_token_ttl, s.id_token_ttl);
+    s.code_ttl = pick(a.code_ttl, f.code_ttl, s.code_ttl);
+    s.refresh_token_ttl = pick(a.refresh_token_ttl, f.refresh_token_ttl, s.refresh_token_ttl);
+    s.session_ttl = pick(a.session_ttl, f.session_ttl, s.session_ttl);
+    for (name, v) in [("access token", s.access_token_ttl), ("ID token", s.id_token_ttl), ("code", s.code_ttl), ("refresh token", s.refresh_token_ttl), ("session", s.session_ttl)] {
+        if v <= 0 {
+            anyhow::bail!("{name} lifetime must be positive");
+        }
+    }
+    let mut trusted = a.trusted_proxies.clone();
+    if trusted.is_empty() {
+        trusted = f.trusted_proxies.clone();
+    }
+    let log_format = a.log_format.clone().or_else(|| f.log_format.clone()).unwrap_or_else(|| "text".into());
+    if !matches!(log_format.as_str(), "text" | "json") {
+        anyhow::bail!("log format must be text or json");
+    }
+    Ok(ServeConfig {
+        listen,
+        public_url: public_url.trim_end_matches('/').to_string(),
+        tls,
+        trusted_proxies: trusted,
+        templates_dir: a.templates_dir.clone().or_else(|| f.templates_dir.clone()),
+        settings: s,
+        cache_ttl: std::time::Duration::from_millis(a.cache_ttl_ms.or(f.cache_ttl_ms).unwrap_or(5000)),
+        log_json: log_format == "json",
+    })
+}

@@ -1,0 +1,386 @@
+//! Test harness: starts the real `mandate` binary on a free port against a fresh SQLite data
+//! directory or a fresh PostgreSQL schema, drives the CLI, and plays a browser.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const REDIRECT: &str = "https://app.example/callback";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), nanos)
+}
+
+/// A running server process and the storage it uses.
+pub struct Server {
+    pub backend: Backend,
+    pub base: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub schema: Option<String>,
+    pub extra_env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    /// Start a server with default settings.
+    pub async fn start(backend: Backend) -> Server {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Start a server with extra `MANDATE_*` environment.
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
+        let data_dir = std::env::temp_dir().join(unique("mandate_it"));
+        let (database_url, schema) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                let schema = unique("mandate_it").to_lowercase();
+                (Some(format!("{PG_BASE}?schema={schema}")), Some(schema))
+            }
+        };
+        let mut s = Server {
+            backend,
+            base: String::new(),
+            port: 0,
+            data_dir,
+            database_url,
+            schema,
+            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            child: None,
+        };
+        s.spawn().await;
+        s
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mandate"));
+        c.env_remove("MANDATE_DATABASE_URL").env_remove("MANDATE_CONFIG");
+        c.env("MANDATE_DATA_DIR", &self.data_dir);
+        if let Some(u) = &self.database_url {
+            c.env("MANDATE_DATABASE_URL", u);
+        }
+        c.current_dir(std::env::temp_dir());
+        c
+    }
+
+    /// (Re)start the process on a new port.
+    pub async fn spawn(&mut self) {
+        self.port = free_port();
+        self.base = format!("http://127.0.0.1:{}", self.port);
+        let mut c = self.command();
+        c.arg("serve").arg("--listen").arg(format!("127.0.0.1:{}", self.port));
+        c.env("MANDATE_CACHE_TTL_MS", "0").env("MANDATE_LOG", "warn");
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c.stdout(Stdio::null()).stderr(Stdio::inherit());
+        self.child = Some(c.spawn().expect("spawn mandate serve"));
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("mandate serve exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Send SIGKILL and wait.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
+        c.wait().unwrap()
+    }
+
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/t/{tenant}", self.base)
+    }
+
+    /// Run a CLI command against the same storage; returns (exit ok, stdout, stderr).
+    pub fn cli_raw(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut c = self.command();
+        c.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn cli");
+        {
+            use std::io::Write;
+            let mut sin = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                sin.write_all(s.as_bytes()).unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Run a CLI command with `--json`, expecting success.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let (ok, out, err) = self.cli_raw(&a, stdin);
+        assert!(ok, "mandate {args:?} failed: {err}");
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}: {out}"))
+    }
+
+    pub fn create_tenant(&self, name: &str) {
+        self.cli(&["tenant", "create", name], None);
+    }
+
+    pub fn create_user(&self, tenant: &str, username: &str) -> String {
+        let v = self.cli(&["user", "create", "--tenant", tenant, "--username", username, "--email", &format!("{username}@example.com"), "--password-stdin"], Some(PASSWORD));
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// A confidential web client with the code and refresh grants; returns (id, secret).
+    pub fn create_web_client(&self, tenant: &str, extra: &[&str]) -> (String, String) {
+        let mut args = vec!["client", "create", "--tenant", tenant, "--name", "Web App", "--redirect-uri", REDIRECT, "--post-logout-redirect-uri", "https://app.example/bye"];
+        args.extend_from_slice(extra);
+        let v = self.cli(&args, None);
+        (v["client_id"].as_str().unwrap().into(), v["client_secret"].as_str().unwrap_or_default().into())
+    }
+
+    /// A client_credentials client with scope `api.read`.
+    pub fn create_service_client(&self, tenant: &str) -> (String, String) {
+        let v = self.cli(&["client", "create", "--tenant", tenant, "--name", "Service", "--grant-type", "client_credentials", "--scope", "api.read", "--scope", "api.write"], None);
+        (v["client_id"].as_str().unwrap().into(), v["client_secret"].as_str().unwrap().into())
+    }
+
+    /// Open the same database directly (for snapshots and tampering checks).
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match &self.database_url {
+            Some(_) => PG_BASE.to_string(),
+            None => format!("sqlite://{}?mode=rw", self.data_dir.join("mandate.db").display()),
+        };
+        let schema = self.schema.clone();
+        sqlx::pool::PoolOptions::<sqlx::Any>::new()
+            .max_connections(1)
+            .after_connect(move |conn, _| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    if let Some(s) = schema {
+                        sqlx::query(&format!("SET search_path TO {s}")).execute(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(s) = &self.schema {
+            let _ = Command::new("psql")
+                .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c", &format!("DROP SCHEMA IF EXISTS {s} CASCADE")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Unescape the HTML entities minijinja produces.
+pub fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// The value of a hidden input in a page.
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(unescape(&html[start..end]))
+}
+
+/// A browser: cookies kept, redirects not followed (so tests see each hop).
+pub struct Browser {
+    pub http: reqwest::Client,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Browser { http: reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap() }
+    }
+
+    pub async fn get(&self, url: &str) -> (u16, String, Option<String>) {
+        let r = self.http.get(url).send().await.unwrap();
+        page(r).await
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let r = self.http.post(url).form(form).send().await.unwrap();
+        page(r).await
+    }
+
+    /// Submit the login form on `html`.
+    pub async fn login(&self, issuer: &str, html: &str, username: &str, password: &str) -> (u16, String, Option<String>) {
+        let csrf = hidden(html, "csrf").expect("csrf field");
+        let interaction = hidden(html, "interaction").expect("interaction field");
+        self.post_form(&format!("{issuer}/login"), &[("csrf", &csrf), ("interaction", &interaction), ("username", username), ("password", password)]).await
+    }
+
+    /// Submit the consent form on `html`.
+    pub async fn consent(&self, issuer: &str, html: &str, decision: &str) -> (u16, String, Option<String>) {
+        let csrf = hidden(html, "csrf").expect("csrf field");
+        let interaction = hidden(html, "interaction").expect("interaction field");
+        self.post_form(&format!("{issuer}/consent"), &[("csrf", &csrf), ("interaction", &interaction), ("decision", decision)]).await
+    }
+
+    /// Walk authorize → login (if asked) → consent (if asked) and return the final redirect.
+    pub async fn authorize(&self, issuer: &str, auth_url: &str, username: &str) -> String {
+        let (mut status, mut body, mut loc) = self.get(auth_url).await;
+        if status == 200 && body.contains("name=\"password\"") {
+            (status, body, loc) = self.login(issuer, &body, username, PASSWORD).await;
+        }
+        if status == 200 && body.contains("name=\"decision\"") {
+            (status, body, loc) = self.consent(issuer, &body, "approve").await;
+        }
+        assert_eq!(status, 303, "expected a redirect to the client, got {status}: {body}");
+        loc.expect("Location")
+    }
+}
+
+async fn page(r: reqwest::Response) -> (u16, String, Option<String>) {
+    let status = r.status().as_u16();
+    let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+    (status, r.text().await.unwrap(), loc)
+}
+
+/// A query parameter of a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// PKCE pair (verifier, S256 challenge).
+pub fn pkce() -> (String, String) {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    (verifier, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}
+
+/// An authorization URL with PKCE for a client.
+pub fn auth_url(issuer: &str, client_id: &str, challenge: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+    let mut u = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("scope", scope)
+            .append_pair("state", "st-123")
+            .append_pair("nonce", "n-456")
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    u.to_string()
+}
+
+/// Log in through the browser and redeem the code; returns the token response JSON.
+pub async fn code_flow_tokens(s: &Server, b: &Browser, tenant: &str, client: &(String, String), username: &str) -> Value {
+    let issuer = s.issuer(tenant);
+    let (verifier, challenge) = pkce();
+    let loc = b.authorize(&issuer, &auth_url(&issuer, &client.0, &challenge, "openid profile email", &[]), username).await;
+    let code = query_param(&loc, "code").expect("code in redirect");
+    let r = token(&issuer, client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    r.1
+}
+
+/// POST to the token endpoint with client_secret_basic.
+pub async fn token(issuer: &str, client: &(String, String), form: &[(&str, &str)]) -> (u16, Value) {
+    post_auth(&format!("{issuer}/token"), client, form).await
+}
+
+/// POST a form with HTTP Basic client authentication; returns status and JSON body.
+pub async fn post_auth(url: &str, client: &(String, String), form: &[(&str, &str)]) -> (u16, Value) {
+    let r = reqwest::Client::new().post(url).basic_auth(&client.0, Some(&client.1)).form(form).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Introspect a token as `client`.
+pub async fn introspect(issuer: &str, client: &(String, String), token: &str) -> Value {
+    let (status, v) = post_auth(&format!("{issuer}/introspect"), client, &[("token", token)]).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// A fingerprint of every non-audit table: row counts and state flags. Negative tests assert
+/// that a rejected request leaves it unchanged.
+pub async fn snapshot(s: &Server) -> Vec<(String, i64)> {
+    let pool = s.db().await;
+    let queries = [
+        "SELECT COUNT(*) FROM tenants",
+        "SELECT COUNT(*) FROM signing_keys",
+        "SELECT COUNT(*) FROM clients",
+        "SELECT COUNT(*) FROM users",
+        "SELECT COUNT(*) FROM sessions",
+        "SELECT COUNT(*) FROM consents",
+        "SELECT COUNT(*) FROM grants",
+        "SELECT COUNT(*) FROM grants WHERE revoked_at IS NOT NULL",
+        "SELECT COUNT(*) FROM auth_codes",
+        "SELECT COUNT(*) FROM auth_codes WHERE consumed_at IS NOT NULL",
+        "SELECT COUNT(*) FROM refresh_tokens",
+        "SELECT COUNT(*) FROM refresh_tokens WHERE spent_at IS NOT NULL",
+        "SELECT COUNT(*) FROM access_tokens",
+        "SELECT COUNT(*) FROM revoked_access_tokens",
+        "SELECT COUNT(*) FROM replay_entries",
+    ];
+    let mut out = Vec::new();
+    for q in queries {
+        let n: i64 = sqlx::query_scalar(q).fetch_one(&pool).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        out.push((q.to_string(), n));
+    }
+    pool.close().await;
+    out
+}
