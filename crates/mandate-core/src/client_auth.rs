@@ -64,8 +64,10 @@ pub async fn authenticate(
 ) -> Result<Arc<Client>, ClientAuthError> {
     let used_basic = creds.basic.is_some();
     let result = authenticate_inner(p, t, creds, endpoint_url).await;
-    if let Err(e) = &result {
-        if e.code != ErrorCode::ServerError {
+    if let Err(e) = &result
+        && e.code != ErrorCode::ServerError
+    {
+        {
             let id = creds
                 .basic
                 .as_ref()

@@ -14,7 +14,7 @@ pub enum Resolved {
     /// A valid, unrevoked access token issued by this tenant: its claims.
     Access(Map<String, Value>),
     /// A live refresh token.
-    Refresh(crate::model::RefreshToken),
+    Refresh(Box<crate::model::RefreshToken>),
     Inactive,
 }
 
@@ -90,7 +90,7 @@ pub async fn resolve(
     Ok(if revoked {
         Resolved::Inactive
     } else {
-        Resolved::Refresh(rec)
+        Resolved::Refresh(Box::new(rec))
     })
 }
 

@@ -35,6 +35,8 @@ struct Cached<V> {
     loaded_at: std::time::Instant,
 }
 
+type ClientCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Client>>>>>;
+
 /// Shared state of the protocol rules.
 pub struct Provider {
     pub store: Arc<dyn Store>,
@@ -43,7 +45,7 @@ pub struct Provider {
     /// How long tenant keys and clients stay cached; another node's change shows within it.
     cache_ttl: std::time::Duration,
     tenants: RwLock<HashMap<String, Cached<Arc<TenantCtx>>>>,
-    clients: RwLock<HashMap<(String, String), Cached<Option<Arc<Client>>>>>,
+    clients: ClientCache,
     origins: RwLock<HashMap<String, Cached<Vec<String>>>>,
 }
 
@@ -153,7 +155,11 @@ impl Provider {
     }
 
     /// Is `origin` registered as a web origin by one of the tenant's public clients (CORS)?
-    pub async fn web_origin_allowed(&self, t: &TenantCtx, origin: &str) -> Result<bool, StoreError> {
+    pub async fn web_origin_allowed(
+        &self,
+        t: &TenantCtx,
+        origin: &str,
+    ) -> Result<bool, StoreError> {
         if let Some(c) = self.origins.read().expect("lock").get(t.id())
             && c.loaded_at.elapsed() < self.cache_ttl
         {
@@ -168,10 +174,13 @@ impl Provider {
             .flat_map(|c| c.web_origins)
             .collect();
         let allowed = origins.iter().any(|o| o == origin);
-        self.origins
-            .write()
-            .expect("lock")
-            .insert(t.id().to_string(), Cached { value: origins, loaded_at: std::time::Instant::now() });
+        self.origins.write().expect("lock").insert(
+            t.id().to_string(),
+            Cached {
+                value: origins,
+                loaded_at: std::time::Instant::now(),
+            },
+        );
         Ok(allowed)
     }
 

@@ -22,10 +22,6 @@ impl Scope {
         Some(Scope(set))
     }
 
-    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Scope {
-        Scope(it.into_iter().map(Into::into).collect())
-    }
-
     pub fn contains(&self, s: &str) -> bool {
         self.0.contains(s)
     }
@@ -45,6 +41,12 @@ impl Scope {
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for Scope {
+    fn from_iter<I: IntoIterator<Item = S>>(it: I) -> Scope {
+        Scope(it.into_iter().map(Into::into).collect())
     }
 }
 

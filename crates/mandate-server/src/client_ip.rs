@@ -39,7 +39,9 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let Some(xff) = forwarded_for else { return peer };
+        let Some(xff) = forwarded_for else {
+            return peer;
+        };
         // Walk right to left, skipping our own proxies; the first untrusted hop is the client.
         let mut client = peer;
         for hop in xff.rsplit(',').map(str::trim) {
@@ -68,14 +70,20 @@ pub struct Meta(pub RequestMeta);
 impl FromRequestParts<AppState> for Meta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let ip = state.config.trusted_proxies.client_ip(peer, header("x-forwarded-for"));
+        let ip = state
+            .config
+            .trusted_proxies
+            .client_ip(peer, header("x-forwarded-for"));
         Ok(Meta(RequestMeta {
             ip: Some(ip.to_string()),
             user_agent: header("user-agent").map(|s| s.chars().take(512).collect()),

@@ -24,20 +24,38 @@ pub async fn cors(State(state): State<AppState>, req: Request<Body>, next: Next)
     let tenant = cors_tenant(req.uri().path()).map(str::to_string);
     let preflight = req.method() == Method::OPTIONS;
     let mut resp = next.run(req).await;
-    let (Some(origin), Some(tenant)) = (origin, tenant) else { return resp };
+    let (Some(origin), Some(tenant)) = (origin, tenant) else {
+        return resp;
+    };
     let allowed = match (state.provider.tenant(&tenant).await, origin.to_str()) {
-        (Ok(Some(t)), Ok(o)) => state.provider.web_origin_allowed(&t, o).await.unwrap_or(false),
+        (Ok(Some(t)), Ok(o)) => state
+            .provider
+            .web_origin_allowed(&t, o)
+            .await
+            .unwrap_or(false),
         _ => false,
     };
     let h = resp.headers_mut();
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     if allowed {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("WWW-Authenticate, DPoP-Nonce"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("WWW-Authenticate, DPoP-Nonce"),
+        );
         if preflight {
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type, DPoP"));
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Authorization, Content-Type, DPoP"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
         }
     }
     resp

@@ -18,7 +18,11 @@ pub struct ApiError {
 
 impl From<OAuthError> for ApiError {
     fn from(error: OAuthError) -> Self {
-        ApiError { error, challenge: None, status: None }
+        ApiError {
+            error,
+            challenge: None,
+            status: None,
+        }
     }
 }
 
@@ -31,7 +35,9 @@ impl From<mandate_core::StoreError> for ApiError {
 impl ApiError {
     pub fn unsupported_media_type() -> Self {
         ApiError {
-            error: OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded"),
+            error: OAuthError::invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded",
+            ),
             challenge: None,
             status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
         }
@@ -50,9 +56,9 @@ pub fn log(e: &OAuthError) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         log(&self.error);
-        let status = self
-            .status
-            .unwrap_or_else(|| StatusCode::from_u16(self.error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST));
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+        });
         let mut body = json!({"error": self.error.code.as_str()});
         if let Some(d) = &self.error.description {
             body["error_description"] = d.clone().into();
@@ -77,7 +83,11 @@ pub fn bearer_error(e: OAuthError) -> ApiError {
             challenge.push_str(&format!(", error_description=\"{}\"", d.replace('"', "'")));
         }
     }
-    ApiError { error: e, challenge: Some(challenge), status: None }
+    ApiError {
+        error: e,
+        challenge: Some(challenge),
+        status: None,
+    }
 }
 
 /// 404 for unknown paths, as JSON.

@@ -30,16 +30,33 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Build the application router.
 pub fn router(state: AppState) -> Router {
     let tenant_routes = Router::new()
-        .route("/.well-known/openid-configuration", get(oidc::discovery::openid_configuration))
+        .route(
+            "/.well-known/openid-configuration",
+            get(oidc::discovery::openid_configuration),
+        )
         .route("/jwks.json", get(oidc::jwks::jwks))
-        .route("/authorize", get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post))
+        .route(
+            "/authorize",
+            get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
+        )
         .route("/login", post(ui::login::login))
         .route("/consent", post(ui::consent::consent))
         .route("/token", post(oauth::token::token).options(cors::preflight))
         .route("/introspect", post(oauth::introspect::introspect))
-        .route("/revoke", post(oauth::revoke::revoke).options(cors::preflight))
-        .route("/userinfo", get(oidc::userinfo::userinfo_get).post(oidc::userinfo::userinfo_post).options(cors::preflight))
-        .route("/logout", get(oidc::logout::logout_get).post(oidc::logout::logout_post))
+        .route(
+            "/revoke",
+            post(oauth::revoke::revoke).options(cors::preflight),
+        )
+        .route(
+            "/userinfo",
+            get(oidc::userinfo::userinfo_get)
+                .post(oidc::userinfo::userinfo_post)
+                .options(cors::preflight),
+        )
+        .route(
+            "/logout",
+            get(oidc::logout::logout_get).post(oidc::logout::logout_post),
+        )
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/consents/withdraw", post(ui::account::withdraw));
@@ -47,11 +64,20 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::health::healthz))
         .route("/readyz", get(ops::health::readyz))
         .route("/metrics", get(ops::metrics::metrics))
-        .route("/.well-known/oauth-authorization-server/t/{tenant}", get(oidc::discovery::oauth_metadata))
+        .route(
+            "/.well-known/oauth-authorization-server/t/{tenant}",
+            get(oidc::discovery::oauth_metadata),
+        )
         .nest("/t/{tenant}", tenant_routes)
         .fallback(error::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::metrics::track,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -79,15 +105,34 @@ pub async fn serve(
     });
     listener.set_nonblocking(true)?;
     match tls {
-        None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await,
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
         Some(files) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key).await?;
-            axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(app).await
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await?;
+            axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .serve(app)
+                .await
         }
     }
 }
 
 /// Convenience for embedding: state from a provider with default templates and metrics.
-pub fn state(provider: Arc<mandate_core::Provider>, config: HttpConfig, templates: Templates) -> AppState {
-    AppState { provider, config: Arc::new(config), templates: Arc::new(templates), metrics: Arc::new(Metrics::new()) }
+pub fn state(
+    provider: Arc<mandate_core::Provider>,
+    config: HttpConfig,
+    templates: Templates,
+) -> AppState {
+    AppState {
+        provider,
+        config: Arc::new(config),
+        templates: Arc::new(templates),
+        metrics: Arc::new(Metrics::new()),
+    }
 }

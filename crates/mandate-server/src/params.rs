@@ -22,11 +22,16 @@ impl Params {
         let mut p = Params::default();
         for (k, v) in form_urlencoded::parse(raw) {
             if REPEATABLE.contains(&k.as_ref()) {
-                p.repeated.entry(k.into_owned()).or_default().push(v.into_owned());
+                p.repeated
+                    .entry(k.into_owned())
+                    .or_default()
+                    .push(v.into_owned());
                 continue;
             }
             if p.single.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!("parameter {k} is repeated")));
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {k} is repeated"
+                )));
             }
         }
         Ok(p)
@@ -52,7 +57,10 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 #[cfg(test)]

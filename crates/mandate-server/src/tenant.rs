@@ -15,9 +15,14 @@ pub struct Tenant(pub Arc<TenantCtx>);
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = axum::response::Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
-        let Path(name): Path<String> = Path::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
+        let Path(name): Path<String> = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|e| e.into_response())?;
         match state.provider.tenant(&name).await {
             Ok(Some(t)) => Ok(Tenant(t)),
             Ok(None) => Err(crate::error::not_found().await),

@@ -36,7 +36,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MANDATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Reverse proxies (IP or CIDR) whose X-Forwarded-For/-Proto are trusted; repeatable or comma-separated.
-    #[arg(long = "trusted-proxy", env = "MANDATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "MANDATE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Vec<String>,
     /// Directory of templates overriding the built-in ones.
     #[arg(long, env = "MANDATE_TEMPLATES_DIR")]
@@ -94,8 +98,11 @@ impl FileConfig {
             None => (PathBuf::from("mandate.toml"), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display())),
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display())),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(FileConfig::default())
+            }
             Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
         }
     }
@@ -108,9 +115,18 @@ pub enum StoreLocation {
 }
 
 pub fn store_location(args: &StorageArgs, file: &FileConfig) -> StoreLocation {
-    match args.database_url.clone().or_else(|| file.database_url.clone()) {
+    match args
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+    {
         Some(url) => StoreLocation::Url(url),
-        None => StoreLocation::Dir(args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("mandate-data"))),
+        None => StoreLocation::Dir(
+            args.data_dir
+                .clone()
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("mandate-data")),
+        ),
     }
 }
 
@@ -127,26 +143,52 @@ pub struct ServeConfig {
 }
 
 pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
-    let listen = a.listen.clone().or_else(|| f.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
-    let tls = match (a.tls_cert.clone().or_else(|| f.tls_cert.clone()), a.tls_key.clone().or_else(|| f.tls_key.clone())) {
+    let listen = a
+        .listen
+        .clone()
+        .or_else(|| f.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let tls = match (
+        a.tls_cert.clone().or_else(|| f.tls_cert.clone()),
+        a.tls_key.clone().or_else(|| f.tls_key.clone()),
+    ) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         _ => anyhow::bail!("TLS needs both a certificate and a key"),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let public_url = a.public_url.clone().or_else(|| f.public_url.clone()).unwrap_or_else(|| format!("{scheme}://{listen}"));
-    let parsed = url::Url::parse(&public_url).with_context(|| format!("invalid public URL {public_url:?}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() || parsed.fragment().is_some() {
+    let public_url = a
+        .public_url
+        .clone()
+        .or_else(|| f.public_url.clone())
+        .unwrap_or_else(|| format!("{scheme}://{listen}"));
+    let parsed = url::Url::parse(&public_url)
+        .with_context(|| format!("invalid public URL {public_url:?}"))?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
         anyhow::bail!("public URL must be http(s) without query or fragment: {public_url}");
     }
     let mut s = mandate_core::settings::Settings::default();
-    let pick = |flag: Option<i64>, file: Option<i64>, default: i64| flag.or(file).unwrap_or(default);
+    let pick =
+        |flag: Option<i64>, file: Option<i64>, default: i64| flag.or(file).unwrap_or(default);
     s.access_token_ttl = pick(a.access_token_ttl, f.access_token_ttl, s.access_token_ttl);
     s.id_token_ttl = pick(a.id_token_ttl, f.id_token_ttl, s.id_token_ttl);
     s.code_ttl = pick(a.code_ttl, f.code_ttl, s.code_ttl);
-    s.refresh_token_ttl = pick(a.refresh_token_ttl, f.refresh_token_ttl, s.refresh_token_ttl);
+    s.refresh_token_ttl = pick(
+        a.refresh_token_ttl,
+        f.refresh_token_ttl,
+        s.refresh_token_ttl,
+    );
     s.session_ttl = pick(a.session_ttl, f.session_ttl, s.session_ttl);
-    for (name, v) in [("access token", s.access_token_ttl), ("ID token", s.id_token_ttl), ("code", s.code_ttl), ("refresh token", s.refresh_token_ttl), ("session", s.session_ttl)] {
+    for (name, v) in [
+        ("access token", s.access_token_ttl),
+        ("ID token", s.id_token_ttl),
+        ("code", s.code_ttl),
+        ("refresh token", s.refresh_token_ttl),
+        ("session", s.session_ttl),
+    ] {
         if v <= 0 {
             anyhow::bail!("{name} lifetime must be positive");
         }
@@ -155,7 +197,11 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
     if trusted.is_empty() {
         trusted = f.trusted_proxies.clone();
     }
-    let log_format = a.log_format.clone().or_else(|| f.log_format.clone()).unwrap_or_else(|| "text".into());
+    let log_format = a
+        .log_format
+        .clone()
+        .or_else(|| f.log_format.clone())
+        .unwrap_or_else(|| "text".into());
     if !matches!(log_format.as_str(), "text" | "json") {
         anyhow::bail!("log format must be text or json");
     }
@@ -166,7 +212,9 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         trusted_proxies: trusted,
         templates_dir: a.templates_dir.clone().or_else(|| f.templates_dir.clone()),
         settings: s,
-        cache_ttl: std::time::Duration::from_millis(a.cache_ttl_ms.or(f.cache_ttl_ms).unwrap_or(5000)),
+        cache_ttl: std::time::Duration::from_millis(
+            a.cache_ttl_ms.or(f.cache_ttl_ms).unwrap_or(5000),
+        ),
         log_json: log_format == "json",
     })
 }

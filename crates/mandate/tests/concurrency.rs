@@ -14,7 +14,14 @@ async fn race(backend: Backend) {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (issuer, web, rt) = (issuer.clone(), web.clone(), rt.clone());
-        tasks.push(tokio::spawn(async move { token(&issuer, &web, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await }));
+        tasks.push(tokio::spawn(async move {
+            token(
+                &issuer,
+                &web,
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+            )
+            .await
+        }));
     }
     let mut ok = 0;
     for t in tasks {

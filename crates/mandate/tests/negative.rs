@@ -15,7 +15,11 @@ macro_rules! unchanged {
     ($s:expr, $body:expr) => {{
         let before = snapshot(&$s).await;
         let out = $body;
-        assert_eq!(before, snapshot(&$s).await, "store changed by a rejected request");
+        assert_eq!(
+            before,
+            snapshot(&$s).await,
+            "store changed by a rejected request"
+        );
         out
     }};
 }
@@ -29,24 +33,79 @@ async fn negatives(backend: Backend) {
 
     // A code issued with a challenge, ready to redeem.
     let (verifier, challenge) = pkce();
-    let loc = b.authorize(&issuer, &auth_url(&issuer, &web.0, &challenge, "openid", &[]), "bob").await;
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+            "bob",
+        )
+        .await;
     let code = query_param(&loc, "code").unwrap();
     let redeem = |code: String, verifier: String, redirect: &'static str| {
         let issuer = issuer.clone();
         let web = web.clone();
         async move {
-            token(&issuer, &web, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", &verifier)]).await
+            token(
+                &issuer,
+                &web,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", redirect),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
         }
     };
 
     // Wrong verifier, missing verifier, wrong redirect URI, wrong client: invalid_grant, nothing spent.
     let (wrong, _) = pkce();
-    unchanged!(s, assert_err(&redeem(code.clone(), wrong, REDIRECT).await, 400, "invalid_grant"));
-    let r = unchanged!(s, token(&issuer, &web, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await);
+    unchanged!(
+        s,
+        assert_err(
+            &redeem(code.clone(), wrong, REDIRECT).await,
+            400,
+            "invalid_grant"
+        )
+    );
+    let r = unchanged!(
+        s,
+        token(
+            &issuer,
+            &web,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT)
+            ]
+        )
+        .await
+    );
     assert_err(&r, 400, "invalid_grant");
-    unchanged!(s, assert_err(&redeem(code.clone(), verifier.clone(), "https://app.example/other").await, 400, "invalid_grant"));
+    unchanged!(
+        s,
+        assert_err(
+            &redeem(code.clone(), verifier.clone(), "https://app.example/other").await,
+            400,
+            "invalid_grant"
+        )
+    );
     let other = s.create_web_client("default", &[]);
-    let r = unchanged!(s, token(&issuer, &other, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await);
+    let r = unchanged!(
+        s,
+        token(
+            &issuer,
+            &other,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier)
+            ]
+        )
+        .await
+    );
     assert_err(&r, 400, "invalid_grant");
 
     // The code still works once, then reuse fails and revokes what it issued.
@@ -54,35 +113,76 @@ async fn negatives(backend: Backend) {
     assert_eq!(first.0, 200, "{}", first.1);
     let at = first.1["access_token"].as_str().unwrap().to_string();
     let rt = first.1["refresh_token"].as_str().unwrap().to_string();
-    assert_err(&redeem(code.clone(), verifier.clone(), REDIRECT).await, 400, "invalid_grant");
-    assert_eq!(introspect(&issuer, &web, &at).await["active"], false, "reused code must revoke its access token");
-    assert_err(&token(&issuer, &web, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await, 400, "invalid_grant");
+    assert_err(
+        &redeem(code.clone(), verifier.clone(), REDIRECT).await,
+        400,
+        "invalid_grant",
+    );
+    assert_eq!(
+        introspect(&issuer, &web, &at).await["active"],
+        false,
+        "reused code must revoke its access token"
+    );
+    assert_err(
+        &token(
+            &issuer,
+            &web,
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await,
+        400,
+        "invalid_grant",
+    );
 
     // Missing PKCE or plain PKCE at authorize: error redirect, no code.
     let mut no_pkce = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
-    no_pkce.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", &web.0), ("redirect_uri", REDIRECT), ("scope", "openid"), ("state", "s1")]);
+    no_pkce.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", &web.0),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("state", "s1"),
+    ]);
     let (status, _, loc) = unchanged!(s, b.get(no_pkce.as_str()).await);
     assert_eq!(status, 303);
     let loc = loc.unwrap();
     assert!(loc.starts_with(REDIRECT));
-    assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(
+        query_param(&loc, "error").as_deref(),
+        Some("invalid_request")
+    );
     assert_eq!(query_param(&loc, "state").as_deref(), Some("s1"));
     assert!(query_param(&loc, "code").is_none());
-    let plain = auth_url(&issuer, &web.0, &challenge, "openid", &[]).replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let plain = auth_url(&issuer, &web.0, &challenge, "openid", &[])
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
     let (_, _, loc) = b.get(&plain).await;
-    assert_eq!(query_param(&loc.unwrap(), "error").as_deref(), Some("invalid_request"));
+    assert_eq!(
+        query_param(&loc.unwrap(), "error").as_deref(),
+        Some("invalid_request")
+    );
 
     // Response types other than code.
-    let implicit = auth_url(&issuer, &web.0, &challenge, "openid", &[]).replace("response_type=code", "response_type=token");
+    let implicit = auth_url(&issuer, &web.0, &challenge, "openid", &[])
+        .replace("response_type=code", "response_type=token");
     let (_, _, loc) = b.get(&implicit).await;
-    assert_eq!(query_param(&loc.unwrap(), "error").as_deref(), Some("unsupported_response_type"));
+    assert_eq!(
+        query_param(&loc.unwrap(), "error").as_deref(),
+        Some("unsupported_response_type")
+    );
 
     // Redirect URI not registered, unknown client, repeated parameter: error page, never a redirect.
     for bad in [
         auth_url(&issuer, &web.0, &challenge, "openid", &[]).replace("callback", "callback%2Fevil"),
         auth_url(&issuer, "no-such-client", &challenge, "openid", &[]),
-        format!("{}&client_id={}", auth_url(&issuer, &web.0, &challenge, "openid", &[]), web.0),
-        format!("{issuer}/authorize?client_id={}&scope=openid&response_type=code", web.0),
+        format!(
+            "{}&client_id={}",
+            auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+            web.0
+        ),
+        format!(
+            "{issuer}/authorize?client_id={}&scope=openid&response_type=code",
+            web.0
+        ),
     ] {
         let (status, body, loc) = unchanged!(s, b.get(&bad).await);
         assert_eq!(status, 400, "{bad}: {body}");
@@ -92,7 +192,10 @@ async fn negatives(backend: Backend) {
 
     // Unknown client and wrong secret at the token endpoint: 401 invalid_client + challenge.
     let ghost = ("ghost".to_string(), "secret".to_string());
-    let r = unchanged!(s, token(&issuer, &ghost, &[("grant_type", "client_credentials")]).await);
+    let r = unchanged!(
+        s,
+        token(&issuer, &ghost, &[("grant_type", "client_credentials")]).await
+    );
     assert_err(&r, 401, "invalid_client");
     let wrong_secret = (web.0.clone(), "not-the-secret".to_string());
     let resp = reqwest::Client::new()
@@ -103,36 +206,153 @@ async fn negatives(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert!(resp.headers().get("www-authenticate").unwrap().to_str().unwrap().starts_with("Basic"));
+    assert!(
+        resp.headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
 
     // Malformed and oversized input.
     let http = reqwest::Client::new();
     let url = format!("{issuer}/token");
-    let r = unchanged!(s, http.post(&url).basic_auth(&web.0, Some(&web.1)).body("grant_type=client_credentials").send().await.unwrap());
+    let r = unchanged!(
+        s,
+        http.post(&url)
+            .basic_auth(&web.0, Some(&web.1))
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap()
+    );
     assert_eq!(r.status(), 415, "form content type required");
-    let r = token(&issuer, &web, &[("grant_type", "authorization_code"), ("grant_type", "refresh_token")]).await;
+    let r = token(
+        &issuer,
+        &web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("grant_type", "refresh_token"),
+        ],
+    )
+    .await;
     assert_err(&r, 400, "invalid_request");
-    assert_err(&token(&issuer, &web, &[("grant_type", "password"), ("username", "bob"), ("password", PASSWORD)]).await, 400, "unsupported_grant_type");
-    assert_err(&token(&issuer, &web, &[("grant_type", "implicit")]).await, 400, "unsupported_grant_type");
+    assert_err(
+        &token(
+            &issuer,
+            &web,
+            &[
+                ("grant_type", "password"),
+                ("username", "bob"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await,
+        400,
+        "unsupported_grant_type",
+    );
+    assert_err(
+        &token(&issuer, &web, &[("grant_type", "implicit")]).await,
+        400,
+        "unsupported_grant_type",
+    );
     assert_err(&token(&issuer, &web, &[]).await, 400, "invalid_request");
     let huge = "a".repeat(100_000);
-    let r = unchanged!(s, http.post(&url).basic_auth(&web.0, Some(&web.1)).form(&[("grant_type", "authorization_code"), ("code", huge.as_str())]).send().await.unwrap());
+    let r = unchanged!(
+        s,
+        http.post(&url)
+            .basic_auth(&web.0, Some(&web.1))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", huge.as_str())
+            ])
+            .send()
+            .await
+            .unwrap()
+    );
     assert_eq!(r.status(), 413);
     let long_code = "a".repeat(5000);
-    assert_err(&redeem(long_code, verifier.clone(), REDIRECT).await, 400, "invalid_grant");
-    let r = http.post(&url).header("content-type", "application/x-www-form-urlencoded").basic_auth(&web.0, Some(&web.1)).body(vec![0xff, 0xfe, b'=', 0x80]).send().await.unwrap();
+    assert_err(
+        &redeem(long_code, verifier.clone(), REDIRECT).await,
+        400,
+        "invalid_grant",
+    );
+    let r = http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .basic_auth(&web.0, Some(&web.1))
+        .body(vec![0xff, 0xfe, b'=', 0x80])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = http.post(&url).header("authorization", "Basic !!!notbase64").form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .header("authorization", "Basic !!!notbase64")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = http.get(format!("{issuer}/userinfo")).bearer_auth("garbage.token.here").send().await.unwrap();
+    let r = http
+        .get(format!("{issuer}/userinfo"))
+        .bearer_auth("garbage.token.here")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().get("www-authenticate").unwrap().to_str().unwrap().contains("invalid_token"));
-    let r = http.get(format!("{}/t/no-such-tenant/.well-known/openid-configuration", s.base)).send().await.unwrap();
+    assert!(
+        r.headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let r = http
+        .get(format!(
+            "{}/t/no-such-tenant/.well-known/openid-configuration",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let svc = s.create_service_client("default");
-    assert_err(&token(&issuer, &svc, &[("grant_type", "client_credentials"), ("scope", "api.admin")]).await, 400, "invalid_scope");
-    assert_err(&token(&issuer, &svc, &[("grant_type", "authorization_code"), ("code", "x")]).await, 400, "unauthorized_client");
-    assert_err(&token(&issuer, &svc, &[("grant_type", "client_credentials"), ("resource", "not a uri")]).await, 400, "invalid_target");
+    assert_err(
+        &token(
+            &issuer,
+            &svc,
+            &[("grant_type", "client_credentials"), ("scope", "api.admin")],
+        )
+        .await,
+        400,
+        "invalid_scope",
+    );
+    assert_err(
+        &token(
+            &issuer,
+            &svc,
+            &[("grant_type", "authorization_code"), ("code", "x")],
+        )
+        .await,
+        400,
+        "unauthorized_client",
+    );
+    assert_err(
+        &token(
+            &issuer,
+            &svc,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "not a uri"),
+            ],
+        )
+        .await,
+        400,
+        "invalid_target",
+    );
 }
 
 #[tokio::test]
@@ -153,10 +373,29 @@ async fn expired_code() {
     s.create_user("default", "carol");
     let web = s.create_web_client("default", &[]);
     let (verifier, challenge) = pkce();
-    let loc = Browser::new().authorize(&issuer, &auth_url(&issuer, &web.0, &challenge, "openid", &[]), "carol").await;
+    let loc = Browser::new()
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+            "carol",
+        )
+        .await;
     let code = query_param(&loc, "code").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let r = unchanged!(s, token(&issuer, &web, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await);
+    let r = unchanged!(
+        s,
+        token(
+            &issuer,
+            &web,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier)
+            ]
+        )
+        .await
+    );
     assert_err(&r, 400, "invalid_grant");
 }
 
@@ -174,22 +413,53 @@ async fn private_key_jwt_replay() {
     let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&pt[1..33]), "y": b64(&pt[33..65]), "kid": "k1", "alg": "ES256"});
     let path = s.data_dir.with_extension("jwks.json");
     std::fs::write(&path, json!({"keys": [jwk]}).to_string()).unwrap();
-    let v = s.cli(&["client", "create", "--tenant", "default", "--name", "Signer", "--grant-type", "client_credentials", "--scope", "api.read", "--jwks-file", path.to_str().unwrap()], None);
+    let v = s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Signer",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "api.read",
+            "--jwks-file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
     let client_id = v["client_id"].as_str().unwrap().to_string();
     assert!(v["client_secret"].is_null());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let sign = |aud: &str, jti: &str| {
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         h.kid = Some("k1".into());
         let claims = json!({"iss": client_id, "sub": client_id, "aud": aud, "jti": jti, "iat": now, "exp": now + 60});
-        jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref())).unwrap()
+        jsonwebtoken::encode(
+            &h,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+        )
+        .unwrap()
     };
     let send = |assertion: String| {
         let url = format!("{issuer}/token");
         async move {
             let r = reqwest::Client::new()
                 .post(url)
-                .form(&[("grant_type", "client_credentials"), ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", &assertion)])
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -203,9 +473,16 @@ async fn private_key_jwt_replay() {
     assert_err(&replay, 401, "invalid_client");
     // The token endpoint URL is also an accepted audience; another URL is not.
     assert_eq!(send(sign(&format!("{issuer}/token"), "jti-2")).await.0, 200);
-    assert_err(&send(sign(&format!("{issuer}/userinfo"), "jti-3")).await, 401, "invalid_client");
+    assert_err(
+        &send(sign(&format!("{issuer}/userinfo"), "jti-3")).await,
+        401,
+        "invalid_client",
+    );
     // A forged signature (other key) is refused.
-    let other = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap().to_pkcs8v1().unwrap();
+    let other = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+        .unwrap()
+        .to_pkcs8v1()
+        .unwrap();
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     h.kid = Some("k1".into());
     let forged = jsonwebtoken::encode(&h, &json!({"iss": client_id, "sub": client_id, "aud": issuer, "jti": "jti-4", "exp": now + 60}), &jsonwebtoken::EncodingKey::from_ec_der(other.as_ref())).unwrap();

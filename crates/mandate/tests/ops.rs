@@ -8,18 +8,53 @@ use common::*;
 async fn health_metrics_and_graceful_shutdown() {
     let mut s = Server::start(Backend::Sqlite).await;
     let http = reqwest::Client::new();
-    assert_eq!(http.get(format!("{}/healthz", s.base)).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(format!("{}/readyz", s.base)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let svc = s.create_service_client("default");
-    let (st, _) = token(&s.issuer("default"), &svc, &[("grant_type", "client_credentials")]).await;
+    let (st, _) = token(
+        &s.issuer("default"),
+        &svc,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!(st, 200);
-    let m = http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("mandate_tokens_issued_total{grant_type=\"client_credentials\"} 1"), "{m}");
+    let m = http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("mandate_tokens_issued_total{grant_type=\"client_credentials\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("mandate_http_requests_total{endpoint=\"/t/{tenant}/token\",method=\"POST\",status=\"200\"}"), "{m}");
-    assert!(m.contains("mandate_http_request_duration_seconds_bucket"), "{m}");
+    assert!(
+        m.contains("mandate_http_request_duration_seconds_bucket"),
+        "{m}"
+    );
     assert!(!m.contains(&svc.1), "no secrets in metrics");
     let status = s.terminate();
-    assert!(status.success(), "SIGTERM ends the server cleanly: {status}");
+    assert!(
+        status.success(),
+        "SIGTERM ends the server cleanly: {status}"
+    );
 }
 
 #[tokio::test]
@@ -36,7 +71,12 @@ async fn forwarded_for_only_from_trusted_proxies() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let pool = s.db().await;
-    let ip: String = sqlx::query_scalar("SELECT ip FROM audit_events WHERE kind = 'token_issued' ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
+    let ip: String = sqlx::query_scalar(
+        "SELECT ip FROM audit_events WHERE kind = 'token_issued' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(ip, "198.51.100.7");
 
     // Without trust, the header is ignored.
@@ -51,14 +91,34 @@ async fn forwarded_for_only_from_trusted_proxies() {
         .await
         .unwrap();
     let pool2 = s2.db().await;
-    let ip2: String = sqlx::query_scalar("SELECT ip FROM audit_events WHERE kind = 'token_issued' ORDER BY id DESC LIMIT 1").fetch_one(&pool2).await.unwrap();
+    let ip2: String = sqlx::query_scalar(
+        "SELECT ip FROM audit_events WHERE kind = 'token_issued' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool2)
+    .await
+    .unwrap();
     assert_eq!(ip2, "127.0.0.1");
 }
 
 #[tokio::test]
 async fn cors_for_registered_web_origins() {
     let s = Server::start(Backend::Sqlite).await;
-    s.cli(&["client", "create", "--tenant", "default", "--name", "SPA", "--public", "--redirect-uri", REDIRECT, "--web-origin", "https://spa.example"], None);
+    s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "SPA",
+            "--public",
+            "--redirect-uri",
+            REDIRECT,
+            "--web-origin",
+            "https://spa.example",
+        ],
+        None,
+    );
     let http = reqwest::Client::new();
     let url = format!("{}/token", s.issuer("default"));
     let pre = http
@@ -69,11 +129,24 @@ async fn cors_for_registered_web_origins() {
         .await
         .unwrap();
     assert_eq!(pre.status(), 204);
-    assert_eq!(pre.headers()["access-control-allow-origin"], "https://spa.example");
-    let evil = http.request(reqwest::Method::OPTIONS, &url).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://spa.example"
+    );
+    let evil = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
     // Not on the authorization endpoint.
-    let r = http.get(format!("{}/jwks.json", s.issuer("default"))).header("origin", "https://spa.example").send().await.unwrap();
+    let r = http
+        .get(format!("{}/jwks.json", s.issuer("default")))
+        .header("origin", "https://spa.example")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
@@ -83,22 +156,48 @@ async fn login_pages_are_hardened() {
     let web = s.create_web_client("default", &[]);
     let issuer = s.issuer("default");
     let (_, challenge) = pkce();
-    let r = reqwest::Client::new().get(auth_url(&issuer, &web.0, &challenge, "openid", &[("login_hint", "zoe"), ("ui_locales", "de")])).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(auth_url(
+            &issuer,
+            &web.0,
+            &challenge,
+            "openid",
+            &[("login_hint", "zoe"), ("ui_locales", "de")],
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let h = r.headers().clone();
-    assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
     let cookie = h["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let html = r.text().await.unwrap();
-    assert!(html.contains("value=\"zoe\""), "login_hint pre-fills the username");
+    assert!(
+        html.contains("value=\"zoe\""),
+        "login_hint pre-fills the username"
+    );
     assert!(html.contains("Anmelden"), "ui_locales=de picks German");
     // A login POST without the CSRF cookie is refused.
     let interaction = hidden(&html, "interaction").unwrap();
     let r = reqwest::Client::new()
         .post(format!("{issuer}/login"))
-        .form(&[("csrf", "forged-forged-forged-forged"), ("interaction", &interaction), ("username", "zoe"), ("password", "x")])
+        .form(&[
+            ("csrf", "forged-forged-forged-forged"),
+            ("interaction", &interaction),
+            ("username", "zoe"),
+            ("password", "x"),
+        ])
         .send()
         .await
         .unwrap();
@@ -112,8 +211,25 @@ async fn cli_errors_are_one_line_and_nonzero() {
         vec!["tenant", "create", "Bad Name"],
         vec!["tenant", "create", "default"],
         vec!["client", "create", "--tenant", "nope", "--name", "x"],
-        vec!["user", "create", "--tenant", "default", "--username", "u", "--password-stdin"],
-        vec!["client", "create", "--tenant", "default", "--name", "x", "--redirect-uri", "not a uri"],
+        vec![
+            "user",
+            "create",
+            "--tenant",
+            "default",
+            "--username",
+            "u",
+            "--password-stdin",
+        ],
+        vec![
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "not a uri",
+        ],
     ] {
         let (ok, out, err) = s.cli_raw(&args, Some(""));
         assert!(!ok, "{args:?} should fail");
@@ -123,7 +239,10 @@ async fn cli_errors_are_one_line_and_nonzero() {
     }
     let list = s.cli(&["tenant", "list"], None);
     assert_eq!(list[0]["name"], "default");
-    let (ok, out, _) = s.cli_raw(&["client", "create", "--tenant", "default", "--name", "Human"], None);
+    let (ok, out, _) = s.cli_raw(
+        &["client", "create", "--tenant", "default", "--name", "Human"],
+        None,
+    );
     assert!(ok);
     assert!(out.contains("client_secret: "), "{out}");
 }

@@ -15,16 +15,51 @@ async fn isolation(backend: Backend) {
     let web_b = s.create_web_client("acme", &[]);
 
     // Each tenant is its own issuer with its own keys.
-    let da: serde_json::Value = reqwest::get(format!("{a}/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
-    let db: serde_json::Value = reqwest::get(format!("{b}/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    let da: serde_json::Value = reqwest::get(format!("{a}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let db: serde_json::Value = reqwest::get(format!("{b}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(da["issuer"], a.as_str());
     assert_eq!(db["issuer"], b.as_str());
-    let ja: serde_json::Value = reqwest::get(format!("{a}/jwks.json")).await.unwrap().json().await.unwrap();
-    let jb: serde_json::Value = reqwest::get(format!("{b}/jwks.json")).await.unwrap().json().await.unwrap();
-    let kids = |j: &serde_json::Value| j["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let ja: serde_json::Value = reqwest::get(format!("{a}/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jb: serde_json::Value = reqwest::get(format!("{b}/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids = |j: &serde_json::Value| {
+        j["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     assert!(kids(&ja).iter().all(|k| !kids(&jb).contains(k)));
     // RFC 8414 path-inserted metadata.
-    let m: serde_json::Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server/t/acme", s.base)).await.unwrap().json().await.unwrap();
+    let m: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server/t/acme",
+        s.base
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(m["issuer"], b.as_str());
 
     // A token of tenant A is inactive at B's introspection and refused by B's userinfo.
@@ -32,10 +67,23 @@ async fn isolation(backend: Backend) {
     let at = tokens["access_token"].as_str().unwrap();
     assert_eq!(introspect(&a, &web_a, at).await["active"], true);
     assert_eq!(introspect(&b, &svc_b, at).await["active"], false);
-    let r = reqwest::Client::new().get(format!("{b}/userinfo")).bearer_auth(at).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{b}/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // A's refresh token is unknown at B, even presented by a B client.
-    let (st, body) = token(&b, &web_b, &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())]).await;
+    let (st, body) = token(
+        &b,
+        &web_b,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
     assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")));
     // A's client does not exist at B.
     let (st, body) = token(&b, &svc_a, &[("grant_type", "client_credentials")]).await;
@@ -43,18 +91,46 @@ async fn isolation(backend: Backend) {
     // A's user cannot log in at B.
     let (_, challenge) = pkce();
     let br = Browser::new();
-    let (_, html, _) = br.get(&auth_url(&b, &web_b.0, &challenge, "openid", &[])).await;
+    let (_, html, _) = br
+        .get(&auth_url(&b, &web_b.0, &challenge, "openid", &[]))
+        .await;
     let (status, html, loc) = br.login(&b, &html, "frank", PASSWORD).await;
     assert_eq!(status, 401, "{loc:?}");
     assert!(html.contains("Invalid username or password"));
     // A's code is not redeemable at B.
     let (verifier, challenge) = pkce();
-    let loc = Browser::new().authorize(&a, &auth_url(&a, &web_a.0, &challenge, "openid", &[]), "frank").await;
+    let loc = Browser::new()
+        .authorize(
+            &a,
+            &auth_url(&a, &web_a.0, &challenge, "openid", &[]),
+            "frank",
+        )
+        .await;
     let code = query_param(&loc, "code").unwrap();
-    let (st, body) = token(&b, &web_b, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+    let (st, body) = token(
+        &b,
+        &web_b,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
     assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")));
     // …and it still works at A, untouched.
-    let (st, _) = token(&a, &web_a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+    let (st, _) = token(
+        &a,
+        &web_a,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
     assert_eq!(st, 200);
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{TokenRequest, issued_event};
+use super::{Issued, TokenRequest, issued_event};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::OAuthError;
 use crate::model::{AuthCode, Client, GrantType};
@@ -113,15 +113,17 @@ pub async fn exchange(
     let scope = rec.scope.to_string();
     let ev = issued_event(
         t,
-        EventKind::TokenIssued,
         client,
         Some(Principal::User {
             id: user.id.clone(),
         }),
-        GrantType::AuthorizationCode,
-        &at,
-        &scope,
-        refresh.is_some(),
+        Issued {
+            kind: EventKind::TokenIssued,
+            grant: GrantType::AuthorizationCode,
+            at: &at,
+            scope: &scope,
+            refresh: refresh.is_some(),
+        },
         meta,
     );
     p.store.record(&ev).await?;

@@ -1,7 +1,7 @@
 //! The client credentials grant (RFC 6749 §4.4): a token for the client itself, `sub` = its
 //! client_id (RFC 9068 §2.2). The hot path: no storage write besides the audit record.
 
-use super::{TokenRequest, issued_event};
+use super::{Issued, TokenRequest, issued_event};
 use crate::audit::{EventKind, RequestMeta};
 use crate::error::OAuthError;
 use crate::model::{Client, GrantType};
@@ -53,13 +53,15 @@ pub async fn exchange(
     let scope_s = scope.to_string();
     let ev = issued_event(
         t,
-        EventKind::TokenIssued,
         client,
         None,
-        GrantType::ClientCredentials,
-        &at,
-        &scope_s,
-        false,
+        Issued {
+            kind: EventKind::TokenIssued,
+            grant: GrantType::ClientCredentials,
+            at: &at,
+            scope: &scope_s,
+            refresh: false,
+        },
         meta,
     );
     p.store.record(&ev).await?;

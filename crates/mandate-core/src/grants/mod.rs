@@ -74,18 +74,30 @@ pub async fn exchange(
     result
 }
 
+/// What was issued, for the audit record.
+pub(crate) struct Issued<'a> {
+    pub kind: EventKind,
+    pub grant: GrantType,
+    pub at: &'a IssuedAccessToken,
+    pub scope: &'a str,
+    pub refresh: bool,
+}
+
 /// The audit record of an issued token (never the token itself).
 pub(crate) fn issued_event(
     t: &TenantCtx,
-    kind: EventKind,
     client: &Client,
     subject: Option<Principal>,
-    grant: GrantType,
-    at: &IssuedAccessToken,
-    scope: &str,
-    refresh: bool,
+    i: Issued<'_>,
     meta: &RequestMeta,
 ) -> AuditEvent {
+    let Issued {
+        kind,
+        grant,
+        at,
+        scope,
+        refresh,
+    } = i;
     let actor = match &subject {
         Some(s @ Principal::User { .. }) => s.clone(),
         _ => Principal::Client {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{TokenRequest, issued_event};
+use super::{Issued, TokenRequest, issued_event};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::OAuthError;
 use crate::model::{Client, GrantType, RefreshToken};
@@ -103,15 +103,17 @@ pub async fn exchange(
     let scope_s = scope.to_string();
     let ev = issued_event(
         t,
-        EventKind::TokenRefreshed,
         client,
         Some(Principal::User {
             id: user.id.clone(),
         }),
-        GrantType::RefreshToken,
-        &at,
-        &scope_s,
-        true,
+        Issued {
+            kind: EventKind::TokenRefreshed,
+            grant: GrantType::RefreshToken,
+            at: &at,
+            scope: &scope_s,
+            refresh: true,
+        },
         meta,
     );
     p.store.record(&ev).await?;

@@ -13,13 +13,25 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
-pub async fn introspect(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn introspect(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = form(&headers, &body)?;
     let creds = credentials(&headers, &p)?;
-    let caller = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/introspect"), &meta).await.map_err(auth_error)?;
-    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let out = introspect::introspect(&s.provider, &t, &caller, token, p.get("token_type_hint")).await?;
+    let caller = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/introspect"), &meta)
+        .await
+        .map_err(auth_error)?;
+    let token = p
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let out =
+        introspect::introspect(&s.provider, &t, &caller, token, p.get("token_type_hint")).await?;
     let mut r = Json(out).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }

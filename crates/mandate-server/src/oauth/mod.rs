@@ -24,12 +24,17 @@ pub fn form(headers: &HeaderMap, body: &Bytes) -> Result<Params, ApiError> {
 
 /// Client credentials from the `Authorization: Basic` header and the form.
 pub fn credentials(headers: &HeaderMap, p: &Params) -> Result<ClientCredentials, ApiError> {
-    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(v) if v.len() > 6 && v[..6].eq_ignore_ascii_case("basic ") => Some(decode_basic(&v[6..]).ok_or_else(|| ApiError {
-            error: OAuthError::invalid_client("malformed Basic credentials"),
-            challenge: Some("Basic".into()),
-            status: None,
-        })?),
+    let basic = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(v) if v.len() > 6 && v[..6].eq_ignore_ascii_case("basic ") => {
+            Some(decode_basic(&v[6..]).ok_or_else(|| ApiError {
+                error: OAuthError::invalid_client("malformed Basic credentials"),
+                challenge: Some("Basic".into()),
+                status: None,
+            })?)
+        }
         _ => None,
     };
     Ok(ClientCredentials {
@@ -43,10 +48,16 @@ pub fn credentials(headers: &HeaderMap, p: &Params) -> Result<ClientCredentials,
 
 /// RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
 fn decode_basic(b64: &str) -> Option<(String, String)> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let dec = |s: &str| form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned());
+    let dec = |s: &str| {
+        form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
     let id = dec(id)?;
     let secret = dec(secret)?;
     (!id.is_empty()).then_some((id, secret))
@@ -68,6 +79,9 @@ mod tests {
     fn basic_is_form_decoded() {
         use base64::Engine;
         let enc = base64::engine::general_purpose::STANDARD.encode("my%20id:s%3Acret+x");
-        assert_eq!(super::decode_basic(&enc), Some(("my id".into(), "s:cret+x".into())));
+        assert_eq!(
+            super::decode_basic(&enc),
+            Some(("my id".into(), "s:cret+x".into()))
+        );
     }
 }

@@ -11,12 +11,30 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
-pub async fn revoke(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let p = form(&headers, &body)?;
     let creds = credentials(&headers, &p)?;
-    let caller = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/revoke"), &meta).await.map_err(auth_error)?;
-    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let caller = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/revoke"), &meta)
+        .await
+        .map_err(auth_error)?;
+    let token = p
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     // An unknown token_type_hint is ignored: the search covers every type (RFC 7009 §2.1).
-    revoke::revoke(&s.provider, &t, &caller, token, p.get("token_type_hint"), &meta).await?;
+    revoke::revoke(
+        &s.provider,
+        &t,
+        &caller,
+        token,
+        p.get("token_type_hint"),
+        &meta,
+    )
+    .await?;
     Ok(StatusCode::OK)
 }

@@ -14,10 +14,18 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
-pub async fn token(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn token(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = form(&headers, &body)?;
     let creds = credentials(&headers, &p)?;
-    let client = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/token"), &meta).await.map_err(auth_error)?;
+    let client = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/token"), &meta)
+        .await
+        .map_err(auth_error)?;
     let req = TokenRequest {
         grant_type: p.opt("grant_type"),
         code: p.opt("code"),
@@ -28,9 +36,12 @@ pub async fn token(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Met
         resources: p.all("resource"),
     };
     let resp = grants::exchange(&s.provider, &t, &client, &req, &meta).await?;
-    s.metrics.token_issued(req.grant_type.as_deref().unwrap_or_default());
+    s.metrics
+        .token_issued(req.grant_type.as_deref().unwrap_or_default());
     let mut r = Json(resp).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
 }

@@ -13,8 +13,15 @@ use crate::tenant::Tenant;
 
 fn metadata(t: &TenantCtx) -> Value {
     let algs: Vec<&str> = t.keys.algs().iter().map(|a| a.as_str()).collect();
-    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
-    let assertion_algs = ["ES256", "ES384", "EdDSA", "RS256", "RS384", "PS256", "PS384"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ];
+    let assertion_algs = [
+        "ES256", "ES384", "EdDSA", "RS256", "RS384", "PS256", "PS384",
+    ];
     json!({
         "issuer": t.issuer,
         "authorization_endpoint": t.url("/authorize"),

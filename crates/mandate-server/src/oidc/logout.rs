@@ -17,12 +17,24 @@ use crate::state::AppState;
 use crate::tenant::Tenant;
 use crate::ui::pages;
 
-pub async fn logout_get(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn logout_get(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let raw = q.unwrap_or_default();
     run(&s, &t, &meta, &headers, &raw, false).await
 }
 
-pub async fn logout_post(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn logout_post(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !params::is_form(&headers) {
         return pages::error_page(&s, &headers, &OAuthError::invalid_request("form expected"));
     }
@@ -31,16 +43,39 @@ pub async fn logout_post(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta
 }
 
 /// `POST {issuer}/logout/confirm`: the user confirmed; `params` carries the original request.
-pub async fn logout_confirm(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Response {
-    let form = if params::is_form(&headers) { Params::parse(&body).ok() } else { None };
+pub async fn logout_confirm(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = if params::is_form(&headers) {
+        Params::parse(&body).ok()
+    } else {
+        None
+    };
     let Some(form) = form.filter(|f| pages::csrf_ok(&s, &headers, f.get("csrf"))) else {
-        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+        return pages::message_page(
+            &s,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error_title",
+            "form_expired",
+        );
     };
     let raw = form.get("redirect").unwrap_or_default().to_string();
     run(&s, &t, &meta, &headers, &raw, true).await
 }
 
-async fn run(s: &AppState, t: &TenantCtx, meta: &RequestMeta, headers: &HeaderMap, raw: &str, confirmed: bool) -> Response {
+async fn run(
+    s: &AppState,
+    t: &TenantCtx,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    raw: &str,
+    confirmed: bool,
+) -> Response {
     let plan = match Params::parse(raw.as_bytes()) {
         Ok(p) => logout::plan(&s.provider, t, &p.single).await,
         Err(e) => Err(e),
@@ -55,7 +90,13 @@ async fn run(s: &AppState, t: &TenantCtx, meta: &RequestMeta, headers: &HeaderMa
         if !hinted && !confirmed {
             let lang = pages::locale(s, headers, None);
             let (csrf, set) = pages::csrf_token(s, headers);
-            let page = pages::render(s, StatusCode::OK, "logout_confirm.html", &lang, context! { action => t.url("/logout/confirm"), csrf, redirect => raw });
+            let page = pages::render(
+                s,
+                StatusCode::OK,
+                "logout_confirm.html",
+                &lang,
+                context! { action => t.url("/logout/confirm"), csrf, redirect => raw },
+            );
             return pages::with_cookies(page, set);
         }
         if let Err(e) = login::end_session(&s.provider, t, sess, meta).await {

@@ -12,7 +12,12 @@ pub async fn healthz() -> &'static str {
 
 /// The process can serve: the database answers.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.provider.store.tenant_by_name(mandate_core::admin::DEFAULT_TENANT).await {
+    match state
+        .provider
+        .store
+        .tenant_by_name(mandate_core::admin::DEFAULT_TENANT)
+        .await
+    {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -59,15 +59,36 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let tokens = Family::<GrantLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by endpoint, method and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by endpoint", latency.clone());
-        registry.register("tokens_issued", "Tokens issued by grant type", tokens.clone());
-        Self { registry: Mutex::new(registry), requests, latency, tokens }
+        registry.register(
+            "http_requests",
+            "HTTP requests by endpoint, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by endpoint",
+            latency.clone(),
+        );
+        registry.register(
+            "tokens_issued",
+            "Tokens issued by grant type",
+            tokens.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            tokens,
+        }
     }
 
     /// Count a token response.
     pub fn token_issued(&self, grant_type: &str) {
-        self.tokens.get_or_create(&GrantLabels { grant_type: grant_type.to_string() }).inc();
+        self.tokens
+            .get_or_create(&GrantLabels {
+                grant_type: grant_type.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition format.
@@ -90,8 +111,18 @@ pub async fn track(State(state): State<AppState>, req: Request<Body>, next: Next
     let start = Instant::now();
     let resp = next.run(req).await;
     let m = &state.metrics;
-    m.latency.get_or_create(&EndpointLabels { endpoint: endpoint.clone() }).observe(start.elapsed().as_secs_f64());
-    m.requests.get_or_create(&RequestLabels { endpoint, method, status: resp.status().as_u16() }).inc();
+    m.latency
+        .get_or_create(&EndpointLabels {
+            endpoint: endpoint.clone(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels {
+            endpoint,
+            method,
+            status: resp.status().as_u16(),
+        })
+        .inc();
     resp
 }
 

@@ -15,9 +15,19 @@ use crate::state::AppState;
 use crate::tenant::Tenant;
 
 /// `GET {issuer}/account/consents`.
-pub async fn consents_page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderMap) -> Response {
+pub async fn consents_page(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    headers: HeaderMap,
+) -> Response {
     let Ok(Some(session)) = current_session(&s, &t, &headers).await else {
-        return pages::message_page(&s, &headers, StatusCode::UNAUTHORIZED, "consents_title", "not_signed_in");
+        return pages::message_page(
+            &s,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            "consents_title",
+            "not_signed_in",
+        );
     };
     let consents = match s.provider.store.consents(t.id(), &session.user_id).await {
         Ok(c) => c,
@@ -33,22 +43,52 @@ pub async fn consents_page(State(s): State<AppState>, Tenant(t): Tenant, headers
     }
     let lang = pages::locale(&s, &headers, None);
     let (csrf, set) = pages::csrf_token(&s, &headers);
-    let page = pages::render(&s, StatusCode::OK, "consents.html", &lang, context! { consents => rows, csrf, action => t.url("/account/consents/withdraw") });
+    let page = pages::render(
+        &s,
+        StatusCode::OK,
+        "consents.html",
+        &lang,
+        context! { consents => rows, csrf, action => t.url("/account/consents/withdraw") },
+    );
     pages::with_cookies(page, set)
 }
 
 /// `POST {issuer}/account/consents/withdraw`.
-pub async fn withdraw(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Response {
-    let form = if params::is_form(&headers) { Params::parse(&body).ok() } else { None };
+pub async fn withdraw(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = if params::is_form(&headers) {
+        Params::parse(&body).ok()
+    } else {
+        None
+    };
     let session = current_session(&s, &t, &headers).await.ok().flatten();
     let (Some(form), Some(session)) = (form, session) else {
-        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+        return pages::message_page(
+            &s,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error_title",
+            "form_expired",
+        );
     };
     if !pages::csrf_ok(&s, &headers, form.get("csrf")) {
-        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+        return pages::message_page(
+            &s,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error_title",
+            "form_expired",
+        );
     }
     let client_id = form.get("client_id").unwrap_or_default();
-    if let Err(e) = authorize::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await {
+    if let Err(e) =
+        authorize::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await
+    {
         return pages::error_page(&s, &headers, &e);
     }
     pages::see_other(&t.url("/account/consents"))

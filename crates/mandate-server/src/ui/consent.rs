@@ -18,7 +18,14 @@ use crate::state::AppState;
 use crate::tenant::Tenant;
 
 /// Render the consent form.
-pub async fn render(s: &AppState, t: &TenantCtx, headers: &HeaderMap, client: &Client, i: &Interaction, session: &Session) -> Response {
+pub async fn render(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    client: &Client,
+    i: &Interaction,
+    session: &Session,
+) -> Response {
     let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
     let username = match s.provider.store.user(t.id(), &session.user_id).await {
         Ok(Some(u)) => u.username,
@@ -32,7 +39,13 @@ pub async fn render(s: &AppState, t: &TenantCtx, headers: &HeaderMap, client: &C
         .map(|sc| {
             let key = format!("scope_{sc}");
             let m = s.templates.message(&lang, &key);
-            if m == key { s.templates.message(&lang, "scope_other").replace("{scope}", sc) } else { m }
+            if m == key {
+                s.templates
+                    .message(&lang, "scope_other")
+                    .replace("{scope}", sc)
+            } else {
+                m
+            }
         })
         .collect();
     let (csrf, set) = pages::csrf_token(s, headers);
@@ -47,7 +60,13 @@ pub async fn render(s: &AppState, t: &TenantCtx, headers: &HeaderMap, client: &C
 }
 
 /// `POST {issuer}/consent`.
-pub async fn consent(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn consent(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !params::is_form(&headers) {
         return pages::error_page(&s, &headers, &OAuthError::invalid_request("form expected"));
     }
@@ -55,17 +74,37 @@ pub async fn consent(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): M
         Ok(f) => f,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let interaction = form.get("interaction").and_then(|v| Interaction::open(&s.provider, &t, v));
+    let interaction = form
+        .get("interaction")
+        .and_then(|v| Interaction::open(&s.provider, &t, v));
     let session = current_session(&s, &t, &headers).await.ok().flatten();
-    let (Some(i), Some(session), true) = (interaction, session, pages::csrf_ok(&s, &headers, form.get("csrf"))) else {
-        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+    let (Some(i), Some(session), true) = (
+        interaction,
+        session,
+        pages::csrf_ok(&s, &headers, form.get("csrf")),
+    ) else {
+        return pages::message_page(
+            &s,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error_title",
+            "form_expired",
+        );
     };
     if i.sid.as_deref() != Some(session.sid.as_str()) {
-        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+        return pages::message_page(
+            &s,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error_title",
+            "form_expired",
+        );
     }
     match form.get("decision") {
         Some("approve") => {
-            if let Err(e) = authorize::give_consent(&s.provider, &t, &i.req, &session.user_id, &meta).await {
+            if let Err(e) =
+                authorize::give_consent(&s.provider, &t, &i.req, &session.user_id, &meta).await
+            {
                 return pages::error_page(&s, &headers, &e);
             }
             match authorize::issue_code(&s.provider, &t, &i.req, &session, &meta).await {
@@ -74,16 +113,35 @@ pub async fn consent(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): M
             }
         }
         Some("deny") => {
-            let ev = AuditEvent::new(t.id(), EventKind::AuthorizationFailed, Outcome::Failure, Principal::User { id: session.user_id.clone() }, &meta)
-                .subject(Principal::User { id: session.user_id.clone() })
-                .client(i.req.client_id.clone())
-                .reason("consent denied");
+            let ev = AuditEvent::new(
+                t.id(),
+                EventKind::AuthorizationFailed,
+                Outcome::Failure,
+                Principal::User {
+                    id: session.user_id.clone(),
+                },
+                &meta,
+            )
+            .subject(Principal::User {
+                id: session.user_id.clone(),
+            })
+            .client(i.req.client_id.clone())
+            .reason("consent denied");
             if let Err(e) = s.provider.store.record(&ev).await {
                 return pages::error_page(&s, &headers, &e.into());
             }
             let err = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-            pages::see_other(&authorize::error_redirect(&t, &i.req.redirect_uri, i.req.state.as_deref(), &err))
+            pages::see_other(&authorize::error_redirect(
+                &t,
+                &i.req.redirect_uri,
+                i.req.state.as_deref(),
+                &err,
+            ))
         }
-        _ => pages::error_page(&s, &headers, &OAuthError::invalid_request("decision must be approve or deny")),
+        _ => pages::error_page(
+            &s,
+            &headers,
+            &OAuthError::invalid_request("decision must be approve or deny"),
+        ),
     }
 }

@@ -19,11 +19,22 @@ use crate::state::AppState;
 use crate::tenant::Tenant;
 
 /// Render the login form for an interaction.
-pub fn render(s: &AppState, t: &TenantCtx, headers: &HeaderMap, client: &Client, i: &Interaction, error: Option<&str>) -> Response {
+pub fn render(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    client: &Client,
+    i: &Interaction,
+    error: Option<&str>,
+) -> Response {
     let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
     let (csrf, set) = pages::csrf_token(s, headers);
     let error = error.map(|k| s.templates.message(&lang, k));
-    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
     let page = pages::render(
         s,
         status,
@@ -42,7 +53,13 @@ pub fn render(s: &AppState, t: &TenantCtx, headers: &HeaderMap, client: &Client,
 }
 
 /// `POST {issuer}/login`.
-pub async fn login(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Meta, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !params::is_form(&headers) {
         return pages::error_page(&s, &headers, &OAuthError::invalid_request("form expected"));
     }
@@ -50,22 +67,47 @@ pub async fn login(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Met
         Ok(f) => f,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let interaction = form.get("interaction").and_then(|v| Interaction::open(&s.provider, &t, v));
+    let interaction = form
+        .get("interaction")
+        .and_then(|v| Interaction::open(&s.provider, &t, v));
     let (Some(i), true) = (interaction, pages::csrf_ok(&s, &headers, form.get("csrf"))) else {
-        return pages::message_page(&s, &headers, StatusCode::BAD_REQUEST, "error_title", "form_expired");
+        return pages::message_page(
+            &s,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error_title",
+            "form_expired",
+        );
     };
     let client = match s.provider.client(&t, &i.req.client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client")),
+        Ok(None) => {
+            return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client"));
+        }
         Err(e) => return pages::error_page(&s, &headers, &e.into()),
     };
     let username = form.get("username").unwrap_or_default();
-    let user = match login::password_login(&s.provider, &t, username, form.get("password").unwrap_or_default(), &meta).await {
+    let user = match login::password_login(
+        &s.provider,
+        &t,
+        username,
+        form.get("password").unwrap_or_default(),
+        &meta,
+    )
+    .await
+    {
         Ok(u) => u,
         Err(LoginError::InvalidCredentials) => {
             let mut again = i.clone();
             again.req.login_hint = Some(username.to_string());
-            return render(&s, &t, &headers, &client, &again, Some("invalid_credentials"));
+            return render(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &again,
+                Some("invalid_credentials"),
+            );
         }
         Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
     };
@@ -73,11 +115,17 @@ pub async fn login(State(s): State<AppState>, Tenant(t): Tenant, Meta(meta): Met
     if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
         let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
     }
-    let (cookie, session) = match login::start_session(&s.provider, &t, &user, &["pwd"], &meta).await {
-        Ok(v) => v,
-        Err(e) => return pages::error_page(&s, &headers, &e.into()),
-    };
-    let set = cookies::set(&s.config, &cookies::session_name(&s.config, &t.tenant.name), &cookie, Some(s.provider.settings.session_ttl));
+    let (cookie, session) =
+        match login::start_session(&s.provider, &t, &user, &["pwd"], &meta).await {
+            Ok(v) => v,
+            Err(e) => return pages::error_page(&s, &headers, &e.into()),
+        };
+    let set = cookies::set(
+        &s.config,
+        &cookies::session_name(&s.config, &t.tenant.name),
+        &cookie,
+        Some(s.provider.settings.session_ttl),
+    );
     let resp = proceed(&s, &t, &meta, &headers, &client, i.req, Some(session), true).await;
     pages::with_cookies(resp, [set])
 }

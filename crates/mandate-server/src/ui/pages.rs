@@ -14,17 +14,37 @@ use crate::state::AppState;
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
 /// Render a template into a page, or a plain 500 if the template itself is broken.
-pub fn render(s: &AppState, status: StatusCode, name: &str, lang: &str, ctx: minijinja::Value) -> Response {
+pub fn render(
+    s: &AppState,
+    status: StatusCode,
+    name: &str,
+    lang: &str,
+    ctx: minijinja::Value,
+) -> Response {
     match s.templates.render(name, lang, ctx) {
         Ok(body) => html(status, body),
         Err(e) => {
@@ -36,7 +56,9 @@ pub fn render(s: &AppState, status: StatusCode, name: &str, lang: &str, ctx: min
 
 /// The user's locale from `ui_locales` and `Accept-Language`.
 pub fn locale(s: &AppState, headers: &HeaderMap, ui_locales: Option<&str>) -> String {
-    let al = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let al = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
     s.templates.locale(ui_locales, al)
 }
 
@@ -45,23 +67,46 @@ pub fn error_page(s: &AppState, headers: &HeaderMap, e: &OAuthError) -> Response
     crate::error::log(e);
     let lang = locale(s, headers, None);
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let status = if status == StatusCode::UNAUTHORIZED { StatusCode::BAD_REQUEST } else { status };
-    render(s, status, "error.html", &lang, context! { error => e.code.as_str(), description => e.description })
+    let status = if status == StatusCode::UNAUTHORIZED {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    render(
+        s,
+        status,
+        "error.html",
+        &lang,
+        context! { error => e.code.as_str(), description => e.description },
+    )
 }
 
 /// A page telling the user something (signed out, form expired …).
-pub fn message_page(s: &AppState, headers: &HeaderMap, status: StatusCode, title_key: &str, message_key: &str) -> Response {
+pub fn message_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    title_key: &str,
+    message_key: &str,
+) -> Response {
     let lang = locale(s, headers, None);
     let title = s.templates.message(&lang, title_key);
     let message = s.templates.message(&lang, message_key);
-    render(s, status, "message.html", &lang, context! { title, message })
+    render(
+        s,
+        status,
+        "message.html",
+        &lang,
+        context! { title, message },
+    )
 }
 
 /// 303 See Other (the right answer after a POST).
 pub fn see_other(location: &str) -> Response {
     let mut r = Redirect::to(location).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

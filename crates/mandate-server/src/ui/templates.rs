@@ -13,8 +13,14 @@ const EMBEDDED: [(&str, &str); 7] = [
     ("consent.html", include_str!("../../templates/consent.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("message.html", include_str!("../../templates/message.html")),
-    ("logout_confirm.html", include_str!("../../templates/logout_confirm.html")),
-    ("consents.html", include_str!("../../templates/consents.html")),
+    (
+        "logout_confirm.html",
+        include_str!("../../templates/logout_confirm.html"),
+    ),
+    (
+        "consents.html",
+        include_str!("../../templates/consents.html"),
+    ),
 ];
 
 const LOCALES: [(&str, &str); 2] = [
@@ -40,32 +46,48 @@ impl Templates {
                     Ok(s) => return Ok(Some(s)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        return Err(minijinja::Error::new(minijinja::ErrorKind::TemplateNotFound, e.to_string()));
+                        return Err(minijinja::Error::new(
+                            minijinja::ErrorKind::TemplateNotFound,
+                            e.to_string(),
+                        ));
                     }
                 }
             }
-            Ok(EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, s)| s.to_string()))
+            Ok(EMBEDDED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, s)| s.to_string()))
         });
         let mut catalog = BTreeMap::new();
         for (lang, json) in LOCALES {
-            let msgs: BTreeMap<String, String> = serde_json::from_str(json).map_err(|e| format!("locale {lang}: {e}"))?;
+            let msgs: BTreeMap<String, String> =
+                serde_json::from_str(json).map_err(|e| format!("locale {lang}: {e}"))?;
             catalog.insert(lang.to_string(), msgs);
         }
         let t = Templates { env, catalog };
         for (name, _) in EMBEDDED {
-            t.env.get_template(name).map_err(|e| format!("template {name}: {e}"))?;
+            t.env
+                .get_template(name)
+                .map_err(|e| format!("template {name}: {e}"))?;
         }
         Ok(t)
     }
 
     /// Pick the first supported locale from `ui_locales` (space-separated) or `Accept-Language`.
     pub fn locale(&self, ui_locales: Option<&str>, accept_language: Option<&str>) -> String {
-        let wanted = ui_locales
-            .into_iter()
-            .flat_map(|s| s.split(' '))
-            .chain(accept_language.into_iter().flat_map(|s| s.split(',')).map(|s| s.split(';').next().unwrap_or("")));
+        let wanted = ui_locales.into_iter().flat_map(|s| s.split(' ')).chain(
+            accept_language
+                .into_iter()
+                .flat_map(|s| s.split(','))
+                .map(|s| s.split(';').next().unwrap_or("")),
+        );
         for w in wanted {
-            let base = w.trim().split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+            let base = w
+                .trim()
+                .split(['-', '_'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
             if self.catalog.contains_key(&base) {
                 return base;
             }
@@ -104,7 +126,13 @@ mod tests {
         assert_eq!(t.locale(Some("se de"), None), "de");
         assert_eq!(t.locale(None, Some("fr-CH, de;q=0.8")), "de");
         assert_eq!(t.locale(Some("se"), None), "en");
-        let html = t.render("message.html", "de", minijinja::context! { title => "X", message => "<b>" }).unwrap();
+        let html = t
+            .render(
+                "message.html",
+                "de",
+                minijinja::context! { title => "X", message => "<b>" },
+            )
+            .unwrap();
         assert!(html.contains("lang=\"de\""));
         assert!(html.contains("&lt;b&gt;"), "autoescape");
     }

@@ -56,10 +56,16 @@ pub async fn run(cmd: ClientCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
     let jwks = match &a.jwks_file {
         None => None,
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", p.display()))?;
             // Accept a single JWK as well as a set.
-            Some(if v.get("keys").is_some() { v } else { json!({"keys": [v]}) })
+            Some(if v.get("keys").is_some() {
+                v
+            } else {
+                json!({"keys": [v]})
+            })
         }
     };
     let spec = ClientSpec {
@@ -81,7 +87,10 @@ pub async fn run(cmd: ClientCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
         json!({"client_id": c.client_id, "client_secret": secret, "name": c.name, "tenant": a.tenant,
                "token_endpoint_auth_method": c.auth_method.as_str(), "grant_types": grants, "scope": c.scopes.to_string()}),
         || match &secret {
-            Some(s) => format!("client_id: {}\nclient_secret: {s}\n(the secret is shown only once)", c.client_id),
+            Some(s) => format!(
+                "client_id: {}\nclient_secret: {s}\n(the secret is shown only once)",
+                c.client_id
+            ),
             None => format!("client_id: {}", c.client_id),
         },
     );

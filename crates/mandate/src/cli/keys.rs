@@ -22,6 +22,10 @@ pub enum KeysCmd {
 pub async fn run(cmd: KeysCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
     let KeysCmd::Rotate { tenant } = cmd;
     let kids = admin::rotate_keys(store.as_ref(), &tenant, &Settings::default(), CLI_ACTOR).await?;
-    print(json_out, json!({"tenant": tenant, "new_kids": kids}), || format!("rotated keys of {tenant}: {}", kids.join(", ")));
+    print(
+        json_out,
+        json!({"tenant": tenant, "new_kids": kids}),
+        || format!("rotated keys of {tenant}: {}", kids.join(", ")),
+    );
     Ok(())
 }

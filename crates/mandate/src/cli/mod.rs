@@ -33,11 +33,17 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// Open the store (running migrations) and make sure the default tenant exists.
 pub async fn open(location: StoreLocation) -> Result<Arc<dyn Store>> {
     let store = match &location {
-        StoreLocation::Dir(d) => SqlStore::open_dir(d).await.with_context(|| format!("cannot open data directory {}", d.display()))?,
-        StoreLocation::Url(u) => SqlStore::connect(u).await.context("cannot connect to the database")?,
+        StoreLocation::Dir(d) => SqlStore::open_dir(d)
+            .await
+            .with_context(|| format!("cannot open data directory {}", d.display()))?,
+        StoreLocation::Url(u) => SqlStore::connect(u)
+            .await
+            .context("cannot connect to the database")?,
     };
     let store: Arc<dyn Store> = Arc::new(store);
-    mandate_core::admin::ensure_default_tenant(store.as_ref()).await.context("cannot create the default tenant")?;
+    mandate_core::admin::ensure_default_tenant(store.as_ref())
+        .await
+        .context("cannot create the default tenant")?;
     Ok(store)
 }
 

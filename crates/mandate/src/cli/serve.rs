@@ -14,23 +14,43 @@ pub async fn run(args: &ServeArgs, file: &FileConfig, location: StoreLocation) -
     let cfg = config::serve_config(args, file)?;
     init_tracing(cfg.log_json);
     let trusted = TrustedProxies::parse(&cfg.trusted_proxies).map_err(anyhow::Error::msg)?;
-    let templates = Templates::new(cfg.templates_dir.clone()).map_err(anyhow::Error::msg).context("cannot load templates")?;
+    let templates = Templates::new(cfg.templates_dir.clone())
+        .map_err(anyhow::Error::msg)
+        .context("cannot load templates")?;
     let store = super::open(location).await?;
-    let provider = Arc::new(Provider::new(store.clone(), cfg.settings.clone(), &cfg.public_url, cfg.cache_ttl));
-    let state = mandate_server::state(provider, HttpConfig { public_url: cfg.public_url.clone(), trusted_proxies: trusted }, templates);
-    let listener = std::net::TcpListener::bind(&cfg.listen).with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let provider = Arc::new(Provider::new(
+        store.clone(),
+        cfg.settings.clone(),
+        &cfg.public_url,
+        cfg.cache_ttl,
+    ));
+    let state = mandate_server::state(
+        provider,
+        HttpConfig {
+            public_url: cfg.public_url.clone(),
+            trusted_proxies: trusted,
+        },
+        templates,
+    );
+    let listener = std::net::TcpListener::bind(&cfg.listen)
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     spawn_purger(store);
     tracing::info!(%addr, public_url = %cfg.public_url, startup_ms = started.elapsed().as_millis() as u64, "mandate listening");
     let tls = cfg.tls.map(|(cert, key)| TlsFiles { cert, key });
-    mandate_server::serve(state, listener, tls, shutdown_signal()).await.context("server failed")?;
+    mandate_server::serve(state, listener, tls, shutdown_signal())
+        .await
+        .context("server failed")?;
     tracing::info!("mandate stopped");
     Ok(())
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MANDATE_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MANDATE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

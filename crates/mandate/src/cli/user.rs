@@ -28,15 +28,35 @@ pub enum UserCmd {
 
 pub async fn run(cmd: UserCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
     match cmd {
-        UserCmd::Create { tenant, username, email, password_stdin: _ } => {
+        UserCmd::Create {
+            tenant,
+            username,
+            email,
+            password_stdin: _,
+        } => {
             let mut pw = String::new();
-            std::io::stdin().take(4096).read_to_string(&mut pw).context("cannot read the password from standard input")?;
+            std::io::stdin()
+                .take(4096)
+                .read_to_string(&mut pw)
+                .context("cannot read the password from standard input")?;
             let pw = pw.trim_end_matches(['\n', '\r']);
             if pw.is_empty() {
                 bail!("no password on standard input");
             }
-            let u = admin::create_user(store.as_ref(), &tenant, &username, email.as_deref(), pw, CLI_ACTOR).await?;
-            print(json_out, json!({"id": u.id, "username": u.username, "tenant": tenant}), || format!("created user {} (sub {})", u.username, u.id));
+            let u = admin::create_user(
+                store.as_ref(),
+                &tenant,
+                &username,
+                email.as_deref(),
+                pw,
+                CLI_ACTOR,
+            )
+            .await?;
+            print(
+                json_out,
+                json!({"id": u.id, "username": u.username, "tenant": tenant}),
+                || format!("created user {} (sub {})", u.username, u.id),
+            );
         }
     }
     Ok(())

@@ -21,8 +21,16 @@ pub enum Backend {
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), nanos)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        nanos
+    )
 }
 
 /// A running server process and the storage it uses.
@@ -38,7 +46,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -64,7 +76,10 @@ impl Server {
             data_dir,
             database_url,
             schema,
-            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         s.spawn().await;
@@ -73,7 +88,8 @@ impl Server {
 
     fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_mandate"));
-        c.env_remove("MANDATE_DATABASE_URL").env_remove("MANDATE_CONFIG");
+        c.env_remove("MANDATE_DATABASE_URL")
+            .env_remove("MANDATE_CONFIG");
         c.env("MANDATE_DATA_DIR", &self.data_dir);
         if let Some(u) = &self.database_url {
             c.env("MANDATE_DATABASE_URL", u);
@@ -87,8 +103,11 @@ impl Server {
         self.port = free_port();
         self.base = format!("http://127.0.0.1:{}", self.port);
         let mut c = self.command();
-        c.arg("serve").arg("--listen").arg(format!("127.0.0.1:{}", self.port));
-        c.env("MANDATE_CACHE_TTL_MS", "0").env("MANDATE_LOG", "warn");
+        c.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port));
+        c.env("MANDATE_CACHE_TTL_MS", "0")
+            .env("MANDATE_LOG", "warn");
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
@@ -121,7 +140,11 @@ impl Server {
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
         c.wait().unwrap()
     }
 
@@ -132,7 +155,10 @@ impl Server {
     /// Run a CLI command against the same storage; returns (exit ok, stdout, stderr).
     pub fn cli_raw(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         let mut c = self.command();
-        c.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().expect("spawn cli");
         {
             use std::io::Write;
@@ -142,7 +168,11 @@ impl Server {
             }
         }
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Run a CLI command with `--json`, expecting success.
@@ -151,7 +181,8 @@ impl Server {
         a.extend_from_slice(args);
         let (ok, out, err) = self.cli_raw(&a, stdin);
         assert!(ok, "mandate {args:?} failed: {err}");
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}: {out}"))
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}: {out}"))
     }
 
     pub fn create_tenant(&self, name: &str) {
@@ -159,22 +190,68 @@ impl Server {
     }
 
     pub fn create_user(&self, tenant: &str, username: &str) -> String {
-        let v = self.cli(&["user", "create", "--tenant", tenant, "--username", username, "--email", &format!("{username}@example.com"), "--password-stdin"], Some(PASSWORD));
+        let v = self.cli(
+            &[
+                "user",
+                "create",
+                "--tenant",
+                tenant,
+                "--username",
+                username,
+                "--email",
+                &format!("{username}@example.com"),
+                "--password-stdin",
+            ],
+            Some(PASSWORD),
+        );
         v["id"].as_str().unwrap().to_string()
     }
 
     /// A confidential web client with the code and refresh grants; returns (id, secret).
     pub fn create_web_client(&self, tenant: &str, extra: &[&str]) -> (String, String) {
-        let mut args = vec!["client", "create", "--tenant", tenant, "--name", "Web App", "--redirect-uri", REDIRECT, "--post-logout-redirect-uri", "https://app.example/bye"];
+        let mut args = vec![
+            "client",
+            "create",
+            "--tenant",
+            tenant,
+            "--name",
+            "Web App",
+            "--redirect-uri",
+            REDIRECT,
+            "--post-logout-redirect-uri",
+            "https://app.example/bye",
+        ];
         args.extend_from_slice(extra);
         let v = self.cli(&args, None);
-        (v["client_id"].as_str().unwrap().into(), v["client_secret"].as_str().unwrap_or_default().into())
+        (
+            v["client_id"].as_str().unwrap().into(),
+            v["client_secret"].as_str().unwrap_or_default().into(),
+        )
     }
 
     /// A client_credentials client with scope `api.read`.
     pub fn create_service_client(&self, tenant: &str) -> (String, String) {
-        let v = self.cli(&["client", "create", "--tenant", tenant, "--name", "Service", "--grant-type", "client_credentials", "--scope", "api.read", "--scope", "api.write"], None);
-        (v["client_id"].as_str().unwrap().into(), v["client_secret"].as_str().unwrap().into())
+        let v = self.cli(
+            &[
+                "client",
+                "create",
+                "--tenant",
+                tenant,
+                "--name",
+                "Service",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "api.read",
+                "--scope",
+                "api.write",
+            ],
+            None,
+        );
+        (
+            v["client_id"].as_str().unwrap().into(),
+            v["client_secret"].as_str().unwrap().into(),
+        )
     }
 
     /// Open the same database directly (for snapshots and tampering checks).
@@ -182,7 +259,10 @@ impl Server {
         sqlx::any::install_default_drivers();
         let url = match &self.database_url {
             Some(_) => PG_BASE.to_string(),
-            None => format!("sqlite://{}?mode=rw", self.data_dir.join("mandate.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rw",
+                self.data_dir.join("mandate.db").display()
+            ),
         };
         let schema = self.schema.clone();
         sqlx::pool::PoolOptions::<sqlx::Any>::new()
@@ -191,7 +271,9 @@ impl Server {
                 let schema = schema.clone();
                 Box::pin(async move {
                     if let Some(s) = schema {
-                        sqlx::query(&format!("SET search_path TO {s}")).execute(conn).await?;
+                        sqlx::query(&format!("SET search_path TO {s}"))
+                            .execute(conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -208,7 +290,17 @@ impl Drop for Server {
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(s) = &self.schema {
             let _ = Command::new("psql")
-                .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c", &format!("DROP SCHEMA IF EXISTS {s} CASCADE")])
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "test",
+                    "-c",
+                    &format!("DROP SCHEMA IF EXISTS {s} CASCADE"),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
@@ -218,7 +310,12 @@ impl Drop for Server {
 
 /// Unescape the HTML entities minijinja produces.
 pub fn unescape(s: &str) -> String {
-    s.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    s.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// The value of a hidden input in a page.
@@ -242,7 +339,13 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Self {
-        Browser { http: reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap() }
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
     }
 
     pub async fn get(&self, url: &str) -> (u16, String, Option<String>) {
@@ -250,23 +353,55 @@ impl Browser {
         page(r).await
     }
 
-    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String, Option<String>) {
         let r = self.http.post(url).form(form).send().await.unwrap();
         page(r).await
     }
 
     /// Submit the login form on `html`.
-    pub async fn login(&self, issuer: &str, html: &str, username: &str, password: &str) -> (u16, String, Option<String>) {
+    pub async fn login(
+        &self,
+        issuer: &str,
+        html: &str,
+        username: &str,
+        password: &str,
+    ) -> (u16, String, Option<String>) {
         let csrf = hidden(html, "csrf").expect("csrf field");
         let interaction = hidden(html, "interaction").expect("interaction field");
-        self.post_form(&format!("{issuer}/login"), &[("csrf", &csrf), ("interaction", &interaction), ("username", username), ("password", password)]).await
+        self.post_form(
+            &format!("{issuer}/login"),
+            &[
+                ("csrf", &csrf),
+                ("interaction", &interaction),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
     }
 
     /// Submit the consent form on `html`.
-    pub async fn consent(&self, issuer: &str, html: &str, decision: &str) -> (u16, String, Option<String>) {
+    pub async fn consent(
+        &self,
+        issuer: &str,
+        html: &str,
+        decision: &str,
+    ) -> (u16, String, Option<String>) {
         let csrf = hidden(html, "csrf").expect("csrf field");
         let interaction = hidden(html, "interaction").expect("interaction field");
-        self.post_form(&format!("{issuer}/consent"), &[("csrf", &csrf), ("interaction", &interaction), ("decision", decision)]).await
+        self.post_form(
+            &format!("{issuer}/consent"),
+            &[
+                ("csrf", &csrf),
+                ("interaction", &interaction),
+                ("decision", decision),
+            ],
+        )
+        .await
     }
 
     /// Walk authorize → login (if asked) → consent (if asked) and return the final redirect.
@@ -278,20 +413,30 @@ impl Browser {
         if status == 200 && body.contains("name=\"decision\"") {
             (status, body, loc) = self.consent(issuer, &body, "approve").await;
         }
-        assert_eq!(status, 303, "expected a redirect to the client, got {status}: {body}");
+        assert_eq!(
+            status, 303,
+            "expected a redirect to the client, got {status}: {body}"
+        );
         loc.expect("Location")
     }
 }
 
 async fn page(r: reqwest::Response) -> (u16, String, Option<String>) {
     let status = r.status().as_u16();
-    let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+    let loc = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
     (status, r.text().await.unwrap(), loc)
 }
 
 /// A query parameter of a URL.
 pub fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// PKCE pair (verifier, S256 challenge).
@@ -301,11 +446,20 @@ pub fn pkce() -> (String, String) {
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    (verifier, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()))
+    (
+        verifier,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+    )
 }
 
 /// An authorization URL with PKCE for a client.
-pub fn auth_url(issuer: &str, client_id: &str, challenge: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+pub fn auth_url(
+    issuer: &str,
+    client_id: &str,
+    challenge: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut u = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
     {
         let mut q = u.query_pairs_mut();
@@ -325,12 +479,34 @@ pub fn auth_url(issuer: &str, client_id: &str, challenge: &str, scope: &str, ext
 }
 
 /// Log in through the browser and redeem the code; returns the token response JSON.
-pub async fn code_flow_tokens(s: &Server, b: &Browser, tenant: &str, client: &(String, String), username: &str) -> Value {
+pub async fn code_flow_tokens(
+    s: &Server,
+    b: &Browser,
+    tenant: &str,
+    client: &(String, String),
+    username: &str,
+) -> Value {
     let issuer = s.issuer(tenant);
     let (verifier, challenge) = pkce();
-    let loc = b.authorize(&issuer, &auth_url(&issuer, &client.0, &challenge, "openid profile email", &[]), username).await;
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &client.0, &challenge, "openid profile email", &[]),
+            username,
+        )
+        .await;
     let code = query_param(&loc, "code").expect("code in redirect");
-    let r = token(&issuer, client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+    let r = token(
+        &issuer,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     r.1
 }
@@ -341,11 +517,24 @@ pub async fn token(issuer: &str, client: &(String, String), form: &[(&str, &str)
 }
 
 /// POST a form with HTTP Basic client authentication; returns status and JSON body.
-pub async fn post_auth(url: &str, client: &(String, String), form: &[(&str, &str)]) -> (u16, Value) {
-    let r = reqwest::Client::new().post(url).basic_auth(&client.0, Some(&client.1)).form(form).send().await.unwrap();
+pub async fn post_auth(
+    url: &str,
+    client: &(String, String),
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .basic_auth(&client.0, Some(&client.1))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// Introspect a token as `client`.
@@ -378,7 +567,10 @@ pub async fn snapshot(s: &Server) -> Vec<(String, i64)> {
     ];
     let mut out = Vec::new();
     for q in queries {
-        let n: i64 = sqlx::query_scalar(q).fetch_one(&pool).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        let n: i64 = sqlx::query_scalar(q)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
         out.push((q.to_string(), n));
     }
     pool.close().await;
