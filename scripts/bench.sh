@@ -68,7 +68,7 @@ if command -v node >/dev/null; then
   fi
   cp "$SHARED/server.mjs" "$SHARED/cc.lua" "$PEER_DIR/"
   for alg in ES256 EdDSA; do
-    (cd "$PEER_DIR" && PORT=18090 ALG=$alg node server.mjs >/dev/null) & NPID=$!
+    (cd "$PEER_DIR" && PORT=18090 ALG=$alg exec node server.mjs >/dev/null) & NPID=$!
     wait_ready http://127.0.0.1:18090/.well-known/openid-configuration
     [ "$alg" = ES256 ] && echo "## peer idle RSS: $(rss_kb $(pgrep -f 'node server.mjs' | head -1)) kB"
     run_wrk "peer oidc-provider client_credentials $alg" http://127.0.0.1:18090/token "$PEER_DIR/cc.lua"

@@ -10,6 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
 
+use crate::audit::AuditWriter;
 use crate::error::backend;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -33,6 +34,7 @@ pub enum Backend {
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    pub(crate) audit: AuditWriter,
 }
 
 impl SqlStore {
@@ -85,6 +87,7 @@ async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
         .map_err(backend)?;
     migrate(&SQLITE_MIGRATIONS, &pool).await?;
     Ok(SqlStore {
+        audit: AuditWriter::spawn(pool.clone()),
         pool,
         backend: Backend::Sqlite,
     })
@@ -104,6 +107,7 @@ async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
     let pool = options.connect(&url).await.map_err(backend)?;
     migrate(&POSTGRES_MIGRATIONS, &pool).await?;
     Ok(SqlStore {
+        audit: AuditWriter::spawn(pool.clone()),
         pool,
         backend: Backend::Postgres,
     })

@@ -114,9 +114,18 @@ impl Server {
         c.stdout(Stdio::null()).stderr(Stdio::inherit());
         self.child = Some(c.spawn().expect("spawn mandate serve"));
         let http = reqwest::Client::new();
+        let tls = self.extra_env.iter().any(|(k, _)| k == "MANDATE_TLS_CERT");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await
+            if tls {
+                // The test client speaks no TLS: an accepted connection means ready.
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            } else if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await
                 && r.status() == 200
             {
                 return;

@@ -1,0 +1,413 @@
+//! Lines of SECURITY-CHECKLIST.md not covered elsewhere, each as a black-box test.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::json;
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+#[tokio::test]
+async fn secrets_codes_and_iss_everywhere() {
+    let s = Server::start(Backend::Sqlite).await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "gina");
+    let web = s.create_web_client("default", &[]);
+    // Client secrets: ≥ 256 bits of base64url.
+    assert!(web.1.len() >= 43, "secret too short: {}", web.1.len());
+    let b = Browser::new();
+    let (_, challenge) = pkce();
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+            "gina",
+        )
+        .await;
+    let code = query_param(&loc, "code").unwrap();
+    assert!(code.len() >= 22, "code must carry ≥128 bits");
+    // iss and state on error responses too (RFC 9207).
+    let (_, _, loc) = b
+        .get(&auth_url(
+            &issuer,
+            &web.0,
+            &challenge,
+            "openid",
+            &[("prompt", "none login")],
+        ))
+        .await;
+    let loc = loc.unwrap();
+    assert_eq!(query_param(&loc, "iss").as_deref(), Some(issuer.as_str()));
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st-123"));
+    // No secret stored in clear: the database never contains the secret or the code.
+    let pool = s.db().await;
+    let digest: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_digest FROM clients WHERE client_id = $1")
+            .bind(&web.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_ne!(digest, web.1.as_bytes());
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth_codes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$"),
+        "passwords hashed with Argon2id"
+    );
+}
+
+#[tokio::test]
+async fn forged_and_unsigned_tokens_are_refused() {
+    let s = Server::start(Backend::Sqlite).await;
+    let issuer = s.issuer("default");
+    let svc = s.create_service_client("default");
+    let (_, t) = token(&issuer, &svc, &[("grant_type", "client_credentials")]).await;
+    let at = t["access_token"].as_str().unwrap();
+    let parts: Vec<&str> = at.split('.').collect();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .unwrap(),
+    )
+    .unwrap();
+    // alg=none with the same kid and claims.
+    let none = format!(
+        "{}.{}.",
+        b64(
+            json!({"alg": "none", "typ": "at+jwt", "kid": header["kid"]})
+                .to_string()
+                .as_bytes()
+        ),
+        parts[1]
+    );
+    assert_eq!(introspect(&issuer, &svc, &none).await["active"], false);
+    // HMAC keyed with the public key (alg confusion).
+    let hs = format!(
+        "{}.{}.{}",
+        b64(
+            json!({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]})
+                .to_string()
+                .as_bytes()
+        ),
+        parts[1],
+        parts[2]
+    );
+    assert_eq!(introspect(&issuer, &svc, &hs).await["active"], false);
+    // Changed claims with the original signature.
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    claims["scope"] = "api.read api.write admin".into();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    assert_eq!(introspect(&issuer, &svc, &tampered).await["active"], false);
+    assert_eq!(introspect(&issuer, &svc, at).await["active"], true);
+    assert_eq!(header["typ"], "at+jwt");
+}
+
+#[tokio::test]
+async fn sessions_rotate_and_logout_ends_them() {
+    let s = Server::start(Backend::Sqlite).await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "hank");
+    let web = s.create_web_client("default", &[]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Log in twice (prompt=login): each login sets a different session id.
+    let mut session_values = Vec::new();
+    let mut cookie_jar = String::new();
+    for _ in 0..2 {
+        let (_, challenge) = pkce();
+        let r = http
+            .get(auth_url(
+                &issuer,
+                &web.0,
+                &challenge,
+                "openid",
+                &[("prompt", "login")],
+            ))
+            .header("cookie", &cookie_jar)
+            .send()
+            .await
+            .unwrap();
+        let csrf_cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("mandate-csrf="));
+        if let Some(c) = csrf_cookie {
+            let kv = c.split(';').next().unwrap().to_string();
+            cookie_jar = if cookie_jar.is_empty() {
+                kv
+            } else {
+                format!("{cookie_jar}; {kv}")
+            };
+        }
+        let html = r.text().await.unwrap();
+        let r = http
+            .post(format!("{issuer}/login"))
+            .header("cookie", &cookie_jar)
+            .form(&[
+                ("csrf", hidden(&html, "csrf").unwrap()),
+                ("interaction", hidden(&html, "interaction").unwrap()),
+                ("username", "hank".into()),
+                ("password", PASSWORD.into()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let set = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("mandate-session-default="))
+            .expect("session cookie");
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+            "{set}"
+        );
+        let kv = set.split(';').next().unwrap().to_string();
+        session_values.push(kv.clone());
+        cookie_jar = cookie_jar
+            .split("; ")
+            .filter(|c| !c.starts_with("mandate-session-default="))
+            .chain([kv.as_str()])
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    assert_ne!(
+        session_values[0], session_values[1],
+        "session id rotated at login"
+    );
+    // The first session was ended by the second login.
+    let (_, challenge) = pkce();
+    let r = http
+        .get(auth_url(
+            &issuer,
+            &web.0,
+            &challenge,
+            "openid",
+            &[("prompt", "none")],
+        ))
+        .header("cookie", &session_values[0])
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&loc, "error").as_deref(),
+        Some("login_required")
+    );
+    // Logout (confirmed) ends the server-side session: replaying the old cookie does not work.
+    let r = http
+        .get(format!("{issuer}/logout"))
+        .header("cookie", &cookie_jar)
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    let r = http
+        .post(format!("{issuer}/logout/confirm"))
+        .header("cookie", &cookie_jar)
+        .form(&[
+            ("csrf", hidden(&html, "csrf").unwrap()),
+            ("redirect", hidden(&html, "redirect").unwrap_or_default()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, challenge) = pkce();
+    let r = http
+        .get(auth_url(
+            &issuer,
+            &web.0,
+            &challenge,
+            "openid",
+            &[("prompt", "none")],
+        ))
+        .header("cookie", &session_values[1])
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&loc, "error").as_deref(),
+        Some("login_required"),
+        "server-side session must be gone"
+    );
+}
+
+#[tokio::test]
+async fn login_failures_do_not_reveal_accounts() {
+    let s = Server::start(Backend::Sqlite).await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "ivy");
+    let web = s.create_web_client("default", &[]);
+    let mut bodies = Vec::new();
+    for user in ["ivy", "nobody-here"] {
+        let b = Browser::new();
+        let (_, challenge) = pkce();
+        let (_, html, _) = b
+            .get(&auth_url(&issuer, &web.0, &challenge, "openid", &[]))
+            .await;
+        let (status, body, _) = b.login(&issuer, &html, user, "wrong password").await;
+        assert_eq!(status, 401);
+        let msg = body
+            .split("role=\"alert\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string();
+        bodies.push(msg);
+    }
+    assert_eq!(
+        bodies[0], bodies[1],
+        "same message for unknown user and wrong password"
+    );
+    // Both failures are audited with their reason.
+    let pool = s.db().await;
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT reason FROM audit_events WHERE kind = 'login_failed' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        reasons,
+        vec!["wrong password".to_string(), "unknown user".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn loopback_redirect_port_may_vary_for_native_apps() {
+    let s = Server::start(Backend::Sqlite).await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "jay");
+    let v = s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "CLI app",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+        ],
+        None,
+    );
+    let id = v["client_id"].as_str().unwrap();
+    assert!(v["client_secret"].is_null());
+    let (verifier, challenge) = pkce();
+    let url = auth_url(&issuer, id, &challenge, "openid", &[]).replace(
+        &url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>(),
+        "http%3A%2F%2F127.0.0.1%3A49152%2Fcb",
+    );
+    let loc = Browser::new().authorize(&issuer, &url, "jay").await;
+    assert!(loc.starts_with("http://127.0.0.1:49152/cb?"), "{loc}");
+    let code = query_param(&loc, "code").unwrap();
+    // Public client: no secret, PKCE binds the code.
+    let r = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:49152/cb"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // localhost is not a loopback IP literal: no port variation there.
+    let bad = url.replace("127.0.0.1%3A49152", "localhost%3A49152");
+    let (status, _, loc) = Browser::new().get(&bad).await;
+    assert_eq!((status, loc), (400, None));
+}
+
+#[tokio::test]
+async fn tls_serves_https() {
+    let s = Server::start(Backend::Sqlite).await;
+    let dir = s.data_dir.with_extension("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let tls = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("MANDATE_TLS_CERT", cert.to_str().unwrap()),
+            ("MANDATE_TLS_KEY", key.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(&cert)
+        .arg(format!(
+            "https://127.0.0.1:{}/t/default/.well-known/openid-configuration",
+            tls.port
+        ))
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON over https");
+    assert!(
+        doc["issuer"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:"),
+        "{doc}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
