@@ -130,6 +130,28 @@ pub fn store_location(args: &StorageArgs, file: &FileConfig) -> StoreLocation {
     }
 }
 
+/// Token lifetimes for commands other than `serve` (e.g. how long `keys rotate` keeps old keys
+/// published): environment, then file, then defaults.
+pub fn token_settings(f: &FileConfig) -> Result<mandate_core::settings::Settings> {
+    let env = |name: &str| -> Result<Option<i64>> {
+        match std::env::var(name) {
+            Ok(v) => v
+                .parse()
+                .map(Some)
+                .with_context(|| format!("{name} must be a number of seconds")),
+            Err(_) => Ok(None),
+        }
+    };
+    let mut s = mandate_core::settings::Settings::default();
+    s.access_token_ttl = env("MANDATE_ACCESS_TOKEN_TTL")?
+        .or(f.access_token_ttl)
+        .unwrap_or(s.access_token_ttl);
+    s.id_token_ttl = env("MANDATE_ID_TOKEN_TTL")?
+        .or(f.id_token_ttl)
+        .unwrap_or(s.id_token_ttl);
+    Ok(s)
+}
+
 /// Everything `serve` needs, resolved.
 pub struct ServeConfig {
     pub listen: String,

@@ -246,3 +246,51 @@ async fn cli_errors_are_one_line_and_nonzero() {
     assert!(ok);
     assert!(out.contains("client_secret: "), "{out}");
 }
+
+#[tokio::test]
+async fn settings_from_file_env_and_flags() {
+    let dir = std::env::temp_dir().join(format!("mandate_cfg_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mandate.toml");
+    std::fs::write(&file, "access_token_ttl = 120\nlog_format = \"json\"\n").unwrap();
+    let f = file.to_str().unwrap();
+    // The file applies…
+    let s = Server::start_with(Backend::Sqlite, &[("MANDATE_CONFIG", f)]).await;
+    let svc = s.create_service_client("default");
+    let (_, t) = token(
+        &s.issuer("default"),
+        &svc,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert!(
+        (118..=120).contains(&t["expires_in"].as_i64().unwrap()),
+        "{t}"
+    );
+    // …and the environment wins over it.
+    let s2 = Server::start_with(
+        Backend::Sqlite,
+        &[("MANDATE_CONFIG", f), ("MANDATE_ACCESS_TOKEN_TTL", "90")],
+    )
+    .await;
+    let svc2 = s2.create_service_client("default");
+    let (_, t2) = token(
+        &s2.issuer("default"),
+        &svc2,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert!(
+        (88..=90).contains(&t2["expires_in"].as_i64().unwrap()),
+        "{t2}"
+    );
+    // An unknown key in the file is a clear start-up error.
+    std::fs::write(&file, "acces_token_ttl = 5\n").unwrap();
+    let (ok, _, err) = s2.cli_raw(&["--config", f, "tenant", "list"], None);
+    assert!(!ok);
+    assert!(
+        err.contains("invalid config file") && err.contains("acces_token_ttl"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -19,9 +19,14 @@ pub enum KeysCmd {
     },
 }
 
-pub async fn run(cmd: KeysCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
+pub async fn run(
+    cmd: KeysCmd,
+    store: &Arc<dyn Store>,
+    settings: &Settings,
+    json_out: bool,
+) -> Result<()> {
     let KeysCmd::Rotate { tenant } = cmd;
-    let kids = admin::rotate_keys(store.as_ref(), &tenant, &Settings::default(), CLI_ACTOR).await?;
+    let kids = admin::rotate_keys(store.as_ref(), &tenant, settings, CLI_ACTOR).await?;
     print(
         json_out,
         json!({"tenant": tenant, "new_kids": kids}),

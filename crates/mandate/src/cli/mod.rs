@@ -26,7 +26,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(c) => tenant::run(c, &open(location).await?, cli.json).await,
         Command::User(c) => user::run(c, &open(location).await?, cli.json).await,
         Command::Client(c) => client::run(c, &open(location).await?, cli.json).await,
-        Command::Keys(c) => keys::run(c, &open(location).await?, cli.json).await,
+        Command::Keys(c) => {
+            keys::run(
+                c,
+                &open(location).await?,
+                &config::token_settings(&file)?,
+                cli.json,
+            )
+            .await
+        }
     }
 }
 
