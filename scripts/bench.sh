@@ -61,6 +61,19 @@ echo 'wrk.method = "GET"' > "$WORK/get.lua"
 run_wrk "mandate JWKS" http://127.0.0.1:18080/t/default/jwks.json "$WORK/get.lua"
 kill $PID; wait $PID 2>/dev/null || true
 
+# The same token load with PostgreSQL as the store (audit records committed to PostgreSQL).
+if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  SCHEMA=bench_$$
+  PGURL="postgres://postgres@127.0.0.1:5432/test?schema=$SCHEMA"
+  PG=$(MANDATE_DATABASE_URL=$PGURL $BIN --json client create --tenant default --name bench --grant-type client_credentials --scope api:read)
+  cc_script "$WORK/pg.lua" "$(basic "$(field "$PG" client_id)" "$(field "$PG" client_secret)")"
+  MANDATE_DATABASE_URL=$PGURL $BIN serve --listen 127.0.0.1:18081 & PID=$!
+  wait_ready http://127.0.0.1:18081/readyz
+  run_wrk "mandate client_credentials ES256 (PostgreSQL)" http://127.0.0.1:18081/t/default/token "$WORK/pg.lua"
+  kill $PID; wait $PID 2>/dev/null || true
+  psql -q -h 127.0.0.1 -U postgres -d test -c "SET client_min_messages = warning; DROP SCHEMA $SCHEMA CASCADE" >/dev/null
+fi
+
 # The peer, same machine, same load.
 if command -v node >/dev/null; then
   if [ ! -d "$PEER_DIR/node_modules/oidc-provider" ]; then
