@@ -16,9 +16,32 @@ use crate::error::backend;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Settings applied to every SQLite connection.
+/// Settings applied to every SQLite connection. Automatic checkpoints are pushed far out
+/// (a safety net only): they run inside the committing writer and stall it, so a background
+/// task checkpoints instead (see [`spawn_checkpointer`]).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+                              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                              PRAGMA wal_autocheckpoint = 20000;";
+
+/// Checkpoint the WAL ten times a second, in small steps, off the request path (PASSIVE: never blocks writers).
+fn spawn_checkpointer(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
+}
 
 /// The database behind a [`SqlStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +109,7 @@ async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
         .await
         .map_err(backend)?;
     migrate(&SQLITE_MIGRATIONS, &pool).await?;
+    spawn_checkpointer(pool.clone());
     Ok(SqlStore {
         audit: AuditWriter::spawn(pool.clone()),
         pool,
