@@ -13,13 +13,22 @@ async fn consent_is_remembered_narrowly_and_can_be_withdrawn() {
     let web = s.create_web_client("default", &[]);
     let b = Browser::new();
     let (_, c) = pkce();
-    b.authorize(&issuer, &auth_url(&issuer, &web.0, &c, "openid email", &[]), "kim").await;
+    b.authorize(
+        &issuer,
+        &auth_url(&issuer, &web.0, &c, "openid email", &[]),
+        "kim",
+    )
+    .await;
     // Same scopes: no consent page.
-    let (status, _, loc) = b.get(&auth_url(&issuer, &web.0, &c, "email openid", &[])).await;
+    let (status, _, loc) = b
+        .get(&auth_url(&issuer, &web.0, &c, "email openid", &[]))
+        .await;
     assert_eq!(status, 303);
     assert!(query_param(&loc.unwrap(), "code").is_some());
     // More scopes: asked again.
-    let (status, body, _) = b.get(&auth_url(&issuer, &web.0, &c, "openid email profile", &[])).await;
+    let (status, body, _) = b
+        .get(&auth_url(&issuer, &web.0, &c, "openid email profile", &[]))
+        .await;
     assert_eq!(status, 200);
     assert!(body.contains("name=\"decision\""));
     // Denying sends access_denied to the client.
@@ -29,7 +38,15 @@ async fn consent_is_remembered_narrowly_and_can_be_withdrawn() {
     assert_eq!(query_param(&loc, "error").as_deref(), Some("access_denied"));
     assert_eq!(query_param(&loc, "state").as_deref(), Some("st-123"));
     // prompt=consent asks even when consent is stored.
-    let (status, body, _) = b.get(&auth_url(&issuer, &web.0, &c, "openid", &[("prompt", "consent")])).await;
+    let (status, body, _) = b
+        .get(&auth_url(
+            &issuer,
+            &web.0,
+            &c,
+            "openid",
+            &[("prompt", "consent")],
+        ))
+        .await;
     assert_eq!(status, 200);
     assert!(body.contains("name=\"decision\""));
     // The account page lists the consent; withdrawing it brings the consent page back.
@@ -37,15 +54,29 @@ async fn consent_is_remembered_narrowly_and_can_be_withdrawn() {
     assert_eq!(status, 200);
     assert!(page.contains("Web App"), "{page}");
     let csrf = hidden(&page, "csrf").unwrap();
-    let (status, _, _) = b.post_form(&format!("{issuer}/account/consents/withdraw"), &[("csrf", &csrf), ("client_id", &web.0)]).await;
+    let (status, _, _) = b
+        .post_form(
+            &format!("{issuer}/account/consents/withdraw"),
+            &[("csrf", &csrf), ("client_id", &web.0)],
+        )
+        .await;
     assert_eq!(status, 303);
     let (_, page, _) = b.get(&format!("{issuer}/account/consents")).await;
     assert!(!page.contains("Web App"));
-    let (status, body, _) = b.get(&auth_url(&issuer, &web.0, &c, "openid email", &[])).await;
+    let (status, body, _) = b
+        .get(&auth_url(&issuer, &web.0, &c, "openid email", &[]))
+        .await;
     assert_eq!(status, 200);
-    assert!(body.contains("name=\"decision\""), "consent withdrawn: asked again");
+    assert!(
+        body.contains("name=\"decision\""),
+        "consent withdrawn: asked again"
+    );
     let pool = s.db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'consent_withdrawn'").fetch_one(&pool).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'consent_withdrawn'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(n, 1);
 }
 
@@ -58,7 +89,11 @@ async fn operator_templates_override_the_built_in_ones() {
         "{% extends \"base.html\" %}{% block content %}<h1>ACME SSO</h1><form method=post action=\"{{ action }}\"><input type=\"hidden\" name=\"csrf\" value=\"{{ csrf }}\"><input type=\"hidden\" name=\"interaction\" value=\"{{ interaction }}\"><input name=username><input type=password name=\"password\"></form>{% endblock %}",
     )
     .unwrap();
-    let s = Server::start_with(Backend::Sqlite, &[("MANDATE_TEMPLATES_DIR", dir.to_str().unwrap())]).await;
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("MANDATE_TEMPLATES_DIR", dir.to_str().unwrap())],
+    )
+    .await;
     let issuer = s.issuer("default");
     s.create_user("default", "lee");
     let web = s.create_web_client("default", &[]);
