@@ -34,6 +34,20 @@ fn admin_event(
     .detail(detail)
 }
 
+/// One new key per supported algorithm (RSA generation is slow: off the async threads).
+async fn generate_keys(tenant_id: &str, now: i64) -> Result<Vec<keys::KeyRecord>, AdminError> {
+    let id = tenant_id.to_string();
+    tokio::task::spawn_blocking(move || {
+        Alg::ALL
+            .iter()
+            .map(|a| keys::generate(&id, *a, now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AdminError::Crypto(e.to_string()))?
+    .map_err(|e| AdminError::Crypto(e.0))
+}
+
 /// Is this a valid tenant name (it becomes a URL path segment)?
 pub fn valid_tenant_name(name: &str) -> bool {
     (1..=63).contains(&name.len())
@@ -66,18 +80,7 @@ pub async fn create_tenant(
         access_token_alg,
         created_at: now,
     };
-    let keys = tokio::task::spawn_blocking({
-        let id = tenant.id.clone();
-        move || {
-            Alg::ALL
-                .iter()
-                .map(|a| keys::generate(&id, *a, now))
-                .collect::<Result<Vec<_>, _>>()
-        }
-    })
-    .await
-    .map_err(|e| AdminError::Crypto(e.to_string()))?
-    .map_err(|e| AdminError::Crypto(e.0))?;
+    let keys = generate_keys(&tenant.id, now).await?;
     store.create_tenant(&tenant, &keys).await?;
     store
         .record(&admin_event(
@@ -318,16 +321,7 @@ pub async fn rotate_keys(
 ) -> Result<Vec<String>, AdminError> {
     let t = tenant(store, tenant_name).await?;
     let now = now();
-    let id = t.id.clone();
-    let new = tokio::task::spawn_blocking(move || {
-        Alg::ALL
-            .iter()
-            .map(|a| keys::generate(&id, *a, now))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| AdminError::Crypto(e.to_string()))?
-    .map_err(|e| AdminError::Crypto(e.0))?;
+    let new = generate_keys(&t.id, now).await?;
     store
         .rotate_keys(&t.id, &new, now, now + settings.key_publish_window())
         .await?;

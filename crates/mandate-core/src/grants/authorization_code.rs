@@ -2,12 +2,10 @@
 //! Everything is checked before the code is spent, so a rejected request changes nothing; a
 //! replayed code revokes everything issued from it (RFC 6749 §4.1.2).
 
-use serde_json::json;
-
-use super::{Issued, TokenRequest, issued_event};
-use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use super::{Issued, TokenRequest, issued_event, replay_detected};
+use crate::audit::{EventKind, Principal, RequestMeta};
 use crate::error::OAuthError;
-use crate::model::{AuthCode, Client, GrantType};
+use crate::model::{Client, GrantType};
 use crate::pkce;
 use crate::provider::{Provider, TenantCtx};
 use crate::secret::keyed_digest;
@@ -41,7 +39,15 @@ pub async fn exchange(
         return Err(invalid().with_debug("code issued to another client"));
     }
     if consumed {
-        reuse_detected(p, t, &rec, meta).await?;
+        replay_detected(
+            p,
+            t,
+            EventKind::CodeReuseDetected,
+            (&rec.grant_id, &rec.client_id, &rec.user_id),
+            "authorization code presented twice; grant revoked",
+            meta,
+        )
+        .await?;
         return Err(invalid().with_debug("code reuse"));
     }
     if rec.expires_at <= p.now() {
@@ -73,7 +79,15 @@ pub async fn exchange(
     let rec = match p.store.consume_code(t.id(), &digest, p.now()).await? {
         Spend::Fresh(rec) => rec,
         Spend::Replayed(rec) => {
-            reuse_detected(p, t, &rec, meta).await?;
+            replay_detected(
+                p,
+                t,
+                EventKind::CodeReuseDetected,
+                (&rec.grant_id, &rec.client_id, &rec.user_id),
+                "authorization code presented twice; grant revoked",
+                meta,
+            )
+            .await?;
             return Err(invalid().with_debug("code reuse (race)"));
         }
         Spend::Unknown => return Err(invalid()),
@@ -135,30 +149,4 @@ pub async fn exchange(
         id_token,
         scope,
     })
-}
-
-async fn reuse_detected(
-    p: &Provider,
-    t: &TenantCtx,
-    rec: &AuthCode,
-    meta: &RequestMeta,
-) -> Result<(), OAuthError> {
-    let revoked = p.store.revoke_grant(t.id(), &rec.grant_id, p.now()).await?;
-    let ev = AuditEvent::new(
-        t.id(),
-        EventKind::CodeReuseDetected,
-        Outcome::Failure,
-        Principal::Client {
-            id: rec.client_id.clone(),
-        },
-        meta,
-    )
-    .client(rec.client_id.clone())
-    .subject(Principal::User {
-        id: rec.user_id.clone(),
-    })
-    .reason("authorization code presented twice; grant revoked")
-    .detail(json!({"grant_id": rec.grant_id, "revoked": revoked}));
-    p.store.record(&ev).await?;
-    Ok(())
 }

@@ -74,6 +74,37 @@ pub async fn exchange(
     result
 }
 
+/// A single-use artefact came back a second time: revoke its whole grant (RFC 6749 §4.1.2,
+/// RFC 9700 §4.14.2) and record it. `owner` is (grant id, client id, user id).
+pub(crate) async fn replay_detected(
+    p: &Provider,
+    t: &TenantCtx,
+    kind: EventKind,
+    owner: (&str, &str, &str),
+    reason: &str,
+    meta: &RequestMeta,
+) -> Result<(), OAuthError> {
+    let (grant_id, client_id, user_id) = owner;
+    let revoked = p.store.revoke_grant(t.id(), grant_id, p.now()).await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        kind,
+        Outcome::Failure,
+        Principal::Client {
+            id: client_id.to_string(),
+        },
+        meta,
+    )
+    .client(client_id.to_string())
+    .subject(Principal::User {
+        id: user_id.to_string(),
+    })
+    .reason(reason)
+    .detail(json!({"grant_id": grant_id, "revoked": revoked}));
+    p.store.record(&ev).await?;
+    Ok(())
+}
+
 /// What was issued, for the audit record.
 pub(crate) struct Issued<'a> {
     pub kind: EventKind,

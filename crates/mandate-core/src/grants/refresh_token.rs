@@ -1,12 +1,10 @@
 //! The refresh token grant (RFC 6749 §6) with rotation on every use: presenting a spent
 //! refresh token revokes its whole family (RFC 9700 §4.14.2).
 
-use serde_json::json;
-
-use super::{Issued, TokenRequest, issued_event};
-use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use super::{Issued, TokenRequest, issued_event, replay_detected};
+use crate::audit::{EventKind, Principal, RequestMeta};
 use crate::error::OAuthError;
-use crate::model::{Client, GrantType, RefreshToken};
+use crate::model::{Client, GrantType};
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
 use crate::secret::keyed_digest;
@@ -39,7 +37,15 @@ pub async fn exchange(
         return Err(invalid().with_debug("refresh token of another client"));
     }
     if rec.spent_at.is_some() {
-        reuse_detected(p, t, &rec, meta).await?;
+        replay_detected(
+            p,
+            t,
+            EventKind::RefreshReuseDetected,
+            (&rec.grant_id, &rec.client_id, &rec.user_id),
+            "spent refresh token presented; family revoked",
+            meta,
+        )
+        .await?;
         return Err(invalid().with_debug("spent refresh token presented"));
     }
     if rec.expires_at <= p.now() {
@@ -66,7 +72,15 @@ pub async fn exchange(
     let rec = match p.store.spend_refresh(t.id(), &digest, p.now()).await? {
         Spend::Fresh(rec) => rec,
         Spend::Replayed(rec) => {
-            reuse_detected(p, t, &rec, meta).await?;
+            replay_detected(
+                p,
+                t,
+                EventKind::RefreshReuseDetected,
+                (&rec.grant_id, &rec.client_id, &rec.user_id),
+                "spent refresh token presented; family revoked",
+                meta,
+            )
+            .await?;
             return Err(invalid().with_debug("refresh token replayed or grant revoked"));
         }
         Spend::Unknown => return Err(invalid()),
@@ -125,30 +139,4 @@ pub async fn exchange(
         id_token,
         scope: scope_s,
     })
-}
-
-async fn reuse_detected(
-    p: &Provider,
-    t: &TenantCtx,
-    rec: &RefreshToken,
-    meta: &RequestMeta,
-) -> Result<(), OAuthError> {
-    let revoked = p.store.revoke_grant(t.id(), &rec.grant_id, p.now()).await?;
-    let ev = AuditEvent::new(
-        t.id(),
-        EventKind::RefreshReuseDetected,
-        Outcome::Failure,
-        Principal::Client {
-            id: rec.client_id.clone(),
-        },
-        meta,
-    )
-    .client(rec.client_id.clone())
-    .subject(Principal::User {
-        id: rec.user_id.clone(),
-    })
-    .reason("spent refresh token presented; family revoked")
-    .detail(json!({"grant_id": rec.grant_id, "revoked": revoked}));
-    p.store.record(&ev).await?;
-    Ok(())
 }

@@ -50,19 +50,8 @@ pub async fn logout_confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = if params::is_form(&headers) {
-        Params::parse(&body).ok()
-    } else {
-        None
-    };
-    let Some(form) = form.filter(|f| pages::csrf_ok(&s, &headers, f.get("csrf"))) else {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error_title",
-            "form_expired",
-        );
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
     };
     let raw = form.get("redirect").unwrap_or_default().to_string();
     run(&s, &t, &meta, &headers, &raw, true).await

@@ -10,7 +10,6 @@ use minijinja::context;
 use super::pages;
 use crate::client_ip::Meta;
 use crate::oauth::authorize::current_session;
-use crate::params::{self, Params};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -61,30 +60,12 @@ pub async fn withdraw(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = if params::is_form(&headers) {
-        Params::parse(&body).ok()
-    } else {
-        None
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
     };
-    let session = current_session(&s, &t, &headers).await.ok().flatten();
-    let (Some(form), Some(session)) = (form, session) else {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error_title",
-            "form_expired",
-        );
+    let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
+        return pages::form_expired(&s, &headers);
     };
-    if !pages::csrf_ok(&s, &headers, form.get("csrf")) {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error_title",
-            "form_expired",
-        );
-    }
     let client_id = form.get("client_id").unwrap_or_default();
     if let Err(e) =
         authorize::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await

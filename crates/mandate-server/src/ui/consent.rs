@@ -13,7 +13,6 @@ use minijinja::context;
 use super::pages;
 use crate::client_ip::Meta;
 use crate::oauth::authorize::current_session;
-use crate::params::{self, Params};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -67,38 +66,19 @@ pub async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !params::is_form(&headers) {
-        return pages::error_page(&s, &headers, &OAuthError::invalid_request("form expected"));
-    }
-    let form = match Params::parse(&body) {
-        Ok(f) => f,
-        Err(e) => return pages::error_page(&s, &headers, &e),
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
     };
     let interaction = form
         .get("interaction")
         .and_then(|v| Interaction::open(&s.provider, &t, v));
     let session = current_session(&s, &t, &headers).await.ok().flatten();
-    let (Some(i), Some(session), true) = (
-        interaction,
-        session,
-        pages::csrf_ok(&s, &headers, form.get("csrf")),
-    ) else {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error_title",
-            "form_expired",
-        );
+    // The interaction must belong to the session that saw the consent page.
+    let (Some(i), Some(session)) = (interaction, session) else {
+        return pages::form_expired(&s, &headers);
     };
     if i.sid.as_deref() != Some(session.sid.as_str()) {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error_title",
-            "form_expired",
-        );
+        return pages::form_expired(&s, &headers);
     }
     match form.get("decision") {
         Some("approve") => {

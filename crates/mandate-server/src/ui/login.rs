@@ -14,7 +14,6 @@ use super::pages;
 use crate::client_ip::Meta;
 use crate::cookies;
 use crate::oauth::authorize::{current_session, proceed};
-use crate::params::{self, Params};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -60,24 +59,14 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !params::is_form(&headers) {
-        return pages::error_page(&s, &headers, &OAuthError::invalid_request("form expected"));
-    }
-    let form = match Params::parse(&body) {
-        Ok(f) => f,
-        Err(e) => return pages::error_page(&s, &headers, &e),
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
     };
-    let interaction = form
+    let Some(i) = form
         .get("interaction")
-        .and_then(|v| Interaction::open(&s.provider, &t, v));
-    let (Some(i), true) = (interaction, pages::csrf_ok(&s, &headers, form.get("csrf"))) else {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error_title",
-            "form_expired",
-        );
+        .and_then(|v| Interaction::open(&s.provider, &t, v))
+    else {
+        return pages::form_expired(&s, &headers);
     };
     let client = match s.provider.client(&t, &i.req.client_id).await {
         Ok(Some(c)) => c,

@@ -8,6 +8,7 @@ use mandate_core::secret::{ct_eq, random_token};
 use minijinja::context;
 
 use crate::cookies;
+use crate::params::{Params, is_form};
 use crate::state::AppState;
 
 /// An HTML page with security headers.
@@ -127,6 +128,26 @@ pub fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<String>)
 pub fn csrf_ok(s: &AppState, headers: &HeaderMap, submitted: Option<&str>) -> bool {
     let cookie = cookies::get(headers, &cookies::csrf_name(&s.config));
     matches!((cookie, submitted), (Some(c), Some(f)) if !c.is_empty() && ct_eq(c.as_bytes(), f.as_bytes()))
+}
+
+/// The "this form has expired" page (bad or missing CSRF token or interaction).
+pub fn form_expired(s: &AppState, headers: &HeaderMap) -> Response {
+    message_page(
+        s,
+        headers,
+        StatusCode::BAD_REQUEST,
+        "error_title",
+        "form_expired",
+    )
+}
+
+/// A posted page form: a form body whose CSRF token matches the cookie (else `None`: show
+/// [`form_expired`]).
+pub fn checked_form(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<Params> {
+    is_form(headers)
+        .then(|| Params::parse(body).ok())
+        .flatten()
+        .filter(|f| csrf_ok(s, headers, f.get("csrf")))
 }
 
 /// Add `Set-Cookie` headers to a response.
