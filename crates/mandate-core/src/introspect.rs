@@ -94,7 +94,7 @@ pub async fn resolve(
     })
 }
 
-/// The RFC 7662 response for the calling client.
+/// The RFC 7662 response for the calling (confidential) client.
 pub async fn introspect(
     p: &Provider,
     t: &TenantCtx,
@@ -102,6 +102,12 @@ pub async fn introspect(
     token: &str,
     hint: Option<&str>,
 ) -> Result<Value, OAuthError> {
+    // RFC 7662 §2.1 wants the caller authorized; a public client proves nothing.
+    if caller.is_public() {
+        return Err(OAuthError::invalid_client(
+            "public clients may not introspect tokens",
+        ));
+    }
     Ok(match resolve(p, t, token, hint).await? {
         Resolved::Access(mut claims) => {
             claims.insert("active".into(), true.into());

@@ -345,6 +345,18 @@ async fn loopback_redirect_port_may_vary_for_native_apps() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let at = r.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A public client cannot use the introspection endpoint (it proves no identity).
+    let r = reqwest::Client::new()
+        .post(format!("{issuer}/introspect"))
+        .form(&[("client_id", id), ("token", &at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     // localhost is not a loopback IP literal: no port variation there.
     let bad = url.replace("127.0.0.1%3A49152", "localhost%3A49152");
     let (status, _, loc) = Browser::new().get(&bad).await;
