@@ -423,3 +423,76 @@ async fn tls_serves_https() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn no_secret_token_or_password_in_logs() {
+    let log = std::env::temp_dir().join(format!("mandate_log_{}.txt", std::process::id()));
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("MANDATE_TEST_LOG_FILE", log.to_str().unwrap()),
+            ("MANDATE_LOG", "trace"),
+        ],
+    )
+    .await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "max");
+    let web = s.create_web_client("default", &[]);
+    let b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+            "max",
+        )
+        .await;
+    let code = query_param(&loc, "code").unwrap();
+    let (_, t) = token(
+        &issuer,
+        &web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let at = t["access_token"].as_str().unwrap().to_string();
+    token(
+        &issuer,
+        &web,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    token(
+        &issuer,
+        &web,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await; // reuse: logged refusal
+    token(
+        &issuer,
+        &(web.0.clone(), "wrong-secret-value-123".into()),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    introspect(&issuer, &web, &at).await;
+    drop(s);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.is_empty(), "trace logging produced output");
+    for secret in [
+        web.1.as_str(),
+        PASSWORD,
+        code.as_str(),
+        rt.as_str(),
+        at.as_str(),
+        verifier.as_str(),
+        "wrong-secret-value-123",
+    ] {
+        assert!(!text.contains(secret), "a secret leaked into the logs");
+    }
+    let _ = std::fs::remove_file(log);
+}

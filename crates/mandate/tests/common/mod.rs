@@ -111,7 +111,17 @@ impl Server {
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
-        c.stdout(Stdio::null()).stderr(Stdio::inherit());
+        // MANDATE_TEST_LOG_FILE captures the server's logs for inspection.
+        match self
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "MANDATE_TEST_LOG_FILE")
+        {
+            Some((_, path)) => c
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(path).expect("log file")),
+            None => c.stdout(Stdio::null()).stderr(Stdio::inherit()),
+        };
         self.child = Some(c.spawn().expect("spawn mandate serve"));
         let http = reqwest::Client::new();
         let tls = self.extra_env.iter().any(|(k, _)| k == "MANDATE_TLS_CERT");
