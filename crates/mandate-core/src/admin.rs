@@ -129,6 +129,8 @@ pub struct ClientSpec {
     pub jwks: Option<serde_json::Value>,
     pub id_token_alg: Option<String>,
     pub web_origins: Vec<String>,
+    /// Refresh rotation grace period in seconds (0–60; default 0, strict).
+    pub refresh_grace_seconds: i64,
 }
 
 /// Register a client. Returns it and, for secret-based clients, the secret (shown once).
@@ -154,6 +156,11 @@ pub async fn create_client(
                 "invalid redirect URI {uri:?}: absolute URI without fragment required"
             )));
         }
+    }
+    if !(0..=60).contains(&spec.refresh_grace_seconds) {
+        return Err(AdminError::Invalid(
+            "the refresh grace period is 0 to 60 seconds".into(),
+        ));
     }
     for o in &spec.web_origins {
         let ok = url::Url::parse(o).is_ok_and(|u| u.origin().ascii_serialization() == *o);
@@ -233,6 +240,7 @@ pub async fn create_client(
         jwks: spec.jwks,
         id_token_alg,
         web_origins: spec.web_origins,
+        refresh_grace_seconds: spec.refresh_grace_seconds,
         created_at: now(),
     };
     store.create_client(&client).await?;

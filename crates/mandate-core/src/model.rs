@@ -98,6 +98,9 @@ pub struct Client {
     pub id_token_alg: Option<Alg>,
     /// Browser origins allowed to call token, userinfo and revocation (CORS).
     pub web_origins: Vec<String>,
+    /// Seconds during which the previous refresh token is still accepted once, for clients on
+    /// unreliable networks (0 = strict rotation; at most 60).
+    pub refresh_grace_seconds: i64,
     pub created_at: i64,
 }
 

@@ -116,6 +116,16 @@ pub trait GrantStore: Send + Sync {
         now: i64,
     ) -> StoreResult<Spend<RefreshToken>>;
 
+    /// The opt-in rotation grace period: accept the family's most recently spent token once more
+    /// if it was spent at or after `spent_since`; `None` otherwise.
+    async fn spend_refresh_in_grace(
+        &self,
+        tenant_id: &str,
+        digest: &[u8],
+        spent_since: i64,
+        now: i64,
+    ) -> StoreResult<Option<RefreshToken>>;
+
     /// Remember which grant an access token came from, so revoking the grant reaches it.
     async fn record_access_token(
         &self,

@@ -14,8 +14,8 @@ impl ClientStore for SqlStore {
         sqlx::query(
             "INSERT INTO clients (tenant_id, client_id, name, secret_digest, auth_method, \
              redirect_uris, post_logout_redirect_uris, grant_types, scopes, jwks, id_token_alg, \
-             web_origins, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             web_origins, refresh_grace_seconds, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&c.tenant_id)
         .bind(&c.client_id)
@@ -31,6 +31,7 @@ impl ClientStore for SqlStore {
         .bind(c.jwks.as_ref().map(|j| j.to_string()))
         .bind(c.id_token_alg.map(|a| a.as_str()))
         .bind(json_list(c.web_origins.iter().map(String::as_str)))
+        .bind(c.refresh_grace_seconds)
         .bind(c.created_at)
         .execute(&self.pool)
         .await
@@ -42,7 +43,7 @@ impl ClientStore for SqlStore {
         sqlx::query(
             "SELECT tenant_id, client_id, name, secret_digest, auth_method, redirect_uris, \
              post_logout_redirect_uris, grant_types, scopes, jwks, id_token_alg, web_origins, \
-             created_at FROM clients WHERE tenant_id = $1 AND client_id = $2",
+             refresh_grace_seconds, created_at FROM clients WHERE tenant_id = $1 AND client_id = $2",
         )
         .bind(tenant_id)
         .bind(client_id)
@@ -58,7 +59,7 @@ impl ClientStore for SqlStore {
         sqlx::query(
             "SELECT tenant_id, client_id, name, secret_digest, auth_method, redirect_uris, \
              post_logout_redirect_uris, grant_types, scopes, jwks, id_token_alg, web_origins, \
-             created_at FROM clients WHERE tenant_id = $1 ORDER BY created_at, client_id",
+             refresh_grace_seconds, created_at FROM clients WHERE tenant_id = $1 ORDER BY created_at, client_id",
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)

@@ -111,6 +111,16 @@ impl GrantStore for SqlStore {
         refresh::spend(&self.pool, tenant_id, digest, now).await
     }
 
+    async fn spend_refresh_in_grace(
+        &self,
+        tenant_id: &str,
+        digest: &[u8],
+        spent_since: i64,
+        now: i64,
+    ) -> StoreResult<Option<RefreshToken>> {
+        refresh::spend_in_grace(&self.pool, tenant_id, digest, spent_since, now).await
+    }
+
     async fn record_access_token(
         &self,
         tenant_id: &str,

@@ -88,3 +88,35 @@ pub(crate) async fn spend(
         None => Spend::Unknown,
     })
 }
+
+/// Accept a spent token once more within a grace period: only the family's most recently spent
+/// token (no other token of the family spent in the same second or later), spent at or after `spent_since`, never graced before, with its grant unrevoked.
+pub(crate) async fn spend_in_grace(
+    pool: &AnyPool,
+    tenant_id: &str,
+    digest: &[u8],
+    spent_since: i64,
+    now: i64,
+) -> StoreResult<Option<RefreshToken>> {
+    sqlx::query(concat!(
+        "UPDATE refresh_tokens SET grace_used_at = $4 \
+         WHERE tenant_id = $1 AND digest = $2 AND spent_at IS NOT NULL AND spent_at >= $3 \
+         AND grace_used_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens o WHERE o.tenant_id = refresh_tokens.tenant_id \
+         AND o.grant_id = refresh_tokens.grant_id AND o.digest <> refresh_tokens.digest \
+         AND o.spent_at >= refresh_tokens.spent_at) \
+         AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.tenant_id = refresh_tokens.tenant_id \
+         AND g.id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL) RETURNING ",
+        refresh_columns!()
+    ))
+    .bind(tenant_id)
+    .bind(digest)
+    .bind(spent_since)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(backend)?
+    .as_ref()
+    .map(rows::refresh)
+    .transpose()
+}

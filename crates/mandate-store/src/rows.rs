@@ -96,6 +96,7 @@ pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
         jwks,
         id_token_alg,
         web_origins: list(row, "web_origins")?,
+        refresh_grace_seconds: col(row, "refresh_grace_seconds")?,
         created_at: col(row, "created_at")?,
     })
 }

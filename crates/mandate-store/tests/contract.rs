@@ -246,6 +246,7 @@ fn full_client(tenant_id: &str, client_id: &str) -> Client {
         jwks: Some(json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "abc", "y": "def"}]})),
         id_token_alg: Some(Alg::PS256),
         web_origins: vec!["https://app.example".into(), "http://localhost:3000".into()],
+        refresh_grace_seconds: 30,
         created_at: NOW + 5,
     }
 }
@@ -264,6 +265,7 @@ fn minimal_client(tenant_id: &str, client_id: &str) -> Client {
         jwks: None,
         id_token_alg: None,
         web_origins: vec![],
+        refresh_grace_seconds: 0,
         created_at: NOW,
     }
 }
@@ -1157,7 +1159,7 @@ async fn reopen(db: &Db) {
         .await
         .unwrap()
         .get("n");
-    assert_eq!(migrations, 1);
+    assert_eq!(migrations, 2, "every migration applied exactly once");
     if s.backend() == Backend::Sqlite {
         let mode: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(&mut raw)

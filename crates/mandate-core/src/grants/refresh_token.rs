@@ -4,7 +4,7 @@
 use super::{Issued, TokenRequest, issued_event, replay_detected};
 use crate::audit::{EventKind, Principal, RequestMeta};
 use crate::error::OAuthError;
-use crate::model::{Client, GrantType};
+use crate::model::{Client, GrantType, RefreshToken};
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
 use crate::secret::keyed_digest;
@@ -36,18 +36,14 @@ pub async fn exchange(
     if rec.client_id != client.client_id {
         return Err(invalid().with_debug("refresh token of another client"));
     }
-    if rec.spent_at.is_some() {
-        replay_detected(
-            p,
-            t,
-            EventKind::RefreshReuseDetected,
-            (&rec.grant_id, &rec.client_id, &rec.user_id),
-            "spent refresh token presented; family revoked",
-            meta,
-        )
-        .await?;
-        return Err(invalid().with_debug("spent refresh token presented"));
-    }
+    // A spent token is a replay, unless the client opted into a grace period and this is the
+    // family's most recent token, presented once more within it.
+    let graced = rec.spent_at.is_some();
+    let rec = if graced {
+        in_grace_or_replay(p, t, client, &digest, meta).await?
+    } else {
+        rec
+    };
     if rec.expires_at <= p.now() {
         return Err(invalid().with_debug("expired"));
     }
@@ -69,21 +65,14 @@ pub async fn exchange(
         .user(t.id(), &rec.user_id)
         .await?
         .ok_or_else(|| invalid().with_debug("user gone"))?;
-    let rec = match p.store.spend_refresh(t.id(), &digest, p.now()).await? {
-        Spend::Fresh(rec) => rec,
-        Spend::Replayed(rec) => {
-            replay_detected(
-                p,
-                t,
-                EventKind::RefreshReuseDetected,
-                (&rec.grant_id, &rec.client_id, &rec.user_id),
-                "spent refresh token presented; family revoked",
-                meta,
-            )
-            .await?;
-            return Err(invalid().with_debug("refresh token replayed or grant revoked"));
+    let rec = if graced {
+        rec
+    } else {
+        match p.store.spend_refresh(t.id(), &digest, p.now()).await? {
+            Spend::Fresh(rec) => rec,
+            Spend::Replayed(_) => in_grace_or_replay(p, t, client, &digest, meta).await?,
+            Spend::Unknown => return Err(invalid()),
         }
-        Spend::Unknown => return Err(invalid()),
     };
     let subject = TokenSubject {
         sub: user.id.clone(),
@@ -139,4 +128,38 @@ pub async fn exchange(
         id_token,
         scope: scope_s,
     })
+}
+
+/// The token was already spent: accept it within the client's grace period, else treat it as
+/// a replay and revoke the family.
+async fn in_grace_or_replay(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    digest: &[u8],
+    meta: &RequestMeta,
+) -> Result<RefreshToken, OAuthError> {
+    let now = p.now();
+    if client.refresh_grace_seconds > 0
+        && let Some(rec) = p
+            .store
+            .spend_refresh_in_grace(t.id(), digest, now - client.refresh_grace_seconds, now)
+            .await?
+    {
+        return Ok(rec);
+    }
+    let invalid = OAuthError::invalid_grant("refresh token is invalid, expired or revoked");
+    let Some(rec) = p.store.refresh(t.id(), digest).await? else {
+        return Err(invalid);
+    };
+    replay_detected(
+        p,
+        t,
+        EventKind::RefreshReuseDetected,
+        (&rec.grant_id, &rec.client_id, &rec.user_id),
+        "spent refresh token presented; family revoked",
+        meta,
+    )
+    .await?;
+    Err(invalid.with_debug("spent refresh token presented"))
 }

@@ -49,6 +49,9 @@ pub struct CreateArgs {
     /// Browser origin allowed to call token/userinfo/revoke (repeatable), e.g. https://app.example.
     #[arg(long = "web-origin")]
     web_origins: Vec<String>,
+    /// Accept the previous refresh token once more within this many seconds (0-60; default strict).
+    #[arg(long, default_value_t = 0)]
+    refresh_grace_seconds: i64,
 }
 
 pub async fn run(cmd: ClientCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
@@ -79,6 +82,7 @@ pub async fn run(cmd: ClientCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
         jwks,
         id_token_alg: a.id_token_alg,
         web_origins: a.web_origins,
+        refresh_grace_seconds: a.refresh_grace_seconds,
     };
     let (c, secret) = admin::create_client(store.as_ref(), &a.tenant, spec, CLI_ACTOR).await?;
     let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
