@@ -9,8 +9,9 @@ use crate::error::backend;
 /// Codes stay this long after expiring, so that a late replay is still recognised as reuse.
 const CODE_REUSE_WINDOW: i64 = 3600;
 
-/// Each statement deletes rows whose `expires_at` is before its only parameter.
-const PURGES: [(&str, i64); 5] = [
+/// Each statement deletes rows that expired (or, for grants, were created) before its only
+/// parameter: now minus the second field. Order matters: grants go after what refers to them.
+const PURGES: [(&str, i64); 7] = [
     (
         "DELETE FROM auth_codes WHERE expires_at < $1",
         CODE_REUSE_WINDOW,
@@ -19,6 +20,16 @@ const PURGES: [(&str, i64); 5] = [
     ("DELETE FROM replay_entries WHERE expires_at < $1", 0),
     ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", 0),
     ("DELETE FROM access_tokens WHERE expires_at < $1", 0),
+    ("DELETE FROM refresh_tokens WHERE expires_at < $1", 0),
+    // A grant with nothing left that refers to it (its codes past the reuse window, its
+    // refresh and access tokens expired) has nothing more to revoke.
+    (
+        "DELETE FROM grants WHERE created_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.tenant_id = grants.tenant_id AND c.grant_id = grants.id) \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.tenant_id = grants.tenant_id AND r.grant_id = grants.id) \
+         AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.tenant_id = grants.tenant_id AND a.grant_id = grants.id)",
+        CODE_REUSE_WINDOW,
+    ),
 ];
 
 #[async_trait]

@@ -1102,12 +1102,12 @@ async fn purge(db: &Db) {
     s.record_access_token("t1", "live-rec", "g1", NOW + 60)
         .await
         .unwrap();
-    // Not purged: refresh tokens and grants.
+    // An expired refresh token goes; its grant stays while codes still refer to it.
     let mut rt = refresh_token("t1", b"rt", "g1");
     rt.expires_at = NOW - 10_000;
     s.insert_refresh(&rt).await.unwrap();
 
-    assert_eq!(s.purge_expired(NOW).await.unwrap(), 2 + 1 + 1 + 1 + 1);
+    assert_eq!(s.purge_expired(NOW).await.unwrap(), 2 + 1 + 1 + 1 + 1 + 1);
     assert_eq!(s.purge_expired(NOW).await.unwrap(), 0);
 
     assert_eq!(s.code("t1", b"old-code").await.unwrap(), None);
@@ -1120,7 +1120,7 @@ async fn purge(db: &Db) {
     assert!(!s.first_use("t1", "live-jti", NOW + 60).await.unwrap());
     assert!(!s.access_token_revoked("t1", "old-at").await.unwrap());
     assert!(s.access_token_revoked("t1", "live-at").await.unwrap());
-    assert!(s.refresh("t1", b"rt").await.unwrap().is_some());
+    assert_eq!(s.refresh("t1", b"rt").await.unwrap(), None);
     assert!(s.grant("t1", "g1").await.unwrap().is_some());
 
     // The grant link of the purged record is gone; the live one still follows the grant.
@@ -1137,6 +1137,10 @@ async fn purge(db: &Db) {
     );
     assert!(s.code("t1", b"live-code").await.unwrap().is_some());
     assert_eq!(s.code("t1", b"recent-code").await.unwrap(), None);
+
+    // Once the last code has left its reuse window, nothing refers to the grant: it goes too.
+    assert_eq!(s.purge_expired(NOW + 7300).await.unwrap(), 1 + 1);
+    assert_eq!(s.grant("t1", "g1").await.unwrap(), None);
 }
 
 async fn reopen(db: &Db) {
