@@ -122,6 +122,29 @@ async fn forged_and_unsigned_tokens_are_refused() {
     assert_eq!(header["typ"], "at+jwt");
 }
 
+/// The `error` of a `prompt=none` authorization with only the given cookie.
+async fn silent_login_error(
+    http: &reqwest::Client,
+    issuer: &str,
+    client_id: &str,
+    cookie: &str,
+) -> Option<String> {
+    let (_, challenge) = pkce();
+    let r = http
+        .get(auth_url(
+            issuer,
+            client_id,
+            &challenge,
+            "openid",
+            &[("prompt", "none")],
+        ))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    query_param(r.headers()["location"].to_str().unwrap(), "error")
+}
+
 #[tokio::test]
 async fn sessions_rotate_and_logout_ends_them() {
     let s = Server::start(Backend::Sqlite).await;
@@ -201,22 +224,10 @@ async fn sessions_rotate_and_logout_ends_them() {
         "session id rotated at login"
     );
     // The first session was ended by the second login.
-    let (_, challenge) = pkce();
-    let r = http
-        .get(auth_url(
-            &issuer,
-            &web.0,
-            &challenge,
-            "openid",
-            &[("prompt", "none")],
-        ))
-        .header("cookie", &session_values[0])
-        .send()
-        .await
-        .unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(
-        query_param(&loc, "error").as_deref(),
+        silent_login_error(&http, &issuer, &web.0, &session_values[0])
+            .await
+            .as_deref(),
         Some("login_required")
     );
     // Logout (confirmed) ends the server-side session: replaying the old cookie does not work.
@@ -238,24 +249,11 @@ async fn sessions_rotate_and_logout_ends_them() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (_, challenge) = pkce();
-    let r = http
-        .get(auth_url(
-            &issuer,
-            &web.0,
-            &challenge,
-            "openid",
-            &[("prompt", "none")],
-        ))
-        .header("cookie", &session_values[1])
-        .send()
-        .await
-        .unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(
-        query_param(&loc, "error").as_deref(),
-        Some("login_required"),
-        "server-side session must be gone"
+        silent_login_error(&http, &issuer, &web.0, &session_values[1])
+            .await
+            .as_deref(),
+        Some("login_required")
     );
 }
 

@@ -5,9 +5,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use mandate_core::{OAuthError, client_auth, introspect};
+use mandate_core::{OAuthError, introspect};
 
-use super::{auth_error, credentials, form};
+use super::authenticated_form;
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -20,11 +20,7 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let p = form(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
-    let caller = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/introspect"), &meta)
-        .await
-        .map_err(auth_error)?;
+    let (p, caller) = authenticated_form(&s, &t, &meta, &headers, &body, "/introspect").await?;
     let token = p
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -8,11 +8,16 @@ pub mod token;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
-use mandate_core::OAuthError;
+use std::sync::Arc;
+
+use mandate_core::audit::RequestMeta;
 use mandate_core::client_auth::{ClientAuthError, ClientCredentials};
+use mandate_core::model::Client;
+use mandate_core::{OAuthError, TenantCtx, client_auth};
 
 use crate::error::ApiError;
 use crate::params::{self, Params};
+use crate::state::AppState;
 
 /// Parse a form body, refusing other content types (415) and repeated parameters.
 pub fn form(headers: &HeaderMap, body: &Bytes) -> Result<Params, ApiError> {
@@ -20,6 +25,24 @@ pub fn form(headers: &HeaderMap, body: &Bytes) -> Result<Params, ApiError> {
         return Err(ApiError::unsupported_media_type());
     }
     Ok(Params::parse(body)?)
+}
+
+/// Parse the form of a client-authenticated endpoint and authenticate the caller; `path` is
+/// the endpoint's path under the issuer (an acceptable client assertion audience).
+pub async fn authenticated_form(
+    s: &AppState,
+    t: &TenantCtx,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    body: &Bytes,
+    path: &str,
+) -> Result<(Params, Arc<Client>), ApiError> {
+    let p = form(headers, body)?;
+    let creds = credentials(headers, &p)?;
+    let client = client_auth::authenticate(&s.provider, t, &creds, &t.url(path), meta)
+        .await
+        .map_err(auth_error)?;
+    Ok((p, client))
 }
 
 /// Client credentials from the `Authorization: Basic` header and the form.

@@ -3,9 +3,9 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use mandate_core::{OAuthError, client_auth, revoke};
+use mandate_core::{OAuthError, revoke};
 
-use super::{auth_error, credentials, form};
+use super::authenticated_form;
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,11 +18,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let p = form(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
-    let caller = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/revoke"), &meta)
-        .await
-        .map_err(auth_error)?;
+    let (p, caller) = authenticated_form(&s, &t, &meta, &headers, &body, "/revoke").await?;
     let token = p
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -5,10 +5,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use mandate_core::client_auth;
 use mandate_core::grants::{self, TokenRequest};
 
-use super::{auth_error, credentials, form};
+use super::authenticated_form;
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -21,11 +20,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let p = form(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
-    let client = client_auth::authenticate(&s.provider, &t, &creds, &t.url("/token"), &meta)
-        .await
-        .map_err(auth_error)?;
+    let (p, client) = authenticated_form(&s, &t, &meta, &headers, &body, "/token").await?;
     let req = TokenRequest {
         grant_type: p.opt("grant_type"),
         code: p.opt("code"),
