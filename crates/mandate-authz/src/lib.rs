@@ -1,0 +1,55 @@
+//! Relationship-graph authorization for Mandate, compatible with OpenFGA authorization models
+//! (schema 1.1).
+//!
+//! Models come from the OpenFGA DSL or its JSON API form and are validated on load the way
+//! OpenFGA validates them on write; tuples are validated against the model's type restrictions;
+//! queries (Check, BatchCheck, ListObjects, ListUsers, Expand) follow OpenFGA's semantics,
+//! including contextual tuples, the resolve-depth limit (an error, not `false`) and cycle
+//! handling (`false`). OpenFGA's own conformance suite runs in `tests/openfga_conformance.rs`.
+//!
+//! The evaluator reads tuples through the small synchronous [`TupleReader`] trait so a store can
+//! supply its own index; [`MemoryTuples`] is an indexed in-memory implementation with OpenFGA's
+//! atomic batch semantics.
+//!
+//! ```
+//! use mandate_authz::{AuthorizationModel, CheckRequest, Engine, MemoryTuples, Tuple};
+//!
+//! let model = AuthorizationModel::from_dsl(
+//!     "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user, user:*]\n",
+//! )?;
+//! let mut tuples = MemoryTuples::new();
+//! tuples.write(&model, &[Tuple::new("doc:1", "viewer", "user:anne")], &[])?;
+//! let engine = Engine::new(&model, &tuples);
+//! assert!(engine.check(&CheckRequest::new("doc:1", "viewer", "user:anne"))?);
+//! assert!(!engine.check(&CheckRequest::new("doc:1", "viewer", "user:bob"))?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Conditions (`with cond`, `condition` blocks) are parsed, validated and stored, but not
+//! evaluated: a check that depends on a conditional tuple fails with
+//! [`AuthzError::ConditionUnsupported`] rather than guessing.
+
+#![warn(missing_docs)]
+
+mod check;
+mod dsl;
+mod engine;
+mod error;
+mod hash;
+mod model;
+mod store;
+mod tuple;
+
+pub use check::ResolutionLimits;
+pub use engine::{
+    CheckRequest, Engine, ExpandKind, ExpandNode, ListObjectsRequest, ListUsersRequest, UserFilter,
+};
+pub use error::{AuthzError, ModelError, TupleError};
+pub use model::{
+    AuthorizationModel, ConditionDef, ConditionParamType, RelationDef, RestrictionKind,
+    SCHEMA_VERSION, TypeDef, TypeRestriction, Userset,
+};
+pub use store::{Layered, MemoryTuples, ReadFilter, TupleReader};
+pub use tuple::{
+    ObjectRef, Tuple, TupleCondition, TupleRef, UserRef, parse_object, parse_relation, parse_user,
+};
