@@ -1,6 +1,8 @@
 //! Audit events: one typed record per security-relevant action, with who performed it, on whose
 //! behalf, and the full act chain, so a direct user action and an agent action for that user are
-//! always distinguishable. The hash-chained trail consumes these records.
+//! always distinguishable. [`chain`] links a tenant's records into a tamper-evident hash chain.
+
+pub mod chain;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +61,25 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// The stable wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+
+    /// Parse a wire name.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "failure" => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+}
+
 /// A principal as audit sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -68,6 +89,31 @@ pub enum Principal {
     Agent { id: String },
     Admin { id: String },
     Anonymous,
+}
+
+impl Principal {
+    /// The stored form: type name and id (`None` for anonymous).
+    pub fn parts(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Principal::User { id } => ("user", Some(id)),
+            Principal::Client { id } => ("client", Some(id)),
+            Principal::Agent { id } => ("agent", Some(id)),
+            Principal::Admin { id } => ("admin", Some(id)),
+            Principal::Anonymous => ("anonymous", None),
+        }
+    }
+
+    /// Back from [`Principal::parts`]; `None` for an unknown type or a missing id.
+    pub fn from_parts(kind: &str, id: Option<String>) -> Option<Principal> {
+        Some(match (kind, id) {
+            ("user", Some(id)) => Principal::User { id },
+            ("client", Some(id)) => Principal::Client { id },
+            ("agent", Some(id)) => Principal::Agent { id },
+            ("admin", Some(id)) => Principal::Admin { id },
+            ("anonymous", None) => Principal::Anonymous,
+            _ => return None,
+        })
+    }
 }
 
 /// One audit record, before it is chained.
@@ -86,11 +132,39 @@ pub struct AuditEvent {
     pub act_chain: Vec<Principal>,
     pub client_id: Option<String>,
     pub mandate_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
     pub request_id: Option<String>,
-    /// Event-specific detail (grant type, scopes, jti, lifetime…). Never secrets.
+    /// Event-specific detail (grant type, scopes, jti, lifetime…). Never secrets, never
+    /// personal data (that goes in `personal`).
     pub detail: serde_json::Value,
+    /// Personal data, stored apart from the chained content so that it can be erased.
+    #[serde(default, skip_serializing_if = "Personal::is_empty")]
+    pub personal: Personal,
+}
+
+/// The personal data of an audit record (GDPR): stored in its own table, covered by the chain
+/// only through a salted commitment (`chain::personal_commitment`), and deleted when the person
+/// is erased, after which the chain still verifies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Personal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The username given (also for a failed login of an unknown user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Personal {
+    /// Nothing personal recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_none()
+            && self.user_agent.is_none()
+            && self.username.is_none()
+            && self.email.is_none()
+    }
 }
 
 /// Request context that every event of a request shares.
@@ -121,10 +195,13 @@ impl AuditEvent {
             act_chain: Vec::new(),
             client_id: None,
             mandate_id: None,
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
             request_id: meta.request_id.clone(),
             detail: serde_json::Value::Null,
+            personal: Personal {
+                ip: meta.ip.clone(),
+                user_agent: meta.user_agent.clone(),
+                ..Personal::default()
+            },
         }
     }
     pub fn reason(mut self, r: impl Into<String>) -> Self {
@@ -142,5 +219,22 @@ impl AuditEvent {
     pub fn detail(mut self, d: serde_json::Value) -> Self {
         self.detail = d;
         self
+    }
+    /// The username the action concerns (personal data, erasable).
+    pub fn username(mut self, u: impl Into<String>) -> Self {
+        self.personal.username = Some(u.into());
+        self
+    }
+    /// The e-mail address the action concerns (personal data, erasable).
+    pub fn email(mut self, e: Option<&str>) -> Self {
+        self.personal.email = e.map(str::to_string);
+        self
+    }
+    /// The user whose personal data this record holds: the subject if a user, else the actor.
+    pub fn data_subject(&self) -> Option<&str> {
+        match (&self.subject, &self.actor) {
+            (Some(Principal::User { id }), _) | (_, Principal::User { id }) => Some(id),
+            _ => None,
+        }
     }
 }

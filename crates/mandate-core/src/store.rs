@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 
-use crate::audit::AuditEvent;
+use crate::audit::chain::{ChainRecord, Checkpoint};
+use crate::audit::{AuditEvent, EventKind};
 use crate::error::StoreError;
 use crate::keys::KeyRecord;
 use crate::model::{AuthCode, Client, Consent, Grant, RefreshToken, Session, Tenant, User};
@@ -45,6 +46,12 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_username(&self, tenant_id: &str, username: &str) -> StoreResult<Option<User>>;
     async fn user(&self, tenant_id: &str, id: &str) -> StoreResult<Option<User>>;
+    /// Erase a user (GDPR Art. 17) in one transaction: the user, their sessions, consents,
+    /// grants with every code and token of them, and the personal data of their audit records
+    /// (those whose data subject they are, or that name their username or e-mail). The audit
+    /// records themselves stay and still verify. Grants are marked revoked at `now` (so their
+    /// access tokens stay refused until they expire). Returns whether the user existed.
+    async fn erase_user(&self, tenant_id: &str, user: &User, now: i64) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -153,8 +160,64 @@ pub trait ReplayStore: Send + Sync {
 
 #[async_trait]
 pub trait AuditSink: Send + Sync {
-    /// Record an event durably before returning.
+    /// Record an event durably before returning: append it to its tenant's hash chain (next
+    /// `seq`, `prev_hash`, `hash`, see [`crate::audit::chain`]) and return once committed.
     async fn record(&self, event: &AuditEvent) -> StoreResult<()>;
+}
+
+/// Reading a tenant's hash-chained audit log back (see [`crate::audit::chain`]).
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Up to `limit` records of the tenant's log in chain order (by `seq`, then by storage row),
+    /// strictly after the position `after` = (`seq`, `row_id`); `(i64::MIN, i64::MIN)` starts at
+    /// the beginning. Every stored row is returned, including ones with impossible sequence
+    /// numbers, so that verification sees what tampering left; fields that cannot be decoded
+    /// are returned as the record's `event` error.
+    async fn audit_chain(
+        &self,
+        tenant_id: &str,
+        after: (i64, i64),
+        limit: u32,
+    ) -> StoreResult<Vec<ChainRecord>>;
+    /// The tenant's stored head (`seq` and hash of its last record; seq 0 and zero bytes before
+    /// the first record), or `None` when nothing was ever recorded for it.
+    async fn audit_head(&self, tenant_id: &str) -> StoreResult<Option<Checkpoint>>;
+    /// Records of a tenant matching `q`, in `seq` order (descending unless `q.ascending`).
+    /// Undecodable records are skipped (verification reports them).
+    async fn audit_query(&self, tenant_id: &str, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Filters of an audit query, combined with AND; `None`/empty matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// The principal that performed it (its id, any type).
+    pub actor: Option<String>,
+    /// On whose behalf (its id).
+    pub subject: Option<String>,
+    /// An agent anywhere in the act chain, or the acting agent.
+    pub agent: Option<String>,
+    pub mandate: Option<String>,
+    /// Any of these kinds.
+    pub kinds: Vec<EventKind>,
+    /// `time >= since` (Unix seconds).
+    pub since: Option<i64>,
+    /// `time < until` (Unix seconds).
+    pub until: Option<i64>,
+    /// Continue after this sequence number (in the query's order).
+    pub cursor: Option<i64>,
+    /// Oldest first (export) instead of newest first.
+    pub ascending: bool,
+    /// At most this many records.
+    pub limit: u32,
+}
+
+/// A record as a query returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    /// With its personal data, where not erased.
+    pub event: AuditEvent,
 }
 
 /// Everything a Mandate server needs from storage.
@@ -169,6 +232,7 @@ pub trait Store:
     + GrantStore
     + ReplayStore
     + AuditSink
+    + AuditLog
 {
     /// Delete expired codes, sessions, replay entries and revocation records.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;

@@ -68,4 +68,40 @@ impl UserStore for SqlStore {
     async fn user(&self, tenant_id: &str, id: &str) -> StoreResult<Option<User>> {
         self.one_user(select_user!("id = $2"), tenant_id, id).await
     }
+
+    async fn erase_user(&self, tenant_id: &str, user: &User, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let by_user = [
+            "UPDATE grants SET revoked_at = $3 \
+             WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2",
+        ];
+        for sql in by_user {
+            let q = sqlx::query(sql).bind(tenant_id).bind(&user.id);
+            let q = if sql.contains("$3") { q.bind(now) } else { q };
+            q.execute(&mut *tx).await.map_err(backend)?;
+        }
+        sqlx::query(
+            "DELETE FROM audit_personal WHERE tenant_id = $1 \
+             AND (data_subject = $2 OR username = $3 OR email = $4)",
+        )
+        .bind(tenant_id)
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(user.email.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let gone = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(&user.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(gone.rows_affected() > 0)
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mandate_core::StoreError;
-use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
+use mandate_core::audit::{AuditEvent, EventKind, Outcome, Personal, Principal};
 use mandate_core::keys::{Alg, KeyRecord};
 use mandate_core::model::{
     AuthCode, Client, ClientAuthMethod, Consent, Grant, GrantType, RefreshToken, Session, Tenant,
@@ -185,6 +185,10 @@ contract!(
     session_grants,
     replay,
     audit,
+    audit_chain,
+    audit_chain_concurrent_writers,
+    audit_query,
+    audit_erasure,
     purge,
     reopen,
 );
@@ -963,10 +967,14 @@ async fn audit(db: &Db) {
         ],
         client_id: Some("app".into()),
         mandate_id: Some("m-1".into()),
-        ip: Some("2001:db8::1".into()),
-        user_agent: Some("curl/8".into()),
         request_id: Some("req-1".into()),
         detail: json!({"grant_type": "authorization_code", "scope": "openid", "n": 3}),
+        personal: Personal {
+            ip: Some("2001:db8::1".into()),
+            user_agent: Some("curl/8".into()),
+            username: Some("alice".into()),
+            email: None,
+        },
     };
     let minimal = AuditEvent {
         time: NOW + 1,
@@ -979,10 +987,9 @@ async fn audit(db: &Db) {
         act_chain: vec![],
         client_id: None,
         mandate_id: None,
-        ip: None,
-        user_agent: None,
         request_id: None,
         detail: serde_json::Value::Null,
+        personal: Personal::default(),
     };
     s.record(&full).await.unwrap();
     s.record(&minimal).await.unwrap();
@@ -992,9 +999,9 @@ async fn audit(db: &Db) {
 
     let mut raw = db.raw().await;
     let rows = sqlx::query(
-        "SELECT id, time, tenant_id, kind, outcome, actor, subject, act_chain, client_id, \
-         mandate_id, ip, user_agent, request_id, reason, detail FROM audit_events \
-         WHERE tenant_id = $1 ORDER BY id",
+        "SELECT id, time, tenant_id, kind, outcome, actor_type, actor_id, subject_type, \
+         subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
+         personal_commitment FROM audit_events WHERE tenant_id = $1 ORDER BY id",
     )
     .bind("t1")
     .fetch_all(&mut raw)
@@ -1010,43 +1017,82 @@ async fn audit(db: &Db) {
     assert_eq!(text(0, "tenant_id").as_deref(), Some("t1"));
     assert_eq!(text(0, "kind").as_deref(), Some("token_issued"));
     assert_eq!(text(0, "outcome").as_deref(), Some("success"));
-    assert_eq!(
-        parsed(0, "actor"),
-        json!({"type": "agent", "id": "agent-7"})
-    );
-    assert_eq!(parsed(0, "subject"), json!({"type": "user", "id": "u1"}));
+    assert_eq!(text(0, "actor_type").as_deref(), Some("agent"));
+    assert_eq!(text(0, "actor_id").as_deref(), Some("agent-7"));
+    assert_eq!(text(0, "subject_type").as_deref(), Some("user"));
+    assert_eq!(text(0, "subject_id").as_deref(), Some("u1"));
     assert_eq!(
         parsed(0, "act_chain"),
         json!([{"type": "agent", "id": "agent-7"}, {"type": "client", "id": "app"}])
     );
     assert_eq!(text(0, "client_id").as_deref(), Some("app"));
     assert_eq!(text(0, "mandate_id").as_deref(), Some("m-1"));
-    assert_eq!(text(0, "ip").as_deref(), Some("2001:db8::1"));
-    assert_eq!(text(0, "user_agent").as_deref(), Some("curl/8"));
     assert_eq!(text(0, "request_id").as_deref(), Some("req-1"));
     assert_eq!(text(0, "reason").as_deref(), Some("because"));
     assert_eq!(parsed(0, "detail"), full.detail);
-    // The stored actor decodes back to the same principal.
-    let actor: Principal = serde_json::from_value(parsed(0, "actor")).unwrap();
-    assert_eq!(actor, full.actor);
+    assert_eq!(
+        rows[0]
+            .get::<Option<Vec<u8>>, _>("personal_commitment")
+            .map(|c| c.len()),
+        Some(32),
+        "the chained record holds only a commitment to the personal data"
+    );
 
     assert_eq!(rows[1].get::<i64, _>("time"), NOW + 1);
     assert_eq!(text(1, "kind").as_deref(), Some("login_failed"));
     assert_eq!(text(1, "outcome").as_deref(), Some("failure"));
-    assert_eq!(parsed(1, "actor"), json!({"type": "anonymous"}));
-    assert_eq!(text(1, "subject"), None);
+    assert_eq!(text(1, "actor_type").as_deref(), Some("anonymous"));
     assert_eq!(parsed(1, "act_chain"), json!([]));
     for c in [
+        "actor_id",
+        "subject_type",
+        "subject_id",
         "client_id",
         "mandate_id",
-        "ip",
-        "user_agent",
         "request_id",
         "reason",
     ] {
         assert_eq!(text(1, c), None, "{c}");
     }
     assert_eq!(parsed(1, "detail"), serde_json::Value::Null);
+    assert_eq!(
+        rows[1].get::<Option<Vec<u8>>, _>("personal_commitment"),
+        None
+    );
+
+    // Personal data lives apart, one row per record that has any.
+    let personal = sqlx::query(
+        "SELECT seq, data_subject, ip, user_agent, username, email FROM audit_personal \
+         WHERE tenant_id = $1",
+    )
+    .bind("t1")
+    .fetch_all(&mut raw)
+    .await
+    .unwrap();
+    assert_eq!(personal.len(), 1);
+    let p = |c: &str| personal[0].get::<Option<String>, _>(c);
+    assert_eq!(personal[0].get::<i64, _>("seq"), 1);
+    assert_eq!(p("data_subject").as_deref(), Some("u1"));
+    assert_eq!(p("ip").as_deref(), Some("2001:db8::1"));
+    assert_eq!(p("user_agent").as_deref(), Some("curl/8"));
+    assert_eq!(p("username").as_deref(), Some("alice"));
+    assert_eq!(p("email"), None);
+    // And everything reads back as recorded.
+    let back = s
+        .audit_query(
+            "t1",
+            &AuditQuery {
+                ascending: true,
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        back.iter().map(|r| &r.event).collect::<Vec<_>>(),
+        vec![&full, &minimal]
+    );
 
     let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
         .fetch_one(&mut raw)
@@ -1055,6 +1101,417 @@ async fn audit(db: &Db) {
         .get("n");
     assert_eq!(total, 3);
     raw.close().await.unwrap();
+}
+
+fn chain_event(tenant: &str, n: usize) -> AuditEvent {
+    AuditEvent {
+        time: NOW + n as i64,
+        tenant_id: tenant.into(),
+        kind: EventKind::TokenIssued,
+        outcome: Outcome::Success,
+        reason: None,
+        actor: Principal::Client { id: "svc".into() },
+        subject: n
+            .is_multiple_of(2)
+            .then(|| Principal::User { id: "u1".into() }),
+        act_chain: vec![],
+        client_id: Some("svc".into()),
+        mandate_id: None,
+        request_id: Some(format!("req-{n}")),
+        detail: json!({"n": n, "scope": "api.read"}),
+        personal: Personal {
+            ip: Some("192.0.2.1".into()),
+            ..Personal::default()
+        },
+    }
+}
+
+/// Records come back in order, linked, with the head matching; pages of any size.
+async fn audit_chain(db: &Db) {
+    use mandate_core::audit::chain::{GENESIS, record_hash, verify_stored};
+    let s = db.s();
+    assert_eq!(s.audit_head("t1").await.unwrap(), None);
+    let events: Vec<_> = (0..12).map(|n| chain_event("t1", n)).collect();
+    for e in &events {
+        s.record(e).await.unwrap();
+    }
+    s.record(&chain_event("t2", 0)).await.unwrap();
+    let records = s
+        .audit_chain("t1", (i64::MIN, i64::MIN), 100)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 12);
+    let mut prev = GENESIS.to_vec();
+    for (i, (r, e)) in records.iter().zip(&events).enumerate() {
+        assert_eq!(r.seq, i as i64 + 1);
+        assert_eq!(r.prev_hash, prev);
+        assert_eq!(
+            r.event.as_ref().unwrap(),
+            e,
+            "stored fields read back unchanged"
+        );
+        assert_eq!(
+            r.hash,
+            record_hash(&prev, e, r.seq, r.personal_commitment.as_deref()).to_vec()
+        );
+        assert!(r.personal_salt.is_some());
+        prev = r.hash.clone();
+    }
+    let head = s.audit_head("t1").await.unwrap().unwrap();
+    assert_eq!((head.seq, head.hash), (12, prev));
+    // Paging resumes after the given position.
+    let page = s
+        .audit_chain("t1", (records[4].seq, records[4].row_id), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![6, 7, 8]
+    );
+    for size in [1, 5, 12, 10_000] {
+        let report = verify_stored(s, "t1", None, size).await.unwrap().unwrap();
+        assert_eq!(report.records, 12, "page size {size}");
+    }
+    let t2 = verify_stored(s, "t2", None, 10).await.unwrap().unwrap();
+    assert_eq!(t2.records, 1, "each tenant has its own chain");
+
+    // A changed field shows up in verification.
+    let mut raw = db.raw().await;
+    sqlx::query("UPDATE audit_events SET detail = $1 WHERE tenant_id = $2 AND seq = 9")
+        .bind(r#"{"n": 999}"#)
+        .bind("t1")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let broken = verify_stored(s, "t1", None, 4).await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 9, "{broken}");
+    // An undecodable one too.
+    sqlx::query("UPDATE audit_events SET actor_type = $1 WHERE tenant_id = $2 AND seq = 3")
+        .bind("robot")
+        .bind("t1")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let broken = verify_stored(s, "t1", None, 4).await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 3, "{broken}");
+    raw.close().await.unwrap();
+}
+
+/// 50 tasks over two stores on the same database (two writer tasks, as two server processes
+/// would be) append to two tenants; each tenant gets one gap-free chain that verifies.
+async fn audit_chain_concurrent_writers(db: &Db) {
+    use mandate_core::audit::chain::verify_stored;
+    let other = Arc::new(SqlStore::connect(&db.url()).await.expect("second store"));
+    const TASKS: usize = 50;
+    const PER_TASK: usize = 10;
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let store = if t % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        handles.push(tokio::spawn(async move {
+            for i in 0..PER_TASK {
+                let tenant = if (t + i) % 3 == 0 { "t2" } else { "t1" };
+                store
+                    .record(&chain_event(tenant, t * PER_TASK + i))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    other.close().await;
+    let s = db.s();
+    let mut total = 0;
+    let mut seen = std::collections::HashSet::new();
+    for tenant in ["t1", "t2"] {
+        let report = verify_stored(s, tenant, None, 97).await.unwrap().unwrap();
+        let records = s
+            .audit_chain(tenant, (i64::MIN, i64::MIN), 10_000)
+            .await
+            .unwrap();
+        assert_eq!(report.records as usize, records.len());
+        let seqs: Vec<i64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=records.len() as i64).collect::<Vec<_>>(),
+            "{tenant}"
+        );
+        for r in &records {
+            assert!(seen.insert(r.event.as_ref().unwrap().request_id.clone().unwrap()));
+        }
+        total += records.len();
+    }
+    assert_eq!(
+        total,
+        TASKS * PER_TASK,
+        "every acknowledged event is stored once"
+    );
+}
+
+/// An event for the query tests.
+fn query_event(kind: EventKind, actor: Principal, subject: Option<&str>, n: i64) -> AuditEvent {
+    AuditEvent {
+        subject: subject.map(|id| Principal::User { id: id.into() }),
+        kind,
+        actor,
+        ..chain_event("t1", n as usize)
+    }
+}
+
+/// Every filter returns exactly the matching records; an agent's action for a user is told
+/// apart from the user's own; cursors page without gaps or repeats.
+async fn audit_query(db: &Db) {
+    let s = db.s();
+    let user = |id: &str| Principal::User { id: id.into() };
+    let agent = |id: &str| Principal::Agent { id: id.into() };
+    let mut direct = query_event(EventKind::LoginSucceeded, user("u1"), Some("u1"), 0);
+    direct.time = NOW;
+    let mut by_agent = query_event(EventKind::TokenIssued, agent("a1"), Some("u1"), 1);
+    by_agent.act_chain = vec![agent("a1")];
+    by_agent.mandate_id = Some("m1".into());
+    by_agent.time = NOW + 10;
+    let mut sub_agent = query_event(EventKind::TokenIssued, agent("a2"), Some("u1"), 2);
+    sub_agent.act_chain = vec![agent("a2"), agent("a1")];
+    sub_agent.mandate_id = Some("m1".into());
+    sub_agent.time = NOW + 20;
+    let mut other_user = query_event(EventKind::TokenIssued, user("u2"), Some("u2"), 3);
+    other_user.time = NOW + 30;
+    // An agent id that differs only in case, and one that is a prefix: neither matches a1.
+    let mut lookalike = query_event(EventKind::TokenIssued, agent("A1"), Some("u2"), 4);
+    lookalike.act_chain = vec![agent("A1"), agent("a10")];
+    lookalike.time = NOW + 40;
+    let all = [&direct, &by_agent, &sub_agent, &other_user, &lookalike];
+    for e in all {
+        s.record(e).await.unwrap();
+    }
+    s.record(&chain_event("t2", 9)).await.unwrap();
+    let run = |q: AuditQuery| async move {
+        s.audit_query("t1", &AuditQuery { limit: 100, ..q })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.seq)
+            .collect::<Vec<i64>>()
+    };
+    assert_eq!(
+        run(AuditQuery::default()).await,
+        vec![5, 4, 3, 2, 1],
+        "newest first"
+    );
+    assert_eq!(
+        run(AuditQuery {
+            ascending: true,
+            ..Default::default()
+        })
+        .await,
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        run(AuditQuery {
+            actor: Some("u1".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![1]
+    );
+    assert_eq!(
+        run(AuditQuery {
+            subject: Some("u1".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![3, 2, 1]
+    );
+    assert_eq!(
+        run(AuditQuery {
+            agent: Some("a1".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![3, 2],
+        "an agent anywhere in the chain, case-sensitive, whole id"
+    );
+    assert_eq!(
+        run(AuditQuery {
+            agent: Some("a2".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![3]
+    );
+    assert_eq!(
+        run(AuditQuery {
+            mandate: Some("m1".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![3, 2]
+    );
+    assert_eq!(
+        run(AuditQuery {
+            kinds: vec![EventKind::LoginSucceeded, EventKind::TokenRevoked],
+            ..Default::default()
+        })
+        .await,
+        vec![1]
+    );
+    assert_eq!(
+        run(AuditQuery {
+            since: Some(NOW + 10),
+            until: Some(NOW + 30),
+            ..Default::default()
+        })
+        .await,
+        vec![3, 2],
+        "since inclusive, until exclusive"
+    );
+    // The user's own action vs the agent's action for that user.
+    assert_eq!(
+        run(AuditQuery {
+            subject: Some("u1".into()),
+            actor: Some("u1".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![1]
+    );
+    // Paging.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .audit_query(
+                "t1",
+                &AuditQuery {
+                    limit: 2,
+                    cursor,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(|r| r.seq);
+        seen.extend(page.iter().map(|r| r.seq));
+    }
+    assert_eq!(seen, vec![5, 4, 3, 2, 1]);
+    let back = s
+        .audit_query(
+            "t1",
+            &AuditQuery {
+                ascending: true,
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for (r, e) in back.iter().zip(all) {
+        assert_eq!(&r.event, e);
+    }
+    // Tenants are apart.
+    assert_eq!(
+        s.audit_query(
+            "t2",
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+}
+
+/// Erasing a user deletes their account, sessions, consents and tokens, and the personal data
+/// of their audit records (by id, username and e-mail), keeps everyone else's, and the chain
+/// still verifies.
+async fn audit_erasure(db: &Db) {
+    use mandate_core::audit::chain::verify_stored;
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let ada = user("t1", "u1", "ada");
+    s.create_user(&ada).await.unwrap();
+    s.create_user(&user("t1", "u2", "bob")).await.unwrap();
+    s.create_session(&session("t1", b"s1", NOW + 600))
+        .await
+        .unwrap();
+    s.create_grant(&grant("t1", "g1", Some("sid-1")))
+        .await
+        .unwrap();
+    let personal = |ip: &str, username: Option<&str>, email: Option<&str>| Personal {
+        ip: Some(ip.into()),
+        user_agent: Some("Firefox".into()),
+        username: username.map(Into::into),
+        email: email.map(Into::into),
+    };
+    let u = |id: &str| Principal::User { id: id.into() };
+    let mut login = query_event(EventKind::LoginSucceeded, u("u1"), Some("u1"), 0);
+    login.personal = personal("192.0.2.1", Some("ada"), None);
+    let mut failed = query_event(EventKind::LoginFailed, Principal::Anonymous, None, 1);
+    failed.personal = personal("192.0.2.2", Some("ada"), None);
+    let mut admin = query_event(
+        EventKind::UserCreated,
+        Principal::Admin { id: "cli".into() },
+        Some("u1"),
+        2,
+    );
+    admin.personal = personal("192.0.2.3", Some("ada"), Some("ada@example.com"));
+    let mut bob = query_event(EventKind::LoginSucceeded, u("u2"), Some("u2"), 3);
+    bob.personal = personal("198.51.100.7", Some("bob"), None);
+    for e in [&login, &failed, &admin, &bob] {
+        s.record(e).await.unwrap();
+    }
+    assert!(s.erase_user("t1", &ada, NOW + 5).await.unwrap());
+    assert_eq!(s.user("t1", "u1").await.unwrap(), None);
+    assert!(s.user("t1", "u2").await.unwrap().is_some());
+    assert_eq!(s.session("t1", b"s1").await.unwrap(), None);
+    assert_eq!(
+        s.grant("t1", "g1").await.unwrap().unwrap().revoked_at,
+        Some(NOW + 5)
+    );
+    let back = s
+        .audit_query(
+            "t1",
+            &AuditQuery {
+                ascending: true,
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 4, "the records stay");
+    for r in &back[..3] {
+        assert_eq!(r.event.personal, Personal::default(), "seq {}", r.seq);
+    }
+    assert_eq!(
+        back[3].event.personal, bob.personal,
+        "other people's data stays"
+    );
+    assert_eq!(back[0].event.kind, EventKind::LoginSucceeded);
+    let report = verify_stored(s, "t1", None, 2).await.unwrap().unwrap();
+    assert_eq!(report.records, 4);
+    let mut raw = db.raw().await;
+    let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_personal WHERE tenant_id = $1")
+        .bind("t1")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(left, 1);
+    raw.close().await.unwrap();
+    // Erasing again finds nobody.
+    assert!(!s.erase_user("t1", &ada, NOW + 6).await.unwrap());
 }
 
 async fn purge(db: &Db) {
@@ -1163,7 +1620,7 @@ async fn reopen(db: &Db) {
         .await
         .unwrap()
         .get("n");
-    assert_eq!(migrations, 2, "every migration applied exactly once");
+    assert_eq!(migrations, 3, "every migration applied exactly once");
     if s.backend() == Backend::Sqlite {
         let mode: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(&mut raw)

@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(cli::keys::KeysCmd),
+    /// Verify the tamper-evident audit log and print checkpoints.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCmd),
 }
 
 fn main() -> ExitCode {

@@ -1,5 +1,6 @@
 //! Command implementations.
 
+pub mod audit;
 pub mod client;
 pub mod keys;
 pub mod serve;
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(c) => tenant::run(c, &open(location).await?, cli.json).await,
         Command::User(c) => user::run(c, &open(location).await?, cli.json).await,
         Command::Client(c) => client::run(c, &open(location).await?, cli.json).await,
+        Command::Audit(c) => audit::run(c, &open(location).await?, cli.json).await,
         Command::Keys(c) => {
             keys::run(
                 c,
