@@ -340,6 +340,7 @@ impl AuthorizationModel {
             }
         }
         let v = Validator::new(&self.types, &self.conditions);
+        let facts = v.facts(&self.types);
         // Deterministic order, like OpenFGA: types then relations sorted by name.
         let mut tnames: Vec<&TypeDef> = self.types.iter().collect();
         tnames.sort_by(|a, b| a.name.cmp(&b.name));
@@ -347,7 +348,7 @@ impl AuthorizationModel {
             let mut rels: Vec<&RelationDef> = t.relations.iter().collect();
             rels.sort_by(|a, b| a.name.cmp(&b.name));
             for r in rels {
-                v.validate_relation(&t.name, r)?;
+                v.validate_relation(&t.name, r, &facts)?;
             }
         }
         Ok(())
@@ -796,6 +797,7 @@ struct Validator<'a> {
     conditions: &'a BTreeMap<String, ConditionDef>,
     /// Tupleset relations per type.
     tuplesets: HashMap<&'a str, HashSet<&'a str>>,
+    steps: std::cell::Cell<u32>,
 }
 
 fn contains_this(u: &Userset) -> bool {
@@ -823,6 +825,23 @@ fn collect_tuplesets<'a>(u: &'a Userset, out: &mut HashSet<&'a str>) {
 
 type Visited<'a> = HashSet<(&'a str, &'a str)>;
 
+struct Facts<'a> {
+    entry: HashSet<(&'a str, &'a str)>,
+    reaches_cycle: HashSet<(&'a str, &'a str)>,
+}
+
+fn computed_targets<'a>(u: &'a Userset, out: &mut Vec<&'a str>) {
+    match u {
+        Userset::Computed(c) => out.push(c),
+        Userset::Union(c) | Userset::Intersection(c) => c.iter().for_each(|x| computed_targets(x, out)),
+        Userset::Difference { base, subtract } => {
+            computed_targets(base, out);
+            computed_targets(subtract, out);
+        }
+        _ => {}
+    }
+}
+
 impl<'a> Validator<'a> {
     fn new(types: &'a [TypeDef], conditions: &'a BTreeMap<String, ConditionDef>) -> Self {
         let mut rels = HashMap::new();
@@ -841,6 +860,7 @@ impl<'a> Validator<'a> {
             rels,
             conditions,
             tuplesets,
+            steps: std::cell::Cell::new(0),
         }
     }
 
@@ -848,26 +868,105 @@ impl<'a> Validator<'a> {
         self.rels.get(t).and_then(|m| m.get(r)).copied()
     }
 
-    fn validate_relation(&self, t: &'a str, r: &'a RelationDef) -> Result<(), ModelError> {
+    fn validate_relation(&self, t: &'a str, r: &'a RelationDef, facts: &Facts<'a>) -> Result<(), ModelError> {
         self.rewrite_valid(t, &r.name, &r.rewrite)?;
         self.restrictions_valid(t, r)?;
-        let mut visited = Visited::new();
-        let (ok, via_loop) = self.has_entrypoint(t, &r.name, &r.rewrite, &mut visited);
-        if !ok {
+        if !facts.entry.contains(&(t, r.name.as_str())) {
+            // Only on failure: the path-based walk tells whether a loop is to blame.
+            let mut visited = Visited::new();
+            let (_, via_loop) = self.has_entrypoint(t, &r.name, &r.rewrite, &mut visited);
             return Err(ModelError::NoEntrypoint {
                 type_name: t.to_string(),
                 relation: r.name.clone(),
                 via_loop,
             });
         }
-        let mut visited = Visited::new();
-        if self.has_cycle(t, &r.name, &r.rewrite, &mut visited) {
+        if facts.reaches_cycle.contains(&(t, r.name.as_str())) {
             return Err(ModelError::Cycle {
                 type_name: t.to_string(),
                 relation: r.name.clone(),
             });
         }
         Ok(())
+    }
+
+    /// Facts computed once for the whole model (linear-ish instead of OpenFGA's per-relation
+    /// path enumeration, which is exponential on adversarial models): which relations have an
+    /// entrypoint (least fixpoint of the same rules), and which reach a cycle of computed usersets.
+    fn facts(&self, types: &'a [TypeDef]) -> Facts<'a> {
+        let mut entry: HashSet<(&'a str, &'a str)> = HashSet::new();
+        loop {
+            let mut changed = false;
+            for t in types {
+                for r in &t.relations {
+                    let key = (t.name.as_str(), r.name.as_str());
+                    if !entry.contains(&key) && self.entry_eval(t.name.as_str(), r, &r.rewrite, &entry) {
+                        entry.insert(key);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut reaches_cycle = HashSet::new();
+        for t in types {
+            // Computed-userset graph of this type; a relation is invalid if a cycle is reachable.
+            let mut state: HashMap<&'a str, u8> = HashMap::new(); // 1 = on stack, 2 = done
+            let mut bad: HashSet<&'a str> = HashSet::new();
+            for r in &t.relations {
+                self.cycle_dfs(t.name.as_str(), r.name.as_str(), &mut state, &mut bad);
+            }
+            for b in bad {
+                reaches_cycle.insert((t.name.as_str(), b));
+            }
+        }
+        Facts { entry, reaches_cycle }
+    }
+
+    fn cycle_dfs(&self, t: &'a str, rel: &'a str, state: &mut HashMap<&'a str, u8>, bad: &mut HashSet<&'a str>) -> bool {
+        match state.get(rel) {
+            Some(1) => return true,
+            Some(_) => return bad.contains(rel),
+            None => {}
+        }
+        state.insert(rel, 1);
+        let mut targets = Vec::new();
+        if let Some(r) = self.get(t, rel) {
+            computed_targets(&r.rewrite, &mut targets);
+        }
+        let mut found = false;
+        for c in targets {
+            if self.get(t, c).is_some() && self.cycle_dfs(t, c, state, bad) {
+                found = true;
+            }
+        }
+        state.insert(rel, 2);
+        if found {
+            bad.insert(rel);
+        }
+        found
+    }
+
+    fn entry_eval(&self, t: &str, rel: &RelationDef, u: &Userset, entry: &HashSet<(&'a str, &'a str)>) -> bool {
+        match u {
+            Userset::This => rel.directly_related.iter().any(|x| match &x.kind {
+                RestrictionKind::Direct | RestrictionKind::Wildcard => true,
+                RestrictionKind::Userset(ur) => entry.contains(&(x.type_name.as_str(), ur.as_str())),
+            }),
+            Userset::Computed(c) => entry.contains(&(t, c.as_str())),
+            Userset::TupleToUserset { tupleset, computed } => self.get(t, tupleset).is_some_and(|ts| {
+                ts.directly_related
+                    .iter()
+                    .any(|x| entry.contains(&(x.type_name.as_str(), computed.as_str())))
+            }),
+            Userset::Union(c) => c.iter().any(|x| self.entry_eval(t, rel, x, entry)),
+            Userset::Intersection(c) => c.iter().all(|x| self.entry_eval(t, rel, x, entry)),
+            Userset::Difference { base, subtract } => {
+                self.entry_eval(t, rel, base, entry) && self.entry_eval(t, rel, subtract, entry)
+            }
+        }
     }
 
     fn rewrite_valid(&self, t: &str, rel: &str, u: &Userset) -> Result<(), ModelError> {
@@ -988,6 +1087,12 @@ impl<'a> Validator<'a> {
     /// OpenFGA's entrypoint analysis: can any concrete user ever be related? Returns
     /// (has_entrypoint, missing_due_to_loop).
     fn has_entrypoint(&self, t: &'a str, rel: &'a str, u: &'a Userset, visited: &mut Visited<'a>) -> (bool, bool) {
+        // Only used to word an error; bounded so an adversarial model cannot make it explode.
+        let steps = self.steps.get() + 1;
+        self.steps.set(steps);
+        if steps > 100_000 {
+            return (false, false);
+        }
         let mut v = visited.clone();
         v.insert((t, rel));
         let Some(relation) = self.get(t, rel) else {
@@ -1075,29 +1180,4 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Cycles through computed usersets on one type (`a: b`, `b: a or [user]`) are rejected.
-    fn has_cycle(&self, t: &'a str, rel: &'a str, u: &'a Userset, visited: &mut Visited<'a>) -> bool {
-        visited.insert((t, rel));
-        match u {
-            Userset::This | Userset::TupleToUserset { .. } => false,
-            Userset::Computed(c) => {
-                if visited.contains(&(t, c.as_str())) {
-                    return true;
-                }
-                let Some(target) = self.get(t, c) else {
-                    return false;
-                };
-                let mut v = visited.clone();
-                self.has_cycle(t, c, &target.rewrite, &mut v)
-            }
-            Userset::Union(c) | Userset::Intersection(c) => c.iter().any(|x| {
-                let mut v = visited.clone();
-                self.has_cycle(t, rel, x, &mut v)
-            }),
-            Userset::Difference { base, subtract } => [base, subtract].iter().any(|x| {
-                let mut v = visited.clone();
-                self.has_cycle(t, rel, x, &mut v)
-            }),
-        }
-    }
 }
