@@ -73,7 +73,12 @@ fn kind_allowed(rel: &Rel, user: &UserRef<'_>) -> bool {
 }
 
 impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
-    pub(crate) fn new(model: &'a AuthorizationModel, reader: &'a R, user: UserRef<'a>, limits: ResolutionLimits) -> Self {
+    pub(crate) fn new(
+        model: &'a AuthorizationModel,
+        reader: &'a R,
+        user: UserRef<'a>,
+        limits: ResolutionLimits,
+    ) -> Self {
         Checker {
             model,
             reader,
@@ -89,7 +94,12 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         Ok(self.resolve(object, rel, 0)? == Out::True)
     }
 
-    pub(crate) fn resolve(&mut self, obj: ObjectRef<'a>, rel: RelId, depth: u32) -> Result<Out, AuthzError> {
+    pub(crate) fn resolve(
+        &mut self,
+        obj: ObjectRef<'a>,
+        rel: RelId,
+        depth: u32,
+    ) -> Result<Out, AuthzError> {
         if depth >= self.max_depth {
             return Err(AuthzError::DepthExceeded(self.max_depth));
         }
@@ -128,7 +138,13 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         res
     }
 
-    fn eval(&mut self, obj: ObjectRef<'a>, rel: RelId, rw: &'a Rewrite, depth: u32) -> Result<Out, AuthzError> {
+    fn eval(
+        &mut self,
+        obj: ObjectRef<'a>,
+        rel: RelId,
+        rw: &'a Rewrite,
+        depth: u32,
+    ) -> Result<Out, AuthzError> {
         match rw {
             Rewrite::This => self.direct(obj, rel, depth),
             Rewrite::Computed(r2) => self.resolve(obj, *r2, depth),
@@ -259,7 +275,13 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         }
     }
 
-    fn ttu(&mut self, obj: ObjectRef<'a>, tupleset: RelId, computed: &str, depth: u32) -> Result<Out, AuthzError> {
+    fn ttu(
+        &mut self,
+        obj: ObjectRef<'a>,
+        tupleset: RelId,
+        computed: &str,
+        depth: u32,
+    ) -> Result<Out, AuthzError> {
         let model = self.model;
         let reader = self.reader;
         let ts = model.rel(tupleset);

@@ -36,11 +36,7 @@ fn strip_comment(line: &str) -> &str {
 }
 
 pub(crate) fn parse(src: &str) -> Result<Parts, ModelError> {
-    let lines: Vec<(usize, &str)> = src
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .collect();
+    let lines: Vec<(usize, &str)> = src.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
     let mut schema: Option<String> = None;
     let mut seen_model = false;
     let mut types: Vec<TypeDef> = Vec::new();
@@ -97,7 +93,9 @@ pub(crate) fn parse(src: &str) -> Result<Parts, ModelError> {
                 if !in_relations {
                     return Err(err(ln, "'define' outside a 'relations' block"));
                 }
-                let t = types.last_mut().ok_or_else(|| err(ln, "'define' outside a type"))?;
+                let t = types
+                    .last_mut()
+                    .ok_or_else(|| err(ln, "'define' outside a type"))?;
                 let (name, expr) = rest
                     .split_once(':')
                     .ok_or_else(|| err(ln, "expected 'define NAME: EXPRESSION'"))?;
@@ -138,7 +136,10 @@ pub(crate) fn parse(src: &str) -> Result<Parts, ModelError> {
                 in_relations = false;
             }
             "module" | "extend" => {
-                return Err(err(ln, "modular models ('module'/'extend') are not supported"));
+                return Err(err(
+                    ln,
+                    "modular models ('module'/'extend') are not supported",
+                ));
             }
             _ => return Err(err(ln, format!("unexpected '{kw}'"))),
         }
@@ -166,7 +167,9 @@ fn split_word(s: &str) -> (&str, &str) {
 }
 
 fn parse_condition(text: &str, ln: usize) -> Result<ConditionDef, ModelError> {
-    let open = text.find('(').ok_or_else(|| err(ln, "condition: expected '(' after name"))?;
+    let open = text
+        .find('(')
+        .ok_or_else(|| err(ln, "condition: expected '(' after name"))?;
     let name = text[..open].trim().to_string();
     let close = text[open..]
         .find(')')
@@ -179,18 +182,33 @@ fn parse_condition(text: &str, ln: usize) -> Result<ConditionDef, ModelError> {
         if p.is_empty() {
             continue;
         }
-        let (pname, ty) = p
-            .split_once(':')
-            .ok_or_else(|| err(ln, format!("condition '{name}': expected 'name: type' in '{p}'")))?;
+        let (pname, ty) = p.split_once(':').ok_or_else(|| {
+            err(
+                ln,
+                format!("condition '{name}': expected 'name: type' in '{p}'"),
+            )
+        })?;
         let pname = pname.trim().to_string();
-        let ty = parse_param_type(ty.trim()).ok_or_else(|| err(ln, format!("condition '{name}': unknown type '{}'", ty.trim())))?;
+        let ty = parse_param_type(ty.trim()).ok_or_else(|| {
+            err(
+                ln,
+                format!("condition '{name}': unknown type '{}'", ty.trim()),
+            )
+        })?;
         if parameters.insert(pname.clone(), ty).is_some() {
-            return Err(err(ln, format!("condition '{name}': parameter '{pname}' repeated")));
+            return Err(err(
+                ln,
+                format!("condition '{name}': parameter '{pname}' repeated"),
+            ));
         }
     }
     let body = &text[close + 1..];
-    let bo = body.find('{').ok_or_else(|| err(ln, "condition: missing '{'"))?;
-    let bc = body.rfind('}').ok_or_else(|| err(ln, "condition: missing '}'"))?;
+    let bo = body
+        .find('{')
+        .ok_or_else(|| err(ln, "condition: missing '{'"))?;
+    let bc = body
+        .rfind('}')
+        .ok_or_else(|| err(ln, "condition: missing '}'"))?;
     if bc < bo || !body[bc + 1..].trim().is_empty() || !body[..bo].trim().is_empty() {
         return Err(err(ln, "condition: malformed body"));
     }
@@ -309,7 +327,10 @@ fn tokenize(s: &str, ln: usize) -> Result<Vec<Tok<'_>>, ModelError> {
             return Err(err(ln, "unexpected ']'"));
         } else {
             let start = i;
-            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'(' | b')' | b'[' | b']') {
+            while i < b.len()
+                && !b[i].is_ascii_whitespace()
+                && !matches!(b[i], b'(' | b')' | b'[' | b']')
+            {
                 i += 1;
             }
             out.push(Tok::Word(&s[start..i]));
@@ -390,7 +411,10 @@ impl<'a> ExprParser<'a> {
                 _ => {}
             }
             let Some(op) = self.op()? else {
-                return Err(err(self.ln, format!("expected 'or', 'and' or 'but not', found {:?}", self.peek())));
+                return Err(err(
+                    self.ln,
+                    format!("expected 'or', 'and' or 'but not', found {:?}", self.peek()),
+                ));
             };
             match kind {
                 None => kind = Some(op),
@@ -447,7 +471,9 @@ impl<'a> ExprParser<'a> {
                 if self.peek() == Some(&Tok::Word("from")) {
                     self.pos += 1;
                     match self.peek().cloned() {
-                        Some(Tok::Word(ts)) if !matches!(ts, "or" | "and" | "but" | "not" | "from") => {
+                        Some(Tok::Word(ts))
+                            if !matches!(ts, "or" | "and" | "but" | "not" | "from") =>
+                        {
                             self.pos += 1;
                             Ok(Userset::TupleToUserset {
                                 tupleset: ts.to_string(),
@@ -530,7 +556,9 @@ fn render_userset(u: &Userset, types: &[TypeRestriction], top: bool) -> String {
         Userset::TupleToUserset { tupleset, computed } => format!("{computed} from {tupleset}"),
         Userset::Union(c) => c.iter().map(inner).collect::<Vec<_>>().join(" or "),
         Userset::Intersection(c) => c.iter().map(inner).collect::<Vec<_>>().join(" and "),
-        Userset::Difference { base, subtract } => format!("{} but not {}", inner(base), inner(subtract)),
+        Userset::Difference { base, subtract } => {
+            format!("{} but not {}", inner(base), inner(subtract))
+        }
     }
 }
 

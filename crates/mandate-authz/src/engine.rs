@@ -10,7 +10,9 @@ use crate::error::{AuthzError, TupleError};
 use crate::hash::FxHashSet;
 use crate::model::{AuthorizationModel, RelId, Rewrite};
 use crate::store::{Layered, MemoryTuples, TupleReader};
-use crate::tuple::{ObjectRef, Tuple, UserRef, allowed_by, parse_object, parse_relation, parse_user};
+use crate::tuple::{
+    ObjectRef, Tuple, UserRef, allowed_by, parse_object, parse_relation, parse_user,
+};
 
 /// Check request: is `user` related to `object` as `relation`?
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -28,7 +30,11 @@ pub struct CheckRequest {
 
 impl CheckRequest {
     /// A request without contextual tuples.
-    pub fn new(object: impl Into<String>, relation: impl Into<String>, user: impl Into<String>) -> Self {
+    pub fn new(
+        object: impl Into<String>,
+        relation: impl Into<String>,
+        user: impl Into<String>,
+    ) -> Self {
         CheckRequest {
             object: object.into(),
             relation: relation.into(),
@@ -207,10 +213,12 @@ impl<'a, R: TupleReader + ?Sized> Engine<'a, R> {
         }
         let mut m = MemoryTuples::new();
         for t in tuples {
-            self.model.validate_tuple(t).map_err(|error| AuthzError::InvalidTuple {
-                tuple: t.key(),
-                error,
-            })?;
+            self.model
+                .validate_tuple(t)
+                .map_err(|error| AuthzError::InvalidTuple {
+                    tuple: t.key(),
+                    error,
+                })?;
             // Duplicates are tolerated, as in OpenFGA.
             m.insert(t);
         }
@@ -226,7 +234,9 @@ impl<'a, R: TupleReader + ?Sized> Engine<'a, R> {
             .model
             .check_object_relation(object.object_type, relation)
             .map_err(invalid_request)?;
-        self.model.check_user_exists(&user).map_err(invalid_request)?;
+        self.model
+            .check_user_exists(&user)
+            .map_err(invalid_request)?;
         let ctx = self.contextual(&req.contextual_tuples)?;
         match &ctx {
             None => Checker::new(self.model, self.reader, user, self.limits).check(object, rel),
@@ -257,7 +267,9 @@ impl<'a, R: TupleReader + ?Sized> Engine<'a, R> {
             });
         };
         let user = parse_user(&req.user).map_err(invalid_request)?;
-        self.model.check_user_exists(&user).map_err(invalid_request)?;
+        self.model
+            .check_user_exists(&user)
+            .map_err(invalid_request)?;
         let ctx = self.contextual(&req.contextual_tuples)?;
         match &ctx {
             None => list_objects(self.model, self.reader, user, rel, self.limits),
@@ -305,13 +317,27 @@ impl<'a, R: TupleReader + ?Sized> Engine<'a, R> {
         }
         let ctx = self.contextual(&req.contextual_tuples)?;
         match &ctx {
-            None => list_users(self.model, self.reader, object, rel, &req.user_filters, self.limits),
+            None => list_users(
+                self.model,
+                self.reader,
+                object,
+                rel,
+                &req.user_filters,
+                self.limits,
+            ),
             Some(extra) => {
                 let layered = Layered {
                     base: self.reader,
                     extra,
                 };
-                list_users(self.model, &layered, object, rel, &req.user_filters, self.limits)
+                list_users(
+                    self.model,
+                    &layered,
+                    object,
+                    rel,
+                    &req.user_filters,
+                    self.limits,
+                )
             }
         }
     }
@@ -324,7 +350,47 @@ impl<'a, R: TupleReader + ?Sized> Engine<'a, R> {
             .check_object_relation(obj.object_type, relation)
             .map_err(invalid_request)?;
         let r = self.model.rel(rel);
-        Ok(expand_rewrite(self.model, self.reader, obj, rel, &r.rewrite))
+        Ok(expand_rewrite(
+            self.model,
+            self.reader,
+            obj,
+            rel,
+            &r.rewrite,
+        ))
+    }
+}
+
+/// Work list of `object#relation` nodes reached by reverse expansion.
+#[derive(Default)]
+struct Frontier<'a> {
+    visited: FxHashSet<(ObjectRef<'a>, RelId)>,
+    stack: Vec<(ObjectRef<'a>, RelId)>,
+}
+
+impl<'a> Frontier<'a> {
+    fn push(&mut self, o: ObjectRef<'a>, r: RelId) {
+        if self.visited.insert((o, r)) {
+            self.stack.push((o, r));
+        }
+    }
+
+    /// Objects related to `u` directly through each of `rels`.
+    fn seed<X: TupleReader + ?Sized>(
+        &mut self,
+        model: &'a AuthorizationModel,
+        reader: &'a X,
+        rels: &[RelId],
+        u: UserRef<'_>,
+    ) {
+        for &rid in rels {
+            let r = model.rel(rid);
+            reader.read_objects(model.type_name(r.type_id), &r.name, u, &mut |t| {
+                if allowed_by(r, &t.user, t.condition) {
+                    self.push(t.object, rid);
+                }
+                true
+            });
+        }
     }
 }
 
@@ -337,50 +403,38 @@ fn list_objects<'a, X: TupleReader + ?Sized>(
 ) -> Result<Vec<String>, AuthzError> {
     // Reverse expansion from the user collects candidates; Check then decides each one, so
     // intersections, exclusions, cycles and type restrictions behave exactly as in Check.
-    let mut visited: FxHashSet<(ObjectRef<'a>, RelId)> = FxHashSet::default();
-    let mut stack: Vec<(ObjectRef<'a>, RelId)> = Vec::new();
+    let mut fr = Frontier::default();
     let mut candidates: Vec<ObjectRef<'a>> = Vec::new();
-    let mut push = |o: ObjectRef<'a>, r: RelId, stack: &mut Vec<(ObjectRef<'a>, RelId)>| {
-        if visited.insert((o, r)) {
-            stack.push((o, r));
-        }
-    };
-    let seed = |rels: &[RelId], u: UserRef<'_>, stack: &mut Vec<(ObjectRef<'a>, RelId)>, push: &mut dyn FnMut(ObjectRef<'a>, RelId, &mut Vec<(ObjectRef<'a>, RelId)>)| {
-        for &rid in rels {
-            let r = model.rel(rid);
-            reader.read_objects(model.type_name(r.type_id), &r.name, u, &mut |t| {
-                if allowed_by(r, &t.user, t.condition) {
-                    push(t.object, rid, stack);
-                }
-                true
-            });
-        }
-    };
     match user {
         UserRef::Object(o) => {
             if let Some(ut) = model.type_id(o.object_type) {
-                seed(model.direct_dependents(ut), user, &mut stack, &mut push);
-                seed(model.wildcard_dependents(ut), UserRef::Wildcard(o.object_type), &mut stack, &mut push);
+                fr.seed(model, reader, model.direct_dependents(ut), user);
+                fr.seed(
+                    model,
+                    reader,
+                    model.wildcard_dependents(ut),
+                    UserRef::Wildcard(o.object_type),
+                );
             }
         }
         UserRef::Wildcard(t) => {
             if let Some(ut) = model.type_id(t) {
-                seed(model.wildcard_dependents(ut), user, &mut stack, &mut push);
+                fr.seed(model, reader, model.wildcard_dependents(ut), user);
             }
         }
         UserRef::Userset { object, relation } => {
             if let Some(rid) = model.rel_id(object.object_type, relation) {
-                push(object, rid, &mut stack);
+                fr.push(object, rid);
             }
         }
     }
-    while let Some((o, x)) = stack.pop() {
+    while let Some((o, x)) = fr.stack.pop() {
         if x == target {
             candidates.push(o);
         }
         let rx = model.rel(x);
         for &y in &rx.computed_dependents {
-            push(o, y, &mut stack);
+            fr.push(o, y);
         }
         for &z in &rx.userset_dependents {
             let rz = model.rel(z);
@@ -390,19 +444,24 @@ fn list_objects<'a, X: TupleReader + ?Sized>(
             };
             reader.read_objects(model.type_name(rz.type_id), &rz.name, u, &mut |t| {
                 if allowed_by(rz, &t.user, t.condition) {
-                    push(t.object, z, &mut stack);
+                    fr.push(t.object, z);
                 }
                 true
             });
         }
         for &(w, ts) in &rx.ttu_dependents {
             let rts = model.rel(ts);
-            reader.read_objects(model.type_name(rts.type_id), &rts.name, UserRef::Object(o), &mut |t| {
-                if allowed_by(rts, &t.user, t.condition) {
-                    push(t.object, w, &mut stack);
-                }
-                true
-            });
+            reader.read_objects(
+                model.type_name(rts.type_id),
+                &rts.name,
+                UserRef::Object(o),
+                &mut |t| {
+                    if allowed_by(rts, &t.user, t.condition) {
+                        fr.push(t.object, w);
+                    }
+                    true
+                },
+            );
         }
     }
     let mut checker = Checker::new(model, reader, user, limits);
@@ -551,10 +610,16 @@ fn expand_rewrite<X: TupleReader + ?Sized>(
                 computed: out,
             }
         }
-        Rewrite::Union(c) => ExpandKind::Union(c.iter().map(|x| expand_rewrite(model, reader, obj, rel, x)).collect()),
-        Rewrite::Intersection(c) => {
-            ExpandKind::Intersection(c.iter().map(|x| expand_rewrite(model, reader, obj, rel, x)).collect())
-        }
+        Rewrite::Union(c) => ExpandKind::Union(
+            c.iter()
+                .map(|x| expand_rewrite(model, reader, obj, rel, x))
+                .collect(),
+        ),
+        Rewrite::Intersection(c) => ExpandKind::Intersection(
+            c.iter()
+                .map(|x| expand_rewrite(model, reader, obj, rel, x))
+                .collect(),
+        ),
         Rewrite::Difference(b, s) => ExpandKind::Difference {
             base: Box::new(expand_rewrite(model, reader, obj, rel, b)),
             subtract: Box::new(expand_rewrite(model, reader, obj, rel, s)),

@@ -43,7 +43,9 @@ pub enum ModelError {
     #[error("'{0}' is a reserved keyword and cannot name a type or relation")]
     ReservedKeyword(String),
     /// A rewrite references a relation the type does not define.
-    #[error("relation '{type_name}#{relation}' references undefined relation '{type_name}#{referenced}'")]
+    #[error(
+        "relation '{type_name}#{relation}' references undefined relation '{type_name}#{referenced}'"
+    )]
     UndefinedRelation {
         /// Type of the relation being defined.
         type_name: String,
@@ -61,7 +63,9 @@ pub enum ModelError {
         relation: String,
     },
     /// The tupleset of `X from Y` must be a plain direct relation.
-    #[error("'{type_name}#{tupleset}' is used as a tupleset ('from {tupleset}') and must be a direct relation")]
+    #[error(
+        "'{type_name}#{tupleset}' is used as a tupleset ('from {tupleset}') and must be a direct relation"
+    )]
     TuplesetNotDirect {
         /// Type name.
         type_name: String,
@@ -69,7 +73,9 @@ pub enum ModelError {
         tupleset: String,
     },
     /// The tupleset of `X from Y` may only relate plain objects.
-    #[error("'{type_name}#{tupleset}' is used as a tupleset and cannot allow '{restriction}' (usersets and wildcards are not allowed)")]
+    #[error(
+        "'{type_name}#{tupleset}' is used as a tupleset and cannot allow '{restriction}' (usersets and wildcards are not allowed)"
+    )]
     TuplesetRestriction {
         /// Type name.
         type_name: String,
@@ -79,7 +85,9 @@ pub enum ModelError {
         restriction: String,
     },
     /// `X from Y`: no type allowed on `Y` defines `X`.
-    #[error("'{computed} from {tupleset}' in '{type_name}#{relation}': no type allowed on '{tupleset}' defines relation '{computed}'")]
+    #[error(
+        "'{computed} from {tupleset}' in '{type_name}#{relation}': no type allowed on '{tupleset}' defines relation '{computed}'"
+    )]
     TtuComputedUndefined {
         /// Type name.
         type_name: String,
@@ -99,7 +107,9 @@ pub enum ModelError {
         relation: String,
     },
     /// A relation without direct assignment lists allowed user types.
-    #[error("relation '{type_name}#{relation}' is not directly assignable and cannot list user types")]
+    #[error(
+        "relation '{type_name}#{relation}' is not directly assignable and cannot list user types"
+    )]
     UnexpectedTypeRestrictions {
         /// Type name.
         type_name: String,
@@ -107,7 +117,9 @@ pub enum ModelError {
         relation: String,
     },
     /// A type restriction names a type or relation that does not exist.
-    #[error("type restriction '{restriction}' on '{type_name}#{relation}' refers to an undefined type or relation")]
+    #[error(
+        "type restriction '{restriction}' on '{type_name}#{relation}' refers to an undefined type or relation"
+    )]
     InvalidTypeRestriction {
         /// Type name.
         type_name: String,

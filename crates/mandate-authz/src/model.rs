@@ -126,10 +126,7 @@ pub(crate) type TypeId = u32;
 pub(crate) enum Rewrite {
     This,
     Computed(RelId),
-    Ttu {
-        tupleset: RelId,
-        computed: String,
-    },
+    Ttu { tupleset: RelId, computed: String },
     Union(Vec<Rewrite>),
     Intersection(Vec<Rewrite>),
     Difference(Box<Rewrite>, Box<Rewrite>),
@@ -176,9 +173,9 @@ impl PartialEq for AuthorizationModel {
 fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && !s
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, ':' | '#' | '@' | '*' | '(' | ')' | '[' | ']' | ','))
+        && !s.chars().any(|c| {
+            c.is_whitespace() || matches!(c, ':' | '#' | '@' | '*' | '(' | ')' | '[' | ']' | ',')
+        })
 }
 
 impl AuthorizationModel {
@@ -454,7 +451,9 @@ impl AuthorizationModel {
                 tupleset: m[tupleset],
                 computed: computed.clone(),
             },
-            Userset::Union(c) => Rewrite::Union(c.iter().map(|x| self.compile_rewrite(t, x)).collect()),
+            Userset::Union(c) => {
+                Rewrite::Union(c.iter().map(|x| self.compile_rewrite(t, x)).collect())
+            }
             Userset::Intersection(c) => {
                 Rewrite::Intersection(c.iter().map(|x| self.compile_rewrite(t, x)).collect())
             }
@@ -549,7 +548,9 @@ fn positive_refs<'a>(r: &'a Rewrite, out: &mut Vec<PosRef<'a>>) {
         Rewrite::This => {}
         Rewrite::Computed(id) => out.push(PosRef::Computed(*id)),
         Rewrite::Ttu { tupleset, computed } => out.push(PosRef::Ttu(*tupleset, computed)),
-        Rewrite::Union(c) | Rewrite::Intersection(c) => c.iter().for_each(|x| positive_refs(x, out)),
+        Rewrite::Union(c) | Rewrite::Intersection(c) => {
+            c.iter().for_each(|x| positive_refs(x, out))
+        }
         Rewrite::Difference(b, _) => positive_refs(b, out),
     }
 }
@@ -609,7 +610,9 @@ fn get_str<'a>(o: &'a Map<String, Value>, key: &str, ctx: &str) -> Result<&'a st
 }
 
 fn parse_json(v: &Value) -> Result<Parts, ModelError> {
-    let o = v.as_object().ok_or_else(|| jerr("model must be a JSON object"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| jerr("model must be a JSON object"))?;
     let schema = get_str(o, "schema_version", "model")?.to_string();
     let tds = o
         .get("type_definitions")
@@ -617,7 +620,9 @@ fn parse_json(v: &Value) -> Result<Parts, ModelError> {
         .ok_or_else(|| jerr("model: missing array 'type_definitions'"))?;
     let mut types = Vec::with_capacity(tds.len());
     for td in tds {
-        let td = td.as_object().ok_or_else(|| jerr("type definition must be an object"))?;
+        let td = td
+            .as_object()
+            .ok_or_else(|| jerr("type definition must be an object"))?;
         let name = get_str(td, "type", "type definition")?.to_string();
         let mut meta: HashMap<&str, &Value> = HashMap::new();
         if let Some(md) = td.get("metadata").and_then(Value::as_object)
@@ -645,7 +650,11 @@ fn parse_json(v: &Value) -> Result<Parts, ModelError> {
                                     directly_related.push(parse_restriction(it, &ctx)?);
                                 }
                             }
-                            _ => return Err(jerr(format!("{ctx}: directly_related_user_types must be an array"))),
+                            _ => {
+                                return Err(jerr(format!(
+                                    "{ctx}: directly_related_user_types must be an array"
+                                )));
+                            }
                         }
                     }
                     relations.push(RelationDef {
@@ -664,15 +673,22 @@ fn parse_json(v: &Value) -> Result<Parts, ModelError> {
         None | Some(Value::Null) => {}
         Some(Value::Object(cs)) => {
             for (key, c) in cs {
-                let co = c.as_object().ok_or_else(|| jerr(format!("condition '{key}' must be an object")))?;
-                let name = co.get("name").and_then(Value::as_str).unwrap_or(key).to_string();
+                let co = c
+                    .as_object()
+                    .ok_or_else(|| jerr(format!("condition '{key}' must be an object")))?;
+                let name = co
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(key)
+                    .to_string();
                 if name != *key {
                     return Err(ModelError::InvalidCondition {
                         name: key.clone(),
                         reason: format!("key does not match name '{name}'"),
                     });
                 }
-                let expression = get_str(co, "expression", &format!("condition '{key}'"))?.to_string();
+                let expression =
+                    get_str(co, "expression", &format!("condition '{key}'"))?.to_string();
                 let mut parameters = BTreeMap::new();
                 if let Some(ps) = co.get("parameters").and_then(Value::as_object) {
                     for (p, t) in ps {
@@ -692,7 +708,9 @@ fn parse_json(v: &Value) -> Result<Parts, ModelError> {
 }
 
 fn parse_param(v: &Value, cond: &str) -> Result<ConditionParamType, ModelError> {
-    let o = v.as_object().ok_or_else(|| jerr(format!("condition '{cond}': parameter must be an object")))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| jerr(format!("condition '{cond}': parameter must be an object")))?;
     let type_name = get_str(o, "type_name", &format!("condition '{cond}' parameter"))?.to_string();
     let mut generic_types = Vec::new();
     if let Some(g) = o.get("generic_types").and_then(Value::as_array) {
@@ -707,12 +725,21 @@ fn parse_param(v: &Value, cond: &str) -> Result<ConditionParamType, ModelError> 
 }
 
 fn parse_restriction(v: &Value, ctx: &str) -> Result<TypeRestriction, ModelError> {
-    let o = v.as_object().ok_or_else(|| jerr(format!("{ctx}: type restriction must be an object")))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| jerr(format!("{ctx}: type restriction must be an object")))?;
     let type_name = get_str(o, "type", ctx)?.to_string();
-    let relation = o.get("relation").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let relation = o
+        .get("relation")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let wildcard = matches!(o.get("wildcard"), Some(Value::Object(_)));
     let kind = match (relation, wildcard) {
-        (Some(_), true) => return Err(jerr(format!("{ctx}: restriction cannot be both userset and wildcard"))),
+        (Some(_), true) => {
+            return Err(jerr(format!(
+                "{ctx}: restriction cannot be both userset and wildcard"
+            )));
+        }
         (Some(r), false) => RestrictionKind::Userset(r.to_string()),
         (None, true) => RestrictionKind::Wildcard,
         (None, false) => RestrictionKind::Direct,
@@ -747,7 +774,9 @@ fn parse_userset(v: &Value, ctx: &str, depth: usize) -> Result<Userset, ModelErr
     if depth > MAX_REWRITE_NESTING {
         return Err(jerr(format!("{ctx}: rewrite nested too deeply")));
     }
-    let o = v.as_object().ok_or_else(|| jerr(format!("{ctx}: rewrite must be an object")))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| jerr(format!("{ctx}: rewrite must be an object")))?;
     let keys: Vec<&String> = o.keys().filter(|k| !o[k.as_str()].is_null()).collect();
     if keys.len() != 1 {
         return Err(jerr(format!(
@@ -771,13 +800,16 @@ fn parse_userset(v: &Value, ctx: &str, depth: usize) -> Result<Userset, ModelErr
         "computedUserset" => Userset::Computed(object_relation(inner, ctx)?),
         "tupleToUserset" => {
             let tupleset = object_relation(inner.get("tupleset").unwrap_or(&Value::Null), ctx)?;
-            let computed = object_relation(inner.get("computedUserset").unwrap_or(&Value::Null), ctx)?;
+            let computed =
+                object_relation(inner.get("computedUserset").unwrap_or(&Value::Null), ctx)?;
             Userset::TupleToUserset { tupleset, computed }
         }
         "union" => Userset::Union(children("union")?),
         "intersection" => Userset::Intersection(children("intersection")?),
         "difference" => {
-            let base = inner.get("base").ok_or_else(|| jerr(format!("{ctx}: difference needs 'base'")))?;
+            let base = inner
+                .get("base")
+                .ok_or_else(|| jerr(format!("{ctx}: difference needs 'base'")))?;
             let sub = inner
                 .get("subtract")
                 .ok_or_else(|| jerr(format!("{ctx}: difference needs 'subtract'")))?;
@@ -814,7 +846,9 @@ fn collect_tuplesets<'a>(u: &'a Userset, out: &mut HashSet<&'a str>) {
         Userset::TupleToUserset { tupleset, .. } => {
             out.insert(tupleset);
         }
-        Userset::Union(c) | Userset::Intersection(c) => c.iter().for_each(|x| collect_tuplesets(x, out)),
+        Userset::Union(c) | Userset::Intersection(c) => {
+            c.iter().for_each(|x| collect_tuplesets(x, out))
+        }
         Userset::Difference { base, subtract } => {
             collect_tuplesets(base, out);
             collect_tuplesets(subtract, out);
@@ -833,7 +867,9 @@ struct Facts<'a> {
 fn computed_targets<'a>(u: &'a Userset, out: &mut Vec<&'a str>) {
     match u {
         Userset::Computed(c) => out.push(c),
-        Userset::Union(c) | Userset::Intersection(c) => c.iter().for_each(|x| computed_targets(x, out)),
+        Userset::Union(c) | Userset::Intersection(c) => {
+            c.iter().for_each(|x| computed_targets(x, out))
+        }
         Userset::Difference { base, subtract } => {
             computed_targets(base, out);
             computed_targets(subtract, out);
@@ -868,7 +904,12 @@ impl<'a> Validator<'a> {
         self.rels.get(t).and_then(|m| m.get(r)).copied()
     }
 
-    fn validate_relation(&self, t: &'a str, r: &'a RelationDef, facts: &Facts<'a>) -> Result<(), ModelError> {
+    fn validate_relation(
+        &self,
+        t: &'a str,
+        r: &'a RelationDef,
+        facts: &Facts<'a>,
+    ) -> Result<(), ModelError> {
         self.rewrite_valid(t, &r.name, &r.rewrite)?;
         self.restrictions_valid(t, r)?;
         if !facts.entry.contains(&(t, r.name.as_str())) {
@@ -900,7 +941,9 @@ impl<'a> Validator<'a> {
             for t in types {
                 for r in &t.relations {
                     let key = (t.name.as_str(), r.name.as_str());
-                    if !entry.contains(&key) && self.entry_eval(t.name.as_str(), r, &r.rewrite, &entry) {
+                    if !entry.contains(&key)
+                        && self.entry_eval(t.name.as_str(), r, &r.rewrite, &entry)
+                    {
                         entry.insert(key);
                         changed = true;
                     }
@@ -922,10 +965,19 @@ impl<'a> Validator<'a> {
                 reaches_cycle.insert((t.name.as_str(), b));
             }
         }
-        Facts { entry, reaches_cycle }
+        Facts {
+            entry,
+            reaches_cycle,
+        }
     }
 
-    fn cycle_dfs(&self, t: &'a str, rel: &'a str, state: &mut HashMap<&'a str, u8>, bad: &mut HashSet<&'a str>) -> bool {
+    fn cycle_dfs(
+        &self,
+        t: &'a str,
+        rel: &'a str,
+        state: &mut HashMap<&'a str, u8>,
+        bad: &mut HashSet<&'a str>,
+    ) -> bool {
         match state.get(rel) {
             Some(1) => return true,
             Some(_) => return bad.contains(rel),
@@ -949,18 +1001,28 @@ impl<'a> Validator<'a> {
         found
     }
 
-    fn entry_eval(&self, t: &str, rel: &RelationDef, u: &Userset, entry: &HashSet<(&'a str, &'a str)>) -> bool {
+    fn entry_eval(
+        &self,
+        t: &str,
+        rel: &RelationDef,
+        u: &Userset,
+        entry: &HashSet<(&'a str, &'a str)>,
+    ) -> bool {
         match u {
             Userset::This => rel.directly_related.iter().any(|x| match &x.kind {
                 RestrictionKind::Direct | RestrictionKind::Wildcard => true,
-                RestrictionKind::Userset(ur) => entry.contains(&(x.type_name.as_str(), ur.as_str())),
+                RestrictionKind::Userset(ur) => {
+                    entry.contains(&(x.type_name.as_str(), ur.as_str()))
+                }
             }),
             Userset::Computed(c) => entry.contains(&(t, c.as_str())),
-            Userset::TupleToUserset { tupleset, computed } => self.get(t, tupleset).is_some_and(|ts| {
-                ts.directly_related
-                    .iter()
-                    .any(|x| entry.contains(&(x.type_name.as_str(), computed.as_str())))
-            }),
+            Userset::TupleToUserset { tupleset, computed } => {
+                self.get(t, tupleset).is_some_and(|ts| {
+                    ts.directly_related
+                        .iter()
+                        .any(|x| entry.contains(&(x.type_name.as_str(), computed.as_str())))
+                })
+            }
             Userset::Union(c) => c.iter().any(|x| self.entry_eval(t, rel, x, entry)),
             Userset::Intersection(c) => c.iter().all(|x| self.entry_eval(t, rel, x, entry)),
             Userset::Difference { base, subtract } => {
@@ -1041,7 +1103,10 @@ impl<'a> Validator<'a> {
                 relation: r.name.clone(),
             });
         }
-        let is_tupleset = self.tuplesets.get(t).is_some_and(|s| s.contains(r.name.as_str()));
+        let is_tupleset = self
+            .tuplesets
+            .get(t)
+            .is_some_and(|s| s.contains(r.name.as_str()));
         let mut seen = HashSet::new();
         for x in &r.directly_related {
             let bad = || ModelError::InvalidTypeRestriction {
@@ -1086,7 +1151,13 @@ impl<'a> Validator<'a> {
 
     /// OpenFGA's entrypoint analysis: can any concrete user ever be related? Returns
     /// (has_entrypoint, missing_due_to_loop).
-    fn has_entrypoint(&self, t: &'a str, rel: &'a str, u: &'a Userset, visited: &mut Visited<'a>) -> (bool, bool) {
+    fn has_entrypoint(
+        &self,
+        t: &'a str,
+        rel: &'a str,
+        u: &'a Userset,
+        visited: &mut Visited<'a>,
+    ) -> (bool, bool) {
         // Only used to word an error; bounded so an adversarial model cannot make it explode.
         let steps = self.steps.get() + 1;
         self.steps.set(steps);
@@ -1102,7 +1173,9 @@ impl<'a> Validator<'a> {
             Userset::This => {
                 for x in &relation.directly_related {
                     match &x.kind {
-                        RestrictionKind::Direct | RestrictionKind::Wildcard => return (true, false),
+                        RestrictionKind::Direct | RestrictionKind::Wildcard => {
+                            return (true, false);
+                        }
                         RestrictionKind::Userset(ur) => {
                             let Some(target) = self.get(&x.type_name, ur) else {
                                 continue;
@@ -1110,7 +1183,10 @@ impl<'a> Validator<'a> {
                             if v.contains(&(x.type_name.as_str(), ur.as_str())) {
                                 continue;
                             }
-                            if self.has_entrypoint(&x.type_name, ur, &target.rewrite, &mut v).0 {
+                            if self
+                                .has_entrypoint(&x.type_name, ur, &target.rewrite, &mut v)
+                                .0
+                            {
                                 return (true, false);
                             }
                         }
@@ -1136,7 +1212,10 @@ impl<'a> Validator<'a> {
                         if v.contains(&(x.type_name.as_str(), computed.as_str())) {
                             continue;
                         }
-                        if self.has_entrypoint(&x.type_name, computed, &target.rewrite, &mut v).0 {
+                        if self
+                            .has_entrypoint(&x.type_name, computed, &target.rewrite, &mut v)
+                            .0
+                        {
                             return (true, false);
                         }
                     }
@@ -1179,5 +1258,4 @@ impl<'a> Validator<'a> {
             }
         }
     }
-
 }

@@ -17,11 +17,21 @@ use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleRef, UserRef};
 /// model does not allow, as OpenFGA does.
 pub trait TupleReader {
     /// Every tuple on `object#relation`.
-    fn read_users<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool);
+    fn read_users<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    );
 
     /// Tuples on `object#relation` whose user is a wildcard or a userset. Override when the
     /// index can skip plain users (an object may have many direct users and few usersets).
-    fn read_usersets<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool) {
+    fn read_usersets<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    ) {
         self.read_users(object, relation, &mut |t| match t.user {
             UserRef::Object(_) => true,
             _ => f(t),
@@ -29,7 +39,12 @@ pub trait TupleReader {
     }
 
     /// The stored tuple `object#relation@user`, if any (exact match on the user string).
-    fn find<'s>(&'s self, object: ObjectRef<'_>, relation: &str, user: UserRef<'_>) -> Option<TupleRef<'s>>;
+    fn find<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        user: UserRef<'_>,
+    ) -> Option<TupleRef<'s>>;
 
     /// Tuples of `object_type#relation` whose user is exactly `user` (reverse lookup, used by
     /// ListObjects).
@@ -43,13 +58,28 @@ pub trait TupleReader {
 }
 
 impl<T: TupleReader + ?Sized> TupleReader for &T {
-    fn read_users<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool) {
+    fn read_users<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    ) {
         (**self).read_users(object, relation, f)
     }
-    fn read_usersets<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool) {
+    fn read_usersets<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    ) {
         (**self).read_usersets(object, relation, f)
     }
-    fn find<'s>(&'s self, object: ObjectRef<'_>, relation: &str, user: UserRef<'_>) -> Option<TupleRef<'s>> {
+    fn find<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        user: UserRef<'_>,
+    ) -> Option<TupleRef<'s>> {
         (**self).find(object, relation, user)
     }
     fn read_objects<'s>(
@@ -72,7 +102,12 @@ pub struct Layered<'a, A: ?Sized, B: ?Sized> {
 }
 
 impl<A: TupleReader + ?Sized, B: TupleReader + ?Sized> TupleReader for Layered<'_, A, B> {
-    fn read_users<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool) {
+    fn read_users<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    ) {
         let mut go = true;
         self.extra.read_users(object, relation, &mut |t| {
             go = f(t);
@@ -82,7 +117,12 @@ impl<A: TupleReader + ?Sized, B: TupleReader + ?Sized> TupleReader for Layered<'
             self.base.read_users(object, relation, f);
         }
     }
-    fn read_usersets<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool) {
+    fn read_usersets<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    ) {
         let mut go = true;
         self.extra.read_usersets(object, relation, &mut |t| {
             go = f(t);
@@ -92,7 +132,12 @@ impl<A: TupleReader + ?Sized, B: TupleReader + ?Sized> TupleReader for Layered<'
             self.base.read_usersets(object, relation, f);
         }
     }
-    fn find<'s>(&'s self, object: ObjectRef<'_>, relation: &str, user: UserRef<'_>) -> Option<TupleRef<'s>> {
+    fn find<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        user: UserRef<'_>,
+    ) -> Option<TupleRef<'s>> {
         self.extra
             .find(object, relation, user)
             .or_else(|| self.base.find(object, relation, user))
@@ -105,10 +150,11 @@ impl<A: TupleReader + ?Sized, B: TupleReader + ?Sized> TupleReader for Layered<'
         f: &mut dyn FnMut(TupleRef<'s>) -> bool,
     ) {
         let mut go = true;
-        self.extra.read_objects(object_type, relation, user, &mut |t| {
-            go = f(t);
-            go
-        });
+        self.extra
+            .read_objects(object_type, relation, user, &mut |t| {
+                go = f(t);
+                go
+            });
         if go {
             self.base.read_objects(object_type, relation, user, f);
         }
@@ -184,7 +230,9 @@ pub struct MemoryTuples {
 
 impl std::fmt::Debug for MemoryTuples {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryTuples").field("len", &self.len).finish()
+        f.debug_struct("MemoryTuples")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -285,7 +333,11 @@ impl MemoryTuples {
             object: ObjectRef::new(self.s(k.ty), self.s(k.id)),
             relation: self.s(k.rel),
             user: self.user_ref(e.user),
-            condition: if e.cond == NONE { None } else { Some(self.s(e.cond)) },
+            condition: if e.cond == NONE {
+                None
+            } else {
+                Some(self.s(e.cond))
+            },
         }
     }
 
@@ -328,19 +380,30 @@ impl MemoryTuples {
     /// Applies a batch: every write is validated against `model` (syntax, types, type
     /// restrictions), then all-or-nothing: a write of a stored tuple, a delete of a missing one,
     /// or the same tuple twice in the batch fails the batch and nothing changes.
-    pub fn write(&mut self, model: &AuthorizationModel, writes: &[Tuple], deletes: &[Tuple]) -> Result<(), AuthzError> {
+    pub fn write(
+        &mut self,
+        model: &AuthorizationModel,
+        writes: &[Tuple],
+        deletes: &[Tuple],
+    ) -> Result<(), AuthzError> {
         for t in writes {
-            model.validate_tuple(t).map_err(|error| AuthzError::InvalidTuple {
-                tuple: t.key(),
-                error,
-            })?;
+            model
+                .validate_tuple(t)
+                .map_err(|error| AuthzError::InvalidTuple {
+                    tuple: t.key(),
+                    error,
+                })?;
         }
         self.write_unchecked(writes, deletes)
     }
 
     /// Like [`write`](Self::write) but checks syntax only: for loading tuples that were validated
     /// when first written (a snapshot), or for contextual tuples already validated.
-    pub fn write_unchecked(&mut self, writes: &[Tuple], deletes: &[Tuple]) -> Result<(), AuthzError> {
+    pub fn write_unchecked(
+        &mut self,
+        writes: &[Tuple],
+        deletes: &[Tuple],
+    ) -> Result<(), AuthzError> {
         let mut seen = HashSet::new();
         for t in writes.iter().chain(deletes) {
             t.parse().map_err(|error| AuthzError::InvalidTuple {
@@ -414,10 +477,13 @@ impl MemoryTuples {
 
     fn remove(&mut self, t: &Tuple) -> bool {
         let Ok(p) = t.parse() else { return false };
-        let (Some(k), Some(u)) = (self.fwd_key(p.object, p.relation), self.user_ids(&p.user)) else {
+        let (Some(k), Some(u)) = (self.fwd_key(p.object, p.relation), self.user_ids(&p.user))
+        else {
             return false;
         };
-        let Some(users) = self.fwd.get_mut(&k) else { return false };
+        let Some(users) = self.fwd.get_mut(&k) else {
+            return false;
+        };
         let list = if matches!(p.user, UserRef::Object(_)) {
             &mut users.direct
         } else {
@@ -460,11 +526,16 @@ impl MemoryTuples {
     /// relation, or a user with object type and relation; otherwise scans.
     pub fn read(&self, filter: &ReadFilter) -> Vec<Tuple> {
         let mut out = Vec::new();
-        let user = filter.user.as_deref().and_then(|u| crate::tuple::parse_user(u).ok());
+        let user = filter
+            .user
+            .as_deref()
+            .and_then(|u| crate::tuple::parse_user(u).ok());
         if filter.user.is_some() && user.is_none() {
             return out;
         }
-        if let (Some(t), Some(id), Some(r)) = (&filter.object_type, &filter.object_id, &filter.relation) {
+        if let (Some(t), Some(id), Some(r)) =
+            (&filter.object_type, &filter.object_id, &filter.relation)
+        {
             let o = ObjectRef::new(t, id);
             if let Some(k) = self.fwd_key(o, r)
                 && let Some(users) = self.fwd.get(&k)
@@ -477,21 +548,41 @@ impl MemoryTuples {
             }
             return out;
         }
-        if let (Some(t), Some(r), Some(u), None) = (&filter.object_type, &filter.relation, user, &filter.object_id) {
+        if let (Some(t), Some(r), Some(u), None) = (
+            &filter.object_type,
+            &filter.relation,
+            user,
+            &filter.object_id,
+        ) {
             if let (Some(ty), Some(rel), Some(uid)) = (self.sym(t), self.sym(r), self.user_ids(&u))
                 && let Some(v) = self.rev.get(&RevKey { ty, rel, user: uid })
             {
                 for (id, cond) in v {
                     let k = FwdKey { ty, id: *id, rel };
-                    out.push(self.owned(k, &Entry { user: uid, cond: *cond }));
+                    out.push(self.owned(
+                        k,
+                        &Entry {
+                            user: uid,
+                            cond: *cond,
+                        },
+                    ));
                 }
             }
             return out;
         }
         for (k, users) in &self.fwd {
-            if filter.object_type.as_deref().is_some_and(|t| t != self.s(k.ty))
-                || filter.object_id.as_deref().is_some_and(|t| t != self.s(k.id))
-                || filter.relation.as_deref().is_some_and(|t| t != self.s(k.rel))
+            if filter
+                .object_type
+                .as_deref()
+                .is_some_and(|t| t != self.s(k.ty))
+                || filter
+                    .object_id
+                    .as_deref()
+                    .is_some_and(|t| t != self.s(k.id))
+                || filter
+                    .relation
+                    .as_deref()
+                    .is_some_and(|t| t != self.s(k.rel))
             {
                 continue;
             }
@@ -517,9 +608,18 @@ impl MemoryTuples {
 }
 
 impl TupleReader for MemoryTuples {
-    fn read_users<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool) {
-        let Some(k) = self.fwd_key(object, relation) else { return };
-        let Some(users) = self.fwd.get(&k) else { return };
+    fn read_users<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    ) {
+        let Some(k) = self.fwd_key(object, relation) else {
+            return;
+        };
+        let Some(users) = self.fwd.get(&k) else {
+            return;
+        };
         for e in users.indirect.iter().chain(&users.direct) {
             if !f(self.tuple_ref(k, e)) {
                 return;
@@ -527,9 +627,18 @@ impl TupleReader for MemoryTuples {
         }
     }
 
-    fn read_usersets<'s>(&'s self, object: ObjectRef<'_>, relation: &str, f: &mut dyn FnMut(TupleRef<'s>) -> bool) {
-        let Some(k) = self.fwd_key(object, relation) else { return };
-        let Some(users) = self.fwd.get(&k) else { return };
+    fn read_usersets<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        f: &mut dyn FnMut(TupleRef<'s>) -> bool,
+    ) {
+        let Some(k) = self.fwd_key(object, relation) else {
+            return;
+        };
+        let Some(users) = self.fwd.get(&k) else {
+            return;
+        };
         for e in &users.indirect {
             if !f(self.tuple_ref(k, e)) {
                 return;
@@ -537,7 +646,12 @@ impl TupleReader for MemoryTuples {
         }
     }
 
-    fn find<'s>(&'s self, object: ObjectRef<'_>, relation: &str, user: UserRef<'_>) -> Option<TupleRef<'s>> {
+    fn find<'s>(
+        &'s self,
+        object: ObjectRef<'_>,
+        relation: &str,
+        user: UserRef<'_>,
+    ) -> Option<TupleRef<'s>> {
         let k = self.fwd_key(object, relation)?;
         let u = self.user_ids(&user)?;
         let e = self.locate(k, u)?;
@@ -551,10 +665,16 @@ impl TupleReader for MemoryTuples {
         user: UserRef<'_>,
         f: &mut dyn FnMut(TupleRef<'s>) -> bool,
     ) {
-        let (Some(ty), Some(rel), Some(u)) = (self.sym(object_type), self.sym(relation), self.user_ids(&user)) else {
+        let (Some(ty), Some(rel), Some(u)) = (
+            self.sym(object_type),
+            self.sym(relation),
+            self.user_ids(&user),
+        ) else {
             return;
         };
-        let Some(v) = self.rev.get(&RevKey { ty, rel, user: u }) else { return };
+        let Some(v) = self.rev.get(&RevKey { ty, rel, user: u }) else {
+            return;
+        };
         for &(id, cond) in v {
             let k = FwdKey { ty, id, rel };
             if !f(self.tuple_ref(k, &Entry { user: u, cond })) {

@@ -33,7 +33,11 @@ pub struct Tuple {
 
 impl Tuple {
     /// A tuple without condition.
-    pub fn new(object: impl Into<String>, relation: impl Into<String>, user: impl Into<String>) -> Self {
+    pub fn new(
+        object: impl Into<String>,
+        relation: impl Into<String>,
+        user: impl Into<String>,
+    ) -> Self {
         Tuple {
             object: object.into(),
             relation: relation.into(),
@@ -163,11 +167,18 @@ fn bad(field: &'static str, value: &str, reason: &'static str) -> TupleError {
 }
 
 fn type_ok(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 254 && !t.chars().any(|c| c.is_whitespace() || matches!(c, ':' | '#' | '@' | '*'))
+    !t.is_empty()
+        && t.len() <= 254
+        && !t
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, ':' | '#' | '@' | '*'))
 }
 
 fn id_ok(id: &str) -> bool {
-    !id.is_empty() && !id.chars().any(|c| c.is_whitespace() || matches!(c, ':' | '#'))
+    !id.is_empty()
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, ':' | '#'))
 }
 
 /// Parses `type:id` (no wildcard, no userset).
@@ -175,7 +186,9 @@ pub fn parse_object(s: &str) -> Result<ObjectRef<'_>, TupleError> {
     if s.len() > 256 {
         return Err(bad("object", s, "longer than 256 bytes"));
     }
-    let (t, id) = s.split_once(':').ok_or_else(|| bad("object", s, "expected 'type:id'"))?;
+    let (t, id) = s
+        .split_once(':')
+        .ok_or_else(|| bad("object", s, "expected 'type:id'"))?;
     if !type_ok(t) {
         return Err(bad("object", s, "invalid type"));
     }
@@ -190,7 +203,11 @@ pub fn parse_object(s: &str) -> Result<ObjectRef<'_>, TupleError> {
 
 /// Checks a relation name's syntax.
 pub fn parse_relation(s: &str) -> Result<&str, TupleError> {
-    if s.is_empty() || s.len() > 50 || s.chars().any(|c| c.is_whitespace() || matches!(c, ':' | '#' | '@' | '*')) {
+    if s.is_empty()
+        || s.len() > 50
+        || s.chars()
+            .any(|c| c.is_whitespace() || matches!(c, ':' | '#' | '@' | '*'))
+    {
         return Err(bad("relation", s, "invalid relation name"));
     }
     Ok(s)
@@ -205,9 +222,13 @@ pub fn parse_user(s: &str) -> Result<UserRef<'_>, TupleError> {
         Some((o, r)) => (o, Some(r)),
         None => (s, None),
     };
-    let (t, id) = obj
-        .split_once(':')
-        .ok_or_else(|| bad("user", s, "expected 'type:id', 'type:*' or 'type:id#relation'"))?;
+    let (t, id) = obj.split_once(':').ok_or_else(|| {
+        bad(
+            "user",
+            s,
+            "expected 'type:id', 'type:*' or 'type:id#relation'",
+        )
+    })?;
     if !type_ok(t) {
         return Err(bad("user", s, "invalid type"));
     }
@@ -272,7 +293,9 @@ impl AuthorizationModel {
             let user = match &p.user {
                 UserRef::Object(o) => o.object_type.to_string(),
                 UserRef::Wildcard(t) => format!("{t}:*"),
-                UserRef::Userset { object, relation } => format!("{}#{}", object.object_type, relation),
+                UserRef::Userset { object, relation } => {
+                    format!("{}#{}", object.object_type, relation)
+                }
             };
             let user = match p.condition {
                 Some(c) => format!("{user} with {c}"),
@@ -287,14 +310,19 @@ impl AuthorizationModel {
         Ok(())
     }
 
-    pub(crate) fn check_object_relation(&self, object_type: &str, relation: &str) -> Result<crate::model::RelId, TupleError> {
+    pub(crate) fn check_object_relation(
+        &self,
+        object_type: &str,
+        relation: &str,
+    ) -> Result<crate::model::RelId, TupleError> {
         if self.type_id(object_type).is_none() {
             return Err(TupleError::TypeNotFound(object_type.to_string()));
         }
-        self.rel_id(object_type, relation).ok_or_else(|| TupleError::RelationNotFound {
-            type_name: object_type.to_string(),
-            relation: relation.to_string(),
-        })
+        self.rel_id(object_type, relation)
+            .ok_or_else(|| TupleError::RelationNotFound {
+                type_name: object_type.to_string(),
+                relation: relation.to_string(),
+            })
     }
 
     pub(crate) fn check_user_exists(&self, user: &UserRef<'_>) -> Result<(), TupleError> {

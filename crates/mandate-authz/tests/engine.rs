@@ -1,8 +1,9 @@
 //! Behaviour tests: operators, edges, validation, limits.
 
 use mandate_authz::{
-    AuthorizationModel, AuthzError, CheckRequest, Engine, ExpandKind, ListObjectsRequest, ListUsersRequest,
-    MemoryTuples, ModelError, ReadFilter, ResolutionLimits, Tuple, TupleCondition, TupleError, UserFilter,
+    AuthorizationModel, AuthzError, CheckRequest, Engine, ExpandKind, ListObjectsRequest,
+    ListUsersRequest, MemoryTuples, ModelError, ReadFilter, ResolutionLimits, Tuple,
+    TupleCondition, TupleError, UserFilter,
 };
 
 fn model(dsl: &str) -> AuthorizationModel {
@@ -17,7 +18,9 @@ fn store(m: &AuthorizationModel, ts: &[(&str, &str, &str)]) -> MemoryTuples {
 }
 
 fn check(m: &AuthorizationModel, s: &MemoryTuples, o: &str, r: &str, u: &str) -> bool {
-    Engine::new(m, s).check(&CheckRequest::new(o, r, u)).expect("check ok")
+    Engine::new(m, s)
+        .check(&CheckRequest::new(o, r, u))
+        .expect("check ok")
 }
 
 fn objects(m: &AuthorizationModel, s: &MemoryTuples, t: &str, r: &str, u: &str) -> Vec<String> {
@@ -80,14 +83,29 @@ fn union_computed_ttu_userset() {
             ("document:2", "owner", "user:bob"),
         ],
     );
-    assert!(check(&m, &s, "document:1", "viewer", "user:anne"), "via TTU x2 + nested groups");
+    assert!(
+        check(&m, &s, "document:1", "viewer", "user:anne"),
+        "via TTU x2 + nested groups"
+    );
     assert!(!check(&m, &s, "document:1", "viewer", "user:bob"));
-    assert!(check(&m, &s, "document:2", "viewer", "user:bob"), "owner -> editor -> viewer");
+    assert!(
+        check(&m, &s, "document:2", "viewer", "user:bob"),
+        "owner -> editor -> viewer"
+    );
     assert!(check(&m, &s, "document:2", "editor", "user:bob"));
     assert!(!check(&m, &s, "document:2", "editor", "user:anne"));
-    assert_eq!(objects(&m, &s, "document", "viewer", "user:anne"), vec!["document:1"]);
-    assert_eq!(objects(&m, &s, "folder", "viewer", "user:anne"), vec!["folder:root", "folder:sub"]);
-    assert_eq!(users(&m, &s, "document:1", "viewer", "user"), vec!["user:anne"]);
+    assert_eq!(
+        objects(&m, &s, "document", "viewer", "user:anne"),
+        vec!["document:1"]
+    );
+    assert_eq!(
+        objects(&m, &s, "folder", "viewer", "user:anne"),
+        vec!["folder:root", "folder:sub"]
+    );
+    assert_eq!(
+        users(&m, &s, "document:1", "viewer", "user"),
+        vec!["user:anne"]
+    );
     assert_eq!(
         users(&m, &s, "document:1", "viewer", "group#member"),
         vec!["group:all#member", "group:eng#member"]
@@ -95,7 +113,10 @@ fn union_computed_ttu_userset() {
     // A userset as the user: group:eng#member is inside group:all#member.
     assert!(check(&m, &s, "group:all", "member", "group:eng#member"));
     assert!(check(&m, &s, "document:1", "viewer", "group:eng#member"));
-    assert!(check(&m, &s, "group:eng", "member", "group:eng#member"), "a userset contains itself");
+    assert!(
+        check(&m, &s, "group:eng", "member", "group:eng#member"),
+        "a userset contains itself"
+    );
 }
 
 #[test]
@@ -114,15 +135,27 @@ fn intersection_and_exclusion() {
         ],
     );
     assert!(check(&m, &s, "document:1", "can_view", "user:anne"));
-    assert!(!check(&m, &s, "document:1", "can_view", "user:bob"), "blocked");
+    assert!(
+        !check(&m, &s, "document:1", "can_view", "user:bob"),
+        "blocked"
+    );
     assert!(check(&m, &s, "document:1", "can_edit", "user:carl"));
-    assert!(!check(&m, &s, "document:1", "can_edit", "user:dora"), "not active");
+    assert!(
+        !check(&m, &s, "document:1", "can_edit", "user:dora"),
+        "not active"
+    );
     // Exclusion inside intersection.
     assert!(check(&m, &s, "document:1", "strict", "user:anne"));
     assert!(!check(&m, &s, "document:1", "strict", "user:bob"));
     assert!(!check(&m, &s, "document:1", "strict", "user:dora"));
-    assert_eq!(objects(&m, &s, "document", "can_view", "user:bob"), Vec::<String>::new());
-    assert_eq!(users(&m, &s, "document:1", "can_edit", "user"), vec!["user:carl"]);
+    assert_eq!(
+        objects(&m, &s, "document", "can_view", "user:bob"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        users(&m, &s, "document:1", "can_edit", "user"),
+        vec!["user:carl"]
+    );
     assert_eq!(
         users(&m, &s, "document:1", "can_view", "user"),
         vec!["user:anne", "user:carl", "user:dora"]
@@ -134,14 +167,23 @@ fn wildcards() {
     let m = model(DOCS);
     let s = store(
         &m,
-        &[("document:pub", "viewer", "user:*"), ("document:pub", "blocked", "user:eve")],
+        &[
+            ("document:pub", "viewer", "user:*"),
+            ("document:pub", "blocked", "user:eve"),
+        ],
     );
     assert!(check(&m, &s, "document:pub", "viewer", "user:anyone"));
     assert!(check(&m, &s, "document:pub", "viewer", "user:*"));
     assert!(check(&m, &s, "document:pub", "can_view", "user:anyone"));
     assert!(!check(&m, &s, "document:pub", "can_view", "user:eve"));
-    assert_eq!(objects(&m, &s, "document", "viewer", "user:zed"), vec!["document:pub"]);
-    assert_eq!(users(&m, &s, "document:pub", "viewer", "user"), vec!["user:*"]);
+    assert_eq!(
+        objects(&m, &s, "document", "viewer", "user:zed"),
+        vec!["document:pub"]
+    );
+    assert_eq!(
+        users(&m, &s, "document:pub", "viewer", "user"),
+        vec!["user:*"]
+    );
     // A wildcard only matches wildcard tuples when checked as the user.
     let s2 = store(&m, &[("document:1", "viewer", "user:anne")]);
     assert!(!check(&m, &s2, "document:1", "viewer", "user:*"));
@@ -172,10 +214,19 @@ type document
             ("document:1", "restricted", "document:1#viewer"),
         ],
     );
-    assert!(check(&m, &s, "group:a", "member", "user:anne"), "cycle elsewhere does not hide a path");
+    assert!(
+        check(&m, &s, "group:a", "member", "user:anne"),
+        "cycle elsewhere does not hide a path"
+    );
     assert!(!check(&m, &s, "group:a", "member", "user:bob"));
-    assert!(!check(&m, &s, "document:1", "viewer", "user:jon"), "true but not cycle is false");
-    assert_eq!(objects(&m, &s, "group", "member", "user:anne"), vec!["group:a", "group:b"]);
+    assert!(
+        !check(&m, &s, "document:1", "viewer", "user:jon"),
+        "true but not cycle is false"
+    );
+    assert_eq!(
+        objects(&m, &s, "group", "member", "user:anne"),
+        vec!["group:a", "group:b"]
+    );
 }
 
 #[test]
@@ -191,34 +242,55 @@ type group
     );
     let mut ts = vec![Tuple::new("group:0", "member", "user:anne")];
     for i in 1..40 {
-        ts.push(Tuple::new(format!("group:{i}"), "member", format!("group:{}#member", i - 1)));
+        ts.push(Tuple::new(
+            format!("group:{i}"),
+            "member",
+            format!("group:{}#member", i - 1),
+        ));
     }
     let mut s = MemoryTuples::new();
     s.write(&m, &ts, &[]).unwrap();
     let e = Engine::new(&m, &s);
     // 24 dispatches are fine; 25 exceed OpenFGA's default resolve depth.
-    assert!(e.check(&CheckRequest::new("group:24", "member", "user:anne")).unwrap());
-    let err = e.check(&CheckRequest::new("group:25", "member", "user:anne")).unwrap_err();
+    assert!(
+        e.check(&CheckRequest::new("group:24", "member", "user:anne"))
+            .unwrap()
+    );
+    let err = e
+        .check(&CheckRequest::new("group:25", "member", "user:anne"))
+        .unwrap_err();
     assert_eq!(err, AuthzError::DepthExceeded(25));
     assert_eq!(err.openfga_code(), 2002);
     let e2 = Engine::new(&m, &s).with_limits(ResolutionLimits { max_depth: 50 });
-    assert!(e2.check(&CheckRequest::new("group:39", "member", "user:anne")).unwrap());
+    assert!(
+        e2.check(&CheckRequest::new("group:39", "member", "user:anne"))
+            .unwrap()
+    );
     // A user that is nowhere: the walk still hits the depth limit rather than answering false.
-    assert!(e.check(&CheckRequest::new("group:30", "member", "user:nobody")).is_err());
+    assert!(
+        e.check(&CheckRequest::new("group:30", "member", "user:nobody"))
+            .is_err()
+    );
 }
 
 #[test]
 fn long_computed_chains_do_not_overflow_the_stack() {
-    let mut dsl = String::from("model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define r0: [user]\n");
+    let mut dsl = String::from(
+        "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define r0: [user]\n",
+    );
     for i in 1..600 {
         dsl.push_str(&format!("    define r{i}: r{}\n", i - 1));
     }
     let m = model(&dsl);
     let s = store(&m, &[("doc:1", "r0", "user:a")]);
     let e = Engine::new(&m, &s);
-    assert!(e.check(&CheckRequest::new("doc:1", "r150", "user:a")).unwrap());
+    assert!(
+        e.check(&CheckRequest::new("doc:1", "r150", "user:a"))
+            .unwrap()
+    );
     assert_eq!(
-        e.check(&CheckRequest::new("doc:1", "r599", "user:a")).unwrap_err(),
+        e.check(&CheckRequest::new("doc:1", "r599", "user:a"))
+            .unwrap_err(),
         AuthzError::TooComplex
     );
 }
@@ -231,7 +303,11 @@ fn contextual_tuples() {
     let req = CheckRequest::new("document:1", "viewer", "user:anne")
         .with_contextual_tuples(vec![Tuple::new("document:1", "viewer", "group:eng#member")]);
     assert!(e.check(&req).unwrap());
-    assert!(!e.check(&CheckRequest::new("document:1", "viewer", "user:anne")).unwrap(), "only for that request");
+    assert!(
+        !e.check(&CheckRequest::new("document:1", "viewer", "user:anne"))
+            .unwrap(),
+        "only for that request"
+    );
     let lo = e
         .list_objects(&ListObjectsRequest {
             object_type: "document".into(),
@@ -249,7 +325,16 @@ fn contextual_tuples() {
     let bad = CheckRequest::new("document:1", "viewer", "user:anne")
         .with_contextual_tuples(vec![Tuple::new("document:1", "parent", "user:anne")]);
     let err = e.check(&bad).unwrap_err();
-    assert!(matches!(err, AuthzError::InvalidTuple { error: TupleError::NotAllowed { .. }, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            AuthzError::InvalidTuple {
+                error: TupleError::NotAllowed { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.openfga_code(), 2027);
 }
 
@@ -258,25 +343,64 @@ fn tuples_violating_type_restrictions_are_rejected() {
     let m = model(DOCS);
     let mut s = MemoryTuples::new();
     for (t, why) in [
-        (Tuple::new("document:1", "viewer", "folder:x"), "folder not allowed"),
-        (Tuple::new("document:1", "viewer", "group:x"), "group needs #member"),
-        (Tuple::new("document:1", "parent", "folder:x#viewer"), "tupleset takes objects"),
-        (Tuple::new("document:1", "owner", "user:*"), "no wildcard on owner"),
-        (Tuple::new("document:1", "can_view", "user:a"), "computed relation"),
-        (Tuple::new("document:1", "nope", "user:a"), "unknown relation"),
+        (
+            Tuple::new("document:1", "viewer", "folder:x"),
+            "folder not allowed",
+        ),
+        (
+            Tuple::new("document:1", "viewer", "group:x"),
+            "group needs #member",
+        ),
+        (
+            Tuple::new("document:1", "parent", "folder:x#viewer"),
+            "tupleset takes objects",
+        ),
+        (
+            Tuple::new("document:1", "owner", "user:*"),
+            "no wildcard on owner",
+        ),
+        (
+            Tuple::new("document:1", "can_view", "user:a"),
+            "computed relation",
+        ),
+        (
+            Tuple::new("document:1", "nope", "user:a"),
+            "unknown relation",
+        ),
         (Tuple::new("widget:1", "viewer", "user:a"), "unknown type"),
-        (Tuple::new("document:1", "viewer", "group:x#nope"), "unknown userset relation"),
-        (Tuple::new("document", "viewer", "user:a"), "object without id"),
-        (Tuple::new("document:*", "viewer", "user:a"), "wildcard object"),
-        (Tuple::new("document:1", "viewer", "a:b:c"), "malformed user"),
-        (Tuple::new("document:1", "viewer", "user:*#member"), "wildcard userset"),
+        (
+            Tuple::new("document:1", "viewer", "group:x#nope"),
+            "unknown userset relation",
+        ),
+        (
+            Tuple::new("document", "viewer", "user:a"),
+            "object without id",
+        ),
+        (
+            Tuple::new("document:*", "viewer", "user:a"),
+            "wildcard object",
+        ),
+        (
+            Tuple::new("document:1", "viewer", "a:b:c"),
+            "malformed user",
+        ),
+        (
+            Tuple::new("document:1", "viewer", "user:*#member"),
+            "wildcard userset",
+        ),
     ] {
         let r = s.write(&m, std::slice::from_ref(&t), &[]);
-        assert!(matches!(r, Err(AuthzError::InvalidTuple { .. })), "{why}: {r:?}");
+        assert!(
+            matches!(r, Err(AuthzError::InvalidTuple { .. })),
+            "{why}: {r:?}"
+        );
     }
     assert!(s.is_empty());
     let cond = Tuple {
-        condition: Some(TupleCondition { name: "c".into(), context: None }),
+        condition: Some(TupleCondition {
+            name: "c".into(),
+            context: None,
+        }),
         ..Tuple::new("document:1", "viewer", "user:a")
     };
     assert!(matches!(
@@ -291,18 +415,35 @@ fn batch_writes_are_atomic() {
     let mut s = store(&m, &[("document:1", "owner", "user:a")]);
     let w = |o: &str, u: &str| Tuple::new(o, "owner", u);
     // Writing an existing tuple fails the whole batch.
-    let r = s.write(&m, &[w("document:2", "user:b"), w("document:1", "user:a")], &[]);
+    let r = s.write(
+        &m,
+        &[w("document:2", "user:b"), w("document:1", "user:a")],
+        &[],
+    );
     assert!(matches!(r, Err(AuthzError::TupleExists(_))));
     assert_eq!(s.len(), 1);
     // Deleting a missing tuple fails too.
-    let r = s.write(&m, &[w("document:2", "user:b")], &[w("document:9", "user:z")]);
+    let r = s.write(
+        &m,
+        &[w("document:2", "user:b")],
+        &[w("document:9", "user:z")],
+    );
     assert!(matches!(r, Err(AuthzError::TupleNotFound(_))));
     assert_eq!(s.len(), 1);
     // Same tuple twice in a batch.
-    let r = s.write(&m, &[w("document:2", "user:b")], &[w("document:2", "user:b")]);
+    let r = s.write(
+        &m,
+        &[w("document:2", "user:b")],
+        &[w("document:2", "user:b")],
+    );
     assert!(matches!(r, Err(AuthzError::DuplicateInBatch(_))));
     // A good batch: delete + write.
-    s.write(&m, &[w("document:2", "user:b")], &[w("document:1", "user:a")]).unwrap();
+    s.write(
+        &m,
+        &[w("document:2", "user:b")],
+        &[w("document:1", "user:a")],
+    )
+    .unwrap();
     assert_eq!(s.len(), 1);
     assert!(!check(&m, &s, "document:1", "owner", "user:a"));
     assert!(check(&m, &s, "document:2", "owner", "user:b"));
@@ -318,9 +459,13 @@ fn batch_writes_are_atomic() {
 
 #[test]
 fn stored_tuples_invalid_under_a_new_model_are_ignored() {
-    let m1 = model("model\n  schema 1.1\ntype user\ntype employee\ntype doc\n  relations\n    define viewer: [user]\n");
+    let m1 = model(
+        "model\n  schema 1.1\ntype user\ntype employee\ntype doc\n  relations\n    define viewer: [user]\n",
+    );
     let s = store(&m1, &[("doc:1", "viewer", "user:a")]);
-    let m2 = model("model\n  schema 1.1\ntype user\ntype employee\ntype doc\n  relations\n    define viewer: [employee]\n");
+    let m2 = model(
+        "model\n  schema 1.1\ntype user\ntype employee\ntype doc\n  relations\n    define viewer: [employee]\n",
+    );
     assert!(check(&m1, &s, "doc:1", "viewer", "user:a"));
     assert!(!check(&m2, &s, "doc:1", "viewer", "user:a"));
 }
@@ -331,10 +476,22 @@ fn request_validation_errors() {
     let s = MemoryTuples::new();
     let e = Engine::new(&m, &s);
     let code = |r: Result<bool, AuthzError>| r.unwrap_err().openfga_code();
-    assert_eq!(code(e.check(&CheckRequest::new("document:1", "nope", "user:a"))), 2000);
-    assert_eq!(code(e.check(&CheckRequest::new("widget:1", "viewer", "user:a"))), 2000);
-    assert_eq!(code(e.check(&CheckRequest::new("document:1", "viewer", "widget:a"))), 2000);
-    assert_eq!(code(e.check(&CheckRequest::new("document:1", "viewer", "bad"))), 2000);
+    assert_eq!(
+        code(e.check(&CheckRequest::new("document:1", "nope", "user:a"))),
+        2000
+    );
+    assert_eq!(
+        code(e.check(&CheckRequest::new("widget:1", "viewer", "user:a"))),
+        2000
+    );
+    assert_eq!(
+        code(e.check(&CheckRequest::new("document:1", "viewer", "widget:a"))),
+        2000
+    );
+    assert_eq!(
+        code(e.check(&CheckRequest::new("document:1", "viewer", "bad"))),
+        2000
+    );
     let lo = |t: &str, r: &str, u: &str| {
         e.list_objects(&ListObjectsRequest {
             object_type: t.into(),
@@ -375,9 +532,17 @@ fn expand_tree() {
     );
     let t = Engine::new(&m, &s).expand("document:1", "viewer").unwrap();
     assert_eq!(t.name, "document:1#viewer");
-    let ExpandKind::Union(children) = &t.kind else { panic!("union expected: {t:?}") };
-    assert_eq!(children[0].kind, ExpandKind::Users(vec!["group:eng#member".into(), "user:anne".into()]));
-    assert_eq!(children[1].kind, ExpandKind::Computed("document:1#editor".into()));
+    let ExpandKind::Union(children) = &t.kind else {
+        panic!("union expected: {t:?}")
+    };
+    assert_eq!(
+        children[0].kind,
+        ExpandKind::Users(vec!["group:eng#member".into(), "user:anne".into()])
+    );
+    assert_eq!(
+        children[1].kind,
+        ExpandKind::Computed("document:1#editor".into())
+    );
     assert_eq!(
         children[2].kind,
         ExpandKind::TupleToUserset {
@@ -386,10 +551,18 @@ fn expand_tree() {
         }
     );
     let j = t.to_json();
-    assert_eq!(j["union"]["nodes"][2]["leaf"]["tupleToUserset"]["computed"][0]["userset"], "folder:x#viewer");
-    let t = Engine::new(&m, &s).expand("document:1", "can_view").unwrap();
+    assert_eq!(
+        j["union"]["nodes"][2]["leaf"]["tupleToUserset"]["computed"][0]["userset"],
+        "folder:x#viewer"
+    );
+    let t = Engine::new(&m, &s)
+        .expand("document:1", "can_view")
+        .unwrap();
     assert!(matches!(t.kind, ExpandKind::Difference { .. }));
 }
+
+/// Predicate on the expected model error.
+type Expect = fn(&ModelError) -> bool;
 
 fn model_err(dsl: &str) -> ModelError {
     match AuthorizationModel::from_dsl(dsl) {
@@ -401,28 +574,33 @@ fn model_err(dsl: &str) -> ModelError {
 #[test]
 fn invalid_models_are_rejected() {
     let h = "model\n  schema 1.1\ntype user\n";
-    let cases: Vec<(String, fn(&ModelError) -> bool)> = vec![
-        (
-            "model\n  schema 1.0\ntype user\n".into(),
-            |e| matches!(e, ModelError::SchemaVersion(_)),
-        ),
-        (format!("{h}type user\n"), |e| matches!(e, ModelError::DuplicateType(_))),
+    let cases: Vec<(String, Expect)> = vec![
+        ("model\n  schema 1.0\ntype user\n".into(), |e| {
+            matches!(e, ModelError::SchemaVersion(_))
+        }),
+        (format!("{h}type user\n"), |e| {
+            matches!(e, ModelError::DuplicateType(_))
+        }),
         (
             format!("{h}type doc\n  relations\n    define a: [user]\n    define a: [user]\n"),
             |e| matches!(e, ModelError::DuplicateRelation { .. }),
         ),
-        (format!("{h}type doc\n  relations\n    define a: b\n"), |e| {
-            matches!(e, ModelError::UndefinedRelation { .. })
-        }),
-        (format!("{h}type doc\n  relations\n    define a: [widget]\n"), |e| {
-            matches!(e, ModelError::InvalidTypeRestriction { .. })
-        }),
-        (format!("{h}type doc\n  relations\n    define a: [user#nope]\n"), |e| {
-            matches!(e, ModelError::InvalidTypeRestriction { .. })
-        }),
-        (format!("{h}type doc\n  relations\n    define a: a\n"), |e| {
-            matches!(e, ModelError::SelfReference { .. })
-        }),
+        (
+            format!("{h}type doc\n  relations\n    define a: b\n"),
+            |e| matches!(e, ModelError::UndefinedRelation { .. }),
+        ),
+        (
+            format!("{h}type doc\n  relations\n    define a: [widget]\n"),
+            |e| matches!(e, ModelError::InvalidTypeRestriction { .. }),
+        ),
+        (
+            format!("{h}type doc\n  relations\n    define a: [user#nope]\n"),
+            |e| matches!(e, ModelError::InvalidTypeRestriction { .. }),
+        ),
+        (
+            format!("{h}type doc\n  relations\n    define a: a\n"),
+            |e| matches!(e, ModelError::SelfReference { .. }),
+        ),
         (
             format!("{h}type doc\n  relations\n    define a: b\n    define b: a\n"),
             |e| matches!(e, ModelError::NoEntrypoint { via_loop: true, .. }),
@@ -431,11 +609,14 @@ fn invalid_models_are_rejected() {
             format!("{h}type doc\n  relations\n    define a: [user] or b\n    define b: a\n"),
             |e| matches!(e, ModelError::Cycle { .. }),
         ),
-        (format!("{h}type doc\n  relations\n    define a: [doc#a]\n"), |e| {
-            matches!(e, ModelError::NoEntrypoint { .. })
-        }),
         (
-            format!("{h}type doc\n  relations\n    define a: [user] and b\n    define b: [doc#b]\n"),
+            format!("{h}type doc\n  relations\n    define a: [doc#a]\n"),
+            |e| matches!(e, ModelError::NoEntrypoint { .. }),
+        ),
+        (
+            format!(
+                "{h}type doc\n  relations\n    define a: [user] and b\n    define b: [doc#b]\n"
+            ),
             |e| matches!(e, ModelError::NoEntrypoint { .. }),
         ),
         (
@@ -456,19 +637,25 @@ fn invalid_models_are_rejected() {
             ),
             |e| matches!(e, ModelError::TtuComputedUndefined { .. }),
         ),
-        (format!("{h}type doc\n  relations\n    define self: [user]\n"), |e| {
-            matches!(e, ModelError::ReservedKeyword(_))
-        }),
-        (format!("{h}type doc\n  relations\n    define a: [user with c]\n"), |e| {
-            matches!(e, ModelError::UndefinedCondition { .. })
-        }),
-        (format!("{h}type doc\n  relations\n    define a: [user] or b and c\n"), |e| {
-            matches!(e, ModelError::Syntax { line: 6, .. })
-        }),
-        (format!("{h}type doc\n  relations\n    define a: [user] but not\n"), |e| {
+        (
+            format!("{h}type doc\n  relations\n    define self: [user]\n"),
+            |e| matches!(e, ModelError::ReservedKeyword(_)),
+        ),
+        (
+            format!("{h}type doc\n  relations\n    define a: [user with c]\n"),
+            |e| matches!(e, ModelError::UndefinedCondition { .. }),
+        ),
+        (
+            format!("{h}type doc\n  relations\n    define a: [user] or b and c\n"),
+            |e| matches!(e, ModelError::Syntax { line: 6, .. }),
+        ),
+        (
+            format!("{h}type doc\n  relations\n    define a: [user] but not\n"),
+            |e| matches!(e, ModelError::Syntax { .. }),
+        ),
+        ("type user\n".into(), |e| {
             matches!(e, ModelError::Syntax { .. })
         }),
-        ("type user\n".into(), |e| matches!(e, ModelError::Syntax { .. })),
     ];
     for (dsl, ok) in cases {
         let e = model_err(&dsl);
@@ -493,7 +680,10 @@ fn invalid_models_are_rejected() {
         AuthorizationModel::from_json(&j),
         Err(ModelError::MissingTypeRestrictions { .. })
     ));
-    assert!(matches!(AuthorizationModel::from_json(&serde_json::json!([])), Err(ModelError::Json(_))));
+    assert!(matches!(
+        AuthorizationModel::from_json(&serde_json::json!([])),
+        Err(ModelError::Json(_))
+    ));
 }
 
 #[test]
@@ -519,13 +709,17 @@ condition in_office(ip: ipaddress, cidrs: list<string>, m: map<int>) {
 ";
     let m = model(src);
     let j = m.to_json();
-    assert_eq!(j["conditions"]["in_office"]["parameters"]["ip"]["type_name"], "TYPE_NAME_IPADDRESS");
+    assert_eq!(
+        j["conditions"]["in_office"]["parameters"]["ip"]["type_name"],
+        "TYPE_NAME_IPADDRESS"
+    );
     assert_eq!(
         j["conditions"]["in_office"]["parameters"]["cidrs"]["generic_types"][0]["type_name"],
         "TYPE_NAME_STRING"
     );
     assert_eq!(
-        j["type_definitions"][1]["metadata"]["relations"]["member"]["directly_related_user_types"][1]["condition"],
+        j["type_definitions"][1]["metadata"]["relations"]["member"]["directly_related_user_types"]
+            [1]["condition"],
         "in_office"
     );
     assert_eq!(AuthorizationModel::from_json(&j).unwrap(), m);
@@ -533,7 +727,10 @@ condition in_office(ip: ipaddress, cidrs: list<string>, m: map<int>) {
     // Conditional tuples are stored but not evaluated: a check depending on one is an error.
     let mut s = MemoryTuples::new();
     let t = Tuple {
-        condition: Some(TupleCondition { name: "in_office".into(), context: None }),
+        condition: Some(TupleCondition {
+            name: "in_office".into(),
+            context: None,
+        }),
         ..Tuple::new("group:a", "member", "user:anne")
     };
     s.write(&m, std::slice::from_ref(&t), &[]).unwrap();
@@ -542,7 +739,15 @@ condition in_office(ip: ipaddress, cidrs: list<string>, m: map<int>) {
         e.check(&CheckRequest::new("group:a", "member", "user:anne")),
         Err(AuthzError::ConditionUnsupported(_))
     ));
-    assert!(!e.check(&CheckRequest::new("group:a", "member", "user:bob")).unwrap());
-    let read = s.read(&ReadFilter { object_type: Some("group".into()), object_id: Some("a".into()), relation: Some("member".into()), user: None });
+    assert!(
+        !e.check(&CheckRequest::new("group:a", "member", "user:bob"))
+            .unwrap()
+    );
+    let read = s.read(&ReadFilter {
+        object_type: Some("group".into()),
+        object_id: Some("a".into()),
+        relation: Some("member".into()),
+        user: None,
+    });
     assert_eq!(read, vec![t]);
 }

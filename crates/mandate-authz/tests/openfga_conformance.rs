@@ -7,12 +7,14 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use mandate_authz::{
-    AuthorizationModel, CheckRequest, Engine, ListObjectsRequest, ListUsersRequest, MemoryTuples, Tuple, UserFilter,
+    AuthorizationModel, CheckRequest, Engine, ListObjectsRequest, ListUsersRequest, MemoryTuples,
+    Tuple, UserFilter,
 };
 use serde_json::Value;
 
 fn suite_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/openfga/consolidated.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/openfga/consolidated.json")
 }
 
 fn tuple(v: &Value) -> Tuple {
@@ -24,12 +26,18 @@ fn tuple(v: &Value) -> Tuple {
 }
 
 fn tuples(v: Option<&Value>) -> Vec<Tuple> {
-    v.and_then(Value::as_array).map(|a| a.iter().map(tuple).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().map(tuple).collect())
+        .unwrap_or_default()
 }
 
 fn set(v: &Value) -> BTreeSet<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -48,8 +56,12 @@ fn openfga_consolidated_1_1() {
     let tests = suite["tests"].as_array().expect("tests array");
     let only = std::env::var("CONFORMANCE_ONLY").ok();
 
-    let (mut models, mut checks, mut lists, mut users) =
-        (Tally::default(), Tally::default(), Tally::default(), Tally::default());
+    let (mut models, mut checks, mut lists, mut users) = (
+        Tally::default(),
+        Tally::default(),
+        Tally::default(),
+        Tally::default(),
+    );
     let mut failures: Vec<String> = Vec::new();
     let mut stages = 0;
 
@@ -59,7 +71,12 @@ fn openfga_consolidated_1_1() {
             continue;
         }
         let mut store = MemoryTuples::new();
-        for (si, stage) in test["stages"].as_array().expect("stages").iter().enumerate() {
+        for (si, stage) in test["stages"]
+            .as_array()
+            .expect("stages")
+            .iter()
+            .enumerate()
+        {
             stages += 1;
             let ctx = format!("{name}[{si}]");
             let dsl = stage["model"].as_str().unwrap_or_default();
@@ -69,12 +86,17 @@ fn openfga_consolidated_1_1() {
                 (Ok(a), Ok(b)) => {
                     if a.to_json() != b.to_json() {
                         models.fail += 1;
-                        failures.push(format!("{ctx}: DSL and JSON models differ:\n{}\n{}", a.to_json(), b.to_json()));
+                        failures.push(format!(
+                            "{ctx}: DSL and JSON models differ:\n{}\n{}",
+                            a.to_json(),
+                            b.to_json()
+                        ));
                         continue;
                     }
                     // Round trip: JSON output reads back to the same model, and so does the DSL we render.
                     let again = AuthorizationModel::from_json(&a.to_json()).expect("round trip");
-                    let rendered = AuthorizationModel::from_dsl(&a.to_dsl()).expect("rendered DSL parses");
+                    let rendered =
+                        AuthorizationModel::from_dsl(&a.to_dsl()).expect("rendered DSL parses");
                     if again != a || rendered != a {
                         models.fail += 1;
                         failures.push(format!("{ctx}: model does not round-trip"));
@@ -85,7 +107,11 @@ fn openfga_consolidated_1_1() {
                 }
                 (a, b) => {
                     models.fail += 1;
-                    failures.push(format!("{ctx}: model rejected: dsl={:?} json={:?}", a.err(), b.err()));
+                    failures.push(format!(
+                        "{ctx}: model rejected: dsl={:?} json={:?}",
+                        a.err(),
+                        b.err()
+                    ));
                     continue;
                 }
             };
@@ -111,11 +137,18 @@ fn openfga_consolidated_1_1() {
                     checks.pass += 1;
                 } else {
                     checks.fail += 1;
-                    failures.push(format!("{ctx}: check {} => {got:?}, want {}", a["tuple"], a));
+                    failures.push(format!(
+                        "{ctx}: check {} => {got:?}, want {}",
+                        a["tuple"], a
+                    ));
                 }
             }
 
-            for a in stage["listObjectsAssertions"].as_array().into_iter().flatten() {
+            for a in stage["listObjectsAssertions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let r = &a["request"];
                 let mut ctx_tuples = tuples(a.get("contextualTuples"));
                 ctx_tuples.extend(tuples(r.get("contextualTuples")));
@@ -141,7 +174,11 @@ fn openfga_consolidated_1_1() {
                 }
             }
 
-            for a in stage["listUsersAssertions"].as_array().into_iter().flatten() {
+            for a in stage["listUsersAssertions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let r = &a["request"];
                 let mut ctx_tuples = tuples(a.get("contextualTuples"));
                 ctx_tuples.extend(tuples(r.get("contextualTuples")));
@@ -159,7 +196,10 @@ fn openfga_consolidated_1_1() {
                 };
                 let got = engine.list_users(&req);
                 // One assertion in the data carries its expectation inside the request.
-                let expectation = a.get("expectation").or_else(|| r.get("expectation")).unwrap_or(&Value::Null);
+                let expectation = a
+                    .get("expectation")
+                    .or_else(|| r.get("expectation"))
+                    .unwrap_or(&Value::Null);
                 let ok = match (&got, a.get("errorCode")) {
                     (Err(e), Some(code)) => code.as_u64() == Some(u64::from(e.openfga_code())),
                     (Ok(v), None) => v.iter().cloned().collect::<BTreeSet<_>>() == set(expectation),
@@ -179,11 +219,21 @@ fn openfga_consolidated_1_1() {
         eprintln!("FAIL {f}");
     }
     println!("stages: {stages}");
-    println!("models:       {} passed, {} failed", models.pass, models.fail);
-    println!("check:        {} passed, {} failed", checks.pass, checks.fail);
+    println!(
+        "models:       {} passed, {} failed",
+        models.pass, models.fail
+    );
+    println!(
+        "check:        {} passed, {} failed",
+        checks.pass, checks.fail
+    );
     println!("list_objects: {} passed, {} failed", lists.pass, lists.fail);
     println!("list_users:   {} passed, {} failed", users.pass, users.fail);
-    assert!(failures.is_empty(), "{} conformance failures", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} conformance failures",
+        failures.len()
+    );
     if only.is_none() {
         assert_eq!(stages, 160, "stage count");
         assert_eq!(checks.pass, 360, "check assertions");
