@@ -217,13 +217,17 @@ pub struct ReadFilter {
 /// apart from plain users) serves Check, a reverse index (`type#relation@user` → objects) serves
 /// ListObjects. Batches are atomic with OpenFGA's rules: writing a stored tuple or deleting a
 /// missing one fails the whole batch and changes nothing.
-#[derive(Default)]
 pub struct MemoryTuples {
     strings: Vec<Arc<str>>,
     // Caller-controlled strings: keep the DoS-resistant default hasher here.
     syms: HashMap<Arc<str>, u32>,
     fwd: FxHashMap<FwdKey, Users>,
     rev: FxHashMap<RevKey, Vec<(u32, u32)>>,
+    /// Interned strings by address: strings this set handed out (as `TupleRef` parts) come back
+    /// in later lookups, and hashing an address is far cheaper than hashing the text.
+    by_ptr: FxHashMap<usize, u32>,
+    /// Symbol of "*" (`NONE` until interned).
+    star: u32,
     contexts: FxHashMap<(FwdKey, UserIds), serde_json::Map<String, serde_json::Value>>,
     len: usize,
 }
@@ -233,6 +237,21 @@ impl std::fmt::Debug for MemoryTuples {
         f.debug_struct("MemoryTuples")
             .field("len", &self.len)
             .finish()
+    }
+}
+
+impl Default for MemoryTuples {
+    fn default() -> Self {
+        MemoryTuples {
+            strings: Vec::new(),
+            syms: HashMap::new(),
+            fwd: FxHashMap::default(),
+            rev: FxHashMap::default(),
+            by_ptr: FxHashMap::default(),
+            star: NONE,
+            contexts: FxHashMap::default(),
+            len: 0,
+        }
     }
 }
 
@@ -258,13 +277,22 @@ impl MemoryTuples {
         }
         let a: Arc<str> = Arc::from(s);
         let i = self.strings.len() as u32;
+        self.by_ptr.insert(a.as_ptr() as usize, i);
         self.strings.push(a.clone());
         self.syms.insert(a, i);
+        if s == "*" {
+            self.star = i;
+        }
         i
     }
 
     #[inline]
     fn sym(&self, s: &str) -> Option<u32> {
+        if let Some(&i) = self.by_ptr.get(&(s.as_ptr() as usize))
+            && self.strings[i as usize].len() == s.len()
+        {
+            return Some(i);
+        }
         self.syms.get(s).copied()
     }
 
@@ -282,7 +310,11 @@ impl MemoryTuples {
             },
             UserRef::Wildcard(t) => UserIds {
                 ty: self.sym(t)?,
-                id: self.sym("*")?,
+                id: if self.star == NONE {
+                    return None;
+                } else {
+                    self.star
+                },
                 rel: NONE,
             },
             UserRef::Userset { object, relation } => UserIds {
@@ -321,7 +353,7 @@ impl MemoryTuples {
                 object: ObjectRef::new(ty, id),
                 relation: self.s(u.rel),
             }
-        } else if id == "*" {
+        } else if u.id == self.star {
             UserRef::Wildcard(ty)
         } else {
             UserRef::Object(ObjectRef::new(ty, id))
@@ -349,24 +381,31 @@ impl MemoryTuples {
         })
     }
 
-    fn locate(&self, k: FwdKey, u: UserIds) -> Option<&Entry> {
+    fn locate(&self, k: FwdKey, u: UserIds) -> Option<Entry> {
         let users = self.fwd.get(&k)?;
-        let list = if u.rel == NONE && self.s(u.id) != "*" {
+        let list = if u.rel == NONE && u.id != self.star {
             &users.direct
         } else {
             &users.indirect
         };
-        // Scan the shorter of the forward list and the reverse list.
-        let rk = RevKey {
-            ty: k.ty,
-            rel: k.rel,
-            user: u,
-        };
-        let rev = self.rev.get(&rk)?;
-        if rev.len() < list.len() {
-            rev.iter().find(|(id, _)| *id == k.id)?;
+        // Scan the shorter of the forward list and the reverse list (an org may have many
+        // members, a user is in few orgs).
+        if list.len() > 8 {
+            let rk = RevKey {
+                ty: k.ty,
+                rel: k.rel,
+                user: u,
+            };
+            let rev = self.rev.get(&rk)?;
+            if rev.len() < list.len() {
+                let (_, cond) = rev.iter().find(|(id, _)| *id == k.id)?;
+                return Some(Entry {
+                    user: u,
+                    cond: *cond,
+                });
+            }
         }
-        list.iter().find(|e| e.user == u)
+        list.iter().find(|e| e.user == u).copied()
     }
 
     /// Whether the tuple (by identity, ignoring condition) is stored.
@@ -655,7 +694,7 @@ impl TupleReader for MemoryTuples {
         let k = self.fwd_key(object, relation)?;
         let u = self.user_ids(&user)?;
         let e = self.locate(k, u)?;
-        Some(self.tuple_ref(k, e))
+        Some(self.tuple_ref(k, &e))
     }
 
     fn read_objects<'s>(
