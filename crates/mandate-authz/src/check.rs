@@ -72,6 +72,24 @@ fn kind_allowed(rel: &Rel, user: &UserRef<'_>) -> bool {
     })
 }
 
+fn canonical_object<'a, R: TupleReader + ?Sized>(reader: &'a R, o: ObjectRef<'a>) -> ObjectRef<'a> {
+    ObjectRef::new(
+        reader.canonical(o.object_type).unwrap_or(o.object_type),
+        reader.canonical(o.object_id).unwrap_or(o.object_id),
+    )
+}
+
+fn canonical_user<'a, R: TupleReader + ?Sized>(reader: &'a R, u: UserRef<'a>) -> UserRef<'a> {
+    match u {
+        UserRef::Object(o) => UserRef::Object(canonical_object(reader, o)),
+        UserRef::Wildcard(t) => UserRef::Wildcard(reader.canonical(t).unwrap_or(t)),
+        UserRef::Userset { object, relation } => UserRef::Userset {
+            object: canonical_object(reader, object),
+            relation: reader.canonical(relation).unwrap_or(relation),
+        },
+    }
+}
+
 impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
     pub(crate) fn new(
         model: &'a AuthorizationModel,
@@ -84,13 +102,14 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
             reader,
             user,
             max_depth: limits.max_depth,
-            memo: FxHashMap::default(),
+            memo: FxHashMap::with_capacity_and_hasher(64, Default::default()),
             frames: 0,
         }
     }
 
     /// Top-level check: cycles are `false`.
     pub(crate) fn check(&mut self, object: ObjectRef<'a>, rel: RelId) -> Result<bool, AuthzError> {
+        let object = canonical_object(self.reader, object);
         Ok(self.resolve(object, rel, 0)? == Out::True)
     }
 
@@ -104,11 +123,6 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
             return Err(AuthzError::DepthExceeded(self.max_depth));
         }
         let key = (obj, rel);
-        match self.memo.get(&key) {
-            Some(Memo::InProgress) => return Ok(Out::Cycle),
-            Some(Memo::Done(b)) => return Ok(if *b { Out::True } else { Out::False }),
-            None => {}
-        }
         let model = self.model;
         let r = model.rel(rel);
         if let UserRef::Userset { object, relation } = self.user
@@ -117,11 +131,22 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         {
             return Ok(Out::True);
         }
-        if self.frames >= MAX_FRAMES {
-            return Err(AuthzError::TooComplex);
+        match self.memo.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                return Ok(match e.get() {
+                    Memo::InProgress => Out::Cycle,
+                    Memo::Done(true) => Out::True,
+                    Memo::Done(false) => Out::False,
+                });
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if self.frames >= MAX_FRAMES {
+                    return Err(AuthzError::TooComplex);
+                }
+                v.insert(Memo::InProgress);
+            }
         }
         self.frames += 1;
-        self.memo.insert(key, Memo::InProgress);
         let res = self.eval(obj, rel, &r.rewrite, depth);
         self.frames -= 1;
         match res {

@@ -2,7 +2,6 @@
 //! implementation ([`MemoryTuples`]) and the per-request overlay of contextual tuples.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use crate::error::AuthzError;
 use crate::hash::FxHashMap;
@@ -55,6 +54,14 @@ pub trait TupleReader {
         user: UserRef<'_>,
         f: &mut dyn FnMut(TupleRef<'s>) -> bool,
     );
+
+    /// The reader's own copy of `s`, if it stores that string. The evaluator passes request
+    /// strings through this once, so readers that recognise their own strings (as
+    /// [`MemoryTuples`] does by address) skip re-hashing them on every lookup.
+    fn canonical<'s>(&'s self, s: &str) -> Option<&'s str> {
+        let _ = s;
+        None
+    }
 }
 
 impl<T: TupleReader + ?Sized> TupleReader for &T {
@@ -90,6 +97,9 @@ impl<T: TupleReader + ?Sized> TupleReader for &T {
         f: &mut dyn FnMut(TupleRef<'s>) -> bool,
     ) {
         (**self).read_objects(object_type, relation, user, f)
+    }
+    fn canonical<'s>(&'s self, s: &str) -> Option<&'s str> {
+        (**self).canonical(s)
     }
 }
 
@@ -159,9 +169,14 @@ impl<A: TupleReader + ?Sized, B: TupleReader + ?Sized> TupleReader for Layered<'
             self.base.read_objects(object_type, relation, user, f);
         }
     }
+    fn canonical<'s>(&'s self, s: &str) -> Option<&'s str> {
+        self.base.canonical(s)
+    }
 }
 
 const NONE: u32 = u32::MAX;
+/// Bytes of symbol header before each interned string (6 bits each, ASCII).
+const SYM_HDR: usize = 6;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct UserIds {
@@ -218,14 +233,15 @@ pub struct ReadFilter {
 /// ListObjects. Batches are atomic with OpenFGA's rules: writing a stored tuple or deleting a
 /// missing one fails the whole batch and changes nothing.
 pub struct MemoryTuples {
-    strings: Vec<Arc<str>>,
+    /// Interned text: each string is preceded by its symbol in `SYM_HDR` ASCII bytes, so a
+    /// string this set handed out maps back to its symbol from its address alone.
+    arena: String,
+    /// Symbol -> (start, len) in `arena`.
+    strings: Vec<(u32, u32)>,
     // Caller-controlled strings: keep the DoS-resistant default hasher here.
-    syms: HashMap<Arc<str>, u32>,
+    syms: HashMap<Box<str>, u32>,
     fwd: FxHashMap<FwdKey, Users>,
     rev: FxHashMap<RevKey, Vec<(u32, u32)>>,
-    /// Interned strings by address: strings this set handed out (as `TupleRef` parts) come back
-    /// in later lookups, and hashing an address is far cheaper than hashing the text.
-    by_ptr: FxHashMap<usize, u32>,
     /// Symbol of "*" (`NONE` until interned).
     star: u32,
     contexts: FxHashMap<(FwdKey, UserIds), serde_json::Map<String, serde_json::Value>>,
@@ -243,11 +259,11 @@ impl std::fmt::Debug for MemoryTuples {
 impl Default for MemoryTuples {
     fn default() -> Self {
         MemoryTuples {
+            arena: String::new(),
             strings: Vec::new(),
             syms: HashMap::new(),
             fwd: FxHashMap::default(),
             rev: FxHashMap::default(),
-            by_ptr: FxHashMap::default(),
             star: NONE,
             contexts: FxHashMap::default(),
             len: 0,
@@ -275,11 +291,16 @@ impl MemoryTuples {
         if let Some(&i) = self.syms.get(s) {
             return i;
         }
-        let a: Arc<str> = Arc::from(s);
         let i = self.strings.len() as u32;
-        self.by_ptr.insert(a.as_ptr() as usize, i);
-        self.strings.push(a.clone());
-        self.syms.insert(a, i);
+        let mut v = i;
+        for _ in 0..SYM_HDR {
+            self.arena.push(char::from(b'0' + (v & 63) as u8));
+            v >>= 6;
+        }
+        let start = self.arena.len() as u32;
+        self.arena.push_str(s);
+        self.strings.push((start, s.len() as u32));
+        self.syms.insert(s.into(), i);
         if s == "*" {
             self.star = i;
         }
@@ -288,17 +309,25 @@ impl MemoryTuples {
 
     #[inline]
     fn sym(&self, s: &str) -> Option<u32> {
-        if let Some(&i) = self.by_ptr.get(&(s.as_ptr() as usize))
-            && self.strings[i as usize].len() == s.len()
-        {
-            return Some(i);
+        // Fast path: `s` is a slice of our arena (a string we handed out); read the header.
+        let off = (s.as_ptr() as usize).wrapping_sub(self.arena.as_ptr() as usize);
+        if off >= SYM_HDR && off < self.arena.len() {
+            let b = &self.arena.as_bytes()[off - SYM_HDR..off];
+            let mut v = 0u32;
+            for &c in b.iter().rev() {
+                v = (v << 6) | u32::from(c.wrapping_sub(b'0') & 63);
+            }
+            if self.strings.get(v as usize) == Some(&(off as u32, s.len() as u32)) {
+                return Some(v);
+            }
         }
         self.syms.get(s).copied()
     }
 
     #[inline]
     fn s(&self, i: u32) -> &str {
-        &self.strings[i as usize]
+        let (start, len) = self.strings[i as usize];
+        &self.arena[start as usize..(start + len) as usize]
     }
 
     fn user_ids(&self, u: &UserRef<'_>) -> Option<UserIds> {
@@ -647,6 +676,10 @@ impl MemoryTuples {
 }
 
 impl TupleReader for MemoryTuples {
+    fn canonical<'s>(&'s self, s: &str) -> Option<&'s str> {
+        self.syms.get(s).map(|&i| self.s(i))
+    }
+
     fn read_users<'s>(
         &'s self,
         object: ObjectRef<'_>,
