@@ -97,6 +97,7 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         user: UserRef<'a>,
         limits: ResolutionLimits,
     ) -> Self {
+        let user = canonical_user(reader, user);
         Checker {
             model,
             reader,
