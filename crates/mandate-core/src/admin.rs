@@ -313,10 +313,43 @@ pub async fn create_user(
             )
             .subject(Principal::User {
                 id: user.id.clone(),
-            }),
+            })
+            .username(&user.username)
+            .email(user.email.as_deref()),
         )
         .await?;
     Ok(user)
+}
+
+/// Erase a user (GDPR Art. 17): the account, its sessions, consents and tokens, and the
+/// personal data of every audit record about them. The audit records stay (pseudonymous, by
+/// user id) and the chain still verifies; the erasure itself is recorded.
+pub async fn erase_user(
+    store: &dyn Store,
+    tenant_name: &str,
+    username: &str,
+    actor: &str,
+) -> Result<String, AdminError> {
+    let t = tenant(store, tenant_name).await?;
+    let user = store
+        .user_by_username(&t.id, username)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("user {username}")))?;
+    store.erase_user(&t.id, &user, now()).await?;
+    store
+        .record(
+            &admin_event(
+                &t.id,
+                EventKind::UserErased,
+                actor,
+                json!({"user_id": user.id}),
+            )
+            .subject(Principal::User {
+                id: user.id.clone(),
+            }),
+        )
+        .await?;
+    Ok(user.id)
 }
 
 /// Rotate a tenant's signing keys: new keys sign from now on; old ones stay published until

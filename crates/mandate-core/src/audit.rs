@@ -50,6 +50,9 @@ event_kinds! {
     TenantCreated => "tenant_created",
     ClientCreated => "client_created",
     UserCreated => "user_created",
+    UserErased => "user_erased",
+    AdminAccessDenied => "admin_access_denied",
+    AuditQueried => "audit_queried",
     KeysRotated => "keys_rotated",
 }
 
@@ -237,4 +240,92 @@ impl AuditEvent {
             _ => None,
         }
     }
+}
+
+/// Largest page an audit query returns.
+pub const MAX_QUERY_LIMIT: u32 = 1000;
+
+impl crate::store::AuditRecord {
+    /// The JSON form used by `mandate audit query|export` and the admin API. `delegated` tells
+    /// an action an agent (or other principal) took for someone from their own action.
+    pub fn to_json(&self) -> serde_json::Value {
+        let e = &self.event;
+        let mut v = serde_json::json!({
+            "seq": self.seq,
+            "hash": chain::hex(&self.hash),
+            "time": e.time,
+            "tenant_id": e.tenant_id,
+            "event": e.kind.as_str(),
+            "outcome": e.outcome.as_str(),
+            "reason": e.reason,
+            "actor": e.actor,
+            "subject": e.subject,
+            "act_chain": e.act_chain,
+            "delegated": e.subject.as_ref().is_some_and(|s| s != &e.actor),
+            "client_id": e.client_id,
+            "mandate_id": e.mandate_id,
+            "request_id": e.request_id,
+            "detail": e.detail,
+        });
+        if let (Some(obj), serde_json::Value::Object(p)) =
+            (v.as_object_mut(), serde_json::to_value(&e.personal).unwrap_or_default())
+        {
+            obj.extend(p);
+        }
+        v
+    }
+}
+
+/// Why an audit query's parameters were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+/// Build a query from request parameters (`actor`, `subject`, `agent`, `mandate`, `event`
+/// (repeatable or comma-separated), `since`, `until` (Unix seconds or RFC 3339), `limit`
+/// (1–1000, default 100), `cursor`). Unknown or repeated single-valued parameters are refused.
+pub fn query_from_params<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<crate::store::AuditQuery, QueryError> {
+    let mut q = crate::store::AuditQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let bad = |m: String| Err(QueryError(m));
+    for (k, v) in params {
+        if k != "event" && !seen.insert(k) {
+            return bad(format!("parameter {k} given twice"));
+        }
+        let text = || Some(v.to_string());
+        let instant = || {
+            crate::time::parse_instant(v)
+                .ok_or_else(|| QueryError(format!("{k}: expected Unix seconds or RFC 3339")))
+        };
+        match k {
+            "actor" => q.actor = text(),
+            "subject" => q.subject = text(),
+            "agent" => q.agent = text(),
+            "mandate" => q.mandate = text(),
+            "event" => {
+                for name in v.split(',').filter(|s| !s.is_empty()) {
+                    let kind = EventKind::parse(name)
+                        .ok_or_else(|| QueryError(format!("unknown event kind {name:?}")))?;
+                    q.kinds.push(kind);
+                }
+            }
+            "since" => q.since = Some(instant()?),
+            "until" => q.until = Some(instant()?),
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_QUERY_LIMIT).contains(&n) => q.limit = n,
+                _ => return bad(format!("limit must be 1-{MAX_QUERY_LIMIT}")),
+            },
+            "cursor" => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => q.cursor = Some(n),
+                _ => return bad("invalid cursor".into()),
+            },
+            other => return bad(format!("unknown parameter {other}")),
+        }
+    }
+    Ok(q)
 }

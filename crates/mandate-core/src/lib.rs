@@ -2,9 +2,11 @@
 //! consent and audit events, over narrow storage traits. No HTTP, SQL or template code here.
 
 pub mod admin;
+pub mod admin_api;
 pub mod audit;
 pub mod authorize;
 pub mod client_auth;
+pub mod dpop;
 pub mod error;
 pub mod grants;
 pub mod introspect;

@@ -51,6 +51,7 @@ pub async fn password_login(
                 meta,
             )
             .subject(Principal::User { id: u.id.clone() })
+            .username(username)
             .detail(json!({"method": "pwd"}));
             p.store.record(&ev).await?;
             Ok(u)
@@ -73,6 +74,12 @@ pub async fn password_login(
             )
             .reason(reason)
             .detail(json!({"method": "pwd"}));
+            // The name typed is kept (erasable) for attempts at an existing or plausible one.
+            let ev = if username.is_empty() || username.len() > 256 {
+                ev
+            } else {
+                ev.username(username)
+            };
             p.store.record(&ev).await?;
             Err(LoginError::InvalidCredentials)
         }

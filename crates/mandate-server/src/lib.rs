@@ -1,6 +1,7 @@
 //! Mandate's HTTP surface: thin axum handlers that parse a request, call `mandate-core`, and
 //! render the result. No protocol rule lives here.
 
+mod admin;
 mod client_ip;
 mod cookies;
 mod cors;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/consents/withdraw", post(ui::account::withdraw));
+    let admin_routes = Router::new().route("/audit/events", get(admin::audit::events));
     Router::new()
         .route("/healthz", get(ops::health::healthz))
         .route("/readyz", get(ops::health::readyz))
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             get(oidc::discovery::oauth_metadata),
         )
         .nest("/t/{tenant}", tenant_routes)
+        .nest("/admin/v1/tenants/{tenant}", admin_routes)
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

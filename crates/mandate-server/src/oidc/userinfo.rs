@@ -13,7 +13,7 @@ use crate::params::{self, Params};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
-fn header_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn header_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

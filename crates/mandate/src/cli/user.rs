@@ -1,4 +1,4 @@
-//! `mandate user create`.
+//! `mandate user create|erase`.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -23,6 +23,14 @@ pub enum UserCmd {
         /// Read the password from standard input (required: passwords never go on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Erase a user (GDPR Art. 17): the account, sessions, consents, tokens and the personal
+    /// data of their audit records. The audit chain still verifies afterwards.
+    Erase {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -56,6 +64,14 @@ pub async fn run(cmd: UserCmd, store: &Arc<dyn Store>, json_out: bool) -> Result
                 json_out,
                 json!({"id": u.id, "username": u.username, "tenant": tenant}),
                 || format!("created user {} (sub {})", u.username, u.id),
+            );
+        }
+        UserCmd::Erase { tenant, username } => {
+            let id = admin::erase_user(store.as_ref(), &tenant, &username, CLI_ACTOR).await?;
+            print(
+                json_out,
+                json!({"erased": id, "username": username, "tenant": tenant}),
+                || format!("erased user {username} (sub {id})"),
             );
         }
     }

@@ -1,0 +1,47 @@
+//! The admin API, `/admin/v1/tenants/{tenant}/…`: bearer tokens of that tenant's issuer with the
+//! `mandate:admin` scope (rules in `mandate_core::admin_api`).
+
+pub mod audit;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use mandate_core::admin_api::{self, AdminCaller};
+
+use crate::client_ip::Meta;
+use crate::error::{ApiError, bearer_error};
+use crate::oidc::userinfo::header_token;
+use crate::state::AppState;
+use crate::tenant::Tenant;
+
+/// An authenticated admin caller with its tenant and request context.
+pub struct Admin {
+    pub tenant: Tenant,
+    pub caller: AdminCaller,
+    pub meta: Meta,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let tenant = Tenant::from_request_parts(parts, s).await?;
+        let Ok(meta) = Meta::from_request_parts(parts, s).await;
+        let token = header_token(&parts.headers).map_err(IntoResponse::into_response)?;
+        let caller = admin_api::authenticate(&s.provider, &tenant.0, token.as_deref(), &meta.0)
+            .await
+            .map_err(|e| {
+                let mut err = bearer_error(e);
+                if token.is_none() {
+                    // RFC 6750 §3.1: no error code when no credentials were sent.
+                    err.challenge = Some("Bearer".into());
+                }
+                ApiError::into_response(err)
+            })?;
+        Ok(Admin {
+            tenant,
+            caller,
+            meta,
+        })
+    }
+}
