@@ -192,7 +192,12 @@ pub enum ExpectedNonce<'a> {
     /// Exactly this value (a nonce the caller handed out and remembers).
     Exact(&'a str),
     /// Any nonce from [`new_nonce`] under `secret` that [`check_nonce`] accepts with `max_age`.
-    Stateless { secret: &'a [u8], max_age: i64 },
+    Stateless {
+        /// The server-side secret the nonces are MACed with (the same on every node).
+        secret: &'a [u8],
+        /// Passed to [`check_nonce`]; [`DEFAULT_NONCE_MAX_AGE`] unless tuned.
+        max_age: i64,
+    },
 }
 
 impl fmt::Debug for ExpectedNonce<'_> {
