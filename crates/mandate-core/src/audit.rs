@@ -53,6 +53,13 @@ event_kinds! {
     UserErased => "user_erased",
     AdminAccessDenied => "admin_access_denied",
     AuditQueried => "audit_queried",
+    TokenExchanged => "token_exchanged",
+    AgentCreated => "agent_created",
+    AgentSuspended => "agent_suspended",
+    AgentResumed => "agent_resumed",
+    AgentDeleted => "agent_deleted",
+    MandateCreated => "mandate_created",
+    MandateRevoked => "mandate_revoked",
     KeysRotated => "keys_rotated",
 }
 
@@ -267,9 +274,10 @@ impl crate::store::AuditRecord {
             "request_id": e.request_id,
             "detail": e.detail,
         });
-        if let (Some(obj), serde_json::Value::Object(p)) =
-            (v.as_object_mut(), serde_json::to_value(&e.personal).unwrap_or_default())
-        {
+        if let (Some(obj), serde_json::Value::Object(p)) = (
+            v.as_object_mut(),
+            serde_json::to_value(&e.personal).unwrap_or_default(),
+        ) {
             obj.extend(p);
         }
         v

@@ -47,6 +47,16 @@ pub async fn access_token_claims(
     if p.store.access_token_revoked(t.id(), jti).await? {
         return Ok(None);
     }
+    // A delegated token dies with its mandate and with any agent of its chain.
+    let mandate = claims.get("mandate").and_then(Value::as_str);
+    let chain = crate::agents::act_chain(claims.get("act"));
+    if (mandate.is_some() || !chain.is_empty())
+        && p.store
+            .delegation_inactive(t.id(), &chain, mandate, now)
+            .await?
+    {
+        return Ok(None);
+    }
     Ok(Some(claims))
 }
 
@@ -112,6 +122,12 @@ pub async fn introspect(
         Resolved::Access(mut claims) => {
             claims.insert("active".into(), true.into());
             claims.insert("token_type".into(), "Bearer".into());
+            // A delegated token: the acting agent's metadata (the `act` claim stays as is).
+            if let Some(agent_id) = crate::agents::act_chain(claims.get("act")).first()
+                && let Some(agent) = p.store.agent(t.id(), agent_id).await?
+            {
+                claims.insert("agent".into(), agent.metadata());
+            }
             Value::Object(claims)
         }
         // A refresh token is disclosed only to the client it was issued to.

@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod admin_api;
+pub mod agent_admin;
+pub mod agents;
 pub mod audit;
 pub mod authorize;
 pub mod client_auth;

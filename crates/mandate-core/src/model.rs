@@ -58,6 +58,9 @@ pub enum GrantType {
     RefreshToken,
     #[serde(rename = "client_credentials")]
     ClientCredentials,
+    /// RFC 8693: an agent exchanges a person's token for a delegated one under a mandate.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 impl GrantType {
@@ -66,6 +69,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::TokenExchange => TOKEN_EXCHANGE,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -73,10 +77,14 @@ impl GrantType {
             "authorization_code" => Self::AuthorizationCode,
             "refresh_token" => Self::RefreshToken,
             "client_credentials" => Self::ClientCredentials,
+            TOKEN_EXCHANGE => Self::TokenExchange,
             _ => return None,
         })
     }
 }
+
+/// The RFC 8693 grant type URI.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// An OAuth client application registered in a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]

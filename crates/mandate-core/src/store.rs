@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::agents::{Agent, AgentStatus, Mandate};
 use crate::audit::chain::{ChainRecord, Checkpoint};
 use crate::audit::{AuditEvent, EventKind};
 use crate::error::StoreError;
@@ -187,6 +188,65 @@ pub trait AuditLog: Send + Sync {
     async fn audit_query(&self, tenant_id: &str, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
 }
 
+/// The agent registry.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    async fn create_agent(&self, agent: &Agent) -> StoreResult<()>;
+    async fn agent(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Agent>>;
+    async fn list_agents(&self, tenant_id: &str) -> StoreResult<Vec<Agent>>;
+    /// Set the status (and `updated_at`); false when no such agent or it is deleted.
+    async fn set_agent_status(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        status: AgentStatus,
+        now: i64,
+    ) -> StoreResult<bool>;
+}
+
+/// Which mandates to revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum MandateSelector<'a> {
+    One(&'a str),
+    /// Every mandate given to this agent.
+    Agent(&'a str),
+    /// Every mandate this user gave (all their agents).
+    User(&'a str),
+}
+
+/// Mandates (user → agent delegations).
+#[async_trait]
+pub trait MandateStore: Send + Sync {
+    async fn create_mandate(&self, mandate: &Mandate) -> StoreResult<()>;
+    async fn mandate(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Mandate>>;
+    /// Mandates from `user_id` to `agent_id` in force at `now`, newest first.
+    async fn active_mandates(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        agent_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<Mandate>>;
+    /// Every mandate a user gave, newest first (including revoked and expired).
+    async fn user_mandates(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<Mandate>>;
+    /// Revoke the selected mandates still in force; returns their ids.
+    async fn revoke_mandates(
+        &self,
+        tenant_id: &str,
+        which: MandateSelector<'_>,
+        now: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Is a token that names these agents (its client and act chain) and this mandate dead:
+    /// an agent suspended or deleted, or the mandate revoked or expired at `now`? One query.
+    async fn delegation_inactive(
+        &self,
+        tenant_id: &str,
+        agents: &[String],
+        mandate: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool>;
+}
+
 /// Filters of an audit query, combined with AND; `None`/empty matches everything.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -233,6 +293,8 @@ pub trait Store:
     + ReplayStore
     + AuditSink
     + AuditLog
+    + AgentStore
+    + MandateStore
 {
     /// Delete expired codes, sessions, replay entries and revocation records.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;

@@ -38,7 +38,10 @@ mod tests {
     fn instants_parse_and_format() {
         assert_eq!(parse_instant("1764583200"), Some(1_764_583_200));
         assert_eq!(parse_instant("2025-12-01T10:00:00Z"), Some(1_764_583_200));
-        assert_eq!(parse_instant("2025-12-01T11:00:00+01:00"), Some(1_764_583_200));
+        assert_eq!(
+            parse_instant("2025-12-01T11:00:00+01:00"),
+            Some(1_764_583_200)
+        );
         assert_eq!(parse_instant("yesterday"), None);
         assert_eq!(format_instant(1_764_583_200), "2025-12-01T10:00:00Z");
     }

@@ -23,6 +23,12 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// RFC 8693 §2.2.1, token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+    /// RFC 9396 §7: the authorization details granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 /// Who the access token speaks for and how they authenticated.
@@ -53,8 +59,33 @@ pub fn access_token(
     scope: &Scope,
     audience: &[String],
 ) -> Result<IssuedAccessToken, OAuthError> {
+    access_token_with(
+        p,
+        t,
+        client,
+        subject,
+        scope,
+        audience,
+        p.settings.access_token_ttl,
+        Map::new(),
+    )
+}
+
+/// Sign an RFC 9068 access token living `ttl` seconds, with `extra` claims (`act`, `mandate`,
+/// `authorization_details`, `cnf`…) added after the standard ones.
+#[allow(clippy::too_many_arguments)]
+pub fn access_token_with(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    subject: &TokenSubject,
+    scope: &Scope,
+    audience: &[String],
+    ttl: i64,
+    extra: Map<String, Value>,
+) -> Result<IssuedAccessToken, OAuthError> {
     let now = p.now();
-    let exp = now + p.settings.access_token_ttl;
+    let exp = now + ttl;
     let jti = random_token(16);
     let aud: Vec<String> = if audience.is_empty() {
         vec![t.issuer.clone()]
@@ -91,6 +122,7 @@ pub fn access_token(
     if let Some(sid) = &subject.sid {
         c.insert("sid".into(), sid.clone().into());
     }
+    c.extend(extra);
     let key = t
         .keys
         .signer(t.tenant.access_token_alg)

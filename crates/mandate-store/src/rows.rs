@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Decode, Row, Type};
 
 /// Decode one column; a value of the wrong type is corrupt data.
-fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T, StoreError>
+pub(crate) fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T, StoreError>
 where
     T: Decode<'r, Any> + Type<Any>,
 {
@@ -20,7 +20,7 @@ where
         .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: unexpected value `{value}`"))
 }
 
@@ -34,12 +34,12 @@ pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
-fn list(row: &AnyRow, name: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn list(row: &AnyRow, name: &str) -> Result<Vec<String>, StoreError> {
     let text: String = col(row, name)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
 
-fn scope(row: &AnyRow, name: &str) -> Result<Scope, StoreError> {
+pub(crate) fn scope(row: &AnyRow, name: &str) -> Result<Scope, StoreError> {
     let text: String = col(row, name)?;
     Scope::parse(&text).ok_or_else(|| corrupt(name, &text))
 }

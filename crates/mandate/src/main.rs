@@ -36,6 +36,12 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(cli::keys::KeysCmd),
+    /// Register and manage AI agents.
+    #[command(subcommand)]
+    Agent(cli::agent::AgentCmd),
+    /// Delegations from people to agents.
+    #[command(subcommand)]
+    Mandate(cli::mandate::MandateCmd),
     /// Verify the tamper-evident audit log and print checkpoints.
     #[command(subcommand)]
     Audit(cli::audit::AuditCmd),

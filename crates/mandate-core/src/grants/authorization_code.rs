@@ -148,5 +148,7 @@ pub async fn exchange(
         refresh_token: refresh,
         id_token,
         scope,
+        issued_token_type: None,
+        authorization_details: None,
     })
 }

@@ -72,5 +72,7 @@ pub async fn exchange(
         refresh_token: None,
         id_token: None,
         scope: scope_s,
+        issued_token_type: None,
+        authorization_details: None,
     })
 }

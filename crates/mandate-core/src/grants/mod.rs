@@ -4,6 +4,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use serde_json::json;
 
@@ -24,6 +25,16 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// RFC 8707 `resource` (may repeat).
     pub resources: Vec<String>,
+    /// RFC 8693 parameters.
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub actor_token: Option<String>,
+    pub actor_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// RFC 8693 `audience` (may repeat).
+    pub audiences: Vec<String>,
+    /// RFC 9396 `authorization_details`, parsed.
+    pub authorization_details: Option<Vec<serde_json::Value>>,
 }
 
 /// Run the grant the request names.
@@ -53,6 +64,7 @@ pub async fn exchange(
         GrantType::AuthorizationCode => authorization_code::exchange(p, t, client, req, meta).await,
         GrantType::RefreshToken => refresh_token::exchange(p, t, client, req, meta).await,
         GrantType::ClientCredentials => client_credentials::exchange(p, t, client, req, meta).await,
+        GrantType::TokenExchange => token_exchange::exchange(p, t, client, req, meta).await,
     };
     if let Err(e) = &result
         && e.code != ErrorCode::ServerError

@@ -127,6 +127,8 @@ pub async fn exchange(
         refresh_token: Some(new_value),
         id_token,
         scope: scope_s,
+        issued_token_type: None,
+        authorization_details: None,
     })
 }
 

@@ -25,9 +25,14 @@ pub async fn events(
         .collect();
     let q = query_from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| OAuthError::invalid_request(e.0))?;
-    let (records, next) =
-        admin_api::query_audit(&s.provider, &admin.tenant.0, &admin.caller, &q, &admin.meta.0)
-            .await?;
+    let (records, next) = admin_api::query_audit(
+        &s.provider,
+        &admin.tenant.0,
+        &admin.caller,
+        &q,
+        &admin.meta.0,
+    )
+    .await?;
     let events: Vec<_> = records.iter().map(AuditRecord::to_json).collect();
     Ok(Json(json!({
         "events": events,

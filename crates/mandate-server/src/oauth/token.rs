@@ -29,6 +29,20 @@ pub async fn token(
         refresh_token: p.opt("refresh_token"),
         scope: p.get("scope").map(str::to_string),
         resources: p.all("resource"),
+        subject_token: p.opt("subject_token"),
+        subject_token_type: p.opt("subject_token_type"),
+        actor_token: p.opt("actor_token"),
+        actor_token_type: p.opt("actor_token_type"),
+        requested_token_type: p.opt("requested_token_type"),
+        audiences: p.all("audience"),
+        authorization_details: match p.opt("authorization_details") {
+            None => None,
+            Some(d) => Some(mandate_core::agents::parse_details(&d).ok_or_else(|| {
+                mandate_core::OAuthError::invalid_request(
+                    "authorization_details must be a JSON array of objects with a type",
+                )
+            })?),
+        },
     };
     let resp = grants::exchange(&s.provider, &t, &client, &req, &meta).await?;
     s.metrics

@@ -1,8 +1,10 @@
 //! Command implementations.
 
+pub mod agent;
 pub mod audit;
 pub mod client;
 pub mod keys;
+pub mod mandate;
 pub mod serve;
 pub mod tenant;
 pub mod user;
@@ -28,6 +30,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::User(c) => user::run(c, &open(location).await?, cli.json).await,
         Command::Client(c) => client::run(c, &open(location).await?, cli.json).await,
         Command::Audit(c) => audit::run(c, &open(location).await?, cli.json).await,
+        Command::Agent(c) => agent::run(c, &open(location).await?, cli.json).await,
+        Command::Mandate(c) => mandate::run(c, &open(location).await?, cli.json).await,
         Command::Keys(c) => {
             keys::run(
                 c,

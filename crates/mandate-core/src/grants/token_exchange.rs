@@ -1,0 +1,393 @@
+//! Token exchange (RFC 8693) for delegation: a registered agent exchanges a person's access
+//! token (or a delegated token it was handed) for a token that acts for that person under a
+//! mandate. `sub` stays the person, `act` names the agent (nesting earlier actors), `mandate`
+//! names the delegation. Every hop only narrows: scope = requested ∩ subject token ∩ mandate ∩
+//! agent ceiling; audiences within the mandate's resources (and the subject token's, for a
+//! further hop); lifetime within the mandate. A delegated token can never come back out as a
+//! plain user token; impersonation (no `act`) is not offered.
+
+use serde_json::{Map, Value, json};
+
+use super::TokenRequest;
+use crate::agents::{self, Agent, AgentStatus, Mandate};
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::error::{ErrorCode, OAuthError};
+use crate::introspect::access_token_claims;
+use crate::model::Client;
+use crate::provider::{Provider, TenantCtx};
+use crate::scope::Scope;
+use crate::tokens::{self, TokenResponse, TokenSubject};
+
+/// RFC 8693 §3 token type of an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Most agents in one chain, whatever a mandate allows.
+pub const MAX_CHAIN: usize = 5;
+
+fn invalid_target(why: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidTarget, why)
+}
+
+/// The claims of a valid access token of this issuer, or `invalid_request` (RFC 8693 §2.2.2).
+async fn token_claims(
+    p: &Provider,
+    t: &TenantCtx,
+    token: Option<&str>,
+    token_type: Option<&str>,
+    name: &str,
+) -> Result<Map<String, Value>, OAuthError> {
+    let token = token.ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))?;
+    if token_type != Some(ACCESS_TOKEN_TYPE) {
+        return Err(OAuthError::invalid_request(format!(
+            "{name}_type must be {ACCESS_TOKEN_TYPE}"
+        )));
+    }
+    access_token_claims(p, t, token).await?.ok_or_else(|| {
+        OAuthError::invalid_request(format!(
+            "the {name} is invalid, expired, revoked or not from this issuer"
+        ))
+    })
+}
+
+fn str_claim<'a>(c: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    c.get(k).and_then(Value::as_str)
+}
+
+fn audiences(c: &Map<String, Value>) -> Vec<String> {
+    match c.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// Pick the narrowest grant the request fits: scope, audiences and details, or the error.
+struct Granted {
+    scope: Scope,
+    audience: Vec<String>,
+    details: Vec<Value>,
+}
+
+fn attenuate(
+    t: &TenantCtx,
+    req: &TokenRequest,
+    subject: &Map<String, Value>,
+    mandate: &Mandate,
+    agent: &Agent,
+    further_hop: bool,
+) -> Result<Granted, OAuthError> {
+    let subject_scope =
+        Scope::parse(str_claim(subject, "scope").unwrap_or_default()).unwrap_or_default();
+    let ceiling = subject_scope
+        .intersect(&mandate.scope)
+        .intersect(&agent.scope_ceiling);
+    let scope = match req.scope.as_deref() {
+        Some(s) => {
+            let asked =
+                Scope::parse(s).ok_or_else(|| OAuthError::invalid_scope("malformed scope"))?;
+            if !asked.is_subset(&ceiling) {
+                return Err(OAuthError::invalid_scope(
+                    "the requested scope exceeds what the mandate, the subject token and the \
+                     agent allow",
+                ));
+            }
+            asked
+        }
+        None => ceiling,
+    };
+    // Audiences: requested (resource or audience) within the mandate's resources, and within the
+    // subject token's audiences on a further hop.
+    let mut asked: Vec<String> = req.resources.clone();
+    asked.extend(req.audiences.iter().cloned());
+    let subject_aud = audiences(subject);
+    let allowed = |a: &String| {
+        let in_mandate = if mandate.resources.is_empty() {
+            *a == t.issuer
+        } else {
+            mandate.resources.contains(a)
+        };
+        in_mandate && (!further_hop || subject_aud.contains(a))
+    };
+    let audience = if asked.is_empty() {
+        let base = if mandate.resources.is_empty() {
+            vec![t.issuer.clone()]
+        } else {
+            mandate.resources.clone()
+        };
+        let aud: Vec<String> = base
+            .into_iter()
+            .filter(|a| !further_hop || subject_aud.contains(a))
+            .collect();
+        if aud.is_empty() {
+            return Err(invalid_target(
+                "no resource is left that the mandate allows",
+            ));
+        }
+        aud
+    } else {
+        if let Some(bad) = asked.iter().find(|a| !allowed(a)) {
+            return Err(invalid_target(format!(
+                "the mandate does not cover the resource {bad}"
+            )));
+        }
+        asked.sort();
+        asked.dedup();
+        asked
+    };
+    // Authorization details: within the mandate's, and the subject token's on a further hop.
+    let subject_details: Vec<Value> = subject
+        .get("authorization_details")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let details = match &req.authorization_details {
+        Some(asked) => {
+            let within_mandate = agents::details_covered(&mandate.authorization_details, asked);
+            let within_subject = !further_hop || agents::details_covered(&subject_details, asked);
+            if !(within_mandate && within_subject) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidAuthorizationDetails,
+                    "the requested authorization_details exceed the mandate",
+                ));
+            }
+            asked.clone()
+        }
+        None if further_hop => subject_details,
+        None => mandate.authorization_details.clone(),
+    };
+    if scope.is_empty() && details.is_empty() {
+        return Err(OAuthError::invalid_scope(
+            "nothing is left to delegate: no scope or authorization detail the mandate, the \
+             subject token and the agent all allow",
+        ));
+    }
+    Ok(Granted {
+        scope,
+        audience,
+        details,
+    })
+}
+
+/// Run the exchange for the authenticated `client`, which must be an active agent.
+pub async fn exchange(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    req: &TokenRequest,
+    meta: &RequestMeta,
+) -> Result<TokenResponse, OAuthError> {
+    let now = p.now();
+    let agent = p
+        .store
+        .agent(t.id(), &client.client_id)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::unauthorized_client("only registered agents may exchange tokens")
+        })?;
+    if agent.status != AgentStatus::Active {
+        return Err(OAuthError::invalid_client(format!(
+            "the agent is {}",
+            agent.status.as_str()
+        )));
+    }
+    if let Some(rt) = req.requested_token_type.as_deref()
+        && rt != ACCESS_TOKEN_TYPE
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "requested_token_type {rt} is not supported"
+        )));
+    }
+    let subject = token_claims(
+        p,
+        t,
+        req.subject_token.as_deref(),
+        req.subject_token_type.as_deref(),
+        "subject_token",
+    )
+    .await?;
+    if req.actor_token.is_some() || req.actor_token_type.is_some() {
+        let actor = token_claims(
+            p,
+            t,
+            req.actor_token.as_deref(),
+            req.actor_token_type.as_deref(),
+            "actor_token",
+        )
+        .await?;
+        if str_claim(&actor, "client_id") != Some(&agent.id) {
+            return Err(OAuthError::invalid_request(
+                "the actor_token does not identify the authenticated agent",
+            ));
+        }
+    }
+    let user_id = str_claim(&subject, "sub").unwrap_or_default().to_string();
+    let prior_chain = agents::act_chain(subject.get("act"));
+    let further_hop = !prior_chain.is_empty();
+    let mandate = match (further_hop, str_claim(&subject, "mandate")) {
+        (false, None) => {
+            if str_claim(&subject, "client_id") == Some(user_id.as_str())
+                || p.store.user(t.id(), &user_id).await?.is_none()
+            {
+                return Err(OAuthError::invalid_request(
+                    "the subject_token does not represent a person",
+                ));
+            }
+            let mandates = p
+                .store
+                .active_mandates(t.id(), &user_id, &agent.id, now)
+                .await?;
+            // The newest mandate that covers the request.
+            let mut last_err =
+                OAuthError::invalid_request("no active mandate from this person to this agent");
+            let mut chosen = None;
+            for m in mandates {
+                match attenuate(t, req, &subject, &m, &agent, false) {
+                    Ok(g) => {
+                        chosen = Some((m, g));
+                        break;
+                    }
+                    Err(e) => last_err = e,
+                }
+            }
+            chosen.ok_or(last_err)?
+        }
+        (true, Some(mid)) => {
+            let m = p
+                .store
+                .mandate(t.id(), mid)
+                .await?
+                .filter(|m| m.is_active(now) && m.user_id == user_id)
+                .ok_or_else(|| {
+                    OAuthError::invalid_request("the subject_token's mandate is not in force")
+                })?;
+            if prior_chain.first() != Some(&agent.id) {
+                // A new hop: the mandate must allow one more agent.
+                let hops = prior_chain.len(); // agents after the first
+                if hops > m.max_delegation_depth as usize || hops + 1 > MAX_CHAIN {
+                    return Err(OAuthError::invalid_request(
+                        "the mandate does not allow delegating further",
+                    ));
+                }
+                if prior_chain.contains(&agent.id) {
+                    return Err(OAuthError::invalid_request(
+                        "an agent cannot appear twice in a delegation chain",
+                    ));
+                }
+            }
+            let g = attenuate(t, req, &subject, &m, &agent, true)?;
+            (m, g)
+        }
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "the subject_token carries a partial delegation",
+            ));
+        }
+    };
+    let (mandate, granted) = mandate;
+    let same_actor = prior_chain.first() == Some(&agent.id);
+    let act = if same_actor {
+        subject.get("act").cloned().unwrap_or(Value::Null)
+    } else {
+        let mut a = json!({"sub": agent.id});
+        if let Some(prev) = subject.get("act") {
+            a["act"] = prev.clone();
+        }
+        a
+    };
+    let ttl = p
+        .settings
+        .access_token_ttl
+        .min(mandate.max_token_lifetime)
+        .min(mandate.expires_at - now);
+    if ttl <= 0 {
+        return Err(OAuthError::invalid_request("the mandate has expired"));
+    }
+    let mut extra = Map::new();
+    extra.insert("act".into(), act);
+    extra.insert("mandate".into(), mandate.id.clone().into());
+    if !granted.details.is_empty() {
+        extra.insert(
+            "authorization_details".into(),
+            Value::Array(granted.details.clone()),
+        );
+    }
+    let subject_info = TokenSubject {
+        sub: user_id.clone(),
+        auth_time: subject.get("auth_time").and_then(Value::as_i64),
+        acr: str_claim(&subject, "acr").map(str::to_string),
+        amr: subject
+            .get("amr")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sid: None,
+    };
+    let at = tokens::access_token_with(
+        p,
+        t,
+        client,
+        &subject_info,
+        &granted.scope,
+        &granted.audience,
+        ttl,
+        extra,
+    )?;
+    let mut chain = vec![Principal::Agent {
+        id: agent.id.clone(),
+    }];
+    if !same_actor {
+        chain.extend(
+            prior_chain
+                .iter()
+                .map(|id| Principal::Agent { id: id.clone() }),
+        );
+    } else {
+        chain = prior_chain
+            .iter()
+            .map(|id| Principal::Agent { id: id.clone() })
+            .collect();
+    }
+    let scope_s = granted.scope.to_string();
+    let mut ev = AuditEvent::new(
+        t.id(),
+        EventKind::TokenExchanged,
+        Outcome::Success,
+        Principal::Agent {
+            id: agent.id.clone(),
+        },
+        meta,
+    )
+    .subject(Principal::User { id: user_id })
+    .client(client.client_id.clone())
+    .detail(json!({
+        "grant_type": crate::model::TOKEN_EXCHANGE,
+        "scope": scope_s,
+        "aud": at.audience,
+        "jti": at.jti,
+        "expires_at": at.expires_at,
+        "subject_token_jti": str_claim(&subject, "jti"),
+        "authorization_details": granted.details,
+        "hop": chain.len(),
+    }));
+    ev.act_chain = chain;
+    ev.mandate_id = Some(mandate.id.clone());
+    p.store.record(&ev).await?;
+    Ok(TokenResponse {
+        access_token: at.token,
+        token_type: "Bearer",
+        expires_in: at.expires_at - now,
+        refresh_token: None,
+        id_token: None,
+        scope: scope_s,
+        issued_token_type: Some(ACCESS_TOKEN_TYPE),
+        authorization_details: (!granted.details.is_empty())
+            .then_some(Value::Array(granted.details)),
+    })
+}

@@ -1,0 +1,292 @@
+//! The agent registry and mandates.
+
+use async_trait::async_trait;
+use mandate_core::StoreError;
+use mandate_core::agents::{Agent, AgentStatus, Mandate, MandateOrigin};
+use mandate_core::store::{AgentStore, MandateSelector, MandateStore, StoreResult};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::connect::SqlStore;
+use crate::error::{backend, on_insert};
+use crate::rows::{col, corrupt, flag, json_list, list, scope};
+
+const AGENT_COLUMNS: &str = "tenant_id, id, name, owner_user_id, provider, model, version, \
+     scope_ceiling, require_dpop, status, created_at, updated_at";
+
+const MANDATE_COLUMNS: &str = "tenant_id, id, user_id, agent_id, scope, authorization_details, \
+     resources, expires_at, max_token_lifetime, max_delegation_depth, approval_required, origin, \
+     created_at, revoked_at";
+
+fn agent(row: &AnyRow) -> Result<Agent, StoreError> {
+    let status: String = col(row, "status")?;
+    Ok(Agent {
+        tenant_id: col(row, "tenant_id")?,
+        id: col(row, "id")?,
+        name: col(row, "name")?,
+        owner_user_id: col(row, "owner_user_id")?,
+        provider: col(row, "provider")?,
+        model: col(row, "model")?,
+        version: col(row, "version")?,
+        scope_ceiling: scope(row, "scope_ceiling")?,
+        require_dpop: col::<i64>(row, "require_dpop")? != 0,
+        status: AgentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+fn mandate(row: &AnyRow) -> Result<Mandate, StoreError> {
+    let origin: String = col(row, "origin")?;
+    let details: String = col(row, "authorization_details")?;
+    let details: Value = serde_json::from_str(&details)
+        .map_err(|e| StoreError::Corrupt(format!("authorization_details: {e}")))?;
+    Ok(Mandate {
+        tenant_id: col(row, "tenant_id")?,
+        id: col(row, "id")?,
+        user_id: col(row, "user_id")?,
+        agent_id: col(row, "agent_id")?,
+        scope: scope(row, "scope")?,
+        authorization_details: details.as_array().cloned().unwrap_or_default(),
+        resources: list(row, "resources")?,
+        expires_at: col(row, "expires_at")?,
+        max_token_lifetime: col(row, "max_token_lifetime")?,
+        max_delegation_depth: u32::try_from(col::<i64>(row, "max_delegation_depth")?)
+            .map_err(|_| corrupt("max_delegation_depth", "out of range"))?,
+        approval_required: list(row, "approval_required")?,
+        origin: MandateOrigin::parse(&origin).ok_or_else(|| corrupt("origin", &origin))?,
+        created_at: col(row, "created_at")?,
+        revoked_at: col(row, "revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl AgentStore for SqlStore {
+    async fn create_agent(&self, a: &Agent) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO agents ({AGENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(&a.tenant_id)
+        .bind(&a.id)
+        .bind(&a.name)
+        .bind(a.owner_user_id.as_deref())
+        .bind(a.provider.as_deref())
+        .bind(a.model.as_deref())
+        .bind(a.version.as_deref())
+        .bind(a.scope_ceiling.to_string())
+        .bind(flag(a.require_dpop))
+        .bind(a.status.as_str())
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(on_insert("agent"))?;
+        Ok(())
+    }
+
+    async fn agent(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Agent>> {
+        sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(agent)
+        .transpose()
+    }
+
+    async fn list_agents(&self, tenant_id: &str) -> StoreResult<Vec<Agent>> {
+        sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(agent)
+        .collect()
+    }
+
+    async fn set_agent_status(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        status: AgentStatus,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE agents SET status = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND id = $2 AND status <> 'deleted'",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl MandateStore for SqlStore {
+    async fn create_mandate(&self, m: &Mandate) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO mandates ({MANDATE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(&m.tenant_id)
+        .bind(&m.id)
+        .bind(&m.user_id)
+        .bind(&m.agent_id)
+        .bind(m.scope.to_string())
+        .bind(Value::from(m.authorization_details.clone()).to_string())
+        .bind(json_list(m.resources.iter().map(String::as_str)))
+        .bind(m.expires_at)
+        .bind(m.max_token_lifetime)
+        .bind(i64::from(m.max_delegation_depth))
+        .bind(json_list(m.approval_required.iter().map(String::as_str)))
+        .bind(m.origin.as_str())
+        .bind(m.created_at)
+        .bind(m.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(on_insert("mandate"))?;
+        Ok(())
+    }
+
+    async fn mandate(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Mandate>> {
+        sqlx::query(&format!(
+            "SELECT {MANDATE_COLUMNS} FROM mandates WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(mandate)
+        .transpose()
+    }
+
+    async fn active_mandates(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        agent_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<Mandate>> {
+        sqlx::query(&format!(
+            "SELECT {MANDATE_COLUMNS} FROM mandates WHERE tenant_id = $1 AND user_id = $2 \
+             AND agent_id = $3 AND revoked_at IS NULL AND expires_at > $4 \
+             ORDER BY created_at DESC, id"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(agent_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(mandate)
+        .collect()
+    }
+
+    async fn user_mandates(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<Mandate>> {
+        sqlx::query(&format!(
+            "SELECT {MANDATE_COLUMNS} FROM mandates WHERE tenant_id = $1 AND user_id = $2 \
+             ORDER BY created_at DESC, id"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(mandate)
+        .collect()
+    }
+
+    async fn revoke_mandates(
+        &self,
+        tenant_id: &str,
+        which: MandateSelector<'_>,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        let (column, key) = match which {
+            MandateSelector::One(id) => ("id", id),
+            MandateSelector::Agent(a) => ("agent_id", a),
+            MandateSelector::User(u) => ("user_id", u),
+        };
+        let rows = sqlx::query(&format!(
+            "UPDATE mandates SET revoked_at = $3 WHERE tenant_id = $1 AND {column} = $2 \
+             AND revoked_at IS NULL RETURNING id"
+        ))
+        .bind(tenant_id)
+        .bind(key)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("id").map_err(backend))
+            .collect()
+    }
+
+    async fn delegation_inactive(
+        &self,
+        tenant_id: &str,
+        agents: &[String],
+        mandate: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        if agents.is_empty() && mandate.is_none() {
+            return Ok(false);
+        }
+        let mut branches = Vec::new();
+        let mut n = 1;
+        if !agents.is_empty() {
+            let list: Vec<String> = (0..agents.len()).map(|i| format!("${}", i + 2)).collect();
+            n += agents.len();
+            branches.push(format!(
+                "SELECT 1 AS dead FROM agents WHERE tenant_id = $1 AND id IN ({}) \
+                 AND status <> 'active'",
+                list.join(", ")
+            ));
+        }
+        if mandate.is_some() {
+            branches.push(format!(
+                "SELECT 1 AS dead FROM mandates WHERE tenant_id = $1 AND id = ${} \
+                 AND (revoked_at IS NOT NULL OR expires_at <= ${})",
+                n + 1,
+                n + 2
+            ));
+            // A token naming a mandate that does not exist is dead too.
+            branches.push(format!(
+                "SELECT 1 AS dead WHERE NOT EXISTS (SELECT 1 FROM mandates \
+                 WHERE tenant_id = $1 AND id = ${})",
+                n + 1
+            ));
+        }
+        let sql = format!("{} LIMIT 1", branches.join(" UNION ALL "));
+        let mut q = sqlx::query(&sql).bind(tenant_id);
+        for a in agents {
+            q = q.bind(a);
+        }
+        if let Some(m) = mandate {
+            q = q.bind(m).bind(now);
+        }
+        Ok(q.fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .is_some())
+    }
+}
