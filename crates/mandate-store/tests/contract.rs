@@ -189,6 +189,7 @@ contract!(
     audit_chain_concurrent_writers,
     audit_query,
     audit_erasure,
+    agents_and_mandates,
     purge,
     reopen,
 );
@@ -1514,6 +1515,174 @@ async fn audit_erasure(db: &Db) {
     assert!(!s.erase_user("t1", &ada, NOW + 6).await.unwrap());
 }
 
+/// Agents and mandates round-trip; status changes, revocation selectors and the one-query
+/// liveness check of a delegated token behave on both backends.
+async fn agents_and_mandates(db: &Db) {
+    use mandate_core::agents::{Agent, AgentStatus, Mandate, MandateOrigin};
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let agent = |id: &str| Agent {
+        tenant_id: "t1".into(),
+        id: id.into(),
+        name: format!("Agent {id}"),
+        owner_user_id: Some("u1".into()),
+        provider: Some("Acme".into()),
+        model: None,
+        version: Some("1".into()),
+        scope_ceiling: Scope::parse("calendar.read calendar.write").unwrap(),
+        require_dpop: id == "a2",
+        status: AgentStatus::Active,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    for id in ["a1", "a2"] {
+        s.create_agent(&agent(id)).await.unwrap();
+    }
+    assert!(is_conflict(s.create_agent(&agent("a1")).await));
+    assert_eq!(s.agent("t1", "a2").await.unwrap(), Some(agent("a2")));
+    assert_eq!(s.list_agents("t1").await.unwrap().len(), 2);
+    let mandate = |id: &str, user: &str, agent: &str, expires_at: i64| Mandate {
+        tenant_id: "t1".into(),
+        id: id.into(),
+        user_id: user.into(),
+        agent_id: agent.into(),
+        scope: Scope::parse("calendar.read").unwrap(),
+        authorization_details: vec![json!({"type": "calendar", "actions": ["read"]})],
+        resources: vec!["https://cal.example".into()],
+        expires_at,
+        max_token_lifetime: 300,
+        max_delegation_depth: 1,
+        approval_required: vec!["delete".into()],
+        origin: MandateOrigin::Api,
+        created_at: NOW,
+        revoked_at: None,
+    };
+    s.create_mandate(&mandate("m1", "u1", "a1", NOW + 3600))
+        .await
+        .unwrap();
+    s.create_mandate(&mandate("m2", "u1", "a2", NOW + 3600))
+        .await
+        .unwrap();
+    s.create_mandate(&mandate("m3", "u2", "a1", NOW + 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.mandate("t1", "m1").await.unwrap(),
+        Some(mandate("m1", "u1", "a1", NOW + 3600))
+    );
+    let active = s.active_mandates("t1", "u1", "a1", NOW).await.unwrap();
+    assert_eq!(
+        active.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec!["m1"]
+    );
+    assert!(
+        s.active_mandates("t1", "u2", "a1", NOW + 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "expired"
+    );
+    assert_eq!(s.user_mandates("t1", "u1").await.unwrap().len(), 2);
+    let chain = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Liveness: all in force; unknown mandate; expired mandate; suspended agent.
+    assert!(
+        !s.delegation_inactive("t1", &chain(&["a1"]), Some("m1"), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.delegation_inactive("t1", &chain(&["a2", "a1"]), Some("m1"), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.delegation_inactive("t1", &chain(&["a1"]), Some("nope"), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.delegation_inactive("t1", &chain(&["a1"]), Some("m3"), NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_agent_status("t1", "a2", AgentStatus::Suspended, NOW + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.delegation_inactive("t1", &chain(&["a2", "a1"]), Some("m1"), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.delegation_inactive("t1", &chain(&["a1"]), Some("m1"), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.delegation_inactive("t2", &chain(&["a1"]), Some("m1"), NOW)
+            .await
+            .unwrap(),
+        "tenants apart"
+    );
+    assert!(
+        s.set_agent_status("t1", "a2", AgentStatus::Active, NOW + 2)
+            .await
+            .unwrap()
+    );
+    // Revocation selectors revoke only what is still in force, once.
+    assert_eq!(
+        s.revoke_mandates("t1", MandateSelector::One("m1"), NOW + 5)
+            .await
+            .unwrap(),
+        vec!["m1".to_string()]
+    );
+    assert!(
+        s.revoke_mandates("t1", MandateSelector::One("m1"), NOW + 6)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.delegation_inactive("t1", &chain(&["a1"]), Some("m1"), NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.revoke_mandates("t1", MandateSelector::Agent("a1"), NOW + 7)
+            .await
+            .unwrap(),
+        vec!["m3".to_string()]
+    );
+    assert_eq!(
+        s.revoke_mandates("t1", MandateSelector::User("u1"), NOW + 8)
+            .await
+            .unwrap(),
+        vec!["m2".to_string()]
+    );
+    assert_eq!(
+        s.mandate("t1", "m1").await.unwrap().unwrap().revoked_at,
+        Some(NOW + 5)
+    );
+    // Deleted is final.
+    assert!(
+        s.set_agent_status("t1", "a1", AgentStatus::Deleted, NOW + 9)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_agent_status("t1", "a1", AgentStatus::Active, NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_agent_status("t1", "zz", AgentStatus::Active, NOW + 10)
+            .await
+            .unwrap()
+    );
+}
+
 async fn purge(db: &Db) {
     let s = db.s();
     make_tenant(s, "t1").await;
@@ -1620,7 +1789,7 @@ async fn reopen(db: &Db) {
         .await
         .unwrap()
         .get("n");
-    assert_eq!(migrations, 3, "every migration applied exactly once");
+    assert_eq!(migrations, 4, "every migration applied exactly once");
     if s.backend() == Backend::Sqlite {
         let mode: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(&mut raw)
