@@ -339,21 +339,13 @@ pub async fn exchange(
         ttl,
         extra,
     )?;
-    let mut chain = vec![Principal::Agent {
-        id: agent.id.clone(),
-    }];
-    if !same_actor {
-        chain.extend(
-            prior_chain
-                .iter()
-                .map(|id| Principal::Agent { id: id.clone() }),
-        );
-    } else {
-        chain = prior_chain
-            .iter()
-            .map(|id| Principal::Agent { id: id.clone() })
-            .collect();
-    }
+    // The audit chain mirrors `act`: the new actor first, unless it already held the token.
+    let new_actor = (!same_actor).then(|| agent.id.clone());
+    let chain: Vec<Principal> = new_actor
+        .into_iter()
+        .chain(prior_chain.iter().cloned())
+        .map(|id| Principal::Agent { id })
+        .collect();
     let scope_s = granted.scope.to_string();
     let mut ev = AuditEvent::new(
         t.id(),
