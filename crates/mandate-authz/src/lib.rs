@@ -52,6 +52,7 @@ mod engine;
 mod error;
 mod hash;
 mod model;
+pub mod policy;
 mod store;
 mod tuple;
 
@@ -63,6 +64,9 @@ pub use error::{AuthzError, ModelError, TupleError};
 pub use model::{
     AuthorizationModel, ConditionDef, ConditionParamType, RelationDef, RestrictionKind,
     SCHEMA_VERSION, TypeDef, TypeRestriction, Userset,
+};
+pub use policy::{
+    PolicyContext, PolicyDecision, PolicyEntity, PolicyError, PolicyRequest, TenantPolicy,
 };
 pub use store::{Layered, MemoryTuples, ReadFilter, TupleReader};
 pub use tuple::{
