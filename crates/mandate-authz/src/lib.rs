@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod check;
+pub mod decision;
 mod dsl;
 mod engine;
 mod error;
@@ -57,6 +58,7 @@ mod store;
 mod tuple;
 
 pub use check::ResolutionLimits;
+pub use decision::{Decision, DecisionRequest, Part, Reason, decide};
 pub use engine::{
     CheckRequest, Engine, ExpandKind, ExpandNode, ListObjectsRequest, ListUsersRequest, UserFilter,
 };
