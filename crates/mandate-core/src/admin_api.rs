@@ -7,8 +7,8 @@
 use serde_json::{Value, json};
 
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::dpop_use::{Presented, resource_claims};
 use crate::error::{ErrorCode, OAuthError};
-use crate::introspect::access_token_claims;
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{AuditQuery, AuditRecord};
 
@@ -53,11 +53,17 @@ async fn deny(
 pub async fn authenticate(
     p: &Provider,
     t: &TenantCtx,
-    token: Option<&str>,
+    token: Option<&Presented<'_>>,
     meta: &RequestMeta,
 ) -> Result<AdminCaller, OAuthError> {
     let claims = match token {
-        Some(tok) => access_token_claims(p, t, tok).await?,
+        Some(tok) => match resource_claims(p, t, tok).await {
+            Ok(c) => c,
+            Err(e) if e.code != ErrorCode::ServerError => {
+                return Err(deny(p, t, meta, Principal::Anonymous, None, e).await);
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     let Some(claims) = claims else {

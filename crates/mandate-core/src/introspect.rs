@@ -121,7 +121,11 @@ pub async fn introspect(
     Ok(match resolve(p, t, token, hint).await? {
         Resolved::Access(mut claims) => {
             claims.insert("active".into(), true.into());
-            claims.insert("token_type".into(), "Bearer".into());
+            let bound = claims.get("cnf").is_some_and(|c| c.get("jkt").is_some());
+            claims.insert(
+                "token_type".into(),
+                if bound { "DPoP" } else { "Bearer" }.into(),
+            );
             // A delegated token: the acting agent's metadata (the `act` claim stays as is).
             if let Some(agent_id) = crate::agents::act_chain(claims.get("act")).first()
                 && let Some(agent) = p.store.agent(t.id(), agent_id).await?

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod authorize;
 pub mod client_auth;
 pub mod dpop;
+pub mod dpop_use;
 pub mod error;
 pub mod grants;
 pub mod introspect;

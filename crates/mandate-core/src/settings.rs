@@ -18,6 +18,8 @@ pub struct Settings {
     pub clock_skew: i64,
     /// Longest lifetime accepted for a client assertion (`exp - now`). Default 10 minutes.
     pub max_assertion_lifetime: i64,
+    /// Require a server-issued `DPoP-Nonce` in DPoP proofs (RFC 9449 §8). Default off.
+    pub dpop_require_nonce: bool,
 }
 
 impl Default for Settings {
@@ -30,6 +32,7 @@ impl Default for Settings {
             session_ttl: 12 * 3600,
             clock_skew: 60,
             max_assertion_lifetime: 600,
+            dpop_require_nonce: false,
         }
     }
 }

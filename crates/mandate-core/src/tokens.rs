@@ -39,6 +39,19 @@ pub struct TokenSubject {
     pub acr: Option<String>,
     pub amr: Vec<String>,
     pub sid: Option<String>,
+    /// RFC 9449: the thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
+    pub cnf_jkt: Option<String>,
+}
+
+impl TokenSubject {
+    /// RFC 9449 §5: `DPoP` for a key-bound access token, else `Bearer`.
+    pub fn token_type(&self) -> &'static str {
+        if self.cnf_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
 }
 
 /// A freshly signed access token and the facts audit and storage need about it.
@@ -121,6 +134,9 @@ pub fn access_token_with(
     }
     if let Some(sid) = &subject.sid {
         c.insert("sid".into(), sid.clone().into());
+    }
+    if let Some(jkt) = &subject.cnf_jkt {
+        c.insert("cnf".into(), json!({ "jkt": jkt }));
     }
     c.extend(extra);
     let key = t

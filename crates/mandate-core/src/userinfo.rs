@@ -2,13 +2,17 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::dpop_use::{Presented, resource_claims};
 use crate::error::{ErrorCode, OAuthError};
-use crate::introspect::access_token_claims;
 use crate::provider::{Provider, TenantCtx};
 
 /// Claims for a bearer access token; errors are RFC 6750 codes.
-pub async fn userinfo(p: &Provider, t: &TenantCtx, token: &str) -> Result<Value, OAuthError> {
-    let claims = access_token_claims(p, t, token).await?.ok_or_else(|| {
+pub async fn userinfo(
+    p: &Provider,
+    t: &TenantCtx,
+    token: &Presented<'_>,
+) -> Result<Value, OAuthError> {
+    let claims = resource_claims(p, t, token).await?.ok_or_else(|| {
         OAuthError::invalid_token("the access token is invalid, expired or revoked")
     })?;
     let aud_ok = match claims.get("aud") {

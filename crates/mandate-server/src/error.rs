@@ -76,7 +76,12 @@ impl IntoResponse for ApiError {
 
 /// RFC 6750 §3 error for a protected resource (userinfo).
 pub fn bearer_error(e: OAuthError) -> ApiError {
-    let mut challenge = String::from("Bearer");
+    // RFC 9449 §7.1: proof problems at a resource are 401 with a DPoP challenge.
+    let dpop = matches!(
+        e.code,
+        ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce
+    );
+    let mut challenge = String::from(if dpop { "DPoP" } else { "Bearer" });
     if e.code != ErrorCode::InvalidRequest || e.description.is_some() {
         challenge.push_str(&format!(" error=\"{}\"", e.code.as_str()));
         if let Some(d) = &e.description {
@@ -86,7 +91,7 @@ pub fn bearer_error(e: OAuthError) -> ApiError {
     ApiError {
         error: e,
         challenge: Some(challenge),
-        status: None,
+        status: dpop.then_some(StatusCode::UNAUTHORIZED),
     }
 }
 

@@ -2,6 +2,7 @@
 //! render the result. No protocol rule lives here.
 
 mod admin;
+mod bearer;
 mod client_ip;
 mod cookies;
 mod cors;

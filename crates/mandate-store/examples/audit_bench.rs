@@ -6,7 +6,9 @@
 //! cargo run --release -p mandate-store --example audit_bench -- postgres 64 5 0
 //! ```
 //! Arguments: backend (`sqlite` or `postgres`), concurrent writers, seconds of append load,
-//! records to verify (0: skip; the log is first filled to that size).
+//! records to verify (0: skip; the log is first filled to that size), and optionally a name
+//! under which the database is kept for the next run (a file in the temp directory, or a
+//! PostgreSQL schema), so that repeated verify runs need not refill a million records.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use mandate_core::audit::chain::{VERIFY_PAGE, verify_stored};
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Personal, Principal};
-use mandate_core::store::AuditSink;
+use mandate_core::store::{AuditLog, AuditSink};
 use mandate_store::SqlStore;
 
 /// A typical token_issued record: actor, subject, act chain, detail and personal data.
@@ -86,19 +88,25 @@ async fn main() {
     let writers: u64 = arg(1, "64").parse().expect("writers");
     let secs: u64 = arg(2, "5").parse().expect("seconds");
     let verify_n: u64 = arg(3, "0").parse().expect("records to verify");
-    let dir = std::env::temp_dir().join(format!("mandate_audit_bench_{}", std::process::id()));
+    let keep = args.get(4).cloned();
+    let name = keep
+        .clone()
+        .unwrap_or_else(|| format!("mandate_audit_bench_{}", std::process::id()));
+    let dir = std::env::temp_dir().join(&name);
     let url = match backend.as_str() {
         "sqlite" => {
             std::fs::create_dir_all(&dir).expect("temp dir");
             format!("sqlite://{}", dir.join("bench.db").display())
         }
-        "postgres" => format!(
-            "postgres://postgres@127.0.0.1:5432/test?schema=audit_bench_{}",
-            std::process::id()
-        ),
+        "postgres" => format!("postgres://postgres@127.0.0.1:5432/test?schema={name}"),
         other => panic!("unknown backend {other}"),
     };
     let store = Arc::new(SqlStore::connect(&url).await.expect("connect"));
+    let before = store
+        .audit_head("bench")
+        .await
+        .expect("head")
+        .map_or(0, |h| h.seq as u64);
     let (n, took) = load(&store, writers, secs, u64::MAX).await;
     println!(
         "{backend}: append {n} records with {writers} writers in {:.2} s: {:.0} records/s",
@@ -106,8 +114,8 @@ async fn main() {
         n as f64 / took.as_secs_f64()
     );
     if verify_n > 0 {
-        if n < verify_n {
-            load(&store, 256, 3600, verify_n - n).await;
+        if before + n < verify_n {
+            load(&store, 256, 3600, verify_n - before - n).await;
         }
         let start = Instant::now();
         let report = verify_stored(store.as_ref(), "bench", None, VERIFY_PAGE)
@@ -123,5 +131,7 @@ async fn main() {
         );
     }
     store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

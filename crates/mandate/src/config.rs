@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Refresh token lifetime in seconds [default: 2592000].
     #[arg(long, env = "MANDATE_REFRESH_TOKEN_TTL")]
     pub refresh_token_ttl: Option<i64>,
+    /// Require a server nonce (`DPoP-Nonce`) in DPoP proofs (RFC 9449 §8).
+    #[arg(long, env = "MANDATE_DPOP_REQUIRE_NONCE")]
+    pub dpop_require_nonce: Option<bool>,
     /// Browser session lifetime in seconds [default: 43200].
     #[arg(long, env = "MANDATE_SESSION_TTL")]
     pub session_ttl: Option<i64>,
@@ -86,6 +89,7 @@ pub struct FileConfig {
     pub code_ttl: Option<i64>,
     pub refresh_token_ttl: Option<i64>,
     pub session_ttl: Option<i64>,
+    pub dpop_require_nonce: Option<bool>,
     pub cache_ttl_ms: Option<u64>,
     pub log_format: Option<String>,
 }
@@ -204,6 +208,10 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         s.refresh_token_ttl,
     );
     s.session_ttl = pick(a.session_ttl, f.session_ttl, s.session_ttl);
+    s.dpop_require_nonce = a
+        .dpop_require_nonce
+        .or(f.dpop_require_nonce)
+        .unwrap_or(s.dpop_require_nonce);
     for (name, v) in [
         ("access token", s.access_token_ttl),
         ("ID token", s.id_token_ttl),

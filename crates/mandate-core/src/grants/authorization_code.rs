@@ -98,6 +98,7 @@ pub async fn exchange(
         acr: Some(rec.acr.clone()),
         amr: rec.amr.clone(),
         sid: rec.sid.clone(),
+        cnf_jkt: req.dpop_jkt.clone(),
     };
     let at = tokens::access_token(p, t, client, &subject, &rec.scope, &audience)?;
     p.store
@@ -144,7 +145,7 @@ pub async fn exchange(
     Ok(TokenResponse {
         expires_in: at.expires_at - p.now(),
         access_token: at.token,
-        token_type: "Bearer",
+        token_type: subject.token_type(),
         refresh_token: refresh,
         id_token,
         scope,

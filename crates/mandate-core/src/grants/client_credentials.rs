@@ -48,6 +48,7 @@ pub async fn exchange(
         acr: None,
         amr: vec![],
         sid: None,
+        cnf_jkt: req.dpop_jkt.clone(),
     };
     let at = tokens::access_token(p, t, client, &subject, &scope, &audience)?;
     let scope_s = scope.to_string();
@@ -68,7 +69,7 @@ pub async fn exchange(
     Ok(TokenResponse {
         expires_in: at.expires_at - p.now(),
         access_token: at.token,
-        token_type: "Bearer",
+        token_type: subject.token_type(),
         refresh_token: None,
         id_token: None,
         scope: scope_s,

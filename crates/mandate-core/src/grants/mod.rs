@@ -35,6 +35,10 @@ pub struct TokenRequest {
     pub audiences: Vec<String>,
     /// RFC 9396 `authorization_details`, parsed.
     pub authorization_details: Option<Vec<serde_json::Value>>,
+    /// RFC 9449: the one `DPoP` header's proof, if sent.
+    pub dpop_proof: Option<String>,
+    /// Set by [`exchange`] once the proof verified: the key the access token is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Run the grant the request names.
@@ -54,6 +58,12 @@ pub async fn exchange(
             )
         })?,
     };
+    let mut req = req.clone();
+    req.dpop_jkt = match &req.dpop_proof {
+        None => None,
+        Some(proof) => Some(crate::dpop_use::token_endpoint_proof(p, t, proof).await?),
+    };
+    let req = &req;
     if !client.allows_grant(grant) {
         return Err(OAuthError::unauthorized_client(format!(
             "client is not allowed the {} grant",

@@ -80,6 +80,7 @@ pub async fn exchange(
         acr: Some(rec.acr.clone()).filter(|a| !a.is_empty()),
         amr: rec.amr.clone(),
         sid: rec.sid.clone(),
+        cnf_jkt: req.dpop_jkt.clone(),
     };
     let at = tokens::access_token(p, t, client, &subject, &scope, &audience)?;
     p.store
@@ -123,7 +124,7 @@ pub async fn exchange(
     Ok(TokenResponse {
         expires_in: at.expires_at - p.now(),
         access_token: at.token,
-        token_type: "Bearer",
+        token_type: subject.token_type(),
         refresh_token: Some(new_value),
         id_token,
         scope: scope_s,

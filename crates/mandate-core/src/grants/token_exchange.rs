@@ -193,6 +193,12 @@ pub async fn exchange(
             agent.status.as_str()
         )));
     }
+    if agent.require_dpop && req.dpop_jkt.is_none() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this agent must present a DPoP proof (RFC 9449)",
+        ));
+    }
     if let Some(rt) = req.requested_token_type.as_deref()
         && rt != ACCESS_TOKEN_TYPE
     {
@@ -328,6 +334,7 @@ pub async fn exchange(
             })
             .unwrap_or_default(),
         sid: None,
+        cnf_jkt: req.dpop_jkt.clone(),
     };
     let at = tokens::access_token_with(
         p,
@@ -373,7 +380,7 @@ pub async fn exchange(
     p.store.record(&ev).await?;
     Ok(TokenResponse {
         access_token: at.token,
-        token_type: "Bearer",
+        token_type: subject_info.token_type(),
         expires_in: at.expires_at - now,
         refresh_token: None,
         id_token: None,

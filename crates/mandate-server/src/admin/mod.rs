@@ -3,14 +3,14 @@
 
 pub mod audit;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use mandate_core::admin_api::{self, AdminCaller};
 
+use crate::bearer::{PresentedToken, public_uri};
 use crate::client_ip::Meta;
 use crate::error::{ApiError, bearer_error};
-use crate::oidc::userinfo::header_token;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -27,8 +27,13 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
         let tenant = Tenant::from_request_parts(parts, s).await?;
         let Ok(meta) = Meta::from_request_parts(parts, s).await;
-        let token = header_token(&parts.headers).map_err(IntoResponse::into_response)?;
-        let caller = admin_api::authenticate(&s.provider, &tenant.0, token.as_deref(), &meta.0)
+        let token =
+            PresentedToken::from_headers(&parts.headers).map_err(IntoResponse::into_response)?;
+        let Ok(OriginalUri(original)) = OriginalUri::from_request_parts(parts, s).await;
+        let uri = public_uri(&s.config.public_url, &original);
+        let method = parts.method.as_str().to_string();
+        let presented = token.as_ref().map(|t| t.presented(&method, &uri));
+        let caller = admin_api::authenticate(&s.provider, &tenant.0, presented.as_ref(), &meta.0)
             .await
             .map_err(|e| {
                 let mut err = bearer_error(e);

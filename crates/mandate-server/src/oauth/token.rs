@@ -35,6 +35,8 @@ pub async fn token(
         actor_token_type: p.opt("actor_token_type"),
         requested_token_type: p.opt("requested_token_type"),
         audiences: p.all("audience"),
+        dpop_proof: dpop_header(&headers)?,
+        dpop_jkt: None,
         authorization_details: match p.opt("authorization_details") {
             None => None,
             Some(d) => Some(mandate_core::agents::parse_details(&d).ok_or_else(|| {
@@ -44,7 +46,17 @@ pub async fn token(
             })?),
         },
     };
-    let resp = grants::exchange(&s.provider, &t, &client, &req, &meta).await?;
+    let nonce = mandate_core::dpop_use::nonce(&s.provider, &t);
+    let resp = match grants::exchange(&s.provider, &t, &client, &req, &meta).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = ApiError::from(e).into_response();
+            if let Some(n) = nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+                r.headers_mut().insert("dpop-nonce", n);
+            }
+            return Ok(r);
+        }
+    };
     s.metrics
         .token_issued(req.grant_type.as_deref().unwrap_or_default());
     let mut r = Json(resp).into_response();
@@ -52,5 +64,27 @@ pub async fn token(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Some(n) = nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+        r.headers_mut().insert("dpop-nonce", n);
+    }
     Ok(r)
+}
+
+/// The `DPoP` header's proof, if any; more than one is `invalid_dpop_proof` (RFC 9449 §4.3).
+fn dpop_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if headers.get("dpop").is_none() {
+        return Ok(None);
+    }
+    let values = headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""));
+    mandate_core::dpop::single_proof(values)
+        .map(|p| Some(p.to_string()))
+        .map_err(|e| {
+            ApiError::from(mandate_core::OAuthError::new(
+                mandate_core::ErrorCode::InvalidDpopProof,
+                e.to_string(),
+            ))
+        })
 }

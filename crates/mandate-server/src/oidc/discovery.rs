@@ -33,6 +33,8 @@ fn metadata(t: &TenantCtx) -> Value {
         "end_session_endpoint": t.url("/logout"),
         "scopes_supported": STANDARD_SCOPES,
         "response_types_supported": ["code"],
+        "dpop_signing_alg_values_supported":
+            mandate_core::dpop::DpopConfig::default().alg_names(),
         "response_modes_supported": ["query"],
         "grant_types_supported": [
             "authorization_code",

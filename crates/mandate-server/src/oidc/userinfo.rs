@@ -1,37 +1,25 @@
-//! `GET|POST {issuer}/userinfo` (OIDC Core §5.3) with RFC 6750 bearer tokens: the header, or
-//! `access_token` in a form body; never in the query.
+//! `GET|POST {issuer}/userinfo` (OIDC Core §5.3) with RFC 6750 bearer tokens (the header, or
+//! `access_token` in a form body; never in the query) or RFC 9449 DPoP-bound tokens.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use mandate_core::dpop::Scheme;
 use mandate_core::{OAuthError, userinfo};
 
+use crate::bearer::PresentedToken;
 use crate::error::{ApiError, bearer_error};
 use crate::params::{self, Params};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
-pub(crate) fn header_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => Ok(None),
-        Some(v) if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") => {
-            Ok(Some(v[7..].trim().to_string()))
-        }
-        Some(_) => Err(bearer_error(OAuthError::invalid_request(
-            "unsupported authorization scheme",
-        ))),
-    }
-}
-
 async fn answer(
     s: &AppState,
     t: &mandate_core::TenantCtx,
-    token: Option<String>,
+    token: Option<PresentedToken>,
+    method: &str,
 ) -> Result<Response, ApiError> {
     let Some(token) = token else {
         return Err(ApiError {
@@ -40,7 +28,8 @@ async fn answer(
             status: None,
         });
     };
-    let claims = userinfo::userinfo(&s.provider, t, &token)
+    let uri = t.url("/userinfo");
+    let claims = userinfo::userinfo(&s.provider, t, &token.presented(method, &uri))
         .await
         .map_err(bearer_error)?;
     Ok(Json(claims).into_response())
@@ -51,7 +40,7 @@ pub async fn userinfo_get(
     Tenant(t): Tenant,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    answer(&s, &t, header_token(&headers)?).await
+    answer(&s, &t, PresentedToken::from_headers(&headers)?, "GET").await
 }
 
 pub async fn userinfo_post(
@@ -60,9 +49,15 @@ pub async fn userinfo_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let from_header = header_token(&headers)?;
+    let from_header = PresentedToken::from_headers(&headers)?;
     let from_body = if params::is_form(&headers) {
-        Params::parse(&body)?.opt("access_token")
+        Params::parse(&body)?
+            .opt("access_token")
+            .map(|token| PresentedToken {
+                scheme: Scheme::Bearer,
+                token,
+                proof: None,
+            })
     } else {
         None
     };
@@ -71,5 +66,5 @@ pub async fn userinfo_post(
             "access token sent twice",
         )));
     }
-    answer(&s, &t, from_header.or(from_body)).await
+    answer(&s, &t, from_header.or(from_body), "POST").await
 }

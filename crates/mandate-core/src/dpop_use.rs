@@ -1,0 +1,127 @@
+//! Applying DPoP (RFC 9449, verification in [`crate::dpop`]) where tokens are issued and used:
+//! a proof at the token endpoint binds the new access token to its key (`cnf.jkt`); a bound
+//! token is accepted at a resource only with the `DPoP` scheme and a fresh proof by that key
+//! for that request and token. Proof `jti`s are remembered until the proof would be too old.
+
+use serde_json::{Map, Value};
+
+use crate::dpop::{self, DpopConfig, DpopError, Endpoint, ExpectedNonce, ProofRequest, Scheme};
+use crate::error::{ErrorCode, OAuthError};
+use crate::introspect::access_token_claims;
+use crate::provider::{Provider, TenantCtx};
+
+fn refused(e: &DpopError, at: Endpoint) -> OAuthError {
+    let code = match e.error_code(at) {
+        "use_dpop_nonce" => ErrorCode::UseDpopNonce,
+        "invalid_grant" => ErrorCode::InvalidGrant,
+        "invalid_token" => ErrorCode::InvalidToken,
+        _ => ErrorCode::InvalidDpopProof,
+    };
+    OAuthError::new(code, e.to_string())
+}
+
+/// A fresh server nonce for the `DPoP-Nonce` header, when the tenant requires nonces.
+pub fn nonce(p: &Provider, t: &TenantCtx) -> Option<String> {
+    p.settings
+        .dpop_require_nonce
+        .then(|| dpop::new_nonce(&t.tenant.secret_key, p.now()))
+}
+
+async fn verify(
+    p: &Provider,
+    t: &TenantCtx,
+    proof: &str,
+    req: ProofRequest<'_>,
+    at: Endpoint,
+) -> Result<dpop::VerifiedProof, OAuthError> {
+    let secret = t.tenant.secret_key.clone();
+    // Nonces are required at the token endpoint only: resources do not hand them out (yet).
+    let req = if p.settings.dpop_require_nonce && at == Endpoint::Token {
+        req.with_nonce(ExpectedNonce::Stateless {
+            secret: &secret,
+            max_age: dpop::DEFAULT_NONCE_MAX_AGE,
+        })
+    } else {
+        req
+    };
+    let v = dpop::verify_proof(proof, &req, p.now(), &DpopConfig::default())
+        .map_err(|e| refused(&e, at))?;
+    if !p
+        .store
+        .first_use(t.id(), &v.replay_key(), v.replay_until)
+        .await?
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the DPoP proof was already used",
+        ));
+    }
+    Ok(v)
+}
+
+/// Verify a token request's proof (`POST` to the token endpoint); returns the key thumbprint
+/// to bind the access token to.
+pub async fn token_endpoint_proof(
+    p: &Provider,
+    t: &TenantCtx,
+    proof: &str,
+) -> Result<String, OAuthError> {
+    let uri = t.url("/token");
+    let v = verify(
+        p,
+        t,
+        proof,
+        ProofRequest::new("POST", &uri),
+        Endpoint::Token,
+    )
+    .await?;
+    Ok(v.jkt)
+}
+
+/// An access token as presented to a resource of this server.
+#[derive(Debug, Clone)]
+pub struct Presented<'a> {
+    pub scheme: Scheme,
+    pub token: &'a str,
+    /// The `DPoP` header, if any.
+    pub proof: Option<&'a str>,
+    pub method: &'a str,
+    /// The absolute URI of the request as the server is published.
+    pub uri: &'a str,
+}
+
+/// The claims of a valid access token presented to one of this server's resources, enforcing
+/// its DPoP binding: a bound token needs the `DPoP` scheme and a proof by its key for this
+/// request; an unbound token must come as `Bearer`. `None`: invalid, expired or revoked.
+pub async fn resource_claims(
+    p: &Provider,
+    t: &TenantCtx,
+    presented: &Presented<'_>,
+) -> Result<Option<Map<String, Value>>, OAuthError> {
+    let Some(claims) = access_token_claims(p, t, presented.token).await? else {
+        return Ok(None);
+    };
+    let bound = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
+    match (bound, presented.scheme) {
+        (None, Scheme::Bearer) => Ok(Some(claims)),
+        (None, Scheme::DPoP) => Err(OAuthError::invalid_token(
+            "the access token is not DPoP-bound: present it as a Bearer token",
+        )),
+        (Some(_), Scheme::Bearer) => Err(OAuthError::invalid_token(
+            "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
+        )),
+        (Some(jkt), Scheme::DPoP) => {
+            let proof = presented.proof.ok_or_else(|| {
+                OAuthError::new(ErrorCode::InvalidDpopProof, "a DPoP proof is required")
+            })?;
+            let req = ProofRequest::new(presented.method, presented.uri)
+                .with_access_token(presented.token)
+                .bound_to(jkt);
+            verify(p, t, proof, req, Endpoint::Resource).await?;
+            Ok(Some(claims))
+        }
+    }
+}

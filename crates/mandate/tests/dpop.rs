@@ -1,0 +1,404 @@
+//! DPoP (RFC 9449) over real HTTP: proofs at the token endpoint bind access tokens to a key
+//! (`cnf.jkt`, token_type DPoP); replayed, mismatched or missing proofs are refused; a bound token
+//! is accepted at a resource only with the DPoP scheme and a fresh proof by its key; agents
+//! registered with `--require-dpop` get nothing without one; server nonces when required.
+
+mod common;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use common::*;
+use serde_json::{Value, json};
+
+/// A client's DPoP key.
+struct Key {
+    pair: EcdsaKeyPair,
+    jwk: Value,
+}
+
+impl Key {
+    fn new() -> Key {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let jwk = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": B64.encode(&point[1..33]),
+            "y": B64.encode(&point[33..65]),
+        });
+        Key { pair, jwk }
+    }
+
+    /// RFC 7638 thumbprint.
+    fn jkt(&self) -> String {
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            self.jwk["x"].as_str().unwrap(),
+            self.jwk["y"].as_str().unwrap()
+        );
+        B64.encode(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+    }
+
+    fn proof(&self, htm: &str, htu: &str, token: Option<&str>, nonce: Option<&str>) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        let mut claims = json!({
+            "jti": format!("{:x}", rand_u64()),
+            "htm": htm,
+            "htu": htu,
+            "iat": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        });
+        if let Some(t) = token {
+            claims["ath"] = B64
+                .encode(digest::digest(&digest::SHA256, t.as_bytes()).as_ref())
+                .into();
+        }
+        if let Some(n) = nonce {
+            claims["nonce"] = n.into();
+        }
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = self
+            .pair
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn claims(jwt: &str) -> Value {
+    serde_json::from_slice(&B64.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+/// POST to the token endpoint with Basic auth and optional DPoP proof; status, body, nonce.
+async fn token_dpop(
+    issuer: &str,
+    client: &(String, String),
+    form: &[(&str, &str)],
+    proof: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut r = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(form);
+    if let Some(p) = proof {
+        r = r.header("DPoP", p);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let nonce = r
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, r.json().await.unwrap(), nonce)
+}
+
+async fn get(url: &str, auth: &str, proof: Option<&str>) -> (u16, String) {
+    let mut r = reqwest::Client::new()
+        .get(url)
+        .header("Authorization", auth);
+    if let Some(p) = proof {
+        r = r.header("DPoP", p);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, challenge)
+}
+
+fn admin_client(s: &Server) -> (String, String) {
+    let v = s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Ops",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "mandate:admin",
+        ],
+        None,
+    );
+    (
+        v["client_id"].as_str().unwrap().into(),
+        v["client_secret"].as_str().unwrap().into(),
+    )
+}
+
+async fn bound_tokens(backend: Backend) {
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let token_url = format!("{issuer}/token");
+    let admin = admin_client(&s);
+    let key = Key::new();
+    let cc = [("grant_type", "client_credentials")];
+
+    // Discovery advertises DPoP.
+    let meta: Value = reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        meta["dpop_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ES256"))
+    );
+
+    // A proof binds the token.
+    let proof = key.proof("POST", &token_url, None, None);
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, Some(&proof)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+    let at = v["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&at)["cnf"]["jkt"], key.jkt());
+    let i = introspect(&issuer, &admin, &at).await;
+    assert_eq!(
+        (i["active"].clone(), i["token_type"].clone()),
+        (json!(true), json!("DPoP"))
+    );
+    assert_eq!(i["cnf"]["jkt"], key.jkt());
+
+    // Refusals: replay, wrong URI, wrong method, garbage, two proofs.
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, Some(&proof)).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "replay"
+    );
+    let wrong_htu = key.proof("POST", &format!("{issuer}/introspect"), None, None);
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, Some(&wrong_htu)).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    let wrong_htm = key.proof("GET", &token_url, None, None);
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, Some(&wrong_htm)).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, Some("not.a.proof")).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    // Without a proof: an ordinary bearer token.
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, None).await;
+    assert_eq!((status, v["token_type"].as_str()), (200, Some("Bearer")));
+    let bearer = v["access_token"].as_str().unwrap().to_string();
+
+    // Using the bound token at a resource (the admin API).
+    let url = format!("{}/admin/v1/tenants/default/audit/events?limit=1", s.base);
+    let htu = format!("{}/admin/v1/tenants/default/audit/events", s.base);
+    let (status, _) = get(&url, &format!("Bearer {at}"), None).await;
+    assert_eq!(status, 401, "a bound token presented as Bearer");
+    let (status, _) = get(&url, &format!("DPoP {at}"), None).await;
+    assert_eq!(status, 401, "no proof");
+    let good = key.proof("GET", &htu, Some(&at), None);
+    let (status, c) = get(&url, &format!("DPoP {at}"), Some(&good)).await;
+    assert_eq!(status, 200, "{c}");
+    let (status, _) = get(&url, &format!("DPoP {at}"), Some(&good)).await;
+    assert_eq!(status, 401, "a resource proof is single-use too");
+    let other = Key::new().proof("GET", &htu, Some(&at), None);
+    let (status, _) = get(&url, &format!("DPoP {at}"), Some(&other)).await;
+    assert_eq!(status, 401, "another key");
+    let no_ath = key.proof("GET", &htu, None, None);
+    let (status, _) = get(&url, &format!("DPoP {at}"), Some(&no_ath)).await;
+    assert_eq!(status, 401, "proof without ath");
+    let (status, _) = get(
+        &url,
+        &format!("DPoP {bearer}"),
+        Some(&key.proof("GET", &htu, Some(&bearer), None)),
+    )
+    .await;
+    assert_eq!(status, 401, "an unbound token presented as DPoP");
+    let (status, _) = get(&url, &format!("Bearer {bearer}"), None).await;
+    assert_eq!(status, 200);
+
+    // An agent that must use DPoP.
+    let alice = s.create_user("default", "alice");
+    let _ = alice;
+    let web = s.create_web_client(
+        "default",
+        &["--scope", "openid", "--scope", "calendar.read"],
+    );
+    let v = s.cli(
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Bound",
+            "--owner",
+            "alice",
+            "--scope-ceiling",
+            "calendar.read",
+            "--generate-secret",
+            "--require-dpop",
+        ],
+        None,
+    );
+    let agent = (
+        v["client_id"].as_str().unwrap().to_string(),
+        v["client_secret"].as_str().unwrap().to_string(),
+    );
+    s.cli(
+        &[
+            "mandate",
+            "create",
+            "--tenant",
+            "default",
+            "--user",
+            "alice",
+            &format!("--agent={}", agent.0),
+            "--scope",
+            "calendar.read",
+        ],
+        None,
+    );
+    let b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, "openid calendar.read", &[]),
+            "alice",
+        )
+        .await;
+    let code = query_param(&loc, "code").unwrap();
+    let (_, user) = token(
+        &issuer,
+        &web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let user_at = user["access_token"].as_str().unwrap();
+    let form = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", user_at),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+    ];
+    let (status, v, _) = token_dpop(&issuer, &agent, &form, None).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{v}"
+    );
+    let agent_key = Key::new();
+    let (status, v, _) = token_dpop(
+        &issuer,
+        &agent,
+        &form,
+        Some(&agent_key.proof("POST", &token_url, None, None)),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+    let delegated = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(delegated["cnf"]["jkt"], agent_key.jkt());
+    assert_eq!(delegated["act"]["sub"], agent.0.as_str());
+}
+
+/// With nonces required, a proof without the server's nonce gets `use_dpop_nonce` and a
+/// `DPoP-Nonce` header; the retry with it succeeds.
+async fn server_nonce(backend: Backend) {
+    let s = Server::start_with(backend, &[("MANDATE_DPOP_REQUIRE_NONCE", "true")]).await;
+    let issuer = s.issuer("default");
+    let token_url = format!("{issuer}/token");
+    let admin = admin_client(&s);
+    let key = Key::new();
+    let cc = [("grant_type", "client_credentials")];
+    let (status, v, nonce) = token_dpop(
+        &issuer,
+        &admin,
+        &cc,
+        Some(&key.proof("POST", &token_url, None, None)),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{v}"
+    );
+    let nonce = nonce.expect("DPoP-Nonce header");
+    let (status, _, _) = token_dpop(
+        &issuer,
+        &admin,
+        &cc,
+        Some(&key.proof("POST", &token_url, None, Some("made-up"))),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, v, next) = token_dpop(
+        &issuer,
+        &admin,
+        &cc,
+        Some(&key.proof("POST", &token_url, None, Some(&nonce))),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(next.is_some(), "a fresh nonce comes with every response");
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(bound_tokens, server_nonce);
