@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod agent_admin;
 pub mod agents;
+pub mod self_service;
 pub mod audit;
 pub mod authorize;
 pub mod client_auth;

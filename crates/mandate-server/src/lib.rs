@@ -61,7 +61,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
-        .route("/account/consents/withdraw", post(ui::account::withdraw));
+        .route("/account/consents/withdraw", post(ui::account::withdraw))
+        .merge(ui::agents::routes());
     let admin_routes = Router::new().route("/audit/events", get(admin::audit::events));
     Router::new()
         .route("/healthz", get(ops::health::healthz))

@@ -1,6 +1,7 @@
 //! Server-rendered pages: login, consent, account, errors.
 
 pub mod account;
+pub mod agents;
 pub mod consent;
 pub mod login;
 pub mod pages;
