@@ -46,6 +46,8 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod authzen;
 mod check;
 pub mod decision;
 mod dsl;
@@ -53,6 +55,7 @@ mod engine;
 mod error;
 mod hash;
 mod model;
+pub mod pdp;
 pub mod policy;
 mod store;
 mod tuple;
@@ -67,6 +70,7 @@ pub use model::{
     AuthorizationModel, ConditionDef, ConditionParamType, RelationDef, RestrictionKind,
     SCHEMA_VERSION, TypeDef, TypeRestriction, Userset,
 };
+pub use pdp::{Pdp, PdpError};
 pub use policy::{
     PolicyContext, PolicyDecision, PolicyEntity, PolicyError, PolicyRequest, TenantPolicy,
 };

@@ -56,6 +56,20 @@ pub async fn authenticate(
     token: Option<&Presented<'_>>,
     meta: &RequestMeta,
 ) -> Result<AdminCaller, OAuthError> {
+    authenticate_for(p, t, token, meta, ADMIN_SCOPE).await
+}
+
+/// The scope a policy enforcement point needs to ask the AuthZEN API for decisions.
+pub const AUTHZ_SCOPE: &str = "mandate:authz";
+
+/// [`authenticate`] for another scope (e.g. [`AUTHZ_SCOPE`]).
+pub async fn authenticate_for(
+    p: &Provider,
+    t: &TenantCtx,
+    token: Option<&Presented<'_>>,
+    meta: &RequestMeta,
+    scope: &str,
+) -> Result<AdminCaller, OAuthError> {
     let claims = match token {
         Some(tok) => match resource_claims(p, t, tok).await {
             Ok(c) => c,
@@ -94,10 +108,10 @@ pub async fn authenticate(
         let e = OAuthError::invalid_token("the access token is not meant for this issuer");
         return Err(deny(p, t, meta, principal, Some(&client_id), e).await);
     }
-    if !str_claim("scope").split(' ').any(|s| s == ADMIN_SCOPE) {
+    if !str_claim("scope").split(' ').any(|s| s == scope) {
         let e = OAuthError::new(
             ErrorCode::InsufficientScope,
-            format!("the {ADMIN_SCOPE} scope is required"),
+            format!("the {scope} scope is required"),
         );
         return Err(deny(p, t, meta, principal, Some(&client_id), e).await);
     }

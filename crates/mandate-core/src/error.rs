@@ -157,6 +157,9 @@ pub enum StoreError {
     NotFound,
     #[error("already exists: {0}")]
     Conflict(String),
+    /// Something a batch expected to exist does not (e.g. a tuple to delete).
+    #[error("does not exist: {0}")]
+    Missing(String),
     #[error("storage backend: {0}")]
     Backend(String),
     #[error("stored data is corrupt: {0}")]

@@ -83,6 +83,11 @@ impl Provider {
     }
 
     /// The public base URL (no trailing slash).
+    /// How long cached tenant data may be served before it is re-read.
+    pub fn cache_ttl(&self) -> std::time::Duration {
+        self.cache_ttl
+    }
+
     pub fn public_url(&self) -> &str {
         &self.public_url
     }

@@ -2,6 +2,7 @@
 //! render the result. No protocol rule lives here.
 
 mod admin;
+mod authzen;
 mod bearer;
 mod client_ip;
 mod cookies;
@@ -62,8 +63,20 @@ pub fn router(state: AppState) -> Router {
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/consents/withdraw", post(ui::account::withdraw))
-        .merge(ui::agents::routes());
-    let admin_routes = Router::new().route("/audit/events", get(admin::audit::events));
+        .merge(ui::agents::routes())
+        .merge(authzen::routes());
+    let admin_routes = Router::new()
+        .route("/audit/events", get(admin::audit::events))
+        .route(
+            "/authz/models",
+            get(admin::authz::current_model).post(admin::authz::write_model),
+        )
+        .route(
+            "/authz/tuples",
+            get(admin::authz::read_tuples).post(admin::authz::write_tuples),
+        )
+        .route("/authz/policy", axum::routing::put(admin::authz::set_policy))
+        .route("/authz/check", post(admin::authz::check));
     Router::new()
         .route("/healthz", get(ops::health::healthz))
         .route("/readyz", get(ops::health::readyz))
@@ -135,6 +148,10 @@ pub fn state(
     templates: Templates,
 ) -> AppState {
     AppState {
+        pdp: Arc::new(mandate_authz::Pdp::new(
+            provider.store.clone(),
+            provider.cache_ttl(),
+        )),
         provider,
         config: Arc::new(config),
         templates: Arc::new(templates),

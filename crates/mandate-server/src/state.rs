@@ -29,4 +29,6 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     pub templates: Arc<Templates>,
     pub metrics: Arc<Metrics>,
+    /// The fine-grained authorization decision point (AuthZEN).
+    pub pdp: Arc<mandate_authz::Pdp>,
 }

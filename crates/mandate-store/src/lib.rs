@@ -4,6 +4,7 @@
 
 mod agents;
 mod audit;
+mod authz;
 mod clients;
 mod codes;
 mod connect;

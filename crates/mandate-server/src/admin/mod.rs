@@ -2,6 +2,7 @@
 //! `mandate:admin` scope (rules in `mandate_core::admin_api`).
 
 pub mod audit;
+pub mod authz;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;

@@ -1,0 +1,470 @@
+//! The policy decision point over a store: each tenant's model, tuples and Cedar policy kept
+//! in memory and caught up from the store's change log, so checks run at in-memory speed on
+//! every node. A request may name a revision (returned by a tuple write): the snapshot then
+//! catches up to at least that revision before answering, also on another node. Without one,
+//! a snapshot older than `refresh_after` is caught up first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use mandate_core::StoreError;
+use mandate_core::store::{Store, StoredTuple};
+
+use crate::engine::{CheckRequest, Engine, ListObjectsRequest, ListUsersRequest};
+use crate::error::{AuthzError, ModelError};
+use crate::model::AuthorizationModel;
+use crate::policy::{PolicyError, TenantPolicy};
+use crate::store::{MemoryTuples, ReadFilter};
+use crate::tuple::{Tuple, TupleCondition};
+
+/// Changes read per page while catching up.
+const CHANGE_PAGE: u32 = 10_000;
+
+/// Why a PDP operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PdpError {
+    /// A request or tuple the engine refuses.
+    #[error(transparent)]
+    Authz(#[from] AuthzError),
+    /// An invalid model.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// An invalid policy set or schema.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Nothing to check against.
+    #[error("the tenant has no authorization model yet")]
+    NoModel,
+    /// A model id that does not exist.
+    #[error("authorization model {0} not found")]
+    UnknownModel(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One tenant's in-memory state.
+struct Snapshot {
+    revision: i64,
+    tuples: MemoryTuples,
+    model: Option<(String, Arc<AuthorizationModel>)>,
+    policy: Option<(i64, Arc<TenantPolicy>)>,
+    refreshed: Instant,
+}
+
+struct TenantState {
+    snapshot: RwLock<Option<Snapshot>>,
+    /// One catch-up at a time per tenant.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// The decision point for every tenant of a store.
+pub struct Pdp {
+    store: Arc<dyn Store>,
+    refresh_after: Duration,
+    tenants: RwLock<HashMap<String, Arc<TenantState>>>,
+}
+
+fn to_stored(t: &Tuple) -> StoredTuple {
+    StoredTuple {
+        object: t.object.clone(),
+        relation: t.relation.clone(),
+        user: t.user.clone(),
+        condition: t
+            .condition
+            .as_ref()
+            .and_then(|c| serde_json::to_string(c).ok()),
+    }
+}
+
+fn from_stored(t: &StoredTuple) -> Tuple {
+    Tuple {
+        object: t.object.clone(),
+        relation: t.relation.clone(),
+        user: t.user.clone(),
+        condition: t
+            .condition
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<TupleCondition>(c).ok()),
+    }
+}
+
+/// Apply a change tolerantly (a snapshot may already hold it).
+fn apply(tuples: &mut MemoryTuples, t: &Tuple, delete: bool) {
+    let present = tuples.contains(t);
+    let result = match (delete, present) {
+        (false, false) => tuples.write_unchecked(std::slice::from_ref(t), &[]),
+        (true, true) => tuples.write_unchecked(&[], std::slice::from_ref(t)),
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "skipping a stored tuple that does not parse");
+    }
+}
+
+impl Pdp {
+    /// A PDP over `store`; snapshots older than `refresh_after` are caught up before use.
+    pub fn new(store: Arc<dyn Store>, refresh_after: Duration) -> Self {
+        Pdp {
+            store,
+            refresh_after,
+            tenants: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn tenant(&self, tenant_id: &str) -> Arc<TenantState> {
+        if let Some(t) = self
+            .tenants
+            .read()
+            .ok()
+            .and_then(|m| m.get(tenant_id).cloned())
+        {
+            return t;
+        }
+        let mut map = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(tenant_id.to_string())
+            .or_insert_with(|| {
+                Arc::new(TenantState {
+                    snapshot: RwLock::new(None),
+                    refreshing: tokio::sync::Mutex::new(()),
+                })
+            })
+            .clone()
+    }
+
+    fn fresh(&self, state: &TenantState, min_revision: Option<i64>) -> bool {
+        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        match (&*guard, min_revision) {
+            (None, _) => false,
+            (Some(s), Some(r)) => s.revision >= r,
+            (Some(s), None) => s.refreshed.elapsed() < self.refresh_after,
+        }
+    }
+
+    /// Make the tenant's snapshot current enough.
+    async fn sync(
+        &self,
+        tenant_id: &str,
+        min_revision: Option<i64>,
+    ) -> Result<Arc<TenantState>, PdpError> {
+        let state = self.tenant(tenant_id);
+        if self.fresh(&state, min_revision) {
+            return Ok(state);
+        }
+        let held = state.clone();
+        let _one = held.refreshing.lock().await;
+        if self.fresh(&state, min_revision) {
+            return Ok(state);
+        }
+        let loaded = state
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.revision);
+        // Tuples: a full load the first time, then the change log.
+        let mut fresh_tuples = None;
+        let mut revision = match loaded {
+            Some(r) => r,
+            None => {
+                let (r, stored) = self.store.tuples_snapshot(tenant_id).await?;
+                let mut tuples = MemoryTuples::new();
+                for t in &stored {
+                    apply(&mut tuples, &from_stored(t), false);
+                }
+                fresh_tuples = Some(tuples);
+                r
+            }
+        };
+        let mut changes = Vec::new();
+        loop {
+            let page = self
+                .store
+                .tuple_changes(tenant_id, revision, CHANGE_PAGE)
+                .await?;
+            let full = page.len() as u32 == CHANGE_PAGE;
+            if let Some(last) = page.last() {
+                revision = last.revision;
+            }
+            changes.extend(page);
+            if !full {
+                break;
+            }
+        }
+        let model = self.store.model(tenant_id, None).await?;
+        let policy = self.store.policy(tenant_id).await?;
+        let mut guard = state.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let snap = guard.get_or_insert_with(|| Snapshot {
+            revision: 0,
+            tuples: MemoryTuples::new(),
+            model: None,
+            policy: None,
+            refreshed: Instant::now(),
+        });
+        if let Some(t) = fresh_tuples {
+            snap.tuples = t;
+        }
+        for c in &changes {
+            apply(&mut snap.tuples, &from_stored(&c.tuple), c.delete);
+        }
+        snap.revision = revision;
+        snap.refreshed = Instant::now();
+        match model {
+            Some(m) if snap.model.as_ref().is_none_or(|(id, _)| *id != m.id) => {
+                let parsed = AuthorizationModel::from_json(&m.model)?;
+                snap.model = Some((m.id, Arc::new(parsed)));
+            }
+            Some(_) => {}
+            None => snap.model = None,
+        }
+        match policy {
+            Some(p) if snap.policy.as_ref().is_none_or(|(v, _)| *v != p.version) => {
+                let parsed = TenantPolicy::new(&p.policies, p.schema.as_deref())?;
+                snap.policy = Some((p.version, Arc::new(parsed)));
+            }
+            Some(_) => {}
+            None => snap.policy = None,
+        }
+        drop(guard);
+        Ok(state)
+    }
+
+    /// Run `f` over the tenant's current model (or model `model_id`) and tuples.
+    async fn with<T>(
+        &self,
+        tenant_id: &str,
+        min_revision: Option<i64>,
+        model_id: Option<&str>,
+        f: impl FnOnce(&AuthorizationModel, &MemoryTuples) -> Result<T, PdpError>,
+    ) -> Result<T, PdpError> {
+        let state = self.sync(tenant_id, min_revision).await?;
+        let other_model = match model_id {
+            None => None,
+            Some(id) => {
+                let current = state
+                    .snapshot
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .and_then(|s| s.model.as_ref().map(|(mid, _)| mid == id))
+                    .unwrap_or(false);
+                if current {
+                    None
+                } else {
+                    let m = self
+                        .store
+                        .model(tenant_id, Some(id))
+                        .await?
+                        .ok_or_else(|| PdpError::UnknownModel(id.to_string()))?;
+                    Some(Arc::new(AuthorizationModel::from_json(&m.model)?))
+                }
+            }
+        };
+        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        let snap = guard.as_ref().ok_or(PdpError::NoModel)?;
+        let model = match &other_model {
+            Some(m) => m.clone(),
+            None => snap.model.as_ref().ok_or(PdpError::NoModel)?.1.clone(),
+        };
+        f(&model, &snap.tuples)
+    }
+
+    /// Validate and store a new model version; returns its id.
+    pub async fn write_model(
+        &self,
+        tenant_id: &str,
+        model: &AuthorizationModel,
+        id: String,
+        now: i64,
+    ) -> Result<String, PdpError> {
+        self.store
+            .put_model(
+                tenant_id,
+                &mandate_core::store::StoredModel {
+                    id: id.clone(),
+                    model: model.to_json(),
+                    created_at: now,
+                },
+            )
+            .await?;
+        self.invalidate(tenant_id);
+        Ok(id)
+    }
+
+    /// The newest model (id and model).
+    pub async fn current_model(
+        &self,
+        tenant_id: &str,
+    ) -> Result<(String, Arc<AuthorizationModel>), PdpError> {
+        let state = self.sync(tenant_id, None).await?;
+        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .and_then(|s| s.model.clone())
+            .ok_or(PdpError::NoModel)
+    }
+
+    fn invalidate(&self, tenant_id: &str) {
+        let state = self.tenant(tenant_id);
+        let mut guard = state.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = guard.as_mut() {
+            // Force a catch-up (model and policy included) on next use.
+            s.refreshed = Instant::now() - self.refresh_after - Duration::from_secs(1);
+        }
+    }
+
+    /// Validate a batch against the current model and store it atomically; returns the new
+    /// revision (pass it to a check to read your own write, on any node).
+    pub async fn write_tuples(
+        &self,
+        tenant_id: &str,
+        writes: &[Tuple],
+        deletes: &[Tuple],
+    ) -> Result<i64, PdpError> {
+        let (_, model) = self.current_model(tenant_id).await?;
+        let mut seen = std::collections::HashSet::new();
+        for t in writes.iter().chain(deletes) {
+            t.parse().map_err(|error| AuthzError::InvalidTuple {
+                tuple: t.key(),
+                error,
+            })?;
+            if !seen.insert(t.key()) {
+                return Err(AuthzError::DuplicateInBatch(t.key()).into());
+            }
+        }
+        for t in writes {
+            model
+                .validate_tuple(t)
+                .map_err(|error| AuthzError::InvalidTuple {
+                    tuple: t.key(),
+                    error,
+                })?;
+        }
+        let w: Vec<StoredTuple> = writes.iter().map(to_stored).collect();
+        let d: Vec<StoredTuple> = deletes.iter().map(to_stored).collect();
+        let revision = match self.store.write_tuples(tenant_id, &w, &d).await {
+            Ok(r) => r,
+            Err(StoreError::Conflict(k)) => return Err(AuthzError::TupleExists(k).into()),
+            Err(StoreError::Missing(k)) => return Err(AuthzError::TupleNotFound(k).into()),
+            Err(e) => return Err(e.into()),
+        };
+        self.sync(tenant_id, Some(revision)).await?;
+        Ok(revision)
+    }
+
+    /// Stored tuples matching `filter`.
+    pub async fn read_tuples(
+        &self,
+        tenant_id: &str,
+        filter: &ReadFilter,
+        min_revision: Option<i64>,
+    ) -> Result<Vec<Tuple>, PdpError> {
+        let state = self.sync(tenant_id, min_revision).await?;
+        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        Ok(guard
+            .as_ref()
+            .map(|s| s.tuples.read(filter))
+            .unwrap_or_default())
+    }
+
+    /// Check (with contextual tuples).
+    pub async fn check(
+        &self,
+        tenant_id: &str,
+        req: &CheckRequest,
+        min_revision: Option<i64>,
+        model_id: Option<&str>,
+    ) -> Result<bool, PdpError> {
+        self.with(tenant_id, min_revision, model_id, |m, t| {
+            Ok(Engine::new(m, t).check(req)?)
+        })
+        .await
+    }
+
+    /// Several checks over one snapshot.
+    pub async fn batch_check(
+        &self,
+        tenant_id: &str,
+        reqs: &[CheckRequest],
+        min_revision: Option<i64>,
+    ) -> Result<Vec<Result<bool, AuthzError>>, PdpError> {
+        self.with(tenant_id, min_revision, None, |m, t| {
+            Ok(Engine::new(m, t).batch_check(reqs))
+        })
+        .await
+    }
+
+    /// ListObjects.
+    pub async fn list_objects(
+        &self,
+        tenant_id: &str,
+        req: &ListObjectsRequest,
+        min_revision: Option<i64>,
+    ) -> Result<Vec<String>, PdpError> {
+        self.with(tenant_id, min_revision, None, |m, t| {
+            Ok(Engine::new(m, t).list_objects(req)?)
+        })
+        .await
+    }
+
+    /// ListUsers.
+    pub async fn list_users(
+        &self,
+        tenant_id: &str,
+        req: &ListUsersRequest,
+        min_revision: Option<i64>,
+    ) -> Result<Vec<String>, PdpError> {
+        self.with(tenant_id, min_revision, None, |m, t| {
+            Ok(Engine::new(m, t).list_users(req)?)
+        })
+        .await
+    }
+
+    /// Relations of `object_type` (for action search).
+    pub async fn relations(
+        &self,
+        tenant_id: &str,
+        object_type: &str,
+    ) -> Result<Vec<String>, PdpError> {
+        let (_, model) = self.current_model(tenant_id).await?;
+        Ok(model
+            .to_json()
+            .get("type_definitions")
+            .and_then(|v| v.as_array())
+            .and_then(|types| {
+                types
+                    .iter()
+                    .find(|t| t.get("type").and_then(|n| n.as_str()) == Some(object_type))
+            })
+            .and_then(|t| t.get("relations").and_then(|r| r.as_object()))
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// Validate and store a Cedar policy set (and schema); returns its version.
+    pub async fn set_policy(
+        &self,
+        tenant_id: &str,
+        policies: &str,
+        schema: Option<&str>,
+        now: i64,
+    ) -> Result<i64, PdpError> {
+        TenantPolicy::new(policies, schema)?;
+        let v = self
+            .store
+            .put_policy(tenant_id, policies, schema, now)
+            .await?;
+        self.invalidate(tenant_id);
+        Ok(v)
+    }
+
+    /// The tenant's current policy, if any.
+    pub async fn policy(&self, tenant_id: &str) -> Result<Option<Arc<TenantPolicy>>, PdpError> {
+        let state = self.sync(tenant_id, None).await?;
+        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        Ok(guard
+            .as_ref()
+            .and_then(|s| s.policy.as_ref().map(|(_, p)| p.clone())))
+    }
+}

@@ -1,0 +1,414 @@
+//! AuthZEN Authorization API 1.0 under each issuer: `/access/v1/evaluation(s)`, the search
+//! endpoints and `/.well-known/authzen-configuration`. Callers (policy enforcement points)
+//! authenticate with an access token carrying `mandate:authz`; the rules are in
+//! `mandate_authz::authzen`. Every decision is audited.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, OriginalUri, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mandate_authz::authzen::{self, Entity, Evaluation, EvaluationError};
+use mandate_authz::{ListObjectsRequest, ListUsersRequest, PdpError, UserFilter};
+use mandate_core::admin_api::{self, AUTHZ_SCOPE, AdminCaller};
+use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
+use mandate_core::introspect::access_token_claims;
+use mandate_core::{ErrorCode, OAuthError, TenantCtx};
+use serde_json::{Map, Value, json};
+
+use crate::bearer::{PresentedToken, public_uri};
+use crate::client_ip::Meta;
+use crate::error::{ApiError, bearer_error};
+use crate::state::AppState;
+use crate::tenant::Tenant;
+
+/// Routes under `{issuer}`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/authzen-configuration", get(configuration))
+        .route("/access/v1/evaluation", post(evaluation))
+        .route("/access/v1/evaluations", post(evaluations))
+        .route("/access/v1/search/subject", post(search_subject))
+        .route("/access/v1/search/resource", post(search_resource))
+        .route("/access/v1/search/action", post(search_action))
+}
+
+async fn configuration(Tenant(t): Tenant) -> Json<Value> {
+    Json(json!({
+        "policy_decision_point": t.issuer,
+        "access_evaluation_endpoint": t.url("/access/v1/evaluation"),
+        "access_evaluations_endpoint": t.url("/access/v1/evaluations"),
+        "search_subject_endpoint": t.url("/access/v1/search/subject"),
+        "search_resource_endpoint": t.url("/access/v1/search/resource"),
+        "search_action_endpoint": t.url("/access/v1/search/action"),
+    }))
+}
+
+/// An authenticated enforcement point.
+struct Pep {
+    tenant: Tenant,
+    caller: AdminCaller,
+    meta: Meta,
+}
+
+impl FromRequestParts<AppState> for Pep {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let tenant = Tenant::from_request_parts(parts, s).await?;
+        let Ok(meta) = Meta::from_request_parts(parts, s).await;
+        let token =
+            PresentedToken::from_headers(&parts.headers).map_err(IntoResponse::into_response)?;
+        let Ok(OriginalUri(original)) = OriginalUri::from_request_parts(parts, s).await;
+        let uri = public_uri(&s.config.public_url, &original);
+        let method = parts.method.as_str().to_string();
+        let presented = token.as_ref().map(|t| t.presented(&method, &uri));
+        let caller = admin_api::authenticate_for(
+            &s.provider,
+            &tenant.0,
+            presented.as_ref(),
+            &meta.0,
+            AUTHZ_SCOPE,
+        )
+        .await
+        .map_err(|e| {
+            let mut err = bearer_error(e);
+            if token.is_none() {
+                err.challenge = Some("Bearer".into());
+            }
+            err.into_response()
+        })?;
+        Ok(Pep {
+            tenant,
+            caller,
+            meta,
+        })
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::from(OAuthError::invalid_request(msg))
+}
+
+fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    let json_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/json");
+    if !json_type {
+        return Err(ApiError {
+            error: OAuthError::invalid_request("Content-Type must be application/json"),
+            challenge: None,
+            status: Some(axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        });
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(invalid("the body must be a JSON object")),
+    }
+}
+
+fn entity(v: Option<&Value>, id_key: &str) -> Entity {
+    let o = v.and_then(Value::as_object);
+    let get = |k: &str| {
+        o.and_then(|o| o.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Entity {
+        kind: get("type"),
+        id: get(id_key),
+        properties: o
+            .and_then(|o| o.get("properties"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
+fn pdp_error(e: PdpError) -> ApiError {
+    match e {
+        PdpError::Store(s) => ApiError::from(OAuthError::from(s)),
+        PdpError::NoModel => ApiError::from(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "the tenant has no authorization model yet",
+        )),
+        other => invalid(other.to_string()),
+    }
+}
+
+/// Build and decide one evaluation from a request object; audit it.
+async fn decide_one(
+    s: &AppState,
+    t: &TenantCtx,
+    pep: &Pep,
+    req: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let subject = entity(req.get("subject"), "id");
+    let token = if subject.kind == "access_token" {
+        let claims = access_token_claims(&s.provider, t, &subject.id)
+            .await?
+            .ok_or_else(|| invalid("the subject access token is invalid, expired or revoked"))?;
+        Some(claims)
+    } else {
+        None
+    };
+    let e = Evaluation {
+        subject,
+        action: entity(req.get("action"), "name"),
+        resource: entity(req.get("resource"), "id"),
+        context: req
+            .get("context")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        token,
+    };
+    let now = s.provider.now();
+    let d = authzen::evaluate(&s.pdp, s.provider.store.as_ref(), t.id(), &e, now)
+        .await
+        .map_err(|x| match x {
+            EvaluationError::Invalid(m) => invalid(m),
+            EvaluationError::Pdp(p) => pdp_error(p),
+        })?;
+    // Audit: who acted (the current agent, or the person), for whom, through whom.
+    let (actor, subject, chain, mandate) = match &e.token {
+        Some(c) => {
+            let sub = c.get("sub").and_then(Value::as_str).unwrap_or_default();
+            let chain: Vec<Principal> = mandate_core::agents::act_chain(c.get("act"))
+                .into_iter()
+                .map(|id| Principal::Agent { id })
+                .collect();
+            let person = Principal::User { id: sub.into() };
+            let actor = chain.first().cloned().unwrap_or_else(|| person.clone());
+            let mandate = c.get("mandate").and_then(Value::as_str).map(str::to_string);
+            (actor, Some(person), chain, mandate)
+        }
+        None => {
+            let p = Principal::User {
+                id: format!("{}:{}", e.subject.kind, e.subject.id),
+            };
+            (p.clone(), Some(p), vec![], None)
+        }
+    };
+    let outcome = if d.decision {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let mut ev = AuditEvent::new(t.id(), EventKind::AuthorizationDecision, outcome, actor, &pep.meta.0)
+        .client(pep.caller.client_id.clone())
+        .detail(json!({
+            "resource": {"type": e.resource.kind, "id": e.resource.id},
+            "action": e.action.id,
+            "decision": d.decision,
+            "approval_required": d.approval_required,
+            "reasons": d.reasons.iter().map(|r| json!({"part": r.part.as_str(), "agent": r.agent, "message": r.message})).collect::<Vec<_>>(),
+        }));
+    if !d.decision {
+        ev = ev.reason(
+            d.reasons
+                .first()
+                .map(|r| r.part.as_str().to_string())
+                .unwrap_or_default(),
+        );
+    }
+    ev.subject = subject;
+    ev.act_chain = chain;
+    ev.mandate_id = mandate;
+    s.provider.store.record(&ev).await?;
+    Ok(authzen::response(&d))
+}
+
+async fn evaluation(
+    State(s): State<AppState>,
+    pep: Pep,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = body_json(&headers, &body)?;
+    let t = pep.tenant.0.clone();
+    Ok(Json(decide_one(&s, &t, &pep, &req).await?).into_response())
+}
+
+/// Batch evaluation: top-level `subject`, `action`, `resource` and `context` are defaults each
+/// item may override; `options.evaluations_semantic` is `execute_all` (default),
+/// `deny_on_first_deny` or `permit_on_first_permit`.
+async fn evaluations(
+    State(s): State<AppState>,
+    pep: Pep,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = body_json(&headers, &body)?;
+    let t = pep.tenant.0.clone();
+    let items = match req.get("evaluations") {
+        None => return Ok(Json(decide_one(&s, &t, &pep, &req).await?).into_response()),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return Err(invalid("evaluations must be an array")),
+    };
+    if items.len() > 1000 {
+        return Err(invalid("at most 1000 evaluations per request"));
+    }
+    let semantic = req
+        .get("options")
+        .and_then(|o| o.get("evaluations_semantic"))
+        .and_then(Value::as_str)
+        .unwrap_or("execute_all");
+    if !matches!(
+        semantic,
+        "execute_all" | "deny_on_first_deny" | "permit_on_first_permit"
+    ) {
+        return Err(invalid(format!(
+            "unknown evaluations_semantic {semantic:?}"
+        )));
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(item) = item else {
+            return Err(invalid("each evaluation must be an object"));
+        };
+        let mut merged = Map::new();
+        for k in ["subject", "action", "resource", "context"] {
+            if let Some(v) = item.get(k).or_else(|| req.get(k)) {
+                merged.insert(k.into(), v.clone());
+            }
+        }
+        let r = decide_one(&s, &t, &pep, &merged).await?;
+        let decision = r["decision"].as_bool().unwrap_or(false);
+        out.push(r);
+        if (semantic == "deny_on_first_deny" && !decision)
+            || (semantic == "permit_on_first_permit" && decision)
+        {
+            break;
+        }
+    }
+    Ok(Json(json!({ "evaluations": out })).into_response())
+}
+
+fn results(items: Vec<String>) -> Value {
+    let list: Vec<Value> = items
+        .iter()
+        .map(|s| match s.split_once(':') {
+            Some((t, id)) => json!({"type": t, "id": id}),
+            None => json!({"id": s}),
+        })
+        .collect();
+    json!({"results": list, "page": {"next_token": ""}})
+}
+
+/// Subject search: who (of `subject.type`) may do `action` on `resource` (graph: ListUsers).
+async fn search_subject(
+    State(s): State<AppState>,
+    pep: Pep,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = body_json(&headers, &body)?;
+    let subject = entity(req.get("subject"), "id");
+    let action = entity(req.get("action"), "name");
+    let resource = entity(req.get("resource"), "id");
+    if subject.kind.is_empty()
+        || action.id.is_empty()
+        || resource.kind.is_empty()
+        || resource.id.is_empty()
+    {
+        return Err(invalid(
+            "subject.type, action.name, resource.type and resource.id are required",
+        ));
+    }
+    let users = s
+        .pdp
+        .list_users(
+            pep.tenant.0.id(),
+            &ListUsersRequest {
+                object: format!("{}:{}", resource.kind, resource.id),
+                relation: action.id,
+                user_filters: vec![UserFilter::parse(&subject.kind)],
+                contextual_tuples: vec![],
+            },
+            None,
+        )
+        .await
+        .map_err(pdp_error)?;
+    Ok(Json(results(users)).into_response())
+}
+
+/// Resource search: which resources of `resource.type` `subject` may `action` (ListObjects).
+async fn search_resource(
+    State(s): State<AppState>,
+    pep: Pep,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = body_json(&headers, &body)?;
+    let subject = entity(req.get("subject"), "id");
+    let action = entity(req.get("action"), "name");
+    let resource = entity(req.get("resource"), "id");
+    if subject.kind.is_empty()
+        || subject.id.is_empty()
+        || action.id.is_empty()
+        || resource.kind.is_empty()
+    {
+        return Err(invalid(
+            "subject.type, subject.id, action.name and resource.type are required",
+        ));
+    }
+    let objects = s
+        .pdp
+        .list_objects(
+            pep.tenant.0.id(),
+            &ListObjectsRequest {
+                object_type: resource.kind,
+                relation: action.id,
+                user: format!("{}:{}", subject.kind, subject.id),
+                contextual_tuples: vec![],
+            },
+            None,
+        )
+        .await
+        .map_err(pdp_error)?;
+    Ok(Json(results(objects)).into_response())
+}
+
+/// Action search: which relations of the resource's type `subject` has on it.
+async fn search_action(
+    State(s): State<AppState>,
+    pep: Pep,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = body_json(&headers, &body)?;
+    let subject = entity(req.get("subject"), "id");
+    let resource = entity(req.get("resource"), "id");
+    if subject.kind.is_empty()
+        || subject.id.is_empty()
+        || resource.kind.is_empty()
+        || resource.id.is_empty()
+    {
+        return Err(invalid(
+            "subject.type, subject.id, resource.type and resource.id are required",
+        ));
+    }
+    let tid = pep.tenant.0.id();
+    let mut names = Vec::new();
+    for rel in s
+        .pdp
+        .relations(tid, &resource.kind)
+        .await
+        .map_err(pdp_error)?
+    {
+        let check = mandate_authz::CheckRequest::new(
+            format!("{}:{}", resource.kind, resource.id),
+            rel.clone(),
+            format!("{}:{}", subject.kind, subject.id),
+        );
+        if s.pdp.check(tid, &check, None, None).await.unwrap_or(false) {
+            names.push(json!({"name": rel}));
+        }
+    }
+    Ok(Json(json!({"results": names, "page": {"next_token": ""}})).into_response())
+}

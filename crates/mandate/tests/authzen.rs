@@ -1,0 +1,485 @@
+//! Fine-grained authorization over HTTP on SQLite and PostgreSQL: the admin API writes an
+//! OpenFGA model, tuples and a Cedar policy; a policy enforcement point asks the AuthZEN API
+//! (evaluation, batch semantics, searches) about people acting directly and agents acting under
+//! a mandate; every decision is audited.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const MODEL: &str = "model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+type calendar
+  relations
+    define owner: [user]
+    define read: [user, group#member] or owner
+    define write: owner
+    define delete: owner
+";
+
+fn client(s: &Server, scope: &str) -> (String, String) {
+    let v = s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            scope,
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            scope,
+        ],
+        None,
+    );
+    (
+        v["client_id"].as_str().unwrap().into(),
+        v["client_secret"].as_str().unwrap().into(),
+    )
+}
+
+async fn bearer(s: &Server, c: &(String, String)) -> String {
+    let (status, v) = token(
+        &s.issuer("default"),
+        c,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().into()
+}
+
+async fn send(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&str>,
+    content_type: &str,
+) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let mut r = match method {
+        "GET" => http.get(url),
+        "PUT" => http.put(url),
+        _ => http.post(url),
+    }
+    .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.header("content-type", content_type).body(b.to_string());
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn post_json(url: &str, token: &str, body: Value) -> (u16, Value) {
+    send(
+        "POST",
+        url,
+        token,
+        Some(&body.to_string()),
+        "application/json",
+    )
+    .await
+}
+
+async fn authzen(backend: Backend) {
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let admin_url = format!("{}/admin/v1/tenants/default/authz", s.base);
+    let admin = bearer(&s, &client(&s, "mandate:admin")).await;
+    let pep = bearer(&s, &client(&s, "mandate:authz")).await;
+    let alice = s.create_user("default", "alice");
+    let bob = s.create_user("default", "bob");
+
+    // Model, tuples, policy through the admin API.
+    let (status, v) = send(
+        "POST",
+        &format!("{admin_url}/models"),
+        &admin,
+        Some(MODEL),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = send(
+        "POST",
+        &format!("{admin_url}/models"),
+        &admin,
+        Some("model\n  schema 1.1\ntype doc\n  relations\n    define viewer: [nobody]\n"),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "an invalid model is refused: {v}"
+    );
+    let (status, v) = post_json(
+        &format!("{admin_url}/tuples"),
+        &admin,
+        json!({"writes": [
+            {"object": "calendar:c1", "relation": "owner", "user": format!("user:{alice}")},
+            {"object": "calendar:c2", "relation": "read", "user": "group:team#member"},
+            {"object": "group:team", "relation": "member", "user": format!("user:{bob}")},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let revision = v["revision"].as_i64().unwrap();
+    let (status, v) = post_json(
+        &format!("{admin_url}/tuples"),
+        &admin,
+        json!({"writes": [{"object": "calendar:c1", "relation": "write", "user": "user:x"}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "a tuple breaking the type restrictions: {v}");
+    let (status, v) = send(
+        "PUT",
+        &format!("{admin_url}/policy"),
+        &admin,
+        Some(&json!({"policies": "forbid(principal, action == Mandate::Action::\"nope\", resource) when { resource.missing == 1 };"}).to_string()),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 400, "Cedar diagnostics: {v}");
+    let policy = r#"
+@id("agents-may-not-delete")
+forbid(principal is Mandate::Agent, action == Mandate::Action::"delete", resource);
+@id("exports-need-approval")
+@approval("required")
+forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
+  when { context.request has purpose && context.request.purpose == "export" };
+"#;
+    let (status, v) = send(
+        "PUT",
+        &format!("{admin_url}/policy"),
+        &admin,
+        Some(&json!({"policies": policy}).to_string()),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    // Discovery.
+    let conf: Value = reqwest::get(format!("{issuer}/.well-known/authzen-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(conf["policy_decision_point"], issuer.as_str());
+    let eval_url = conf["access_evaluation_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let evals_url = conf["access_evaluations_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // People acting directly.
+    let ask = |sub: &str, action: &str, cal: &str| {
+        json!({
+            "subject": {"type": "user", "id": sub},
+            "action": {"name": action},
+            "resource": {"type": "calendar", "id": cal},
+            "context": {"revision": revision},
+        })
+    };
+    let (status, v) = post_json(&eval_url, &pep, ask(&alice, "read", "c1")).await;
+    assert_eq!((status, v["decision"].clone()), (200, json!(true)), "{v}");
+    let (_, v) = post_json(&eval_url, &pep, ask(&bob, "read", "c1")).await;
+    assert_eq!(v["decision"], false);
+    assert_eq!(v["context"]["reason_admin"]["reasons"][0]["part"], "graph");
+    let (_, v) = post_json(&eval_url, &pep, ask(&bob, "read", "c2")).await;
+    assert_eq!(v["decision"], true, "through the group");
+    let (_, v) = post_json(&eval_url, &pep, ask(&alice, "delete", "c1")).await;
+    assert_eq!(v["decision"], true, "the guardrail is for agents only");
+
+    // Batch semantics.
+    let batch = |semantic: &str| {
+        json!({
+            "subject": {"type": "user", "id": bob},
+            "action": {"name": "read"},
+            "options": {"evaluations_semantic": semantic},
+            "evaluations": [
+                {"resource": {"type": "calendar", "id": "c1"}},
+                {"resource": {"type": "calendar", "id": "c2"}},
+                {"resource": {"type": "calendar", "id": "c3"}},
+            ],
+        })
+    };
+    let (_, v) = post_json(&evals_url, &pep, batch("execute_all")).await;
+    let decisions: Vec<Value> = v["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["decision"].clone())
+        .collect();
+    assert_eq!(decisions, vec![json!(false), json!(true), json!(false)]);
+    let (_, v) = post_json(&evals_url, &pep, batch("deny_on_first_deny")).await;
+    assert_eq!(v["evaluations"].as_array().unwrap().len(), 1);
+    let (_, v) = post_json(&evals_url, &pep, batch("permit_on_first_permit")).await;
+    assert_eq!(v["evaluations"].as_array().unwrap().len(), 2);
+
+    // Searches.
+    let (_, v) = post_json(
+        conf["search_resource_endpoint"].as_str().unwrap(),
+        &pep,
+        json!({"subject": {"type": "user", "id": alice}, "action": {"name": "read"}, "resource": {"type": "calendar"}}),
+    )
+    .await;
+    assert_eq!(
+        v["results"],
+        json!([{"type": "calendar", "id": "c1"}]),
+        "{v}"
+    );
+    let (_, v) = post_json(
+        conf["search_subject_endpoint"].as_str().unwrap(),
+        &pep,
+        json!({"subject": {"type": "user"}, "action": {"name": "read"}, "resource": {"type": "calendar", "id": "c2"}}),
+    )
+    .await;
+    assert_eq!(v["results"], json!([{"type": "user", "id": bob}]), "{v}");
+    let (_, v) = post_json(
+        conf["search_action_endpoint"].as_str().unwrap(),
+        &pep,
+        json!({"subject": {"type": "user", "id": alice}, "resource": {"type": "calendar", "id": "c1"}}),
+    )
+    .await;
+    let mut names: Vec<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["delete", "owner", "read", "write"]);
+
+    // An agent acting for alice under a mandate for calendar.read.
+    let web = s.create_web_client(
+        "default",
+        &[
+            "--scope",
+            "openid",
+            "--scope",
+            "calendar.read",
+            "--scope",
+            "calendar.write",
+            "--scope",
+            "calendar.delete",
+        ],
+    );
+    let a = s.cli(
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Planner",
+            "--owner",
+            "alice",
+            "--scope-ceiling",
+            "calendar.read",
+            "--scope-ceiling",
+            "calendar.delete",
+            "--generate-secret",
+        ],
+        None,
+    );
+    let agent = (
+        a["client_id"].as_str().unwrap().to_string(),
+        a["client_secret"].as_str().unwrap().to_string(),
+    );
+    s.cli(
+        &[
+            "mandate",
+            "create",
+            "--tenant",
+            "default",
+            "--user",
+            "alice",
+            &format!("--agent={}", agent.0),
+            "--scope",
+            "calendar.read",
+            "--scope",
+            "calendar.delete",
+        ],
+        None,
+    );
+    let b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(
+                &issuer,
+                &web.0,
+                &challenge,
+                "openid calendar.read calendar.write calendar.delete",
+                &[],
+            ),
+            "alice",
+        )
+        .await;
+    let code = query_param(&loc, "code").unwrap();
+    let (_, user) = token(
+        &issuer,
+        &web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let (status, v) = token(
+        &issuer,
+        &agent,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", user["access_token"].as_str().unwrap()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let delegated = v["access_token"].as_str().unwrap().to_string();
+    let as_agent = |action: &str, context: Value| {
+        json!({
+            "subject": {"type": "access_token", "id": delegated},
+            "action": {"name": action},
+            "resource": {"type": "calendar", "id": "c1"},
+            "context": context,
+        })
+    };
+    let (_, v) = post_json(&eval_url, &pep, as_agent("read", json!({}))).await;
+    assert_eq!(v["decision"], true, "{v}");
+    let (_, v) = post_json(&eval_url, &pep, as_agent("write", json!({}))).await;
+    assert_eq!(
+        v["decision"], false,
+        "alice may write, the mandate may not: {v}"
+    );
+    let parts: Vec<&str> = v["context"]["reason_admin"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["part"].as_str().unwrap())
+        .collect();
+    assert!(
+        parts.contains(&"mandate") && !parts.contains(&"graph"),
+        "{v}"
+    );
+    let (_, v) = post_json(&eval_url, &pep, as_agent("delete", json!({}))).await;
+    assert_eq!(
+        v["decision"], false,
+        "the guardrail forbids agents deleting: {v}"
+    );
+    assert!(
+        v["context"]["reason_admin"]["reasons"]
+            .to_string()
+            .contains("agents-may-not-delete")
+    );
+    assert_eq!(v["context"]["approval_required"], false);
+    let (_, v) = post_json(
+        &eval_url,
+        &pep,
+        as_agent("read", json!({"request": {"purpose": "export"}})),
+    )
+    .await;
+    assert_eq!(
+        (
+            v["decision"].clone(),
+            v["context"]["approval_required"].clone()
+        ),
+        (json!(false), json!(true)),
+        "{v}"
+    );
+    let (_, v) = post_json(
+        &eval_url,
+        &pep,
+        as_agent(
+            "read",
+            json!({"request": {"purpose": "export"}, "approved": true}),
+        ),
+    )
+    .await;
+    assert_eq!(v["decision"], true, "{v}");
+
+    // Callers need mandate:authz; bad input is 400.
+    let (status, _) = post_json(&eval_url, &admin, ask(&alice, "read", "c1")).await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        "POST",
+        &eval_url,
+        &pep,
+        Some("{not json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post_json(&eval_url, &pep, json!({"action": {"name": "read"}})).await;
+    assert_eq!(status, 400);
+
+    // Decisions are audited: actor = agent, subject = alice.
+    let trail = s.cli(
+        &[
+            "audit",
+            "query",
+            "--tenant",
+            "default",
+            "--event",
+            "authorization_decision",
+            &format!("--agent={}", agent.0),
+        ],
+        None,
+    );
+    let trail = trail.as_array().unwrap();
+    assert_eq!(trail.len(), 5, "{trail:?}");
+    assert!(
+        trail
+            .iter()
+            .all(|e| e["subject"]["id"] == alice.as_str() && e["delegated"] == true)
+    );
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(authzen);
