@@ -190,6 +190,7 @@ contract!(
     audit_query,
     audit_erasure,
     agents_and_mandates,
+    authz_data,
     purge,
     reopen,
 );
@@ -1683,6 +1684,117 @@ async fn agents_and_mandates(db: &Db) {
     );
 }
 
+/// Tuples: atomic batches (a duplicate write or a missing delete changes nothing), a gap-free
+/// revision and its change log; model and policy versions; tenants apart.
+async fn authz_data(db: &Db) {
+    let s = db.s();
+    let t = |o: &str, r: &str, u: &str| StoredTuple {
+        object: o.into(),
+        relation: r.into(),
+        user: u.into(),
+        condition: None,
+    };
+    assert_eq!(s.tuple_revision("t1").await.unwrap(), 0);
+    let r1 = s
+        .write_tuples(
+            "t1",
+            &[
+                t("doc:1", "viewer", "user:a"),
+                t("doc:2", "viewer", "user:b"),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r1, 1);
+    // A batch with one bad part changes nothing.
+    let dup = s
+        .write_tuples(
+            "t1",
+            &[
+                t("doc:3", "viewer", "user:c"),
+                t("doc:1", "viewer", "user:a"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(k)) if k == "doc:1#viewer@user:a"));
+    let missing = s
+        .write_tuples(
+            "t1",
+            &[t("doc:4", "viewer", "user:d")],
+            &[t("doc:9", "viewer", "user:z")],
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::Missing(_))));
+    assert_eq!(s.tuple_revision("t1").await.unwrap(), 1);
+    let r2 = s
+        .write_tuples(
+            "t1",
+            &[t("doc:3", "viewer", "user:c")],
+            &[t("doc:2", "viewer", "user:b")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r2, 2);
+    let (rev, mut all) = s.tuples_snapshot("t1").await.unwrap();
+    all.sort_by(|a, b| a.object.cmp(&b.object));
+    assert_eq!(rev, 2);
+    assert_eq!(
+        all,
+        vec![
+            t("doc:1", "viewer", "user:a"),
+            t("doc:3", "viewer", "user:c")
+        ]
+    );
+    let changes = s.tuple_changes("t1", 1, 100).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|c| c.revision == 2));
+    assert!(changes[0].delete && changes[0].tuple == t("doc:2", "viewer", "user:b"));
+    assert_eq!(s.tuple_changes("t1", 0, 100).await.unwrap().len(), 4);
+    assert_eq!(s.tuple_revision("t2").await.unwrap(), 0, "tenants apart");
+    // Models and policies are versioned.
+    for (i, id) in ["m1", "m2"].iter().enumerate() {
+        s.put_model(
+            "t1",
+            &StoredModel {
+                id: id.to_string(),
+                model: json!({"n": i}),
+                created_at: NOW + i as i64,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.model("t1", None).await.unwrap().unwrap().id, "m2");
+    assert_eq!(
+        s.model("t1", Some("m1")).await.unwrap().unwrap().model,
+        json!({"n": 0})
+    );
+    assert_eq!(s.list_models("t1").await.unwrap().len(), 2);
+    assert!(s.model("t2", None).await.unwrap().is_none());
+    assert_eq!(
+        s.put_policy("t1", "permit(principal, action, resource);", None, NOW)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.put_policy(
+            "t1",
+            "forbid(principal, action, resource);",
+            Some("schema"),
+            NOW
+        )
+        .await
+        .unwrap(),
+        2
+    );
+    let p = s.policy("t1").await.unwrap().unwrap();
+    assert_eq!((p.version, p.schema.as_deref()), (2, Some("schema")));
+    assert!(s.policy("t2").await.unwrap().is_none());
+}
+
 async fn purge(db: &Db) {
     let s = db.s();
     make_tenant(s, "t1").await;
@@ -1789,7 +1901,7 @@ async fn reopen(db: &Db) {
         .await
         .unwrap()
         .get("n");
-    assert_eq!(migrations, 4, "every migration applied exactly once");
+    assert_eq!(migrations, 5, "every migration applied exactly once");
     if s.backend() == Backend::Sqlite {
         let mode: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(&mut raw)
