@@ -42,6 +42,9 @@ pub enum Command {
     /// Delegations from people to agents.
     #[command(subcommand)]
     Mandate(cli::mandate::MandateCmd),
+    /// Fine-grained authorization: models, tuples, checks, Cedar policy.
+    #[command(subcommand)]
+    Authz(cli::authz::AuthzCmd),
     /// Verify the tamper-evident audit log and print checkpoints.
     #[command(subcommand)]
     Audit(cli::audit::AuditCmd),

@@ -439,6 +439,90 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
     let (status, _) = post_json(&eval_url, &pep, json!({"action": {"name": "read"}})).await;
     assert_eq!(status, 400);
 
+    // The CLI works on the same data.
+    let check = |user: &str| {
+        s.cli(
+            &[
+                "authz",
+                "check",
+                "--tenant",
+                "default",
+                &format!("--user={user}"),
+                "--relation",
+                "read",
+                "--object",
+                "calendar:c3",
+            ],
+            None,
+        )["allowed"]
+            .clone()
+    };
+    assert_eq!(check(&format!("user:{bob}")), json!(false));
+    let w = s.cli(
+        &[
+            "authz",
+            "tuple",
+            "write",
+            "--tenant",
+            "default",
+            &format!("--user=user:{bob}"),
+            "--relation",
+            "owner",
+            "--object",
+            "calendar:c3",
+        ],
+        None,
+    );
+    assert!(w["revision"].as_i64().unwrap() > revision);
+    assert_eq!(check(&format!("user:{bob}")), json!(true));
+    let read = s.cli(
+        &[
+            "authz",
+            "tuple",
+            "read",
+            "--tenant",
+            "default",
+            "--object",
+            "calendar:c3",
+        ],
+        None,
+    );
+    assert_eq!(read.as_array().unwrap().len(), 1);
+    let (ok, dsl, _) = s.cli_raw(&["authz", "model", "show", "--tenant", "default"], None);
+    assert!(ok && dsl.contains("define write: owner"), "{dsl}");
+    s.cli(
+        &[
+            "authz",
+            "tuple",
+            "delete",
+            "--tenant",
+            "default",
+            &format!("--user=user:{bob}"),
+            "--relation",
+            "owner",
+            "--object",
+            "calendar:c3",
+        ],
+        None,
+    );
+    assert_eq!(check(&format!("user:{bob}")), json!(false));
+    let (ok, _, err) = s.cli_raw(
+        &[
+            "authz",
+            "tuple",
+            "write",
+            "--tenant",
+            "default",
+            "--user=user:x",
+            "--relation",
+            "nope",
+            "--object",
+            "calendar:c3",
+        ],
+        None,
+    );
+    assert!(!ok && !err.is_empty(), "an invalid tuple is one error line");
+
     // Decisions are audited: actor = agent, subject = alice.
     let trail = s.cli(
         &[

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod authz;
 pub mod client;
 pub mod keys;
 pub mod mandate;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(c) => audit::run(c, &open(location).await?, cli.json).await,
         Command::Agent(c) => agent::run(c, &open(location).await?, cli.json).await,
         Command::Mandate(c) => mandate::run(c, &open(location).await?, cli.json).await,
+        Command::Authz(c) => authz::run(c, &open(location).await?, cli.json).await,
         Command::Keys(c) => {
             keys::run(
                 c,
