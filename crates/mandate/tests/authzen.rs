@@ -566,4 +566,58 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(authzen);
+/// A write's revision makes another node read it, even while that node's snapshot is cached.
+async fn read_your_writes_across_nodes(backend: Backend) {
+    // Two nodes behind one public URL (the issuer), on one database.
+    let public = ("MANDATE_PUBLIC_URL", "http://mandate.test");
+    let a = Server::start_with(backend, &[public]).await;
+    let b = a
+        .second_node(&[public, ("MANDATE_CACHE_TTL_MS", "600000")])
+        .await;
+    let admin = bearer(&a, &client(&a, "mandate:admin")).await;
+    let pep = bearer(&a, &client(&a, "mandate:authz")).await;
+    let (status, _) = send(
+        "POST",
+        &format!("{}/admin/v1/tenants/default/authz/models", a.base),
+        &admin,
+        Some(MODEL),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(status, 201);
+    let eval = |node: &Server, revision: Option<i64>| {
+        let url = format!("{}/access/v1/evaluation", node.issuer("default"));
+        let body = json!({
+            "subject": {"type": "user", "id": "carol"},
+            "action": {"name": "read"},
+            "resource": {"type": "calendar", "id": "c9"},
+            "context": revision.map_or(json!({}), |r| json!({"revision": r})),
+        });
+        let pep = pep.clone();
+        async move {
+            let (status, v) = post_json(&url, &pep, body).await;
+            assert_eq!(status, 200, "{v}");
+            v["decision"].clone()
+        }
+    };
+    assert_eq!(
+        eval(&b, None).await,
+        json!(false),
+        "node B loads its snapshot"
+    );
+    let (_, v) = post_json(
+        &format!("{}/admin/v1/tenants/default/authz/tuples", a.base),
+        &admin,
+        json!({"writes": [{"object": "calendar:c9", "relation": "owner", "user": "user:carol"}]}),
+    )
+    .await;
+    let revision = v["revision"].as_i64().unwrap();
+    assert_eq!(eval(&a, Some(revision)).await, json!(true));
+    assert_eq!(
+        eval(&b, Some(revision)).await,
+        json!(true),
+        "node B catches up to the revision"
+    );
+}
+
+both_backends!(authzen, read_your_writes_across_nodes);

@@ -148,6 +148,25 @@ impl Server {
         }
     }
 
+    /// A second server process on the same database (another node), with extra environment.
+    pub async fn second_node(&self, env: &[(&str, &str)]) -> Server {
+        let mut s = Server {
+            backend: self.backend,
+            base: String::new(),
+            port: 0,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            schema: self.schema.clone(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+        };
+        s.spawn().await;
+        s
+    }
+
     /// Send SIGKILL and wait.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
