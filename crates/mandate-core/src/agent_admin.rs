@@ -21,12 +21,16 @@ fn event(tenant_id: &str, kind: EventKind, actor: &str, detail: Value) -> AuditE
         tenant_id,
         kind,
         Outcome::Success,
-        Principal::Admin {
-            id: actor.to_string(),
-        },
+        admin(actor),
         &RequestMeta::default(),
     )
     .detail(detail)
+}
+
+fn admin(actor: &str) -> Principal {
+    Principal::Admin {
+        id: actor.to_string(),
+    }
 }
 
 async fn tenant_id(store: &dyn Store, name: &str) -> Result<String, AdminError> {
@@ -50,6 +54,10 @@ pub struct AgentSpec {
     /// A public JWK (or JWK Set) for private_key_jwt; `None`: a generated secret.
     pub jwk: Option<Value>,
     pub require_dpop: bool,
+    /// Redirect URIs: with any, the agent's client may also run the authorization code flow
+    /// (the person then sees the consent page naming the agent, and approving records a
+    /// mandate).
+    pub redirect_uris: Vec<String>,
 }
 
 /// Register an agent and the OAuth client it authenticates as (same id). Returns the agent and,
@@ -100,13 +108,28 @@ pub async fn create_agent(
     };
     let ceiling = Scope::parse(&spec.scope_ceiling.join(" "))
         .ok_or_else(|| AdminError::Invalid("invalid scope".into()))?;
+    // With redirect URIs the agent's client also runs the code flow; `openid` lets it learn
+    // who signed in (OIDC scopes never go into a mandate).
+    let (grant_types, scopes) = if spec.redirect_uris.is_empty() {
+        (vec![TOKEN_EXCHANGE.into()], spec.scope_ceiling.clone())
+    } else {
+        let mut scopes = spec.scope_ceiling.clone();
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.push("openid".into());
+        }
+        (
+            vec!["authorization_code".into(), TOKEN_EXCHANGE.into()],
+            scopes,
+        )
+    };
     let (client, secret) = create_client(
         store,
         tenant_name,
         ClientSpec {
             name: spec.name.clone(),
-            grant_types: vec![TOKEN_EXCHANGE.into()],
-            scopes: spec.scope_ceiling.clone(),
+            grant_types,
+            scopes,
+            redirect_uris: spec.redirect_uris.clone(),
             jwks,
             ..ClientSpec::default()
         },
@@ -185,7 +208,7 @@ pub async fn set_agent_status(
     agent(store, tenant_name, id).await
 }
 
-/// What a mandate grants.
+/// What a mandate grants, for a user named by username (CLI and admin API).
 #[derive(Debug, Clone, Default)]
 pub struct MandateSpec {
     pub username: String,
@@ -201,7 +224,40 @@ pub struct MandateSpec {
     pub approval_required: Vec<String>,
 }
 
-/// Record a mandate from a user to an agent. The scope must stay within the agent's ceiling.
+/// The terms of a mandate to an agent, whoever grants it (administrator, the person by API, or
+/// the person by browser consent).
+#[derive(Debug, Clone, Default)]
+pub struct MandateTerms {
+    pub agent_id: String,
+    pub scopes: Vec<String>,
+    pub authorization_details: Vec<Value>,
+    pub resources: Vec<String>,
+    /// Seconds from now until it expires.
+    pub expires_in: i64,
+    /// Longest lifetime of one token issued under it (seconds).
+    pub max_token_lifetime: i64,
+    pub max_delegation_depth: u32,
+    pub approval_required: Vec<String>,
+}
+
+impl MandateSpec {
+    /// The terms, without the user.
+    pub fn terms(self) -> MandateTerms {
+        MandateTerms {
+            agent_id: self.agent_id,
+            scopes: self.scopes,
+            authorization_details: self.authorization_details,
+            resources: self.resources,
+            expires_in: self.expires_in,
+            max_token_lifetime: self.max_token_lifetime,
+            max_delegation_depth: self.max_delegation_depth,
+            approval_required: self.approval_required,
+        }
+    }
+}
+
+/// Record a mandate from a user (by username) to an agent, as an administrator. See
+/// [`grant_mandate`] for the rules.
 pub async fn create_mandate(
     store: &dyn Store,
     tenant_name: &str,
@@ -214,14 +270,60 @@ pub async fn create_mandate(
         .user_by_username(&tid, &spec.username)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("user {}", spec.username)))?;
+    grant_mandate(
+        store,
+        &tid,
+        &user.id,
+        spec.terms(),
+        origin,
+        admin(actor),
+        &RequestMeta::default(),
+    )
+    .await
+}
+
+/// Longest list (scopes, resources, details, approval actions) one mandate may carry.
+const MAX_MANDATE_ITEMS: usize = 64;
+
+/// Record a mandate from the user `user_id` to an active agent, and audit `mandate_created`
+/// with `actor` (the administrator, or the person themselves). The rules: a scope within the
+/// agent's ceiling and/or typed authorization details; an expiry of 1 s to a year; a maximum
+/// token lifetime of at least 1 s; resources that are absolute URIs without fragment (RFC 8707).
+pub async fn grant_mandate(
+    store: &dyn Store,
+    tenant_id: &str,
+    user_id: &str,
+    terms: MandateTerms,
+    origin: MandateOrigin,
+    actor: Principal,
+    meta: &RequestMeta,
+) -> Result<Mandate, AdminError> {
+    let tid = tenant_id;
+    let user = store
+        .user(tid, user_id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("user {user_id}")))?;
     let agent = store
-        .agent(&tid, &spec.agent_id)
+        .agent(tid, &terms.agent_id)
         .await?
         .filter(|a| a.status == AgentStatus::Active)
-        .ok_or_else(|| AdminError::NotFound(format!("active agent {}", spec.agent_id)))?;
-    let scope = Scope::parse(&spec.scopes.join(" "))
+        .ok_or_else(|| AdminError::NotFound(format!("active agent {}", terms.agent_id)))?;
+    if [
+        terms.scopes.len(),
+        terms.resources.len(),
+        terms.authorization_details.len(),
+        terms.approval_required.len(),
+    ]
+    .iter()
+    .any(|n| *n > MAX_MANDATE_ITEMS)
+    {
+        return Err(AdminError::Invalid(format!(
+            "a mandate carries at most {MAX_MANDATE_ITEMS} scopes, resources, details or actions"
+        )));
+    }
+    let scope = Scope::parse(&terms.scopes.join(" "))
         .ok_or_else(|| AdminError::Invalid("invalid scope".into()))?;
-    if scope.is_empty() && spec.authorization_details.is_empty() {
+    if scope.is_empty() && terms.authorization_details.is_empty() {
         return Err(AdminError::Invalid(
             "a mandate needs a scope or authorization details".into(),
         ));
@@ -232,73 +334,85 @@ pub async fn create_mandate(
             agent.scope_ceiling
         )));
     }
-    if !(1..=MAX_MANDATE_SECONDS).contains(&spec.expires_in) {
+    if !(1..=MAX_MANDATE_SECONDS).contains(&terms.expires_in) {
         return Err(AdminError::Invalid(format!(
             "expiry must be 1 to {MAX_MANDATE_SECONDS} seconds from now"
         )));
     }
-    if spec.max_token_lifetime < 1 {
+    if !(1..=MAX_MANDATE_SECONDS).contains(&terms.max_token_lifetime) {
         return Err(AdminError::Invalid(
             "the maximum token lifetime must be at least 1 second".into(),
         ));
     }
-    for r in &spec.resources {
+    for r in &terms.resources {
         if url::Url::parse(r).is_err() || r.contains('#') {
             return Err(AdminError::Invalid(format!(
                 "invalid resource {r:?}: an absolute URI without fragment (RFC 8707)"
             )));
         }
     }
-    if spec
-        .authorization_details
-        .iter()
-        .any(|d| d.get("type").and_then(Value::as_str).is_none())
-    {
+    if terms.authorization_details.iter().any(|d| {
+        d.get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    }) {
         return Err(AdminError::Invalid(
             "every authorization detail needs a type".into(),
         ));
     }
+    if terms
+        .approval_required
+        .iter()
+        .any(|a| a.is_empty() || a.len() > 256)
+    {
+        return Err(AdminError::Invalid(
+            "an approval-required action must be 1-256 characters".into(),
+        ));
+    }
     let ts = now();
     let m = Mandate {
-        tenant_id: tid.clone(),
+        tenant_id: tid.to_string(),
         id: random_token(16),
         user_id: user.id.clone(),
         agent_id: agent.id.clone(),
         scope,
-        authorization_details: spec.authorization_details,
-        resources: spec.resources,
-        expires_at: ts + spec.expires_in,
-        max_token_lifetime: spec.max_token_lifetime,
-        max_delegation_depth: spec.max_delegation_depth,
-        approval_required: spec.approval_required,
+        authorization_details: terms.authorization_details,
+        resources: terms.resources,
+        expires_at: ts + terms.expires_in,
+        max_token_lifetime: terms.max_token_lifetime,
+        max_delegation_depth: terms.max_delegation_depth,
+        approval_required: terms.approval_required,
         origin,
         created_at: ts,
         revoked_at: None,
     };
     store.create_mandate(&m).await?;
-    let mut ev = event(
-        &tid,
+    let mut ev = AuditEvent::new(
+        tid,
         EventKind::MandateCreated,
+        Outcome::Success,
         actor,
-        json!({
-            "agent_id": m.agent_id,
-            "scope": m.scope.to_string(),
-            "resources": m.resources,
-            "authorization_details": m.authorization_details,
-            "expires_at": m.expires_at,
-            "max_token_lifetime": m.max_token_lifetime,
-            "max_delegation_depth": m.max_delegation_depth,
-            "origin": m.origin.as_str(),
-        }),
+        meta,
     )
-    .subject(Principal::User { id: user.id });
+    .detail(json!({
+        "agent_id": m.agent_id,
+        "scope": m.scope.to_string(),
+        "resources": m.resources,
+        "authorization_details": m.authorization_details,
+        "expires_at": m.expires_at,
+        "max_token_lifetime": m.max_token_lifetime,
+        "max_delegation_depth": m.max_delegation_depth,
+        "origin": m.origin.as_str(),
+    }))
+    .subject(Principal::User { id: user.id })
+    .client(m.agent_id.clone());
     ev.mandate_id = Some(m.id.clone());
     store.record(&ev).await?;
     Ok(m)
 }
 
-/// Revoke mandates (one, an agent's, or all of a user's), recording each; returns their ids.
-/// Every token derived from them, down the chain, is inactive at once.
+/// Revoke mandates (one, an agent's, or all of a user's) as an administrator, recording each;
+/// returns their ids. Every token derived from them, down the chain, is inactive at once.
 pub async fn revoke_mandates(
     store: &dyn Store,
     tenant_id: &str,
@@ -306,10 +420,43 @@ pub async fn revoke_mandates(
     actor: &str,
     reason: &str,
 ) -> Result<Vec<String>, AdminError> {
+    revoke_mandates_by(
+        store,
+        tenant_id,
+        which,
+        admin(actor),
+        &RequestMeta::default(),
+        reason,
+    )
+    .await
+}
+
+/// [`revoke_mandates`] by any principal (the person revoking their own, for one); each
+/// revocation is recorded with `actor`, the mandate's person as subject, and `reason`.
+pub async fn revoke_mandates_by(
+    store: &dyn Store,
+    tenant_id: &str,
+    which: MandateSelector<'_>,
+    actor: Principal,
+    meta: &RequestMeta,
+    reason: &str,
+) -> Result<Vec<String>, AdminError> {
     let ids = store.revoke_mandates(tenant_id, which, now()).await?;
     for id in &ids {
-        let mut ev = event(tenant_id, EventKind::MandateRevoked, actor, json!({}))
-            .reason(reason.to_string());
+        let m = store.mandate(tenant_id, id).await?;
+        let mut ev = AuditEvent::new(
+            tenant_id,
+            EventKind::MandateRevoked,
+            Outcome::Success,
+            actor.clone(),
+            meta,
+        )
+        .reason(reason.to_string());
+        if let Some(m) = m {
+            ev = ev
+                .subject(Principal::User { id: m.user_id })
+                .client(m.agent_id);
+        }
         ev.mandate_id = Some(id.clone());
         store.record(&ev).await?;
     }

@@ -1,2 +1,323 @@
-//! What a signed-in person may do about the agents acting for them: see their mandates and
-//! revoke them.
+//! What a signed-in person may do about the agents acting for them: see the mandates they gave
+//! (with the agent and when it last acted), grant new ones and revoke them, through the
+//! "agents acting for you" page (session) or the self-service API (the person's own access
+//! token). A person only ever sees and touches their own mandates, and an agent never manages
+//! mandates: a delegated token, or any token held by an agent's client, is refused.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::agent_admin::{self, MandateTerms};
+use crate::agents::{Agent, Mandate, MandateOrigin};
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::dpop_use::{Presented, resource_claims};
+use crate::error::{AdminError, ErrorCode, OAuthError};
+use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditQuery, MandateSelector};
+
+/// Why a person's own revocation is recorded.
+pub const REVOKED_BY_USER: &str = "revoked by the user";
+
+/// Defaults of a mandate created through the API when the request leaves them out.
+pub const DEFAULT_EXPIRES_IN: i64 = 3600;
+/// See [`DEFAULT_EXPIRES_IN`].
+pub const DEFAULT_MAX_TOKEN_LIFETIME: i64 = 300;
+
+/// A mandate in force as its person sees it: the agent, its owner's name and when the agent
+/// last acted under it (the newest `token_exchanged` record).
+#[derive(Debug, Clone)]
+pub struct AgentMandate {
+    pub mandate: Mandate,
+    /// `None` if the agent record is gone (never expected: agents are kept for the trail).
+    pub agent: Option<Agent>,
+    /// The owning user's username, when a person owns the agent.
+    pub owner_username: Option<String>,
+    /// Unix time of the newest token exchange under the mandate.
+    pub last_acted: Option<i64>,
+}
+
+impl AgentMandate {
+    /// The API's JSON form.
+    pub fn to_json(&self) -> Value {
+        let m = &self.mandate;
+        let agent = self.agent.as_ref().map(|a| {
+            let mut v = a.metadata();
+            v["status"] = a.status.as_str().into();
+            v["owner_username"] = json!(self.owner_username);
+            v
+        });
+        json!({
+            "id": m.id,
+            "agent": agent,
+            "scope": m.scope.iter().collect::<Vec<_>>(),
+            "resources": m.resources,
+            "authorization_details": m.authorization_details,
+            "expires_at": m.expires_at,
+            "max_token_lifetime": m.max_token_lifetime,
+            "max_delegation_depth": m.max_delegation_depth,
+            "approval_required": m.approval_required,
+            "origin": m.origin.as_str(),
+            "created_at": m.created_at,
+            "last_acted_at": self.last_acted,
+        })
+    }
+}
+
+/// Every mandate `user_id` gave that is in force now, newest first.
+pub async fn mandates(
+    p: &Provider,
+    t: &TenantCtx,
+    user_id: &str,
+) -> Result<Vec<AgentMandate>, OAuthError> {
+    let now = p.now();
+    let mut out = Vec::new();
+    for m in p.store.user_mandates(t.id(), user_id).await? {
+        if !m.is_active(now) {
+            continue;
+        }
+        let agent = p.store.agent(t.id(), &m.agent_id).await?;
+        let owner_username = match agent.as_ref().and_then(|a| a.owner_user_id.as_deref()) {
+            Some(owner) => p.store.user(t.id(), owner).await?.map(|u| u.username),
+            None => None,
+        };
+        let q = AuditQuery {
+            mandate: Some(m.id.clone()),
+            kinds: vec![EventKind::TokenExchanged],
+            limit: 1,
+            ..AuditQuery::default()
+        };
+        let last_acted = p
+            .store
+            .audit_query(t.id(), &q)
+            .await?
+            .first()
+            .map(|r| r.event.time);
+        out.push(AgentMandate {
+            mandate: m,
+            agent,
+            owner_username,
+            last_acted,
+        });
+    }
+    Ok(out)
+}
+
+fn store_failure(e: AdminError) -> OAuthError {
+    match e {
+        AdminError::Store(s) => s.into(),
+        other => OAuthError::server_error(other.to_string()),
+    }
+}
+
+/// Revoke one mandate `user_id` gave, if it is theirs and in force; `false` otherwise (the
+/// caller answers "not found" either way, so other people's mandate ids reveal nothing). The
+/// person's own sessions and tokens and their other mandates are untouched.
+pub async fn revoke(
+    p: &Provider,
+    t: &TenantCtx,
+    user_id: &str,
+    mandate_id: &str,
+    meta: &RequestMeta,
+) -> Result<bool, OAuthError> {
+    if mandate_id.is_empty() || mandate_id.len() > 128 {
+        return Ok(false);
+    }
+    let Some(m) = p.store.mandate(t.id(), mandate_id).await? else {
+        return Ok(false);
+    };
+    if m.user_id != user_id || !m.is_active(p.now()) {
+        return Ok(false);
+    }
+    let ids = agent_admin::revoke_mandates_by(
+        p.store.as_ref(),
+        t.id(),
+        MandateSelector::One(&m.id),
+        user(user_id),
+        meta,
+        REVOKED_BY_USER,
+    )
+    .await
+    .map_err(store_failure)?;
+    Ok(!ids.is_empty())
+}
+
+/// Revoke every mandate `user_id` gave; returns the ids revoked.
+pub async fn revoke_all(
+    p: &Provider,
+    t: &TenantCtx,
+    user_id: &str,
+    meta: &RequestMeta,
+) -> Result<Vec<String>, OAuthError> {
+    agent_admin::revoke_mandates_by(
+        p.store.as_ref(),
+        t.id(),
+        MandateSelector::User(user_id),
+        user(user_id),
+        meta,
+        REVOKED_BY_USER,
+    )
+    .await
+    .map_err(store_failure)
+}
+
+fn user(id: &str) -> Principal {
+    Principal::User { id: id.to_string() }
+}
+
+/// A request of the self-service API to grant a mandate (`POST {issuer}/account/v1/mandates`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MandateRequest {
+    pub agent_id: String,
+    #[serde(default)]
+    pub scope: Vec<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub authorization_details: Vec<Value>,
+    /// Seconds from now; default [`DEFAULT_EXPIRES_IN`].
+    pub expires_in: Option<i64>,
+    /// Seconds; default [`DEFAULT_MAX_TOKEN_LIFETIME`].
+    pub max_token_lifetime: Option<i64>,
+    #[serde(default)]
+    pub max_delegation_depth: u32,
+    #[serde(default)]
+    pub approval_required: Vec<String>,
+}
+
+/// Grant a mandate from `user_id` to an agent (origin `api`, actor the person), under the same
+/// rules as an administrator's ([`agent_admin::grant_mandate`]). Bad terms or an unknown or
+/// inactive agent are `invalid_request`.
+pub async fn create(
+    p: &Provider,
+    t: &TenantCtx,
+    user_id: &str,
+    req: MandateRequest,
+    meta: &RequestMeta,
+) -> Result<Mandate, OAuthError> {
+    let terms = MandateTerms {
+        agent_id: req.agent_id,
+        scopes: req.scope,
+        authorization_details: req.authorization_details,
+        resources: req.resources,
+        expires_in: req.expires_in.unwrap_or(DEFAULT_EXPIRES_IN),
+        max_token_lifetime: req.max_token_lifetime.unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
+        max_delegation_depth: req.max_delegation_depth,
+        approval_required: req.approval_required,
+    };
+    agent_admin::grant_mandate(
+        p.store.as_ref(),
+        t.id(),
+        user_id,
+        terms,
+        MandateOrigin::Api,
+        user(user_id),
+        meta,
+    )
+    .await
+    .map_err(|e| match e {
+        AdminError::Invalid(why) => OAuthError::invalid_request(why),
+        AdminError::NotFound(what) if what.starts_with("active agent") => {
+            OAuthError::invalid_request("no such active agent")
+        }
+        AdminError::NotFound(_) => OAuthError::invalid_token("the token's user no longer exists"),
+        other => store_failure(other),
+    })
+}
+
+/// The person behind a self-service API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+}
+
+async fn refuse(
+    p: &Provider,
+    t: &TenantCtx,
+    meta: &RequestMeta,
+    actor: Principal,
+    client: &str,
+    e: OAuthError,
+) -> OAuthError {
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::AuthorizationFailed,
+        Outcome::Failure,
+        actor,
+        meta,
+    )
+    .client(client.to_string())
+    .reason(e.code.as_str())
+    .detail(json!({"endpoint": "account/v1/mandates", "error_description": e.description}));
+    match p.store.record(&ev).await {
+        Ok(()) => e,
+        Err(err) => err.into(),
+    }
+}
+
+/// Verify the access token of a self-service API request (Bearer or DPoP-bound): valid, meant
+/// for this issuer (`aud`), and the person's own: a token for a user, not delegated (`act`,
+/// `mandate`) and not held by an agent's client. Missing or invalid → `invalid_token` (401);
+/// a delegated, agent-held or non-person token → `insufficient_scope` (403), recorded.
+pub async fn authenticate(
+    p: &Provider,
+    t: &TenantCtx,
+    token: Option<&Presented<'_>>,
+    meta: &RequestMeta,
+) -> Result<Caller, OAuthError> {
+    let Some(token) = token else {
+        return Err(OAuthError::invalid_token("an access token is required"));
+    };
+    let claims = resource_claims(p, t, token).await?.ok_or_else(|| {
+        OAuthError::invalid_token("the access token is invalid, expired or revoked")
+    })?;
+    let str_claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == &t.issuer,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&t.issuer)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(OAuthError::invalid_token(
+            "the access token is not meant for this issuer",
+        ));
+    }
+    let sub = str_claim("sub").to_string();
+    let client_id = str_claim("client_id").to_string();
+    let insufficient = |why: &str| OAuthError::new(ErrorCode::InsufficientScope, why);
+    if claims.contains_key("act") || claims.contains_key("mandate") {
+        let actor = match crate::agents::act_chain(claims.get("act")).first() {
+            Some(a) => Principal::Agent { id: a.clone() },
+            None => Principal::Client {
+                id: client_id.clone(),
+            },
+        };
+        let e = insufficient("a delegated token cannot manage mandates");
+        return Err(refuse(p, t, meta, actor, &client_id, e).await);
+    }
+    if p.store.agent(t.id(), &client_id).await?.is_some() {
+        let e = insufficient("an agent's token cannot manage mandates");
+        let actor = Principal::Agent {
+            id: client_id.clone(),
+        };
+        return Err(refuse(p, t, meta, actor, &client_id, e).await);
+    }
+    if sub.is_empty() || sub == client_id {
+        let e = insufficient("the access token does not represent a person");
+        let actor = Principal::Client {
+            id: client_id.clone(),
+        };
+        return Err(refuse(p, t, meta, actor, &client_id, e).await);
+    }
+    if p.store.user(t.id(), &sub).await?.is_none() {
+        return Err(OAuthError::invalid_token(
+            "the token's user no longer exists",
+        ));
+    }
+    Ok(Caller {
+        user_id: sub,
+        client_id,
+    })
+}

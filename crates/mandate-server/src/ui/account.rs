@@ -47,7 +47,12 @@ pub async fn consents_page(
         StatusCode::OK,
         "consents.html",
         &lang,
-        context! { consents => rows, csrf, action => t.url("/account/consents/withdraw") },
+        context! {
+            consents => rows,
+            csrf,
+            action => t.url("/account/consents/withdraw"),
+            agents_url => t.url("/account/agents"),
+        },
     );
     pages::with_cookies(page, set)
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, Value};
 
-const EMBEDDED: [(&str, &str); 7] = [
+const EMBEDDED: [(&str, &str); 8] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
@@ -21,6 +21,7 @@ const EMBEDDED: [(&str, &str); 7] = [
         "consents.html",
         include_str!("../../templates/consents.html"),
     ),
+    ("agents.html", include_str!("../../templates/agents.html")),
 ];
 
 const LOCALES: [(&str, &str); 2] = [

@@ -85,6 +85,10 @@ pub struct CreateArgs {
     /// Issue tokens only with a DPoP proof.
     #[arg(long)]
     require_dpop: bool,
+    /// A redirect URI (repeatable): the agent's client may then also run the authorization
+    /// code flow, where the person approves a mandate on the consent page.
+    #[arg(long = "redirect-uri")]
+    redirect_uri: Vec<String>,
 }
 
 fn show(a: &Agent) -> Value {
@@ -151,6 +155,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
                     scope_ceiling: c.scope_ceiling,
                     jwk,
                     require_dpop: c.require_dpop,
+                    redirect_uris: c.redirect_uri,
                 },
                 CLI_ACTOR,
             )
