@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::agent_admin::{self, MandateTerms};
+use crate::agents::{self, Agent, AgentStatus, Mandate, MandateOrigin};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
 use crate::model::{AuthCode, Client, Consent, Grant, GrantType, Session};
@@ -30,6 +32,12 @@ pub struct AuthorizeRequest {
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
     pub id_token_hint: Option<String>,
+    /// RFC 8707 `resource` indicators (absolute URIs without fragment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// RFC 9396 `authorization_details` (typed objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_details: Vec<Value>,
 }
 
 impl Serialize for Scope {
@@ -66,11 +74,25 @@ impl From<OAuthError> for AuthorizeError {
 
 const MAX_PARAM: usize = 2048;
 
+/// Most RFC 8707 `resource` parameters one request may carry.
+const MAX_RESOURCES: usize = 16;
+
 /// Validate the raw parameters (each appears at most once; the HTTP layer ensured that).
 pub async fn validate(
     p: &Provider,
     t: &TenantCtx,
     params: &BTreeMap<String, String>,
+) -> Result<(Arc<Client>, AuthorizeRequest), AuthorizeError> {
+    validate_request(p, t, params, &[]).await
+}
+
+/// [`validate`], with the request's RFC 8707 `resource` parameters (the one parameter that may
+/// repeat).
+pub async fn validate_request(
+    p: &Provider,
+    t: &TenantCtx,
+    params: &BTreeMap<String, String>,
+    resources: &[String],
 ) -> Result<(Arc<Client>, AuthorizeRequest), AuthorizeError> {
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     for (k, v) in params {
@@ -199,6 +221,31 @@ pub async fn validate(
             ))
         })?),
     };
+    if resources.len() > MAX_RESOURCES
+        || resources
+            .iter()
+            .any(|r| r.len() > MAX_PARAM || url::Url::parse(r).is_err() || r.contains('#'))
+    {
+        return Err(fail(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "each resource must be an absolute URI without fragment (RFC 8707)",
+        )));
+    }
+    let mut resource_list: Vec<String> = Vec::new();
+    for r in resources {
+        if !resource_list.contains(r) {
+            resource_list.push(r.clone());
+        }
+    }
+    let authorization_details = match get("authorization_details") {
+        None => Vec::new(),
+        Some(d) => agents::parse_details(d).ok_or_else(|| {
+            fail(OAuthError::new(
+                ErrorCode::InvalidAuthorizationDetails,
+                "authorization_details must be a JSON array of objects with a type (RFC 9396)",
+            ))
+        })?,
+    };
     let req = AuthorizeRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -211,6 +258,8 @@ pub async fn validate(
         login_hint: get("login_hint").map(str::to_string),
         ui_locales: get("ui_locales").map(str::to_string),
         id_token_hint: get("id_token_hint").map(str::to_string),
+        resources: resource_list,
+        authorization_details,
     };
     Ok((client, req))
 }
@@ -233,6 +282,9 @@ pub struct Situation<'a> {
     pub logged_in_now: bool,
     /// `sub` of a valid `id_token_hint`, if one was sent.
     pub hint_sub: Option<&'a str>,
+    /// The client is a registered agent: approving creates a mandate, so consent is asked
+    /// every time and never remembered.
+    pub agent: bool,
     pub now: i64,
 }
 
@@ -258,7 +310,7 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
             Next::Login
         };
     }
-    let consented = s.consent.is_some_and(|c| req.scope.is_subset(&c.scope));
+    let consented = !s.agent && s.consent.is_some_and(|c| req.scope.is_subset(&c.scope));
     if !consented || req.prompt.iter().any(|p| p == "consent") {
         return if none {
             Next::Fail(OAuthError::new(
@@ -442,6 +494,100 @@ pub async fn give_consent(
     Ok(())
 }
 
+/// How long a mandate given on the consent page runs (seconds).
+pub const CONSENT_MANDATE_SECONDS: i64 = 3600;
+/// The longest lifetime of one token under a mandate given on the consent page (seconds).
+pub const CONSENT_MAX_TOKEN_LIFETIME: i64 = 300;
+/// Scopes about the person's identity (OpenID Connect): granted to the agent's own sign-in,
+/// never delegated through a mandate.
+pub const OIDC_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
+/// The registered agent behind a client, if the client is one. An agent that is suspended or
+/// deleted may not ask anyone for anything: `unauthorized_client`.
+pub async fn agent_client(
+    p: &Provider,
+    t: &TenantCtx,
+    client_id: &str,
+) -> Result<Option<Agent>, OAuthError> {
+    match p.store.agent(t.id(), client_id).await? {
+        Some(a) if a.status != AgentStatus::Active => Err(OAuthError::unauthorized_client(
+            format!("the agent is {}", a.status.as_str()),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// What approving an agent's request delegates: the requested scopes minus the OpenID Connect
+/// ones, the resources and authorization details, for [`CONSENT_MANDATE_SECONDS`], tokens of at
+/// most [`CONSENT_MAX_TOKEN_LIFETIME`], no sub-delegation. `None` when nothing is left to
+/// delegate (the agent only asked who the person is).
+pub fn consent_mandate_terms(req: &AuthorizeRequest, agent: &Agent) -> Option<MandateTerms> {
+    let scopes: Vec<String> = req
+        .scope
+        .iter()
+        .filter(|s| !OIDC_SCOPES.contains(s))
+        .map(str::to_string)
+        .collect();
+    if scopes.is_empty() && req.authorization_details.is_empty() {
+        return None;
+    }
+    Some(MandateTerms {
+        agent_id: agent.id.clone(),
+        scopes,
+        authorization_details: req.authorization_details.clone(),
+        resources: req.resources.clone(),
+        expires_in: CONSENT_MANDATE_SECONDS,
+        max_token_lifetime: CONSENT_MAX_TOKEN_LIFETIME,
+        max_delegation_depth: 0,
+        approval_required: Vec::new(),
+    })
+}
+
+/// The person approved an agent's authorization request on the consent page: record the
+/// mandate ([`consent_mandate_terms`], origin `consent`, actor the person; `mandate_created` is
+/// audited). Nothing is remembered as consent: the next request asks again.
+pub async fn approve_agent(
+    p: &Provider,
+    t: &TenantCtx,
+    req: &AuthorizeRequest,
+    user_id: &str,
+    meta: &RequestMeta,
+) -> Result<Option<Mandate>, OAuthError> {
+    let agent = agent_client(p, t, &req.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("the client is not an agent"))?;
+    let Some(terms) = consent_mandate_terms(req, &agent) else {
+        return Ok(None);
+    };
+    agent_admin::grant_mandate(
+        p.store.as_ref(),
+        t.id(),
+        user_id,
+        terms,
+        MandateOrigin::Consent,
+        Principal::User {
+            id: user_id.to_string(),
+        },
+        meta,
+    )
+    .await
+    .map(Some)
+    .map_err(|e| match e {
+        crate::error::AdminError::Invalid(why) => OAuthError::invalid_request(why),
+        crate::error::AdminError::NotFound(what) => {
+            OAuthError::invalid_request(format!("{what} not found"))
+        }
+        other => OAuthError::server_error(other.to_string()),
+    })
+}
+
 /// Withdraw a user's consent for a client and revoke nothing else.
 pub async fn withdraw_consent(
     p: &Provider,
@@ -487,6 +633,8 @@ mod tests {
             login_hint: None,
             ui_locales: None,
             id_token_hint: None,
+            resources: vec![],
+            authorization_details: vec![],
         }
     }
 
@@ -518,6 +666,7 @@ mod tests {
             consent: Some(&consent),
             logged_in_now: false,
             hint_sub: None,
+            agent: false,
             now: 110,
         };
         assert_eq!(next_step(&req(&[], None), &base), Next::Issue);
@@ -544,5 +693,59 @@ mod tests {
         assert!(
             matches!(next_step(&req(&["none"], None), &Situation { hint_sub: Some("other"), ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
         );
+    }
+
+    #[test]
+    fn agents_are_asked_every_time() {
+        let sess = session(100);
+        let consent = Consent {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            client_id: "c".into(),
+            scope: Scope::parse("openid email profile").unwrap(),
+            granted_at: 0,
+        };
+        let s = Situation {
+            session: Some(&sess),
+            consent: Some(&consent),
+            agent: true,
+            now: 110,
+            ..Situation::default()
+        };
+        assert_eq!(next_step(&req(&[], None), &s), Next::Consent);
+        assert!(
+            matches!(next_step(&req(&["none"], None), &s), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
+        );
+    }
+
+    #[test]
+    fn consent_mandates_drop_identity_scopes() {
+        let agent = Agent {
+            tenant_id: "t".into(),
+            id: "a".into(),
+            name: "A".into(),
+            owner_user_id: None,
+            provider: None,
+            model: None,
+            version: None,
+            scope_ceiling: Scope::parse("calendar.read").unwrap(),
+            require_dpop: false,
+            status: AgentStatus::Active,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let mut r = req(&[], None);
+        assert!(
+            consent_mandate_terms(&r, &agent).is_none(),
+            "openid email only"
+        );
+        r.scope = Scope::parse("openid calendar.read").unwrap();
+        r.resources = vec!["https://cal.example".into()];
+        let terms = consent_mandate_terms(&r, &agent).unwrap();
+        assert_eq!(terms.scopes, vec!["calendar.read"]);
+        assert_eq!(terms.resources, vec!["https://cal.example"]);
+        assert_eq!(terms.expires_in, 3600);
+        assert_eq!(terms.max_token_lifetime, 300);
+        assert_eq!(terms.max_delegation_depth, 0);
     }
 }

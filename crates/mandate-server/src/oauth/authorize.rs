@@ -57,7 +57,8 @@ async fn run(
         Ok(p) => p,
         Err(e) => return pages::error_page(s, headers, &e),
     };
-    match authorize::validate(&s.provider, t, &params.single).await {
+    match authorize::validate_request(&s.provider, t, &params.single, &params.all("resource")).await
+    {
         Ok((client, req)) => {
             let session = match current_session(s, t, headers).await {
                 Ok(sess) => sess,
@@ -157,11 +158,27 @@ pub async fn proceed(
         },
         None => None,
     };
+    // A registered agent's request: consent names the agent and approving records a mandate.
+    let agent = match authorize::agent_client(&s.provider, t, &client.client_id).await {
+        Ok(a) => a,
+        Err(e) if e.code == mandate_core::ErrorCode::ServerError => {
+            return pages::error_page(s, headers, &e);
+        }
+        Err(e) => {
+            return pages::see_other(&authorize::error_redirect(
+                t,
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &e,
+            ));
+        }
+    };
     let situation = Situation {
         session: session.as_ref(),
         consent: consent.as_ref(),
         logged_in_now,
         hint_sub,
+        agent: agent.is_some(),
         now,
     };
     match authorize::next_step(&req, &situation) {
@@ -177,7 +194,7 @@ pub async fn proceed(
             let sess = session.expect("consent implies a session");
             let mut i = Interaction::new(&s.provider, req);
             i.sid = Some(sess.sid.clone());
-            consent::render(s, t, headers, client, &i, &sess).await
+            consent::render(s, t, headers, client, agent.as_ref(), &i, &sess).await
         }
         Next::Issue => {
             let sess = session.expect("issue implies a session");

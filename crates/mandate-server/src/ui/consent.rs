@@ -4,24 +4,27 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use mandate_core::agents::Agent;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
 use mandate_core::authorize::{self, Interaction};
 use mandate_core::model::{Client, Session};
 use mandate_core::{ErrorCode, OAuthError, TenantCtx};
 use minijinja::context;
 
-use super::pages;
+use super::{agents, pages};
 use crate::client_ip::Meta;
 use crate::oauth::authorize::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
-/// Render the consent form.
+/// Render the consent form; for a registered agent's request it names the agent (name,
+/// provider, model, owner) and says what it would be delegated, on which resources, how long.
 pub async fn render(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
     client: &Client,
+    agent: Option<&Agent>,
     i: &Interaction,
     session: &Session,
 ) -> Response {
@@ -35,25 +38,40 @@ pub async fn render(
         .req
         .scope
         .iter()
-        .map(|sc| {
-            let key = format!("scope_{sc}");
-            let m = s.templates.message(&lang, &key);
-            if m == key {
-                s.templates
-                    .message(&lang, "scope_other")
-                    .replace("{scope}", sc)
-            } else {
-                m
-            }
-        })
+        .map(|sc| agents::scope_words(s, &lang, sc))
         .collect();
+    let agent = match agent {
+        None => None,
+        Some(a) => match agents::agent_view(s, t, &lang, a).await {
+            Ok(v) => Some(v),
+            Err(e) => return pages::error_page(s, headers, &e),
+        },
+    };
+    let details: Vec<String> = i
+        .req
+        .authorization_details
+        .iter()
+        .map(|d| agents::detail_words(s, &lang, d))
+        .collect();
+    let minutes = (authorize::CONSENT_MANDATE_SECONDS / 60).to_string();
     let (csrf, set) = pages::csrf_token(s, headers);
     let page = pages::render(
         s,
         StatusCode::OK,
         "consent.html",
         &lang,
-        context! { action => t.url("/consent"), client_name => client.name, scopes, username, interaction => i.seal(t), csrf },
+        context! {
+            action => t.url("/consent"),
+            client_name => client.name,
+            scopes,
+            username,
+            interaction => i.seal(t),
+            csrf,
+            agent,
+            resources => i.req.resources,
+            details,
+            minutes,
+        },
     );
     pages::with_cookies(page, set)
 }
@@ -82,9 +100,22 @@ pub async fn consent(
     }
     match form.get("decision") {
         Some("approve") => {
-            if let Err(e) =
-                authorize::give_consent(&s.provider, &t, &i.req, &session.user_id, &meta).await
-            {
+            // An agent's approval records a mandate (and is never remembered as consent).
+            let agent = match authorize::agent_client(&s.provider, &t, &i.req.client_id).await {
+                Ok(a) => a,
+                Err(e) => return pages::error_page(&s, &headers, &e),
+            };
+            let given = match agent {
+                Some(_) => {
+                    authorize::approve_agent(&s.provider, &t, &i.req, &session.user_id, &meta)
+                        .await
+                        .map(|_| ())
+                }
+                None => {
+                    authorize::give_consent(&s.provider, &t, &i.req, &session.user_id, &meta).await
+                }
+            };
+            if let Err(e) = given {
                 return pages::error_page(&s, &headers, &e);
             }
             match authorize::issue_code(&s.provider, &t, &i.req, &session, &meta).await {
