@@ -117,6 +117,29 @@ async fn main() {
         if before + n < verify_n {
             load(&store, 256, 3600, verify_n - before - n).await;
         }
+        if std::env::var_os("AUDIT_BENCH_STAGES").is_some() {
+            let (mut read, mut check, mut after, mut n) =
+                (Duration::ZERO, Duration::ZERO, (i64::MIN, i64::MIN), 0);
+            loop {
+                let t = Instant::now();
+                let rows = store
+                    .audit_chain("bench", after, VERIFY_PAGE)
+                    .await
+                    .unwrap();
+                read += t.elapsed();
+                let t = Instant::now();
+                for r in &rows {
+                    mandate_core::audit::chain::check_content(r).unwrap();
+                }
+                check += t.elapsed();
+                n += rows.len();
+                match rows.last() {
+                    Some(r) if rows.len() == VERIFY_PAGE as usize => after = (r.seq, r.row_id),
+                    _ => break,
+                }
+            }
+            println!("stages: {n} records, read {read:?}, check {check:?}");
+        }
         let start = Instant::now();
         let report = verify_stored(store.as_ref(), "bench", None, VERIFY_PAGE)
             .await

@@ -71,35 +71,48 @@ fn put_principal(out: &mut Vec<u8>, p: &Principal) {
 /// JSON with object keys sorted by their UTF-8 bytes, no whitespace, serde_json's string
 /// escaping and number formatting. Independent of serde_json's `preserve_order` feature.
 pub fn canonical_json(v: &serde_json::Value, out: &mut String) {
+    let mut bytes = Vec::new();
+    canonical_json_bytes(v, &mut bytes);
+    // Only serde_json's own (valid UTF-8) output and ASCII punctuation were written.
+    out.push_str(std::str::from_utf8(&bytes).expect("JSON output is UTF-8"));
+}
+
+/// [`canonical_json`] appended to a byte buffer, without intermediate strings (the verifier
+/// runs this once per record).
+fn canonical_json_bytes(v: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
+    // Writing to a Vec cannot fail, and strings and numbers always serialize.
+    fn string(out: &mut Vec<u8>, s: &str) {
+        serde_json::to_writer(out, s).expect("a string serializes");
+    }
     match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => out.push_str(&Value::String(s.clone()).to_string()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => serde_json::to_writer(&mut *out, n).expect("a number serializes"),
+        Value::String(s) => string(out, s),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                canonical_json(item, out);
+                canonical_json_bytes(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(v, out);
+                string(out, k);
+                out.push(b':');
+                canonical_json_bytes(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
@@ -139,9 +152,12 @@ pub fn canonical(seq: i64, e: &AuditEvent, personal_commitment: Option<&[u8]>) -
     put_opt_str(&mut out, e.client_id.as_deref());
     put_opt_str(&mut out, e.mandate_id.as_deref());
     put_opt_str(&mut out, e.request_id.as_deref());
-    let mut detail = String::new();
-    canonical_json(&e.detail, &mut detail);
-    put_str(&mut out, &detail);
+    // The detail's length prefix is filled in once its canonical JSON is written.
+    let at = out.len();
+    put_len(&mut out, 0);
+    canonical_json_bytes(&e.detail, &mut out);
+    let len = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&len.to_be_bytes());
     match personal_commitment {
         None => out.push(0),
         Some(c) => {
@@ -306,6 +322,43 @@ pub struct VerifyReport {
     pub head: Checkpoint,
 }
 
+/// The checks of one record that need no other record: its fields decode, its hash matches
+/// its content chained after its own stored `prev_hash`, and its personal data matches its
+/// commitment (or was erased with its salt). [`Verifier`] checks the link (that `prev_hash` is
+/// the previous record's hash) before using this, so hashing with the stored `prev_hash` is
+/// the same as hashing with the previous record's; being independent of other records, it can
+/// run for many records in parallel. `Err` is the reason the record breaks the chain.
+pub fn check_content(r: &ChainRecord) -> Result<(), String> {
+    let event = match &r.event {
+        Ok(e) => e,
+        Err(why) => return Err(format!("stored fields cannot be decoded: {why}")),
+    };
+    let commitment = r.personal_commitment.as_deref();
+    if record_hash(&r.prev_hash, event, r.seq, commitment)[..] != r.hash[..] {
+        return Err("content does not match its hash (record changed)".into());
+    }
+    match (&r.personal_salt, commitment) {
+        (Some(salt), Some(c)) => {
+            if personal_commitment(salt, &event.personal)
+                .as_ref()
+                .map(|x| &x[..])
+                != Some(c)
+            {
+                return Err("personal data does not match its commitment (record changed)".into());
+            }
+        }
+        // Erased: nothing personal may be left without its salt.
+        (None, Some(_)) if event.personal.is_empty() => {}
+        (None, None) if event.personal.is_empty() => {}
+        _ => {
+            return Err(
+                "personal data present that the record does not commit to (record changed)".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Walks a chain record by record (in `seq` order, as [`AuditLog::audit_chain`] returns them),
 /// so that a long log is verified page by page in constant memory.
 #[derive(Debug)]
@@ -334,6 +387,16 @@ impl Verifier {
 
     /// Check the next record.
     pub fn push(&mut self, r: &ChainRecord) -> Result<(), ChainBreak> {
+        self.push_checked(r, check_content(r))
+    }
+
+    /// Check the next record, whose [`check_content`] result is `content` (computed
+    /// beforehand, possibly on another thread). Same result as [`Verifier::push`].
+    pub fn push_checked(
+        &mut self,
+        r: &ChainRecord,
+        content: Result<(), String>,
+    ) -> Result<(), ChainBreak> {
         let expected = self.next;
         if r.seq < expected {
             return Self::fail(
@@ -360,38 +423,8 @@ impl Verifier {
                 ),
             );
         }
-        let event = match &r.event {
-            Ok(e) => e,
-            Err(why) => {
-                return Self::fail(r.seq, format!("stored fields cannot be decoded: {why}"));
-            }
-        };
-        let commitment = r.personal_commitment.as_deref();
-        if record_hash(&self.prev, event, r.seq, commitment)[..] != r.hash[..] {
-            return Self::fail(r.seq, "content does not match its hash (record changed)");
-        }
-        match (&r.personal_salt, commitment) {
-            (Some(salt), Some(c)) => {
-                if personal_commitment(salt, &event.personal)
-                    .as_ref()
-                    .map(|x| &x[..])
-                    != Some(c)
-                {
-                    return Self::fail(
-                        r.seq,
-                        "personal data does not match its commitment (record changed)",
-                    );
-                }
-            }
-            // Erased: nothing personal may be left without its salt.
-            (None, Some(_)) if event.personal.is_empty() => {}
-            (None, None) if event.personal.is_empty() => {}
-            _ => {
-                return Self::fail(
-                    r.seq,
-                    "personal data present that the record does not commit to (record changed)",
-                );
-            }
+        if let Err(reason) = content {
+            return Self::fail(r.seq, reason);
         }
         if let Some(cp) = &self.checkpoint
             && cp.seq == r.seq
@@ -482,6 +515,10 @@ pub fn verify<'a>(
 
 /// Verify a tenant's chain in storage, reading it in pages of `page` records. The outer error
 /// is a storage failure; the inner one the first bad record.
+///
+/// Pipelined: while page N is checked ([`check_content`] on a blocking thread: hashing is
+/// most of the CPU work), page N+1 is already being read and decoded, so storage and hashing
+/// use different cores. Links and order are then checked in sequence, as [`Verifier::push`].
 pub async fn verify_stored(
     log: &dyn AuditLog,
     tenant_id: &str,
@@ -491,24 +528,53 @@ pub async fn verify_stored(
     // Read the head first: records appended while we walk then only extend the chain past it.
     let head = log.audit_head(tenant_id).await?;
     let mut v = Verifier::new(checkpoint);
-    let mut after = (i64::MIN, i64::MIN);
+    let mut rows = log
+        .audit_chain(tenant_id, (i64::MIN, i64::MIN), page)
+        .await?;
     loop {
-        let rows = log.audit_chain(tenant_id, after, page).await?;
-        for r in &rows {
-            // Records committed after the head was read are not part of this verification.
-            if let Some(h) = &head
-                && r.seq > h.seq
-                && r.seq == v.next
-            {
-                return Ok(v.finish(Some(h)));
+        let after = match rows.last() {
+            Some(r) if rows.len() as u32 == page => Some((r.seq, r.row_id)),
+            _ => None,
+        };
+        let h = head.clone();
+        // The whole page is checked (and its records dropped) on a blocking thread.
+        let checking = tokio::task::spawn_blocking(move || {
+            let checks: Vec<_> = rows.iter().map(check_content).collect();
+            for (r, content) in rows.iter().zip(checks) {
+                // Records committed after the head was read are not part of this verification.
+                if let Some(h) = &h
+                    && r.seq > h.seq
+                    && r.seq == v.next
+                {
+                    return (v, Some(Ok(())));
+                }
+                if let Err(b) = v.push_checked(r, content) {
+                    return (v, Some(Err(b)));
+                }
             }
-            if let Err(b) = v.push(r) {
-                return Ok(Err(b));
+            (v, None)
+        });
+        let reading = async {
+            match after {
+                Some(after) => log.audit_chain(tenant_id, after, page).await.map(Some),
+                None => Ok(None),
             }
+        };
+        let (checked, next) = tokio::join!(checking, reading);
+        let (verifier, stop) = match checked {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(crate::StoreError::Backend(format!("verifier task: {e}"))),
+        };
+        v = verifier;
+        match stop {
+            Some(Ok(())) => return Ok(v.finish(head.as_ref())),
+            Some(Err(b)) => return Ok(Err(b)),
+            None => {}
         }
-        match rows.last() {
-            Some(r) if rows.len() as u32 == page => after = (r.seq, r.row_id),
-            _ => break,
+        match next? {
+            Some(more) => rows = more,
+            None => break,
         }
     }
     Ok(v.finish(head.as_ref()))
