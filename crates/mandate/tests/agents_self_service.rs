@@ -225,7 +225,10 @@ async fn page_lists_and_revokes(backend: Backend) {
         "Last acted for you:",
         "It has not acted for you yet.",
     ] {
-        assert!(unescape(&page).contains(want), "{want:?} missing from {page}");
+        assert!(
+            unescape(&page).contains(want),
+            "{want:?} missing from {page}"
+        );
     }
     assert!(page.contains(&m_planner) && page.contains(&m_booker));
     assert!(unescape(&page).contains("/account/agents/revoke-all"));
@@ -242,7 +245,10 @@ async fn page_lists_and_revokes(backend: Backend) {
     assert!(de.contains("Zuletzt für Sie gehandelt"), "{de}");
     // The consents page links here.
     let (_, consents, _) = b.get(&format!("{issuer}/account/consents")).await;
-    assert!(unescape(&consents).contains("/account/agents"), "{consents}");
+    assert!(
+        unescape(&consents).contains("/account/agents"),
+        "{consents}"
+    );
 
     // Without a session: no list.
     let (status, anon, _) = Browser::new()
@@ -270,9 +276,7 @@ async fn page_lists_and_revokes(backend: Backend) {
     let (_, bob_page, _) = bob_browser.get(&format!("{issuer}/account/agents")).await;
     assert!(bob_page.contains("No agent may act for you."), "{bob_page}");
     // (His page has no form; the CSRF token of his consents page is the same cookie's.)
-    let (_, bob_consents, _) = bob_browser
-        .get(&format!("{issuer}/account/consents"))
-        .await;
+    let (_, bob_consents, _) = bob_browser.get(&format!("{issuer}/account/consents")).await;
     let bob_csrf = hidden(&bob_consents, "csrf").unwrap();
     let (status, _, _) = bob_browser
         .post_form(

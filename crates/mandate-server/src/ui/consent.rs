@@ -40,6 +40,9 @@ pub async fn render(
         .iter()
         .map(|sc| agents::scope_words(s, &lang, sc))
         .collect();
+    // Whether approving would delegate anything (an agent asking only who the person is gets no
+    // mandate, so no duration is shown).
+    let delegates = agent.is_some_and(|a| authorize::consent_mandate_terms(&i.req, a).is_some());
     let agent = match agent {
         None => None,
         Some(a) => match agents::agent_view(s, t, &lang, a).await {
@@ -71,6 +74,7 @@ pub async fn render(
             resources => i.req.resources,
             details,
             minutes,
+            delegates,
         },
     );
     pages::with_cookies(page, set)
