@@ -18,6 +18,9 @@ use crate::store::{AuditQuery, MandateSelector};
 /// Why a person's own revocation is recorded.
 pub const REVOKED_BY_USER: &str = "revoked by the user";
 
+/// The scope an app needs for the person's self-service mandate API.
+pub const SELF_SCOPE: &str = "mandate:self";
+
 /// Defaults of a mandate created through the API when the request leaves them out.
 pub const DEFAULT_EXPIRES_IN: i64 = 3600;
 /// See [`DEFAULT_EXPIRES_IN`].
@@ -287,6 +290,14 @@ pub async fn authenticate(
     let sub = str_claim("sub").to_string();
     let client_id = str_claim("client_id").to_string();
     let insufficient = |why: &str| OAuthError::new(ErrorCode::InsufficientScope, why);
+    // Only an app the person allowed to manage their delegations may: not any app they use.
+    if !str_claim("scope").split(' ').any(|s| s == SELF_SCOPE) {
+        let e = insufficient("the mandate:self scope is required");
+        let actor = Principal::Client {
+            id: client_id.clone(),
+        };
+        return Err(refuse(p, t, meta, actor, &client_id, e).await);
+    }
     if claims.contains_key("act") || claims.contains_key("mandate") {
         let actor = match crate::agents::act_chain(claims.get("act")).first() {
             Some(a) => Principal::Agent { id: a.clone() },

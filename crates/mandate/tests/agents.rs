@@ -263,7 +263,13 @@ async fn delegation(backend: Backend) {
 
     // Revoking the mandate kills every token derived from it, down the chain, and nothing else.
     s.cli(
-        &["mandate", "revoke", "--tenant", "default", "--id", &m],
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m}"),
+        ],
         None,
     );
     assert_eq!(introspect(&issuer, &web, &a_token).await["active"], false);

@@ -85,6 +85,8 @@ fn web_client(s: &Server) -> (String, String) {
             "calendar.read",
             "--scope",
             "calendar.write",
+            "--scope",
+            "mandate:self",
         ],
     )
 }
@@ -434,8 +436,32 @@ async fn self_service_api(backend: Backend) {
     let web = web_client(&s);
     let planner = agent(&s, "Planner", "planner-2", "alice", &[]);
     let booker = agent(&s, "Booker", "booker-1", "alice", &[]);
-    let user_at = code_token(&s, &Browser::new(), &web, "alice", "openid calendar.read").await;
-    let bob_at = code_token(&s, &Browser::new(), &web, "bob", "openid calendar.read").await;
+    let user_at = code_token(
+        &s,
+        &Browser::new(),
+        &web,
+        "alice",
+        "openid calendar.read mandate:self",
+    )
+    .await;
+    let bob_at = code_token(
+        &s,
+        &Browser::new(),
+        &web,
+        "bob",
+        "openid calendar.read mandate:self",
+    )
+    .await;
+    // Without mandate:self, an app the person uses cannot manage their mandates.
+    let plain = code_token(&s, &Browser::new(), &web, "alice", "openid calendar.read").await;
+    let (status, _) = reqwest::Client::new()
+        .get(format!("{}/account/v1/mandates", s.issuer("default")))
+        .bearer_auth(&plain)
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 403, "mandate:self is required");
     let alice_auth = bearer(&user_at);
 
     // No token: 401 with a bare challenge; a bad one: invalid_token.
@@ -640,7 +666,7 @@ async fn self_service_api(backend: Backend) {
     let loc = b
         .authorize(
             &issuer,
-            &auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+            &auth_url(&issuer, &web.0, &challenge, "openid mandate:self", &[]),
             "alice",
         )
         .await;
