@@ -75,7 +75,10 @@ pub fn router(state: AppState) -> Router {
             "/authz/tuples",
             get(admin::authz::read_tuples).post(admin::authz::write_tuples),
         )
-        .route("/authz/policy", axum::routing::put(admin::authz::set_policy))
+        .route(
+            "/authz/policy",
+            axum::routing::put(admin::authz::set_policy),
+        )
         .route("/authz/check", post(admin::authz::check));
     Router::new()
         .route("/healthz", get(ops::health::healthz))

@@ -158,9 +158,7 @@ impl AuthzStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => {
-                    StoreError::Conflict(key(t))
-                }
+                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(key(t)),
                 _ => backend(e),
             })?;
             change(&mut tx, tenant_id, revision, idx, "write", t).await?;
