@@ -300,6 +300,33 @@ fn results(items: Vec<String>) -> Value {
     json!({"results": list, "page": {"next_token": ""}})
 }
 
+/// Subject, action and resource of a search body; `required` names the fields that must be set
+/// (`subject.type`, `subject.id`, `action.name`, `resource.type`, `resource.id`).
+fn search_parts(
+    headers: &HeaderMap,
+    body: &Bytes,
+    required: &[&str],
+) -> Result<(Entity, Entity, Entity), ApiError> {
+    let req = body_json(headers, body)?;
+    let (subject, action, resource) = (
+        entity(req.get("subject"), "id"),
+        entity(req.get("action"), "name"),
+        entity(req.get("resource"), "id"),
+    );
+    let missing = required.iter().any(|f| match *f {
+        "subject.type" => subject.kind.is_empty(),
+        "subject.id" => subject.id.is_empty(),
+        "action.name" => action.id.is_empty(),
+        "resource.type" => resource.kind.is_empty(),
+        "resource.id" => resource.id.is_empty(),
+        _ => false,
+    });
+    if missing {
+        return Err(invalid(format!("{} are required", required.join(", "))));
+    }
+    Ok((subject, action, resource))
+}
+
 /// Subject search: who (of `subject.type`) may do `action` on `resource` (graph: ListUsers).
 async fn search_subject(
     State(s): State<AppState>,
@@ -307,19 +334,16 @@ async fn search_subject(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req = body_json(&headers, &body)?;
-    let subject = entity(req.get("subject"), "id");
-    let action = entity(req.get("action"), "name");
-    let resource = entity(req.get("resource"), "id");
-    if subject.kind.is_empty()
-        || action.id.is_empty()
-        || resource.kind.is_empty()
-        || resource.id.is_empty()
-    {
-        return Err(invalid(
-            "subject.type, action.name, resource.type and resource.id are required",
-        ));
-    }
+    let (subject, action, resource) = search_parts(
+        &headers,
+        &body,
+        &[
+            "subject.type",
+            "action.name",
+            "resource.type",
+            "resource.id",
+        ],
+    )?;
     let users = s
         .pdp
         .list_users(
@@ -344,19 +368,11 @@ async fn search_resource(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req = body_json(&headers, &body)?;
-    let subject = entity(req.get("subject"), "id");
-    let action = entity(req.get("action"), "name");
-    let resource = entity(req.get("resource"), "id");
-    if subject.kind.is_empty()
-        || subject.id.is_empty()
-        || action.id.is_empty()
-        || resource.kind.is_empty()
-    {
-        return Err(invalid(
-            "subject.type, subject.id, action.name and resource.type are required",
-        ));
-    }
+    let (subject, action, resource) = search_parts(
+        &headers,
+        &body,
+        &["subject.type", "subject.id", "action.name", "resource.type"],
+    )?;
     let objects = s
         .pdp
         .list_objects(
@@ -381,18 +397,11 @@ async fn search_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req = body_json(&headers, &body)?;
-    let subject = entity(req.get("subject"), "id");
-    let resource = entity(req.get("resource"), "id");
-    if subject.kind.is_empty()
-        || subject.id.is_empty()
-        || resource.kind.is_empty()
-        || resource.id.is_empty()
-    {
-        return Err(invalid(
-            "subject.type, subject.id, resource.type and resource.id are required",
-        ));
-    }
+    let (subject, _, resource) = search_parts(
+        &headers,
+        &body,
+        &["subject.type", "subject.id", "resource.type", "resource.id"],
+    )?;
     let tid = pep.tenant.0.id();
     let mut names = Vec::new();
     for rel in s
