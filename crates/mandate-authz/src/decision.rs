@@ -295,33 +295,8 @@ fn mandate_gaps(m: &MandateGrant, needs: &Needs) -> Vec<String> {
     gaps
 }
 
-/// Does `granted` (one RFC 9396 detail) allow everything `asked` asks? Same `type`, and each
-/// other member of `granted` is present in `asked` with an equal value, or (arrays) a subset.
-/// The same rule as token exchange's attenuation (`mandate_core::agents::detail_covers`), kept
-/// here so this crate stays free of the core's dependencies.
-pub fn detail_covers(granted: &Value, asked: &Value) -> bool {
-    let (Some(g), Some(a)) = (granted.as_object(), asked.as_object()) else {
-        return false;
-    };
-    if g.get("type").is_none() || g.get("type") != a.get("type") {
-        return false;
-    }
-    g.iter()
-        .filter(|(k, _)| *k != "type")
-        .all(|(k, gv)| match (gv, a.get(k)) {
-            (_, None) => false,
-            (Value::Array(gs), Some(Value::Array(asks))) => asks.iter().all(|x| gs.contains(x)),
-            (Value::Array(gs), Some(x)) => gs.contains(x),
-            (gv, Some(av)) => gv == av,
-        })
-}
-
-/// Every detail asked for is covered by one granted.
-pub fn details_covered(granted: &[Value], asked: &[Value]) -> bool {
-    asked
-        .iter()
-        .all(|a| granted.iter().any(|g| detail_covers(g, a)))
-}
+// What a mandate's `authorization_details` cover is the token exchange's rule, shared.
+pub use mandate_core::agents::{detail_covers, details_covered};
 
 #[cfg(test)]
 mod tests {
