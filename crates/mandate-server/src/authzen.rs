@@ -4,7 +4,7 @@
 //! `mandate_authz::authzen`. Every decision is audited.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, OriginalUri, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -12,15 +12,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mandate_authz::authzen::{self, Entity, Evaluation, EvaluationError};
 use mandate_authz::{ListObjectsRequest, ListUsersRequest, PdpError, UserFilter};
-use mandate_core::admin_api::{self, AUTHZ_SCOPE, AdminCaller};
+use mandate_core::admin_api::AUTHZ_SCOPE;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
 use mandate_core::introspect::access_token_claims;
 use mandate_core::{ErrorCode, OAuthError, TenantCtx};
 use serde_json::{Map, Value, json};
 
-use crate::bearer::{PresentedToken, public_uri};
-use crate::client_ip::Meta;
-use crate::error::{ApiError, bearer_error};
+use crate::admin::Admin;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -46,45 +45,21 @@ async fn configuration(Tenant(t): Tenant) -> Json<Value> {
     }))
 }
 
-/// An authenticated enforcement point.
-struct Pep {
-    tenant: Tenant,
-    caller: AdminCaller,
-    meta: Meta,
-}
+/// An authenticated enforcement point: a token with `mandate:authz`.
+struct Pep(Admin);
 
 impl FromRequestParts<AppState> for Pep {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        let tenant = Tenant::from_request_parts(parts, s).await?;
-        let Ok(meta) = Meta::from_request_parts(parts, s).await;
-        let token =
-            PresentedToken::from_headers(&parts.headers).map_err(IntoResponse::into_response)?;
-        let Ok(OriginalUri(original)) = OriginalUri::from_request_parts(parts, s).await;
-        let uri = public_uri(&s.config.public_url, &original);
-        let method = parts.method.as_str().to_string();
-        let presented = token.as_ref().map(|t| t.presented(&method, &uri));
-        let caller = admin_api::authenticate_for(
-            &s.provider,
-            &tenant.0,
-            presented.as_ref(),
-            &meta.0,
-            AUTHZ_SCOPE,
-        )
-        .await
-        .map_err(|e| {
-            let mut err = bearer_error(e);
-            if token.is_none() {
-                err.challenge = Some("Bearer".into());
-            }
-            err.into_response()
-        })?;
-        Ok(Pep {
-            tenant,
-            caller,
-            meta,
-        })
+        Admin::for_scope(parts, s, AUTHZ_SCOPE).await.map(Pep)
+    }
+}
+
+impl std::ops::Deref for Pep {
+    type Target = Admin;
+    fn deref(&self) -> &Admin {
+        &self.0
     }
 }
 

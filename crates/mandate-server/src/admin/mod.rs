@@ -22,10 +22,9 @@ pub struct Admin {
     pub meta: Meta,
 }
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+impl Admin {
+    /// Authenticate the request's token for `scope` (admin API, AuthZEN callers).
+    pub async fn for_scope(parts: &mut Parts, s: &AppState, scope: &str) -> Result<Self, Response> {
         let tenant = Tenant::from_request_parts(parts, s).await?;
         let Ok(meta) = Meta::from_request_parts(parts, s).await;
         let token =
@@ -34,20 +33,29 @@ impl FromRequestParts<AppState> for Admin {
         let uri = public_uri(&s.config.public_url, &original);
         let method = parts.method.as_str().to_string();
         let presented = token.as_ref().map(|t| t.presented(&method, &uri));
-        let caller = admin_api::authenticate(&s.provider, &tenant.0, presented.as_ref(), &meta.0)
-            .await
-            .map_err(|e| {
-                let mut err = bearer_error(e);
-                if token.is_none() {
-                    // RFC 6750 §3.1: no error code when no credentials were sent.
-                    err.challenge = Some("Bearer".into());
-                }
-                ApiError::into_response(err)
-            })?;
+        let caller =
+            admin_api::authenticate_for(&s.provider, &tenant.0, presented.as_ref(), &meta.0, scope)
+                .await
+                .map_err(|e| {
+                    let mut err = bearer_error(e);
+                    if token.is_none() {
+                        // RFC 6750 §3.1: no error code when no credentials were sent.
+                        err.challenge = Some("Bearer".into());
+                    }
+                    ApiError::into_response(err)
+                })?;
         Ok(Admin {
             tenant,
             caller,
             meta,
         })
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        Admin::for_scope(parts, s, admin_api::ADMIN_SCOPE).await
     }
 }
