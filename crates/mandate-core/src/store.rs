@@ -180,6 +180,15 @@ pub trait AuditLog: Send + Sync {
         after: (i64, i64),
         limit: u32,
     ) -> StoreResult<Vec<ChainRecord>>;
+    /// Up to `limit` records with `seqs.0 < seq <= seqs.1`, in chain order, read like
+    /// [`AuditLog::audit_chain`]. Spans need no previous page, so a verifier can read several
+    /// at once.
+    async fn audit_chain_span(
+        &self,
+        tenant_id: &str,
+        seqs: (i64, i64),
+        limit: u32,
+    ) -> StoreResult<Vec<ChainRecord>>;
     /// The tenant's stored head (`seq` and hash of its last record; seq 0 and zero bytes before
     /// the first record), or `None` when nothing was ever recorded for it.
     async fn audit_head(&self, tenant_id: &str) -> StoreResult<Option<Checkpoint>>;

@@ -17,7 +17,7 @@
 //! page (see `packed_page_sql`): decoding a row per record through the driver cost more than
 //! the hashing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use mandate_core::StoreError;
@@ -56,8 +56,12 @@ impl AuditWriter {
     }
 }
 
+/// The writer's last known head per tenant: (seq, hash).
+type Heads = HashMap<String, (i64, [u8; HASH_LEN])>;
+
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut heads = Heads::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -66,7 +70,9 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let result = append(&pool, &batch).await.map_err(|e| e.to_string());
+        let result = append(&pool, &batch, &mut heads)
+            .await
+            .map_err(|e| e.to_string());
         for p in batch.drain(..) {
             let _ = p.done.send(result.clone());
         }
@@ -80,8 +86,14 @@ fn encoding(e: serde_json::Error) -> StoreError {
 /// Lock the tenant's head row and read it.
 const LOCK_HEAD: &str = "UPDATE audit_heads SET seq = seq WHERE tenant_id = $1 RETURNING seq, hash";
 
-/// Append a batch: one transaction, every tenant's events in arrival order.
-async fn append(pool: &AnyPool, batch: &[Pending]) -> StoreResult<()> {
+/// Append a batch, every tenant's events in arrival order, one transaction per tenant.
+///
+/// Fast path: the events are sealed after the head this writer last wrote, and written in one
+/// round trip that moves the head only if it is still there (a single statement on
+/// PostgreSQL; on SQLite the statements of one query in a transaction, rolled back when the
+/// head had moved). Another process writing the same tenant, or an error, sends the batch down
+/// the slow path: lock the head row, read it, seal after it, write, commit.
+async fn append(pool: &AnyPool, batch: &[Pending], heads: &mut Heads) -> StoreResult<()> {
     let mut by_tenant: BTreeMap<&str, Vec<&AuditEvent>> = BTreeMap::new();
     for p in batch {
         by_tenant
@@ -89,12 +101,81 @@ async fn append(pool: &AnyPool, batch: &[Pending]) -> StoreResult<()> {
             .or_default()
             .push(&p.event);
     }
-    let numbered = pool.connect_options().database_url.scheme() != "sqlite";
-    let mut tx = pool.begin().await.map_err(backend)?;
+    let postgres = pool.connect_options().database_url.scheme() != "sqlite";
     for (tenant, events) in by_tenant {
-        append_tenant(&mut tx, numbered, tenant, &events).await?;
+        if let Some(&(seq, prev)) = heads.get(tenant) {
+            let (rows, head) = seal(seq, prev, &events)?;
+            if let Ok(true) = write_if_head(pool, postgres, tenant, &rows, (seq, &prev), head).await
+            {
+                heads.insert(tenant.to_string(), head);
+                continue;
+            }
+        }
+        heads.remove(tenant);
+        let mut tx = pool.begin().await.map_err(backend)?;
+        let (seq, prev) = lock_head(&mut tx, tenant).await?;
+        let prev: [u8; HASH_LEN] = prev.try_into().expect("length checked by lock_head");
+        let (rows, head) = seal(seq, prev, &events)?;
+        let moved = if postgres {
+            write_postgres(&mut tx, tenant, &rows, head, None).await?
+        } else {
+            write_sqlite(&mut tx, tenant, &rows, head, None).await?
+        };
+        if !moved {
+            return Err(StoreError::Backend("audit head vanished".into()));
+        }
+        tx.commit().await.map_err(backend)?;
+        heads.insert(tenant.to_string(), head);
     }
-    tx.commit().await.map_err(backend)
+    Ok(())
+}
+
+/// The fast path of [`append`]: write `rows` if the tenant's head is still `expected`.
+/// `Ok(false)` when it was not (nothing written).
+async fn write_if_head(
+    pool: &AnyPool,
+    postgres: bool,
+    tenant: &str,
+    rows: &[Sealed<'_>],
+    expected: (i64, &[u8; HASH_LEN]),
+    head: (i64, [u8; HASH_LEN]),
+) -> StoreResult<bool> {
+    if postgres {
+        // One statement is one transaction: no BEGIN or COMMIT round trip.
+        let mut conn = pool.acquire().await.map_err(backend)?;
+        return write_postgres(&mut *conn, tenant, rows, head, Some(expected)).await;
+    }
+    let mut tx = pool.begin().await.map_err(backend)?;
+    match write_sqlite(&mut tx, tenant, rows, head, Some(expected)).await {
+        Ok(true) => {
+            tx.commit().await.map_err(backend)?;
+            Ok(true)
+        }
+        // Dropping the transaction rolls it back.
+        other => other,
+    }
+}
+
+/// Number and seal `events` after the head (`seq`, `prev`); returns the rows and the new head.
+fn seal<'a>(
+    mut seq: i64,
+    mut prev: [u8; HASH_LEN],
+    events: &[&'a AuditEvent],
+) -> StoreResult<(Vec<Sealed<'a>>, (i64, [u8; HASH_LEN]))> {
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        seq += 1;
+        let sealed = chain::seal(&prev, e, seq);
+        let hash = sealed.hash;
+        rows.push(Sealed {
+            seq,
+            event: e,
+            act_chain: serde_json::to_string(&e.act_chain).map_err(encoding)?,
+            sealed,
+            prev: std::mem::replace(&mut prev, hash),
+        });
+    }
+    Ok((rows, (seq, prev)))
 }
 
 async fn lock_head(
@@ -161,39 +242,24 @@ struct Sealed<'a> {
     prev: [u8; HASH_LEN],
 }
 
-async fn append_tenant(
+/// Insert `rows` and their personal data and move the head to `head`, in one query (SQLite
+/// runs the statements of one query string in turn; each round trip is a wake-up of the
+/// driver's thread, which is what a batch's latency is made of under load). With `expected`,
+/// the head moves only from there; `Ok(false)` then means it had moved and the caller must
+/// roll back.
+async fn write_sqlite(
     tx: &mut Transaction<'static, Any>,
-    numbered: bool,
     tenant: &str,
-    events: &[&AuditEvent],
-) -> StoreResult<()> {
-    let (mut seq, prev) = lock_head(tx, tenant).await?;
-    let mut prev: [u8; HASH_LEN] = prev.try_into().expect("length checked by lock_head");
-    let mut rows = Vec::with_capacity(events.len());
-    for e in events {
-        seq += 1;
-        let sealed = chain::seal(&prev, e, seq);
-        let hash = sealed.hash;
-        rows.push(Sealed {
-            seq,
-            event: e,
-            act_chain: serde_json::to_string(&e.act_chain).map_err(encoding)?,
-            sealed,
-            prev: std::mem::replace(&mut prev, hash),
-        });
-    }
-    if numbered {
-        return write_postgres(tx, tenant, &rows, seq, &prev).await;
-    }
+    rows: &[Sealed<'_>],
+    (seq, head): (i64, [u8; HASH_LEN]),
+    expected: Option<(i64, &[u8; HASH_LEN])>,
+) -> StoreResult<bool> {
     let personal: Vec<&Sealed> = rows
         .iter()
         .filter(|r| r.sealed.personal.is_some())
         .collect();
-    // Everything in one round trip: each one is a wake-up of the driver's thread, which is
-    // what a batch's latency is made of under load. SQLite runs the statements of one query
-    // string in turn.
     let sql = format!(
-        "{}; {}UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?",
+        "{}; {}UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?{}",
         multi_insert("audit_events", EVENT_COLUMNS, COLUMNS, rows.len()),
         if personal.is_empty() {
             String::new()
@@ -204,10 +270,15 @@ async fn append_tenant(
                 PERSONAL_COLUMNS,
                 personal.len(),
             ) + "; "
+        },
+        if expected.is_some() {
+            " AND seq = ? AND hash = ?"
+        } else {
+            ""
         }
     );
     let mut q = sqlx::query(&sql);
-    for r in &rows {
+    for r in rows {
         let e = r.event;
         let (actor_type, actor_id) = e.actor.parts();
         let (subject_type, subject_id) = subject_parts(e);
@@ -243,13 +314,12 @@ async fn append_tenant(
             .bind(p.username.as_deref())
             .bind(p.email.as_deref());
     }
-    q.bind(seq)
-        .bind(prev.to_vec())
-        .bind(tenant)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    Ok(())
+    q = q.bind(seq).bind(head.to_vec()).bind(tenant);
+    if let Some((s, h)) = expected {
+        q = q.bind(s).bind(h.to_vec());
+    }
+    let done = q.execute(&mut **tx).await.map_err(backend)?;
+    Ok(done.rows_affected() == (rows.len() + personal.len() + 1) as u64)
 }
 
 fn subject_parts(e: &AuditEvent) -> (Option<&'static str>, Option<&str>) {
@@ -263,15 +333,18 @@ fn subject_parts(e: &AuditEvent) -> (Option<&'static str>, Option<&str>) {
 }
 
 /// The PostgreSQL write: the batch goes as one JSON parameter that `json_to_recordset` turns
-/// back into rows, inserted by data-modifying CTEs (always executed, in full) of the head
-/// update. One statement text whatever the batch size (prepared once, planned cheaply), and
-/// one round trip.
-const POSTGRES_WRITE: &str = "WITH r AS (SELECT * FROM json_to_recordset($1::json) AS x(\
+/// back into rows, inserted by data-modifying CTEs of the head update. One statement text
+/// whatever the batch size (prepared once, planned cheaply), and one round trip. The head moves
+/// only from ($5, $6) when they are given (a NULL $5 means the row is already locked); the
+/// rows are inserted only if it moved, and the statement returns how many heads moved (0 or 1).
+const POSTGRES_WRITE: &str = "WITH h AS (UPDATE audit_heads SET seq = $2, hash = $3 \
+     WHERE tenant_id = $4 AND ($5::bigint IS NULL OR (seq = $5 AND hash = $6)) RETURNING 1), \
+     r AS (SELECT * FROM json_to_recordset($1::json) AS x(\
      seq bigint, time bigint, kind text, outcome text, actor_type text, actor_id text, \
      subject_type text, subject_id text, act_chain text, client_id text, mandate_id text, \
      request_id text, reason text, detail text, personal_commitment text, prev_hash text, \
      hash text, salt text, data_subject text, ip text, user_agent text, username text, \
-     email text)), \
+     email text) WHERE EXISTS (SELECT 1 FROM h)), \
      e AS (INSERT INTO audit_events (tenant_id, seq, time, kind, outcome, actor_type, actor_id, \
      subject_type, subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
      personal_commitment, prev_hash, hash) \
@@ -281,15 +354,17 @@ const POSTGRES_WRITE: &str = "WITH r AS (SELECT * FROM json_to_recordset($1::jso
      p AS (INSERT INTO audit_personal (tenant_id, seq, salt, data_subject, ip, user_agent, \
      username, email) SELECT $4, seq, decode(salt, 'hex'), data_subject, ip, user_agent, \
      username, email FROM r WHERE salt IS NOT NULL) \
-     UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $4";
+     SELECT count(*) AS moved FROM h";
 
+/// Write `rows` and move the head to `head` (see [`POSTGRES_WRITE`]); with `expected`, only
+/// from there. Returns whether the head moved (nothing is written otherwise).
 async fn write_postgres(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut sqlx::AnyConnection,
     tenant: &str,
     rows: &[Sealed<'_>],
-    seq: i64,
-    head: &[u8; HASH_LEN],
-) -> StoreResult<()> {
+    (seq, head): (i64, [u8; HASH_LEN]),
+    expected: Option<(i64, &[u8; HASH_LEN])>,
+) -> StoreResult<bool> {
     fn field(out: &mut Vec<u8>, key: &str, value: Option<&str>) -> StoreResult<()> {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(key.as_bytes());
@@ -339,15 +414,19 @@ async fn write_postgres(
     }
     json.push(b']');
     let json = String::from_utf8(json).map_err(|e| StoreError::Backend(e.to_string()))?;
-    sqlx::query(POSTGRES_WRITE)
+    let moved: i64 = sqlx::query(POSTGRES_WRITE)
         .bind(json)
         .bind(seq)
         .bind(head.to_vec())
         .bind(tenant)
-        .execute(&mut **tx)
+        .bind(expected.map(|e| e.0))
+        .bind(expected.map(|e| e.1.to_vec()))
+        .fetch_one(&mut *conn)
         .await
+        .map_err(backend)?
+        .try_get("moved")
         .map_err(backend)?;
-    Ok(())
+    Ok(moved == 1)
 }
 
 /// The columns every read selects, audit_events as `e` and audit_personal as `p`.
@@ -481,7 +560,7 @@ fn contains(backend: Backend, col: &str, param: usize) -> String {
 /// One row per page instead of one per record: decoding rows column by column through the
 /// driver cost more than hashing them. The two halves are joined as text (not nested JSON
 /// arrays, which SQLite would parse again).
-fn packed_page_sql(backend: Backend) -> String {
+fn packed_page_sql(backend: Backend, range: &str) -> String {
     let (array, hex, hex_opt, agg) = match backend {
         Backend::Sqlite => (
             "json_array",
@@ -511,8 +590,7 @@ fn packed_page_sql(backend: Backend) -> String {
          {commitment}, {salt}, p.ip, p.user_agent, p.username, p.email){cast} || ']' AS r \
          FROM audit_events e LEFT JOIN audit_personal p \
          ON p.tenant_id = e.tenant_id AND p.seq = e.seq \
-         WHERE e.tenant_id = $1 AND e.seq >= $2 AND (e.seq > $2 OR (e.seq = $3 AND e.id > $4)) \
-         ORDER BY e.seq, e.id LIMIT $5) page",
+         WHERE e.tenant_id = $1 AND {range} ORDER BY e.seq, e.id LIMIT $5) page",
         prev = hex("e.prev_hash"),
         hash = hex("e.hash"),
         commitment = hex_opt("e.personal_commitment"),
@@ -610,24 +688,64 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Records strictly after the position ($2 = $3 = seq, $4 = row id).
+const AFTER: &str = "e.seq >= $2 AND (e.seq > $3 OR (e.seq = $3 AND e.id > $4))";
+/// Records with $2 < seq <= $3 ($4 unused but bound, so both shapes take the same parameters).
+const SPAN: &str = "e.seq > $2 AND e.seq <= $3 AND $4 = $4";
+
 impl SqlStore {
+    /// One page in chain order, packed by the database (see [`packed_page_sql`]); falls back
+    /// to [`Self::audit_chain_rows`] when the packed form cannot carry what is stored.
+    async fn packed_chain(
+        &self,
+        tenant_id: &str,
+        range: (&str, i64, i64, i64),
+        limit: u32,
+    ) -> StoreResult<Vec<ChainRecord>> {
+        let sql = packed_page_sql(self.backend(), range.0);
+        let row = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(range.1)
+            .bind(range.2)
+            .bind(range.3)
+            .bind(i64::from(limit))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        let page = match row.try_get::<Option<String>, _>(0) {
+            Ok(Some(page)) => page,
+            Ok(None) => return Ok(Vec::new()),
+            // Not UTF-8 (only tampering stores that): see below.
+            Err(_) => return self.audit_chain_rows(tenant_id, range, limit).await,
+        };
+        // Decoding a page is CPU work (JSON, events): keep it off the async worker, so that
+        // a verifier can hash the previous page meanwhile.
+        let unpacked = tokio::task::spawn_blocking(move || unpack_page(&page))
+            .await
+            .map_err(|e| StoreError::Backend(format!("decoding audit records: {e}")))?;
+        match unpacked {
+            Some(records) => Ok(records),
+            // Text the packed form cannot carry (only tampering stores it): read row by row,
+            // which reports it as the record's decoding error.
+            None => self.audit_chain_rows(tenant_id, range, limit).await,
+        }
+    }
+
     /// [`AuditLog::audit_chain`] read row by row: slower, but it reports every field that
     /// cannot be decoded on the record that holds it.
     async fn audit_chain_rows(
         &self,
         tenant_id: &str,
-        after: (i64, i64),
+        (range, a, b, c): (&str, i64, i64, i64),
         limit: u32,
     ) -> StoreResult<Vec<ChainRecord>> {
-        let sql = format!(
-            "{SELECT} WHERE e.tenant_id = $1 AND e.seq >= $2 AND (e.seq > $2 OR (e.seq = $3 AND e.id > $4)) \
-             ORDER BY e.seq, e.id LIMIT $5"
-        );
+        let sql =
+            format!("{SELECT} WHERE e.tenant_id = $1 AND {range} ORDER BY e.seq, e.id LIMIT $5");
         let rows = sqlx::query(&sql)
             .bind(tenant_id)
-            .bind(after.0)
-            .bind(after.0)
-            .bind(after.1)
+            .bind(a)
+            .bind(b)
+            .bind(c)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -656,33 +774,18 @@ impl AuditLog for SqlStore {
         after: (i64, i64),
         limit: u32,
     ) -> StoreResult<Vec<ChainRecord>> {
-        let sql = packed_page_sql(self.backend());
-        let row = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(after.0)
-            .bind(after.0)
-            .bind(after.1)
-            .bind(i64::from(limit))
-            .fetch_one(&self.pool)
+        self.packed_chain(tenant_id, (AFTER, after.0, after.0, after.1), limit)
             .await
-            .map_err(backend)?;
-        let page = match row.try_get::<Option<String>, _>(0) {
-            Ok(Some(page)) => page,
-            Ok(None) => return Ok(Vec::new()),
-            // Not UTF-8 (only tampering stores that): see below.
-            Err(_) => return self.audit_chain_rows(tenant_id, after, limit).await,
-        };
-        // Decoding a page is CPU work (JSON, events): keep it off the async worker, so that
-        // a verifier can hash the previous page meanwhile.
-        let unpacked = tokio::task::spawn_blocking(move || unpack_page(&page))
+    }
+
+    async fn audit_chain_span(
+        &self,
+        tenant_id: &str,
+        seqs: (i64, i64),
+        limit: u32,
+    ) -> StoreResult<Vec<ChainRecord>> {
+        self.packed_chain(tenant_id, (SPAN, seqs.0, seqs.1, 0), limit)
             .await
-            .map_err(|e| StoreError::Backend(format!("decoding audit records: {e}")))?;
-        match unpacked {
-            Some(records) => Ok(records),
-            // Text the packed form cannot carry (only tampering stores it): read row by row,
-            // which reports it as the record's decoding error.
-            None => self.audit_chain_rows(tenant_id, after, limit).await,
-        }
     }
 
     async fn audit_head(&self, tenant_id: &str) -> StoreResult<Option<Checkpoint>> {

@@ -516,68 +516,110 @@ pub fn verify<'a>(
 /// Verify a tenant's chain in storage, reading it in pages of `page` records. The outer error
 /// is a storage failure; the inner one the first bad record.
 ///
-/// Pipelined: while page N is checked ([`check_content`] on a blocking thread: hashing is
-/// most of the CPU work), page N+1 is already being read and decoded, so storage and hashing
-/// use different cores. Links and order are then checked in sequence, as [`Verifier::push`].
+/// Pipelined: up to the head read at the start, the log is read as spans of `page` sequence
+/// numbers, [`READ_AHEAD`] spans at once (a span needs no previous page), while the page before
+/// them is checked ([`check_content`] on a blocking thread: hashing is most of the CPU work).
+/// Links and order are then checked in sequence, as [`Verifier::push`]. A span holding more
+/// records than sequence numbers is cut at one more than it can rightly hold: the verifier
+/// stops at a duplicate or stray record by then. Records past the head (appended meanwhile, or
+/// outside the writer) are read after the spans, page by page.
 pub async fn verify_stored(
     log: &dyn AuditLog,
     tenant_id: &str,
     checkpoint: Option<Checkpoint>,
     page: u32,
 ) -> StoreResult<Result<VerifyReport, ChainBreak>> {
+    use futures_util::stream::{self, StreamExt};
+
     // Read the head first: records appended while we walk then only extend the chain past it.
     let head = log.audit_head(tenant_id).await?;
+    let spans = spans(head.as_ref().map_or(0, |h| h.seq), i64::from(page));
+    let mut after = match spans.last() {
+        Some(&(_, hi)) => (hi, i64::MAX),
+        None => (i64::MIN, i64::MIN),
+    };
+    let mut reads = stream::iter(spans)
+        .map(|seqs| log.audit_chain_span(tenant_id, seqs, page.saturating_add(1)))
+        .buffered(READ_AHEAD);
     let mut v = Verifier::new(checkpoint);
-    let mut rows = log
-        .audit_chain(tenant_id, (i64::MIN, i64::MIN), page)
-        .await?;
+    let mut current = reads.next().await.transpose()?;
+    while let Some(rows) = current {
+        let (checked, next) = tokio::join!(check_page(v, rows, head.clone()), reads.next());
+        v = match checked? {
+            Step::Go(v) => v,
+            Step::Done(result) => return Ok(result),
+        };
+        current = next.transpose()?;
+    }
+    // Past the head: normally nothing, or what was appended since the head was read.
     loop {
-        let after = match rows.last() {
-            Some(r) if rows.len() as u32 == page => Some((r.seq, r.row_id)),
-            _ => None,
-        };
-        let h = head.clone();
-        // The whole page is checked (and its records dropped) on a blocking thread.
-        let checking = tokio::task::spawn_blocking(move || {
-            let checks: Vec<_> = rows.iter().map(check_content).collect();
-            for (r, content) in rows.iter().zip(checks) {
-                // Records committed after the head was read are not part of this verification.
-                if let Some(h) = &h
-                    && r.seq > h.seq
-                    && r.seq == v.next
-                {
-                    return (v, Some(Ok(())));
-                }
-                if let Err(b) = v.push_checked(r, content) {
-                    return (v, Some(Err(b)));
-                }
-            }
-            (v, None)
-        });
-        let reading = async {
-            match after {
-                Some(after) => log.audit_chain(tenant_id, after, page).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (checked, next) = tokio::join!(checking, reading);
-        let (verifier, stop) = match checked {
-            Ok(done) => done,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => return Err(crate::StoreError::Backend(format!("verifier task: {e}"))),
-        };
-        v = verifier;
-        match stop {
-            Some(Ok(())) => return Ok(v.finish(head.as_ref())),
-            Some(Err(b)) => return Ok(Err(b)),
-            None => {}
+        let rows = log.audit_chain(tenant_id, after, page).await?;
+        let full = rows.len() as u32 == page;
+        if let Some(r) = rows.last() {
+            after = (r.seq, r.row_id);
         }
-        match next? {
-            Some(more) => rows = more,
-            None => break,
+        v = match check_page(v, rows, head.clone()).await? {
+            Step::Go(v) => v,
+            Step::Done(result) => return Ok(result),
+        };
+        if !full {
+            return Ok(v.finish(head.as_ref()));
         }
     }
-    Ok(v.finish(head.as_ref()))
+}
+
+/// How many spans [`verify_stored`] reads at once.
+const READ_AHEAD: usize = 2;
+
+/// The spans `(lo, hi]` of `page` sequence numbers that cover `1..=head` (the first one open
+/// below, so that stray records with impossible numbers are read too).
+fn spans(head: i64, page: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let (mut lo, mut hi) = (i64::MIN, page.max(1));
+    while head > 0 {
+        let top = hi.min(head);
+        out.push((lo, top));
+        if top >= head {
+            break;
+        }
+        (lo, hi) = (top, top.saturating_add(page.max(1)));
+    }
+    out
+}
+
+/// What checking a page leaves: the verifier to go on with, or the final result.
+enum Step {
+    Go(Verifier),
+    Done(Result<VerifyReport, ChainBreak>),
+}
+
+/// Check one page on a blocking thread (hashing is CPU work), dropping its records there.
+async fn check_page(
+    mut v: Verifier,
+    rows: Vec<ChainRecord>,
+    head: Option<Checkpoint>,
+) -> StoreResult<Step> {
+    let checking = tokio::task::spawn_blocking(move || {
+        let checks: Vec<_> = rows.iter().map(check_content).collect();
+        for (r, content) in rows.iter().zip(checks) {
+            // Records committed after the head was read are not part of this verification.
+            if let Some(h) = &head
+                && r.seq > h.seq
+                && r.seq == v.next
+            {
+                return Step::Done(v.finish(Some(h)));
+            }
+            if let Err(b) = v.push_checked(r, content) {
+                return Step::Done(Err(b));
+            }
+        }
+        Step::Go(v)
+    });
+    match checking.await {
+        Ok(step) => Ok(step),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(crate::StoreError::Backend(format!("verifier task: {e}"))),
+    }
 }
 
 #[cfg(test)]
