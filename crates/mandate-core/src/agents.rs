@@ -69,6 +69,23 @@ impl Agent {
             "owner": self.owner_user_id,
         })
     }
+
+    /// The administrator's view (CLI `--json` and the admin API).
+    pub fn admin_view(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "owner": self.owner_user_id,
+            "provider": self.provider,
+            "model": self.model,
+            "version": self.version,
+            "scope_ceiling": self.scope_ceiling.to_string(),
+            "require_dpop": self.require_dpop,
+            "status": self.status.as_str(),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
 }
 
 /// How a mandate came to be.
@@ -126,6 +143,25 @@ impl Mandate {
     /// In force at `now`.
     pub fn is_active(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
+    }
+
+    /// The administrator's view (CLI `--json` and the admin API).
+    pub fn admin_view(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "user_id": self.user_id,
+            "agent_id": self.agent_id,
+            "scope": self.scope.to_string(),
+            "resources": self.resources,
+            "authorization_details": self.authorization_details,
+            "expires_at": self.expires_at,
+            "max_token_lifetime": self.max_token_lifetime,
+            "max_delegation_depth": self.max_delegation_depth,
+            "approval_required": self.approval_required,
+            "origin": self.origin.as_str(),
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        })
     }
 }
 

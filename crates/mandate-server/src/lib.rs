@@ -79,7 +79,25 @@ pub fn router(state: AppState) -> Router {
             "/authz/policy",
             axum::routing::put(admin::authz::set_policy),
         )
-        .route("/authz/check", post(admin::authz::check));
+        .route("/authz/check", post(admin::authz::check))
+        .route(
+            "/agents",
+            get(admin::agents::list_agents).post(admin::agents::create_agent),
+        )
+        .route(
+            "/agents/{id}",
+            get(admin::agents::show_agent).delete(admin::agents::delete_agent),
+        )
+        .route("/agents/{id}/suspend", post(admin::agents::suspend_agent))
+        .route("/agents/{id}/resume", post(admin::agents::resume_agent))
+        .route(
+            "/mandates",
+            get(admin::agents::list_mandates).post(admin::agents::create_mandate),
+        )
+        .route(
+            "/mandates/{id}",
+            get(admin::agents::show_mandate).delete(admin::agents::revoke_mandate),
+        );
     Router::new()
         .route("/healthz", get(ops::health::healthz))
         .route("/readyz", get(ops::health::readyz))

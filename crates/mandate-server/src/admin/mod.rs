@@ -1,6 +1,7 @@
 //! The admin API, `/admin/v1/tenants/{tenant}/…`: bearer tokens of that tenant's issuer with the
 //! `mandate:admin` scope (rules in `mandate_core::admin_api`).
 
+pub mod agents;
 pub mod audit;
 pub mod authz;
 

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use mandate_core::agent_admin::{self, AgentSpec};
 use mandate_core::agents::{Agent, AgentStatus};
 use mandate_core::store::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{CLI_ACTOR, print};
 
@@ -92,18 +92,7 @@ pub struct CreateArgs {
 }
 
 fn show(a: &Agent) -> Value {
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "owner": a.owner_user_id,
-        "provider": a.provider,
-        "model": a.model,
-        "version": a.version,
-        "scope_ceiling": a.scope_ceiling.to_string(),
-        "require_dpop": a.require_dpop,
-        "status": a.status.as_str(),
-        "created_at": a.created_at,
-    })
+    a.admin_view()
 }
 
 fn line(a: &Agent) -> String {

@@ -69,21 +69,7 @@ pub struct CreateArgs {
 }
 
 fn show(m: &Mandate) -> Value {
-    json!({
-        "id": m.id,
-        "user_id": m.user_id,
-        "agent_id": m.agent_id,
-        "scope": m.scope.to_string(),
-        "resources": m.resources,
-        "authorization_details": m.authorization_details,
-        "expires_at": m.expires_at,
-        "max_token_lifetime": m.max_token_lifetime,
-        "max_delegation_depth": m.max_delegation_depth,
-        "approval_required": m.approval_required,
-        "origin": m.origin.as_str(),
-        "created_at": m.created_at,
-        "revoked_at": m.revoked_at,
-    })
+    m.admin_view()
 }
 
 pub async fn run(cmd: MandateCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
