@@ -184,16 +184,38 @@ async fn assertion_auth(
     if assertion.len() > 8192 {
         return Err(OAuthError::invalid_request("client_assertion too large"));
     }
+    verify_assertion(
+        p,
+        t,
+        assertion,
+        c.client_id.as_deref(),
+        endpoint_url,
+        "client_assertion",
+        fail,
+    )
+    .await
+}
+
+/// Verify an RFC 7523 JWT assertion signed by a client registered for private_key_jwt: `iss` =
+/// `sub` = the client (and `expected_sub` when given), `aud` the issuer or `endpoint_url`, a
+/// bounded lifetime, and a `jti` not seen before in the `use_` namespace (a client assertion and
+/// an RFC 8693 actor token are separate uses). Failures are `fail(why)`.
+pub(crate) async fn verify_assertion(
+    p: &Provider,
+    t: &TenantCtx,
+    assertion: &str,
+    expected_sub: Option<&str>,
+    endpoint_url: &str,
+    use_: &str,
+    fail: impl Fn(&str) -> OAuthError,
+) -> Result<Arc<Client>, OAuthError> {
     // Find the client by the (still unverified) subject, then verify with its keys.
     let unverified: AssertionClaims = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
         .map_err(|_| fail("undecodable assertion"))?;
     if unverified.iss != unverified.sub {
         return Err(fail("iss != sub"));
     }
-    if c.client_id
-        .as_deref()
-        .is_some_and(|id| id != unverified.sub)
-    {
+    if expected_sub.is_some_and(|id| id != unverified.sub) {
         return Err(fail("client_id != assertion sub"));
     }
     let client = p
@@ -266,7 +288,7 @@ async fn assertion_auth(
     if claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(fail("bad jti"));
     }
-    let key = format!("client_assertion:{}:{}", client.client_id, claims.jti);
+    let key = format!("{use_}:{}:{}", client.client_id, claims.jti);
     if !p
         .store
         .first_use(t.id(), &key, claims.exp + p.settings.clock_skew)

@@ -21,6 +21,9 @@ use crate::tokens::{self, TokenResponse, TokenSubject};
 /// RFC 8693 §3 token type of an access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
+/// RFC 8693 §3 token type of a JWT: as `actor_token_type`, the agent's signed assertion.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
 /// Most agents in one chain, whatever a mandate allows.
 pub const MAX_CHAIN: usize = 5;
 
@@ -214,7 +217,31 @@ pub async fn exchange(
         "subject_token",
     )
     .await?;
-    if req.actor_token.is_some() || req.actor_token_type.is_some() {
+    if req.actor_token_type.as_deref() == Some(JWT_TOKEN_TYPE) {
+        // The agent's own signed assertion (RFC 7523 form), proving it is the actor.
+        let assertion = req
+            .actor_token
+            .as_deref()
+            .ok_or_else(|| OAuthError::invalid_request("actor_token is required"))?;
+        if assertion.len() > 8192 {
+            return Err(OAuthError::invalid_request("actor_token too large"));
+        }
+        crate::client_auth::verify_assertion(
+            p,
+            t,
+            assertion,
+            Some(&agent.id),
+            &t.url("/token"),
+            "actor_token",
+            |why| {
+                OAuthError::invalid_request(
+                    "the actor_token is not a valid assertion of the authenticated agent",
+                )
+                .with_debug(why.to_string())
+            },
+        )
+        .await?;
+    } else if req.actor_token.is_some() || req.actor_token_type.is_some() {
         let actor = token_claims(
             p,
             t,
