@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::AdminError;
 use crate::keys::{self, Alg};
-use crate::model::{Client, ClientAuthMethod, GrantType, Tenant, User};
+use crate::model::{Client, ClientAuthMethod, GrantType, Tenant, TenantSettings, User};
 use crate::scope::Scope;
 use crate::secret::{keyed_digest, password, random_bytes, random_token};
 use crate::settings::Settings;
@@ -79,6 +79,7 @@ pub async fn create_tenant(
         secret_key: random_bytes(32),
         access_token_alg,
         created_at: now,
+        settings: TenantSettings::default(),
     };
     let keys = generate_keys(&tenant.id, now).await?;
     store.create_tenant(&tenant, &keys).await?;
@@ -91,6 +92,37 @@ pub async fn create_tenant(
         ))
         .await?;
     Ok(tenant)
+}
+
+/// Replace a tenant's settings (recorded with the old and new values). Other nodes see them
+/// within their tenant cache lifetime.
+pub async fn set_tenant_settings(
+    store: &dyn Store,
+    name: &str,
+    settings: TenantSettings,
+    actor: &str,
+) -> Result<Tenant, AdminError> {
+    let mut t = tenant(store, name).await?;
+    for ty in &settings.authorization_details_types {
+        if ty.is_empty() || ty.len() > 128 || ty.chars().any(char::is_whitespace) {
+            return Err(AdminError::Invalid(format!(
+                "invalid authorization_details type {ty:?}"
+            )));
+        }
+    }
+    if !store.set_tenant_settings(&t.id, &settings).await? {
+        return Err(AdminError::NotFound(format!("tenant {name}")));
+    }
+    store
+        .record(&admin_event(
+            &t.id,
+            EventKind::TenantSettingsChanged,
+            actor,
+            json!({"before": t.settings, "after": settings}),
+        ))
+        .await?;
+    t.settings = settings;
+    Ok(t)
 }
 
 /// Create the default tenant on first start; no-op when it exists.

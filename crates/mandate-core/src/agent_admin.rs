@@ -265,7 +265,16 @@ pub async fn create_mandate(
     origin: MandateOrigin,
     actor: &str,
 ) -> Result<Mandate, AdminError> {
-    let tid = tenant_id(store, tenant_name).await?;
+    let tenant = store
+        .tenant_by_name(tenant_name)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("tenant {tenant_name}")))?;
+    if !tenant.settings.details_allowed(&spec.authorization_details) {
+        return Err(AdminError::Invalid(
+            "an authorization_details type is not among the tenant's (mandate tenant set)".into(),
+        ));
+    }
+    let tid = tenant.id;
     let user = store
         .user_by_username(&tid, &spec.username)
         .await?

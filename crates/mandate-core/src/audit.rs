@@ -65,6 +65,8 @@ event_kinds! {
     MandateCreated => "mandate_created",
     MandateRevoked => "mandate_revoked",
     KeysRotated => "keys_rotated",
+    TenantSettingsChanged => "tenant_settings_changed",
+    TokenImpersonated => "token_impersonated",
 }
 
 /// Success or failure of the action.

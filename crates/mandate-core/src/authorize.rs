@@ -86,6 +86,14 @@ pub async fn validate(
     validate_request(p, t, params, &[]).await
 }
 
+/// RFC 9396 §5: a type the tenant does not accept.
+pub fn unsupported_details_type() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidAuthorizationDetails,
+        "an authorization_details type is not supported here",
+    )
+}
+
 /// [`validate`], with the request's RFC 8707 `resource` parameters (the one parameter that may
 /// repeat).
 pub async fn validate_request(
@@ -246,6 +254,9 @@ pub async fn validate_request(
             ))
         })?,
     };
+    if !t.tenant.settings.details_allowed(&authorization_details) {
+        return Err(fail(unsupported_details_type()));
+    }
     let req = AuthorizeRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),

@@ -17,6 +17,34 @@ pub struct Tenant {
     /// Algorithm of newly issued access tokens.
     pub access_token_alg: Alg,
     pub created_at: i64,
+    /// Policy switches an administrator sets per tenant.
+    pub settings: TenantSettings,
+}
+
+/// Per-tenant policy switches (`mandate tenant set`). The defaults are the safe ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Let non-agent clients registered for token exchange get a token for a person with no
+    /// `act` (RFC 8693 impersonation), recorded as such. Off: only delegation.
+    #[serde(default)]
+    pub impersonation: bool,
+    /// The RFC 9396 `authorization_details` types the tenant accepts (published in discovery);
+    /// empty: any type.
+    #[serde(default)]
+    pub authorization_details_types: Vec<String>,
+}
+
+impl TenantSettings {
+    /// Is every detail of a type the tenant accepts?
+    pub fn details_allowed(&self, details: &[serde_json::Value]) -> bool {
+        self.authorization_details_types.is_empty()
+            || details.iter().all(|d| {
+                d.get("type")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|t| self.authorization_details_types.iter().any(|a| a == t))
+            })
+    }
 }
 
 /// How a client proves its identity at the token endpoint.

@@ -198,6 +198,13 @@ pub async fn create(
     req: MandateRequest,
     meta: &RequestMeta,
 ) -> Result<Mandate, OAuthError> {
+    if !t
+        .tenant
+        .settings
+        .details_allowed(&req.authorization_details)
+    {
+        return Err(crate::authorize::unsupported_details_type());
+    }
     let terms = MandateTerms {
         agent_id: req.agent_id,
         scopes: req.scope,

@@ -19,6 +19,12 @@ pub trait TenantStore: Send + Sync {
     async fn create_tenant(&self, tenant: &Tenant, keys: &[KeyRecord]) -> StoreResult<()>;
     async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// Replace a tenant's settings; false when no such tenant.
+    async fn set_tenant_settings(
+        &self,
+        tenant_id: &str,
+        settings: &crate::model::TenantSettings,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -56,8 +56,10 @@ impl AuditWriter {
     }
 }
 
-/// The writer's last known head per tenant: (seq, hash).
-type Heads = HashMap<String, (i64, [u8; HASH_LEN])>;
+/// A tenant's head: (seq, hash) of its last record.
+type Head = (i64, [u8; HASH_LEN]);
+/// The writer's last known head per tenant.
+type Heads = HashMap<String, Head>;
 
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
@@ -143,7 +145,7 @@ async fn write_if_head(
     if postgres {
         // One statement is one transaction: no BEGIN or COMMIT round trip.
         let mut conn = pool.acquire().await.map_err(backend)?;
-        return write_postgres(&mut *conn, tenant, rows, head, Some(expected)).await;
+        return write_postgres(&mut conn, tenant, rows, head, Some(expected)).await;
     }
     let mut tx = pool.begin().await.map_err(backend)?;
     match write_sqlite(&mut tx, tenant, rows, head, Some(expected)).await {
@@ -161,7 +163,7 @@ fn seal<'a>(
     mut seq: i64,
     mut prev: [u8; HASH_LEN],
     events: &[&'a AuditEvent],
-) -> StoreResult<(Vec<Sealed<'a>>, (i64, [u8; HASH_LEN]))> {
+) -> StoreResult<(Vec<Sealed<'a>>, Head)> {
     let mut rows = Vec::with_capacity(events.len());
     for e in events {
         seq += 1;

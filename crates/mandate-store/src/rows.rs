@@ -4,7 +4,7 @@ use mandate_core::StoreError;
 use mandate_core::keys::{Alg, KeyRecord};
 use mandate_core::model::{
     AuthCode, Client, ClientAuthMethod, Consent, Grant, GrantType, RefreshToken, Session, Tenant,
-    User,
+    TenantSettings, User,
 };
 use mandate_core::scope::Scope;
 use serde_json::Value;
@@ -55,7 +55,16 @@ pub(crate) fn tenant(row: &AnyRow) -> Result<Tenant, StoreError> {
         secret_key: col(row, "secret_key")?,
         access_token_alg: alg(&col::<String>(row, "access_token_alg")?, "access_token_alg")?,
         created_at: col(row, "created_at")?,
+        settings: {
+            let text: String = col(row, "settings")?;
+            serde_json::from_str(&text).map_err(|_| corrupt("settings", &text))?
+        },
     })
+}
+
+/// A tenant's settings as stored.
+pub(crate) fn settings_text(s: &TenantSettings) -> Result<String, StoreError> {
+    serde_json::to_string(s).map_err(|e| StoreError::Backend(format!("encoding settings: {e}")))
 }
 
 pub(crate) fn key(row: &AnyRow) -> Result<KeyRecord, StoreError> {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use mandate_core::keys::KeyRecord;
-use mandate_core::model::Tenant;
+use mandate_core::model::{Tenant, TenantSettings};
 use mandate_core::store::{StoreResult, TenantStore};
 
 use crate::connect::SqlStore;
@@ -12,7 +12,7 @@ use crate::{keys, rows};
 macro_rules! select_tenant {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, secret_key, access_token_alg, created_at FROM tenants",
+            "SELECT id, name, secret_key, access_token_alg, created_at, settings FROM tenants",
             $rest
         )
     };
@@ -23,14 +23,15 @@ impl TenantStore for SqlStore {
     async fn create_tenant(&self, tenant: &Tenant, keys: &[KeyRecord]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
-            "INSERT INTO tenants (id, name, secret_key, access_token_alg, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO tenants (id, name, secret_key, access_token_alg, created_at, settings) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&tenant.id)
         .bind(&tenant.name)
         .bind(&tenant.secret_key)
         .bind(tenant.access_token_alg.as_str())
         .bind(tenant.created_at)
+        .bind(rows::settings_text(&tenant.settings)?)
         .execute(&mut *tx)
         .await
         .map_err(on_insert("tenant"))?;
@@ -49,6 +50,20 @@ impl TenantStore for SqlStore {
             .as_ref()
             .map(rows::tenant)
             .transpose()
+    }
+
+    async fn set_tenant_settings(
+        &self,
+        tenant_id: &str,
+        settings: &TenantSettings,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE tenants SET settings = $1 WHERE id = $2")
+            .bind(rows::settings_text(settings)?)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {

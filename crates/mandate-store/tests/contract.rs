@@ -207,6 +207,7 @@ fn tenant(id: &str, name: &str) -> Tenant {
         secret_key: vec![7, 0, 255, 1, 2, 3],
         access_token_alg: Alg::ES256,
         created_at: NOW,
+        settings: Default::default(),
     }
 }
 

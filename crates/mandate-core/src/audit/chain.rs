@@ -575,16 +575,18 @@ const READ_AHEAD: usize = 2;
 /// below, so that stray records with impossible numbers are read too).
 fn spans(head: i64, page: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
+    if head <= 0 {
+        return out;
+    }
     let (mut lo, mut hi) = (i64::MIN, page.max(1));
-    while head > 0 {
+    loop {
         let top = hi.min(head);
         out.push((lo, top));
         if top >= head {
-            break;
+            return out;
         }
         (lo, hi) = (top, top.saturating_add(page.max(1)));
     }
-    out
 }
 
 /// What checking a page leaves: the verifier to go on with, or the final result.
@@ -625,6 +627,14 @@ async fn check_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_cover_every_sequence_number_once() {
+        assert!(spans(0, 10).is_empty());
+        assert_eq!(spans(5, 10), vec![(i64::MIN, 5)]);
+        assert_eq!(spans(10, 10), vec![(i64::MIN, 10)]);
+        assert_eq!(spans(25, 10), vec![(i64::MIN, 10), (10, 20), (20, 25)]);
+    }
     use crate::audit::{EventKind, Outcome};
     use serde_json::json;
 

@@ -3,6 +3,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod impersonation;
 pub mod refresh_token;
 pub mod token_exchange;
 

@@ -4,7 +4,8 @@
 //! names the delegation. Every hop only narrows: scope = requested ∩ subject token ∩ mandate ∩
 //! agent ceiling; audiences within the mandate's resources (and the subject token's, for a
 //! further hop); lifetime within the mandate. A delegated token can never come back out as a
-//! plain user token; impersonation (no `act`) is not offered.
+//! plain user token; impersonation (no `act`) is only for non-agent clients of tenants that
+//! enable it (`impersonation.rs`).
 
 use serde_json::{Map, Value, json};
 
@@ -32,7 +33,7 @@ fn invalid_target(why: impl Into<String>) -> OAuthError {
 }
 
 /// The claims of a valid access token of this issuer, or `invalid_request` (RFC 8693 §2.2.2).
-async fn token_claims(
+pub(super) async fn token_claims(
     p: &Provider,
     t: &TenantCtx,
     token: Option<&str>,
@@ -52,11 +53,11 @@ async fn token_claims(
     })
 }
 
-fn str_claim<'a>(c: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+pub(super) fn str_claim<'a>(c: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     c.get(k).and_then(Value::as_str)
 }
 
-fn audiences(c: &Map<String, Value>) -> Vec<String> {
+pub(super) fn audiences(c: &Map<String, Value>) -> Vec<String> {
     match c.get("aud") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a
@@ -183,13 +184,19 @@ pub async fn exchange(
     meta: &RequestMeta,
 ) -> Result<TokenResponse, OAuthError> {
     let now = p.now();
-    let agent = p
-        .store
-        .agent(t.id(), &client.client_id)
-        .await?
-        .ok_or_else(|| {
-            OAuthError::unauthorized_client("only registered agents may exchange tokens")
-        })?;
+    if let Some(d) = &req.authorization_details
+        && !t.tenant.settings.details_allowed(d)
+    {
+        return Err(crate::authorize::unsupported_details_type());
+    }
+    let Some(agent) = p.store.agent(t.id(), &client.client_id).await? else {
+        if t.tenant.settings.impersonation {
+            return super::impersonation::exchange(p, t, client, req, meta).await;
+        }
+        return Err(OAuthError::unauthorized_client(
+            "only registered agents may exchange tokens",
+        ));
+    };
     if agent.status != AgentStatus::Active {
         return Err(OAuthError::invalid_client(format!(
             "the agent is {}",

@@ -60,6 +60,7 @@ fn metadata(t: &TenantCtx) -> Value {
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["en", "de"],
         "acr_values_supported": [mandate_core::settings::ACR_PASSWORD],
+        "authorization_details_types_supported": t.tenant.settings.authorization_details_types,
     })
 }
 

@@ -1,4 +1,4 @@
-//! `mandate tenant create|list`.
+//! `mandate tenant create|list|show|set`.
 
 use std::sync::Arc;
 
@@ -21,6 +21,27 @@ pub enum TenantCmd {
     },
     /// List tenants.
     List,
+    /// Change a tenant's settings (unnamed ones stay as they are).
+    Set {
+        name: String,
+        /// Let non-agent clients registered for token exchange impersonate a person (a token
+        /// with no `act`, recorded as impersonation): on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        impersonation: Option<String>,
+        /// An RFC 9396 authorization_details type the tenant accepts (repeatable; replaces the
+        /// list). With none configured, any type is accepted.
+        #[arg(long = "authorization-details-type")]
+        authorization_details_type: Vec<String>,
+        /// Accept any authorization_details type again.
+        #[arg(long, conflicts_with = "authorization_details_type")]
+        any_authorization_details_type: bool,
+    },
+    /// Show a tenant with its settings.
+    Show { name: String },
+}
+
+fn show(t: &mandate_core::model::Tenant) -> serde_json::Value {
+    json!({"id": t.id, "name": t.name, "created_at": t.created_at, "settings": t.settings})
 }
 
 pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
@@ -35,6 +56,37 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             let t = admin::create_tenant(store.as_ref(), &name, alg, CLI_ACTOR).await?;
             print(json_out, json!({"id": t.id, "name": t.name}), || {
                 format!("created tenant {}", t.name)
+            });
+        }
+        TenantCmd::Set {
+            name,
+            impersonation,
+            authorization_details_type,
+            any_authorization_details_type,
+        } => {
+            let t = store
+                .tenant_by_name(&name)
+                .await?
+                .with_context(|| format!("tenant {name} not found"))?;
+            let mut settings = t.settings;
+            if let Some(v) = impersonation {
+                settings.impersonation = v == "on";
+            }
+            if any_authorization_details_type {
+                settings.authorization_details_types.clear();
+            } else if !authorization_details_type.is_empty() {
+                settings.authorization_details_types = authorization_details_type;
+            }
+            let t = admin::set_tenant_settings(store.as_ref(), &name, settings, CLI_ACTOR).await?;
+            print(json_out, show(&t), || format!("updated tenant {}", t.name));
+        }
+        TenantCmd::Show { name } => {
+            let t = store
+                .tenant_by_name(&name)
+                .await?
+                .with_context(|| format!("tenant {name} not found"))?;
+            print(json_out, show(&t), || {
+                format!("{} {}", t.name, json!(t.settings))
             });
         }
         TenantCmd::List => {
