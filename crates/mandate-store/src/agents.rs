@@ -120,6 +120,7 @@ impl AgentStore for SqlStore {
         status: AgentStatus,
         now: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let done = sqlx::query(
             "UPDATE agents SET status = $3, updated_at = $4 \
              WHERE tenant_id = $1 AND id = $2 AND status <> 'deleted'",
@@ -128,9 +129,25 @@ impl AgentStore for SqlStore {
         .bind(id)
         .bind(status.as_str())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if done.rows_affected() > 0 && status != AgentStatus::Active {
+            // What the agent holds as a client of its own (authorization code flow): its
+            // grants, with their access and refresh tokens, end too (resuming does not
+            // bring them back).
+            sqlx::query(
+                "UPDATE grants SET revoked_at = $3 \
+                 WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -226,6 +243,7 @@ impl MandateStore for SqlStore {
             MandateSelector::Agent(a) => ("agent_id", a),
             MandateSelector::User(u) => ("user_id", u),
         };
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let rows = sqlx::query(&format!(
             "UPDATE mandates SET revoked_at = $3 WHERE tenant_id = $1 AND {column} = $2 \
              AND revoked_at IS NULL RETURNING id"
@@ -233,12 +251,30 @@ impl MandateStore for SqlStore {
         .bind(tenant_id)
         .bind(key)
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
-        rows.iter()
+        let ids = rows
+            .iter()
             .map(|r| r.try_get::<String, _>("id").map_err(backend))
-            .collect()
+            .collect::<StoreResult<Vec<String>>>()?;
+        // A mandate given on the consent page came with the agent's own code-flow grant for
+        // the person: it ends with the mandate (the grant does not name the mandate, so every
+        // grant of that person to that agent ends).
+        sqlx::query(&format!(
+            "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM mandates m WHERE m.tenant_id = $1 AND m.{column} = $2 \
+             AND m.revoked_at = $3 AND m.origin = 'consent' \
+             AND m.user_id = grants.user_id AND m.agent_id = grants.client_id)"
+        ))
+        .bind(tenant_id)
+        .bind(key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(ids)
     }
 
     async fn delegation_inactive(

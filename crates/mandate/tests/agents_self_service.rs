@@ -876,11 +876,50 @@ async fn consent_gives_mandate(backend: Backend) {
         .await;
     assert_eq!(status, 303);
 
+    // Revoking the consent mandate also ends the agent's own sign-in (code-flow) grant; the
+    // person's own tokens at other clients stay active.
+    let own = code_token(&s, &web_browser, &web, "alice", "openid").await;
+    assert_eq!(
+        introspect(&issuer, &web, &agent_user_token).await["active"],
+        true
+    );
+    s.cli(
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={mid}"),
+        ],
+        None,
+    );
+    assert_eq!(
+        introspect(&issuer, &web, &agent_user_token).await["active"],
+        false
+    );
+    assert_eq!(introspect(&issuer, &web, &own).await["active"], true);
+    // Suspending the agent ends what it holds as a client, too.
+    let (verifier2, challenge2) = pkce();
+    let url2 = auth_url(
+        &issuer,
+        &trip.0,
+        &challenge2,
+        "openid calendar.read",
+        &[("resource", CALENDAR)],
+    );
+    let (status, consent2, _) = b.get(&url2).await;
+    assert_eq!(status, 200);
+    let (_, _, loc) = b.consent(&issuer, &consent2, "approve").await;
+    let second = redeem(&s, &trip, &loc.unwrap(), &verifier2).await;
+    assert_eq!(introspect(&issuer, &web, &second).await["active"], true);
+
     // A suspended agent cannot ask.
     s.cli(
         &["agent", "suspend", "--tenant", "default", "--", &trip.0],
         None,
     );
+    assert_eq!(introspect(&issuer, &web, &second).await["active"], false);
+    assert_eq!(introspect(&issuer, &web, &own).await["active"], true);
     let (status, _, loc) = b.get(&url).await;
     assert_eq!(status, 303);
     assert_eq!(
