@@ -222,6 +222,7 @@ pub struct MandateSpec {
     pub max_token_lifetime: i64,
     pub max_delegation_depth: u32,
     pub approval_required: Vec<String>,
+    pub allow_refresh: bool,
 }
 
 /// The terms of a mandate to an agent, whoever grants it (administrator, the person by API, or
@@ -238,6 +239,8 @@ pub struct MandateTerms {
     pub max_token_lifetime: i64,
     pub max_delegation_depth: u32,
     pub approval_required: Vec<String>,
+    /// Tokens under it may come with a refresh token.
+    pub allow_refresh: bool,
 }
 
 impl MandateSpec {
@@ -252,6 +255,7 @@ impl MandateSpec {
             max_token_lifetime: self.max_token_lifetime,
             max_delegation_depth: self.max_delegation_depth,
             approval_required: self.approval_required,
+            allow_refresh: self.allow_refresh,
         }
     }
 }
@@ -394,6 +398,7 @@ pub async fn grant_mandate(
         origin,
         created_at: ts,
         revoked_at: None,
+        allow_refresh: terms.allow_refresh,
     };
     store.create_mandate(&m).await?;
     let mut ev = AuditEvent::new(

@@ -137,6 +137,9 @@ pub struct Mandate {
     pub origin: MandateOrigin,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// Tokens issued under it may come with a refresh token (the agent keeps acting while the
+    /// mandate is in force, without the person's token).
+    pub allow_refresh: bool,
 }
 
 impl Mandate {
@@ -161,6 +164,7 @@ impl Mandate {
             "origin": self.origin.as_str(),
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
+            "allow_refresh": self.allow_refresh,
         })
     }
 }

@@ -558,6 +558,7 @@ pub fn consent_mandate_terms(req: &AuthorizeRequest, agent: &Agent) -> Option<Ma
         max_token_lifetime: CONSENT_MAX_TOKEN_LIFETIME,
         max_delegation_depth: 0,
         approval_required: Vec::new(),
+        allow_refresh: false,
     })
 }
 

@@ -227,6 +227,9 @@ pub struct RefreshToken {
     pub created_at: i64,
     /// When it was exchanged for its successor.
     pub spent_at: Option<i64>,
+    /// For a refresh token issued with a delegated token (a mandate that allows it): the act
+    /// chain, mandate, audiences and authorization_details every successor keeps.
+    pub delegation: Option<serde_json::Value>,
 }
 
 /// A user's standing consent for a client and a set of scopes.

@@ -59,6 +59,7 @@ impl AgentMandate {
             "max_token_lifetime": m.max_token_lifetime,
             "max_delegation_depth": m.max_delegation_depth,
             "approval_required": m.approval_required,
+            "allow_refresh": m.allow_refresh,
             "origin": m.origin.as_str(),
             "created_at": m.created_at,
             "last_acted_at": self.last_acted,
@@ -186,6 +187,9 @@ pub struct MandateRequest {
     pub max_delegation_depth: u32,
     #[serde(default)]
     pub approval_required: Vec<String>,
+    /// Tokens under it may come with a refresh token.
+    #[serde(default)]
+    pub allow_refresh: bool,
 }
 
 /// Grant a mandate from `user_id` to an agent (origin `api`, actor the person), under the same
@@ -214,6 +218,7 @@ pub async fn create(
         max_token_lifetime: req.max_token_lifetime.unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
         max_delegation_depth: req.max_delegation_depth,
         approval_required: req.approval_required,
+        allow_refresh: req.allow_refresh,
     };
     agent_admin::grant_mandate(
         p.store.as_ref(),

@@ -236,6 +236,7 @@ pub fn refresh_token(
         expires_at: now + p.settings.refresh_token_ttl,
         created_at: now,
         spent_at: None,
+        delegation: None,
     };
     (value, rec)
 }

@@ -17,7 +17,7 @@ const AGENT_COLUMNS: &str = "tenant_id, id, name, owner_user_id, provider, model
 
 const MANDATE_COLUMNS: &str = "tenant_id, id, user_id, agent_id, scope, authorization_details, \
      resources, expires_at, max_token_lifetime, max_delegation_depth, approval_required, origin, \
-     created_at, revoked_at";
+     created_at, revoked_at, allow_refresh";
 
 fn agent(row: &AnyRow) -> Result<Agent, StoreError> {
     let status: String = col(row, "status")?;
@@ -58,6 +58,7 @@ fn mandate(row: &AnyRow) -> Result<Mandate, StoreError> {
         origin: MandateOrigin::parse(&origin).ok_or_else(|| corrupt("origin", &origin))?,
         created_at: col(row, "created_at")?,
         revoked_at: col(row, "revoked_at")?,
+        allow_refresh: col::<i64>(row, "allow_refresh")? != 0,
     })
 }
 
@@ -157,7 +158,7 @@ impl MandateStore for SqlStore {
     async fn create_mandate(&self, m: &Mandate) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO mandates ({MANDATE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&m.tenant_id)
         .bind(&m.id)
@@ -173,6 +174,7 @@ impl MandateStore for SqlStore {
         .bind(m.origin.as_str())
         .bind(m.created_at)
         .bind(m.revoked_at)
+        .bind(i64::from(m.allow_refresh))
         .execute(&self.pool)
         .await
         .map_err(on_insert("mandate"))?;

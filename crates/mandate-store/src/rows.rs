@@ -196,5 +196,11 @@ pub(crate) fn refresh(row: &AnyRow) -> Result<RefreshToken, StoreError> {
         expires_at: col(row, "expires_at")?,
         created_at: col(row, "created_at")?,
         spent_at: col(row, "spent_at")?,
+        delegation: match col::<Option<String>>(row, "delegation")? {
+            None => None,
+            Some(text) => {
+                Some(serde_json::from_str(&text).map_err(|_| corrupt("delegation", &text))?)
+            }
+        },
     })
 }

@@ -337,6 +337,7 @@ fn refresh_token(tenant_id: &str, digest: &[u8], grant_id: &str) -> RefreshToken
         expires_at: NOW + 86_400,
         created_at: NOW,
         spent_at: None,
+        delegation: None,
     }
 }
 
@@ -765,6 +766,15 @@ async fn refresh_tokens(db: &Db) {
     assert!(is_conflict(s.insert_refresh(&rt).await));
     assert_eq!(s.refresh("t1", b"rt-1").await.unwrap(), Some(rt.clone()));
     assert_eq!(s.refresh("t1", b"rt-x").await.unwrap(), None);
+    let delegated = RefreshToken {
+        digest: b"rt-d".to_vec(),
+        delegation: Some(
+            json!({"act": {"sub": "a1"}, "mandate": "m1", "aud": ["https://cal.example"]}),
+        ),
+        ..rt.clone()
+    };
+    s.insert_refresh(&delegated).await.unwrap();
+    assert_eq!(s.refresh("t1", b"rt-d").await.unwrap(), Some(delegated));
 
     let spent = RefreshToken {
         spent_at: Some(NOW + 5),
@@ -1558,6 +1568,7 @@ async fn agents_and_mandates(db: &Db) {
         origin: MandateOrigin::Api,
         created_at: NOW,
         revoked_at: None,
+        allow_refresh: true,
     };
     s.create_mandate(&mandate("m1", "u1", "a1", NOW + 3600))
         .await
@@ -1902,7 +1913,10 @@ async fn reopen(db: &Db) {
         .await
         .unwrap()
         .get("n");
-    assert_eq!(migrations, 5, "every migration applied exactly once");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count() as i64;
+    assert_eq!(migrations, files, "every migration applied exactly once");
     if s.backend() == Backend::Sqlite {
         let mode: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(&mut raw)

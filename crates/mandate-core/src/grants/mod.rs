@@ -3,6 +3,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod delegated_refresh;
 pub mod impersonation;
 pub mod refresh_token;
 pub mod token_exchange;
@@ -65,7 +66,11 @@ pub async fn exchange(
         Some(proof) => Some(crate::dpop_use::token_endpoint_proof(p, t, proof).await?),
     };
     let req = &req;
-    if !client.allows_grant(grant) {
+    // A token-exchange client may redeem the refresh tokens exchanges gave it (only a mandate
+    // that allows refresh does).
+    let delegated_refresh =
+        grant == GrantType::RefreshToken && client.allows_grant(GrantType::TokenExchange);
+    if !client.allows_grant(grant) && !delegated_refresh {
         return Err(OAuthError::unauthorized_client(format!(
             "client is not allowed the {} grant",
             grant.as_str()

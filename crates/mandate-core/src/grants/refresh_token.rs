@@ -1,5 +1,6 @@
 //! The refresh token grant (RFC 6749 §6) with rotation on every use: presenting a spent
-//! refresh token revokes its whole family (RFC 9700 §4.14.2).
+//! refresh token revokes its whole family (RFC 9700 §4.14.2). A delegated refresh token keeps
+//! its delegation (`delegated_refresh.rs`).
 
 use super::{Issued, TokenRequest, issued_event, replay_detected};
 use crate::audit::{EventKind, Principal, RequestMeta};
@@ -74,6 +75,9 @@ pub async fn exchange(
             Spend::Unknown => return Err(invalid()),
         }
     };
+    if let Some(d) = rec.delegation.clone() {
+        return super::delegated_refresh::refresh(p, t, client, req, &rec, d, scope, meta).await;
+    }
     let subject = TokenSubject {
         sub: user.id.clone(),
         auth_time: Some(rec.auth_time),

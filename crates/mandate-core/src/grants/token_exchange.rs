@@ -346,6 +346,14 @@ pub async fn exchange(
         return Err(OAuthError::invalid_request("the mandate has expired"));
     }
     let mut extra = Map::new();
+    let delegation = mandate.allow_refresh.then(|| {
+        json!({
+            "act": act,
+            "mandate": mandate.id,
+            "aud": granted.audience,
+            "authorization_details": granted.details,
+        })
+    });
     extra.insert("act".into(), act);
     extra.insert("mandate".into(), mandate.id.clone().into());
     if !granted.details.is_empty() {
@@ -380,6 +388,21 @@ pub async fn exchange(
         ttl,
         extra,
     )?;
+    let refresh_token = match delegation {
+        None => None,
+        Some(d) => Some(
+            super::delegated_refresh::start(
+                p,
+                t,
+                client,
+                &subject_info,
+                &granted.scope,
+                &mandate,
+                d,
+            )
+            .await?,
+        ),
+    };
     // The audit chain mirrors `act`: the new actor first, unless it already held the token.
     let new_actor = (!same_actor).then(|| agent.id.clone());
     let chain: Vec<Principal> = new_actor
@@ -408,6 +431,7 @@ pub async fn exchange(
         "subject_token_jti": str_claim(&subject, "jti"),
         "authorization_details": granted.details,
         "hop": chain.len(),
+        "refresh_token_issued": refresh_token.is_some(),
     }));
     ev.act_chain = chain;
     ev.mandate_id = Some(mandate.id.clone());
@@ -416,7 +440,7 @@ pub async fn exchange(
         access_token: at.token,
         token_type: subject_info.token_type(),
         expires_in: at.expires_at - now,
-        refresh_token: None,
+        refresh_token,
         id_token: None,
         scope: scope_s,
         issued_token_type: Some(ACCESS_TOKEN_TYPE),

@@ -217,6 +217,8 @@ struct NewMandate {
     max_delegation_depth: u32,
     #[serde(default)]
     approval_required: Vec<String>,
+    #[serde(default)]
+    allow_refresh: bool,
 }
 
 /// `POST …/mandates`: record a mandate from a person to an agent (201).
@@ -240,6 +242,7 @@ pub async fn create_mandate(
             max_token_lifetime: req.max_token_lifetime.unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
             max_delegation_depth: req.max_delegation_depth,
             approval_required: req.approval_required,
+            allow_refresh: req.allow_refresh,
         },
         MandateOrigin::Api,
         &actor(&admin),

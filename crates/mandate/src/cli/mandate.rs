@@ -66,6 +66,9 @@ pub struct CreateArgs {
     /// An action that needs fresh human approval (repeatable).
     #[arg(long)]
     approval_required: Vec<String>,
+    /// Tokens issued under it may come with a refresh token.
+    #[arg(long)]
+    allow_refresh: bool,
 }
 
 fn show(m: &Mandate) -> Value {
@@ -94,6 +97,7 @@ pub async fn run(cmd: MandateCmd, store: &Arc<dyn Store>, json_out: bool) -> Res
                     max_token_lifetime: c.max_token_lifetime,
                     max_delegation_depth: c.max_delegation_depth,
                     approval_required: c.approval_required,
+                    allow_refresh: c.allow_refresh,
                 },
                 MandateOrigin::Api,
                 CLI_ACTOR,

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod dpop;
+pub use dpop::DpopKey;
+
 pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const REDIRECT: &str = "https://app.example/callback";

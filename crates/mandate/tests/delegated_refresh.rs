@@ -1,0 +1,291 @@
+//! Refresh tokens for delegated tokens, over real HTTP on SQLite and PostgreSQL: none unless the
+//! mandate allows them; then each refresh keeps `sub`, `act` and `mandate` exactly, only
+//! narrows, rotates (a replay revokes the family), and ends with the mandate.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::{Value, json};
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const CALENDAR: &str = "https://calendar.example";
+
+fn claims(jwt: &str) -> Value {
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn created(v: &Value) -> (String, String) {
+    (
+        v["client_id"].as_str().unwrap().into(),
+        v["client_secret"].as_str().unwrap().into(),
+    )
+}
+
+/// The person's own token with both calendar scopes, through the browser flow.
+async fn person_token(s: &Server, web: &(String, String)) -> String {
+    let issuer = s.issuer("default");
+    let (verifier, challenge) = pkce();
+    let loc = Browser::new()
+        .authorize(
+            &issuer,
+            &auth_url(
+                &issuer,
+                &web.0,
+                &challenge,
+                "openid calendar.read calendar.write",
+                &[],
+            ),
+            "alice",
+        )
+        .await;
+    let code = query_param(&loc, "code").unwrap();
+    let (status, v) = token(
+        &issuer,
+        web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().into()
+}
+
+fn mandate(s: &Server, agent: &str, refresh: bool) -> String {
+    let mut args = vec![
+        "mandate".to_string(),
+        "create".into(),
+        "--tenant".into(),
+        "default".into(),
+        "--user".into(),
+        "alice".into(),
+        format!("--agent={agent}"),
+        "--scope".into(),
+        "calendar.read".into(),
+        "--scope".into(),
+        "calendar.write".into(),
+        "--resource".into(),
+        CALENDAR.into(),
+    ];
+    if refresh {
+        args.push("--allow-refresh".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.cli(&args, None)["id"].as_str().unwrap().to_string()
+}
+
+async fn delegated_refresh(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.create_user("default", "alice");
+    let issuer = s.issuer("default");
+    let web = s.create_web_client(
+        "default",
+        &[
+            "--scope",
+            "openid",
+            "--scope",
+            "calendar.read",
+            "--scope",
+            "calendar.write",
+        ],
+    );
+    let agent_for = |name: &str| {
+        created(&s.cli(
+            &[
+                "agent",
+                "create",
+                "--tenant",
+                "default",
+                "--name",
+                name,
+                "--owner",
+                "alice",
+                "--scope-ceiling",
+                "calendar.read",
+                "--scope-ceiling",
+                "calendar.write",
+                "--generate-secret",
+            ],
+            None,
+        ))
+    };
+    let person = person_token(&s, &web).await;
+    let exchange = |agent: (String, String)| {
+        let (issuer, person) = (issuer.clone(), person.clone());
+        async move {
+            token(
+                &issuer,
+                &agent,
+                &[
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", &person),
+                    ("subject_token_type", AT_TYPE),
+                ],
+            )
+            .await
+        }
+    };
+
+    // A mandate that does not allow refresh: no refresh token.
+    let plain = agent_for("Plain");
+    mandate(&s, &plain.0, false);
+    let (status, v) = exchange(plain.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("refresh_token").is_none(), "{v}");
+
+    // One that allows it.
+    let agent = agent_for("Planner");
+    let m = mandate(&s, &agent.0, true);
+    let (status, v) = exchange(agent.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    let rt = v["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_string();
+    let first = claims(v["access_token"].as_str().unwrap());
+
+    // Refresh, narrowing the scope: same person, same actor, same mandate, same audience.
+    let (status, v) = token(
+        &issuer,
+        &agent,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("scope", "calendar.read"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["scope"], "calendar.read");
+    let refreshed = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(refreshed["sub"], alice.as_str());
+    assert_eq!(refreshed["act"], json!({"sub": agent.0}));
+    assert_eq!(refreshed["act"], first["act"]);
+    assert_eq!(refreshed["mandate"], m.as_str());
+    assert_eq!(refreshed["aud"], CALENDAR);
+    let rt2 = v["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(rt2, rt);
+    let at2 = v["access_token"].as_str().unwrap().to_string();
+    assert_eq!(introspect(&issuer, &web, &at2).await["active"], true);
+
+    // Never wider: more scope or another resource is refused; another client cannot use it.
+    let (status, v) = token(
+        &issuer,
+        &agent,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt2),
+            ("scope", "calendar.delete"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{v}"
+    );
+    let (status, v) = token(
+        &issuer,
+        &agent,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt2),
+            ("resource", "https://mail.example"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{v}"
+    );
+    let (status, v) = token(
+        &issuer,
+        &web,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt2)],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{v}"
+    );
+
+    // Revoking the mandate ends refresh and every token of the grant; the person's own token
+    // stays active.
+    s.cli(
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m}"),
+        ],
+        None,
+    );
+    let (status, v) = token(
+        &issuer,
+        &agent,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt2)],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{v}"
+    );
+    assert_eq!(introspect(&issuer, &web, &at2).await["active"], false);
+    assert_eq!(introspect(&issuer, &web, &person).await["active"], true);
+
+    // Rotation: a spent refresh token presented again revokes the family.
+    let agent2 = agent_for("Booker");
+    mandate(&s, &agent2.0, true);
+    let (_, v) = exchange(agent2.clone()).await;
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    let (status, v) = token(
+        &issuer,
+        &agent2,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let next = v["refresh_token"].as_str().unwrap().to_string();
+    let (status, _) = token(
+        &issuer,
+        &agent2,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    assert_eq!(status, 400, "replay");
+    let (status, v) = token(
+        &issuer,
+        &agent2,
+        &[("grant_type", "refresh_token"), ("refresh_token", &next)],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn delegated_refresh_sqlite() {
+    delegated_refresh(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn delegated_refresh_postgres() {
+    delegated_refresh(Backend::Postgres).await;
+}
