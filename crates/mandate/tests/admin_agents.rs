@@ -62,33 +62,6 @@ fn service_client(s: &Server, scope: &str) -> (String, String) {
     )
 }
 
-/// The person's own access token with calendar scopes, through the browser flow.
-async fn person_token(s: &Server, web: &(String, String), username: &str) -> String {
-    let issuer = s.issuer("default");
-    let (verifier, challenge) = pkce();
-    let loc = Browser::new()
-        .authorize(
-            &issuer,
-            &auth_url(&issuer, &web.0, &challenge, "openid calendar.read", &[]),
-            username,
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let (status, v) = token(
-        &issuer,
-        web,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().into()
-}
-
 async fn admin_agents_and_mandates(backend: Backend) {
     let s = Server::start(backend).await;
     let alice = s.create_user("default", "alice");
@@ -224,7 +197,7 @@ async fn admin_agents_and_mandates(backend: Backend) {
     assert_eq!(status, 400, "username is required");
 
     // The agent acts under it.
-    let person = person_token(&s, &web, "alice").await;
+    let person = person_token(&s, &web, "alice", "openid calendar.read").await;
     let exchange = || async {
         token(
             &s.issuer("default"),

@@ -28,39 +28,6 @@ fn created(v: &Value) -> (String, String) {
     )
 }
 
-/// The person's own token with both calendar scopes, through the browser flow.
-async fn person_token(s: &Server, web: &(String, String)) -> String {
-    let issuer = s.issuer("default");
-    let (verifier, challenge) = pkce();
-    let loc = Browser::new()
-        .authorize(
-            &issuer,
-            &auth_url(
-                &issuer,
-                &web.0,
-                &challenge,
-                "openid calendar.read calendar.write",
-                &[],
-            ),
-            "alice",
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let (status, v) = token(
-        &issuer,
-        web,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().into()
-}
-
 fn mandate(s: &Server, agent: &str, refresh: bool) -> String {
     let mut args = vec![
         "mandate".to_string(),
@@ -119,7 +86,7 @@ async fn delegated_refresh(backend: Backend) {
             None,
         ))
     };
-    let person = person_token(&s, &web).await;
+    let person = person_token(&s, &web, "alice", "openid calendar.read calendar.write").await;
     let exchange = |agent: (String, String)| {
         let (issuer, person) = (issuer.clone(), person.clone());
         async move {

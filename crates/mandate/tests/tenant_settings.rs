@@ -29,33 +29,6 @@ fn created(v: &Value) -> (String, String) {
     )
 }
 
-/// The person's own access token with calendar.read, through the browser flow.
-async fn person_token(s: &Server, web: &(String, String)) -> String {
-    let issuer = s.issuer("default");
-    let (verifier, challenge) = pkce();
-    let loc = Browser::new()
-        .authorize(
-            &issuer,
-            &auth_url(&issuer, &web.0, &challenge, "openid calendar.read", &[]),
-            "alice",
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let (status, v) = token(
-        &issuer,
-        web,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().into()
-}
-
 async fn exchange(
     s: &Server,
     client: &(String, String),
@@ -93,7 +66,7 @@ async fn impersonation(backend: Backend) {
         ],
         None,
     ));
-    let person = person_token(&s, &web).await;
+    let person = person_token(&s, &web, "alice", "openid calendar.read").await;
 
     // Off by default: only agents exchange, and nothing changes.
     let before = snapshot(&s).await;

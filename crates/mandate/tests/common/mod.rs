@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod dpop;
+#[allow(unused_imports)]
 pub use dpop::DpopKey;
 
 pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -616,4 +617,97 @@ pub async fn snapshot(s: &Server) -> Vec<(String, i64)> {
     }
     pool.close().await;
     out
+}
+
+/// A person's own access token for `scope` at tenant `default`, through the browser flow.
+pub async fn person_token(
+    s: &Server,
+    web: &(String, String),
+    username: &str,
+    scope: &str,
+) -> String {
+    person_token_at(s, "default", web, username, scope).await
+}
+
+/// [`person_token`] at any tenant.
+pub async fn person_token_at(
+    s: &Server,
+    tenant: &str,
+    web: &(String, String),
+    username: &str,
+    scope: &str,
+) -> String {
+    let issuer = s.issuer(tenant);
+    let (verifier, challenge) = pkce();
+    let loc = Browser::new()
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, scope, &[]),
+            username,
+        )
+        .await;
+    let code = query_param(&loc, "code").expect("code in redirect");
+    let (status, v) = token(
+        &issuer,
+        web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().into()
+}
+
+/// Register an agent of tenant `default` owned by `owner` with a fresh P-256 public key
+/// (private_key_jwt); returns its id and private key (PKCS#8 DER).
+pub fn key_agent(s: &Server, name: &str, owner: &str, ceiling: &str) -> (String, Vec<u8>) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let pt = kp.public_key().as_ref().to_vec();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&pt[1..33]),
+        "y": b64(&pt[33..65]), "kid": "k1", "alg": "ES256"});
+    let path = s.data_dir.with_extension(format!("{name}.jwk.json"));
+    std::fs::write(&path, jwk.to_string()).unwrap();
+    let v = s.cli(
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            name,
+            "--owner",
+            owner,
+            "--scope-ceiling",
+            ceiling,
+            "--jwk-file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    let id = v["id"]
+        .as_str()
+        .or(v["client_id"].as_str())
+        .unwrap()
+        .to_string();
+    (id, kp.to_pkcs8v1().unwrap().as_ref().to_vec())
+}
+
+/// An RFC 7523 assertion (ES256, kid `k1`) by `iss` for `aud`, valid for a minute.
+pub fn signed_assertion(key: &[u8], iss: &str, aud: &str, jti: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some("k1".into());
+    let claims = serde_json::json!({"iss": iss, "sub": iss, "aud": aud, "jti": jti,
+        "iat": now, "exp": now + 60});
+    jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ec_der(key)).unwrap()
 }
