@@ -7,7 +7,7 @@ use crate::admin::{ClientSpec, create_client};
 use crate::agents::{Agent, AgentStatus, Mandate, MandateOrigin};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::AdminError;
-use crate::model::TOKEN_EXCHANGE;
+use crate::model::{CIBA_GRANT, TOKEN_EXCHANGE};
 use crate::scope::Scope;
 use crate::secret::random_token;
 use crate::store::{MandateSelector, Store};
@@ -58,6 +58,11 @@ pub struct AgentSpec {
     /// (the person then sees the consent page naming the agent, and approving records a
     /// mandate).
     pub redirect_uris: Vec<String>,
+    /// CIBA `backchannel_token_delivery_mode` (`poll` or `ping`): with one, the agent may make
+    /// backchannel authentication requests ([`crate::ciba`]).
+    pub ciba_mode: Option<String>,
+    /// CIBA `backchannel_client_notification_endpoint` (ping mode).
+    pub ciba_notification_endpoint: Option<String>,
 }
 
 /// Register an agent and the OAuth client it authenticates as (same id). Returns the agent and,
@@ -108,6 +113,18 @@ pub async fn create_agent(
     };
     let ceiling = Scope::parse(&spec.scope_ceiling.join(" "))
         .ok_or_else(|| AdminError::Invalid("invalid scope".into()))?;
+    let ciba = match (&spec.ciba_mode, &spec.ciba_notification_endpoint) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(AdminError::Invalid(
+                "a CIBA notification endpoint needs a CIBA mode (ping)".into(),
+            ));
+        }
+        (Some(mode), endpoint) => Some(crate::ciba::registration_terms(
+            mode,
+            endpoint.as_deref(),
+        )?),
+    };
     // With redirect URIs the agent's client also runs the code flow; `openid` lets it learn
     // who signed in (OIDC scopes never go into a mandate).
     let (grant_types, scopes) = if spec.redirect_uris.is_empty() {
@@ -122,6 +139,10 @@ pub async fn create_agent(
             scopes,
         )
     };
+    let mut grant_types = grant_types;
+    if ciba.is_some() {
+        grant_types.push(CIBA_GRANT.into());
+    }
     let (client, secret) = create_client(
         store,
         tenant_name,
@@ -152,7 +173,19 @@ pub async fn create_agent(
         updated_at: ts,
     };
     store.create_agent(&agent).await?;
-    let mut ev = event(&tid, EventKind::AgentCreated, actor, agent.metadata());
+    let mut detail = agent.metadata();
+    if let Some((mode, endpoint)) = ciba {
+        store
+            .put_ciba_registration(&crate::ciba::CibaRegistration {
+                tenant_id: tid.clone(),
+                client_id: agent.id.clone(),
+                mode,
+                notification_endpoint: endpoint,
+            })
+            .await?;
+        detail["ciba_mode"] = mode.as_str().into();
+    }
+    let mut ev = event(&tid, EventKind::AgentCreated, actor, detail);
     ev.act_chain = vec![];
     store.record(&ev.client(agent.id.clone())).await?;
     Ok((agent, secret))

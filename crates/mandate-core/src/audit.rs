@@ -65,6 +65,10 @@ event_kinds! {
     MandateCreated => "mandate_created",
     MandateRevoked => "mandate_revoked",
     KeysRotated => "keys_rotated",
+    CibaRequested => "ciba_requested",
+    CibaApproved => "ciba_approved",
+    CibaDenied => "ciba_denied",
+    CibaExpired => "ciba_expired",
 }
 
 /// Success or failure of the action.

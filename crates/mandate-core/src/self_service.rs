@@ -27,7 +27,7 @@ pub const DEFAULT_EXPIRES_IN: i64 = 3600;
 pub const DEFAULT_MAX_TOKEN_LIFETIME: i64 = 300;
 
 /// A mandate in force as its person sees it: the agent, its owner's name and when the agent
-/// last acted under it (the newest `token_exchanged` record).
+/// last acted under it (the newest token exchanged or issued (CIBA) under it).
 #[derive(Debug, Clone)]
 pub struct AgentMandate {
     pub mandate: Mandate,
@@ -85,7 +85,7 @@ pub async fn mandates(
         };
         let q = AuditQuery {
             mandate: Some(m.id.clone()),
-            kinds: vec![EventKind::TokenExchanged],
+            kinds: vec![EventKind::TokenExchanged, EventKind::TokenIssued],
             limit: 1,
             ..AuditQuery::default()
         };
