@@ -120,10 +120,7 @@ pub async fn create_agent(
                 "a CIBA notification endpoint needs a CIBA mode (ping)".into(),
             ));
         }
-        (Some(mode), endpoint) => Some(crate::ciba::registration_terms(
-            mode,
-            endpoint.as_deref(),
-        )?),
+        (Some(mode), endpoint) => Some(crate::ciba::registration_terms(mode, endpoint.as_deref())?),
     };
     // With redirect URIs the agent's client also runs the code flow; `openid` lets it learn
     // who signed in (OIDC scopes never go into a mandate).

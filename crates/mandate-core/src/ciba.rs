@@ -90,9 +90,8 @@ pub fn registration_terms(
             "ping mode needs a notification endpoint".into(),
         )),
         (DeliveryMode::Ping, Some(e)) => {
-            let u = url::Url::parse(e).map_err(|_| {
-                AdminError::Invalid(format!("invalid notification endpoint {e:?}"))
-            })?;
+            let u = url::Url::parse(e)
+                .map_err(|_| AdminError::Invalid(format!("invalid notification endpoint {e:?}")))?;
             let loopback = match u.host() {
                 Some(url::Host::Domain(d)) => d == "localhost",
                 Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -276,9 +275,41 @@ fn bearer_safe(s: &str) -> bool {
 }
 
 /// Handle a backchannel authentication request of the authenticated `client` (CIBA §7): check
-/// it, record it (audited `ciba_requested`) and answer with a fresh `auth_req_id`. Nothing is
-/// stored when it is refused.
+/// it, record it (audited `ciba_requested`) and answer with a fresh `auth_req_id`. A refusal
+/// stores nothing but its `authorization_failed` audit record.
 pub async fn backchannel_authorize(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    req: &BackchannelRequest,
+    meta: &RequestMeta,
+) -> Result<Accepted, OAuthError> {
+    let result = accept(p, t, client, req, meta).await;
+    if let Err(e) = &result
+        && e.code != ErrorCode::ServerError
+    {
+        let actor = match p.store.agent(t.id(), &client.client_id).await? {
+            Some(a) => agent_actor(&a.id),
+            None => Principal::Client {
+                id: client.client_id.clone(),
+            },
+        };
+        let ev = AuditEvent::new(
+            t.id(),
+            EventKind::AuthorizationFailed,
+            Outcome::Failure,
+            actor,
+            meta,
+        )
+        .client(client.client_id.clone())
+        .reason(e.code.as_str())
+        .detail(json!({"endpoint": "bc-authorize", "error_description": e.description}));
+        p.store.record(&ev).await?;
+    }
+    result
+}
+
+async fn accept(
     p: &Provider,
     t: &TenantCtx,
     client: &Client,
@@ -396,7 +427,14 @@ pub async fn backchannel_authorize(
         approval: None,
     };
     p.store.insert_ciba_request(&r).await?;
-    let ev = event(t, EventKind::CibaRequested, &r, agent_actor(&agent.id), meta).detail(json!({
+    let ev = event(
+        t,
+        EventKind::CibaRequested,
+        &r,
+        agent_actor(&agent.id),
+        meta,
+    )
+    .detail(json!({
         "request_id": r.id,
         "scope": r.scope.to_string(),
         "authorization_details": r.authorization_details,

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use crate::agents::{Agent, AgentStatus, Mandate};
 use crate::audit::chain::{ChainRecord, Checkpoint};
-use crate::ciba::{CibaApproval, CibaRegistration, CibaRequest};
 use crate::audit::{AuditEvent, EventKind};
+use crate::ciba::{CibaApproval, CibaRegistration, CibaRequest};
 use crate::error::StoreError;
 use crate::keys::KeyRecord;
 use crate::model::{AuthCode, Client, Consent, Grant, RefreshToken, Session, Tenant, User};
@@ -369,8 +369,7 @@ pub trait CibaStore: Send + Sync {
         step: i64,
     ) -> StoreResult<bool>;
     /// Atomically mark an approved request consumed; only one caller ever gets `true`.
-    async fn consume_ciba_request(&self, tenant_id: &str, id: &str, now: i64)
-    -> StoreResult<bool>;
+    async fn consume_ciba_request(&self, tenant_id: &str, id: &str, now: i64) -> StoreResult<bool>;
     /// Forget the `auth_req_id` kept for a ping.
     async fn clear_ciba_ping(&self, tenant_id: &str, id: &str) -> StoreResult<()>;
 }

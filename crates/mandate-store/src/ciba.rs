@@ -253,12 +253,7 @@ impl CibaStore for SqlStore {
         Ok(false)
     }
 
-    async fn consume_ciba_request(
-        &self,
-        tenant_id: &str,
-        id: &str,
-        now: i64,
-    ) -> StoreResult<bool> {
+    async fn consume_ciba_request(&self, tenant_id: &str, id: &str, now: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE ciba_requests SET status = 'consumed', last_polled_at = $3, \
              ping_auth_req_id = NULL WHERE tenant_id = $1 AND id = $2 AND status = 'approved'",

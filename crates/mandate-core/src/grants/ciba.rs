@@ -54,7 +54,9 @@ pub async fn exchange(
     }
     let now = p.now();
     if r.status == CibaStatus::Consumed {
-        return Err(OAuthError::invalid_grant("the auth_req_id was already used"));
+        return Err(OAuthError::invalid_grant(
+            "the auth_req_id was already used",
+        ));
     }
     if r.expires_at <= now {
         let ev = event(
@@ -115,7 +117,9 @@ pub async fn exchange(
         .filter(|m| m.is_active(now) && m.user_id == r.user_id && m.agent_id == agent.id)
         .ok_or_else(|| OAuthError::invalid_grant("the approved mandate is no longer in force"))?;
     if !p.store.consume_ciba_request(t.id(), &r.id, now).await? {
-        return Err(OAuthError::invalid_grant("the auth_req_id was already used"));
+        return Err(OAuthError::invalid_grant(
+            "the auth_req_id was already used",
+        ));
     }
     let subject = TokenSubject {
         sub: r.user_id.clone(),

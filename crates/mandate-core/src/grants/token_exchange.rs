@@ -205,7 +205,10 @@ pub(crate) fn delegated_token(
     extra.insert("act".into(), d.act.clone());
     extra.insert("mandate".into(), d.mandate.id.clone().into());
     if !d.details.is_empty() {
-        extra.insert("authorization_details".into(), Value::Array(d.details.to_vec()));
+        extra.insert(
+            "authorization_details".into(),
+            Value::Array(d.details.to_vec()),
+        );
     }
     tokens::access_token_with(p, t, client, d.subject, d.scope, d.audience, ttl, extra)
 }

@@ -15,7 +15,7 @@ use super::{CLI_ACTOR, print};
 pub enum AgentCmd {
     /// Register an agent; prints its id (its client_id) and, with --generate-secret, the secret
     /// (once).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Every agent of a tenant.
     List {
         #[arg(long)]
@@ -89,6 +89,13 @@ pub struct CreateArgs {
     /// code flow, where the person approves a mandate on the consent page.
     #[arg(long = "redirect-uri")]
     redirect_uri: Vec<String>,
+    /// Let the agent make CIBA backchannel requests, with this token delivery mode (`poll` or
+    /// `ping`).
+    #[arg(long = "ciba-mode", value_parser = ["poll", "ping"])]
+    ciba_mode: Option<String>,
+    /// Where CIBA pings go (ping mode): https, or http on a loopback address.
+    #[arg(long = "ciba-notification-endpoint", requires = "ciba_mode")]
+    ciba_notification_endpoint: Option<String>,
 }
 
 fn show(a: &Agent) -> Value {
@@ -156,12 +163,18 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
                     jwk,
                     require_dpop: c.require_dpop,
                     redirect_uris: c.redirect_uri,
+                    ciba_mode: c.ciba_mode,
+                    ciba_notification_endpoint: c.ciba_notification_endpoint,
                 },
                 CLI_ACTOR,
             )
             .await?;
             let mut v = show(&a);
             v["client_id"] = a.id.clone().into();
+            if let Some(reg) = store.ciba_registration(&a.tenant_id, &a.id).await? {
+                v["backchannel_token_delivery_mode"] = reg.mode.as_str().into();
+                v["backchannel_client_notification_endpoint"] = reg.notification_endpoint.into();
+            }
             if let Some(s) = &secret {
                 v["client_secret"] = s.clone().into();
             }
