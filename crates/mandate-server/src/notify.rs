@@ -9,26 +9,57 @@ use mandate_core::ciba::{self, Ping};
 use mandate_core::{Provider, TenantCtx};
 use serde_json::Value;
 
+use axum::body::Bytes;
+use http_body_util::Full;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
 /// Attempts per notification (the first and two retries).
 const ATTEMPTS: u32 = 3;
 /// Per-attempt timeout.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The shared HTTP client (no redirects followed: a notification goes where it was registered).
-fn client() -> Option<&'static reqwest::Client> {
-    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The shared HTTP(S) client: rustls with aws-lc-rs and the Mozilla roots; redirects are not
+/// followed (a notification goes where it was registered).
+fn client() -> Option<&'static HttpClient> {
+    static CLIENT: OnceLock<Option<HttpClient>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            // reqwest is built without its own crypto provider; use the process's aws-lc-rs.
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| tracing::error!(error = %e, "cannot build the HTTP client"))
-                .ok()
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+                .map_err(|e| tracing::error!(error = %e, "cannot set up TLS for notifications"))
+                .ok()?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Some(Client::builder(TokioExecutor::new()).build(https))
         })
         .as_ref()
+}
+
+/// One POST; the response status, or why there was none.
+async fn send_once(
+    http: &HttpClient,
+    url: &str,
+    bearer: Option<&str>,
+    body: &Value,
+) -> Result<u16, String> {
+    let mut req = hyper::Request::post(url).header(CONTENT_TYPE, "application/json");
+    if let Some(b) = bearer {
+        req = req.header(AUTHORIZATION, format!("Bearer {b}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(TIMEOUT, http.request(req)).await {
+        Ok(Ok(r)) => Ok(r.status().as_u16()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
 }
 
 /// POST `body` as JSON to `url` (with a bearer token if given); `true` once a 2xx came back.
@@ -37,32 +68,15 @@ async fn post(what: &'static str, url: &str, bearer: Option<&str>, body: &Value)
         return false;
     };
     for attempt in 1..=ATTEMPTS {
-        let mut req = http.post(url).json(body);
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        match req.send().await {
-            Ok(r) if r.status().is_success() => return true,
+        match send_once(http, url, bearer, body).await {
+            Ok(status) if (200..300).contains(&status) => return true,
             // A client error will not get better by retrying.
-            Ok(r) if r.status().is_client_error() => {
-                tracing::warn!(
-                    what,
-                    url,
-                    status = r.status().as_u16(),
-                    "notification refused"
-                );
+            Ok(status) if (400..500).contains(&status) => {
+                tracing::warn!(what, url, status, "notification refused");
                 return false;
             }
-            Ok(r) => {
-                tracing::warn!(
-                    what,
-                    url,
-                    attempt,
-                    status = r.status().as_u16(),
-                    "notification failed"
-                )
-            }
-            Err(e) => tracing::warn!(what, url, attempt, error = %e, "notification failed"),
+            Ok(status) => tracing::warn!(what, url, attempt, status, "notification failed"),
+            Err(error) => tracing::warn!(what, url, attempt, %error, "notification failed"),
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
