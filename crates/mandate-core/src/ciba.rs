@@ -503,6 +503,24 @@ pub struct PendingRequest {
     pub agent: Option<Agent>,
 }
 
+impl PendingRequest {
+    /// The self-service API's JSON form.
+    pub fn to_json(&self, t: &TenantCtx) -> Value {
+        let r = &self.request;
+        json!({
+            "id": r.id,
+            "agent": self.agent.as_ref().map(Agent::metadata),
+            "binding_message": r.binding_message,
+            "scope": r.scope.iter().collect::<Vec<_>>(),
+            "authorization_details": r.authorization_details,
+            "resources": r.resources,
+            "created_at": r.created_at,
+            "expires_at": r.expires_at,
+            "approval_url": approval_url(t, &r.id),
+        })
+    }
+}
+
 /// The requests waiting for `user_id`, newest first.
 pub async fn pending(
     p: &Provider,
@@ -559,6 +577,39 @@ impl Ping {
     }
 }
 
+/// The person deciding, and how they authenticated (for the tokens' `auth_time`/`acr`/`amr`).
+#[derive(Debug, Clone)]
+pub struct Approver {
+    pub user_id: String,
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: Vec<String>,
+}
+
+impl From<&Session> for Approver {
+    fn from(s: &Session) -> Self {
+        Approver {
+            user_id: s.user_id.clone(),
+            auth_time: s.auth_time,
+            acr: s.acr.clone(),
+            amr: s.amr.clone(),
+        }
+    }
+}
+
+impl From<&crate::self_service::Caller> for Approver {
+    /// Through the self-service API: the person's token's authentication (or now, if it
+    /// does not say).
+    fn from(c: &crate::self_service::Caller) -> Self {
+        Approver {
+            user_id: c.user_id.clone(),
+            auth_time: c.auth_time.unwrap_or_else(crate::time::now),
+            acr: c.acr.clone().unwrap_or_default(),
+            amr: c.amr.clone(),
+        }
+    }
+}
+
 /// The person's decision was recorded.
 #[derive(Debug, Clone)]
 pub struct Decided {
@@ -569,7 +620,8 @@ pub struct Decided {
     pub ping: Option<Ping>,
 }
 
-/// The signed-in person approves or denies one of their pending requests. Approval records a
+/// The person (signed in, or through the self-service API) approves or denies one of their
+/// pending requests. Approval records a
 /// mandate (origin `ciba`, actor the person) covering exactly what was asked, for
 /// [`CIBA_MANDATE_SECONDS`], tokens of at most [`CIBA_MAX_TOKEN_LIFETIME`], no
 /// sub-delegation. Audited `ciba_approved` / `ciba_denied` with the person as actor. `None`
@@ -577,17 +629,16 @@ pub struct Decided {
 pub async fn decide(
     p: &Provider,
     t: &TenantCtx,
-    session: &Session,
+    who: &Approver,
     id: &str,
     approve: bool,
     meta: &RequestMeta,
 ) -> Result<Option<Decided>, OAuthError> {
-    let Some(PendingRequest { request: r, .. }) = pending_one(p, t, &session.user_id, id).await?
-    else {
+    let Some(PendingRequest { request: r, .. }) = pending_one(p, t, &who.user_id, id).await? else {
         return Ok(None);
     };
     let person = Principal::User {
-        id: session.user_id.clone(),
+        id: who.user_id.clone(),
     };
     let approval = if approve {
         let terms = MandateTerms {
@@ -603,7 +654,7 @@ pub async fn decide(
         let m = agent_admin::grant_mandate(
             p.store.as_ref(),
             t.id(),
-            &session.user_id,
+            &who.user_id,
             terms,
             MandateOrigin::Ciba,
             person.clone(),
@@ -617,9 +668,9 @@ pub async fn decide(
         })?;
         Some(CibaApproval {
             mandate_id: m.id,
-            auth_time: session.auth_time,
-            acr: session.acr.clone(),
-            amr: session.amr.clone(),
+            auth_time: who.auth_time,
+            acr: who.acr.clone(),
+            amr: who.amr.clone(),
         })
     } else {
         None

@@ -234,6 +234,10 @@ pub struct Caller {
     pub user_id: String,
     /// The client the token was issued to.
     pub client_id: String,
+    /// How the person authenticated for the token (`auth_time`, `acr`, `amr` claims).
+    pub auth_time: Option<i64>,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
 }
 
 async fn refuse(
@@ -330,5 +334,19 @@ pub async fn authenticate(
     Ok(Caller {
         user_id: sub,
         client_id,
+        auth_time: claims.get("auth_time").and_then(Value::as_i64),
+        acr: claims
+            .get("acr")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        amr: claims
+            .get("amr")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }

@@ -925,6 +925,108 @@ async fn private_key_jwt_and_dpop() {
     assert_eq!(c["act"]["sub"], agent_id.as_str());
 }
 
+/// The person's own `mandate:self` token, through the browser flow of `web`.
+async fn self_token(s: &Server, web: &(String, String), username: &str) -> String {
+    let issuer = s.issuer("default");
+    let b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, "openid mandate:self", &[]),
+            username,
+        )
+        .await;
+    let code = query_param(&loc, "code").unwrap();
+    let (status, v) = token(
+        &issuer,
+        web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// The self-service API lists a person's pending requests and decides them; nobody else's.
+#[tokio::test]
+async fn self_service_api_decides() {
+    let s = Server::start_with(Backend::Sqlite, &[("MANDATE_CIBA_INTERVAL", "1")]).await;
+    let issuer = s.issuer("default");
+    let alice = s.create_user("default", "alice");
+    s.create_user("default", "bob");
+    let web = s.create_web_client("default", &["--scope", "openid", "--scope", "mandate:self"]);
+    let a = agent(&s, "Planner", &["--ciba-mode", "poll"]);
+    let id = ask(&s, &a, &[]).await;
+    let alice_at = self_token(&s, &web, "alice").await;
+    let bob_at = self_token(&s, &web, "bob").await;
+    let http = reqwest::Client::new();
+    let list = |at: String| {
+        let http = http.clone();
+        let url = format!("{issuer}/account/v1/ciba-requests");
+        async move {
+            let r = http.get(url).bearer_auth(at).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["ciba_requests"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let mine = list(alice_at.clone()).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["agent"]["name"], "Planner");
+    assert_eq!(mine[0]["binding_message"], "Book lunch, code 4711");
+    let rid = mine[0]["id"].as_str().unwrap().to_string();
+    assert!(list(bob_at.clone()).await.is_empty());
+    let decide = |at: String, body: Value| {
+        let http = http.clone();
+        let url = format!("{issuer}/account/v1/ciba-requests/{rid}");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(at)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let r = decide(bob_at, json!({"decision": "approve"})).await;
+    assert_eq!(r.0, 404, "{}", r.1);
+    let r = decide(alice_at.clone(), json!({"decision": "maybe"})).await;
+    err(&r, 400, "invalid_request");
+    // No token: 401.
+    let r = http
+        .get(format!("{issuer}/account/v1/ciba-requests"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = decide(alice_at.clone(), json!({"decision": "approve"})).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(r.1["decision"], "approved");
+    let mandate = r.1["mandate_id"].as_str().unwrap().to_string();
+    assert!(list(alice_at.clone()).await.is_empty());
+    let r = decide(alice_at, json!({"decision": "deny"})).await;
+    assert_eq!(r.0, 404, "already decided");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, v) = poll(&s, &a, &id).await;
+    assert_eq!(status, 200, "{v}");
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(
+        (c["sub"].as_str(), c["mandate"].as_str()),
+        (Some(alice.as_str()), Some(mandate.as_str()))
+    );
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {

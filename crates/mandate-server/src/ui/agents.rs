@@ -255,9 +255,9 @@ pub async fn revoke_all(
 /// A self-service API caller: the person behind a valid, non-delegated access token of the
 /// tenant named in the path.
 pub struct Person {
-    tenant: std::sync::Arc<TenantCtx>,
-    caller: Caller,
-    meta: Meta,
+    pub(crate) tenant: std::sync::Arc<TenantCtx>,
+    pub(crate) caller: Caller,
+    pub(crate) meta: Meta,
 }
 
 impl FromRequestParts<AppState> for Person {

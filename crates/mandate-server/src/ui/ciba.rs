@@ -3,6 +3,10 @@
 //! plain words; `POST` the same URL (CSRF-checked, `decision=approve|deny`) decides. Only the
 //! person the request names sees it; anyone else gets the same "not found" page. Rules are in
 //! `mandate_core::ciba`.
+//!
+//! The same through the self-service API (the person's own `mandate:self` token, as for
+//! `/account/v1/mandates`): `GET {issuer}/account/v1/ciba-requests` lists the pending requests,
+//! `POST {issuer}/account/v1/ciba-requests/{id}` with `{"decision": "approve"|"deny"}` decides.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use mandate_core::ciba::{self, CIBA_MANDATE_SECONDS, PendingRequest};
 use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
-use super::agents::{agent_view, detail_words, scope_words};
+use super::agents::{Person, agent_view, detail_words, scope_words};
 use super::pages;
 use crate::client_ip::Meta;
 use crate::error::ApiError;
@@ -27,7 +31,13 @@ use crate::state::AppState;
 
 /// Routes under `{issuer}`; merged into the tenant router.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/account/ciba/{id}", get(page).post(decide))
+    Router::new()
+        .route("/account/ciba/{id}", get(page).post(decide))
+        .route("/account/v1/ciba-requests", get(api_list))
+        .route(
+            "/account/v1/ciba-requests/{id}",
+            axum::routing::post(api_decide),
+        )
 }
 
 /// The tenant and request id of `/t/{tenant}/account/ciba/{id}`.
@@ -161,7 +171,8 @@ pub async fn decide(
             );
         }
     };
-    match ciba::decide(&s.provider, &t, &session, &id, approve, &meta).await {
+    let who = ciba::Approver::from(&session);
+    match ciba::decide(&s.provider, &t, &who, &id, approve, &meta).await {
         Ok(Some(decided)) => {
             if let Some(ping) = decided.ping {
                 notify::ciba_ping(s.provider.clone(), t.clone(), ping);
@@ -170,5 +181,85 @@ pub async fn decide(
         }
         Ok(None) => not_found(&s, &headers),
         Err(e) => pages::error_page(&s, &headers, &e),
+    }
+}
+
+fn json_no_store(status: StatusCode, v: serde_json::Value) -> Response {
+    let mut r = (status, axum::Json(v)).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// `GET {issuer}/account/v1/ciba-requests`: the caller's pending requests, newest first.
+pub async fn api_list(State(s): State<AppState>, person: Person) -> Result<Response, ApiError> {
+    let t = &person.tenant;
+    let list: Vec<serde_json::Value> = ciba::pending(&s.provider, t, &person.caller.user_id)
+        .await?
+        .iter()
+        .map(|pr| pr.to_json(t))
+        .collect();
+    Ok(json_no_store(
+        StatusCode::OK,
+        serde_json::json!({ "ciba_requests": list }),
+    ))
+}
+
+/// `POST {issuer}/account/v1/ciba-requests/{id}` (`{"decision": "approve"|"deny"}`): decide one
+/// of the caller's pending requests; anything else, someone else's included, is 404.
+pub async fn api_decide(
+    State(s): State<AppState>,
+    person: Person,
+    Path(path): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let json_body = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_body {
+        return Err(ApiError {
+            error: OAuthError::invalid_request("Content-Type must be application/json"),
+            challenge: None,
+            status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        });
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("invalid request body: {e}")))?;
+    let approve = match v.get("decision").and_then(serde_json::Value::as_str) {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => {
+            return Err(OAuthError::invalid_request("decision must be approve or deny").into());
+        }
+    };
+    let t = &person.tenant;
+    let id = path.get("id").map(String::as_str).unwrap_or_default();
+    let who = ciba::Approver::from(&person.caller);
+    match ciba::decide(&s.provider, t, &who, id, approve, &person.meta.0).await? {
+        Some(decided) => {
+            if let Some(ping) = decided.ping {
+                notify::ciba_ping(s.provider.clone(), t.clone(), ping);
+            }
+            Ok(json_no_store(
+                StatusCode::OK,
+                serde_json::json!({
+                    "id": id,
+                    "decision": if decided.approved { "approved" } else { "denied" },
+                    "mandate_id": decided.mandate_id,
+                }),
+            ))
+        }
+        None => Ok(json_no_store(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({
+                "error": "not_found",
+                "error_description": "no request of yours is pending with this id",
+            }),
+        )),
     }
 }
