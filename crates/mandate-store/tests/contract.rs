@@ -1902,7 +1902,7 @@ async fn reopen(db: &Db) {
         .await
         .unwrap()
         .get("n");
-    assert_eq!(migrations, 5, "every migration applied exactly once");
+    assert_eq!(migrations, 6, "every migration applied exactly once");
     if s.backend() == Backend::Sqlite {
         let mode: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(&mut raw)
