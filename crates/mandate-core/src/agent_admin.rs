@@ -58,11 +58,15 @@ pub struct AgentSpec {
     /// (the person then sees the consent page naming the agent, and approving records a
     /// mandate).
     pub redirect_uris: Vec<String>,
-    /// CIBA `backchannel_token_delivery_mode` (`poll` or `ping`): with one, the agent may make
-    /// backchannel authentication requests ([`crate::ciba`]).
-    pub ciba_mode: Option<String>,
-    /// CIBA `backchannel_client_notification_endpoint` (ping mode).
-    pub ciba_notification_endpoint: Option<String>,
+}
+
+/// A CIBA registration for a new agent ([`create_agent_with_ciba`]).
+#[derive(Debug, Clone, Default)]
+pub struct CibaSpec {
+    /// `backchannel_token_delivery_mode`: `poll` or `ping`.
+    pub mode: String,
+    /// `backchannel_client_notification_endpoint` (ping mode only).
+    pub notification_endpoint: Option<String>,
 }
 
 /// Register an agent and the OAuth client it authenticates as (same id). Returns the agent and,
@@ -71,6 +75,18 @@ pub async fn create_agent(
     store: &dyn Store,
     tenant_name: &str,
     spec: AgentSpec,
+    actor: &str,
+) -> Result<(Agent, Option<String>), AdminError> {
+    create_agent_with_ciba(store, tenant_name, spec, None, actor).await
+}
+
+/// [`create_agent`], optionally registered for CIBA: its client is then allowed the CIBA grant
+/// and may make backchannel authentication requests ([`crate::ciba`]).
+pub async fn create_agent_with_ciba(
+    store: &dyn Store,
+    tenant_name: &str,
+    spec: AgentSpec,
+    ciba: Option<CibaSpec>,
     actor: &str,
 ) -> Result<(Agent, Option<String>), AdminError> {
     let tid = tenant_id(store, tenant_name).await?;
@@ -113,14 +129,12 @@ pub async fn create_agent(
     };
     let ceiling = Scope::parse(&spec.scope_ceiling.join(" "))
         .ok_or_else(|| AdminError::Invalid("invalid scope".into()))?;
-    let ciba = match (&spec.ciba_mode, &spec.ciba_notification_endpoint) {
-        (None, None) => None,
-        (None, Some(_)) => {
-            return Err(AdminError::Invalid(
-                "a CIBA notification endpoint needs a CIBA mode (ping)".into(),
-            ));
-        }
-        (Some(mode), endpoint) => Some(crate::ciba::registration_terms(mode, endpoint.as_deref())?),
+    let ciba = match &ciba {
+        None => None,
+        Some(c) => Some(crate::ciba::registration_terms(
+            &c.mode,
+            c.notification_endpoint.as_deref(),
+        )?),
     };
     // With redirect URIs the agent's client also runs the code flow; `openid` lets it learn
     // who signed in (OIDC scopes never go into a mandate).

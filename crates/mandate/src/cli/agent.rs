@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use mandate_core::agent_admin::{self, AgentSpec};
+use mandate_core::agent_admin::{self, AgentSpec, CibaSpec};
 use mandate_core::agents::{Agent, AgentStatus};
 use mandate_core::store::Store;
 use serde_json::{Value, json};
@@ -136,6 +136,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
     };
     match cmd {
         AgentCmd::Create(c) => {
+            let c = *c;
             let jwk = match &c.jwk_file {
                 None => None,
                 Some(path) => {
@@ -150,7 +151,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
             if jwk.is_none() && !c.generate_secret {
                 bail!("give --jwk-file or --generate-secret");
             }
-            let (a, secret) = agent_admin::create_agent(
+            let (a, secret) = agent_admin::create_agent_with_ciba(
                 store,
                 &c.tenant,
                 AgentSpec {
@@ -163,9 +164,11 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
                     jwk,
                     require_dpop: c.require_dpop,
                     redirect_uris: c.redirect_uri,
-                    ciba_mode: c.ciba_mode,
-                    ciba_notification_endpoint: c.ciba_notification_endpoint,
                 },
+                c.ciba_mode.map(|mode| CibaSpec {
+                    mode,
+                    notification_endpoint: c.ciba_notification_endpoint,
+                }),
                 CLI_ACTOR,
             )
             .await?;
