@@ -563,10 +563,15 @@ async fn ping_mode(backend: Backend) {
     err(&poll(&s, &a, &id).await, 400, "access_denied");
 }
 
-/// Polling faster than the interval: slow_down, and the interval grows by 5 s each time.
+/// Polling faster than the interval: slow_down, and the interval grows by 5 s each time. (The
+/// webhook here goes nowhere: that never holds the request up.)
 #[tokio::test]
 async fn slow_down_on_eager_polling() {
-    let s = Server::start(Backend::Sqlite).await;
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("MANDATE_CIBA_WEBHOOK_URL", "http://127.0.0.1:9/nowhere")],
+    )
+    .await;
     s.create_user("default", "alice");
     let a = agent(&s, "Planner", &["--ciba-mode", "poll"]);
     let r = bc(
