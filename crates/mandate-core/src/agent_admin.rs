@@ -7,7 +7,7 @@ use crate::admin::{ClientSpec, create_client};
 use crate::agents::{Agent, AgentStatus, Mandate, MandateOrigin};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::AdminError;
-use crate::model::TOKEN_EXCHANGE;
+use crate::model::{CIBA_GRANT, TOKEN_EXCHANGE};
 use crate::scope::Scope;
 use crate::secret::random_token;
 use crate::store::{MandateSelector, Store};
@@ -60,12 +60,33 @@ pub struct AgentSpec {
     pub redirect_uris: Vec<String>,
 }
 
+/// A CIBA registration for a new agent ([`create_agent_with_ciba`]).
+#[derive(Debug, Clone, Default)]
+pub struct CibaSpec {
+    /// `backchannel_token_delivery_mode`: `poll` or `ping`.
+    pub mode: String,
+    /// `backchannel_client_notification_endpoint` (ping mode only).
+    pub notification_endpoint: Option<String>,
+}
+
 /// Register an agent and the OAuth client it authenticates as (same id). Returns the agent and,
 /// for a secret-authenticated one, the secret (shown once).
 pub async fn create_agent(
     store: &dyn Store,
     tenant_name: &str,
     spec: AgentSpec,
+    actor: &str,
+) -> Result<(Agent, Option<String>), AdminError> {
+    create_agent_with_ciba(store, tenant_name, spec, None, actor).await
+}
+
+/// [`create_agent`], optionally registered for CIBA: its client is then allowed the CIBA grant
+/// and may make backchannel authentication requests ([`crate::ciba`]).
+pub async fn create_agent_with_ciba(
+    store: &dyn Store,
+    tenant_name: &str,
+    spec: AgentSpec,
+    ciba: Option<CibaSpec>,
     actor: &str,
 ) -> Result<(Agent, Option<String>), AdminError> {
     let tid = tenant_id(store, tenant_name).await?;
@@ -108,6 +129,13 @@ pub async fn create_agent(
     };
     let ceiling = Scope::parse(&spec.scope_ceiling.join(" "))
         .ok_or_else(|| AdminError::Invalid("invalid scope".into()))?;
+    let ciba = match &ciba {
+        None => None,
+        Some(c) => Some(crate::ciba::registration_terms(
+            &c.mode,
+            c.notification_endpoint.as_deref(),
+        )?),
+    };
     // With redirect URIs the agent's client also runs the code flow; `openid` lets it learn
     // who signed in (OIDC scopes never go into a mandate).
     let (grant_types, scopes) = if spec.redirect_uris.is_empty() {
@@ -122,6 +150,10 @@ pub async fn create_agent(
             scopes,
         )
     };
+    let mut grant_types = grant_types;
+    if ciba.is_some() {
+        grant_types.push(CIBA_GRANT.into());
+    }
     let (client, secret) = create_client(
         store,
         tenant_name,
@@ -152,7 +184,19 @@ pub async fn create_agent(
         updated_at: ts,
     };
     store.create_agent(&agent).await?;
-    let mut ev = event(&tid, EventKind::AgentCreated, actor, agent.metadata());
+    let mut detail = agent.metadata();
+    if let Some((mode, endpoint)) = ciba {
+        store
+            .put_ciba_registration(&crate::ciba::CibaRegistration {
+                tenant_id: tid.clone(),
+                client_id: agent.id.clone(),
+                mode,
+                notification_endpoint: endpoint,
+            })
+            .await?;
+        detail["ciba_mode"] = mode.as_str().into();
+    }
+    let mut ev = event(&tid, EventKind::AgentCreated, actor, detail);
     ev.act_chain = vec![];
     store.record(&ev.client(agent.id.clone())).await?;
     Ok((agent, secret))

@@ -67,6 +67,10 @@ event_kinds! {
     KeysRotated => "keys_rotated",
     TenantSettingsChanged => "tenant_settings_changed",
     TokenImpersonated => "token_impersonated",
+    CibaRequested => "ciba_requested",
+    CibaApproved => "ciba_approved",
+    CibaDenied => "ciba_denied",
+    CibaExpired => "ciba_expired",
 }
 
 /// Success or failure of the action.

@@ -33,6 +33,18 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8: retry with the server's `DPoP-Nonce`.
     UseDpopNonce,
+    /// CIBA §11: the person has not decided yet; poll again.
+    AuthorizationPending,
+    /// CIBA §11: polling too fast; wait the interval plus 5 seconds.
+    SlowDown,
+    /// CIBA §11: the `auth_req_id` expired before the person decided.
+    ExpiredToken,
+    /// CIBA §13: the hint names no known person.
+    UnknownUserId,
+    /// CIBA §13: the `login_hint_token` has expired.
+    ExpiredLoginHintToken,
+    /// CIBA §13: the `binding_message` is invalid or unacceptable.
+    InvalidBindingMessage,
 }
 
 impl ErrorCode {
@@ -63,6 +75,12 @@ impl ErrorCode {
             Self::InvalidAuthorizationDetails => "invalid_authorization_details",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::UnknownUserId => "unknown_user_id",
+            Self::ExpiredLoginHintToken => "expired_login_hint_token",
+            Self::InvalidBindingMessage => "invalid_binding_message",
         }
     }
 

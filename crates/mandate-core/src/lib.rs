@@ -7,6 +7,7 @@ pub mod agent_admin;
 pub mod agents;
 pub mod audit;
 pub mod authorize;
+pub mod ciba;
 pub mod client_auth;
 pub mod dpop;
 pub mod dpop_use;

@@ -89,6 +89,9 @@ pub enum GrantType {
     /// RFC 8693: an agent exchanges a person's token for a delegated one under a mandate.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
     TokenExchange,
+    /// OpenID CIBA Core 1.0: an agent redeems an `auth_req_id` the person approved.
+    #[serde(rename = "urn:openid:params:grant-type:ciba")]
+    Ciba,
 }
 
 impl GrantType {
@@ -98,6 +101,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
             Self::TokenExchange => TOKEN_EXCHANGE,
+            Self::Ciba => CIBA_GRANT,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -106,6 +110,7 @@ impl GrantType {
             "refresh_token" => Self::RefreshToken,
             "client_credentials" => Self::ClientCredentials,
             TOKEN_EXCHANGE => Self::TokenExchange,
+            CIBA_GRANT => Self::Ciba,
             _ => return None,
         })
     }
@@ -113,6 +118,9 @@ impl GrantType {
 
 /// The RFC 8693 grant type URI.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The OpenID CIBA grant type URI (CIBA Core §10.1).
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
 /// An OAuth client application registered in a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]

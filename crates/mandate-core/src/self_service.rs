@@ -27,7 +27,7 @@ pub const DEFAULT_EXPIRES_IN: i64 = 3600;
 pub const DEFAULT_MAX_TOKEN_LIFETIME: i64 = 300;
 
 /// A mandate in force as its person sees it: the agent, its owner's name and when the agent
-/// last acted under it (the newest `token_exchanged` record).
+/// last acted under it (the newest token exchanged or issued (CIBA) under it).
 #[derive(Debug, Clone)]
 pub struct AgentMandate {
     pub mandate: Mandate,
@@ -86,7 +86,7 @@ pub async fn mandates(
         };
         let q = AuditQuery {
             mandate: Some(m.id.clone()),
-            kinds: vec![EventKind::TokenExchanged],
+            kinds: vec![EventKind::TokenExchanged, EventKind::TokenIssued],
             limit: 1,
             ..AuditQuery::default()
         };
@@ -246,6 +246,10 @@ pub struct Caller {
     pub user_id: String,
     /// The client the token was issued to.
     pub client_id: String,
+    /// How the person authenticated for the token (`auth_time`, `acr`, `amr` claims).
+    pub auth_time: Option<i64>,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
 }
 
 async fn refuse(
@@ -342,5 +346,19 @@ pub async fn authenticate(
     Ok(Caller {
         user_id: sub,
         client_id,
+        auth_time: claims.get("auth_time").and_then(Value::as_i64),
+        acr: claims
+            .get("acr")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        amr: claims
+            .get("amr")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }

@@ -20,6 +20,15 @@ pub struct Settings {
     pub max_assertion_lifetime: i64,
     /// Require a server-issued `DPoP-Nonce` in DPoP proofs (RFC 9449 §8). Default off.
     pub dpop_require_nonce: bool,
+    /// CIBA: the polling interval first given to a client (seconds). Default 5 (CIBA §7.3).
+    pub ciba_interval: i64,
+    /// CIBA: how long a backchannel request lives without `requested_expiry`. Default 300 s.
+    pub ciba_default_expiry: i64,
+    /// CIBA: the longest `requested_expiry` honoured (longer ones are cut). Default 600 s.
+    pub ciba_max_expiry: i64,
+    /// CIBA: where to POST each new request (with its approval link) so an app can notify the
+    /// person. Default none.
+    pub ciba_webhook_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -33,6 +42,10 @@ impl Default for Settings {
             clock_skew: 60,
             max_assertion_lifetime: 600,
             dpop_require_nonce: false,
+            ciba_interval: 5,
+            ciba_default_expiry: 300,
+            ciba_max_expiry: 600,
+            ciba_webhook_url: None,
         }
     }
 }

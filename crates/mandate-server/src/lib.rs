@@ -8,6 +8,7 @@ mod client_ip;
 mod cookies;
 mod cors;
 mod error;
+mod notify;
 mod oauth;
 mod oidc;
 mod ops;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(ui::login::login))
         .route("/consent", post(ui::consent::consent))
         .route("/token", post(oauth::token::token).options(cors::preflight))
+        .route("/bc-authorize", post(oauth::bc_authorize::bc_authorize))
         .route("/introspect", post(oauth::introspect::introspect))
         .route(
             "/revoke",
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::agents::routes())
+        .merge(ui::ciba::routes())
         .merge(authzen::routes());
     let admin_routes = Router::new()
         .route("/audit/events", get(admin::audit::events))

@@ -5,6 +5,7 @@
 mod agents;
 mod audit;
 mod authz;
+mod ciba;
 mod clients;
 mod codes;
 mod connect;

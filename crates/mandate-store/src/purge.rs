@@ -11,13 +11,24 @@ const CODE_REUSE_WINDOW: i64 = 3600;
 
 /// Each statement deletes rows that expired (or, for grants, were created) before its only
 /// parameter: now minus the second field. Order matters: grants go after what refers to them.
-const PURGES: [(&str, i64); 7] = [
+const PURGES: [(&str, i64); 9] = [
     (
         "DELETE FROM auth_codes WHERE expires_at < $1",
         CODE_REUSE_WINDOW,
     ),
     ("DELETE FROM sessions WHERE expires_at < $1", 0),
     ("DELETE FROM replay_entries WHERE expires_at < $1", 0),
+    // A CIBA request keeps answering `expired_token` for a while, then goes; an expired one
+    // never needs its ping's auth_req_id again.
+    (
+        "UPDATE ciba_requests SET ping_auth_req_id = NULL \
+         WHERE ping_auth_req_id IS NOT NULL AND expires_at < $1",
+        0,
+    ),
+    (
+        "DELETE FROM ciba_requests WHERE expires_at < $1",
+        CODE_REUSE_WINDOW,
+    ),
     ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", 0),
     ("DELETE FROM access_tokens WHERE expires_at < $1", 0),
     ("DELETE FROM refresh_tokens WHERE expires_at < $1", 0),

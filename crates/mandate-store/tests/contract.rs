@@ -193,6 +193,7 @@ contract!(
     authz_data,
     purge,
     reopen,
+    ciba_requests,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1965,4 +1966,167 @@ async fn sqlite_url_creates_the_file_with_wal() {
     assert_eq!(mode, "wal");
     raw.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn ciba_request(tenant_id: &str, id: &str, expires_at: i64) -> mandate_core::ciba::CibaRequest {
+    use mandate_core::ciba::{CibaRequest, CibaStatus};
+    CibaRequest {
+        tenant_id: tenant_id.into(),
+        id: id.into(),
+        digest: format!("digest-{id}").into_bytes(),
+        client_id: "agent1".into(),
+        user_id: "u1".into(),
+        scope: Scope::parse("openid calendar.read").unwrap(),
+        authorization_details: vec![json!({"type": "calendar", "actions": ["read"]})],
+        resources: vec!["https://calendar.example".into()],
+        binding_message: Some("code 4711".into()),
+        notification_token: Some("nt".into()),
+        ping_auth_req_id: Some(format!("areq-{id}")),
+        status: CibaStatus::Pending,
+        interval: 5,
+        last_polled_at: None,
+        expires_at,
+        created_at: NOW,
+        decided_at: None,
+        approval: None,
+    }
+}
+
+/// CIBA registrations and requests: round trips, polling intervals, and decisions and
+/// redemptions that only one of many concurrent callers wins.
+async fn ciba_requests(db: &Db) {
+    use mandate_core::ciba::{CibaApproval, CibaRegistration, CibaStatus, DeliveryMode};
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    make_tenant(s, "t2").await;
+    let reg = CibaRegistration {
+        tenant_id: "t1".into(),
+        client_id: "agent1".into(),
+        mode: DeliveryMode::Ping,
+        notification_endpoint: Some("https://agent.example/cb".into()),
+    };
+    s.put_ciba_registration(&reg).await.unwrap();
+    assert_eq!(
+        s.ciba_registration("t1", "agent1").await.unwrap(),
+        Some(reg)
+    );
+    let poll_reg = CibaRegistration {
+        tenant_id: "t1".into(),
+        client_id: "agent1".into(),
+        mode: DeliveryMode::Poll,
+        notification_endpoint: None,
+    };
+    s.put_ciba_registration(&poll_reg).await.unwrap();
+    assert_eq!(
+        s.ciba_registration("t1", "agent1").await.unwrap(),
+        Some(poll_reg)
+    );
+    assert_eq!(s.ciba_registration("t2", "agent1").await.unwrap(), None);
+
+    let r = ciba_request("t1", "r1", NOW + 300);
+    s.insert_ciba_request(&r).await.unwrap();
+    assert!(is_conflict(s.insert_ciba_request(&r).await));
+    s.insert_ciba_request(&ciba_request("t1", "old", NOW - 1))
+        .await
+        .unwrap();
+    assert_eq!(s.ciba_request("t1", "r1").await.unwrap(), Some(r.clone()));
+    assert_eq!(
+        s.ciba_request_by_digest("t1", b"digest-r1").await.unwrap(),
+        Some(r.clone())
+    );
+    assert_eq!(s.ciba_request("t2", "r1").await.unwrap(), None);
+    let pending = s.pending_ciba_requests("t1", "u1", NOW).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["r1"]
+    );
+
+    // Polling: in time, too early (interval grows by the step), in time again.
+    assert!(s.poll_ciba_request("t1", "r1", NOW, 5).await.unwrap());
+    assert!(!s.poll_ciba_request("t1", "r1", NOW + 4, 5).await.unwrap());
+    let got = s.ciba_request("t1", "r1").await.unwrap().unwrap();
+    assert_eq!((got.interval, got.last_polled_at), (10, Some(NOW + 4)));
+    assert!(!s.poll_ciba_request("t1", "r1", NOW + 13, 5).await.unwrap());
+    assert!(s.poll_ciba_request("t1", "r1", NOW + 28, 5).await.unwrap());
+
+    // An expired request cannot be decided.
+    let approval = CibaApproval {
+        mandate_id: "m1".into(),
+        auth_time: NOW - 10,
+        acr: "urn:mandate:acr:pwd".into(),
+        amr: vec!["pwd".into()],
+    };
+    assert!(
+        !s.decide_ciba_request("t1", "old", Some(&approval), NOW)
+            .await
+            .unwrap()
+    );
+    // Nothing to consume before approval.
+    assert!(!s.consume_ciba_request("t1", "r1", NOW).await.unwrap());
+
+    // Twenty concurrent decisions: one wins.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = db.store.clone();
+            let a = approval.clone();
+            tokio::spawn(async move {
+                let a = (i % 2 == 0).then_some(a);
+                store
+                    .decide_ciba_request("t1", "r1", a.as_ref(), NOW + 30)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+    assert!(
+        s.pending_ciba_requests("t1", "u1", NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = s.ciba_request("t1", "r1").await.unwrap().unwrap();
+    assert_eq!(got.decided_at, Some(NOW + 30));
+    match got.status {
+        CibaStatus::Approved => assert_eq!(got.approval, Some(approval.clone())),
+        CibaStatus::Denied => assert_eq!(got.approval, None),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // A fresh request approved, then redeemed by twenty concurrent callers: one wins, and the
+    // auth_req_id kept for the ping is gone.
+    s.insert_ciba_request(&ciba_request("t1", "r2", NOW + 300))
+        .await
+        .unwrap();
+    assert!(
+        s.decide_ciba_request("t1", "r2", Some(&approval), NOW)
+            .await
+            .unwrap()
+    );
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = db.store.clone();
+            tokio::spawn(async move { store.consume_ciba_request("t1", "r2", NOW + 1).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+    let got = s.ciba_request("t1", "r2").await.unwrap().unwrap();
+    assert_eq!(got.status, CibaStatus::Consumed);
+    assert_eq!(got.ping_auth_req_id, None);
+    s.clear_ciba_ping("t1", "r1").await.unwrap();
+    assert_eq!(
+        s.ciba_request("t1", "r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .ping_auth_req_id,
+        None
+    );
 }

@@ -69,6 +69,13 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "MANDATE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// URL that gets a JSON POST (with the approval link) for every new CIBA request, so an
+    /// app can notify the person.
+    #[arg(long, env = "MANDATE_CIBA_WEBHOOK_URL")]
+    pub ciba_webhook_url: Option<String>,
+    /// Minimum CIBA polling interval in seconds [default: 5].
+    #[arg(long, env = "MANDATE_CIBA_INTERVAL")]
+    pub ciba_interval: Option<i64>,
 }
 
 /// The file form of the settings.
@@ -92,6 +99,8 @@ pub struct FileConfig {
     pub dpop_require_nonce: Option<bool>,
     pub cache_ttl_ms: Option<u64>,
     pub log_format: Option<String>,
+    pub ciba_webhook_url: Option<String>,
+    pub ciba_interval: Option<i64>,
 }
 
 impl FileConfig {
@@ -212,6 +221,20 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         .dpop_require_nonce
         .or(f.dpop_require_nonce)
         .unwrap_or(s.dpop_require_nonce);
+    s.ciba_interval = pick(a.ciba_interval, f.ciba_interval, s.ciba_interval);
+    s.ciba_webhook_url = a
+        .ciba_webhook_url
+        .clone()
+        .or_else(|| f.ciba_webhook_url.clone());
+    if let Some(u) = &s.ciba_webhook_url {
+        let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            anyhow::bail!("the CIBA webhook URL must be an http(s) URL: {u}");
+        }
+    }
+    if s.ciba_interval <= 0 {
+        anyhow::bail!("the CIBA polling interval must be positive");
+    }
     for (name, v) in [
         ("access token", s.access_token_ttl),
         ("ID token", s.id_token_ttl),

@@ -6,9 +6,10 @@
 //! mandate. Rotation and replay detection are the refresh grant's own.
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::TokenRequest;
+use super::token_exchange::{Delegation, delegated_token};
 use crate::agents::{AgentStatus, Mandate, act_chain};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
@@ -20,7 +21,7 @@ use crate::tokens::{self, TokenResponse, TokenSubject};
 
 /// What a delegated refresh token carries (stored as JSON with it).
 #[derive(Debug, Deserialize)]
-struct Delegation {
+struct Stored {
     act: Value,
     mandate: String,
     #[serde(default)]
@@ -91,7 +92,7 @@ pub(super) async fn refresh(
         OAuthError::invalid_grant("refresh token is invalid, expired or revoked")
             .with_debug(why.to_string())
     };
-    let d: Delegation = serde_json::from_value(raw.clone()).map_err(|_| ended("delegation"))?;
+    let d: Stored = serde_json::from_value(raw.clone()).map_err(|_| ended("delegation"))?;
     let mandate = p
         .store
         .mandate(t.id(), &d.mandate)
@@ -129,11 +130,6 @@ pub(super) async fn refresh(
         }
         asked
     };
-    let ttl = p
-        .settings
-        .access_token_ttl
-        .min(mandate.max_token_lifetime)
-        .min(mandate.expires_at - now);
     let subject = TokenSubject {
         sub: rec.user_id.clone(),
         auth_time: Some(rec.auth_time),
@@ -142,16 +138,19 @@ pub(super) async fn refresh(
         sid: None,
         cnf_jkt: req.dpop_jkt.clone(),
     };
-    let mut extra = Map::new();
-    extra.insert("act".into(), d.act.clone());
-    extra.insert("mandate".into(), mandate.id.clone().into());
-    if !d.authorization_details.is_empty() {
-        extra.insert(
-            "authorization_details".into(),
-            Value::Array(d.authorization_details.clone()),
-        );
-    }
-    let at = tokens::access_token_with(p, t, client, &subject, &scope, &audience, ttl, extra)?;
+    let at = delegated_token(
+        p,
+        t,
+        client,
+        &Delegation {
+            mandate: &mandate,
+            subject: &subject,
+            scope: &scope,
+            audience: &audience,
+            details: &d.authorization_details,
+            act: d.act.clone(),
+        },
+    )?;
     p.store
         .record_access_token(t.id(), &at.jti, &rec.grant_id, at.expires_at)
         .await?;

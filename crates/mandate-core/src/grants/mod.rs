@@ -2,6 +2,7 @@
 //! authenticated when a grant runs.
 
 pub mod authorization_code;
+pub mod ciba;
 pub mod client_credentials;
 pub mod delegated_refresh;
 pub mod impersonation;
@@ -41,6 +42,8 @@ pub struct TokenRequest {
     pub dpop_proof: Option<String>,
     /// Set by [`exchange`] once the proof verified: the key the access token is bound to.
     pub dpop_jkt: Option<String>,
+    /// CIBA: the `auth_req_id` being redeemed.
+    pub auth_req_id: Option<String>,
 }
 
 /// Run the grant the request names.
@@ -81,9 +84,14 @@ pub async fn exchange(
         GrantType::RefreshToken => refresh_token::exchange(p, t, client, req, meta).await,
         GrantType::ClientCredentials => client_credentials::exchange(p, t, client, req, meta).await,
         GrantType::TokenExchange => token_exchange::exchange(p, t, client, req, meta).await,
+        GrantType::Ciba => ciba::exchange(p, t, client, req, meta).await,
     };
+    // A CIBA poll before the person decided is the protocol working, not a failure.
     if let Err(e) = &result
-        && e.code != ErrorCode::ServerError
+        && !matches!(
+            e.code,
+            ErrorCode::ServerError | ErrorCode::AuthorizationPending | ErrorCode::SlowDown
+        )
     {
         let ev = AuditEvent::new(
             t.id(),

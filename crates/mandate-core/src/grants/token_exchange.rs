@@ -17,7 +17,7 @@ use crate::introspect::access_token_claims;
 use crate::model::Client;
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
-use crate::tokens::{self, TokenResponse, TokenSubject};
+use crate::tokens::{self, IssuedAccessToken, TokenResponse, TokenSubject};
 
 /// RFC 8693 §3 token type of an access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -173,6 +173,48 @@ fn attenuate(
         audience,
         details,
     })
+}
+
+/// A delegated access token to sign: for the person under `mandate`, acting through `act`.
+pub(crate) struct Delegation<'a> {
+    pub mandate: &'a Mandate,
+    pub subject: &'a TokenSubject,
+    pub scope: &'a Scope,
+    pub audience: &'a [String],
+    pub details: &'a [Value],
+    /// The `act` claim (RFC 8693 §4.1), newest actor outermost.
+    pub act: Value,
+}
+
+/// Sign a delegated token: `sub` the person, `act`, `mandate`, any `authorization_details`,
+/// `cnf.jkt` when DPoP-bound; it lives no longer than the access token lifetime, the mandate's
+/// maximum token lifetime and the time left on the mandate. Every grant that issues delegated
+/// tokens (token exchange, CIBA) mints them here.
+pub(crate) fn delegated_token(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    d: &Delegation<'_>,
+) -> Result<IssuedAccessToken, OAuthError> {
+    let now = p.now();
+    let ttl = p
+        .settings
+        .access_token_ttl
+        .min(d.mandate.max_token_lifetime)
+        .min(d.mandate.expires_at - now);
+    if ttl <= 0 {
+        return Err(OAuthError::invalid_request("the mandate has expired"));
+    }
+    let mut extra = Map::new();
+    extra.insert("act".into(), d.act.clone());
+    extra.insert("mandate".into(), d.mandate.id.clone().into());
+    if !d.details.is_empty() {
+        extra.insert(
+            "authorization_details".into(),
+            Value::Array(d.details.to_vec()),
+        );
+    }
+    tokens::access_token_with(p, t, client, d.subject, d.scope, d.audience, ttl, extra)
 }
 
 /// Run the exchange for the authenticated `client`, which must be an active agent.
@@ -337,15 +379,6 @@ pub async fn exchange(
         }
         a
     };
-    let ttl = p
-        .settings
-        .access_token_ttl
-        .min(mandate.max_token_lifetime)
-        .min(mandate.expires_at - now);
-    if ttl <= 0 {
-        return Err(OAuthError::invalid_request("the mandate has expired"));
-    }
-    let mut extra = Map::new();
     let delegation = mandate.allow_refresh.then(|| {
         json!({
             "act": act,
@@ -354,14 +387,6 @@ pub async fn exchange(
             "authorization_details": granted.details,
         })
     });
-    extra.insert("act".into(), act);
-    extra.insert("mandate".into(), mandate.id.clone().into());
-    if !granted.details.is_empty() {
-        extra.insert(
-            "authorization_details".into(),
-            Value::Array(granted.details.clone()),
-        );
-    }
     let subject_info = TokenSubject {
         sub: user_id.clone(),
         auth_time: subject.get("auth_time").and_then(Value::as_i64),
@@ -378,15 +403,18 @@ pub async fn exchange(
         sid: None,
         cnf_jkt: req.dpop_jkt.clone(),
     };
-    let at = tokens::access_token_with(
+    let at = delegated_token(
         p,
         t,
         client,
-        &subject_info,
-        &granted.scope,
-        &granted.audience,
-        ttl,
-        extra,
+        &Delegation {
+            mandate: &mandate,
+            subject: &subject_info,
+            scope: &granted.scope,
+            audience: &granted.audience,
+            details: &granted.details,
+            act,
+        },
     )?;
     let refresh_token = match delegation {
         None => None,

@@ -1,6 +1,8 @@
-//! OAuth 2.1 endpoints: authorize, token, introspection, revocation.
+//! OAuth 2.1 endpoints: authorize, token, introspection, revocation, CIBA backchannel
+//! authentication.
 
 pub mod authorize;
+pub mod bc_authorize;
 pub mod introspect;
 pub mod revoke;
 pub mod token;

@@ -37,6 +37,7 @@ pub async fn token(
         audiences: p.all("audience"),
         dpop_proof: dpop_header(&headers)?,
         dpop_jkt: None,
+        auth_req_id: p.opt("auth_req_id"),
         authorization_details: match p.opt("authorization_details") {
             None => None,
             Some(d) => Some(mandate_core::agents::parse_details(&d).ok_or_else(|| {
@@ -50,7 +51,12 @@ pub async fn token(
     let resp = match grants::exchange(&s.provider, &t, &client, &req, &meta).await {
         Ok(r) => r,
         Err(e) => {
-            let mut r = ApiError::from(e).into_response();
+            let mut err = ApiError::from(e);
+            // RFC 6749 §5.2: token errors are 400 (CIBA's access_denied too), bar invalid_client.
+            if err.error.code == mandate_core::ErrorCode::AccessDenied {
+                err.status = Some(axum::http::StatusCode::BAD_REQUEST);
+            }
+            let mut r = err.into_response();
             if let Some(n) = nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
                 r.headers_mut().insert("dpop-nonce", n);
             }

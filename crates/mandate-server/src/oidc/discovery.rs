@@ -41,7 +41,13 @@ fn metadata(t: &TenantCtx) -> Value {
             "refresh_token",
             "client_credentials",
             mandate_core::model::TOKEN_EXCHANGE,
+            mandate_core::model::CIBA_GRANT,
         ],
+        // CIBA Core §4; signed authentication requests are not supported, so no
+        // backchannel_authentication_request_signing_alg_values_supported.
+        "backchannel_authentication_endpoint": t.url("/bc-authorize"),
+        "backchannel_token_delivery_modes_supported": ["poll", "ping"],
+        "backchannel_user_code_parameter_supported": false,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,

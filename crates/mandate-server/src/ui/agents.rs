@@ -1,7 +1,8 @@
 //! The signed-in person's "agents acting for you" page and self-service API. Rules (ownership,
 //! who may call, what a mandate may hold) are in `mandate_core::self_service`.
 //!
-//! - `GET {issuer}/account/agents`: the page (session cookie); `POST …/agents/revoke`
+//! - `GET {issuer}/account/agents`: the page (session cookie), with the CIBA requests waiting
+//!   for the person (decided on `ui::ciba`'s page); `POST …/agents/revoke`
 //!   (`mandate_id`) and `POST …/agents/revoke-all` (CSRF-checked forms).
 //! - `GET|POST {issuer}/account/v1/mandates`, `DELETE {issuer}/account/v1/mandates/{id}`: JSON,
 //!   with the person's own access token (Bearer or DPoP).
@@ -125,7 +126,7 @@ fn agent_context(a: &Agent, owner: String) -> minijinja::Value {
 }
 
 /// A point in time for people (UTC).
-fn when(secs: i64) -> String {
+pub(crate) fn when(secs: i64) -> String {
     mandate_core::time::format_instant(secs)
         .replacen('T', " ", 1)
         .replace('Z', " UTC")
@@ -175,8 +176,23 @@ pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderM
         Ok(m) => m,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
+    let waiting = match mandate_core::ciba::pending(&s.provider, &t, &session.user_id).await {
+        Ok(w) => w,
+        Err(e) => return pages::error_page(&s, &headers, &e),
+    };
     let lang = pages::locale(&s, &headers, None);
     let rows: Vec<minijinja::Value> = mandates.iter().map(|m| row(&s, &lang, m)).collect();
+    let pending: Vec<minijinja::Value> = waiting
+        .iter()
+        .map(|pr| {
+            context! {
+                agent => pr.agent.as_ref().map_or(pr.request.client_id.as_str(), |a| a.name.as_str()),
+                binding_message => pr.request.binding_message,
+                asks => super::ciba::asks(&s, &lang, pr),
+                url => mandate_core::ciba::approval_url(&t, &pr.request.id),
+            }
+        })
+        .collect();
     let (csrf, set) = pages::csrf_token(&s, &headers);
     let page = pages::render(
         &s,
@@ -185,6 +201,7 @@ pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderM
         &lang,
         context! {
             mandates => rows,
+            pending,
             csrf,
             revoke_action => t.url("/account/agents/revoke"),
             revoke_all_action => t.url("/account/agents/revoke-all"),
@@ -238,9 +255,9 @@ pub async fn revoke_all(
 /// A self-service API caller: the person behind a valid, non-delegated access token of the
 /// tenant named in the path.
 pub struct Person {
-    tenant: std::sync::Arc<TenantCtx>,
-    caller: Caller,
-    meta: Meta,
+    pub(crate) tenant: std::sync::Arc<TenantCtx>,
+    pub(crate) caller: Caller,
+    pub(crate) meta: Meta,
 }
 
 impl FromRequestParts<AppState> for Person {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, Value};
 
-const EMBEDDED: [(&str, &str); 8] = [
+const EMBEDDED: [(&str, &str); 9] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
@@ -22,6 +22,7 @@ const EMBEDDED: [(&str, &str); 8] = [
         include_str!("../../templates/consents.html"),
     ),
     ("agents.html", include_str!("../../templates/agents.html")),
+    ("ciba.html", include_str!("../../templates/ciba.html")),
 ];
 
 const LOCALES: [(&str, &str); 2] = [

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use mandate_core::agent_admin::{self, AgentSpec};
+use mandate_core::agent_admin::{self, AgentSpec, CibaSpec};
 use mandate_core::agents::{Agent, AgentStatus};
 use mandate_core::store::Store;
 use serde_json::Value;
@@ -15,7 +15,7 @@ use super::{CLI_ACTOR, print};
 pub enum AgentCmd {
     /// Register an agent; prints its id (its client_id) and, with --generate-secret, the secret
     /// (once).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Every agent of a tenant.
     List {
         #[arg(long)]
@@ -89,6 +89,13 @@ pub struct CreateArgs {
     /// code flow, where the person approves a mandate on the consent page.
     #[arg(long = "redirect-uri")]
     redirect_uri: Vec<String>,
+    /// Let the agent make CIBA backchannel requests, with this token delivery mode (`poll` or
+    /// `ping`).
+    #[arg(long = "ciba-mode", value_parser = ["poll", "ping"])]
+    ciba_mode: Option<String>,
+    /// Where CIBA pings go (ping mode): https, or http on a loopback address.
+    #[arg(long = "ciba-notification-endpoint", requires = "ciba_mode")]
+    ciba_notification_endpoint: Option<String>,
 }
 
 fn show(a: &Agent) -> Value {
@@ -118,6 +125,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
     };
     match cmd {
         AgentCmd::Create(c) => {
+            let c = *c;
             let jwk = match &c.jwk_file {
                 None => None,
                 Some(path) => {
@@ -132,7 +140,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
             if jwk.is_none() && !c.generate_secret {
                 bail!("give --jwk-file or --generate-secret");
             }
-            let (a, secret) = agent_admin::create_agent(
+            let (a, secret) = agent_admin::create_agent_with_ciba(
                 store,
                 &c.tenant,
                 AgentSpec {
@@ -146,11 +154,19 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
                     require_dpop: c.require_dpop,
                     redirect_uris: c.redirect_uri,
                 },
+                c.ciba_mode.map(|mode| CibaSpec {
+                    mode,
+                    notification_endpoint: c.ciba_notification_endpoint,
+                }),
                 CLI_ACTOR,
             )
             .await?;
             let mut v = show(&a);
             v["client_id"] = a.id.clone().into();
+            if let Some(reg) = store.ciba_registration(&a.tenant_id, &a.id).await? {
+                v["backchannel_token_delivery_mode"] = reg.mode.as_str().into();
+                v["backchannel_client_notification_endpoint"] = reg.notification_endpoint.into();
+            }
             if let Some(s) = &secret {
                 v["client_secret"] = s.clone().into();
             }
