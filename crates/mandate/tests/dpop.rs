@@ -138,6 +138,26 @@ async fn bound_tokens(backend: Backend) {
         (status, v["error"].as_str()),
         (400, Some("invalid_dpop_proof"))
     );
+    // Each refusal is on the audit trail.
+    let failed = s.cli(
+        &[
+            "audit",
+            "query",
+            "--tenant",
+            "default",
+            "--event",
+            "token_request_failed",
+            "--json",
+        ],
+        None,
+    );
+    let dpop_failures = failed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "invalid_dpop_proof")
+        .count();
+    assert_eq!(dpop_failures, 4, "{failed}");
     // Without a proof: an ordinary bearer token.
     let (status, v, _) = token_dpop(&issuer, &admin, &cc, None).await;
     assert_eq!((status, v["token_type"].as_str()), (200, Some("Bearer")));

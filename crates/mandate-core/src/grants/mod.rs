@@ -63,30 +63,37 @@ pub async fn exchange(
             )
         })?,
     };
-    let mut req = req.clone();
-    req.dpop_jkt = match &req.dpop_proof {
-        None => None,
-        Some(proof) => Some(crate::dpop_use::token_endpoint_proof(p, t, proof).await?),
-    };
-    let req = &req;
-    // A token-exchange client may redeem the refresh tokens exchanges gave it (only a mandate
-    // that allows refresh does).
-    let delegated_refresh =
-        grant == GrantType::RefreshToken && client.allows_grant(GrantType::TokenExchange);
-    if !client.allows_grant(grant) && !delegated_refresh {
-        return Err(OAuthError::unauthorized_client(format!(
-            "client is not allowed the {} grant",
-            grant.as_str()
-        )));
+    // Everything from here on is recorded when refused, DPoP proof failures included.
+    let result = async {
+        let mut req = req.clone();
+        req.dpop_jkt = match &req.dpop_proof {
+            None => None,
+            Some(proof) => Some(crate::dpop_use::token_endpoint_proof(p, t, proof).await?),
+        };
+        let req = &req;
+        // A token-exchange client may redeem the refresh tokens exchanges gave it (only a mandate
+        // that allows refresh does).
+        let delegated_refresh =
+            grant == GrantType::RefreshToken && client.allows_grant(GrantType::TokenExchange);
+        if !client.allows_grant(grant) && !delegated_refresh {
+            return Err(OAuthError::unauthorized_client(format!(
+                "client is not allowed the {} grant",
+                grant.as_str()
+            )));
+        }
+        match grant {
+            GrantType::AuthorizationCode => {
+                authorization_code::exchange(p, t, client, req, meta).await
+            }
+            GrantType::RefreshToken => refresh_token::exchange(p, t, client, req, meta).await,
+            GrantType::ClientCredentials => {
+                client_credentials::exchange(p, t, client, req, meta).await
+            }
+            GrantType::TokenExchange => token_exchange::exchange(p, t, client, req, meta).await,
+            GrantType::Ciba => ciba::exchange(p, t, client, req, meta).await,
+        }
     }
-    let result = match grant {
-        GrantType::AuthorizationCode => authorization_code::exchange(p, t, client, req, meta).await,
-        GrantType::RefreshToken => refresh_token::exchange(p, t, client, req, meta).await,
-        GrantType::ClientCredentials => client_credentials::exchange(p, t, client, req, meta).await,
-        GrantType::TokenExchange => token_exchange::exchange(p, t, client, req, meta).await,
-        GrantType::Ciba => ciba::exchange(p, t, client, req, meta).await,
-    };
-    // A CIBA poll before the person decided is the protocol working, not a failure.
+    .await;
     if let Err(e) = &result
         && !matches!(
             e.code,
