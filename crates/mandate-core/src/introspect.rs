@@ -44,16 +44,13 @@ pub async fn access_token_claims(
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
         return Ok(None);
     };
-    if p.store.access_token_revoked(t.id(), jti).await? {
-        return Ok(None);
-    }
-    // A delegated token dies with its mandate and with any agent of its chain.
+    // Revoked (itself or its grant), or, delegated, dead with its mandate or any agent of its
+    // chain: one query.
     let mandate = claims.get("mandate").and_then(Value::as_str);
     let chain = crate::agents::act_chain(claims.get("act"));
-    if (mandate.is_some() || !chain.is_empty())
-        && p.store
-            .delegation_inactive(t.id(), &chain, mandate, now)
-            .await?
+    if p.store
+        .access_token_inactive(t.id(), jti, &chain, mandate, now)
+        .await?
     {
         return Ok(None);
     }

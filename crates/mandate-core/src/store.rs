@@ -261,6 +261,18 @@ pub trait MandateStore: Send + Sync {
         mandate: Option<&str>,
         now: i64,
     ) -> StoreResult<bool>;
+    /// Is this access token dead for any reason, in one round trip: the token or its grant
+    /// revoked ([`GrantStore::access_token_revoked`]), or, for a delegated token, its mandate
+    /// or an agent of its chain ([`MandateStore::delegation_inactive`]). Every use of a token
+    /// asks this, so it is one query.
+    async fn access_token_inactive(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        agents: &[String],
+        mandate: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool>;
 }
 
 /// A relationship tuple as stored (OpenFGA strings: `type:id`, relation, `type:id[#rel]`).

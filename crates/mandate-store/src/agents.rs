@@ -289,10 +289,53 @@ impl MandateStore for SqlStore {
         if agents.is_empty() && mandate.is_none() {
             return Ok(false);
         }
+        self.any_dead(tenant_id, None, agents, mandate, now).await
+    }
+
+    async fn access_token_inactive(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        agents: &[String],
+        mandate: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.any_dead(tenant_id, Some(jti), agents, mandate, now)
+            .await
+    }
+}
+
+impl SqlStore {
+    /// One query over every reason a token can be dead (each branch a primary-key or indexed
+    /// lookup): the token revoked, or its grant; an agent of its chain not active; its mandate
+    /// revoked, expired or unknown.
+    async fn any_dead(
+        &self,
+        tenant_id: &str,
+        jti: Option<&str>,
+        agents: &[String],
+        mandate: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
         let mut branches = Vec::new();
         let mut n = 1;
+        if jti.is_some() {
+            n += 1;
+            branches.push(
+                "SELECT 1 AS dead FROM revoked_access_tokens WHERE tenant_id = $1 AND jti = $2"
+                    .to_string(),
+            );
+            branches.push(
+                "SELECT 1 AS dead FROM access_tokens a JOIN grants g \
+                 ON g.tenant_id = a.tenant_id AND g.id = a.grant_id \
+                 WHERE a.tenant_id = $1 AND a.jti = $2 AND g.revoked_at IS NOT NULL"
+                    .to_string(),
+            );
+        }
         if !agents.is_empty() {
-            let list: Vec<String> = (0..agents.len()).map(|i| format!("${}", i + 2)).collect();
+            let list: Vec<String> = (0..agents.len())
+                .map(|i| format!("${}", n + i + 1))
+                .collect();
             n += agents.len();
             branches.push(format!(
                 "SELECT 1 AS dead FROM agents WHERE tenant_id = $1 AND id IN ({}) \
@@ -316,6 +359,9 @@ impl MandateStore for SqlStore {
         }
         let sql = format!("{} LIMIT 1", branches.join(" UNION ALL "));
         let mut q = sqlx::query(&sql).bind(tenant_id);
+        if let Some(j) = jti {
+            q = q.bind(j);
+        }
         for a in agents {
             q = q.bind(a);
         }

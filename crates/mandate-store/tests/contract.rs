@@ -1614,6 +1614,34 @@ async fn agents_and_mandates(db: &Db) {
             .await
             .unwrap()
     );
+    // The same in one query with the token's own revocation.
+    for (agents, m, want) in [
+        (chain(&["a1"]), Some("m1"), false),
+        (chain(&["a2", "a1"]), Some("m1"), false),
+        (chain(&["a1"]), Some("nope"), true),
+        (vec![], None, false),
+    ] {
+        assert_eq!(
+            s.access_token_inactive("t1", "jti-live", &agents, m, NOW)
+                .await
+                .unwrap(),
+            want,
+            "{agents:?} {m:?}"
+        );
+    }
+    s.revoke_access_token("t1", "jti-dead", NOW + 300)
+        .await
+        .unwrap();
+    assert!(
+        s.access_token_inactive("t1", "jti-dead", &chain(&["a1"]), Some("m1"), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.access_token_inactive("t1", "jti-dead", &[], None, NOW)
+            .await
+            .unwrap()
+    );
     assert!(
         s.delegation_inactive("t1", &chain(&["a1"]), Some("m3"), NOW + 10)
             .await
