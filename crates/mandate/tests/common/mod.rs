@@ -665,6 +665,17 @@ pub async fn person_token_at(
 /// Register an agent of tenant `default` owned by `owner` with a fresh P-256 public key
 /// (private_key_jwt); returns its id and private key (PKCS#8 DER).
 pub fn key_agent(s: &Server, name: &str, owner: &str, ceiling: &str) -> (String, Vec<u8>) {
+    key_agent_with(s, name, owner, ceiling, &[])
+}
+
+/// [`key_agent`] with more `agent create` options (`--redirect-uri`, `--require-dpop`, …).
+pub fn key_agent_with(
+    s: &Server,
+    name: &str,
+    owner: &str,
+    ceiling: &str,
+    extra: &[&str],
+) -> (String, Vec<u8>) {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;
     let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
@@ -674,23 +685,23 @@ pub fn key_agent(s: &Server, name: &str, owner: &str, ceiling: &str) -> (String,
         "y": b64(&pt[33..65]), "kid": "k1", "alg": "ES256"});
     let path = s.data_dir.with_extension(format!("{name}.jwk.json"));
     std::fs::write(&path, jwk.to_string()).unwrap();
-    let v = s.cli(
-        &[
-            "agent",
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            name,
-            "--owner",
-            owner,
-            "--scope-ceiling",
-            ceiling,
-            "--jwk-file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let mut args = vec![
+        "agent",
+        "create",
+        "--tenant",
+        "default",
+        "--name",
+        name,
+        "--owner",
+        owner,
+        "--jwk-file",
+        path.to_str().unwrap(),
+    ];
+    for c in ceiling.split_whitespace() {
+        args.extend(["--scope-ceiling", c]);
+    }
+    args.extend_from_slice(extra);
+    let v = s.cli(&args, None);
     let id = v["id"]
         .as_str()
         .or(v["client_id"].as_str())
