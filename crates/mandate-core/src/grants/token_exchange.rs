@@ -231,7 +231,18 @@ pub async fn exchange(
     {
         return Err(crate::authorize::unsupported_details_type());
     }
-    let Some(agent) = p.store.agent(t.id(), &client.client_id).await? else {
+    // The agent and the subject token are looked up together; errors keep their order.
+    let (agent, subject) = tokio::join!(
+        p.store.agent(t.id(), &client.client_id),
+        token_claims(
+            p,
+            t,
+            req.subject_token.as_deref(),
+            req.subject_token_type.as_deref(),
+            "subject_token",
+        )
+    );
+    let Some(agent) = agent? else {
         if t.tenant.settings.impersonation {
             return super::impersonation::exchange(p, t, client, req, meta).await;
         }
@@ -258,14 +269,7 @@ pub async fn exchange(
             "requested_token_type {rt} is not supported"
         )));
     }
-    let subject = token_claims(
-        p,
-        t,
-        req.subject_token.as_deref(),
-        req.subject_token_type.as_deref(),
-        "subject_token",
-    )
-    .await?;
+    let subject = subject?;
     if req.actor_token_type.as_deref() == Some(JWT_TOKEN_TYPE) {
         // The agent's own signed assertion (RFC 7523 form), proving it is the actor.
         let assertion = req
@@ -310,17 +314,16 @@ pub async fn exchange(
     let further_hop = !prior_chain.is_empty();
     let mandate = match (further_hop, str_claim(&subject, "mandate")) {
         (false, None) => {
-            if str_claim(&subject, "client_id") == Some(user_id.as_str())
-                || p.store.user(t.id(), &user_id).await?.is_none()
-            {
+            let (person, mandates) = tokio::join!(
+                p.store.user(t.id(), &user_id),
+                p.store.active_mandates(t.id(), &user_id, &agent.id, now)
+            );
+            if str_claim(&subject, "client_id") == Some(user_id.as_str()) || person?.is_none() {
                 return Err(OAuthError::invalid_request(
                     "the subject_token does not represent a person",
                 ));
             }
-            let mandates = p
-                .store
-                .active_mandates(t.id(), &user_id, &agent.id, now)
-                .await?;
+            let mandates = mandates?;
             // The newest mandate that covers the request.
             let mut last_err =
                 OAuthError::invalid_request("no active mandate from this person to this agent");
