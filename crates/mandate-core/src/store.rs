@@ -235,7 +235,8 @@ pub enum MandateSelector<'a> {
 pub trait MandateStore: Send + Sync {
     async fn create_mandate(&self, mandate: &Mandate) -> StoreResult<()>;
     async fn mandate(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Mandate>>;
-    /// Mandates from `user_id` to `agent_id` in force at `now`, newest first.
+    /// Mandates from `user_id` to `agent_id` in force at `now`, newest first; none once the
+    /// user no longer exists.
     async fn active_mandates(
         &self,
         tenant_id: &str,

@@ -205,6 +205,7 @@ impl MandateStore for SqlStore {
         sqlx::query(&format!(
             "SELECT {MANDATE_COLUMNS} FROM mandates WHERE tenant_id = $1 AND user_id = $2 \
              AND agent_id = $3 AND revoked_at IS NULL AND expires_at > $4 \
+             AND EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = $2) \
              ORDER BY created_at DESC, id"
         ))
         .bind(tenant_id)

@@ -1551,6 +1551,9 @@ async fn agents_and_mandates(db: &Db) {
     for id in ["a1", "a2"] {
         s.create_agent(&agent(id)).await.unwrap();
     }
+    for (id, name) in [("u1", "ursula"), ("u2", "umberto")] {
+        s.create_user(&user("t1", id, name)).await.unwrap();
+    }
     assert!(is_conflict(s.create_agent(&agent("a1")).await));
     assert_eq!(s.agent("t1", "a2").await.unwrap(), Some(agent("a2")));
     assert_eq!(s.list_agents("t1").await.unwrap().len(), 2);
@@ -1583,6 +1586,16 @@ async fn agents_and_mandates(db: &Db) {
     assert_eq!(
         s.mandate("t1", "m1").await.unwrap(),
         Some(mandate("m1", "u1", "a1", NOW + 3600))
+    );
+    // A mandate whose person no longer exists is not in force.
+    s.create_mandate(&mandate("m-ghost", "ghost", "a1", NOW + 3600))
+        .await
+        .unwrap();
+    assert!(
+        s.active_mandates("t1", "ghost", "a1", NOW)
+            .await
+            .unwrap()
+            .is_empty()
     );
     let active = s.active_mandates("t1", "u1", "a1", NOW).await.unwrap();
     assert_eq!(
@@ -1691,12 +1704,12 @@ async fn agents_and_mandates(db: &Db) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        s.revoke_mandates("t1", MandateSelector::Agent("a1"), NOW + 7)
-            .await
-            .unwrap(),
-        vec!["m3".to_string()]
-    );
+    let mut revoked = s
+        .revoke_mandates("t1", MandateSelector::Agent("a1"), NOW + 7)
+        .await
+        .unwrap();
+    revoked.sort();
+    assert_eq!(revoked, vec!["m-ghost".to_string(), "m3".to_string()]);
     assert_eq!(
         s.revoke_mandates("t1", MandateSelector::User("u1"), NOW + 8)
             .await

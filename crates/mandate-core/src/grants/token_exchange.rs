@@ -231,7 +231,8 @@ pub async fn exchange(
     {
         return Err(crate::authorize::unsupported_details_type());
     }
-    // The agent and the subject token are looked up together; errors keep their order.
+    // The agent and the subject token are looked up together (each lookup is a hand-off to the
+    // database driver); errors keep their order.
     let (agent, subject) = tokio::join!(
         p.store.agent(t.id(), &client.client_id),
         token_claims(
@@ -314,16 +315,16 @@ pub async fn exchange(
     let further_hop = !prior_chain.is_empty();
     let mandate = match (further_hop, str_claim(&subject, "mandate")) {
         (false, None) => {
-            let (person, mandates) = tokio::join!(
-                p.store.user(t.id(), &user_id),
-                p.store.active_mandates(t.id(), &user_id, &agent.id, now)
-            );
-            if str_claim(&subject, "client_id") == Some(user_id.as_str()) || person?.is_none() {
+            if str_claim(&subject, "client_id") == Some(user_id.as_str()) {
                 return Err(OAuthError::invalid_request(
                     "the subject_token does not represent a person",
                 ));
             }
-            let mandates = mandates?;
+            // Only a person who still exists has mandates in force.
+            let mandates = p
+                .store
+                .active_mandates(t.id(), &user_id, &agent.id, now)
+                .await?;
             // The newest mandate that covers the request.
             let mut last_err =
                 OAuthError::invalid_request("no active mandate from this person to this agent");
