@@ -65,6 +65,9 @@ event_kinds! {
     MandateCreated => "mandate_created",
     MandateRevoked => "mandate_revoked",
     KeysRotated => "keys_rotated",
+    SsfStreamCreated => "ssf_stream_created",
+    SsfStreamUpdated => "ssf_stream_updated",
+    SsfStreamDeleted => "ssf_stream_deleted",
 }
 
 /// Success or failure of the action.

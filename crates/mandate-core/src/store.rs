@@ -372,6 +372,7 @@ pub trait Store:
     + AgentStore
     + MandateStore
     + AuthzStore
+    + crate::ssf::SsfStore
 {
     /// Delete expired codes, sessions, replay entries and revocation records.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;

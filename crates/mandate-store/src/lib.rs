@@ -17,6 +17,7 @@ mod refresh;
 mod replay;
 mod rows;
 mod sessions;
+mod ssf;
 mod tenants;
 mod users;
 
