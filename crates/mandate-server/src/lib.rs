@@ -12,6 +12,7 @@ mod oauth;
 mod oidc;
 mod ops;
 mod params;
+pub mod ssf;
 mod state;
 mod tenant;
 mod ui;
@@ -64,7 +65,8 @@ pub fn router(state: AppState) -> Router {
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::agents::routes())
-        .merge(authzen::routes());
+        .merge(authzen::routes())
+        .merge(ssf::routes());
     let admin_routes = Router::new()
         .route("/audit/events", get(admin::audit::events))
         .route(
@@ -87,6 +89,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/.well-known/oauth-authorization-server/t/{tenant}",
             get(oidc::discovery::oauth_metadata),
+        )
+        .route(
+            "/.well-known/ssf-configuration/t/{tenant}",
+            get(ssf::configuration),
         )
         .nest("/t/{tenant}", tenant_routes)
         .nest("/admin/v1/tenants/{tenant}", admin_routes)

@@ -20,10 +20,15 @@ impl FromRequestParts<AppState> for Tenant {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
-        let Path(name): Path<String> = Path::from_request_parts(parts, state)
-            .await
-            .map_err(|e| e.into_response())?;
-        match state.provider.tenant(&name).await {
+        // A map, so that routes with more path parameters than `{tenant}` can use it too.
+        let Path(params): Path<std::collections::HashMap<String, String>> =
+            Path::from_request_parts(parts, state)
+                .await
+                .map_err(|e| e.into_response())?;
+        let Some(name) = params.get("tenant") else {
+            return Err(crate::error::not_found().await);
+        };
+        match state.provider.tenant(name).await {
             Ok(Some(t)) => Ok(Tenant(t)),
             Ok(None) => Err(crate::error::not_found().await),
             Err(e) => Err(ApiError::from(OAuthError::from(e)).into_response()),

@@ -202,15 +202,14 @@ impl SsfStore for SqlStore {
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         if let Some((from, to)) = cursor {
-            let moved = sqlx::query(
-                "UPDATE ssf_cursors SET seq = $2 WHERE tenant_id = $1 AND seq = $3",
-            )
-            .bind(tenant_id)
-            .bind(to)
-            .bind(from)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            let moved =
+                sqlx::query("UPDATE ssf_cursors SET seq = $2 WHERE tenant_id = $1 AND seq = $3")
+                    .bind(tenant_id)
+                    .bind(to)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
             if moved.rows_affected() == 0 {
                 tx.rollback().await.map_err(backend)?;
                 return Ok(false);
@@ -331,12 +330,7 @@ impl SsfStore for SqlStore {
         .collect()
     }
 
-    async fn ssf_ack(
-        &self,
-        tenant_id: &str,
-        stream_id: &str,
-        jtis: &[String],
-    ) -> StoreResult<u64> {
+    async fn ssf_ack(&self, tenant_id: &str, stream_id: &str, jtis: &[String]) -> StoreResult<u64> {
         let mut total = 0;
         for chunk in jtis.chunks(200) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
@@ -349,7 +343,11 @@ impl SsfStore for SqlStore {
             for j in chunk {
                 q = q.bind(j);
             }
-            total += q.execute(&self.pool).await.map_err(backend)?.rows_affected();
+            total += q
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
         }
         Ok(total)
     }

@@ -148,8 +148,10 @@ mod tests {
         let r = parse(json!({})).unwrap();
         assert_eq!(r.max_events, DEFAULT_MAX_EVENTS);
         assert!(!r.return_immediately);
-        let r = parse(json!({"maxEvents": 0, "returnImmediately": true, "ack": ["a"],
-            "setErrs": {"b": {"err": "jwtAud", "description": "wrong aud"}}}))
+        let r = parse(
+            json!({"maxEvents": 0, "returnImmediately": true, "ack": ["a"],
+            "setErrs": {"b": {"err": "jwtAud", "description": "wrong aud"}}}),
+        )
         .unwrap();
         assert_eq!(r.max_events, 0);
         assert_eq!(r.ack, vec!["a".to_string()]);

@@ -69,8 +69,12 @@ pub trait SsfStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Claim up to `limit` SETs of enabled push streams that are due at `now`, each for one
     /// attempt: it is not due again before `lease_until`.
-    async fn ssf_claim(&self, now: i64, lease_until: i64, limit: u32)
-    -> StoreResult<Vec<ClaimedSet>>;
+    async fn ssf_claim(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedSet>>;
     /// A claimed SET reached its receiver (or was refused for good): forget it.
     async fn ssf_delivered(&self, id: i64) -> StoreResult<()>;
     /// A claimed SET could not be delivered: try again at `at`.
@@ -84,6 +88,5 @@ pub trait SsfStore: Send + Sync {
     ) -> StoreResult<Vec<QueuedSet>>;
     /// Forget the SETs a poll receiver acknowledged (or reported errors for); returns how many
     /// were queued.
-    async fn ssf_ack(&self, tenant_id: &str, stream_id: &str, jtis: &[String])
-    -> StoreResult<u64>;
+    async fn ssf_ack(&self, tenant_id: &str, stream_id: &str, jtis: &[String]) -> StoreResult<u64>;
 }

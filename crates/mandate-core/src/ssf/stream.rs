@@ -208,7 +208,9 @@ fn parse_delivery(v: &Value) -> Result<Delivery, ConfigError> {
         match d.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.len() <= MAX_TEXT => Ok(Some(s.as_str())),
-            Some(_) => bad(format!("delivery.{k} must be a string of at most 2048 bytes")),
+            Some(_) => bad(format!(
+                "delivery.{k} must be a string of at most 2048 bytes"
+            )),
         }
     };
     match text("method")? {

@@ -76,9 +76,15 @@ async fn audit(
     kind: EventKind,
     detail: Value,
 ) -> Result<(), StoreError> {
-    let ev = AuditEvent::new(t.id(), kind, Outcome::Success, caller.principal.clone(), meta)
-        .client(caller.client_id.clone())
-        .detail(detail);
+    let ev = AuditEvent::new(
+        t.id(),
+        kind,
+        Outcome::Success,
+        caller.principal.clone(),
+        meta,
+    )
+    .client(caller.client_id.clone())
+    .detail(detail);
     p.store.record(&ev).await
 }
 
