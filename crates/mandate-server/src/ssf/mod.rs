@@ -103,7 +103,7 @@ fn invalid(m: &str) -> Response {
 }
 
 /// A JSON object body; 415 for another content type, 400 for anything but an object.
-fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Response> {
+fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -119,12 +119,11 @@ fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, 
             error: OAuthError::invalid_request("Content-Type must be application/json"),
             challenge: None,
             status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        }
-        .into_response());
+        });
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(invalid("the body must be a JSON object")),
+        _ => Err(OAuthError::invalid_request("the body must be a JSON object").into()),
     }
 }
 
@@ -149,7 +148,7 @@ async fn create(
 ) -> Response {
     let body = match body_object(&headers, &body) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     let t = &r.tenant.0;
     match tx::create(&s.provider, t, &r.caller, &r.meta.0, &body).await {
@@ -192,7 +191,7 @@ async fn change(
 ) -> Response {
     let body = match body_object(headers, body) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     let t = &r.tenant.0;
     match tx::update(&s.provider, t, &r.caller, &r.meta.0, &body, replace).await {
@@ -261,7 +260,7 @@ async fn set_status(
 ) -> Response {
     let body = match body_object(&headers, &body) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     match tx::set_status(&s.provider, &r.tenant.0, &r.caller, &r.meta.0, &body).await {
         Ok(st) => no_store(Json(tx::status_json(&st)).into_response()),
@@ -277,7 +276,7 @@ async fn verify(
 ) -> Response {
     let body = match body_object(&headers, &body) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     match tx::request_verification(&s.provider, &r.tenant.0, &r.caller, &body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -294,7 +293,7 @@ async fn poll_stream(
 ) -> Response {
     let body = match body_object(&headers, &body) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     let req = match PollRequest::parse(&body) {
         Ok(req) => req,
