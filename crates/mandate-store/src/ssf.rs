@@ -67,6 +67,10 @@ fn queued(row: &AnyRow) -> Result<QueuedSet, StoreError> {
 
 #[async_trait]
 impl SsfStore for SqlStore {
+    fn signals(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.ssf_wake.clone()
+    }
+
     async fn create_stream(&self, s: &Stream) -> StoreResult<()> {
         let (method, url, auth) = delivery_parts(&s.delivery);
         let mut tx = self.pool.begin().await.map_err(backend)?;

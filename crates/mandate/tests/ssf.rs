@@ -891,8 +891,9 @@ async fn poll_delivery(backend: Backend) {
 }
 
 /// Revocation-to-event latency at a push receiver over `SSF_BENCH_N` (default 1,000)
-/// mandate revocations through the self-service API, one at a time. Prints median and p99.
-/// Backend from `SSF_BENCH_BACKEND` (`sqlite`, default, or `postgres`).
+/// mandate revocations, one at a time, through the self-service API (in the server process)
+/// or with `SSF_BENCH_VIA=cli` through `mandate mandate revoke` (another process). Prints
+/// median and p99. Backend from `SSF_BENCH_BACKEND` (`sqlite`, default, or `postgres`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: scripts/bench-ssf.sh"]
 async fn ssf_bench() {
@@ -904,6 +905,7 @@ async fn ssf_bench() {
         Ok("postgres") => Backend::Postgres,
         _ => Backend::Sqlite,
     };
+    let via_cli = std::env::var("SSF_BENCH_VIA").as_deref() == Ok("cli");
     let s = Server::start(backend).await;
     let issuer = s.issuer("default");
     let receiver = client(&s, "default", "mandate:ssf");
@@ -937,14 +939,28 @@ async fn ssf_bench() {
             .as_str()
             .unwrap()
             .to_string();
-        let started = Instant::now();
-        let r = http
-            .delete(format!("{api}/{id}"))
-            .bearer_auth(&user_at)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
+        let started = if via_cli {
+            // Another process: found by the transmitter's tick. Timed from the CLI's exit,
+            // after a random pause so that revocations do not fall into step with the tick.
+            let mut b = [0u8; 1];
+            aws_lc_rs::rand::fill(&mut b).unwrap();
+            tokio::time::sleep(Duration::from_millis(u64::from(b[0]) * 100 / 256)).await;
+            s.cli(
+                &["mandate", "revoke", "--tenant", "default", "--id", &id],
+                None,
+            );
+            Instant::now()
+        } else {
+            let started = Instant::now();
+            let r = http
+                .delete(format!("{api}/{id}"))
+                .bearer_auth(&user_at)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            started
+        };
         let got = rx.next(10).await;
         let c = claims_of(&got.body);
         assert_eq!(event(&c).1["mandate_id"], id.as_str());
@@ -954,7 +970,8 @@ async fn ssf_bench() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let pick = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     println!(
-        "ssf_bench backend={backend:?} n={n} median_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+        "ssf_bench backend={backend:?} via={} n={n} median_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+        if via_cli { "cli" } else { "api" },
         ms(pick(0.5)),
         ms(pick(0.99)),
         ms(*latencies.last().unwrap())

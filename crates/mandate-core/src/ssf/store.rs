@@ -46,6 +46,10 @@ pub struct Backlog {
 /// Streams, the audit cursor and the outbox.
 #[async_trait]
 pub trait SsfStore: Send + Sync {
+    /// Notified (`notify_one`) each time this process has durably recorded an audit event of
+    /// a kind that can become a SET, so that the transmitter need not wait for its next tick.
+    /// Records written by other processes (the CLI, other nodes) are found by the tick.
+    fn signals(&self) -> std::sync::Arc<tokio::sync::Notify>;
     /// Store a new stream, and start the tenant's cursor at the stream's `start_seq` if the
     /// tenant has none yet.
     async fn create_stream(&self, stream: &Stream) -> StoreResult<()>;

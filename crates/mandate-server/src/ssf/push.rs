@@ -1,5 +1,5 @@
-//! The transmitter's background task on each node: every tick it turns new audit records of
-//! tenants with streams into queued SETs (`mandate_core::ssf::tail`), then POSTs due SETs of
+//! The transmitter's background task on each node: every tick (and at once when this process
+//! records a revocation) it turns new audit records of tenants with streams into queued SETs (`mandate_core::ssf::tail`), then POSTs due SETs of
 //! push streams to their receivers (RFC 8935). A SET leaves the queue once a receiver accepted
 //! it (2xx, 202 per the RFC) or refused it for good (400, RFC 8935 §2.3); anything else is
 //! retried with exponential backoff. Delivery runs off the request path, so a slow or dead
@@ -73,8 +73,12 @@ pub fn spawn(provider: Arc<Provider>) -> tokio::task::JoinHandle<()> {
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wake = provider.store.signals();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = wake.notified() => {}
+            }
             tail_all(&provider).await;
             deliver_due(&provider, &http, &slots).await;
         }
