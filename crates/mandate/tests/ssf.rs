@@ -121,7 +121,13 @@ fn claims_of(jwt: &str) -> Value {
 
 /// Verify a SET against the issuer's published JWKS with `jsonwebtoken`; returns its claims.
 async fn verify_set(issuer: &str, set: &str, aud: &str) -> Value {
-    let jwks: JwkSet = reqwest::get(format!("{issuer}/jwks.json"))
+    verify_set_from(issuer, issuer, set, aud).await
+}
+
+/// [`verify_set`] with the JWKS fetched under `jwks_issuer` (the server's URL after a restart
+/// on another port) and `issuer` expected in `iss`.
+async fn verify_set_from(jwks_issuer: &str, issuer: &str, set: &str, aud: &str) -> Value {
+    let jwks: JwkSet = reqwest::get(format!("{jwks_issuer}/jwks.json"))
         .await
         .unwrap()
         .json()
@@ -447,7 +453,13 @@ async fn push_delivery(backend: Backend) {
     let m = mandate(&s, "alice", &planner.0);
     let revoked_at = Instant::now();
     s.cli(
-        &["mandate", "revoke", "--tenant", "default", "--id", &m],
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m}"),
+        ],
         None,
     );
     let got = rx.next(3).await;
@@ -533,7 +545,13 @@ async fn push_delivery(backend: Backend) {
     // The receiver is down for a moment: the SET is retried and arrives.
     rx.fail_next.store(2, Ordering::SeqCst);
     s.cli(
-        &["mandate", "revoke", "--tenant", "default", "--id", &m2],
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m2}"),
+        ],
         None,
     );
     let c = verify_set(&issuer, &rx.next(10).await.body, &receiver.0).await;
@@ -557,7 +575,13 @@ async fn push_delivery(backend: Backend) {
     assert_eq!(st["reason"], "maintenance");
     let m3 = mandate(&s, "alice", &planner.0);
     s.cli(
-        &["mandate", "revoke", "--tenant", "default", "--id", &m3],
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m3}"),
+        ],
         None,
     );
     rx.quiet(700).await;
@@ -602,7 +626,13 @@ async fn push_delivery(backend: Backend) {
     assert_eq!(status, 404);
     let m4 = mandate(&s, "alice", &planner.0);
     s.cli(
-        &["mandate", "revoke", "--tenant", "default", "--id", &m4],
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m4}"),
+        ],
         None,
     );
     rx.quiet(500).await;
@@ -672,7 +702,13 @@ async fn poll_delivery(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     s.cli(
-        &["mandate", "revoke", "--tenant", "default", "--id", &m],
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m}"),
+        ],
         None,
     );
     let (status, v) = waiting.await.unwrap();
@@ -890,6 +926,84 @@ async fn poll_delivery(backend: Backend) {
     assert_eq!(status, 404);
 }
 
+/// Two nodes on one database queue and send each SET once; a SET that could not be delivered
+/// survives a crash (SIGKILL) of every node and is sent after the restart.
+async fn two_nodes_and_restart(backend: Backend) {
+    let mut s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let receiver = client(&s, "default", "mandate:ssf");
+    let at = bearer(&s, "default", &receiver).await;
+    let mut rx = PushReceiver::start().await;
+    let (status, v) = call(
+        "POST",
+        &format!("{issuer}/ssf/streams"),
+        Some(&at),
+        Some(json!({"delivery": {"method": PUSH, "endpoint_url": rx.url}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    // Both nodes serve the same public URL, as behind a load balancer.
+    let mut node2 = s.second_node(&[("MANDATE_PUBLIC_URL", &s.base)]).await;
+    s.create_user("default", "carol");
+    let helper = agent(&s, "Helper", "carol");
+    let mut want: Vec<String> = (0..10).map(|_| mandate(&s, "carol", &helper.0)).collect();
+    s.cli(
+        &[
+            "mandate", "revoke", "--tenant", "default", "--user", "carol",
+        ],
+        None,
+    );
+    let mut got: Vec<String> = Vec::new();
+    let mut jtis = std::collections::HashSet::new();
+    while got.len() < want.len() {
+        let c = verify_set(&issuer, &rx.next(5).await.body, &receiver.0).await;
+        assert!(jtis.insert(c["jti"].to_string()), "jti seen twice");
+        got.push(event(&c).1["mandate_id"].as_str().unwrap().into());
+    }
+    rx.quiet(1000).await;
+    got.sort();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "each revocation once, though two nodes tail the log"
+    );
+
+    // The receiver is down; both nodes crash with the SET queued; it is sent after a restart.
+    rx.fail_next.store(u32::MAX, Ordering::SeqCst);
+    let m = mandate(&s, "carol", &helper.0);
+    s.cli(
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={m}"),
+        ],
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        rx.fail_next.load(Ordering::SeqCst) < u32::MAX,
+        "delivery was attempted"
+    );
+    s.kill();
+    node2.kill();
+    rx.fail_next.store(0, Ordering::SeqCst);
+    s.spawn().await;
+    // Queued before the restart: signed under the issuer URL of the time (the port changed).
+    let c = verify_set_from(
+        &s.issuer("default"),
+        &issuer,
+        &rx.next(15).await.body,
+        &receiver.0,
+    )
+    .await;
+    assert_eq!(event(&c).1["mandate_id"], m.as_str());
+    // The running node goes first: dropping a server also drops the shared storage.
+    drop(s);
+    drop(node2);
+}
+
 /// Revocation-to-event latency at a push receiver over `SSF_BENCH_N` (default 1,000)
 /// mandate revocations, one at a time, through the self-service API (in the server process)
 /// or with `SSF_BENCH_VIA=cli` through `mandate mandate revoke` (another process). Prints
@@ -946,7 +1060,13 @@ async fn ssf_bench() {
             aws_lc_rs::rand::fill(&mut b).unwrap();
             tokio::time::sleep(Duration::from_millis(u64::from(b[0]) * 100 / 256)).await;
             s.cli(
-                &["mandate", "revoke", "--tenant", "default", "--id", &id],
+                &[
+                    "mandate",
+                    "revoke",
+                    "--tenant",
+                    "default",
+                    &format!("--id={id}"),
+                ],
                 None,
             );
             Instant::now()
@@ -999,4 +1119,4 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(push_delivery, poll_delivery);
+both_backends!(push_delivery, poll_delivery, two_nodes_and_restart);
