@@ -358,6 +358,9 @@ async fn push_delivery(backend: Backend) {
         json!({"delivery": {"method": PUSH}}),
         json!({"delivery": {"method": PUSH, "endpoint_url": "http://rs.example/events"}}),
         json!({"delivery": {"method": PUSH, "endpoint_url": "not a url"}}),
+        json!({"delivery": {"method": PUSH, "endpoint_url": "https://10.0.0.7/events"}}),
+        json!({"delivery": {"method": PUSH,
+            "endpoint_url": "https://169.254.169.254/latest/meta-data"}}),
         json!({"delivery": "push"}),
         json!({"events_requested": SESSION_REVOKED}),
         json!({"aud": []}),
@@ -938,7 +941,9 @@ async fn two_nodes_and_restart(backend: Backend) {
         "POST",
         &format!("{issuer}/ssf/streams"),
         Some(&at),
-        Some(json!({"delivery": {"method": PUSH, "endpoint_url": rx.url}})),
+        // By name: the delivery resolves it (and keeps only allowed addresses).
+        Some(json!({"delivery": {"method": PUSH,
+            "endpoint_url": rx.url.replace("127.0.0.1", "localhost")}})),
     )
     .await;
     assert_eq!(status, 201, "{v}");

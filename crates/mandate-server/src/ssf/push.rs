@@ -1,12 +1,21 @@
 //! The transmitter's background task on each node: every tick (and at once when this process
-//! records a revocation) it turns new audit records of tenants with streams into queued SETs (`mandate_core::ssf::tail`), then POSTs due SETs of
-//! push streams to their receivers (RFC 8935). A SET leaves the queue once a receiver accepted
-//! it (2xx, 202 per the RFC) or refused it for good (400, RFC 8935 §2.3); anything else is
-//! retried with exponential backoff. Delivery runs off the request path, so a slow or dead
-//! receiver never holds a revocation up. Nodes share the queue: the cursor and per-SET leases
-//! in the database keep them from queuing twice or sending at once.
+//! records a revocation) it turns new audit records of tenants with streams into queued SETs
+//! (`mandate_core::ssf::tail`), then POSTs due SETs of push streams to their receivers
+//! (RFC 8935). A SET leaves the queue once a receiver accepted it (2xx, 202 per the RFC) or
+//! refused it for good (400, RFC 8935 §2.3); anything else is retried with exponential backoff.
+//! Delivery runs off the request path, so a slow or dead receiver never holds a revocation up.
+//! Nodes share the queue: the cursor and per-SET leases in the database keep them from queuing
+//! twice or sending at once.
+//!
+//! Outbound requests go only to `https`, or `http` on loopback, never to private or link-local
+//! addresses (checked on the configured URL and again on every resolved address); redirects
+//! are not followed, an error answer is read up to 4 KiB, and each attempt is bounded in time.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -14,9 +23,11 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use mandate_core::Provider;
 use mandate_core::ssf::store::ClaimedSet;
+use mandate_core::ssf::stream::push_address_allowed;
 use mandate_core::ssf::tail::tail_tenant;
 use tokio::sync::Semaphore;
 
@@ -46,16 +57,53 @@ enum Outcome {
     Retry,
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+/// Resolves receiver host names like the system resolver, keeping only addresses a push may
+/// go to (`mandate_core::ssf::stream::push_address_allowed`): a name that resolves to a
+/// private or link-local address fails to connect. (IP literals are checked when the stream is
+/// configured; the connector does not resolve them.)
+#[derive(Clone, Copy, Debug, Default)]
+struct PublicResolver;
+
+impl tower::Service<Name> for PublicResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| push_address_allowed(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{} has no address a push may go to", name.as_str()),
+                ));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>;
 /// The HTTP(S) client push delivery uses. It follows no redirects.
 type HttpClient = Client<Connector, Full<Bytes>>;
 
 fn http_client() -> Result<HttpClient, rustls::Error> {
+    let mut http = HttpConnector::new_with_resolver(PublicResolver);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(REQUEST_TIMEOUT));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())?
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
