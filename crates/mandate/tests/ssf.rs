@@ -513,9 +513,16 @@ async fn push_delivery(backend: Backend) {
     // A delegated token revoked by its agent (RFC 7009) names its jti and mandate.
     let web = s.create_web_client(
         "default",
-        &["--scope", "openid", "--scope", "calendar.read"],
+        &[
+            "--scope",
+            "openid",
+            "--scope",
+            "calendar.read",
+            "--scope",
+            "mandate:self",
+        ],
     );
-    let user_at = user_token(&s, &web, "alice", "openid calendar.read").await;
+    let user_at = user_token(&s, &web, "alice", "openid calendar.read mandate:self").await;
     let m2 = mandate(&s, "alice", &planner.0);
     let (status, v) = token(
         &issuer,
@@ -543,6 +550,23 @@ async fn push_delivery(backend: Backend) {
     assert_eq!(kind, SESSION_REVOKED);
     assert_eq!(ev["jti"], jti.as_str());
     assert_eq!(ev["mandate_id"], m2.as_str());
+    assert_eq!(c["sub_id"]["user"]["sub"], alice.as_str());
+
+    // The person revokes a mandate themselves (self-service API).
+    let own = mandate(&s, "alice", &planner.0);
+    let r = reqwest::Client::new()
+        .delete(format!("{issuer}/account/v1/mandates/{own}"))
+        .bearer_auth(&user_at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let c = verify_set(&issuer, &rx.next(3).await.body, &receiver.0).await;
+    let (kind, ev) = event(&c);
+    assert_eq!(kind, SESSION_REVOKED);
+    assert_eq!(ev["mandate_id"], own.as_str());
+    assert_eq!(ev["initiating_entity"], "user");
+    assert_eq!(ev["reason_admin"]["en"], "revoked by the user");
     assert_eq!(c["sub_id"]["user"]["sub"], alice.as_str());
 
     // The receiver is down for a moment: the SET is retried and arrives.
