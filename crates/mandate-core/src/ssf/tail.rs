@@ -51,6 +51,9 @@ pub async fn tail_tenant(p: &Provider, b: &Backlog) -> Result<usize, TailError> 
         };
         p.store.audit_query(&b.tenant_id, &q).await?
     };
+    // A short page means everything up to the head was read (records appended since are
+    // after the head read first). Undecodable records, which only tampering leaves and
+    // `mandate audit verify` reports, are dropped from a page and could shorten it.
     let last = records.last().map(|r| r.seq).unwrap_or(b.cursor);
     let to = if records.len() as u32 == TAIL_BATCH {
         last
