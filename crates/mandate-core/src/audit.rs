@@ -71,6 +71,9 @@ event_kinds! {
     CibaApproved => "ciba_approved",
     CibaDenied => "ciba_denied",
     CibaExpired => "ciba_expired",
+    SsfStreamCreated => "ssf_stream_created",
+    SsfStreamUpdated => "ssf_stream_updated",
+    SsfStreamDeleted => "ssf_stream_deleted",
 }
 
 /// Success or failure of the action.

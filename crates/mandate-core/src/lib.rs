@@ -27,6 +27,7 @@ pub mod scope;
 pub mod secret;
 pub mod self_service;
 pub mod settings;
+pub mod ssf;
 pub mod store;
 pub mod time;
 pub mod tokens;

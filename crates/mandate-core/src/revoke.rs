@@ -20,6 +20,9 @@ pub async fn revoke(
     meta: &RequestMeta,
 ) -> Result<(), OAuthError> {
     let not_yours = || OAuthError::invalid_request("the token was not issued to this client");
+    // The mandate a delegated token was issued under, so that the record (and the SSF event
+    // made from it) names it.
+    let mut mandate = None;
     let (what, subject, detail) = match resolve(p, t, token, hint).await? {
         Resolved::Inactive => return Ok(()),
         Resolved::Access(claims) => {
@@ -32,6 +35,10 @@ pub async fn revoke(
                 .unwrap_or_default()
                 .to_string();
             let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
+            mandate = claims
+                .get("mandate")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
             p.store.revoke_access_token(t.id(), &jti, exp).await?;
             let sub = claims
                 .get("sub")
@@ -59,7 +66,7 @@ pub async fn revoke(
     };
     let mut detail = detail;
     detail["token_type"] = what.into();
-    let ev = AuditEvent::new(
+    let mut ev = AuditEvent::new(
         t.id(),
         EventKind::TokenRevoked,
         Outcome::Success,
@@ -72,6 +79,7 @@ pub async fn revoke(
     .subject(subject)
     .reason("revoked by client (RFC 7009)")
     .detail(detail);
+    ev.mandate_id = mandate;
     p.store.record(&ev).await?;
     Ok(())
 }

@@ -452,6 +452,7 @@ pub trait Store:
     + MandateStore
     + AuthzStore
     + CibaStore
+    + crate::ssf::SsfStore
 {
     /// Delete expired codes, sessions, replay entries and revocation records.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;

@@ -13,6 +13,7 @@ mod oauth;
 mod oidc;
 mod ops;
 mod params;
+pub mod ssf;
 mod state;
 mod tenant;
 mod ui;
@@ -67,7 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::agents::routes())
         .merge(ui::ciba::routes())
-        .merge(authzen::routes());
+        .merge(authzen::routes())
+        .merge(ssf::routes());
     let admin_routes = Router::new()
         .route("/audit/events", get(admin::audit::events))
         .route(
@@ -108,6 +110,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/.well-known/oauth-authorization-server/t/{tenant}",
             get(oidc::discovery::oauth_metadata),
+        )
+        .route(
+            "/.well-known/ssf-configuration/t/{tenant}",
+            get(ssf::configuration),
         )
         .nest("/t/{tenant}", tenant_routes)
         .nest("/admin/v1/tenants/{tenant}", admin_routes)

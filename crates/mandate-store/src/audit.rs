@@ -898,6 +898,12 @@ impl AuditSink for SqlStore {
             })
             .await
             .map_err(|_| gone())?;
-        wait.await.map_err(|_| gone())?.map_err(StoreError::Backend)
+        wait.await
+            .map_err(|_| gone())?
+            .map_err(StoreError::Backend)?;
+        if mandate_core::ssf::events::SIGNAL_KINDS.contains(&e.kind) {
+            self.ssf_wake.notify_one();
+        }
+        Ok(())
     }
 }

@@ -58,6 +58,8 @@ pub struct SqlStore {
     pub(crate) pool: AnyPool,
     backend: Backend,
     pub(crate) audit: AuditWriter,
+    /// Woken after this process records an audit event that is a Shared Signals event.
+    pub(crate) ssf_wake: Arc<tokio::sync::Notify>,
 }
 
 impl SqlStore {
@@ -114,6 +116,7 @@ async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
         audit: AuditWriter::spawn(pool.clone()),
         pool,
         backend: Backend::Sqlite,
+        ssf_wake: Arc::default(),
     })
 }
 
@@ -134,6 +137,7 @@ async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
         audit: AuditWriter::spawn(pool.clone()),
         pool,
         backend: Backend::Postgres,
+        ssf_wake: Arc::default(),
     })
 }
 

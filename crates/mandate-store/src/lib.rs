@@ -18,6 +18,7 @@ mod refresh;
 mod replay;
 mod rows;
 mod sessions;
+mod ssf;
 mod tenants;
 mod users;
 

@@ -24,6 +24,7 @@ pub async fn run(args: &ServeArgs, file: &FileConfig, location: StoreLocation) -
         &cfg.public_url,
         cfg.cache_ttl,
     ));
+    mandate_server::ssf::push::spawn(provider.clone());
     let state = mandate_server::state(
         provider,
         HttpConfig {

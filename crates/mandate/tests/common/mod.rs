@@ -102,8 +102,19 @@ impl Server {
         c
     }
 
-    /// (Re)start the process on a new port.
+    /// (Re)start the process on a new port. A port taken between choosing and binding it
+    /// (other test binaries run at the same time) is retried on another.
     pub async fn spawn(&mut self) {
+        for _ in 0..5 {
+            if self.try_spawn().await {
+                return;
+            }
+        }
+        panic!("mandate serve could not start on a free port");
+    }
+
+    /// One attempt of [`Server::spawn`]: false when the process exited before it was ready.
+    async fn try_spawn(&mut self) -> bool {
         self.port = free_port();
         self.base = format!("http://127.0.0.1:{}", self.port);
         let mut c = self.command();
@@ -131,21 +142,26 @@ impl Server {
         let tls = self.extra_env.iter().any(|(k, _)| k == "MANDATE_TLS_CERT");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            // Exited (the port was taken): try another. Checked first, so that another
+            // process answering on the port is never taken for this one.
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                eprintln!("mandate serve exited early ({status}); retrying on another port");
+                self.child = None;
+                return false;
+            }
             if tls {
                 // The test client speaks no TLS: an accepted connection means ready.
                 if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                     .await
                     .is_ok()
                 {
-                    return;
+                    return true;
                 }
             } else if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await
                 && r.status() == 200
+                && self.child.as_mut().unwrap().try_wait().unwrap().is_none()
             {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("mandate serve exited early: {status}");
+                return true;
             }
             assert!(Instant::now() < deadline, "server did not become ready");
             tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,0 +1,316 @@
+//! Stream management (SSF 1.0 §8.1) for an authenticated receiver: a client holding a token
+//! with [`super::SSF_SCOPE`]. A stream belongs to the client that created it; another client
+//! gets "not found" for it, as for a stream that does not exist. Creation, changes and deletion
+//! are audited.
+
+use serde_json::{Map, Value, json};
+
+use super::events::verification_claims;
+use super::store::QueuedSet;
+use super::stream::{ConfigError, Delivery, ReceiverConfig, Stream, StreamStatus};
+use super::{EVENTS_SUPPORTED, SET_TYP, jwt_sign};
+use crate::admin_api::AdminCaller;
+use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
+use crate::error::{OAuthError, StoreError};
+use crate::provider::{Provider, TenantCtx};
+use crate::secret::random_token;
+
+/// Most streams one receiver may hold in a tenant.
+pub const MAX_STREAMS_PER_RECEIVER: usize = 20;
+
+/// Why a management request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SsfError {
+    /// 400 `invalid_request`.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// 404: no such stream of this receiver.
+    #[error("no such stream")]
+    NotFound,
+    /// 409: the receiver holds as many streams as it may.
+    #[error("too many streams for this receiver")]
+    TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(m: impl Into<String>) -> SsfError {
+    SsfError::Config(ConfigError(m.into()))
+}
+
+impl From<SsfError> for OAuthError {
+    fn from(e: SsfError) -> Self {
+        match e {
+            SsfError::Config(c) => OAuthError::invalid_request(c.0),
+            SsfError::NotFound => OAuthError::invalid_request("no such stream"),
+            SsfError::TooMany => OAuthError::invalid_request("too many streams"),
+            SsfError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The endpoint a poll stream's receiver polls.
+pub fn poll_url(t: &TenantCtx, stream_id: &str) -> String {
+    t.url(&format!("/ssf/poll/{stream_id}"))
+}
+
+/// A stream's configuration as the API returns it.
+pub fn stream_json(t: &TenantCtx, s: &Stream) -> Value {
+    s.to_json(&t.issuer, &poll_url(t, &s.id))
+}
+
+/// A stream's status object (SSF §8.1.2.1).
+pub fn status_json(s: &Stream) -> Value {
+    let mut v = json!({"stream_id": s.id, "status": s.status.as_str()});
+    if let Some(r) = &s.status_reason {
+        v["reason"] = r.clone().into();
+    }
+    v
+}
+
+async fn audit(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    meta: &RequestMeta,
+    kind: EventKind,
+    detail: Value,
+) -> Result<(), StoreError> {
+    let ev = AuditEvent::new(
+        t.id(),
+        kind,
+        Outcome::Success,
+        caller.principal.clone(),
+        meta,
+    )
+    .client(caller.client_id.clone())
+    .detail(detail);
+    p.store.record(&ev).await
+}
+
+fn summary(s: &Stream) -> Value {
+    let mut v = json!({
+        "stream_id": s.id,
+        "method": s.delivery.method(),
+        "events_requested": s.events_requested,
+        "aud": s.aud,
+        "status": s.status.as_str(),
+    });
+    if let Delivery::Push { endpoint_url, .. } = &s.delivery {
+        v["endpoint_url"] = endpoint_url.clone().into();
+    }
+    v
+}
+
+/// Create a stream (SSF §8.1.1.1). No `delivery` means poll; no `events_requested` means
+/// every supported event; no `aud` means the receiver's client_id. Only events recorded after
+/// creation are delivered.
+pub async fn create(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    meta: &RequestMeta,
+    body: &Map<String, Value>,
+) -> Result<Stream, SsfError> {
+    let cfg = ReceiverConfig::parse(body)?;
+    let mine = list(p, t, caller).await?;
+    if mine.len() >= MAX_STREAMS_PER_RECEIVER {
+        return Err(SsfError::TooMany);
+    }
+    let now = p.now();
+    let start_seq = p.store.audit_head(t.id()).await?.map_or(0, |h| h.seq);
+    let stream = Stream {
+        tenant_id: t.id().to_string(),
+        id: random_token(16),
+        client_id: caller.client_id.clone(),
+        aud: cfg.aud.unwrap_or_else(|| vec![caller.client_id.clone()]),
+        events_requested: cfg
+            .events_requested
+            .unwrap_or_else(|| EVENTS_SUPPORTED.iter().map(|s| s.to_string()).collect()),
+        delivery: cfg.delivery.unwrap_or(Delivery::Poll),
+        description: cfg.description.flatten(),
+        status: StreamStatus::Enabled,
+        status_reason: None,
+        start_seq,
+        created_at: now,
+        updated_at: now,
+    };
+    p.store.create_stream(&stream).await?;
+    audit(
+        p,
+        t,
+        caller,
+        meta,
+        EventKind::SsfStreamCreated,
+        summary(&stream),
+    )
+    .await?;
+    Ok(stream)
+}
+
+/// One of the caller's streams.
+pub async fn get(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    id: &str,
+) -> Result<Stream, SsfError> {
+    match p.store.stream(t.id(), id).await? {
+        Some(s) if s.client_id == caller.client_id => Ok(s),
+        _ => Err(SsfError::NotFound),
+    }
+}
+
+/// Every stream of the caller.
+pub async fn list(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+) -> Result<Vec<Stream>, SsfError> {
+    Ok(p.store
+        .streams(t.id())
+        .await?
+        .into_iter()
+        .filter(|s| s.client_id == caller.client_id)
+        .collect())
+}
+
+/// The `stream_id` member of a request body.
+pub fn stream_id(body: &Map<String, Value>) -> Result<&str, SsfError> {
+    match body.get("stream_id") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        _ => Err(invalid("stream_id is required")),
+    }
+}
+
+/// Update (PATCH: only the members given change) or replace (PUT: members not given return
+/// to their defaults) a stream's receiver-supplied configuration (SSF §8.1.1.3–4).
+pub async fn update(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    meta: &RequestMeta,
+    body: &Map<String, Value>,
+    replace: bool,
+) -> Result<Stream, SsfError> {
+    let id = stream_id(body)?;
+    let cfg = ReceiverConfig::parse(body)?;
+    let mut s = get(p, t, caller, id).await?;
+    if replace {
+        s.delivery = cfg.delivery.unwrap_or(Delivery::Poll);
+        s.events_requested = cfg
+            .events_requested
+            .unwrap_or_else(|| EVENTS_SUPPORTED.iter().map(|e| e.to_string()).collect());
+        s.description = cfg.description.flatten();
+        s.aud = cfg.aud.unwrap_or_else(|| vec![caller.client_id.clone()]);
+    } else {
+        if let Some(d) = cfg.delivery {
+            s.delivery = d;
+        }
+        if let Some(e) = cfg.events_requested {
+            s.events_requested = e;
+        }
+        if let Some(d) = cfg.description {
+            s.description = d;
+        }
+        if let Some(a) = cfg.aud {
+            s.aud = a;
+        }
+    }
+    s.updated_at = p.now();
+    if !p.store.update_stream(&s).await? {
+        return Err(SsfError::NotFound);
+    }
+    audit(p, t, caller, meta, EventKind::SsfStreamUpdated, summary(&s)).await?;
+    Ok(s)
+}
+
+/// Delete a stream and whatever is still queued for it (SSF §8.1.1.5).
+pub async fn delete(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    meta: &RequestMeta,
+    id: &str,
+) -> Result<(), SsfError> {
+    let s = get(p, t, caller, id).await?;
+    if !p.store.delete_stream(t.id(), &s.id).await? {
+        return Err(SsfError::NotFound);
+    }
+    audit(
+        p,
+        t,
+        caller,
+        meta,
+        EventKind::SsfStreamDeleted,
+        json!({"stream_id": s.id}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Change a stream's status (SSF §8.1.2.2): body `stream_id`, `status`, optional `reason`.
+pub async fn set_status(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    meta: &RequestMeta,
+    body: &Map<String, Value>,
+) -> Result<Stream, SsfError> {
+    let id = stream_id(body)?;
+    let status = body
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(StreamStatus::parse)
+        .ok_or_else(|| invalid("status must be enabled, paused or disabled"))?;
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if r.len() <= 2048 => Some(r.clone()),
+        Some(_) => return Err(invalid("reason must be a string of at most 2048 bytes")),
+    };
+    let mut s = get(p, t, caller, id).await?;
+    s.status = status;
+    s.status_reason = reason;
+    s.updated_at = p.now();
+    if !p.store.update_stream(&s).await? {
+        return Err(SsfError::NotFound);
+    }
+    audit(p, t, caller, meta, EventKind::SsfStreamUpdated, summary(&s)).await?;
+    Ok(s)
+}
+
+/// Queue a verification event for a stream (SSF §8.1.4.2): body `stream_id`, optional `state`
+/// that the event echoes.
+pub async fn request_verification(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    body: &Map<String, Value>,
+) -> Result<(), SsfError> {
+    let id = stream_id(body)?;
+    let state = match body.get("state") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= 2048 => Some(s.as_str()),
+        Some(_) => return Err(invalid("state must be a string of at most 2048 bytes")),
+    };
+    let s = get(p, t, caller, id).await?;
+    if s.status == StreamStatus::Disabled {
+        return Ok(());
+    }
+    let key = t
+        .keys
+        .signer(t.tenant.access_token_alg)
+        .ok_or_else(|| StoreError::Corrupt("tenant has no signing key".into()))?;
+    let now = p.now();
+    let jti = random_token(16);
+    let claims = verification_claims(&t.issuer, &s.aud, &jti, now, &s.id, state);
+    let set = QueuedSet {
+        tenant_id: t.id().to_string(),
+        stream_id: s.id.clone(),
+        jti,
+        set: jwt_sign(key, SET_TYP, &claims),
+        created_at: now,
+    };
+    p.store.ssf_enqueue(t.id(), None, &[set]).await?;
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The transmitter's background task on each node: every tick (and at once when this process
+//! records a revocation) it turns new audit records of tenants with streams into queued SETs
+//! (`mandate_core::ssf::tail`), then POSTs due SETs of push streams to their receivers
+//! (RFC 8935). A SET leaves the queue once a receiver accepted it (2xx, 202 per the RFC) or
+//! refused it for good (400, RFC 8935 §2.3); anything else is retried with exponential backoff.
+//! Delivery runs off the request path, so a slow or dead receiver never holds a revocation up.
+//! Nodes share the queue: the cursor and per-SET leases in the database keep them from queuing
+//! twice or sending at once.
+//!
+//! Outbound requests go only to `https`, or `http` on loopback, never to private or link-local
+//! addresses (checked on the configured URL and again on every resolved address); redirects
+//! are not followed, an error answer is read up to 4 KiB, and each attempt is bounded in time.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use mandate_core::Provider;
+use mandate_core::ssf::store::ClaimedSet;
+use mandate_core::ssf::stream::push_address_allowed;
+use mandate_core::ssf::tail::tail_tenant;
+use tokio::sync::Semaphore;
+
+/// How often the audit log is looked at and due SETs are sent.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Most POSTs in flight at once per node.
+const MAX_IN_FLIGHT: usize = 32;
+/// How long one attempt may take before another node may try the SET again (seconds).
+const LEASE_SECS: i64 = 30;
+/// Timeout of one POST.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait between attempts (seconds).
+const MAX_BACKOFF_SECS: i64 = 600;
+
+/// Seconds to wait after the `attempts`-th failed attempt: 1, 2, 4 … up to ten minutes.
+pub fn backoff(attempts: i64) -> i64 {
+    let exp = attempts.clamp(1, 20) - 1;
+    (1i64 << exp).min(MAX_BACKOFF_SECS)
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    /// The receiver refused this SET (RFC 8935 §2.3): sending it again will not help.
+    Refused,
+    Retry,
+}
+
+/// Resolves receiver host names like the system resolver, keeping only addresses a push may
+/// go to (`mandate_core::ssf::stream::push_address_allowed`): a name that resolves to a
+/// private or link-local address fails to connect. (IP literals are checked when the stream is
+/// configured; the connector does not resolve them.)
+#[derive(Clone, Copy, Debug, Default)]
+struct PublicResolver;
+
+impl tower::Service<Name> for PublicResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| push_address_allowed(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{} has no address a push may go to", name.as_str()),
+                ));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>;
+/// The HTTP(S) client push delivery uses. It follows no redirects.
+type HttpClient = Client<Connector, Full<Bytes>>;
+
+fn http_client() -> Result<HttpClient, rustls::Error> {
+    let mut http = HttpConnector::new_with_resolver(PublicResolver);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(REQUEST_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// Start the transmitter task on the current runtime.
+pub fn spawn(provider: Arc<Provider>) -> tokio::task::JoinHandle<()> {
+    let http = http_client();
+    tokio::spawn(async move {
+        let http = match http {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "SSF push delivery disabled: no HTTP client");
+                return;
+            }
+        };
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wake = provider.store.signals();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = wake.notified() => {}
+            }
+            tail_all(&provider).await;
+            deliver_due(&provider, &http, &slots).await;
+        }
+    })
+}
+
+/// Queue the SETs of every tenant whose audit log moved past its cursor.
+async fn tail_all(p: &Provider) {
+    let backlog = match p.store.ssf_backlog().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "SSF: reading the backlog failed");
+            return;
+        }
+    };
+    for b in &backlog {
+        match tail_tenant(p, b).await {
+            Ok(n) if n > 0 => tracing::debug!(tenant = %b.tenant_name, sets = n, "SSF: queued"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(tenant = %b.tenant_name, error = %e, "SSF: queuing failed"),
+        }
+    }
+}
+
+/// Claim as many due push SETs as there are free slots and send each in its own task.
+async fn deliver_due(p: &Arc<Provider>, http: &HttpClient, slots: &Arc<Semaphore>) {
+    let free = slots.available_permits();
+    if free == 0 {
+        return;
+    }
+    let now = p.now();
+    let claimed = match p.store.ssf_claim(now, now + LEASE_SECS, free as u32).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "SSF: claiming due SETs failed");
+            return;
+        }
+    };
+    for c in claimed {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (p, http) = (p.clone(), http.clone());
+        tokio::spawn(async move {
+            let outcome = send(&http, &c).await;
+            let result = match outcome {
+                Outcome::Delivered | Outcome::Refused => p.store.ssf_delivered(c.id).await,
+                Outcome::Retry => p.store.ssf_retry(c.id, p.now() + backoff(c.attempts)).await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(jti = %c.jti, error = %e, "SSF: recording a delivery failed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// POST one SET (RFC 8935 §2).
+async fn send(http: &HttpClient, c: &ClaimedSet) -> Outcome {
+    let mut req = Request::post(c.endpoint_url.as_str())
+        .header(header::CONTENT_TYPE, "application/secevent+jwt")
+        .header(header::ACCEPT, "application/json")
+        .header(
+            header::USER_AGENT,
+            concat!("mandate-ssf/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Some(a) = &c.authorization_header {
+        req = req.header(header::AUTHORIZATION, a.as_str());
+    }
+    let req = match req.body(Full::new(Bytes::from(c.set.clone()))) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(stream = %c.stream_id, error = %e, "SSF: cannot build the push request");
+            return Outcome::Refused;
+        }
+    };
+    let resp = match tokio::time::timeout(REQUEST_TIMEOUT, http.request(req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::info!(stream = %c.stream_id, jti = %c.jti, error = %e, attempts = c.attempts,
+                "SSF: push failed, will retry");
+            return Outcome::Retry;
+        }
+        Err(_) => {
+            tracing::info!(stream = %c.stream_id, jti = %c.jti, attempts = c.attempts,
+                "SSF: push timed out, will retry");
+            return Outcome::Retry;
+        }
+    };
+    let status = resp.status();
+    if status.is_success() {
+        return Outcome::Delivered;
+    }
+    if status == StatusCode::BAD_REQUEST {
+        // RFC 8935 §2.3: {"err", "description"}; read a bounded amount for the log.
+        let body = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            http_body_util::Limited::new(resp.into_body(), 4096).collect(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+        tracing::warn!(stream = %c.stream_id, jti = %c.jti, %body, "SSF: the receiver refused a SET");
+        return Outcome::Refused;
+    }
+    tracing::info!(stream = %c.stream_id, jti = %c.jti, %status, attempts = c.attempts,
+        "SSF: push failed, will retry");
+    Outcome::Retry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), 1);
+        assert_eq!(backoff(2), 2);
+        assert_eq!(backoff(5), 16);
+        assert_eq!(backoff(30), MAX_BACKOFF_SECS);
+    }
+}

@@ -1,0 +1,44 @@
+-- OpenID Shared Signals Framework transmitter (see docs/ssf.md).
+--
+-- ssf_streams: one row per event stream, owned by the receiver client that created it.
+-- authorization_header is the value we send to a push receiver, so it is kept as given
+-- (a credential of the receiver's that we must replay, not one we verify).
+CREATE TABLE ssf_streams (
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    aud TEXT NOT NULL,
+    events_requested TEXT NOT NULL,
+    method TEXT NOT NULL,
+    endpoint_url TEXT,
+    authorization_header TEXT,
+    description TEXT,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    start_seq BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+
+-- Per tenant: the last audit sequence number turned into SETs. Moved in the same transaction
+-- as the SETs are queued, guarded by its old value.
+CREATE TABLE ssf_cursors (
+    tenant_id TEXT NOT NULL PRIMARY KEY REFERENCES tenants (id),
+    seq BIGINT NOT NULL
+);
+
+-- Signed SETs not yet delivered (push) or acknowledged (poll).
+CREATE TABLE ssf_outbox (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    set_jwt TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, stream_id, jti),
+    FOREIGN KEY (tenant_id, stream_id) REFERENCES ssf_streams (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX ssf_outbox_due ON ssf_outbox (next_attempt_at);
