@@ -3,7 +3,8 @@
 //! an hour; the agent (private_key_jwt, DPoP-bound) exchanges the person's token and acts as
 //! `act` for `sub` = the person; more scope or another resource is refused; it hands the token
 //! to a second agent only under a mandate that allows it; the person revokes the mandate and
-//! both agents' tokens die at once while the person's own token stays active.
+//! both agents' tokens die at once while the person's own token stays active, and a resource
+//! server subscribed through the Shared Signals Framework receives the revocation event.
 
 mod common;
 
@@ -15,6 +16,26 @@ const CALENDAR: &str = "https://calendar.example";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+
+/// A resource server's RFC 8935 push endpoint on a loopback port: every SET it is sent.
+async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
 
 fn claims(jwt: &str) -> Value {
     serde_json::from_slice(
@@ -236,6 +257,41 @@ async fn scenario(backend: Backend) {
     assert_eq!(i["act"], c["act"]);
     assert_eq!(i["agent"]["name"], "Booker");
 
+    // A resource server subscribes to the tenant's security events (push delivery).
+    let (url, mut sets) = receiver().await;
+    let rs = s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Calendar API",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "mandate:ssf",
+        ],
+        None,
+    );
+    let rs = (
+        rs["client_id"].as_str().unwrap().to_string(),
+        rs["client_secret"].as_str().unwrap().to_string(),
+    );
+    let (_, v) = token(&issuer, &rs, &[("grant_type", "client_credentials")]).await;
+    let rs_token = v["access_token"].as_str().unwrap().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{issuer}/ssf/streams"))
+        .bearer_auth(&rs_token)
+        .json(
+            &json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url},
+            "events_requested": [SESSION_REVOKED]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+
     // The person revokes the mandate: both agents' tokens are inactive at once, the person's
     // own token is still active.
     let r = reqwest::Client::new()
@@ -251,6 +307,24 @@ async fn scenario(backend: Backend) {
     );
     assert_eq!(introspect(&issuer, &app, &booker_at).await["active"], false);
     assert_eq!(introspect(&issuer, &app, &person).await["active"], true);
+    // The receiver learns of it within a second or two: a signed session-revoked event
+    // naming the mandate.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let event = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let set = tokio::time::timeout(left, sets.recv())
+            .await
+            .expect("the revocation event within 5 s")
+            .unwrap();
+        let c = claims(&set);
+        if let Some(ev) = c["events"].get(SESSION_REVOKED)
+            && ev["mandate_id"] == hop_mandate.as_str()
+        {
+            assert_eq!(c["iss"], issuer.as_str());
+            break ev.clone();
+        }
+    };
+    assert!(event.to_string().contains(&planner.id), "{event}");
     // The other mandate, and the token under it, are untouched.
     assert_eq!(introspect(&issuer, &app, &planner_at).await["active"], true);
 }
