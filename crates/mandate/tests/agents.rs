@@ -93,40 +93,6 @@ async fn exchange(
     token(&s.issuer("default"), agent, &form).await
 }
 
-/// The person's own access token with calendar scopes, through the browser flow.
-async fn user_token(s: &Server, web: &(String, String), username: &str) -> String {
-    let issuer = s.issuer("default");
-    let b = Browser::new();
-    let (verifier, challenge) = pkce();
-    let loc = b
-        .authorize(
-            &issuer,
-            &auth_url(
-                &issuer,
-                &web.0,
-                &challenge,
-                "openid calendar.read calendar.write",
-                &[],
-            ),
-            username,
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let (status, v) = token(
-        &issuer,
-        web,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().into()
-}
-
 async fn delegation(backend: Backend) {
     let s = Server::start(backend).await;
     let alice = s.create_user("default", "alice");
@@ -146,7 +112,7 @@ async fn delegation(backend: Backend) {
     let c = agent(&s, "Solo", "alice");
     let listed = s.cli(&["agent", "list", "--tenant", "default"], None);
     assert_eq!(listed.as_array().unwrap().len(), 3);
-    let user_at = user_token(&s, &web, "alice").await;
+    let user_at = person_token(&s, &web, "alice", "openid calendar.read calendar.write").await;
     let issuer = s.issuer("default");
 
     // No mandate yet: refused.

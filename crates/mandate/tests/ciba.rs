@@ -932,30 +932,7 @@ async fn private_key_jwt_and_dpop() {
 
 /// The person's own `mandate:self` token, through the browser flow of `web`.
 async fn self_token(s: &Server, web: &(String, String), username: &str) -> String {
-    let issuer = s.issuer("default");
-    let b = Browser::new();
-    let (verifier, challenge) = pkce();
-    let loc = b
-        .authorize(
-            &issuer,
-            &auth_url(&issuer, &web.0, &challenge, "openid mandate:self", &[]),
-            username,
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let (status, v) = token(
-        &issuer,
-        web,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().to_string()
+    person_token(s, web, username, "openid mandate:self").await
 }
 
 /// The self-service API lists a person's pending requests and decides them; nobody else's.

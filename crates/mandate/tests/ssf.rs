@@ -250,33 +250,6 @@ fn mandate(s: &Server, user: &str, agent: &str) -> String {
     v["id"].as_str().unwrap().into()
 }
 
-/// A person's access token through the browser code flow.
-async fn user_token(s: &Server, web: &(String, String), username: &str, scope: &str) -> String {
-    let issuer = s.issuer("default");
-    let (verifier, challenge) = pkce();
-    let loc = Browser::new()
-        .authorize(
-            &issuer,
-            &auth_url(&issuer, &web.0, &challenge, scope, &[]),
-            username,
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let (status, v) = token(
-        &issuer,
-        web,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().into()
-}
-
 /// The one event of a SET: (type, members).
 fn event(claims: &Value) -> (String, Value) {
     let events = claims["events"].as_object().expect("events");
@@ -522,7 +495,7 @@ async fn push_delivery(backend: Backend) {
             "mandate:self",
         ],
     );
-    let user_at = user_token(&s, &web, "alice", "openid calendar.read mandate:self").await;
+    let user_at = person_token(&s, &web, "alice", "openid calendar.read mandate:self").await;
     let m2 = mandate(&s, "alice", &planner.0);
     let (status, v) = token(
         &issuer,
@@ -1065,7 +1038,7 @@ async fn ssf_bench() {
     s.create_user("default", "alice");
     let planner = agent(&s, "Planner", "alice");
     let web = s.create_web_client("default", &["--scope", "openid", "--scope", "mandate:self"]);
-    let user_at = user_token(&s, &web, "alice", "openid mandate:self").await;
+    let user_at = person_token(&s, &web, "alice", "openid mandate:self").await;
     let api = format!("{issuer}/account/v1/mandates");
     let http = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(n);
