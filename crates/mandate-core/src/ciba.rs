@@ -70,8 +70,9 @@ pub struct CibaRegistration {
     pub notification_endpoint: Option<String>,
 }
 
-/// Check a registration's mode and endpoint: ping needs an `https` endpoint (plain `http` only
-/// on a loopback host, for development); poll takes none.
+/// Check a registration's mode and endpoint: ping needs an endpoint that passes the outbound
+/// rules ([`crate::outbound::check_url`]: `https`, plain `http` only on loopback, no internal
+/// address); poll takes none.
 pub fn registration_terms(
     mode: &str,
     endpoint: Option<&str>,
@@ -90,21 +91,9 @@ pub fn registration_terms(
             "ping mode needs a notification endpoint".into(),
         )),
         (DeliveryMode::Ping, Some(e)) => {
-            let u = url::Url::parse(e)
-                .map_err(|_| AdminError::Invalid(format!("invalid notification endpoint {e:?}")))?;
-            let loopback = match u.host() {
-                Some(url::Host::Domain(d)) => d == "localhost",
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            let ok = u.fragment().is_none()
-                && (u.scheme() == "https" || (u.scheme() == "http" && loopback));
-            if !ok {
-                return Err(AdminError::Invalid(format!(
-                    "the notification endpoint must be https (http only on loopback): {e:?}"
-                )));
-            }
+            crate::outbound::check_url(e).map_err(|why| {
+                AdminError::Invalid(format!("the notification endpoint {e:?} {why}"))
+            })?;
             Ok((mode, Some(e.to_string())))
         }
     }
@@ -756,6 +745,8 @@ mod tests {
         assert!(registration_terms("ping", Some("http://localhost/cb")).is_ok());
         assert!(registration_terms("ping", Some("http://a.example/cb")).is_err());
         assert!(registration_terms("ping", Some("http://10.0.0.1/cb")).is_err());
+        assert!(registration_terms("ping", Some("https://10.0.0.1/cb")).is_err());
+        assert!(registration_terms("ping", Some("https://169.254.169.254/cb")).is_err());
         assert!(registration_terms("ping", Some("not a url")).is_err());
     }
 

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod model;
+pub mod outbound;
 pub mod pkce;
 pub mod provider;
 pub mod redirect;

@@ -12,6 +12,7 @@ mod notify;
 mod oauth;
 mod oidc;
 mod ops;
+mod outbound;
 mod params;
 pub mod ssf;
 mod state;

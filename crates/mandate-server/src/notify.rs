@@ -12,31 +12,23 @@ use serde_json::Value;
 use axum::body::Bytes;
 use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+
+use crate::outbound::HttpClient;
 
 /// Attempts per notification (the first and two retries).
 const ATTEMPTS: u32 = 3;
 /// Per-attempt timeout.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The shared HTTP(S) client: rustls with aws-lc-rs and the Mozilla roots; redirects are not
-/// followed (a notification goes where it was registered).
+/// The shared outbound client (see [`crate::outbound`]): allowed addresses only, no redirects
+/// (a notification goes where it was registered).
 fn client() -> Option<&'static HttpClient> {
     static CLIENT: OnceLock<Option<HttpClient>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+            crate::outbound::client(TIMEOUT)
                 .map_err(|e| tracing::error!(error = %e, "cannot set up TLS for notifications"))
-                .ok()?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            Some(Client::builder(TokioExecutor::new()).build(https))
+                .ok()
         })
         .as_ref()
 }

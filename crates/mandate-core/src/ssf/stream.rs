@@ -237,66 +237,10 @@ fn parse_delivery(v: &Value) -> Result<Delivery, ConfigError> {
     }
 }
 
-/// May a push delivery connect to `ip`? Public addresses and loopback (development, tests)
-/// yes; private, link-local, shared, unspecified, multicast and broadcast ones no, so that a
-/// receiver cannot make us reach into the network we run in.
-pub fn push_address_allowed(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(a) => {
-            let [first, second, ..] = a.octets();
-            let shared = first == 100 && (64..128).contains(&second); // RFC 6598
-            a.is_loopback()
-                || !(a.is_private()
-                    || a.is_link_local()
-                    || a.is_unspecified()
-                    || a.is_broadcast()
-                    || a.is_multicast()
-                    || a.is_documentation()
-                    || shared
-                    || first == 0)
-        }
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => push_address_allowed(IpAddr::V4(v4)),
-            None => {
-                a.is_loopback()
-                    || !(a.is_unspecified()
-                        || a.is_multicast()
-                        || a.is_unique_local()
-                        || a.is_unicast_link_local())
-            }
-        },
-    }
-}
-
-/// A push endpoint must be `https`, or `http` on a loopback address (development, tests), and
-/// must not name a private or link-local address (see [`push_address_allowed`]; names are
-/// checked again when resolved, at delivery).
+/// A push endpoint must pass the outbound rules ([`crate::outbound::check_url`]).
 pub fn check_push_url(url: &str) -> Result<(), ConfigError> {
-    let Ok(u) = url::Url::parse(url) else {
-        return bad("delivery.endpoint_url is not a valid URL");
-    };
-    if u.fragment().is_some() || !u.username().is_empty() || u.password().is_some() {
-        return bad("delivery.endpoint_url must not carry a fragment or credentials");
-    }
-    let ip = match u.host() {
-        Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
-        Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
-        Some(url::Host::Domain(_)) => None,
-        None => return bad("delivery.endpoint_url has no host"),
-    };
-    if ip.is_some_and(|ip| !push_address_allowed(ip)) {
-        return bad("delivery.endpoint_url must not name a private or link-local address");
-    }
-    let loopback = match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        _ => ip.is_some_and(|ip| ip.is_loopback()),
-    };
-    match u.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => bad("delivery.endpoint_url must use https (http only on a loopback address)"),
-    }
+    crate::outbound::check_url(url)
+        .map_err(|why| ConfigError(format!("delivery.endpoint_url {why}")))
 }
 
 #[cfg(test)]

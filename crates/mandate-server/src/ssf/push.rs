@@ -11,23 +11,14 @@
 //! addresses (checked on the configured URL and again on every resolved address); redirects
 //! are not followed, an error answer is read up to 4 KiB, and each attempt is bounded in time.
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
 use mandate_core::Provider;
 use mandate_core::ssf::store::ClaimedSet;
-use mandate_core::ssf::stream::push_address_allowed;
 use mandate_core::ssf::tail::tail_tenant;
 use tokio::sync::Semaphore;
 
@@ -57,54 +48,10 @@ enum Outcome {
     Retry,
 }
 
-/// Resolves receiver host names like the system resolver, keeping only addresses a push may
-/// go to (`mandate_core::ssf::stream::push_address_allowed`): a name that resolves to a
-/// private or link-local address fails to connect. (IP literals are checked when the stream is
-/// configured; the connector does not resolve them.)
-#[derive(Clone, Copy, Debug, Default)]
-struct PublicResolver;
-
-impl tower::Service<Name> for PublicResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = std::io::Error;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .filter(|a| push_address_allowed(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    format!("{} has no address a push may go to", name.as_str()),
-                ));
-            }
-            Ok(addrs.into_iter())
-        })
-    }
-}
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>;
-/// The HTTP(S) client push delivery uses. It follows no redirects.
-type HttpClient = Client<Connector, Full<Bytes>>;
+use crate::outbound::HttpClient;
 
 fn http_client() -> Result<HttpClient, rustls::Error> {
-    let mut http = HttpConnector::new_with_resolver(PublicResolver);
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(REQUEST_TIMEOUT));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+    crate::outbound::client(REQUEST_TIMEOUT)
 }
 
 /// Start the transmitter task on the current runtime.
