@@ -25,27 +25,15 @@ pub async fn access_token_claims(
     token: &str,
 ) -> Result<Option<Map<String, Value>>, OAuthError> {
     let now = p.now();
-    let Ok(v) = jwt::verify(&t.keys, token, Some("at+jwt"), now) else {
-        return Ok(None);
-    };
-    let Value::Object(claims) = v.claims else {
-        return Ok(None);
-    };
-    if claims.get("iss").and_then(Value::as_str) != Some(t.issuer.as_str()) {
-        return Ok(None);
-    }
-    if claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .is_none_or(|e| e <= now)
-    {
-        return Ok(None);
-    }
-    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+    let Some(claims) = signed_claims(p, t, token) else {
         return Ok(None);
     };
     // Revoked (itself or its grant), or, delegated, dead with its mandate or any agent of its
     // chain: one query.
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let mandate = claims.get("mandate").and_then(Value::as_str);
     let chain = crate::agents::act_chain(claims.get("act"));
     if p.store
@@ -55,6 +43,29 @@ pub async fn access_token_claims(
         return Ok(None);
     }
     Ok(Some(claims))
+}
+
+/// The first half of [`access_token_claims`], with no storage: the claims of a token signed by
+/// this tenant, of type `at+jwt`, from this issuer, unexpired and with a `jti`. A caller that
+/// asks about liveness in a query of its own (token exchange) must still do so.
+pub fn signed_claims(p: &Provider, t: &TenantCtx, token: &str) -> Option<Map<String, Value>> {
+    let now = p.now();
+    let v = jwt::verify(&t.keys, token, Some("at+jwt"), now).ok()?;
+    let Value::Object(claims) = v.claims else {
+        return None;
+    };
+    if claims.get("iss").and_then(Value::as_str) != Some(t.issuer.as_str()) {
+        return None;
+    }
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_none_or(|e| e <= now)
+    {
+        return None;
+    }
+    claims.get("jti").and_then(Value::as_str)?;
+    Some(claims)
 }
 
 /// Resolve a token of either kind; `hint` (RFC 7662 `token_type_hint`) only orders the tries.

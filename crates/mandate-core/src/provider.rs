@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::agents::Agent;
 use crate::error::{OAuthError, StoreError};
 use crate::keys::{KeyError, KeySet};
 use crate::model::{Client, Tenant};
@@ -36,6 +37,7 @@ struct Cached<V> {
 }
 
 type ClientCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Client>>>>>;
+type AgentCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Agent>>>>>;
 
 /// Shared state of the protocol rules.
 pub struct Provider {
@@ -46,6 +48,9 @@ pub struct Provider {
     cache_ttl: std::time::Duration,
     tenants: RwLock<HashMap<String, Cached<Arc<TenantCtx>>>>,
     clients: ClientCache,
+    /// Agents by client id. Only what never changes is read from here: whoever needs the
+    /// status asks the store (token exchange does, in its one query).
+    agents: AgentCache,
     origins: RwLock<HashMap<String, Cached<Vec<String>>>>,
 }
 
@@ -78,6 +83,7 @@ impl Provider {
             cache_ttl,
             tenants: RwLock::new(HashMap::new()),
             clients: RwLock::new(HashMap::new()),
+            agents: RwLock::new(HashMap::new()),
             origins: RwLock::new(HashMap::new()),
         }
     }
@@ -157,6 +163,31 @@ impl Provider {
             },
         );
         Ok(client)
+    }
+
+    /// The registered agent a client is (cached, including "not an agent"), for its fixed
+    /// terms: name, owner, scope ceiling, DPoP requirement. Its status may be stale by the
+    /// cache lifetime: check it in the store where it matters.
+    pub async fn agent(&self, t: &TenantCtx, id: &str) -> Result<Option<Arc<Agent>>, StoreError> {
+        let key = (t.id().to_string(), id.to_string());
+        if let Some(c) = self.agents.read().expect("lock").get(&key)
+            && c.loaded_at.elapsed() < self.cache_ttl
+        {
+            return Ok(c.value.clone());
+        }
+        let agent = self.store.agent(t.id(), id).await?.map(Arc::new);
+        let mut map = self.agents.write().expect("lock");
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                value: agent.clone(),
+                loaded_at: std::time::Instant::now(),
+            },
+        );
+        Ok(agent)
     }
 
     /// Is `origin` registered as a web origin by one of the tenant's public clients (CORS)?

@@ -230,6 +230,21 @@ pub enum MandateSelector<'a> {
     User(&'a str),
 }
 
+/// What [`MandateStore::exchange_context`] looks up.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeLookup<'a> {
+    /// The subject token's `jti`.
+    pub jti: &'a str,
+    /// Its act chain plus the exchanging agent.
+    pub agents: &'a [String],
+    /// Its `mandate` claim (a further hop).
+    pub subject_mandate: Option<&'a str>,
+    /// The person (`sub`).
+    pub user_id: &'a str,
+    /// The exchanging agent.
+    pub agent_id: &'a str,
+}
+
 /// Mandates (user → agent delegations).
 #[async_trait]
 pub trait MandateStore: Send + Sync {
@@ -262,6 +277,17 @@ pub trait MandateStore: Send + Sync {
         mandate: Option<&str>,
         now: i64,
     ) -> StoreResult<bool>;
+    /// Everything a token exchange needs from storage, in one round trip: whether the subject
+    /// token is dead (as [`MandateStore::access_token_inactive`], with `agents` = its chain and
+    /// the exchanging agent, so a suspended agent counts), and the mandates that could cover
+    /// the exchange: the subject token's own mandate (further hop, whatever its state), or the
+    /// mandates in force from `user_id` to `agent_id`, newest first (none once the user is gone).
+    async fn exchange_context(
+        &self,
+        tenant_id: &str,
+        q: ExchangeLookup<'_>,
+        now: i64,
+    ) -> StoreResult<(bool, Vec<Mandate>)>;
     /// Is this access token dead for any reason, in one round trip: the token or its grant
     /// revoked ([`GrantStore::access_token_revoked`]), or, for a delegated token, its mandate
     /// or an agent of its chain ([`MandateStore::delegation_inactive`]). Every use of a token

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use mandate_core::StoreError;
 use mandate_core::agents::{Agent, AgentStatus, Mandate, MandateOrigin};
-use mandate_core::store::{AgentStore, MandateSelector, MandateStore, StoreResult};
+use mandate_core::store::{AgentStore, ExchangeLookup, MandateSelector, MandateStore, StoreResult};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -304,12 +304,135 @@ impl MandateStore for SqlStore {
         self.any_dead(tenant_id, Some(jti), agents, mandate, now)
             .await
     }
+
+    async fn exchange_context(
+        &self,
+        tenant_id: &str,
+        q: ExchangeLookup<'_>,
+        now: i64,
+    ) -> StoreResult<(bool, Vec<Mandate>)> {
+        let mut binds = Vec::new();
+        let dead = dead_branches(&mut binds, Some(q.jti), q.agents, q.subject_mandate, now)
+            .unwrap_or_else(|| "SELECT 1 AS dead WHERE 1 = 0".into());
+        let filter = match q.subject_mandate {
+            Some(m) => format!("m.id = {}", push(&mut binds, Bind::Text(m))),
+            None => {
+                let u = push(&mut binds, Bind::Text(q.user_id));
+                let a = push(&mut binds, Bind::Text(q.agent_id));
+                let t = push(&mut binds, Bind::Int(now));
+                format!(
+                    "m.user_id = {u} AND m.agent_id = {a} AND m.revoked_at IS NULL \
+                     AND m.expires_at > {t} \
+                     AND EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = {u})"
+                )
+            }
+        };
+        let columns: Vec<String> = MANDATE_COLUMNS
+            .split(',')
+            .map(|c| format!("m.{}", c.trim()))
+            .collect();
+        let sql = format!(
+            "SELECT CAST(CASE WHEN EXISTS ({dead}) THEN 1 ELSE 0 END AS BIGINT) AS dead_token, \
+             {} FROM (SELECT 1 AS one) d LEFT JOIN mandates m ON m.tenant_id = $1 AND {filter} \
+             ORDER BY m.created_at DESC, m.id",
+            columns.join(", ")
+        );
+        let rows = bind_all(sqlx::query(&sql).bind(tenant_id), &binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let dead = match rows.first() {
+            Some(r) => col::<i64>(r, "dead_token")? != 0,
+            None => {
+                return Err(StoreError::Backend(
+                    "exchange lookup returned nothing".into(),
+                ));
+            }
+        };
+        let mut mandates = Vec::new();
+        for r in &rows {
+            if col::<Option<String>>(r, "id")?.is_some() {
+                mandates.push(mandate(r)?);
+            }
+        }
+        Ok((dead, mandates))
+    }
+}
+
+/// A bound value of a query assembled piece by piece.
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// Append a value and name its parameter (`$1` is always the tenant).
+fn push<'a>(binds: &mut Vec<Bind<'a>>, b: Bind<'a>) -> String {
+    binds.push(b);
+    format!("${}", binds.len() + 1)
+}
+
+/// The `UNION ALL` of every reason a token can be dead (each branch a primary-key or indexed
+/// lookup): the token revoked, or its grant; an agent of its chain not active; its mandate
+/// revoked, expired or unknown. `$1` is the tenant; the other values are appended to `binds`
+/// and numbered after what is there. `None` when there is nothing to ask.
+fn dead_branches<'a>(
+    binds: &mut Vec<Bind<'a>>,
+    jti: Option<&'a str>,
+    agents: &'a [String],
+    mandate: Option<&'a str>,
+    now: i64,
+) -> Option<String> {
+    let next = push;
+    let mut branches = Vec::new();
+    if let Some(j) = jti {
+        let n = next(binds, Bind::Text(j));
+        branches.push(format!(
+            "SELECT 1 AS dead FROM revoked_access_tokens WHERE tenant_id = $1 AND jti = {n}"
+        ));
+        branches.push(format!(
+            "SELECT 1 AS dead FROM access_tokens a JOIN grants g \
+             ON g.tenant_id = a.tenant_id AND g.id = a.grant_id \
+             WHERE a.tenant_id = $1 AND a.jti = {n} AND g.revoked_at IS NOT NULL"
+        ));
+    }
+    if !agents.is_empty() {
+        let list: Vec<String> = agents.iter().map(|a| next(binds, Bind::Text(a))).collect();
+        branches.push(format!(
+            "SELECT 1 AS dead FROM agents WHERE tenant_id = $1 AND id IN ({}) \
+             AND status <> 'active'",
+            list.join(", ")
+        ));
+    }
+    if let Some(m) = mandate {
+        let (m, t) = (next(binds, Bind::Text(m)), next(binds, Bind::Int(now)));
+        branches.push(format!(
+            "SELECT 1 AS dead FROM mandates WHERE tenant_id = $1 AND id = {m} \
+             AND (revoked_at IS NOT NULL OR expires_at <= {t})"
+        ));
+        // A token naming a mandate that does not exist is dead too.
+        branches.push(format!(
+            "SELECT 1 AS dead WHERE NOT EXISTS (SELECT 1 FROM mandates \
+             WHERE tenant_id = $1 AND id = {m})"
+        ));
+    }
+    (!branches.is_empty()).then(|| branches.join(" UNION ALL "))
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &[Bind<'q>],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind(*t),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
 }
 
 impl SqlStore {
-    /// One query over every reason a token can be dead (each branch a primary-key or indexed
-    /// lookup): the token revoked, or its grant; an agent of its chain not active; its mandate
-    /// revoked, expired or unknown.
+    /// Is any reason for a token to be dead true ([`dead_branches`])? One query.
     async fn any_dead(
         &self,
         tenant_id: &str,
@@ -318,57 +441,12 @@ impl SqlStore {
         mandate: Option<&str>,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut branches = Vec::new();
-        let mut n = 1;
-        if jti.is_some() {
-            n += 1;
-            branches.push(
-                "SELECT 1 AS dead FROM revoked_access_tokens WHERE tenant_id = $1 AND jti = $2"
-                    .to_string(),
-            );
-            branches.push(
-                "SELECT 1 AS dead FROM access_tokens a JOIN grants g \
-                 ON g.tenant_id = a.tenant_id AND g.id = a.grant_id \
-                 WHERE a.tenant_id = $1 AND a.jti = $2 AND g.revoked_at IS NOT NULL"
-                    .to_string(),
-            );
-        }
-        if !agents.is_empty() {
-            let list: Vec<String> = (0..agents.len())
-                .map(|i| format!("${}", n + i + 1))
-                .collect();
-            n += agents.len();
-            branches.push(format!(
-                "SELECT 1 AS dead FROM agents WHERE tenant_id = $1 AND id IN ({}) \
-                 AND status <> 'active'",
-                list.join(", ")
-            ));
-        }
-        if mandate.is_some() {
-            branches.push(format!(
-                "SELECT 1 AS dead FROM mandates WHERE tenant_id = $1 AND id = ${} \
-                 AND (revoked_at IS NOT NULL OR expires_at <= ${})",
-                n + 1,
-                n + 2
-            ));
-            // A token naming a mandate that does not exist is dead too.
-            branches.push(format!(
-                "SELECT 1 AS dead WHERE NOT EXISTS (SELECT 1 FROM mandates \
-                 WHERE tenant_id = $1 AND id = ${})",
-                n + 1
-            ));
-        }
-        let sql = format!("{} LIMIT 1", branches.join(" UNION ALL "));
-        let mut q = sqlx::query(&sql).bind(tenant_id);
-        if let Some(j) = jti {
-            q = q.bind(j);
-        }
-        for a in agents {
-            q = q.bind(a);
-        }
-        if let Some(m) = mandate {
-            q = q.bind(m).bind(now);
-        }
+        let mut binds = Vec::new();
+        let Some(branches) = dead_branches(&mut binds, jti, agents, mandate, now) else {
+            return Ok(false);
+        };
+        let sql = format!("{branches} LIMIT 1");
+        let q = bind_all(sqlx::query(&sql).bind(tenant_id), &binds);
         Ok(q.fetch_optional(&self.pool)
             .await
             .map_err(backend)?

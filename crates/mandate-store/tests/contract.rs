@@ -1642,6 +1642,53 @@ async fn agents_and_mandates(db: &Db) {
             "{agents:?} {m:?}"
         );
     }
+    // The exchange's one lookup: liveness plus the mandates that could cover it.
+    let lookup = |agents: &'static [&'static str], subject_mandate| {
+        (
+            agents.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            subject_mandate,
+        )
+    };
+    for ((agents, sm), want_dead, want) in [
+        (lookup(&["a1"], None), false, vec!["m1"]),
+        (lookup(&["a1"], Some("m1")), false, vec!["m1"]),
+        (lookup(&["a1"], Some("nope")), true, vec![]),
+    ] {
+        let (dead, found) = s
+            .exchange_context(
+                "t1",
+                ExchangeLookup {
+                    jti: "jti-live",
+                    agents: &agents,
+                    subject_mandate: sm,
+                    user_id: "u1",
+                    agent_id: "a1",
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
+        let ids: Vec<&str> = found.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!((dead, ids), (want_dead, want), "{agents:?} {sm:?}");
+    }
+    let (_, none) = s
+        .exchange_context(
+            "t1",
+            ExchangeLookup {
+                jti: "jti-live",
+                agents: &[],
+                subject_mandate: None,
+                user_id: "ghost",
+                agent_id: "a1",
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "no mandates for a person who does not exist"
+    );
     s.revoke_access_token("t1", "jti-dead", NOW + 300)
         .await
         .unwrap();

@@ -17,6 +17,7 @@ use crate::introspect::access_token_claims;
 use crate::model::Client;
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
+use crate::store::ExchangeLookup;
 use crate::tokens::{self, IssuedAccessToken, TokenResponse, TokenSubject};
 
 /// RFC 8693 §3 token type of an access token.
@@ -50,6 +51,50 @@ pub(super) async fn token_claims(
         OAuthError::invalid_request(format!(
             "the {name} is invalid, expired, revoked or not from this issuer"
         ))
+    })
+}
+
+fn dead_token(name: &str) -> OAuthError {
+    OAuthError::invalid_request(format!(
+        "the {name} is invalid, expired, revoked or not from this issuer"
+    ))
+}
+
+/// The subject token's claims once its signature, issuer and lifetime check out (its liveness
+/// is asked with the rest of the exchange's lookups).
+fn subject_claims(
+    p: &Provider,
+    t: &TenantCtx,
+    req: &TokenRequest,
+) -> Result<Map<String, Value>, OAuthError> {
+    let token = req
+        .subject_token
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("subject_token is required"))?;
+    if req.subject_token_type.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+        return Err(OAuthError::invalid_request(format!(
+            "subject_token_type must be {ACCESS_TOKEN_TYPE}"
+        )));
+    }
+    crate::introspect::signed_claims(p, t, token).ok_or_else(|| dead_token("subject_token"))
+}
+
+/// A refusal first: a suspended or deleted agent gets `invalid_client` whatever else is wrong
+/// (its status read fresh, never from the cache).
+async fn agent_refusal(
+    p: &Provider,
+    t: &TenantCtx,
+    agent_id: &str,
+) -> Result<Option<OAuthError>, OAuthError> {
+    Ok(match p.store.agent(t.id(), agent_id).await? {
+        Some(a) if a.status == AgentStatus::Active => None,
+        Some(a) => Some(OAuthError::invalid_client(format!(
+            "the agent is {}",
+            a.status.as_str()
+        ))),
+        None => Some(OAuthError::unauthorized_client(
+            "only registered agents may exchange tokens",
+        )),
     })
 }
 
@@ -231,19 +276,9 @@ pub async fn exchange(
     {
         return Err(crate::authorize::unsupported_details_type());
     }
-    // The agent and the subject token are looked up together (each lookup is a hand-off to the
-    // database driver); errors keep their order.
-    let (agent, subject) = tokio::join!(
-        p.store.agent(t.id(), &client.client_id),
-        token_claims(
-            p,
-            t,
-            req.subject_token.as_deref(),
-            req.subject_token_type.as_deref(),
-            "subject_token",
-        )
-    );
-    let Some(agent) = agent? else {
+    // The agent's fixed terms come from the cache; its status is asked below, in the one
+    // query that also checks the subject token and finds the mandates.
+    let Some(agent) = p.agent(t, &client.client_id).await? else {
         if t.tenant.settings.impersonation {
             return super::impersonation::exchange(p, t, client, req, meta).await;
         }
@@ -251,12 +286,6 @@ pub async fn exchange(
             "only registered agents may exchange tokens",
         ));
     };
-    if agent.status != AgentStatus::Active {
-        return Err(OAuthError::invalid_client(format!(
-            "the agent is {}",
-            agent.status.as_str()
-        )));
-    }
     if agent.require_dpop && req.dpop_jkt.is_none() {
         return Err(OAuthError::new(
             ErrorCode::InvalidDpopProof,
@@ -270,7 +299,10 @@ pub async fn exchange(
             "requested_token_type {rt} is not supported"
         )));
     }
-    let subject = subject?;
+    let subject = match subject_claims(p, t, req) {
+        Ok(c) => c,
+        Err(e) => return Err(agent_refusal(p, t, &agent.id).await?.unwrap_or(e)),
+    };
     if req.actor_token_type.as_deref() == Some(JWT_TOKEN_TYPE) {
         // The agent's own signed assertion (RFC 7523 form), proving it is the actor.
         let assertion = req
@@ -313,6 +345,31 @@ pub async fn exchange(
     let user_id = str_claim(&subject, "sub").unwrap_or_default().to_string();
     let prior_chain = agents::act_chain(subject.get("act"));
     let further_hop = !prior_chain.is_empty();
+    // One query: is the subject token (or its chain, or its mandate) dead, is this agent
+    // active, and which mandates could cover the exchange.
+    let mut agents_to_check = prior_chain.clone();
+    if !agents_to_check.contains(&agent.id) {
+        agents_to_check.push(agent.id.clone());
+    }
+    let (dead, mandates) = p
+        .store
+        .exchange_context(
+            t.id(),
+            ExchangeLookup {
+                jti: str_claim(&subject, "jti").unwrap_or_default(),
+                agents: &agents_to_check,
+                subject_mandate: str_claim(&subject, "mandate"),
+                user_id: &user_id,
+                agent_id: &agent.id,
+            },
+            now,
+        )
+        .await?;
+    if dead {
+        return Err(agent_refusal(p, t, &agent.id)
+            .await?
+            .unwrap_or_else(|| dead_token("subject_token")));
+    }
     let mandate = match (further_hop, str_claim(&subject, "mandate")) {
         (false, None) => {
             if str_claim(&subject, "client_id") == Some(user_id.as_str()) {
@@ -320,12 +377,8 @@ pub async fn exchange(
                     "the subject_token does not represent a person",
                 ));
             }
-            // Only a person who still exists has mandates in force.
-            let mandates = p
-                .store
-                .active_mandates(t.id(), &user_id, &agent.id, now)
-                .await?;
-            // The newest mandate that covers the request.
+            // (Only a person who still exists has mandates in force.) The newest mandate
+            // that covers the request.
             let mut last_err =
                 OAuthError::invalid_request("no active mandate from this person to this agent");
             let mut chosen = None;
@@ -341,10 +394,9 @@ pub async fn exchange(
             chosen.ok_or(last_err)?
         }
         (true, Some(mid)) => {
-            let m = p
-                .store
-                .mandate(t.id(), mid)
-                .await?
+            let m = mandates
+                .into_iter()
+                .find(|m| m.id == mid)
                 .filter(|m| m.is_active(now) && m.user_id == user_id)
                 .ok_or_else(|| {
                     OAuthError::invalid_request("the subject_token's mandate is not in force")
