@@ -38,6 +38,12 @@ struct Cached<V> {
 
 type ClientCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Client>>>>>;
 type AgentCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Agent>>>>>;
+/// Access tokens whose signature verified: (tenant id, SHA-256 of the token) → (kid, claims).
+type VerifiedCache = RwLock<HashMap<(String, Vec<u8>), (String, Arc<Claims>)>>;
+type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// Most verified tokens remembered (the map is emptied when it would grow past this).
+const MAX_VERIFIED: usize = 20_000;
 
 /// Shared state of the protocol rules.
 pub struct Provider {
@@ -51,6 +57,11 @@ pub struct Provider {
     /// Agents by client id. Only what never changes is read from here: whoever needs the
     /// status asks the store (token exchange does, in its one query).
     agents: AgentCache,
+    /// Signature checks already done: the same token presented again (a PEP's token on every
+    /// AuthZEN call, a person's token exchanged for several tasks) skips the ES256 verify.
+    /// Only the signature is remembered; expiry is checked on every use and liveness
+    /// (revocation) is always asked of the store.
+    verified: VerifiedCache,
     origins: RwLock<HashMap<String, Cached<Vec<String>>>>,
 }
 
@@ -84,6 +95,7 @@ impl Provider {
             tenants: RwLock::new(HashMap::new()),
             clients: RwLock::new(HashMap::new()),
             agents: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
             origins: RwLock::new(HashMap::new()),
         }
     }
@@ -188,6 +200,26 @@ impl Provider {
             },
         );
         Ok(agent)
+    }
+
+    /// The claims of `token` if an earlier call to [`Provider::remember_verified`] stored them
+    /// for this tenant and the key that signed it is still published (whether the claims are
+    /// still unexpired is the caller's to check).
+    pub fn verified(&self, t: &TenantCtx, token: &str) -> Option<Arc<Claims>> {
+        let key = (t.id().to_string(), crate::secret::sha256(token.as_bytes()));
+        let (kid, claims) = self.verified.read().expect("lock").get(&key).cloned()?;
+        t.keys.by_kid(&kid, self.now())?;
+        Some(claims)
+    }
+
+    /// Remember that `token`'s signature verified for this tenant with key `kid`.
+    pub fn remember_verified(&self, t: &TenantCtx, token: &str, kid: &str, claims: Arc<Claims>) {
+        let key = (t.id().to_string(), crate::secret::sha256(token.as_bytes()));
+        let mut map = self.verified.write().expect("lock");
+        if map.len() >= MAX_VERIFIED {
+            map.clear();
+        }
+        map.insert(key, (kid.to_string(), claims));
     }
 
     /// Is `origin` registered as a web origin by one of the tenant's public clients (CORS)?
