@@ -1,6 +1,6 @@
 //! Delegation under load, over real HTTP against the release binary on SQLite (or PostgreSQL
-//! with `BENCH_BACKEND=postgres`): client_credentials tokens/s as the baseline, RFC 8693 token
-//! exchanges/s without and with DPoP, and introspection of delegated tokens/s. Same client,
+//! with `BENCH_BACKEND=postgres`): client_credentials tokens/s as the baseline (without and with
+//! DPoP), RFC 8693 token exchanges/s without and with DPoP, and introspection of delegated tokens/s. Same client,
 //! same concurrency for each, so the ratios are fair on a loaded machine too.
 //!
 //! ```sh
@@ -206,6 +206,18 @@ async fn main() {
             auth: service.clone(),
             form: form(&[("grant_type", "client_credentials")]),
             dpop: None,
+        },
+        secs,
+        conns,
+    )
+    .await;
+    run(
+        "client_credentials + DPoP",
+        Job {
+            url: token_url.clone(),
+            auth: service.clone(),
+            form: form(&[("grant_type", "client_credentials")]),
+            dpop: Some(DpopKey::new()),
         },
         secs,
         conns,
