@@ -3,8 +3,9 @@
 //! token is accepted at a resource only with the `DPoP` scheme and a fresh proof by that key
 //! for that request and token. Proof `jti`s are remembered until the proof would be too old.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::dpop::{self, DpopConfig, DpopError, Endpoint, ExpectedNonce, ProofRequest, Scheme};
 use crate::error::{ErrorCode, OAuthError};
 use crate::introspect::access_token_claims;
@@ -105,8 +106,60 @@ pub async fn resource_claims(
         .get("cnf")
         .and_then(|c| c.get("jkt"))
         .and_then(Value::as_str);
+    let checked = binding(p, t, presented, bound).await;
+    if let Err(e) = &checked {
+        // Who presented a valid token the wrong way: on the trail, with its person and chain.
+        let chain = crate::agents::act_chain(claims.get("act"));
+        let client = claims
+            .get("client_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let actor = match chain.first() {
+            Some(a) => Principal::Agent { id: a.clone() },
+            None => Principal::Client {
+                id: client.to_string(),
+            },
+        };
+        let mut ev = AuditEvent::new(
+            t.id(),
+            EventKind::AuthorizationFailed,
+            Outcome::Failure,
+            actor,
+            &RequestMeta::default(),
+        )
+        .client(client.to_string())
+        .reason(e.code.as_str())
+        .detail(
+            json!({"resource": presented.uri, "method": presented.method,
+            "error_description": e.description, "jti": claims.get("jti")}),
+        );
+        if let Some(sub) = claims.get("sub").and_then(Value::as_str) {
+            ev = ev.subject(Principal::User {
+                id: sub.to_string(),
+            });
+        }
+        ev.act_chain = chain
+            .into_iter()
+            .map(|id| Principal::Agent { id })
+            .collect();
+        ev.mandate_id = claims
+            .get("mandate")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        p.store.record(&ev).await?;
+    }
+    checked.map(|()| Some(claims))
+}
+
+/// The binding rule of [`resource_claims`] for a token bound to `bound` (its `cnf.jkt`).
+async fn binding(
+    p: &Provider,
+    t: &TenantCtx,
+    presented: &Presented<'_>,
+    bound: Option<&str>,
+) -> Result<(), OAuthError> {
     match (bound, presented.scheme) {
-        (None, Scheme::Bearer) => Ok(Some(claims)),
+        (None, Scheme::Bearer) => Ok(()),
         (None, Scheme::DPoP) => Err(OAuthError::invalid_token(
             "the access token is not DPoP-bound: present it as a Bearer token",
         )),
@@ -121,7 +174,7 @@ pub async fn resource_claims(
                 .with_access_token(presented.token)
                 .bound_to(jkt);
             verify(p, t, proof, req, Endpoint::Resource).await?;
-            Ok(Some(claims))
+            Ok(())
         }
     }
 }

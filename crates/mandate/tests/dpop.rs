@@ -190,6 +190,26 @@ async fn bound_tokens(backend: Backend) {
     assert_eq!(status, 401, "an unbound token presented as DPoP");
     let (status, _) = get(&url, &format!("Bearer {bearer}"), None).await;
     assert_eq!(status, 200);
+    // Each misuse of a valid token at the resource is on the trail (6 above).
+    let refused = s.cli(
+        &[
+            "audit",
+            "query",
+            "--tenant",
+            "default",
+            "--event",
+            "authorization_failed",
+            "--json",
+        ],
+        None,
+    );
+    let at_resource = refused
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"]["resource"] == htu.as_str())
+        .count();
+    assert_eq!(at_resource, 6, "{refused}");
 
     // An agent that must use DPoP.
     let alice = s.create_user("default", "alice");
