@@ -76,7 +76,17 @@ pub struct LoadedKey {
     pub publish_until: Option<i64>,
     pair: Pair,
     public_jwk: Value,
+    /// Exact signing inputs and signatures this key already verified: a caller (an AuthZEN
+    /// enforcement point) sends the same bearer token on every request, and its signature
+    /// check is the costliest step. Only the signature is remembered: expiry and revocation
+    /// are still checked on every use, and a rotated or removed key drops its entries.
+    verified: std::sync::Mutex<std::collections::HashSet<Box<[u8]>>>,
 }
+
+/// Entries kept per key before the remembered signatures are forgotten.
+const VERIFIED_CAP: usize = 1024;
+/// Longest signing input plus signature worth remembering.
+const VERIFIED_MAX_LEN: usize = 4096;
 
 impl std::fmt::Debug for LoadedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,6 +176,7 @@ pub fn load(rec: &KeyRecord) -> Result<LoadedKey, KeyError> {
         publish_until: rec.publish_until,
         pair,
         public_jwk: jwk,
+        verified: Default::default(),
     })
 }
 
@@ -200,6 +211,34 @@ impl LoadedKey {
 
     /// Verify a signature made by this key (the algorithm is the key's, never the token's).
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        let cacheable = msg.len() + sig.len() <= VERIFIED_MAX_LEN;
+        let entry = || -> Box<[u8]> {
+            [&(sig.len() as u32).to_le_bytes()[..], sig, msg]
+                .concat()
+                .into()
+        };
+        if cacheable
+            && self
+                .verified
+                .lock()
+                .is_ok_and(|v| !v.is_empty() && v.contains(&entry()))
+        {
+            return true;
+        }
+        let ok = self.verify_uncached(msg, sig);
+        if ok
+            && cacheable
+            && let Ok(mut v) = self.verified.lock()
+        {
+            if v.len() >= VERIFIED_CAP {
+                v.clear();
+            }
+            v.insert(entry());
+        }
+        ok
+    }
+
+    fn verify_uncached(&self, msg: &[u8], sig: &[u8]) -> bool {
         let (alg, pk): (&'static dyn signature::VerificationAlgorithm, &[u8]) = match &self.pair {
             Pair::Ec(kp) => (
                 &signature::ECDSA_P256_SHA256_FIXED,

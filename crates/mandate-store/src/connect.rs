@@ -100,8 +100,11 @@ impl SqlStore {
 }
 
 async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
+    // An embedded SQLite connection cannot go stale: skip sqlx's ping round trip to the
+    // connection's worker thread before every query.
     let pool = AnyPoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
         })
