@@ -343,4 +343,20 @@ mod tests {
             assert_eq!(k.public_jwk()["alg"], alg.as_str());
         }
     }
+
+    #[test]
+    fn a_remembered_signature_proves_only_its_own_message() {
+        let k = load(&generate("t", Alg::ES256, 0).unwrap()).unwrap();
+        let sig = k.sign(b"hello");
+        assert!(k.verify(b"hello", &sig));
+        // Now remembered: still exact on message and signature, and per key.
+        assert!(k.verify(b"hello", &sig));
+        assert!(!k.verify(b"hellO", &sig));
+        assert!(!k.verify(b"hell", &[b"o", &sig[..]].concat()));
+        let mut bad = sig.clone();
+        bad[10] ^= 1;
+        assert!(!k.verify(b"hello", &bad));
+        let other = load(&generate("t", Alg::ES256, 0).unwrap()).unwrap();
+        assert!(!other.verify(b"hello", &sig));
+    }
 }
