@@ -3,6 +3,7 @@
 # relationship graph loaded through the admin API, then wrk POSTing evaluations.
 #   scripts/bench-authz.sh                 # 100 orgs × (users, nested groups, folders, docs)
 #   ORGS=20 DURATION=5s scripts/bench-authz.sh
+#   RATE=3200 scripts/bench-authz.sh      # also a fixed-rate run (needs hey): p99 below saturation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -84,7 +85,16 @@ LUA
 curl -s -H "Authorization: Bearer $PT" -H 'content-type: application/json' \
   -d '{"subject":{"type":"user","id":"o0u1"},"action":{"name":"viewer"},"resource":{"type":"doc","id":"o0d1"}}' \
   http://127.0.0.1:18090/t/default/access/v1/evaluation; echo
-echo "## AuthZEN evaluation over HTTP, $CONNS connections"
+echo "## AuthZEN evaluation over HTTP, $CONNS connections (saturation), load average $(cut -d' ' -f1 /proc/loadavg)"
 wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/eval.lua" http://127.0.0.1:18090/t/default/access/v1/evaluation \
   | grep -E 'Requests/sec|50%|99%|Non-2xx'
+if [ -n "${RATE:-}" ]; then
+  command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq hey >/dev/null; }
+  # hey paces each of its 16 workers at RATE/16 requests/s; one body (a denied check, which
+  # visits every branch of the model), as hey cannot vary it.
+  echo "## AuthZEN evaluation over HTTP at a fixed $RATE requests/s (hey, 16 workers)"
+  hey -z "$DURATION" -c 16 -q $(( RATE / 16 )) -m POST -T application/json -H "Authorization: Bearer $PT" \
+    -d '{"subject":{"type":"user","id":"o3u17"},"action":{"name":"viewer"},"resource":{"type":"doc","id":"o3d1234"}}' \
+    http://127.0.0.1:18090/t/default/access/v1/evaluation | grep -E 'Requests/sec|50% in|99% in|responses'
+fi
 echo "## RSS after load: $(awk '/VmRSS/ {print $2}' /proc/$PID/status) kB"

@@ -55,6 +55,9 @@ pub(crate) struct Checker<'a, R: TupleReader + ?Sized> {
     max_depth: u32,
     memo: FxHashMap<(ObjectRef<'a>, RelId), Memo>,
     frames: u32,
+    /// Relation names as the reader stores them, by `RelId`, filled on first use: lookups
+    /// with the reader's own string skip hashing the name on every read.
+    rel_names: Vec<Option<&'a str>>,
 }
 
 /// Whether the relation allows the user's kind and type (ignoring conditions); only then can an
@@ -105,7 +108,20 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
             max_depth: limits.max_depth,
             memo: FxHashMap::with_capacity_and_hasher(64, Default::default()),
             frames: 0,
+            rel_names: vec![None; model.rel_count()],
         }
+    }
+
+    /// The name of `rel` for reading tuples: the reader's copy when it has one.
+    #[inline]
+    fn rel_name(&mut self, rel: RelId) -> &'a str {
+        if let Some(n) = self.rel_names[rel as usize] {
+            return n;
+        }
+        let name: &'a str = &self.model.rel(rel).name;
+        let n = self.reader.canonical(name).unwrap_or(name);
+        self.rel_names[rel as usize] = Some(n);
+        n
     }
 
     /// Top-level check: cycles are `false`.
@@ -232,9 +248,10 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         let reader = self.reader;
         let r = model.rel(rel);
         let user = self.user;
+        let name = self.rel_name(rel);
         let mut err: Option<AuthzError> = None;
         if kind_allowed(r, &user)
-            && let Some(t) = reader.find(obj, &r.name, user)
+            && let Some(t) = reader.find(obj, name, user)
             && allowed_by(r, &t.user, t.condition)
         {
             match t.condition {
@@ -251,7 +268,7 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         let user_type = user.user_type();
         let mut found = false;
         let mut cycle = false;
-        reader.read_usersets(obj, &r.name, &mut |t| {
+        reader.read_usersets(obj, name, &mut |t| {
             if !allowed_by(r, &t.user, t.condition) {
                 return true;
             }
@@ -311,10 +328,11 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         let model = self.model;
         let reader = self.reader;
         let ts = model.rel(tupleset);
+        let ts_name = self.rel_name(tupleset);
         let mut err: Option<AuthzError> = None;
         let mut found = false;
         let mut cycle = false;
-        reader.read_users(obj, &ts.name, &mut |t| {
+        reader.read_users(obj, ts_name, &mut |t| {
             if !allowed_by(ts, &t.user, t.condition) {
                 return true;
             }

@@ -282,6 +282,11 @@ impl AuthorizationModel {
         self.rel_ids[t as usize].get(relation).copied()
     }
 
+    /// Number of relations over all types (`RelId`s are `0..rel_count()`).
+    pub(crate) fn rel_count(&self) -> usize {
+        self.rels.len()
+    }
+
     #[inline]
     pub(crate) fn rel(&self, id: RelId) -> &Rel {
         &self.rels[id as usize]
