@@ -669,23 +669,37 @@ fn unpack_page(text: &str) -> Option<Vec<ChainRecord>> {
     Some(out)
 }
 
-/// Hexadecimal (either case) to bytes.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
+/// Value of each hexadecimal digit (either case); 0xFF for anything else.
+const HEX: [u8; 256] = {
+    let mut t = [0xFF_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Hexadecimal (either case) to bytes (a table lookup per digit: verify decodes three hashes
+/// per record).
+fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
     if !s.len().is_multiple_of(2) {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 2);
     for p in s.chunks_exact(2) {
-        out.push(digit(p[0])? << 4 | digit(p[1])?);
+        let (hi, lo) = (HEX[p[0] as usize], HEX[p[1] as usize]);
+        if (hi | lo) & 0xF0 != 0 {
+            return None;
+        }
+        out.push(hi << 4 | lo);
     }
     Some(out)
 }
