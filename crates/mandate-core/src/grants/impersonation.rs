@@ -30,13 +30,7 @@ pub async fn exchange(
             "impersonation takes no actor_token (delegation is for registered agents)",
         ));
     }
-    if let Some(rt) = req.requested_token_type.as_deref()
-        && rt != ACCESS_TOKEN_TYPE
-    {
-        return Err(OAuthError::invalid_request(format!(
-            "requested_token_type {rt} is not supported"
-        )));
-    }
+    super::token_exchange::requested_type_supported(req)?;
     if req.authorization_details.is_some() {
         return Err(OAuthError::new(
             ErrorCode::InvalidAuthorizationDetails,

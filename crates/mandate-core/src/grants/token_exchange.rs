@@ -54,6 +54,16 @@ pub(super) async fn token_claims(
     })
 }
 
+/// Only access tokens are issued (RFC 8693 `requested_token_type`).
+pub(super) fn requested_type_supported(req: &TokenRequest) -> Result<(), OAuthError> {
+    match req.requested_token_type.as_deref() {
+        Some(rt) if rt != ACCESS_TOKEN_TYPE => Err(OAuthError::invalid_request(format!(
+            "requested_token_type {rt} is not supported"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn dead_token(name: &str) -> OAuthError {
     OAuthError::invalid_request(format!(
         "the {name} is invalid, expired, revoked or not from this issuer"
@@ -292,13 +302,7 @@ pub async fn exchange(
             "this agent must present a DPoP proof (RFC 9449)",
         ));
     }
-    if let Some(rt) = req.requested_token_type.as_deref()
-        && rt != ACCESS_TOKEN_TYPE
-    {
-        return Err(OAuthError::invalid_request(format!(
-            "requested_token_type {rt} is not supported"
-        )));
-    }
+    requested_type_supported(req)?;
     let subject = match subject_claims(p, t, req) {
         Ok(c) => c,
         Err(e) => return Err(agent_refusal(p, t, &agent.id).await?.unwrap_or(e)),
