@@ -250,15 +250,6 @@ pub struct ExchangeLookup<'a> {
 pub trait MandateStore: Send + Sync {
     async fn create_mandate(&self, mandate: &Mandate) -> StoreResult<()>;
     async fn mandate(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Mandate>>;
-    /// Mandates from `user_id` to `agent_id` in force at `now`, newest first; none once the
-    /// user no longer exists.
-    async fn active_mandates(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        agent_id: &str,
-        now: i64,
-    ) -> StoreResult<Vec<Mandate>>;
     /// Every mandate a user gave, newest first (including revoked and expired).
     async fn user_mandates(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<Mandate>>;
     /// Revoke the selected mandates still in force; returns their ids.

@@ -195,31 +195,6 @@ impl MandateStore for SqlStore {
         .transpose()
     }
 
-    async fn active_mandates(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        agent_id: &str,
-        now: i64,
-    ) -> StoreResult<Vec<Mandate>> {
-        sqlx::query(&format!(
-            "SELECT {MANDATE_COLUMNS} FROM mandates WHERE tenant_id = $1 AND user_id = $2 \
-             AND agent_id = $3 AND revoked_at IS NULL AND expires_at > $4 \
-             AND EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = $2) \
-             ORDER BY created_at DESC, id"
-        ))
-        .bind(tenant_id)
-        .bind(user_id)
-        .bind(agent_id)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?
-        .iter()
-        .map(mandate)
-        .collect()
-    }
-
     async fn user_mandates(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<Mandate>> {
         sqlx::query(&format!(
             "SELECT {MANDATE_COLUMNS} FROM mandates WHERE tenant_id = $1 AND user_id = $2 \
