@@ -462,9 +462,10 @@ async fn deny_and_expire(backend: Backend) {
     );
     assert_eq!(v.as_array().map_or(0, Vec::len), 0, "{v}");
 
-    let id = ask(&s, &a, &[("requested_expiry", "1")]).await;
+    // (3 s: the page must still list it when the suite loads the machine.)
+    let id = ask(&s, &a, &[("requested_expiry", "3")]).await;
     let link = pending_link(&s, &b).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     err(&poll(&s, &a, &id).await, 400, "expired_token");
     // Too late to approve.
     assert_eq!(b.get(&link).await.0, 404);
