@@ -408,7 +408,7 @@ fn bind_all<'q>(
 
 impl SqlStore {
     /// Is any reason for a token to be dead true ([`dead_branches`])? One query.
-    async fn any_dead(
+    pub(crate) async fn any_dead(
         &self,
         tenant_id: &str,
         jti: Option<&str>,

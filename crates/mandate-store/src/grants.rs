@@ -162,20 +162,7 @@ impl GrantStore for SqlStore {
     }
 
     async fn access_token_revoked(&self, tenant_id: &str, jti: &str) -> StoreResult<bool> {
-        // Both branches are primary-key lookups.
-        let hit = sqlx::query(
-            "SELECT jti FROM revoked_access_tokens WHERE tenant_id = $1 AND jti = $2 \
-             UNION ALL \
-             SELECT a.jti FROM access_tokens a \
-             JOIN grants g ON g.tenant_id = a.tenant_id AND g.id = a.grant_id \
-             WHERE a.tenant_id = $1 AND a.jti = $2 AND g.revoked_at IS NOT NULL \
-             LIMIT 1",
-        )
-        .bind(tenant_id)
-        .bind(jti)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(hit.is_some())
+        // The token's own branches of the liveness query (no chain, no mandate).
+        self.any_dead(tenant_id, Some(jti), &[], None, 0).await
     }
 }
