@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -92,13 +91,6 @@ async fn run(name: &str, job: Job, secs: u64, conns: u64) {
     );
 }
 
-fn created(v: &Value) -> (String, String) {
-    (
-        v["client_id"].as_str().unwrap().into(),
-        v["client_secret"].as_str().unwrap().into(),
-    )
-}
-
 #[tokio::main]
 async fn main() {
     let secs = env_num("BENCH_SECS", 10);
@@ -115,22 +107,7 @@ async fn main() {
         &["--scope", "openid", "--scope", "calendar.read"],
     );
     let service = s.create_service_client("default");
-    let agent = created(&s.cli(
-        &[
-            "agent",
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            "Planner",
-            "--owner",
-            "alice",
-            "--scope-ceiling",
-            "calendar.read",
-            "--generate-secret",
-        ],
-        None,
-    ));
+    let agent = secret_agent(&s, "default", "Planner", "alice", "calendar.read");
     s.cli(
         &[
             "mandate",
@@ -149,28 +126,7 @@ async fn main() {
     );
     let issuer = s.issuer("default");
     // The person's own token: it lives 5 minutes, longer than the runs.
-    let b = Browser::new();
-    let (verifier, challenge) = pkce();
-    let loc = b
-        .authorize(
-            &issuer,
-            &auth_url(&issuer, &web.0, &challenge, "openid calendar.read", &[]),
-            "alice",
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let (_, v) = token(
-        &issuer,
-        &web,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    let person = v["access_token"].as_str().unwrap().to_string();
+    let person = person_token(&s, &web, "alice", "openid calendar.read").await;
     let token_url = format!("{issuer}/token");
     let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         pairs

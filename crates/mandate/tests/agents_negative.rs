@@ -21,32 +21,6 @@ fn claims(jwt: &str) -> Value {
     .unwrap()
 }
 
-fn created(v: &Value) -> (String, String) {
-    (
-        v["client_id"].as_str().unwrap().into(),
-        v["client_secret"].as_str().unwrap().into(),
-    )
-}
-
-fn secret_agent(s: &Server, tenant: &str, owner: &str) -> (String, String) {
-    created(&s.cli(
-        &[
-            "agent",
-            "create",
-            "--tenant",
-            tenant,
-            "--name",
-            "Planner",
-            "--owner",
-            owner,
-            "--scope-ceiling",
-            "calendar.read",
-            "--generate-secret",
-        ],
-        None,
-    ))
-}
-
 fn mandate(s: &Server, tenant: &str, user: &str, agent: &str, expires_in: &str) {
     s.cli(
         &[
@@ -110,7 +84,7 @@ async fn refusals(backend: Backend) {
     let person = person_token(&s, &web, "alice", "openid calendar.read").await;
 
     // An expired mandate.
-    let late = secret_agent(&s, "default", "alice");
+    let late = secret_agent(&s, "default", "Planner", "alice", "calendar.read");
     mandate(&s, "default", "alice", &late.0, "1");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     refused!(
@@ -159,7 +133,7 @@ async fn refusals(backend: Backend) {
     let other_web =
         s.create_web_client("other", &["--scope", "openid", "--scope", "calendar.read"]);
     let olga = person_token_at(&s, "other", &other_web, "olga", "openid calendar.read").await;
-    let default_agent = secret_agent(&s, "default", "alice");
+    let default_agent = secret_agent(&s, "default", "Planner", "alice", "calendar.read");
     mandate(&s, "default", "alice", &default_agent.0, "3600");
     refused!(
         s,

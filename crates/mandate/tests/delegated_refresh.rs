@@ -21,13 +21,6 @@ fn claims(jwt: &str) -> Value {
     .unwrap()
 }
 
-fn created(v: &Value) -> (String, String) {
-    (
-        v["client_id"].as_str().unwrap().into(),
-        v["client_secret"].as_str().unwrap().into(),
-    )
-}
-
 fn mandate(s: &Server, agent: &str, refresh: bool) -> String {
     let mut args = vec![
         "mandate".to_string(),
@@ -66,26 +59,8 @@ async fn delegated_refresh(backend: Backend) {
             "calendar.write",
         ],
     );
-    let agent_for = |name: &str| {
-        created(&s.cli(
-            &[
-                "agent",
-                "create",
-                "--tenant",
-                "default",
-                "--name",
-                name,
-                "--owner",
-                "alice",
-                "--scope-ceiling",
-                "calendar.read",
-                "--scope-ceiling",
-                "calendar.write",
-                "--generate-secret",
-            ],
-            None,
-        ))
-    };
+    let agent_for =
+        |name: &str| secret_agent(&s, "default", name, "alice", "calendar.read calendar.write");
     let person = person_token(&s, &web, "alice", "openid calendar.read calendar.write").await;
     let exchange = |agent: (String, String)| {
         let (issuer, person) = (issuer.clone(), person.clone());

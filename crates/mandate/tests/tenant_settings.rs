@@ -125,22 +125,7 @@ async fn impersonation(backend: Backend) {
     );
 
     // A delegated token is never laundered into a plain one.
-    let agent = created(&s.cli(
-        &[
-            "agent",
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            "Planner",
-            "--owner",
-            "alice",
-            "--scope-ceiling",
-            "calendar.read",
-            "--generate-secret",
-        ],
-        None,
-    ));
+    let agent = secret_agent(&s, "default", "Planner", "alice", "calendar.read");
     s.cli(
         &[
             "mandate",
@@ -229,22 +214,7 @@ async fn details_types(backend: Backend) {
         ],
         None,
     );
-    let agent = created(&s.cli(
-        &[
-            "agent",
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            "Planner",
-            "--owner",
-            "alice",
-            "--scope-ceiling",
-            "calendar.read",
-            "--generate-secret",
-        ],
-        None,
-    ));
+    let agent = secret_agent(&s, "default", "Planner", "alice", "calendar.read");
     // A mandate with an unknown type is refused; a known one is recorded.
     let (ok, _, err) = s.cli_raw(
         &[

@@ -738,3 +738,26 @@ pub fn signed_assertion(key: &[u8], iss: &str, aud: &str, jti: &str) -> String {
         "iat": now, "exp": now + 60});
     jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ec_der(key)).unwrap()
 }
+
+/// Register an agent of `tenant` owned by `owner` with a generated secret and the scope
+/// ceiling `ceiling` (space-separated); returns (id, secret).
+pub fn secret_agent(
+    s: &Server,
+    tenant: &str,
+    name: &str,
+    owner: &str,
+    ceiling: &str,
+) -> (String, String) {
+    let mut args = vec![
+        "agent", "create", "--tenant", tenant, "--name", name, "--owner", owner,
+    ];
+    for c in ceiling.split_whitespace() {
+        args.extend(["--scope-ceiling", c]);
+    }
+    args.push("--generate-secret");
+    let v = s.cli(&args, None);
+    (
+        v["client_id"].as_str().unwrap().into(),
+        v["client_secret"].as_str().unwrap().into(),
+    )
+}
