@@ -7,10 +7,11 @@ use std::sync::Arc;
 use mandate_core::StoreError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
 
-use crate::audit::AuditWriter;
+use crate::audit::{AuditWriter, ChainDb};
 use crate::error::backend;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -118,7 +119,7 @@ async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
     migrate(&SQLITE_MIGRATIONS, &pool).await?;
     spawn_checkpointer(pool.clone());
     Ok(SqlStore {
-        audit: AuditWriter::spawn(pool.clone()),
+        audit: AuditWriter::spawn(ChainDb::Sqlite(pool.clone())),
         pool,
         backend: Backend::Sqlite,
         ssf_wake: Arc::default(),
@@ -128,18 +129,27 @@ async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
 async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
     let (url, schema) = split_schema(url)?;
     let mut options = AnyPoolOptions::new().max_connections(10);
+    // The audit writer's own native pool (array parameters): a connection per batch in flight
+    // and one for the locked path.
+    let mut audit_options = PgPoolOptions::new().max_connections(3);
     if let Some(schema) = schema {
         create_schema(&url, &schema).await?;
         let set_path: Arc<str> = format!("SET search_path TO \"{schema}\"").into();
+        let audit_path = set_path.clone();
         options = options.after_connect(move |conn, _| {
             let set_path = set_path.clone();
+            Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
+        });
+        audit_options = audit_options.after_connect(move |conn, _| {
+            let set_path = audit_path.clone();
             Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
         });
     }
     let pool = options.connect(&url).await.map_err(backend)?;
     migrate(&POSTGRES_MIGRATIONS, &pool).await?;
+    let audit = audit_options.connect_lazy(&url).map_err(backend)?;
     Ok(SqlStore {
-        audit: AuditWriter::spawn(pool.clone()),
+        audit: AuditWriter::spawn(ChainDb::Postgres(audit)),
         pool,
         backend: Backend::Postgres,
         ssf_wake: Arc::default(),

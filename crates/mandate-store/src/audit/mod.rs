@@ -1,442 +1,49 @@
-//! The audit trail, appended with group commit: concurrent `record` calls are queued to one
-//! writer task that appends everything waiting in one transaction, and each caller returns only
-//! after the transaction holding its event has committed. Durability per event, at a cost of one
-//! commit per batch rather than per event.
+//! The audit trail: appended by the group-commit writer (`writer`, with one module per
+//! database for the write itself), read and verified here.
 //!
-//! Each tenant's records form a hash chain (`mandate_core::audit::chain`). Per batch and tenant
-//! the writer locks the tenant's `audit_heads` row with a no-op `UPDATE … RETURNING` (which also
-//! reads the head), numbers and seals the events after it (personal data committed to under a
-//! fresh salt, then hashed), then inserts them and their personal data and moves the head in
-//! one round trip (several statements in one query on SQLite; one statement with
-//! data-modifying CTEs over a JSON parameter on PostgreSQL): four round trips per batch with
-//! `BEGIN` and `COMMIT`, whatever its size. The row lock serializes writers of other processes
-//! on the same database (PostgreSQL), and tenants are locked in a fixed order (by id) so that
-//! two writers never deadlock.
+//! Each tenant's records form a hash chain (`mandate_core::audit::chain`); `audit_heads` holds
+//! each tenant's last (seq, hash), and is the row a writer locks or moves to append.
 //!
 //! Verification reads the log a page at a time, packed by the database into one JSON text per
 //! page (see `packed_page_sql`): decoding a row per record through the driver cost more than
 //! the hashing.
 
-use std::collections::{BTreeMap, HashMap};
-
 use async_trait::async_trait;
 use mandate_core::StoreError;
-use mandate_core::audit::chain::{self, ChainRecord, Checkpoint, GENESIS, HASH_LEN};
+use mandate_core::audit::chain::{ChainRecord, Checkpoint};
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Personal, Principal};
 use mandate_core::store::{AuditLog, AuditQuery, AuditRecord, AuditSink, StoreResult};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Row, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::connect::{Backend, SqlStore};
 use crate::error::backend;
 
-/// Most events one batch carries (18 parameters each, well under both databases' limits).
-const MAX_BATCH: usize = 256;
-const COLUMNS: usize = 18;
-const PERSONAL_COLUMNS: usize = 8;
+mod postgres;
+mod sqlite;
+mod writer;
 
-struct Pending {
-    event: AuditEvent,
-    done: oneshot::Sender<Result<(), String>>,
-}
+pub(crate) use writer::{AuditWriter, ChainDb, Pending};
 
-/// Handle to the writer task.
-#[derive(Debug, Clone)]
-pub(crate) struct AuditWriter {
-    tx: mpsc::Sender<Pending>,
-}
-
-impl AuditWriter {
-    /// Start the writer on the current runtime; it ends when every handle is dropped.
-    pub(crate) fn spawn(pool: AnyPool) -> Self {
-        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
-        AuditWriter { tx }
-    }
-}
-
-/// A tenant's head: (seq, hash) of its last record.
-type Head = (i64, [u8; HASH_LEN]);
-/// The writer's last known head per tenant.
-type Heads = HashMap<String, Head>;
-
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    let mut heads = Heads::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        // Gather what is queued; then yield (up to four times) so that the callers woken by
-        // the previous commit, on other worker threads, can queue theirs too: otherwise the
-        // writer, quicker than their wake-ups, cuts batches short (a 20–30% higher rate).
-        for round in 0..5 {
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
-                }
-            }
-            if round < 4 && batch.len() < MAX_BATCH {
-                tokio::task::yield_now().await;
-            }
-        }
-        let result = append(&pool, &batch, &mut heads)
-            .await
-            .map_err(|e| e.to_string());
-        for p in batch.drain(..) {
-            let _ = p.done.send(result.clone());
-        }
-    }
-}
-
-fn encoding(e: serde_json::Error) -> StoreError {
+pub(super) fn encoding(e: serde_json::Error) -> StoreError {
     StoreError::Backend(format!("encoding audit event: {e}"))
 }
 
-/// Lock the tenant's head row and read it.
-const LOCK_HEAD: &str = "UPDATE audit_heads SET seq = seq WHERE tenant_id = $1 RETURNING seq, hash";
+/// Lock the tenant's head row and read it, creating it (at the genesis hash, $2) for the
+/// tenant's first record; the same statement on both databases.
+const LOCK_HEAD: &str = "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
+     ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash";
 
-/// Append a batch, every tenant's events in arrival order, one transaction per tenant.
-///
-/// Fast path: the events are sealed after the head this writer last wrote, and written in one
-/// round trip that moves the head only if it is still there (a single statement on
-/// PostgreSQL; on SQLite the statements of one query in a transaction, rolled back when the
-/// head had moved). Another process writing the same tenant, or an error, sends the batch down
-/// the slow path: lock the head row, read it, seal after it, write, commit.
-async fn append(pool: &AnyPool, batch: &[Pending], heads: &mut Heads) -> StoreResult<()> {
-    let mut by_tenant: BTreeMap<&str, Vec<&AuditEvent>> = BTreeMap::new();
-    for p in batch {
-        by_tenant
-            .entry(p.event.tenant_id.as_str())
-            .or_default()
-            .push(&p.event);
-    }
-    let postgres = pool.connect_options().database_url.scheme() != "sqlite";
-    for (tenant, events) in by_tenant {
-        if let Some(&(seq, prev)) = heads.get(tenant) {
-            let (rows, head) = seal(seq, prev, &events)?;
-            if let Ok(true) = write_if_head(pool, postgres, tenant, &rows, (seq, &prev), head).await
-            {
-                heads.insert(tenant.to_string(), head);
-                continue;
-            }
-        }
-        heads.remove(tenant);
-        let mut tx = pool.begin().await.map_err(backend)?;
-        let (seq, prev) = lock_head(&mut tx, tenant).await?;
-        let prev: [u8; HASH_LEN] = prev.try_into().expect("length checked by lock_head");
-        let (rows, head) = seal(seq, prev, &events)?;
-        let moved = if postgres {
-            write_postgres(&mut tx, tenant, &rows, head, None).await?
-        } else {
-            write_sqlite(&mut tx, tenant, &rows, head, None).await?
-        };
-        if !moved {
-            return Err(StoreError::Backend("audit head vanished".into()));
-        }
-        tx.commit().await.map_err(backend)?;
-        heads.insert(tenant.to_string(), head);
-    }
-    Ok(())
-}
-
-/// The fast path of [`append`]: write `rows` if the tenant's head is still `expected`.
-/// `Ok(false)` when it was not (nothing written).
-async fn write_if_head(
-    pool: &AnyPool,
-    postgres: bool,
-    tenant: &str,
-    rows: &[Sealed<'_>],
-    expected: (i64, &[u8; HASH_LEN]),
-    head: (i64, [u8; HASH_LEN]),
-) -> StoreResult<bool> {
-    if postgres {
-        // One statement is one transaction: no BEGIN or COMMIT round trip.
-        let mut conn = pool.acquire().await.map_err(backend)?;
-        return write_postgres(&mut conn, tenant, rows, head, Some(expected)).await;
-    }
-    let mut tx = pool.begin().await.map_err(backend)?;
-    match write_sqlite(&mut tx, tenant, rows, head, Some(expected)).await {
-        Ok(true) => {
-            tx.commit().await.map_err(backend)?;
-            Ok(true)
-        }
-        // Dropping the transaction rolls it back.
-        other => other,
-    }
-}
-
-/// Number and seal `events` after the head (`seq`, `prev`); returns the rows and the new head.
-fn seal<'a>(
-    mut seq: i64,
-    mut prev: [u8; HASH_LEN],
-    events: &[&'a AuditEvent],
-) -> StoreResult<(Vec<Sealed<'a>>, Head)> {
-    let mut rows = Vec::with_capacity(events.len());
-    for e in events {
-        seq += 1;
-        let sealed = chain::seal(&prev, e, seq);
-        let hash = sealed.hash;
-        rows.push(Sealed {
-            seq,
-            event: e,
-            act_chain: serde_json::to_string(&e.act_chain).map_err(encoding)?,
-            sealed,
-            prev: std::mem::replace(&mut prev, hash),
-        });
-    }
-    Ok((rows, (seq, prev)))
-}
-
-async fn lock_head(
-    tx: &mut Transaction<'static, Any>,
-    tenant: &str,
-) -> StoreResult<(i64, Vec<u8>)> {
-    let mut row = sqlx::query(LOCK_HEAD)
-        .bind(tenant)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(backend)?;
-    if row.is_none() {
-        // First record of this tenant: create the head (another process may race us), then lock.
-        sqlx::query(
-            "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
-             ON CONFLICT (tenant_id) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(GENESIS.to_vec())
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-        row = sqlx::query(LOCK_HEAD)
-            .bind(tenant)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
-    }
-    let row = row.ok_or_else(|| StoreError::Backend("audit head vanished".into()))?;
-    let seq: i64 = row.try_get("seq").map_err(backend)?;
-    let hash: Vec<u8> = row.try_get("hash").map_err(backend)?;
-    if hash.len() != HASH_LEN {
-        return Err(StoreError::Corrupt(format!(
-            "audit head of tenant {tenant} holds a {}-byte hash",
-            hash.len()
-        )));
-    }
+/// A head as read from `audit_heads`, its hash checked for length.
+fn head_row(tenant: &str, seq: i64, hash: Vec<u8>) -> StoreResult<writer::Head> {
+    let len = hash.len();
+    let hash = hash.try_into().map_err(|_| {
+        StoreError::Corrupt(format!(
+            "audit head of tenant {tenant} holds a {len}-byte hash"
+        ))
+    })?;
     Ok((seq, hash))
-}
-
-/// `INSERT INTO {table} ({columns}) VALUES (?, …), (?, …)…` for `rows` rows (SQLite). Plain
-/// `?`: with numbered placeholders the driver looks every parameter up by name, which is
-/// quadratic in their number and was a quarter of the writer's time.
-fn multi_insert(table: &str, columns: &str, width: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; width].join(", "));
-    format!(
-        "INSERT INTO {table} ({columns}) VALUES {}",
-        vec![row; rows].join(", ")
-    )
-}
-
-const EVENT_COLUMNS: &str = "tenant_id, seq, time, kind, outcome, actor_type, actor_id, \
-     subject_type, subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
-     personal_commitment, prev_hash, hash";
-const PERSONAL_COLUMN_NAMES: &str =
-    "tenant_id, seq, salt, data_subject, ip, user_agent, username, email";
-
-/// One sealed record, ready to insert.
-struct Sealed<'a> {
-    seq: i64,
-    event: &'a AuditEvent,
-    act_chain: String,
-    sealed: chain::Sealed,
-    prev: [u8; HASH_LEN],
-}
-
-/// Insert `rows` and their personal data and move the head to `head`, in one query (SQLite
-/// runs the statements of one query string in turn; each round trip is a wake-up of the
-/// driver's thread, which is what a batch's latency is made of under load). With `expected`,
-/// the head moves only from there; `Ok(false)` then means it had moved and the caller must
-/// roll back.
-async fn write_sqlite(
-    tx: &mut Transaction<'static, Any>,
-    tenant: &str,
-    rows: &[Sealed<'_>],
-    (seq, head): (i64, [u8; HASH_LEN]),
-    expected: Option<(i64, &[u8; HASH_LEN])>,
-) -> StoreResult<bool> {
-    let personal: Vec<&Sealed> = rows
-        .iter()
-        .filter(|r| r.sealed.personal.is_some())
-        .collect();
-    let sql = format!(
-        "{}; {}UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?{}",
-        multi_insert("audit_events", EVENT_COLUMNS, COLUMNS, rows.len()),
-        if personal.is_empty() {
-            String::new()
-        } else {
-            multi_insert(
-                "audit_personal",
-                PERSONAL_COLUMN_NAMES,
-                PERSONAL_COLUMNS,
-                personal.len(),
-            ) + "; "
-        },
-        if expected.is_some() {
-            " AND seq = ? AND hash = ?"
-        } else {
-            ""
-        }
-    );
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        let e = r.event;
-        let (actor_type, actor_id) = e.actor.parts();
-        let (subject_type, subject_id) = subject_parts(e);
-        q = q
-            .bind(tenant)
-            .bind(r.seq)
-            .bind(e.time)
-            .bind(e.kind.as_str())
-            .bind(e.outcome.as_str())
-            .bind(actor_type)
-            .bind(actor_id)
-            .bind(subject_type)
-            .bind(subject_id)
-            .bind(r.act_chain.as_str())
-            .bind(e.client_id.as_deref())
-            .bind(e.mandate_id.as_deref())
-            .bind(e.request_id.as_deref())
-            .bind(e.reason.as_deref())
-            .bind(e.detail.to_string())
-            .bind(r.sealed.personal.map(|(_, c)| c.to_vec()))
-            .bind(r.prev.to_vec())
-            .bind(r.sealed.hash.to_vec());
-    }
-    for r in &personal {
-        let (e, p) = (r.event, &r.event.personal);
-        q = q
-            .bind(tenant)
-            .bind(r.seq)
-            .bind(r.sealed.personal.map(|(salt, _)| salt.to_vec()))
-            .bind(e.data_subject())
-            .bind(p.ip.as_deref())
-            .bind(p.user_agent.as_deref())
-            .bind(p.username.as_deref())
-            .bind(p.email.as_deref());
-    }
-    q = q.bind(seq).bind(head.to_vec()).bind(tenant);
-    if let Some((s, h)) = expected {
-        q = q.bind(s).bind(h.to_vec());
-    }
-    let done = q.execute(&mut **tx).await.map_err(backend)?;
-    Ok(done.rows_affected() == (rows.len() + personal.len() + 1) as u64)
-}
-
-fn subject_parts(e: &AuditEvent) -> (Option<&'static str>, Option<&str>) {
-    match &e.subject {
-        Some(p) => {
-            let (t, id) = p.parts();
-            (Some(t), id)
-        }
-        None => (None, None),
-    }
-}
-
-/// The PostgreSQL write: the batch goes as one JSON parameter that `json_to_recordset` turns
-/// back into rows, inserted by data-modifying CTEs of the head update. One statement text
-/// whatever the batch size (prepared once, planned cheaply), and one round trip. The head moves
-/// only from ($5, $6) when they are given (a NULL $5 means the row is already locked); the
-/// rows are inserted only if it moved, and the statement returns how many heads moved (0 or 1).
-const POSTGRES_WRITE: &str = "WITH h AS (UPDATE audit_heads SET seq = $2, hash = $3 \
-     WHERE tenant_id = $4 AND ($5::bigint IS NULL OR (seq = $5 AND hash = $6)) RETURNING 1), \
-     r AS (SELECT * FROM json_to_recordset($1::json) AS x(\
-     seq bigint, time bigint, kind text, outcome text, actor_type text, actor_id text, \
-     subject_type text, subject_id text, act_chain text, client_id text, mandate_id text, \
-     request_id text, reason text, detail text, personal_commitment text, prev_hash text, \
-     hash text, salt text, data_subject text, ip text, user_agent text, username text, \
-     email text) WHERE EXISTS (SELECT 1 FROM h)), \
-     e AS (INSERT INTO audit_events (tenant_id, seq, time, kind, outcome, actor_type, actor_id, \
-     subject_type, subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
-     personal_commitment, prev_hash, hash) \
-     SELECT $4, seq, time, kind, outcome, actor_type, actor_id, subject_type, subject_id, \
-     act_chain, client_id, mandate_id, request_id, reason, detail, \
-     decode(personal_commitment, 'hex'), decode(prev_hash, 'hex'), decode(hash, 'hex') FROM r), \
-     p AS (INSERT INTO audit_personal (tenant_id, seq, salt, data_subject, ip, user_agent, \
-     username, email) SELECT $4, seq, decode(salt, 'hex'), data_subject, ip, user_agent, \
-     username, email FROM r WHERE salt IS NOT NULL) \
-     SELECT count(*) AS moved FROM h";
-
-/// Write `rows` and move the head to `head` (see [`POSTGRES_WRITE`]); with `expected`, only
-/// from there. Returns whether the head moved (nothing is written otherwise).
-async fn write_postgres(
-    conn: &mut sqlx::AnyConnection,
-    tenant: &str,
-    rows: &[Sealed<'_>],
-    (seq, head): (i64, [u8; HASH_LEN]),
-    expected: Option<(i64, &[u8; HASH_LEN])>,
-) -> StoreResult<bool> {
-    fn field(out: &mut Vec<u8>, key: &str, value: Option<&str>) -> StoreResult<()> {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":");
-        serde_json::to_writer(&mut *out, &value).map_err(encoding)
-    }
-    let mut json = Vec::with_capacity(rows.len() * 700);
-    json.push(b'[');
-    for (i, r) in rows.iter().enumerate() {
-        let e = r.event;
-        if i > 0 {
-            json.push(b',');
-        }
-        json.extend_from_slice(format!("{{\"seq\":{},\"time\":{}", r.seq, e.time).as_bytes());
-        let (actor_type, actor_id) = e.actor.parts();
-        let (subject_type, subject_id) = subject_parts(e);
-        let detail = e.detail.to_string();
-        let commitment = r.sealed.personal.map(|(_, c)| chain::hex(&c));
-        let salt = r.sealed.personal.map(|(s, _)| chain::hex(&s));
-        let p = &e.personal;
-        for (key, value) in [
-            ("kind", Some(e.kind.as_str())),
-            ("outcome", Some(e.outcome.as_str())),
-            ("actor_type", Some(actor_type)),
-            ("actor_id", actor_id),
-            ("subject_type", subject_type),
-            ("subject_id", subject_id),
-            ("act_chain", Some(r.act_chain.as_str())),
-            ("client_id", e.client_id.as_deref()),
-            ("mandate_id", e.mandate_id.as_deref()),
-            ("request_id", e.request_id.as_deref()),
-            ("reason", e.reason.as_deref()),
-            ("detail", Some(detail.as_str())),
-            ("personal_commitment", commitment.as_deref()),
-            ("prev_hash", Some(chain::hex(&r.prev).as_str())),
-            ("hash", Some(chain::hex(&r.sealed.hash).as_str())),
-            ("salt", salt.as_deref()),
-            ("data_subject", e.data_subject()),
-            ("ip", p.ip.as_deref()),
-            ("user_agent", p.user_agent.as_deref()),
-            ("username", p.username.as_deref()),
-            ("email", p.email.as_deref()),
-        ] {
-            field(&mut json, key, value)?;
-        }
-        json.push(b'}');
-    }
-    json.push(b']');
-    let json = String::from_utf8(json).map_err(|e| StoreError::Backend(e.to_string()))?;
-    let moved: i64 = sqlx::query(POSTGRES_WRITE)
-        .bind(json)
-        .bind(seq)
-        .bind(head.to_vec())
-        .bind(tenant)
-        .bind(expected.map(|e| e.0))
-        .bind(expected.map(|e| e.1.to_vec()))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(backend)?
-        .try_get("moved")
-        .map_err(backend)?;
-    Ok(moved == 1)
 }
 
 /// The columns every read selects, audit_events as `e` and audit_personal as `p`.
