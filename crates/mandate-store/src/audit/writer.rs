@@ -191,10 +191,10 @@ async fn write_batch(
     for part in parts {
         let list: Vec<&AuditEvent> = part.events.iter().map(|&i| &events[i]).collect();
         let mut result = Err(String::new());
-        if let Some((from, records, to)) = &part.sealed {
-            if let Ok(true) = db.write_after(&part.tenant, &list, records, *from).await {
-                result = Ok(*to);
-            }
+        if let Some((from, records, to)) = &part.sealed
+            && let Ok(true) = db.write_after(&part.tenant, &list, records, *from).await
+        {
+            result = Ok(*to);
         }
         if result.is_err() {
             result = db
