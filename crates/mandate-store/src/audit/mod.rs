@@ -171,9 +171,11 @@ fn contains(backend: Backend, col: &str, param: usize) -> String {
 }
 
 /// The records of one page of [`AuditLog::audit_chain`], packed by the database into one JSON
-/// text: `[[[id, seq, prev_hash, hash, time, tenant_id, kind, outcome, actor_type, actor_id,
-/// subject_type, subject_id], [act_chain, client_id, mandate_id, request_id, reason, detail,
-/// personal_commitment, salt, ip, user_agent, username, email]], …]`, byte strings in hex.
+/// text, one JSON array per record, one after the other (no enclosing array, which would
+/// copy the whole page once more): `[[id, seq, prev_hash, hash, time, tenant_id, kind, outcome,
+/// actor_type, actor_id, subject_type, subject_id], [act_chain, client_id, mandate_id,
+/// request_id, reason, detail, personal_commitment, salt, ip, user_agent, username, email]]…`,
+/// byte strings in hex.
 /// One row per page instead of one per record: decoding rows column by column through the
 /// driver cost more than hashing them. The two halves are joined as text (not nested JSON
 /// arrays, which SQLite would parse again).
@@ -184,13 +186,15 @@ fn packed_page_sql(backend: Backend, range: &str) -> String {
             "hex(COL)",
             // hex(NULL) is '' in SQLite; keep NULL apart from an empty value.
             "iif(COL IS NULL, NULL, hex(COL))",
-            "group_concat(r, ',' ORDER BY seq, id)",
+            // In the subquery's order; unpack_page sorts if it ever were not. An ORDER BY
+            // here would sort every record's text again.
+            "group_concat(r, '')",
         ),
         Backend::Postgres => (
             "json_build_array",
             "encode(COL, 'hex')",
             "encode(COL, 'hex')",
-            "string_agg(r, ',' ORDER BY seq, id)",
+            "string_agg(r, '' ORDER BY seq, id)",
         ),
     };
     let hex = |c: &str| hex.replace("COL", c);
@@ -200,7 +204,7 @@ fn packed_page_sql(backend: Backend, range: &str) -> String {
         Backend::Postgres => "::text",
     };
     format!(
-        "SELECT '[' || {agg} || ']' FROM (SELECT e.seq AS seq, e.id AS id, \
+        "SELECT {agg} FROM (SELECT e.seq AS seq, e.id AS id, \
          '[' || {array}(e.id, e.seq, {prev}, {hash}, e.time, e.tenant_id, e.kind, e.outcome, \
          e.actor_type, e.actor_id, e.subject_type, e.subject_id){cast} || ',' || \
          {array}(e.act_chain, e.client_id, e.mandate_id, e.request_id, e.reason, e.detail, \
@@ -236,9 +240,11 @@ type PackedTail = (Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt);
 
 /// Decode a packed page; `None` when it is not what [`packed_page_sql`] produces.
 fn unpack_page(text: &str) -> Option<Vec<ChainRecord>> {
-    let rows: Vec<(PackedHead, PackedTail)> = serde_json::from_str(text).ok()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (head, tail) in rows {
+    let rows = serde_json::Deserializer::from_str(text).into_iter::<(PackedHead, PackedTail)>();
+    // About 700 bytes of text per record.
+    let mut out = Vec::with_capacity(text.len() / 600 + 1);
+    for row in rows {
+        let (head, tail) = row.ok()?;
         let (row_id, seq, prev_hash, hash, time, tenant_id, kind, outcome) = (
             head.0, head.1, head.2, head.3, head.4, head.5, head.6, head.7,
         );
@@ -280,6 +286,9 @@ fn unpack_page(text: &str) -> Option<Vec<ChainRecord>> {
             }
             .into_event(),
         });
+    }
+    if !out.is_sorted_by_key(|r| (r.seq, r.row_id)) {
+        out.sort_by_key(|r| (r.seq, r.row_id));
     }
     Some(out)
 }
