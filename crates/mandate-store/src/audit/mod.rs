@@ -35,8 +35,15 @@ pub(super) fn encoding(e: serde_json::Error) -> StoreError {
 const LOCK_HEAD: &str = "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
      ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash";
 
-/// A head as read from `audit_heads`, its hash checked for length.
-fn head_row(tenant: &str, seq: i64, hash: Vec<u8>) -> StoreResult<writer::Head> {
+/// The head in a row of `LOCK_HEAD`, its hash checked for length.
+fn head_row<R: Row>(tenant: &str, row: &R) -> StoreResult<writer::Head>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    &'static str: sqlx::ColumnIndex<R>,
+{
+    let seq: i64 = row.try_get("seq").map_err(backend)?;
+    let hash: Vec<u8> = row.try_get("hash").map_err(backend)?;
     let len = hash.len();
     let hash = hash.try_into().map_err(|_| {
         StoreError::Corrupt(format!(

@@ -2,13 +2,12 @@
 //! column, expanded by `unnest` (binary parameters; one statement text whatever the batch size,
 //! prepared once). As JSON text, parsing it was a quarter of the server's time.
 
-use mandate_core::StoreError;
 use mandate_core::audit::AuditEvent;
 use mandate_core::audit::chain::GENESIS;
 use mandate_core::store::StoreResult;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
-use super::writer::{Head, Record, head_after, seal, subject_parts};
+use super::writer::{ChainTx, Head, Record, head_after, subject_parts};
 use super::{LOCK_HEAD, head_row};
 use crate::error::backend;
 
@@ -42,30 +41,33 @@ pub(super) async fn write_after(
     write(&mut conn, tenant, events, records, from).await
 }
 
-/// Lock the tenant's head row, seal `events` after it, write, commit.
-pub(super) async fn append_locked(
-    pool: &PgPool,
-    tenant: &str,
-    events: &[&AuditEvent],
-) -> StoreResult<Head> {
-    let mut tx = pool.begin().await.map_err(backend)?;
-    let row = sqlx::query(LOCK_HEAD)
-        .bind(tenant)
-        .bind(GENESIS.to_vec())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let from = head_row(
-        tenant,
-        row.try_get("seq").map_err(backend)?,
-        row.try_get("hash").map_err(backend)?,
-    )?;
-    let (records, head) = seal(from, events)?;
-    if !write(&mut tx, tenant, events, &records, from).await? {
-        return Err(StoreError::Backend("audit head vanished".into()));
+/// The locked path's transaction.
+pub(super) struct Tx(pub(super) Transaction<'static, Postgres>);
+
+impl ChainTx for Tx {
+    async fn lock_head(&mut self, tenant: &str) -> StoreResult<Head> {
+        let row = sqlx::query(LOCK_HEAD)
+            .bind(tenant)
+            .bind(GENESIS.to_vec())
+            .fetch_one(&mut *self.0)
+            .await
+            .map_err(backend)?;
+        head_row(tenant, &row)
     }
-    tx.commit().await.map_err(backend)?;
-    Ok(head)
+
+    async fn write(
+        &mut self,
+        tenant: &str,
+        events: &[&AuditEvent],
+        records: &[Record],
+        from: Head,
+    ) -> StoreResult<bool> {
+        write(&mut self.0, tenant, events, records, from).await
+    }
+
+    async fn commit(self) -> StoreResult<()> {
+        self.0.commit().await.map_err(backend)
+    }
 }
 
 /// Write `records` and move the head from `from` to their last (see [`WRITE`]); whether it

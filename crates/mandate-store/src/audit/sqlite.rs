@@ -2,12 +2,12 @@
 //! (SQLite runs its statements in turn), inside a transaction. Each round trip is a wake-up of
 //! the driver's thread, which is what a batch's latency is made of under load.
 
-use mandate_core::StoreError;
 use mandate_core::audit::AuditEvent;
+use mandate_core::audit::chain::GENESIS;
 use mandate_core::store::StoreResult;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyPool, Transaction};
 
-use super::writer::{Head, Record, head_after, seal, subject_parts};
+use super::writer::{ChainTx, Head, Record, head_after, subject_parts};
 use super::{LOCK_HEAD, head_row};
 use crate::error::backend;
 
@@ -38,30 +38,33 @@ pub(super) async fn write_after(
     }
 }
 
-/// Lock the tenant's head row, seal `events` after it, write, commit.
-pub(super) async fn append_locked(
-    pool: &AnyPool,
-    tenant: &str,
-    events: &[&AuditEvent],
-) -> StoreResult<Head> {
-    let mut tx = pool.begin().await.map_err(backend)?;
-    let row = sqlx::query(LOCK_HEAD)
-        .bind(tenant)
-        .bind(mandate_core::audit::chain::GENESIS.to_vec())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let from = head_row(
-        tenant,
-        row.try_get("seq").map_err(backend)?,
-        row.try_get("hash").map_err(backend)?,
-    )?;
-    let (records, head) = seal(from, events)?;
-    if !write(&mut tx, tenant, events, &records, from).await? {
-        return Err(StoreError::Backend("audit head vanished".into()));
+/// The locked path's transaction.
+pub(super) struct Tx(pub(super) Transaction<'static, Any>);
+
+impl ChainTx for Tx {
+    async fn lock_head(&mut self, tenant: &str) -> StoreResult<Head> {
+        let row = sqlx::query(LOCK_HEAD)
+            .bind(tenant)
+            .bind(GENESIS.to_vec())
+            .fetch_one(&mut *self.0)
+            .await
+            .map_err(backend)?;
+        head_row(tenant, &row)
     }
-    tx.commit().await.map_err(backend)?;
-    Ok(head)
+
+    async fn write(
+        &mut self,
+        tenant: &str,
+        events: &[&AuditEvent],
+        records: &[Record],
+        from: Head,
+    ) -> StoreResult<bool> {
+        write(&mut self.0, tenant, events, records, from).await
+    }
+
+    async fn commit(self) -> StoreResult<()> {
+        self.0.commit().await.map_err(backend)
+    }
 }
 
 /// `INSERT INTO {table} ({columns}) VALUES (?, …), (?, …)…` for `rows` rows. Plain `?`: with

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use mandate_core::StoreError;
 use mandate_core::audit::AuditEvent;
 use mandate_core::audit::chain::{self, HASH_LEN};
 use mandate_core::store::StoreResult;
@@ -21,6 +22,7 @@ use sqlx::{AnyPool, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{encoding, postgres, sqlite};
+use crate::error::backend;
 
 /// Most events one batch carries (18 parameters each, well under both databases' limits).
 pub(super) const MAX_BATCH: usize = 256;
@@ -108,10 +110,46 @@ impl ChainDb {
     /// The locked path: lock the head row, seal after it, write, commit; the new head.
     async fn append_locked(&self, tenant: &str, events: &[&AuditEvent]) -> StoreResult<Head> {
         match self {
-            ChainDb::Sqlite(pool) => sqlite::append_locked(pool, tenant, events).await,
-            ChainDb::Postgres(pool) => postgres::append_locked(pool, tenant, events).await,
+            ChainDb::Sqlite(pool) => {
+                let tx = pool.begin().await.map_err(backend)?;
+                append_locked(sqlite::Tx(tx), tenant, events).await
+            }
+            ChainDb::Postgres(pool) => {
+                let tx = pool.begin().await.map_err(backend)?;
+                append_locked(postgres::Tx(tx), tenant, events).await
+            }
         }
     }
+}
+
+/// A transaction the locked path appends in, one implementation per database.
+pub(super) trait ChainTx: Sized {
+    /// Lock the tenant's head row (creating it for the first record) and read it.
+    async fn lock_head(&mut self, tenant: &str) -> StoreResult<Head>;
+    /// Insert `records` and move the head from `from` to their last; whether it moved.
+    async fn write(
+        &mut self,
+        tenant: &str,
+        events: &[&AuditEvent],
+        records: &[Record],
+        from: Head,
+    ) -> StoreResult<bool>;
+    async fn commit(self) -> StoreResult<()>;
+}
+
+/// Lock the head row, seal `events` after it, write, commit; the new head.
+async fn append_locked(
+    mut tx: impl ChainTx,
+    tenant: &str,
+    events: &[&AuditEvent],
+) -> StoreResult<Head> {
+    let from = tx.lock_head(tenant).await?;
+    let (records, head) = seal(from, events)?;
+    if !tx.write(tenant, events, &records, from).await? {
+        return Err(StoreError::Backend("audit head vanished".into()));
+    }
+    tx.commit().await?;
+    Ok(head)
 }
 
 /// One tenant's part of a batch: which of the batch's events, and, when the writer knew the
