@@ -270,6 +270,14 @@ impl Pdp {
         f(&model, &snap.tuples)
     }
 
+    /// Load the tenant's graph now, so that its first decision does not wait for the full
+    /// load (seconds for a million tuples). Failures are logged; the next decision retries.
+    pub async fn warm(&self, tenant_id: &str) {
+        if let Err(e) = self.sync(tenant_id, None).await {
+            tracing::warn!(tenant = tenant_id, error = %e, "loading the relationship graph");
+        }
+    }
+
     /// Validate and store a new model version; returns its id.
     pub async fn write_model(
         &self,

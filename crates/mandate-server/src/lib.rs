@@ -145,6 +145,19 @@ pub async fn serve(
     tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Each tenant's relationship graph is loaded now, in the background, rather than by its
+    // first decision after a restart.
+    let (pdp, store) = (state.pdp.clone(), state.provider.store.clone());
+    tokio::spawn(async move {
+        match store.list_tenants().await {
+            Ok(tenants) => {
+                for t in tenants {
+                    pdp.warm(&t.id).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing tenants to load their graphs"),
+        }
+    });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let h = handle.clone();
