@@ -51,6 +51,9 @@ struct Snapshot {
     model: Option<(String, Arc<AuthorizationModel>)>,
     policy: Option<(i64, Arc<TenantPolicy>)>,
     refreshed: Instant,
+    /// Loaded ahead of use (see [`Pdp::warm`]): the first decision still catches up, so that
+    /// preloading never makes a node serve an older state than loading on demand would.
+    warmed: bool,
 }
 
 struct TenantState {
@@ -138,7 +141,7 @@ impl Pdp {
         match (&*guard, min_revision) {
             (None, _) => false,
             (Some(s), Some(r)) => s.revision >= r,
-            (Some(s), None) => s.refreshed.elapsed() < self.refresh_after,
+            (Some(s), None) => !s.warmed && s.refreshed.elapsed() < self.refresh_after,
         }
     }
 
@@ -201,6 +204,7 @@ impl Pdp {
             model: None,
             policy: None,
             refreshed: Instant::now(),
+            warmed: false,
         });
         if let Some(t) = fresh_tuples {
             snap.tuples = t;
@@ -210,6 +214,7 @@ impl Pdp {
         }
         snap.revision = revision;
         snap.refreshed = Instant::now();
+        snap.warmed = false;
         match model {
             Some(m) if snap.model.as_ref().is_none_or(|(id, _)| *id != m.id) => {
                 let parsed = AuthorizationModel::from_json(&m.model)?;
@@ -272,9 +277,18 @@ impl Pdp {
 
     /// Load the tenant's graph now, so that its first decision does not wait for the full
     /// load (seconds for a million tuples). Failures are logged; the next decision retries.
+    /// The first decision then only catches up from the change log.
     pub async fn warm(&self, tenant_id: &str) {
-        if let Err(e) = self.sync(tenant_id, None).await {
-            tracing::warn!(tenant = tenant_id, error = %e, "loading the relationship graph");
+        match self.sync(tenant_id, None).await {
+            Ok(state) => {
+                let mut guard = state.snapshot.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(s) = guard.as_mut() {
+                    s.warmed = true;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(tenant = tenant_id, error = %e, "loading the relationship graph")
+            }
         }
     }
 
