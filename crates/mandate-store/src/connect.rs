@@ -129,9 +129,9 @@ async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
 async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
     let (url, schema) = split_schema(url)?;
     let mut options = AnyPoolOptions::new().max_connections(10);
-    // The audit writer's own native pool (array parameters): a connection per batch in flight
-    // and one for the locked path.
-    let mut audit_options = PgPoolOptions::new().max_connections(3);
+    // The audit writer's own native pool (array parameters, which the `Any` driver cannot
+    // bind). It writes one batch at a time; the second connection is a spare.
+    let mut audit_options = PgPoolOptions::new().max_connections(2);
     if let Some(schema) = schema {
         create_schema(&url, &schema).await?;
         let set_path: Arc<str> = format!("SET search_path TO \"{schema}\"").into();
