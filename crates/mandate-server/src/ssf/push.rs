@@ -2,7 +2,8 @@
 //! records a revocation) it turns new audit records of tenants with streams into queued SETs
 //! (`mandate_core::ssf::tail`), then POSTs due SETs of push streams to their receivers
 //! (RFC 8935). A SET leaves the queue once a receiver accepted it (2xx, 202 per the RFC) or
-//! refused it for good (400, RFC 8935 §2.3); anything else is retried with exponential backoff.
+//! refused it for good (400, RFC 8935 §2.3); anything else is retried with exponential backoff
+//! for about three days, then dropped.
 //! Delivery runs off the request path, so a slow or dead receiver never holds a revocation up.
 //! Nodes share the queue: the cursor and per-SET leases in the database keep them from queuing
 //! twice or sending at once.
@@ -33,10 +34,20 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between attempts (seconds).
 const MAX_BACKOFF_SECS: i64 = 600;
 
+/// Attempts after which an undeliverable SET is dropped: about three days of trying (the
+/// first ten attempts take 17 minutes, then one every ten minutes). A receiver that has been
+/// down that long must resynchronise anyway, and a dead one must not be retried forever.
+const MAX_ATTEMPTS: i64 = 440;
+
 /// Seconds to wait after the `attempts`-th failed attempt: 1, 2, 4 … up to ten minutes.
 pub fn backoff(attempts: i64) -> i64 {
     let exp = attempts.clamp(1, 20) - 1;
     (1i64 << exp).min(MAX_BACKOFF_SECS)
+}
+
+/// Whether a SET whose `attempts`-th attempt just failed is tried again.
+fn retried(attempts: i64) -> bool {
+    attempts < MAX_ATTEMPTS
 }
 
 /// What became of one attempt.
@@ -121,7 +132,14 @@ async fn deliver_due(p: &Arc<Provider>, http: &HttpClient, slots: &Arc<Semaphore
             let outcome = send(&http, &c).await;
             let result = match outcome {
                 Outcome::Delivered | Outcome::Refused => p.store.ssf_delivered(c.id).await,
-                Outcome::Retry => p.store.ssf_retry(c.id, p.now() + backoff(c.attempts)).await,
+                Outcome::Retry if retried(c.attempts) => {
+                    p.store.ssf_retry(c.id, p.now() + backoff(c.attempts)).await
+                }
+                Outcome::Retry => {
+                    tracing::warn!(stream = %c.stream_id, jti = %c.jti, attempts = c.attempts,
+                        "SSF: giving up on a SET its receiver has not taken for three days");
+                    p.store.ssf_delivered(c.id).await
+                }
             };
             if let Err(e) = result {
                 tracing::warn!(jti = %c.jti, error = %e, "SSF: recording a delivery failed");
@@ -196,5 +214,16 @@ mod tests {
         assert_eq!(backoff(2), 2);
         assert_eq!(backoff(5), 16);
         assert_eq!(backoff(30), MAX_BACKOFF_SECS);
+    }
+
+    #[test]
+    fn undeliverable_sets_are_dropped_after_about_three_days() {
+        let waited: i64 = (1..MAX_ATTEMPTS).map(backoff).sum();
+        assert!(
+            (3 * 86_400 - 3_600..3 * 86_400 + 3_600).contains(&waited),
+            "{waited}"
+        );
+        assert!(retried(MAX_ATTEMPTS - 1));
+        assert!(!retried(MAX_ATTEMPTS));
     }
 }
