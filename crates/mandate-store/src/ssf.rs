@@ -14,7 +14,7 @@ use crate::rows::{col, corrupt, json_list, list};
 
 const STREAM_COLUMNS: &str = "tenant_id, id, client_id, aud, events_requested, method, \
      endpoint_url, authorization_header, description, status, status_reason, start_seq, \
-     created_at, updated_at";
+     created_at, updated_at, excluded_subjects";
 
 fn stream(row: &AnyRow) -> Result<Stream, StoreError> {
     let method: String = col(row, "method")?;
@@ -41,6 +41,8 @@ fn stream(row: &AnyRow) -> Result<Stream, StoreError> {
         start_seq: col(row, "start_seq")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
+        excluded_subjects: serde_json::from_str(&col::<String>(row, "excluded_subjects")?)
+            .map_err(|e| corrupt("excluded_subjects", &e.to_string()))?,
     })
 }
 
@@ -53,6 +55,11 @@ fn delivery_parts(d: &Delivery) -> (&'static str, Option<&str>, Option<&str>) {
         } => ("push", Some(endpoint_url), authorization_header.as_deref()),
         Delivery::Poll => ("poll", None, None),
     }
+}
+
+/// The stored form of a stream's excluded subjects.
+fn excluded(s: &Stream) -> Result<String, StoreError> {
+    serde_json::to_string(&s.excluded_subjects).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 fn queued(row: &AnyRow) -> Result<QueuedSet, StoreError> {
@@ -76,7 +83,7 @@ impl SsfStore for SqlStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(&format!(
             "INSERT INTO ssf_streams ({STREAM_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&s.tenant_id)
         .bind(&s.id)
@@ -92,6 +99,7 @@ impl SsfStore for SqlStore {
         .bind(s.start_seq)
         .bind(s.created_at)
         .bind(s.updated_at)
+        .bind(excluded(s)?)
         .execute(&mut *tx)
         .await
         .map_err(on_insert("stream"))?;
@@ -140,7 +148,8 @@ impl SsfStore for SqlStore {
         let done = sqlx::query(
             "UPDATE ssf_streams SET aud = $3, events_requested = $4, method = $5, \
              endpoint_url = $6, authorization_header = $7, description = $8, status = $9, \
-             status_reason = $10, updated_at = $11 WHERE tenant_id = $1 AND id = $2",
+             status_reason = $10, updated_at = $11, excluded_subjects = $12 \
+             WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&s.tenant_id)
         .bind(&s.id)
@@ -153,6 +162,7 @@ impl SsfStore for SqlStore {
         .bind(s.status.as_str())
         .bind(s.status_reason.as_deref())
         .bind(s.updated_at)
+        .bind(excluded(s)?)
         .execute(&self.pool)
         .await
         .map_err(backend)?;

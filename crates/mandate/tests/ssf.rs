@@ -1121,4 +1121,214 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(push_delivery, poll_delivery, two_nodes_and_restart);
+/// Poll until a SET arrives (acknowledging it) and return its claims; None after `secs`.
+async fn next_polled(issuer: &str, poll_url: &str, at: &str, secs: u64) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        let (status, v) = call(
+            "POST",
+            poll_url,
+            Some(at),
+            Some(json!({"returnImmediately": true, "maxEvents": 1})),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        if let Some((jti, set)) = v["sets"].as_object().unwrap().iter().next() {
+            let c = verify_set(issuer, set.as_str().unwrap(), &set_aud(set)).await;
+            let ack = json!({"ack": [jti], "returnImmediately": true, "maxEvents": 0});
+            call("POST", poll_url, Some(at), Some(ack)).await;
+            return Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The first `aud` of a SET (the stream's), to verify it with.
+fn set_aud(set: &Value) -> String {
+    let c = claims_of(set.as_str().unwrap());
+    match &c["aud"] {
+        Value::Array(a) => a[0].as_str().unwrap().to_string(),
+        other => other.as_str().unwrap().to_string(),
+    }
+}
+
+/// SSF §8.1.3: a receiver removes a subject from its stream (no more SETs about it) and adds
+/// it back.
+async fn subjects(backend: Backend) {
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let receiver = client(&s, "default", "mandate:ssf");
+    let at = bearer(&s, "default", &receiver).await;
+    let (_, meta) = call(
+        "GET",
+        &format!("{}/.well-known/ssf-configuration/t/default", s.base),
+        None,
+        None,
+    )
+    .await;
+    let add = format!("{issuer}/ssf/subjects:add");
+    let remove = format!("{issuer}/ssf/subjects:remove");
+    assert_eq!(meta["add_subject_endpoint"], add.as_str());
+    assert_eq!(meta["remove_subject_endpoint"], remove.as_str());
+    let (status, cfg) = call(
+        "POST",
+        &format!("{issuer}/ssf/streams"),
+        Some(&at),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{cfg}");
+    let id = cfg["stream_id"].as_str().unwrap().to_string();
+    let poll_url = format!("{issuer}/ssf/poll/{id}");
+
+    let bob = s.create_user("default", "bob");
+    let carol = s.create_user("default", "carol");
+    let bobs = agent(&s, "Bob's helper", "bob");
+    let carols = agent(&s, "Carol's helper", "carol");
+    let bob_user = json!({"format": "iss_sub", "iss": issuer, "sub": bob});
+    let (status, v) = call(
+        "POST",
+        &remove,
+        Some(&at),
+        Some(json!({"stream_id": id, "subject": bob_user, "verified": true})),
+    )
+    .await;
+    assert_eq!(status, 204, "{v}");
+
+    // Bob's revocation comes first, carol's after it: once carol's SET is there, bob's would
+    // have been too.
+    let mb = mandate(&s, "bob", &bobs.0);
+    let mc = mandate(&s, "carol", &carols.0);
+    for m in [&mb, &mc] {
+        s.cli(
+            &[
+                "mandate",
+                "revoke",
+                "--tenant",
+                "default",
+                &format!("--id={m}"),
+            ],
+            None,
+        );
+    }
+    let c = next_polled(&issuer, &poll_url, &at, 10)
+        .await
+        .expect("carol's SET");
+    assert_eq!(c["sub_id"]["user"]["sub"], carol.as_str(), "{c}");
+    assert!(next_polled(&issuer, &poll_url, &at, 1).await.is_none());
+
+    // Back in the stream.
+    let (status, v) = call(
+        "POST",
+        &add,
+        Some(&at),
+        Some(json!({"stream_id": id, "subject": bob_user})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let mb2 = mandate(&s, "bob", &bobs.0);
+    s.cli(
+        &[
+            "mandate",
+            "revoke",
+            "--tenant",
+            "default",
+            &format!("--id={mb2}"),
+        ],
+        None,
+    );
+    let c = next_polled(&issuer, &poll_url, &at, 10)
+        .await
+        .expect("bob's SET");
+    assert_eq!(c["sub_id"]["user"]["sub"], bob.as_str(), "{c}");
+    assert_eq!(event(&c).1["mandate_id"], mb2.as_str());
+
+    // A complex subject filters on what it names: only this mandate's SETs about carol.
+    let mc2 = mandate(&s, "carol", &carols.0);
+    let mc3 = mandate(&s, "carol", &carols.0);
+    let only_mc2 = json!({"format": "complex", "session": {"format": "opaque", "id": mc2},
+        "user": {"format": "opaque", "id": carol}});
+    let (status, _) = call(
+        "POST",
+        &remove,
+        Some(&at),
+        Some(json!({"stream_id": id, "subject": only_mc2})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    for m in [&mc2, &mc3] {
+        s.cli(
+            &[
+                "mandate",
+                "revoke",
+                "--tenant",
+                "default",
+                &format!("--id={m}"),
+            ],
+            None,
+        );
+    }
+    let c = next_polled(&issuer, &poll_url, &at, 10)
+        .await
+        .expect("mc3's SET");
+    assert_eq!(event(&c).1["mandate_id"], mc3.as_str(), "{c}");
+    assert!(next_polled(&issuer, &poll_url, &at, 1).await.is_none());
+
+    // Bad requests change nothing.
+    let other_issuer = json!({"format": "iss_sub", "iss": "https://elsewhere", "sub": bob});
+    for (body, want) in [
+        (json!({"stream_id": id}), 400),
+        (json!({"stream_id": id, "subject": other_issuer}), 400),
+        (
+            json!({"stream_id": id, "subject": {"format": "email", "email": "b@x"}}),
+            400,
+        ),
+        (
+            json!({"stream_id": id, "subject": {"format": "complex"}}),
+            400,
+        ),
+        (
+            json!({"stream_id": id, "subject": bob_user, "verified": "yes"}),
+            400,
+        ),
+        (json!({"stream_id": "nope", "subject": bob_user}), 404),
+        (json!({"subject": bob_user}), 400),
+    ] {
+        let (status, v) = call("POST", &remove, Some(&at), Some(body.clone())).await;
+        assert_eq!(status, want, "{body} → {v}");
+    }
+    // Another receiver cannot touch this stream; no token, no entry.
+    let other = client(&s, "default", "mandate:ssf");
+    let other_at = bearer(&s, "default", &other).await;
+    let body = json!({"stream_id": id, "subject": bob_user});
+    let (status, _) = call("POST", &remove, Some(&other_at), Some(body.clone())).await;
+    assert_eq!(status, 404);
+    let (status, _) = call("POST", &remove, None, Some(body)).await;
+    assert_eq!(status, 401);
+
+    // Both changes are in the audit trail, attributed to the receiver.
+    let records = s.cli(
+        &[
+            "audit",
+            "query",
+            "--tenant",
+            "default",
+            "--event",
+            "ssf_stream_updated",
+        ],
+        None,
+    );
+    let text = records.to_string();
+    assert!(
+        text.contains("subject_removed") && text.contains("subject_added"),
+        "{text}"
+    );
+}
+
+both_backends!(
+    push_delivery,
+    poll_delivery,
+    two_nodes_and_restart,
+    subjects
+);

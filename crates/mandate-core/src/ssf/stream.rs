@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::events::Subject;
 use super::{EVENTS_SUPPORTED, POLL_METHOD, PUSH_METHOD};
 
 /// Whether a stream passes events on (SSF §8.1.2).
@@ -76,6 +77,9 @@ pub struct Stream {
     pub status_reason: Option<String>,
     /// The audit sequence number when it was created: only later records become its events.
     pub start_seq: i64,
+    /// Subjects the receiver removed (SSF §8.1.3.3): no SETs about them. Every other subject
+    /// is in the stream (`default_subjects: "ALL"`).
+    pub excluded_subjects: Vec<Subject>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -90,6 +94,11 @@ impl Stream {
             }
         }
         out
+    }
+
+    /// Whether SETs about `subject` go to this stream.
+    pub fn includes(&self, subject: &Subject) -> bool {
+        !self.excluded_subjects.iter().any(|f| f.matches(subject))
     }
 
     /// Whether SETs of `event_type` go to this stream.

@@ -94,7 +94,8 @@ pub async fn tail_tenant(p: &Provider, b: &Backlog) -> Result<usize, TailError> 
                 continue;
             };
             for s in &streams {
-                if r.seq <= s.start_seq || !s.delivers(sig.event_type) {
+                if r.seq <= s.start_seq || !s.delivers(sig.event_type) || !s.includes(&sig.subject)
+                {
                     continue;
                 }
                 let jti = random_token(16);

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::events::verification_claims;
+use super::events::{Subject, verification_claims};
 use super::store::QueuedSet;
 use super::stream::{ConfigError, Delivery, ReceiverConfig, Stream, StreamStatus};
 use super::{EVENTS_SUPPORTED, SET_TYP, jwt_sign};
@@ -120,6 +120,7 @@ pub async fn create(
     let now = p.now();
     let start_seq = p.store.audit_head(t.id()).await?.map_or(0, |h| h.seq);
     let stream = Stream {
+        excluded_subjects: Vec::new(),
         tenant_id: t.id().to_string(),
         id: random_token(16),
         client_id: caller.client_id.clone(),
@@ -312,5 +313,103 @@ pub async fn request_verification(
         created_at: now,
     };
     p.store.ssf_enqueue(t.id(), None, &[set]).await?;
+    Ok(())
+}
+
+/// Most subjects one stream may have removed.
+pub const MAX_EXCLUDED_SUBJECTS: usize = 1000;
+
+/// Parse a receiver's subject (RFC 9493) into a filter on the subjects of our SETs: `iss_sub`
+/// under the tenant's issuer or `opaque` (a user id) name a person; `complex` may name a
+/// `user` (either form), an `application` (agent or client id, `opaque`) and a `session`
+/// (mandate id, `opaque`).
+fn subject_filter(t: &TenantCtx, v: &Value) -> Result<Subject, SsfError> {
+    fn person(t: &TenantCtx, v: &Value) -> Result<String, SsfError> {
+        let field = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        match v.get("format").and_then(Value::as_str) {
+            Some("iss_sub") if field("iss") == Some(t.issuer.as_str()) => field("sub")
+                .map(str::to_string)
+                .ok_or_else(|| invalid("an iss_sub subject needs sub")),
+            Some("iss_sub") => Err(invalid("iss_sub subjects must have this tenant's issuer")),
+            Some("opaque") => opaque(v),
+            _ => Err(invalid("a user subject must be iss_sub or opaque")),
+        }
+    }
+    fn opaque(v: &Value) -> Result<String, SsfError> {
+        match (v.get("format").and_then(Value::as_str), v.get("id")) {
+            (Some("opaque"), Some(Value::String(id))) if !id.is_empty() => Ok(id.clone()),
+            _ => Err(invalid("expected an opaque subject with an id")),
+        }
+    }
+    let filter = match v.get("format").and_then(Value::as_str) {
+        Some("complex") => {
+            let member = |k: &str, f: &dyn Fn(&Value) -> Result<String, SsfError>| {
+                v.get(k).map(f).transpose()
+            };
+            Subject {
+                user: member("user", &|u| person(t, u))?,
+                application: member("application", &opaque)?,
+                session: member("session", &opaque)?,
+            }
+        }
+        Some("iss_sub" | "opaque") => Subject {
+            user: Some(person(t, v)?),
+            ..Subject::default()
+        },
+        _ => {
+            return Err(invalid(
+                "subject must be an iss_sub, opaque or complex subject",
+            ));
+        }
+    };
+    if filter == Subject::default() {
+        return Err(invalid("the subject names nobody"));
+    }
+    Ok(filter)
+}
+
+/// Add a subject to a stream or remove it (SSF §8.1.3.2 and §8.1.3.3): body `stream_id`,
+/// `subject`, optional `verified`. Every subject is in a stream until removed; adding one back
+/// undoes its removal. Both are audited as stream updates.
+pub async fn change_subject(
+    p: &Provider,
+    t: &TenantCtx,
+    caller: &AdminCaller,
+    meta: &RequestMeta,
+    body: &Map<String, Value>,
+    add: bool,
+) -> Result<(), SsfError> {
+    let id = stream_id(body)?;
+    let subject = body
+        .get("subject")
+        .ok_or_else(|| invalid("subject is required"))?;
+    let filter = subject_filter(t, subject)?;
+    if !matches!(body.get("verified"), None | Some(Value::Bool(_))) {
+        return Err(invalid("verified must be a boolean"));
+    }
+    let mut s = get(p, t, caller, id).await?;
+    let present = s.excluded_subjects.contains(&filter);
+    match (add, present) {
+        (true, true) => s.excluded_subjects.retain(|f| *f != filter),
+        (false, false) if s.excluded_subjects.len() >= MAX_EXCLUDED_SUBJECTS => {
+            return Err(invalid(format!(
+                "a stream may have at most {MAX_EXCLUDED_SUBJECTS} subjects removed"
+            )));
+        }
+        (false, false) => s.excluded_subjects.push(filter.clone()),
+        _ => return Ok(()),
+    }
+    s.updated_at = p.now();
+    if !p.store.update_stream(&s).await? {
+        return Err(SsfError::NotFound);
+    }
+    let change = if add {
+        "subject_added"
+    } else {
+        "subject_removed"
+    };
+    let mut detail = summary(&s);
+    detail[change] = serde_json::to_value(&filter).unwrap_or_default();
+    audit(p, t, caller, meta, EventKind::SsfStreamUpdated, detail).await?;
     Ok(())
 }

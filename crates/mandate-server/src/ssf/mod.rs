@@ -41,6 +41,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ssf/status", get(status).post(set_status))
         .route("/ssf/verify", post(verify))
+        .route("/ssf/subjects:add", post(add_subject))
+        .route("/ssf/subjects:remove", post(remove_subject))
         .route("/ssf/poll/{stream_id}", post(poll_stream))
 }
 
@@ -54,6 +56,8 @@ pub async fn configuration(Tenant(t): Tenant) -> Response {
         "configuration_endpoint": t.url("/ssf/streams"),
         "status_endpoint": t.url("/ssf/status"),
         "verification_endpoint": t.url("/ssf/verify"),
+        "add_subject_endpoint": t.url("/ssf/subjects:add"),
+        "remove_subject_endpoint": t.url("/ssf/subjects:remove"),
         "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}],
         "default_subjects": "ALL",
     }))
@@ -264,6 +268,39 @@ async fn set_status(
     };
     match tx::set_status(&s.provider, &r.tenant.0, &r.caller, &r.meta.0, &body).await {
         Ok(st) => no_store(Json(tx::status_json(&st)).into_response()),
+        Err(e) => failure(e),
+    }
+}
+
+/// Add a subject back to a stream (SSF §8.1.3.2): 200.
+async fn add_subject(s: State<AppState>, r: Receiver, headers: HeaderMap, body: Bytes) -> Response {
+    change_subject(s, r, headers, body, true).await
+}
+
+/// Remove a subject from a stream (SSF §8.1.3.3): 204.
+async fn remove_subject(
+    s: State<AppState>,
+    r: Receiver,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    change_subject(s, r, headers, body, false).await
+}
+
+async fn change_subject(
+    State(s): State<AppState>,
+    Receiver(r): Receiver,
+    headers: HeaderMap,
+    body: Bytes,
+    add: bool,
+) -> Response {
+    let body = match body_object(&headers, &body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match tx::change_subject(&s.provider, &r.tenant.0, &r.caller, &r.meta.0, &body, add).await {
+        Ok(()) if add => no_store(StatusCode::OK.into_response()),
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => failure(e),
     }
 }
