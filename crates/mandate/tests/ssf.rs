@@ -1201,16 +1201,7 @@ async fn subjects(backend: Backend) {
     let mb = mandate(&s, "bob", &bobs.0);
     let mc = mandate(&s, "carol", &carols.0);
     for m in [&mb, &mc] {
-        s.cli(
-            &[
-                "mandate",
-                "revoke",
-                "--tenant",
-                "default",
-                &format!("--id={m}"),
-            ],
-            None,
-        );
+        s.revoke_mandate("default", m);
     }
     let c = next_polled(&issuer, &poll_url, &at, 10)
         .await
@@ -1228,16 +1219,7 @@ async fn subjects(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{v}");
     let mb2 = mandate(&s, "bob", &bobs.0);
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={mb2}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &mb2);
     let c = next_polled(&issuer, &poll_url, &at, 10)
         .await
         .expect("bob's SET");
@@ -1258,16 +1240,7 @@ async fn subjects(backend: Backend) {
     .await;
     assert_eq!(status, 204);
     for m in [&mc2, &mc3] {
-        s.cli(
-            &[
-                "mandate",
-                "revoke",
-                "--tenant",
-                "default",
-                &format!("--id={m}"),
-            ],
-            None,
-        );
+        s.revoke_mandate("default", m);
     }
     let c = next_polled(&issuer, &poll_url, &at, 10)
         .await

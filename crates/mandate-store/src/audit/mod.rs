@@ -35,6 +35,26 @@ pub(super) fn encoding(e: serde_json::Error) -> StoreError {
 const LOCK_HEAD: &str = "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
      ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash";
 
+/// Lock the tenant's head row and read it ([`LOCK_HEAD`]), on either database.
+async fn lock_head<'a, DB, E>(conn: E, tenant: &'a str) -> StoreResult<writer::Head>
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'a, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Vec<u8>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    i64: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::ColumnIndex<DB::Row>,
+{
+    let row = sqlx::query::<DB>(LOCK_HEAD)
+        .bind(tenant)
+        .bind(mandate_core::audit::chain::GENESIS.to_vec())
+        .fetch_one(conn)
+        .await
+        .map_err(backend)?;
+    head_row(tenant, &row)
+}
+
 /// The head in a row of `LOCK_HEAD`, its hash checked for length.
 fn head_row<R: Row>(tenant: &str, row: &R) -> StoreResult<writer::Head>
 where

@@ -3,12 +3,11 @@
 //! prepared once). As JSON text, parsing it was a quarter of the server's time.
 
 use mandate_core::audit::AuditEvent;
-use mandate_core::audit::chain::GENESIS;
 use mandate_core::store::StoreResult;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
+use super::lock_head;
 use super::writer::{ChainTx, Head, Record, head_after, subject_parts};
-use super::{LOCK_HEAD, head_row};
 use crate::error::backend;
 
 /// Move the tenant's head from ($28, $29) to ($26, $27) and, only if it moved, insert the
@@ -46,13 +45,7 @@ pub(super) struct Tx(pub(super) Transaction<'static, Postgres>);
 
 impl ChainTx for Tx {
     async fn lock_head(&mut self, tenant: &str) -> StoreResult<Head> {
-        let row = sqlx::query(LOCK_HEAD)
-            .bind(tenant)
-            .bind(GENESIS.to_vec())
-            .fetch_one(&mut *self.0)
-            .await
-            .map_err(backend)?;
-        head_row(tenant, &row)
+        lock_head(&mut *self.0, tenant).await
     }
 
     async fn write(

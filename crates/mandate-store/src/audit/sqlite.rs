@@ -3,12 +3,11 @@
 //! the driver's thread, which is what a batch's latency is made of under load.
 
 use mandate_core::audit::AuditEvent;
-use mandate_core::audit::chain::GENESIS;
 use mandate_core::store::StoreResult;
 use sqlx::{Any, AnyPool, Transaction};
 
+use super::lock_head;
 use super::writer::{ChainTx, Head, Record, head_after, subject_parts};
-use super::{LOCK_HEAD, head_row};
 use crate::error::backend;
 
 const COLUMNS: usize = 18;
@@ -43,13 +42,7 @@ pub(super) struct Tx(pub(super) Transaction<'static, Any>);
 
 impl ChainTx for Tx {
     async fn lock_head(&mut self, tenant: &str) -> StoreResult<Head> {
-        let row = sqlx::query(LOCK_HEAD)
-            .bind(tenant)
-            .bind(GENESIS.to_vec())
-            .fetch_one(&mut *self.0)
-            .await
-            .map_err(backend)?;
-        head_row(tenant, &row)
+        lock_head(&mut *self.0, tenant).await
     }
 
     async fn write(

@@ -247,6 +247,12 @@ impl Server {
         self.cli(&["tenant", "create", name], None);
     }
 
+    /// Revoke one mandate with the CLI.
+    pub fn revoke_mandate(&self, tenant: &str, id: &str) -> Value {
+        let id = format!("--id={id}");
+        self.cli(&["mandate", "revoke", "--tenant", tenant, &id], None)
+    }
+
     pub fn create_user(&self, tenant: &str, username: &str) -> String {
         let v = self.cli(
             &[
