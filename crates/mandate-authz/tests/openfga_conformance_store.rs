@@ -195,9 +195,24 @@ async fn postgres() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    let url = format!(
-        "postgres://postgres@127.0.0.1:5432/test?schema=fga_{}_{nanos}",
-        std::process::id()
-    );
-    assert_eq!(run(&url).await, [160, 360, 270, 295]);
+    let schema = format!("fga_{}_{nanos}", std::process::id());
+    let url = format!("postgres://postgres@127.0.0.1:5432/test?schema={schema}");
+    let pass = run(&url).await;
+    // Leave the shared test database as it was.
+    let _ = std::process::Command::new("psql")
+        .args([
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-c",
+        ])
+        .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert_eq!(pass, [160, 360, 270, 295]);
 }

@@ -156,5 +156,23 @@ async fn main() {
     store.close().await;
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
+        if backend == "postgres" {
+            // Leave the shared test database as it was.
+            let _ = std::process::Command::new("psql")
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "test",
+                    "-c",
+                ])
+                .arg(format!(
+                    "SET client_min_messages = warning; DROP SCHEMA {name} CASCADE"
+                ))
+                .status();
+        }
     }
 }
