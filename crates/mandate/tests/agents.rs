@@ -228,16 +228,7 @@ async fn delegation(backend: Backend) {
     assert_eq!(introspect(&issuer, &web, &c_token).await["active"], true);
 
     // Revoking the mandate kills every token derived from it, down the chain, and nothing else.
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m);
     assert_eq!(introspect(&issuer, &web, &a_token).await["active"], false);
     assert_eq!(introspect(&issuer, &web, &b_token).await["active"], false);
     assert_eq!(introspect(&issuer, &web, &c_token).await["active"], true);

@@ -883,16 +883,7 @@ async fn consent_gives_mandate(backend: Backend) {
         introspect(&issuer, &web, &agent_user_token).await["active"],
         true
     );
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={mid}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &mid);
     assert_eq!(
         introspect(&issuer, &web, &agent_user_token).await["active"],
         false

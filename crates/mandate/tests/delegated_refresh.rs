@@ -165,16 +165,7 @@ async fn delegated_refresh(backend: Backend) {
 
     // Revoking the mandate ends refresh and every token of the grant; the person's own token
     // stays active.
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m);
     let (status, v) = token(
         &issuer,
         &agent,

@@ -428,16 +428,7 @@ async fn push_delivery(backend: Backend) {
     let planner = agent(&s, "Planner", "alice");
     let m = mandate(&s, "alice", &planner.0);
     let revoked_at = Instant::now();
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m);
     let got = rx.next(3).await;
     let latency = got.at.duration_since(revoked_at);
     assert!(latency < Duration::from_secs(2), "{latency:?}");
@@ -544,16 +535,7 @@ async fn push_delivery(backend: Backend) {
 
     // The receiver is down for a moment: the SET is retried and arrives.
     rx.fail_next.store(2, Ordering::SeqCst);
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m2}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m2);
     let c = verify_set(&issuer, &rx.next(10).await.body, &receiver.0).await;
     assert_eq!(event(&c).1["mandate_id"], m2.as_str());
     assert_eq!(
@@ -574,16 +556,7 @@ async fn push_delivery(backend: Backend) {
     assert_eq!(st["status"], "paused");
     assert_eq!(st["reason"], "maintenance");
     let m3 = mandate(&s, "alice", &planner.0);
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m3}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m3);
     rx.quiet(700).await;
     let (status, _) = call(
         "POST",
@@ -625,16 +598,7 @@ async fn push_delivery(backend: Backend) {
     .await;
     assert_eq!(status, 404);
     let m4 = mandate(&s, "alice", &planner.0);
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m4}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m4);
     rx.quiet(500).await;
     for kind in [
         "ssf_stream_created",
@@ -701,16 +665,7 @@ async fn poll_delivery(backend: Backend) {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m);
     let (status, v) = waiting.await.unwrap();
     assert_eq!(status, 200, "{v}");
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -973,16 +928,7 @@ async fn two_nodes_and_restart(backend: Backend) {
     // The receiver is down; both nodes crash with the SET queued; it is sent after a restart.
     rx.fail_next.store(u32::MAX, Ordering::SeqCst);
     let m = mandate(&s, "carol", &helper.0);
-    s.cli(
-        &[
-            "mandate",
-            "revoke",
-            "--tenant",
-            "default",
-            &format!("--id={m}"),
-        ],
-        None,
-    );
+    s.revoke_mandate("default", &m);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         rx.fail_next.load(Ordering::SeqCst) < u32::MAX,
@@ -1061,16 +1007,7 @@ async fn ssf_bench() {
             let mut b = [0u8; 1];
             aws_lc_rs::rand::fill(&mut b).unwrap();
             tokio::time::sleep(Duration::from_millis(u64::from(b[0]) * 100 / 256)).await;
-            s.cli(
-                &[
-                    "mandate",
-                    "revoke",
-                    "--tenant",
-                    "default",
-                    &format!("--id={id}"),
-                ],
-                None,
-            );
+            s.revoke_mandate("default", &id);
             Instant::now()
         } else {
             let started = Instant::now();
