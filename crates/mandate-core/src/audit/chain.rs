@@ -41,7 +41,7 @@ const PERSONAL_DOMAIN: &str = "mandate.audit.personal.v1";
 pub const SALT_LEN: usize = 32;
 
 /// Rows fetched per page while verifying.
-pub const VERIFY_PAGE: u32 = 10_000;
+pub const VERIFY_PAGE: u32 = 2_000;
 
 fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u64).to_be_bytes());
@@ -129,6 +129,25 @@ fn canonical_json_bytes(v: &serde_json::Value, out: &mut Vec<u8>) {
 /// a string and its id as an optional string. `event.personal` is not read: the commitment
 /// stands for it.
 pub fn canonical(seq: i64, e: &AuditEvent, personal_commitment: Option<&[u8]>) -> Vec<u8> {
+    canonical_with(seq, e, Detail::Value(&e.detail), personal_commitment)
+}
+
+/// Where [`canonical_with`] takes the detail's canonical JSON from.
+#[derive(Clone, Copy)]
+enum Detail<'a> {
+    /// Serialize this value.
+    Value(&'a serde_json::Value),
+    /// These bytes, taken to be the canonical JSON already (as the writer stores it).
+    Text(&'a [u8]),
+}
+
+/// [`canonical`], with the detail given apart from the event.
+fn canonical_with(
+    seq: i64,
+    e: &AuditEvent,
+    detail: Detail<'_>,
+    personal_commitment: Option<&[u8]>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     put_str(&mut out, DOMAIN);
     out.extend_from_slice(&seq.to_be_bytes());
@@ -155,7 +174,10 @@ pub fn canonical(seq: i64, e: &AuditEvent, personal_commitment: Option<&[u8]>) -
     // The detail's length prefix is filled in once its canonical JSON is written.
     let at = out.len();
     put_len(&mut out, 0);
-    canonical_json_bytes(&e.detail, &mut out);
+    match detail {
+        Detail::Value(v) => canonical_json_bytes(v, &mut out),
+        Detail::Text(t) => out.extend_from_slice(t),
+    }
     let len = (out.len() - at - 8) as u64;
     out[at..at + 8].copy_from_slice(&len.to_be_bytes());
     match personal_commitment {
@@ -177,9 +199,26 @@ pub fn record_hash(
     seq: i64,
     personal_commitment: Option<&[u8]>,
 ) -> [u8; HASH_LEN] {
+    hash_with(
+        prev,
+        event,
+        seq,
+        Detail::Value(&event.detail),
+        personal_commitment,
+    )
+}
+
+/// [`record_hash`], with the detail given apart from the event.
+fn hash_with(
+    prev: &[u8],
+    event: &AuditEvent,
+    seq: i64,
+    detail: Detail<'_>,
+    personal_commitment: Option<&[u8]>,
+) -> [u8; HASH_LEN] {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(prev);
-    ctx.update(&canonical(seq, event, personal_commitment));
+    ctx.update(&canonical_with(seq, event, detail, personal_commitment));
     let mut out = [0u8; HASH_LEN];
     out.copy_from_slice(ctx.finish().as_ref());
     out
@@ -296,6 +335,11 @@ pub struct ChainRecord {
     pub personal_commitment: Option<Vec<u8>>,
     /// The salt of the personal data; `None` once erased.
     pub personal_salt: Option<Vec<u8>>,
+    /// The detail as stored (JSON text), when the store hands it over unparsed; `event.detail`
+    /// is then not read. The writer stores the detail's [`canonical_json`], which
+    /// [`check_content`] hashes as it is; only text that does not match (older records, or
+    /// a changed one) is parsed. Parsing is most of the cost of decoding a record.
+    pub stored_detail: Option<String>,
 }
 
 /// The first record where the chain does not hold.
@@ -334,7 +378,19 @@ pub fn check_content(r: &ChainRecord) -> Result<(), String> {
         Err(why) => return Err(format!("stored fields cannot be decoded: {why}")),
     };
     let commitment = r.personal_commitment.as_deref();
-    if record_hash(&r.prev_hash, event, r.seq, commitment)[..] != r.hash[..] {
+    let hash = |detail| hash_with(&r.prev_hash, event, r.seq, detail, commitment);
+    let matches = match r.stored_detail.as_deref() {
+        None => hash(Detail::Value(&event.detail))[..] == r.hash[..],
+        // The text hashes to the record's hash only if it is the canonical JSON the writer
+        // hashed (SHA-256 is collision resistant), so it needs no parsing.
+        Some(text) if hash(Detail::Text(text.as_bytes()))[..] == r.hash[..] => true,
+        Some(text) => {
+            let detail: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| format!("stored fields cannot be decoded: detail: {e}"))?;
+            hash(Detail::Value(&detail))[..] == r.hash[..]
+        }
+    };
+    if !matches {
         return Err("content does not match its hash (record changed)".into());
     }
     match (&r.personal_salt, commitment) {
@@ -538,19 +594,39 @@ pub async fn verify_stored(
         Some(&(_, hi)) => (hi, i64::MAX),
         None => (i64::MIN, i64::MIN),
     };
-    let mut reads = stream::iter(spans)
-        .map(|seqs| log.audit_chain_span(tenant_id, seqs, page.saturating_add(1)))
-        .buffered(READ_AHEAD);
-    let mut v = Verifier::new(checkpoint);
-    let mut current = reads.next().await.transpose()?;
-    while let Some(rows) = current {
-        let (checked, next) = tokio::join!(check_page(v, rows, head.clone()), reads.next());
-        v = match checked? {
-            Step::Go(v) => v,
-            Step::Done(result) => return Ok(result),
-        };
-        current = next.transpose()?;
-    }
+    // Reading and checking run as two loops in one task, joined by a channel, so that reads
+    // go on (and keep a core busy) while a page is checked.
+    let (pages, arrived) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let read = async move {
+        let mut reads = stream::iter(spans)
+            .map(|seqs| log.audit_chain_span(tenant_id, seqs, page.saturating_add(1)))
+            .buffered(READ_AHEAD);
+        while let Some(rows) = reads.next().await {
+            let failed = rows.is_err();
+            // The checker stopped (a break, or a storage error): nothing more to read.
+            if pages.send(rows).await.is_err() || failed {
+                return;
+            }
+        }
+    };
+    let check = async {
+        // Moved in, so that it is dropped when checking ends.
+        let mut arrived = arrived;
+        let mut v = Verifier::new(checkpoint);
+        while let Some(rows) = arrived.recv().await {
+            v = match check_page(v, rows?, head.clone()).await? {
+                Step::Go(v) => v,
+                done => return Ok(done),
+            };
+        }
+        Ok(Step::Go(v))
+    };
+    // `check` owns the receiver: when it ends, the reader's next send fails and it stops.
+    let (_, checked) = tokio::join!(read, check);
+    let mut v = match checked? {
+        Step::Go(v) => v,
+        Step::Done(result) => return Ok(result),
+    };
     // Past the head: normally nothing, or what was appended since the head was read.
     loop {
         let rows = log.audit_chain(tenant_id, after, page).await?;
@@ -569,7 +645,7 @@ pub async fn verify_stored(
 }
 
 /// How many spans [`verify_stored`] reads at once.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 4;
 
 /// The spans `(lo, hi]` of `page` sequence numbers that cover `1..=head` (the first one open
 /// below, so that stray records with impossible numbers are read too).
@@ -680,6 +756,7 @@ mod tests {
                     event: Ok(e),
                     personal_commitment: Some(commitment.to_vec()),
                     personal_salt: Some(salt.to_vec()),
+                    stored_detail: None,
                 };
                 prev = hash;
                 r
@@ -897,6 +974,7 @@ mod tests {
             }),
             personal_commitment: None,
             personal_salt: None,
+            stored_detail: None,
         };
         for r in &mut c[5..] {
             r.seq += 1;
@@ -1001,5 +1079,41 @@ mod tests {
             assert_ne!(personal_commitment(&[1; 32], &q).unwrap(), base);
         }
         assert_eq!(personal_commitment(&[1; 32], &Personal::default()), None);
+    }
+
+    #[test]
+    fn stored_detail_text_is_hashed_as_is_or_parsed() {
+        let c = chain(3);
+        let h = head(&c);
+        // As the store hands it over: the detail as text, the event's own left empty.
+        let with_text = |c: &[ChainRecord], text: &dyn Fn(&AuditEvent) -> String| {
+            c.iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    let e = r.event.as_mut().unwrap();
+                    r.stored_detail = Some(text(e));
+                    e.detail = serde_json::Value::Null;
+                    r
+                })
+                .collect::<Vec<_>>()
+        };
+        let canonical_text = |e: &AuditEvent| {
+            let mut s = String::new();
+            canonical_json(&e.detail, &mut s);
+            s
+        };
+        assert!(verify(&with_text(&c, &canonical_text), Some(&h), None).is_ok());
+        // Another spelling of the same JSON (older records) is parsed and still verifies.
+        let pretty = |e: &AuditEvent| serde_json::to_string_pretty(&e.detail).unwrap();
+        assert!(verify(&with_text(&c, &pretty), Some(&h), None).is_ok());
+        // A changed detail does not, nor does text that is not JSON.
+        let mut changed = with_text(&c, &canonical_text);
+        changed[1].stored_detail = Some(r#"{"exp":300,"jti":"j2","scope":"admin"}"#.into());
+        assert_eq!(broken_at(&changed, &h, None), 2);
+        let mut garbled = with_text(&c, &canonical_text);
+        garbled[2].stored_detail = Some("{not json".into());
+        let b = verify(&garbled, Some(&h), None).unwrap_err();
+        assert_eq!(b.seq, 3);
+        assert!(b.reason.contains("cannot be decoded: detail"), "{b}");
     }
 }

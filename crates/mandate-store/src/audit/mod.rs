@@ -155,13 +155,30 @@ impl Fields {
     }
 }
 
+impl Fields {
+    /// The event for verification, with the detail handed over as stored text, unparsed (see
+    /// [`ChainRecord::stored_detail`]): the event's own detail is `null`.
+    fn into_chain_event(mut self) -> (Result<AuditEvent, String>, Option<String>) {
+        let text = self.detail.take();
+        if text.is_some() {
+            self.detail = Some("null".into());
+        }
+        (self.into_event(), text)
+    }
+}
+
 /// The stored fields of a row back as an event; an error names the first undecodable field.
 fn decode_event(row: &AnyRow) -> Result<AuditEvent, String> {
+    decode_fields(row)?.into_event()
+}
+
+/// The stored fields of a row; an error names the first field that is not what it should be.
+fn decode_fields(row: &AnyRow) -> Result<Fields, String> {
     fn text(row: &AnyRow, c: &str) -> Result<Option<String>, String> {
         row.try_get::<Option<String>, _>(c)
             .map_err(|e| format!("{c}: {e}"))
     }
-    Fields {
+    Ok(Fields {
         time: row.try_get("time").map_err(|e| format!("time: {e}"))?,
         tenant_id: text(row, "tenant_id")?,
         kind: text(row, "kind")?,
@@ -180,8 +197,7 @@ fn decode_event(row: &AnyRow) -> Result<AuditEvent, String> {
         user_agent: text(row, "user_agent")?,
         username: text(row, "username")?,
         email: text(row, "email")?,
-    }
-    .into_event()
+    })
 }
 
 fn bytes(row: &AnyRow, c: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -284,6 +300,27 @@ fn unpack_page(text: &str) -> Option<Vec<ChainRecord>> {
             None => Some(None),
             Some(h) => unhex(&h).map(Some),
         };
+        let (event, stored_detail) = Fields {
+            time,
+            tenant_id,
+            kind,
+            outcome,
+            actor_type,
+            actor_id,
+            subject_type,
+            subject_id,
+            act_chain,
+            client_id,
+            mandate_id,
+            request_id,
+            reason,
+            detail,
+            ip,
+            user_agent,
+            username,
+            email,
+        }
+        .into_chain_event();
         out.push(ChainRecord {
             row_id,
             seq,
@@ -291,27 +328,8 @@ fn unpack_page(text: &str) -> Option<Vec<ChainRecord>> {
             hash: unhex(&hash)?,
             personal_commitment: opt_hex(commitment)?,
             personal_salt: opt_hex(salt)?,
-            event: Fields {
-                time,
-                tenant_id,
-                kind,
-                outcome,
-                actor_type,
-                actor_id,
-                subject_type,
-                subject_id,
-                act_chain,
-                client_id,
-                mandate_id,
-                request_id,
-                reason,
-                detail,
-                ip,
-                user_agent,
-                username,
-                email,
-            }
-            .into_event(),
+            event,
+            stored_detail,
         });
     }
     if !out.is_sorted_by_key(|r| (r.seq, r.row_id)) {
@@ -419,12 +437,17 @@ impl SqlStore {
             .map_err(backend)?;
         rows.iter()
             .map(|row| {
+                let (event, stored_detail) = match decode_fields(row) {
+                    Ok(fields) => fields.into_chain_event(),
+                    Err(why) => (Err(why), None),
+                };
                 Ok(ChainRecord {
                     row_id: row.try_get("id").map_err(backend)?,
                     seq: row.try_get("seq").map_err(backend)?,
                     prev_hash: row.try_get("prev_hash").map_err(backend)?,
                     hash: row.try_get("hash").map_err(backend)?,
-                    event: decode_event(row),
+                    event,
+                    stored_detail,
                     personal_commitment: bytes(row, "personal_commitment")?,
                     personal_salt: bytes(row, "salt")?,
                 })

@@ -7,7 +7,7 @@ use mandate_core::store::StoreResult;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::lock_head;
-use super::writer::{ChainTx, Head, Record, head_after, subject_parts};
+use super::writer::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
 use crate::error::backend;
 
 /// Move the tenant's head from ($28, $29) to ($26, $27) and, only if it moved, insert the
@@ -104,7 +104,7 @@ async fn write(
         for (column, value) in text.iter_mut().zip(row) {
             column.push(value);
         }
-        detail.push(e.detail.to_string());
+        detail.push(canonical_detail(e));
         commitment.push(r.sealed.personal.map(|(_, c)| c.to_vec()));
         prev.push(r.prev.to_vec());
         hash.push(r.sealed.hash.to_vec());

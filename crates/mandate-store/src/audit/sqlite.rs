@@ -7,7 +7,7 @@ use mandate_core::store::StoreResult;
 use sqlx::{Any, AnyPool, Transaction};
 
 use super::lock_head;
-use super::writer::{ChainTx, Head, Record, head_after, subject_parts};
+use super::writer::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
 use crate::error::backend;
 
 const COLUMNS: usize = 18;
@@ -120,7 +120,7 @@ async fn write(
             .bind(e.mandate_id.as_deref())
             .bind(e.request_id.as_deref())
             .bind(e.reason.as_deref())
-            .bind(e.detail.to_string())
+            .bind(canonical_detail(e))
             .bind(r.sealed.personal.map(|(_, c)| c.to_vec()))
             .bind(r.prev.to_vec())
             .bind(r.sealed.hash.to_vec());

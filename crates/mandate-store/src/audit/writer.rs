@@ -264,3 +264,11 @@ pub(super) fn subject_parts(e: &AuditEvent) -> (Option<&'static str>, Option<&st
         None => (None, None),
     }
 }
+
+/// The `detail` column's text: its canonical JSON, the bytes the record's hash covers, so that
+/// the verifier can hash the stored text without parsing it.
+pub(super) fn canonical_detail(e: &AuditEvent) -> String {
+    let mut s = String::new();
+    mandate_core::audit::chain::canonical_json(&e.detail, &mut s);
+    s
+}
