@@ -1149,7 +1149,7 @@ fn chain_event(tenant: &str, n: usize) -> AuditEvent {
         client_id: Some("svc".into()),
         mandate_id: None,
         request_id: Some(format!("req-{n}")),
-        detail: json!({"n": n, "scope": "api.read"}),
+        detail: json!({"scope": "api.read", "n": n, "aud": ["x"]}),
         personal: Personal {
             ip: Some("192.0.2.1".into()),
             ..Personal::default()
@@ -1177,10 +1177,14 @@ async fn audit_chain(db: &Db) {
         assert_eq!(r.seq, i as i64 + 1);
         assert_eq!(r.prev_hash, prev);
         assert_eq!(
-            r.event.as_ref().unwrap(),
-            e,
+            r.full_event().unwrap(),
+            *e,
             "stored fields read back unchanged"
         );
+        // The detail is stored as its canonical JSON, which verification hashes as is.
+        let mut canonical = String::new();
+        mandate_core::audit::chain::canonical_json(&e.detail, &mut canonical);
+        assert_eq!(r.stored_detail.as_deref(), Some(canonical.as_str()));
         assert_eq!(
             r.hash,
             record_hash(&prev, e, r.seq, r.personal_commitment.as_deref()).to_vec()

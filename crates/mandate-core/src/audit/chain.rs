@@ -336,10 +336,22 @@ pub struct ChainRecord {
     /// The salt of the personal data; `None` once erased.
     pub personal_salt: Option<Vec<u8>>,
     /// The detail as stored (JSON text), when the store hands it over unparsed; `event.detail`
-    /// is then not read. The writer stores the detail's [`canonical_json`], which
+    /// is then `null` and not read ([`ChainRecord::full_event`] puts them together). The writer stores the detail's [`canonical_json`], which
     /// [`check_content`] hashes as it is; only text that does not match (older records, or
     /// a changed one) is parsed. Parsing is most of the cost of decoding a record.
     pub stored_detail: Option<String>,
+}
+
+impl ChainRecord {
+    /// The stored event with its detail, parsed from [`ChainRecord::stored_detail`] when the
+    /// store handed it over as text.
+    pub fn full_event(&self) -> Result<AuditEvent, String> {
+        let mut event = self.event.clone()?;
+        if let Some(text) = &self.stored_detail {
+            event.detail = serde_json::from_str(text).map_err(|e| format!("detail: {e}"))?;
+        }
+        Ok(event)
+    }
 }
 
 /// The first record where the chain does not hold.

@@ -214,14 +214,10 @@ fn contains(backend: Backend, col: &str, param: usize) -> String {
 }
 
 /// The records of one page of [`AuditLog::audit_chain`], packed by the database into one JSON
-/// text, one JSON array per record, one after the other (no enclosing array, which would
-/// copy the whole page once more): `[[id, seq, prev_hash, hash, time, tenant_id, kind, outcome,
-/// actor_type, actor_id, subject_type, subject_id], [act_chain, client_id, mandate_id,
-/// request_id, reason, detail, personal_commitment, salt, ip, user_agent, username, email]]…`,
-/// byte strings in hex.
+/// text: one flat JSON array per record ([`Packed`]'s fields in order, byte strings in hex),
+/// one after the other (no enclosing array, which would copy the whole page once more).
 /// One row per page instead of one per record: decoding rows column by column through the
-/// driver cost more than hashing them. The two halves are joined as text (not nested JSON
-/// arrays, which SQLite would parse again).
+/// driver cost more than hashing them.
 fn packed_page_sql(backend: Backend, range: &str) -> String {
     let (array, hex, hex_opt, agg) = match backend {
         Backend::Sqlite => (
@@ -237,7 +233,8 @@ fn packed_page_sql(backend: Backend, range: &str) -> String {
             "json_build_array",
             "encode(COL, 'hex')",
             "encode(COL, 'hex')",
-            "string_agg(r, '' ORDER BY seq, id)",
+            // As on SQLite: PostgreSQL aggregates in the subquery's order.
+            "string_agg(r, '')",
         ),
     };
     let hex = |c: &str| hex.replace("COL", c);
@@ -248,10 +245,10 @@ fn packed_page_sql(backend: Backend, range: &str) -> String {
     };
     format!(
         "SELECT {agg} FROM (SELECT e.seq AS seq, e.id AS id, \
-         '[' || {array}(e.id, e.seq, {prev}, {hash}, e.time, e.tenant_id, e.kind, e.outcome, \
-         e.actor_type, e.actor_id, e.subject_type, e.subject_id){cast} || ',' || \
-         {array}(e.act_chain, e.client_id, e.mandate_id, e.request_id, e.reason, e.detail, \
-         {commitment}, {salt}, p.ip, p.user_agent, p.username, p.email){cast} || ']' AS r \
+         {array}(e.id, e.seq, {prev}, {hash}, {commitment}, {salt}, e.time, e.tenant_id, \
+         e.kind, e.outcome, e.actor_type, e.actor_id, e.subject_type, e.subject_id, \
+         e.act_chain, e.client_id, e.mandate_id, e.request_id, e.reason, e.detail, \
+         p.ip, p.user_agent, p.username, p.email){cast} AS r \
          FROM audit_events e LEFT JOIN audit_personal p \
          ON p.tenant_id = e.tenant_id AND p.seq = e.seq \
          WHERE e.tenant_id = $1 AND {range} ORDER BY e.seq, e.id LIMIT $5) page",
@@ -262,72 +259,75 @@ fn packed_page_sql(backend: Backend, range: &str) -> String {
     )
 }
 
-type Opt = Option<String>;
-/// The first half of a packed record (see [`packed_page_sql`]).
-type PackedHead = (
-    i64,
-    i64,
-    String,
-    String,
-    i64,
-    Opt,
-    Opt,
-    Opt,
-    Opt,
-    Opt,
-    Opt,
-    Opt,
-);
-/// The second half.
-type PackedTail = (Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt, Opt);
+/// One record as [`packed_page_sql`] packs it: serde reads a struct from a JSON array, field
+/// by field in this order.
+#[derive(serde::Deserialize)]
+struct Packed {
+    row_id: i64,
+    seq: i64,
+    prev_hash: String,
+    hash: String,
+    personal_commitment: Option<String>,
+    personal_salt: Option<String>,
+    time: i64,
+    tenant_id: Option<String>,
+    kind: Option<String>,
+    outcome: Option<String>,
+    actor_type: Option<String>,
+    actor_id: Option<String>,
+    subject_type: Option<String>,
+    subject_id: Option<String>,
+    act_chain: Option<String>,
+    client_id: Option<String>,
+    mandate_id: Option<String>,
+    request_id: Option<String>,
+    reason: Option<String>,
+    detail: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    username: Option<String>,
+    email: Option<String>,
+}
 
 /// Decode a packed page; `None` when it is not what [`packed_page_sql`] produces.
 fn unpack_page(text: &str) -> Option<Vec<ChainRecord>> {
-    let rows = serde_json::Deserializer::from_str(text).into_iter::<(PackedHead, PackedTail)>();
+    let rows = serde_json::Deserializer::from_str(text).into_iter::<Packed>();
     // About 700 bytes of text per record.
     let mut out = Vec::with_capacity(text.len() / 600 + 1);
     for row in rows {
-        let (head, tail) = row.ok()?;
-        let (row_id, seq, prev_hash, hash, time, tenant_id, kind, outcome) = (
-            head.0, head.1, head.2, head.3, head.4, head.5, head.6, head.7,
-        );
-        let (actor_type, actor_id, subject_type, subject_id) = (head.8, head.9, head.10, head.11);
-        let (act_chain, client_id, mandate_id, request_id, reason, detail) =
-            (tail.0, tail.1, tail.2, tail.3, tail.4, tail.5);
-        let (commitment, salt, ip, user_agent, username, email) =
-            (tail.6, tail.7, tail.8, tail.9, tail.10, tail.11);
+        let p = row.ok()?;
         let opt_hex = |h: Option<String>| match h {
             None => Some(None),
             Some(h) => unhex(&h).map(Some),
         };
         let (event, stored_detail) = Fields {
-            time,
-            tenant_id,
-            kind,
-            outcome,
-            actor_type,
-            actor_id,
-            subject_type,
-            subject_id,
-            act_chain,
-            client_id,
-            mandate_id,
-            request_id,
-            reason,
-            detail,
-            ip,
-            user_agent,
-            username,
-            email,
+            time: p.time,
+            tenant_id: p.tenant_id,
+            kind: p.kind,
+            outcome: p.outcome,
+            actor_type: p.actor_type,
+            actor_id: p.actor_id,
+            subject_type: p.subject_type,
+            subject_id: p.subject_id,
+            act_chain: p.act_chain,
+            client_id: p.client_id,
+            mandate_id: p.mandate_id,
+            request_id: p.request_id,
+            reason: p.reason,
+            detail: p.detail,
+            ip: p.ip,
+            user_agent: p.user_agent,
+            username: p.username,
+            email: p.email,
         }
         .into_chain_event();
         out.push(ChainRecord {
-            row_id,
-            seq,
-            prev_hash: unhex(&prev_hash)?,
-            hash: unhex(&hash)?,
-            personal_commitment: opt_hex(commitment)?,
-            personal_salt: opt_hex(salt)?,
+            row_id: p.row_id,
+            seq: p.seq,
+            prev_hash: unhex(&p.prev_hash)?,
+            hash: unhex(&p.hash)?,
+            personal_commitment: opt_hex(p.personal_commitment)?,
+            personal_salt: opt_hex(p.personal_salt)?,
             event,
             stored_detail,
         });
