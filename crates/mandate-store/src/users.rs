@@ -85,7 +85,11 @@ impl UserStore for SqlStore {
             q.execute(&mut *tx).await.map_err(backend)?;
         }
         sqlx::query(
-            "DELETE FROM audit_personal WHERE tenant_id = $1 \
+            // A record's data subject is its subject or its actor: the first condition (the
+            // second implies it) lets the database find the records by those indexes.
+            "UPDATE audit_events SET salt = NULL, data_subject = NULL, ip = NULL, \
+             user_agent = NULL, username = NULL, email = NULL WHERE tenant_id = $1 \
+             AND (subject_id = $2 OR actor_id = $2 OR username = $3 OR email = $4) \
              AND (data_subject = $2 OR username = $3 OR email = $4)",
         )
         .bind(tenant_id)

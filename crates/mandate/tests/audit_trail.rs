@@ -414,7 +414,7 @@ async fn tampered_personal_data(backend: Backend) {
     let seq = login[0]["seq"].as_i64().unwrap();
     s.kill();
     let db = s.db().await;
-    sqlx::query("UPDATE audit_personal SET ip = '203.0.113.66' WHERE seq = $1")
+    sqlx::query("UPDATE audit_events SET ip = '203.0.113.66' WHERE seq = $1")
         .bind(seq)
         .execute(&db)
         .await

@@ -73,13 +73,11 @@ where
     Ok((seq, hash))
 }
 
-/// The columns every read selects, audit_events as `e` and audit_personal as `p`.
+/// The columns every read selects, audit_events as `e`.
 const SELECT: &str = "SELECT e.id, e.seq, e.prev_hash, e.hash, e.time, e.tenant_id, e.kind, \
      e.outcome, e.actor_type, e.actor_id, e.subject_type, e.subject_id, e.act_chain, \
      e.client_id, e.mandate_id, e.request_id, e.reason, e.detail, e.personal_commitment, \
-     p.salt, p.ip, p.user_agent, p.username, p.email \
-     FROM audit_events e LEFT JOIN audit_personal p \
-     ON p.tenant_id = e.tenant_id AND p.seq = e.seq";
+     e.salt, e.ip, e.user_agent, e.username, e.email FROM audit_events e";
 
 /// The stored fields of a record, as read (`None`: SQL NULL), in table order.
 struct Fields {
@@ -248,14 +246,13 @@ fn packed_page_sql(backend: Backend, range: &str) -> String {
          {array}(e.id, e.seq, {prev}, {hash}, {commitment}, {salt}, e.time, e.tenant_id, \
          e.kind, e.outcome, e.actor_type, e.actor_id, e.subject_type, e.subject_id, \
          e.act_chain, e.client_id, e.mandate_id, e.request_id, e.reason, e.detail, \
-         p.ip, p.user_agent, p.username, p.email){cast} AS r \
-         FROM audit_events e LEFT JOIN audit_personal p \
-         ON p.tenant_id = e.tenant_id AND p.seq = e.seq \
+         e.ip, e.user_agent, e.username, e.email){cast} AS r \
+         FROM audit_events e \
          WHERE e.tenant_id = $1 AND {range} ORDER BY e.seq, e.id LIMIT $5) page",
         prev = hex("e.prev_hash"),
         hash = hex("e.hash"),
         commitment = hex_opt("e.personal_commitment"),
-        salt = hex_opt("p.salt"),
+        salt = hex_opt("e.salt"),
     )
 }
 

@@ -10,21 +10,19 @@ use super::lock_head;
 use super::writer::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
 use crate::error::backend;
 
-/// Move the tenant's head from ($28, $29) to ($26, $27) and, only if it moved, insert the
-/// batch's records and personal data, one array per column. One statement, so one round trip
-/// and one transaction when sent alone; it returns how many heads moved (0 or 1).
-const WRITE: &str = "WITH h AS (UPDATE audit_heads SET seq = $26, hash = $27 \
-     WHERE tenant_id = $1 AND seq = $28 AND hash = $29 RETURNING 1), \
+/// Move the tenant's head from ($27, $28) to ($25, $26) and, only if it moved, insert the
+/// batch's records with their personal data, one array per column. One statement, so one round
+/// trip and one transaction when sent alone; it returns how many heads moved (0 or 1).
+const WRITE: &str = "WITH h AS (UPDATE audit_heads SET seq = $25, hash = $26 \
+     WHERE tenant_id = $1 AND seq = $27 AND hash = $28 RETURNING 1), \
      e AS (INSERT INTO audit_events (tenant_id, seq, time, kind, outcome, actor_type, actor_id, \
      subject_type, subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
-     personal_commitment, prev_hash, hash) \
+     personal_commitment, prev_hash, hash, salt, data_subject, ip, user_agent, username, email) \
      SELECT $1, u.* FROM unnest($2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
      $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-     $14::text[], $15::text[], $16::bytea[], $17::bytea[], $18::bytea[]) AS u \
-     WHERE EXISTS (SELECT 1 FROM h)), \
-     p AS (INSERT INTO audit_personal (tenant_id, seq, salt, data_subject, ip, user_agent, \
-     username, email) SELECT $1, u.* FROM unnest($19::int8[], $20::bytea[], $21::text[], \
-     $22::text[], $23::text[], $24::text[], $25::text[]) AS u WHERE EXISTS (SELECT 1 FROM h)) \
+     $14::text[], $15::text[], $16::bytea[], $17::bytea[], $18::bytea[], $19::bytea[], \
+     $20::text[], $21::text[], $22::text[], $23::text[], $24::text[]) AS u \
+     WHERE EXISTS (SELECT 1 FROM h)) \
      SELECT count(*) AS moved FROM h";
 
 /// Write `records` if the tenant's head is still `from`, as one statement (no `BEGIN` or
@@ -80,9 +78,8 @@ async fn write(
     let mut commitment = Vec::with_capacity(n);
     let mut prev = Vec::with_capacity(n);
     let mut hash = Vec::with_capacity(n);
-    let mut p_seq = Vec::new();
-    let mut p_salt = Vec::new();
-    let mut p_text: [Vec<Option<&str>>; 5] = Default::default();
+    let mut salt = Vec::with_capacity(n);
+    let mut personal: [Vec<Option<&str>>; 5] = Default::default();
     for (e, r) in events.iter().zip(records) {
         let (actor_type, actor_id) = e.actor.parts();
         let (subject_type, subject_id) = subject_parts(e);
@@ -108,29 +105,30 @@ async fn write(
         commitment.push(r.sealed.personal.map(|(_, c)| c.to_vec()));
         prev.push(r.prev.to_vec());
         hash.push(r.sealed.hash.to_vec());
-        if let Some((salt, _)) = r.sealed.personal {
-            let p = &e.personal;
-            p_seq.push(r.seq);
-            p_salt.push(salt.to_vec());
-            let row = [
-                e.data_subject(),
-                p.ip.as_deref(),
-                p.user_agent.as_deref(),
-                p.username.as_deref(),
-                p.email.as_deref(),
-            ];
-            for (column, value) in p_text.iter_mut().zip(row) {
-                column.push(value);
-            }
+        salt.push(r.sealed.personal.map(|(s, _)| s.to_vec()));
+        let p = &e.personal;
+        let row = [
+            e.data_subject().filter(|_| r.sealed.personal.is_some()),
+            p.ip.as_deref(),
+            p.user_agent.as_deref(),
+            p.username.as_deref(),
+            p.email.as_deref(),
+        ];
+        for (column, value) in personal.iter_mut().zip(row) {
+            column.push(value);
         }
     }
     let mut q = sqlx::query(WRITE).bind(tenant).bind(seq).bind(time);
     for column in text {
         q = q.bind(column);
     }
-    q = q.bind(detail).bind(commitment).bind(prev).bind(hash);
-    q = q.bind(p_seq).bind(p_salt);
-    for column in p_text {
+    q = q
+        .bind(detail)
+        .bind(commitment)
+        .bind(prev)
+        .bind(hash)
+        .bind(salt);
+    for column in personal {
         q = q.bind(column);
     }
     let to = head_after(from, records);

@@ -10,13 +10,10 @@ use super::lock_head;
 use super::writer::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
 use crate::error::backend;
 
-const COLUMNS: usize = 18;
-const PERSONAL_COLUMNS: usize = 8;
+const COLUMNS: usize = 24;
 const EVENT_COLUMNS: &str = "tenant_id, seq, time, kind, outcome, actor_type, actor_id, \
      subject_type, subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
-     personal_commitment, prev_hash, hash";
-const PERSONAL_COLUMN_NAMES: &str =
-    "tenant_id, seq, salt, data_subject, ip, user_agent, username, email";
+     personal_commitment, prev_hash, hash, salt, data_subject, ip, user_agent, username, email";
 
 /// Write `records` if the tenant's head is still `from`; `Ok(false)` (rolled back) if not.
 pub(super) async fn write_after(
@@ -71,8 +68,8 @@ fn multi_insert(table: &str, columns: &str, width: usize, rows: usize) -> String
     )
 }
 
-/// Insert `records` and their personal data and move the head from `from` to their last, in
-/// one query; `Ok(false)` means the head was elsewhere and the caller must roll back.
+/// Insert `records` (with their personal data) and move the head from `from` to their last,
+/// in one query; `Ok(false)` means the head was elsewhere and the caller must roll back.
 async fn write(
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
@@ -81,30 +78,17 @@ async fn write(
     from: Head,
 ) -> StoreResult<bool> {
     let (seq, head) = head_after(from, records);
-    let rows: Vec<(&AuditEvent, &Record)> = events.iter().copied().zip(records).collect();
-    let personal: Vec<&(&AuditEvent, &Record)> = rows
-        .iter()
-        .filter(|(_, r)| r.sealed.personal.is_some())
-        .collect();
     let sql = format!(
-        "{}; {}UPDATE audit_heads SET seq = ?, hash = ? \
+        "{}; UPDATE audit_heads SET seq = ?, hash = ? \
          WHERE tenant_id = ? AND seq = ? AND hash = ?",
-        multi_insert("audit_events", EVENT_COLUMNS, COLUMNS, rows.len()),
-        if personal.is_empty() {
-            String::new()
-        } else {
-            multi_insert(
-                "audit_personal",
-                PERSONAL_COLUMN_NAMES,
-                PERSONAL_COLUMNS,
-                personal.len(),
-            ) + "; "
-        },
+        multi_insert("audit_events", EVENT_COLUMNS, COLUMNS, records.len()),
     );
     let mut q = sqlx::query(&sql);
-    for &(e, r) in &rows {
+    for (e, r) in events.iter().zip(records) {
         let (actor_type, actor_id) = e.actor.parts();
         let (subject_type, subject_id) = subject_parts(e);
+        let p = &e.personal;
+        let has_personal = r.sealed.personal.is_some();
         q = q
             .bind(tenant)
             .bind(r.seq)
@@ -123,15 +107,9 @@ async fn write(
             .bind(canonical_detail(e))
             .bind(r.sealed.personal.map(|(_, c)| c.to_vec()))
             .bind(r.prev.to_vec())
-            .bind(r.sealed.hash.to_vec());
-    }
-    for &&(e, r) in &personal {
-        let p = &e.personal;
-        q = q
-            .bind(tenant)
-            .bind(r.seq)
+            .bind(r.sealed.hash.to_vec())
             .bind(r.sealed.personal.map(|(salt, _)| salt.to_vec()))
-            .bind(e.data_subject())
+            .bind(e.data_subject().filter(|_| has_personal))
             .bind(p.ip.as_deref())
             .bind(p.user_agent.as_deref())
             .bind(p.username.as_deref())
@@ -144,5 +122,5 @@ async fn write(
         .bind(from.0)
         .bind(from.1.to_vec());
     let done = q.execute(&mut **tx).await.map_err(backend)?;
-    Ok(done.rows_affected() == (rows.len() + personal.len() + 1) as u64)
+    Ok(done.rows_affected() == (records.len() + 1) as u64)
 }

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{encoding, postgres, sqlite};
 use crate::error::backend;
 
-/// Most events one batch carries (on SQLite 18 parameters each, well under its limit).
+/// Most events one batch carries (on SQLite 24 parameters each, well under its limit).
 pub(super) const MAX_BATCH: usize = 256;
 
 /// An event waiting for its batch, and where to answer.
