@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mandate_core::StoreError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
 
@@ -61,6 +61,10 @@ pub struct SqlStore {
     pub(crate) pool: AnyPool,
     backend: Backend,
     pub(crate) audit: AuditWriter,
+    /// PostgreSQL only: a native pool for reading the audit chain to verify it, in binary
+    /// rows. Through `pool` the records would come as text, or as JSON that the server is
+    /// slow to build.
+    pub(crate) chain_reads: Option<PgPool>,
     /// Woken after this process records an audit event that is a Shared Signals event.
     pub(crate) ssf_wake: Arc<tokio::sync::Notify>,
 }
@@ -101,6 +105,9 @@ impl SqlStore {
     /// Close every pooled connection, waiting for the ones in use.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(reads) = &self.chain_reads {
+            reads.close().await;
+        }
     }
 }
 
@@ -120,6 +127,7 @@ async fn connect_sqlite(url: &str) -> Result<SqlStore, StoreError> {
     spawn_checkpointer(pool.clone());
     Ok(SqlStore {
         audit: AuditWriter::spawn(ChainDb::Sqlite(pool.clone())),
+        chain_reads: None,
         pool,
         backend: Backend::Sqlite,
         ssf_wake: Arc::default(),
@@ -132,6 +140,8 @@ async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
     // The audit writer's own native pool (array parameters, which the `Any` driver cannot
     // bind). It writes one batch at a time; the second connection is a spare.
     let mut audit_options = PgPoolOptions::new().max_connections(2);
+    // Verification reads a few pages at once (connected only when first used).
+    let mut read_options = PgPoolOptions::new().max_connections(4);
     if let Some(schema) = schema {
         create_schema(&url, &schema).await?;
         let set_path: Arc<str> = format!("SET search_path TO \"{schema}\"").into();
@@ -140,16 +150,23 @@ async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
             let set_path = set_path.clone();
             Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
         });
+        let read_path = audit_path.clone();
         audit_options = audit_options.after_connect(move |conn, _| {
             let set_path = audit_path.clone();
+            Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
+        });
+        read_options = read_options.after_connect(move |conn, _| {
+            let set_path = read_path.clone();
             Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
         });
     }
     let pool = options.connect(&url).await.map_err(backend)?;
     migrate(&POSTGRES_MIGRATIONS, &pool).await?;
     let audit = audit_options.connect_lazy(&url).map_err(backend)?;
+    let chain_reads = read_options.connect_lazy(&url).map_err(backend)?;
     Ok(SqlStore {
         audit: AuditWriter::spawn(ChainDb::Postgres(audit)),
+        chain_reads: Some(chain_reads),
         pool,
         backend: Backend::Postgres,
         ssf_wake: Arc::default(),
