@@ -257,3 +257,31 @@ both_backends!(
     swapped_records,
     truncated_tail,
 );
+
+/// A second copy of record 4 under the same number, which takes dropping the unique
+/// constraint first (PostgreSQL; SQLite cannot drop a table's UNIQUE): whichever copy is read
+/// first, record 4 is reported, as a duplicate of the copy before it.
+#[tokio::test]
+async fn duplicated_record_postgres() {
+    let (mut s, tenant) = server_with_log(Backend::Postgres).await;
+    s.kill();
+    let db = s.db().await;
+    sqlx::query("ALTER TABLE audit_events DROP CONSTRAINT audit_events_tenant_id_seq_key")
+        .execute(&db)
+        .await
+        .unwrap();
+    exec(
+        &db,
+        "INSERT INTO audit_events (tenant_id, seq, time, kind, outcome, actor_type, actor_id, \
+         subject_type, subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
+         personal_commitment, prev_hash, hash, salt, data_subject, ip, user_agent, username, \
+         email) SELECT tenant_id, seq, time, kind, outcome, actor_type, actor_id, subject_type, \
+         subject_id, act_chain, client_id, mandate_id, request_id, reason, detail, \
+         personal_commitment, prev_hash, hash, salt, data_subject, ip, user_agent, username, \
+         email FROM audit_events WHERE tenant_id = $1 AND seq = 4",
+        &tenant,
+    )
+    .await;
+    let line = assert_broken_at(&s, &[], 4);
+    assert!(line.contains("record inserted"), "{line}");
+}
