@@ -276,46 +276,24 @@ fn contains(backend: Backend, col: &str, param: usize) -> String {
     }
 }
 
-/// The records of one page of [`AuditLog::audit_chain`], packed by the database into one JSON
-/// text: one flat JSON array per record ([`Packed`]'s fields in order, byte strings in hex),
-/// one after the other (no enclosing array, which would copy the whole page once more).
+/// SQLite: the records of one page of [`AuditLog::audit_chain`], packed by the database into
+/// one JSON text: one flat JSON array per record ([`Packed`]'s fields in order, byte strings in
+/// hex), one after the other (no enclosing array, which would copy the whole page once more).
 /// One row per page instead of one per record: decoding rows column by column through the
-/// driver cost more than hashing them.
-fn packed_page_sql(backend: Backend, range: &str) -> String {
-    let (array, hex, hex_opt, agg) = match backend {
-        Backend::Sqlite => (
-            "json_array",
-            "hex(COL)",
-            // hex(NULL) is '' in SQLite; keep NULL apart from an empty value.
-            "iif(COL IS NULL, NULL, hex(COL))",
-            // In the subquery's order; unpack_page sorts if it ever were not. An ORDER BY
-            // here would sort every record's text again.
-            "group_concat(r, '')",
-        ),
-        Backend::Postgres => (
-            "json_build_array",
-            "encode(COL, 'hex')",
-            "encode(COL, 'hex')",
-            // As on SQLite: PostgreSQL aggregates in the subquery's order.
-            "string_agg(r, '')",
-        ),
-    };
-    let hex = |c: &str| hex.replace("COL", c);
-    let hex_opt = |c: &str| hex_opt.replace("COL", c);
-    let cast = match backend {
-        Backend::Sqlite => "",
-        Backend::Postgres => "::text",
-    };
+/// `Any` driver cost more than hashing them. The records come in the subquery's order
+/// ([`unpack_page`] sorts if they ever did not): an ORDER BY in `group_concat` would sort every
+/// record's text again.
+fn packed_page_sql(range: &str) -> String {
+    // hex(NULL) is '' in SQLite; keep NULL apart from an empty value.
+    let hex_opt = |c: &str| format!("iif({c} IS NULL, NULL, hex({c}))");
     format!(
-        "SELECT {agg} FROM (SELECT e.seq AS seq, e.id AS id, \
-         {array}(e.id, e.seq, {prev}, {hash}, {commitment}, {salt}, e.time, e.tenant_id, \
-         e.kind, e.outcome, e.actor_type, e.actor_id, e.subject_type, e.subject_id, \
-         e.act_chain, e.client_id, e.mandate_id, e.request_id, e.reason, e.detail, \
-         e.ip, e.user_agent, e.username, e.email){cast} AS r \
+        "SELECT group_concat(r, '') FROM (SELECT e.seq AS seq, e.id AS id, \
+         json_array(e.id, e.seq, hex(e.prev_hash), hex(e.hash), {commitment}, {salt}, e.time, \
+         e.tenant_id, e.kind, e.outcome, e.actor_type, e.actor_id, e.subject_type, \
+         e.subject_id, e.act_chain, e.client_id, e.mandate_id, e.request_id, e.reason, \
+         e.detail, e.ip, e.user_agent, e.username, e.email) AS r \
          FROM audit_events e \
          WHERE e.tenant_id = $1 AND {range} ORDER BY e.seq, e.id LIMIT $5) page",
-        prev = hex("e.prev_hash"),
-        hash = hex("e.hash"),
         commitment = hex_opt("e.personal_commitment"),
         salt = hex_opt("e.salt"),
     )
@@ -441,9 +419,10 @@ const AFTER: &str = "e.seq >= $2 AND (e.seq > $3 OR (e.seq = $3 AND e.id > $4))"
 const SPAN: &str = "e.seq > $2 AND e.seq <= $3 AND $4 = $4";
 
 impl SqlStore {
-    /// One page in chain order, packed by the database (see [`packed_page_sql`]); falls back
-    /// to [`Self::audit_chain_rows`] when the packed form cannot carry what is stored.
-    async fn packed_chain(
+    /// One page in chain order: on PostgreSQL binary rows ([`Self::postgres_chain`]); on
+    /// SQLite packed by the database (see [`packed_page_sql`]), falling back to
+    /// [`Self::audit_chain_rows`] when the packed form cannot carry what is stored.
+    async fn chain_page(
         &self,
         tenant_id: &str,
         range: (&str, i64, i64, i64),
@@ -452,7 +431,7 @@ impl SqlStore {
         if let Some(reads) = &self.chain_reads {
             return self.postgres_chain(reads, tenant_id, range, limit).await;
         }
-        let sql = packed_page_sql(self.backend(), range.0);
+        let sql = packed_page_sql(range.0);
         let row = sqlx::query(&sql)
             .bind(tenant_id)
             .bind(range.1)
@@ -482,7 +461,7 @@ impl SqlStore {
     }
 
     /// [`AuditLog::audit_chain`] on PostgreSQL: plain rows through the native pool, binary
-    /// columns decoded on a blocking thread (see [`packed_chain`](Self::packed_chain) for why).
+    /// columns decoded on a blocking thread (see [`chain_page`](Self::chain_page)).
     async fn postgres_chain(
         &self,
         reads: &sqlx::PgPool,
@@ -580,7 +559,7 @@ impl AuditLog for SqlStore {
         after: (i64, i64),
         limit: u32,
     ) -> StoreResult<Vec<ChainRecord>> {
-        self.packed_chain(tenant_id, (AFTER, after.0, after.0, after.1), limit)
+        self.chain_page(tenant_id, (AFTER, after.0, after.0, after.1), limit)
             .await
     }
 
@@ -590,7 +569,7 @@ impl AuditLog for SqlStore {
         seqs: (i64, i64),
         limit: u32,
     ) -> StoreResult<Vec<ChainRecord>> {
-        self.packed_chain(tenant_id, (SPAN, seqs.0, seqs.1, 0), limit)
+        self.chain_page(tenant_id, (SPAN, seqs.0, seqs.1, 0), limit)
             .await
     }
 
