@@ -150,15 +150,8 @@ async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
             let set_path = set_path.clone();
             Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
         });
-        let read_path = audit_path.clone();
-        audit_options = audit_options.after_connect(move |conn, _| {
-            let set_path = audit_path.clone();
-            Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
-        });
-        read_options = read_options.after_connect(move |conn, _| {
-            let set_path = read_path.clone();
-            Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
-        });
+        audit_options = native_search_path(audit_options, audit_path.clone());
+        read_options = native_search_path(read_options, audit_path);
     }
     let pool = options.connect(&url).await.map_err(backend)?;
     migrate(&POSTGRES_MIGRATIONS, &pool).await?;
@@ -170,6 +163,14 @@ async fn connect_postgres(url: &str) -> Result<SqlStore, StoreError> {
         pool,
         backend: Backend::Postgres,
         ssf_wake: Arc::default(),
+    })
+}
+
+/// `options` with every new connection's search path set by `set_path`.
+fn native_search_path(options: PgPoolOptions, set_path: Arc<str>) -> PgPoolOptions {
+    options.after_connect(move |conn, _| {
+        let set_path = set_path.clone();
+        Box::pin(async move { conn.execute(&*set_path).await.map(|_| ()) })
     })
 }
 

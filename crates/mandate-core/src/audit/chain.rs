@@ -336,9 +336,10 @@ pub struct ChainRecord {
     /// The salt of the personal data; `None` once erased.
     pub personal_salt: Option<Vec<u8>>,
     /// The detail as stored (JSON text), when the store hands it over unparsed; `event.detail`
-    /// is then `null` and not read ([`ChainRecord::full_event`] puts them together). The writer stores the detail's [`canonical_json`], which
-    /// [`check_content`] hashes as it is; only text that does not match (older records, or
-    /// a changed one) is parsed. Parsing is most of the cost of decoding a record.
+    /// is then `null` and not read ([`ChainRecord::full_event`] puts them together). The
+    /// writer stores the detail's [`canonical_json`], which [`check_content`] hashes as it is;
+    /// only text that does not match (older records, or a changed one) is parsed. Parsing was
+    /// most of the cost of decoding a record.
     pub stored_detail: Option<String>,
 }
 
