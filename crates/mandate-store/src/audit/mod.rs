@@ -80,7 +80,9 @@ const SELECT: &str = "SELECT e.id, e.seq, e.prev_hash, e.hash, e.time, e.tenant_
      e.client_id, e.mandate_id, e.request_id, e.reason, e.detail, e.personal_commitment, \
      e.salt, e.ip, e.user_agent, e.username, e.email FROM audit_events e";
 
-/// The stored fields of a record, as read (`None`: SQL NULL), in table order.
+/// The stored fields of a record, as read (`None`: SQL NULL), in table order (also the order
+/// of a packed record's tail, read as a sequence).
+#[derive(serde::Deserialize)]
 struct Fields {
     time: i64,
     tenant_id: Option<String>,
@@ -299,9 +301,8 @@ fn packed_page_sql(range: &str) -> String {
     )
 }
 
-/// One record as [`packed_page_sql`] packs it: serde reads a struct from a JSON array, field
-/// by field in this order.
-#[derive(serde::Deserialize)]
+/// One record as [`packed_page_sql`] packs it: a flat JSON array of these six values, then the
+/// record's [`Fields`] in their order.
 struct Packed {
     row_id: i64,
     seq: i64,
@@ -309,24 +310,41 @@ struct Packed {
     hash: String,
     personal_commitment: Option<String>,
     personal_salt: Option<String>,
-    time: i64,
-    tenant_id: Option<String>,
-    kind: Option<String>,
-    outcome: Option<String>,
-    actor_type: Option<String>,
-    actor_id: Option<String>,
-    subject_type: Option<String>,
-    subject_id: Option<String>,
-    act_chain: Option<String>,
-    client_id: Option<String>,
-    mandate_id: Option<String>,
-    request_id: Option<String>,
-    reason: Option<String>,
-    detail: Option<String>,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    username: Option<String>,
-    email: Option<String>,
+    fields: Fields,
+}
+
+impl<'de> serde::Deserialize<'de> for Packed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Packed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a packed audit record")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Packed, A::Error> {
+                use serde::de::Error;
+                fn next<'de, T: serde::Deserialize<'de>, A: serde::de::SeqAccess<'de>>(
+                    a: &mut A,
+                ) -> Result<T, A::Error> {
+                    a.next_element()?
+                        .ok_or_else(|| A::Error::custom("packed audit record too short"))
+                }
+                Ok(Packed {
+                    row_id: next(&mut a)?,
+                    seq: next(&mut a)?,
+                    prev_hash: next(&mut a)?,
+                    hash: next(&mut a)?,
+                    personal_commitment: next(&mut a)?,
+                    personal_salt: next(&mut a)?,
+                    // The rest of the same array.
+                    fields: serde::Deserialize::deserialize(
+                        serde::de::value::SeqAccessDeserializer::new(a),
+                    )?,
+                })
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
 }
 
 /// Decode a packed page; `None` when it is not what [`packed_page_sql`] produces.
@@ -340,27 +358,7 @@ fn unpack_page(text: &str) -> Option<Vec<ChainRecord>> {
             None => Some(None),
             Some(h) => unhex(&h).map(Some),
         };
-        let (event, stored_detail) = Fields {
-            time: p.time,
-            tenant_id: p.tenant_id,
-            kind: p.kind,
-            outcome: p.outcome,
-            actor_type: p.actor_type,
-            actor_id: p.actor_id,
-            subject_type: p.subject_type,
-            subject_id: p.subject_id,
-            act_chain: p.act_chain,
-            client_id: p.client_id,
-            mandate_id: p.mandate_id,
-            request_id: p.request_id,
-            reason: p.reason,
-            detail: p.detail,
-            ip: p.ip,
-            user_agent: p.user_agent,
-            username: p.username,
-            email: p.email,
-        }
-        .into_chain_event();
+        let (event, stored_detail) = p.fields.into_chain_event();
         out.push(ChainRecord {
             row_id: p.row_id,
             seq: p.seq,
