@@ -1,6 +1,7 @@
 //! Operations: health, readiness, metrics, graceful shutdown, trusted proxies, CORS, CLI errors.
 
 mod common;
+mod docs_commands;
 
 use common::*;
 
