@@ -26,14 +26,27 @@ pub fn render(
     i: &Interaction,
     error: Option<&str>,
 ) -> Response {
-    let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
-    let (csrf, set) = pages::csrf_token(s, headers);
-    let error = error.map(|k| s.templates.message(&lang, k));
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
     } else {
         StatusCode::OK
     };
+    render_with(s, t, headers, client, i, error, status)
+}
+
+/// [`render`] with a given status (401 for bad credentials, 429 when throttled or busy).
+fn render_with(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    client: &Client,
+    i: &Interaction,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
+    let (csrf, set) = pages::csrf_token(s, headers);
+    let error = error.map(|k| s.templates.message(&lang, k));
     let page = pages::render(
         s,
         status,
@@ -97,6 +110,31 @@ pub async fn login(
                 &again,
                 Some("invalid_credentials"),
             );
+        }
+        // The form again, with 429 and Retry-After: the same answer whether or not the
+        // account exists.
+        Err(e @ (LoginError::Throttled { .. } | LoginError::Busy { .. })) => {
+            let (key, retry_after) = match e {
+                LoginError::Throttled { retry_after } => ("too_many_attempts", retry_after),
+                LoginError::Busy { retry_after } => ("try_again_shortly", retry_after),
+                _ => unreachable!(),
+            };
+            let mut again = i.clone();
+            again.req.login_hint = Some(username.to_string());
+            let mut r = render_with(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &again,
+                Some(key),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after.max(1) as u64),
+            );
+            return r;
         }
         Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
     };
