@@ -86,6 +86,10 @@ pub async fn password_login(
         for k in &keys {
             match throttle::charge(p.store.as_ref(), limits, t.id(), k, now).await? {
                 throttle::Charge::Wait { until } => {
+                    // Refused unchecked: the counters already charged get the attempt back.
+                    for (k, c) in &charges {
+                        throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+                    }
                     wait_until = Some((until, k.scope.clone()));
                     break;
                 }

@@ -345,4 +345,22 @@ mod tests {
             "beyond concurrency + queue, requests are refused"
         );
     }
+
+    /// What Argon2id with our parameters allows on this machine: one hash per core at a time
+    /// (`cargo test -p mandate-core argon2_rate -- --ignored --nocapture`; docs/benchmarks.md).
+    #[test]
+    #[ignore]
+    fn argon2_rate() {
+        let h = password::hash("x");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let start = std::time::Instant::now();
+        let per = 20;
+        std::thread::scope(|s| {
+            for _ in 0..cores {
+                s.spawn(|| (0..per).for_each(|_| assert!(!password::verify("y", &h))));
+            }
+        });
+        let rate = (cores * per) as f64 / start.elapsed().as_secs_f64();
+        println!("argon2id m=19MiB t=2 p=1: {rate:.1} verifications/s on {cores} cores");
+    }
 }

@@ -13,7 +13,7 @@ impl LoginThrottleStore for SqlStore {
     async fn login_counter(&self, tenant_id: &str, key: &str) -> StoreResult<Option<LoginCounter>> {
         let row = sqlx::query(
             "SELECT failures, last_failure_at, locked_until, expires_at FROM login_throttle \
-             WHERE tenant_id = $1 AND key = $2",
+             WHERE tenant_id = $1 AND throttle_key = $2",
         )
         .bind(tenant_id)
         .bind(key)
@@ -42,8 +42,8 @@ impl LoginThrottleStore for SqlStore {
             (None, None) => return Ok(self.login_counter(tenant_id, key).await?.is_none()),
             (None, Some(n)) => sqlx::query(
                 "INSERT INTO login_throttle \
-                 (tenant_id, key, failures, last_failure_at, locked_until, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING",
+                 (tenant_id, throttle_key, failures, last_failure_at, locked_until, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, throttle_key) DO NOTHING",
             )
             .bind(tenant_id)
             .bind(key)
@@ -55,7 +55,7 @@ impl LoginThrottleStore for SqlStore {
             .await
             .map_err(backend)?,
             (Some(o), None) => sqlx::query(
-                "DELETE FROM login_throttle WHERE tenant_id = $1 AND key = $2 \
+                "DELETE FROM login_throttle WHERE tenant_id = $1 AND throttle_key = $2 \
                  AND failures = $3 AND last_failure_at = $4 AND locked_until = $5",
             )
             .bind(tenant_id)
@@ -68,7 +68,7 @@ impl LoginThrottleStore for SqlStore {
             .map_err(backend)?,
             (Some(o), Some(n)) => sqlx::query(
                 "UPDATE login_throttle SET failures = $6, last_failure_at = $7, \
-                 locked_until = $8, expires_at = $9 WHERE tenant_id = $1 AND key = $2 \
+                 locked_until = $8, expires_at = $9 WHERE tenant_id = $1 AND throttle_key = $2 \
                  AND failures = $3 AND last_failure_at = $4 AND locked_until = $5",
             )
             .bind(tenant_id)

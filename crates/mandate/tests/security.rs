@@ -637,7 +637,7 @@ async fn password_guessing_is_throttled(backend: Backend) {
     .unwrap();
     assert!(throttled >= 8, "refused attempts are audited: {throttled}");
     // No account name is stored in clear.
-    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM login_throttle")
+    let keys: Vec<String> = sqlx::query_scalar("SELECT throttle_key FROM login_throttle")
         .fetch_all(&pool)
         .await
         .unwrap();

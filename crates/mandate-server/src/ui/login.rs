@@ -64,6 +64,37 @@ fn render_with(
     pages::with_cookies(page, set)
 }
 
+/// The form again with 429 and `Retry-After` (throttled or busy): the same answer whether or
+/// not the account exists.
+#[allow(clippy::too_many_arguments)]
+fn refused(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    client: &Client,
+    i: &Interaction,
+    username: &str,
+    message: &str,
+    retry_after: i64,
+) -> Response {
+    let mut again = i.clone();
+    again.req.login_hint = Some(username.to_string());
+    let mut r = render_with(
+        s,
+        t,
+        headers,
+        client,
+        &again,
+        Some(message),
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(retry_after.max(1) as u64),
+    );
+    r
+}
+
 /// `POST {issuer}/login`.
 pub async fn login(
     State(s): State<AppState>,
@@ -111,30 +142,29 @@ pub async fn login(
                 Some("invalid_credentials"),
             );
         }
-        // The form again, with 429 and Retry-After: the same answer whether or not the
-        // account exists.
-        Err(e @ (LoginError::Throttled { .. } | LoginError::Busy { .. })) => {
-            let (key, retry_after) = match e {
-                LoginError::Throttled { retry_after } => ("too_many_attempts", retry_after),
-                LoginError::Busy { retry_after } => ("try_again_shortly", retry_after),
-                _ => unreachable!(),
-            };
-            let mut again = i.clone();
-            again.req.login_hint = Some(username.to_string());
-            let mut r = render_with(
+        Err(LoginError::Throttled { retry_after }) => {
+            return refused(
                 &s,
                 &t,
                 &headers,
                 &client,
-                &again,
-                Some(key),
-                StatusCode::TOO_MANY_REQUESTS,
+                &i,
+                username,
+                "too_many_attempts",
+                retry_after,
             );
-            r.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after.max(1) as u64),
+        }
+        Err(LoginError::Busy { retry_after }) => {
+            return refused(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &i,
+                username,
+                "try_again_shortly",
+                retry_after,
             );
-            return r;
         }
         Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
     };
