@@ -103,6 +103,12 @@ pub async fn set_tenant_settings(
     actor: &str,
 ) -> Result<Tenant, AdminError> {
     let mut t = tenant(store, name).await?;
+    if !(crate::settings::MIN_PASSWORD_LENGTH..=256).contains(&settings.min_password_length) {
+        return Err(AdminError::Invalid(format!(
+            "the minimum password length must be {}-256 characters",
+            crate::settings::MIN_PASSWORD_LENGTH
+        )));
+    }
     for ty in &settings.authorization_details_types {
         if ty.is_empty() || ty.len() > 128 || ty.chars().any(char::is_whitespace) {
             return Err(AdminError::Invalid(format!(
@@ -306,23 +312,19 @@ pub async fn create_user(
             "username must be 1-256 printable characters".into(),
         ));
     }
-    if pw.chars().count() < 8 || pw.len() > 1024 {
-        return Err(AdminError::Invalid(
-            "password must be 8-1024 characters".into(),
-        ));
-    }
     if let Some(e) = email
         && (!e.contains('@') || e.len() > 320)
     {
         return Err(AdminError::Invalid(format!("invalid email {e:?}")));
     }
+    crate::password_policy::check(pw, username, email, t.settings.min_password_length)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
     if store.user_by_username(&t.id, username).await?.is_some() {
         return Err(AdminError::Conflict(format!("user {username}")));
     }
-    let pw = pw.to_string();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+    let hash = password::hash_bounded(pw.to_string())
         .await
-        .map_err(|e| AdminError::Crypto(e.to_string()))?;
+        .map_err(|e| AdminError::Busy(e.retry_after))?;
     let now = now();
     let user = User {
         tenant_id: t.id.clone(),

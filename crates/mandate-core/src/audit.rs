@@ -34,6 +34,7 @@ macro_rules! event_kinds {
 event_kinds! {
     LoginSucceeded => "login_succeeded",
     LoginFailed => "login_failed",
+    LoginLocked => "login_locked",
     SessionStarted => "session_started",
     SessionEnded => "session_ended",
     ConsentGiven => "consent_given",

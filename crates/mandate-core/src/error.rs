@@ -203,6 +203,9 @@ pub enum AdminError {
     Store(StoreError),
     #[error("key generation failed: {0}")]
     Crypto(String),
+    /// Password hashing is at capacity: retry after this many seconds.
+    #[error("password hashing is busy; retry in {0} s")]
+    Busy(u64),
 }
 
 impl From<StoreError> for AdminError {

@@ -9,6 +9,7 @@ use crate::model::{Session, User};
 use crate::provider::{Provider, TenantCtx};
 use crate::secret::{keyed_digest, password, random_token};
 use crate::settings::ACR_PASSWORD;
+use crate::throttle;
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,11 +17,47 @@ pub enum LoginError {
     /// Unknown user or wrong password: never say which.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// Too many failures for this account name or address: try again after `retry_after`
+    /// seconds. Answered the same whether or not the account exists, without checking the
+    /// password (so the right one does not get in either).
+    #[error("too many failed sign-in attempts; try again in {retry_after} s")]
+    Throttled { retry_after: i64 },
+    /// Password checking is at capacity: try again after `retry_after` seconds.
+    #[error("busy; try again in {retry_after} s")]
+    Busy { retry_after: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Check a username and password.
+/// Record a failed attempt (with the name typed, erasable, when it is plausible).
+async fn record_failure(
+    p: &Provider,
+    t: &TenantCtx,
+    username: &str,
+    actor: Principal,
+    reason: &str,
+    detail: serde_json::Value,
+    meta: &RequestMeta,
+) -> Result<(), StoreError> {
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::LoginFailed,
+        Outcome::Failure,
+        actor,
+        meta,
+    )
+    .reason(reason)
+    .detail(detail);
+    let ev = if username.is_empty() || username.len() > 256 {
+        ev
+    } else {
+        ev.username(username)
+    };
+    p.store.record(&ev).await
+}
+
+/// Check a username and password, within the password-guessing limits
+/// ([`crate::throttle`]) and the process-wide bound on password hashing.
 pub async fn password_login(
     p: &Provider,
     t: &TenantCtx,
@@ -28,21 +65,83 @@ pub async fn password_login(
     pw: &str,
     meta: &RequestMeta,
 ) -> Result<User, LoginError> {
+    let limits = &p.settings.login_throttle;
+    let now = p.now();
+    let account = throttle::account_key(&t.tenant.secret_key, username);
+    let keys: Vec<throttle::Key> = throttle::address_key(meta.ip.as_deref())
+        .into_iter()
+        .chain([account.clone()])
+        .collect();
+    // Refuse unchecked while any counter waits; else charge the attempt to each counter
+    // before the password is checked, so parallel guesses are all counted.
+    let mut charges = Vec::with_capacity(keys.len());
+    let mut wait_until = None;
+    for k in &keys {
+        if let Some(until) = throttle::waiting(p.store.as_ref(), t.id(), k, now).await? {
+            wait_until = Some((until, k.scope.clone()));
+            break;
+        }
+    }
+    if wait_until.is_none() {
+        for k in &keys {
+            match throttle::charge(p.store.as_ref(), limits, t.id(), k, now).await? {
+                throttle::Charge::Wait { until } => {
+                    // Refused unchecked: the counters already charged get the attempt back.
+                    for (k, c) in &charges {
+                        throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+                    }
+                    wait_until = Some((until, k.scope.clone()));
+                    break;
+                }
+                c => charges.push((k, c)),
+            }
+        }
+    }
+    if let Some((until, scope)) = wait_until {
+        let retry_after = (until - now).max(1);
+        record_failure(
+            p,
+            t,
+            username,
+            Principal::Anonymous,
+            "throttled",
+            json!({"method": "pwd", "throttle": scope.as_str(), "retry_after": retry_after}),
+            meta,
+        )
+        .await?;
+        return Err(LoginError::Throttled { retry_after });
+    }
+
     let user = if username.is_empty() || username.len() > 256 || pw.len() > 1024 {
         None
     } else {
         p.store.user_by_username(t.id(), username).await?
     };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let pw = pw.to_string();
-    let hash_for_check = hash
-        .clone()
-        .unwrap_or_else(|| password::dummy_hash().to_string());
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash_for_check))
-        .await
-        .unwrap_or(false);
+    let ok = match password::verify_bounded(pw.to_string(), hash.clone()).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            // Not judged: give the attempt back.
+            for (k, c) in &charges {
+                throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+            }
+            return Err(LoginError::Busy {
+                retry_after: busy.retry_after as i64,
+            });
+        }
+    };
     match user {
         Some(u) if ok && hash.is_some() => {
+            for (k, c) in &charges {
+                match k.scope {
+                    throttle::Scope::Account => {
+                        throttle::clear(p.store.as_ref(), t.id(), k).await?
+                    }
+                    throttle::Scope::Address => {
+                        throttle::refund(p.store.as_ref(), t.id(), k, c).await?
+                    }
+                }
+            }
             let ev = AuditEvent::new(
                 t.id(),
                 EventKind::LoginSucceeded,
@@ -65,22 +164,44 @@ pub async fn password_login(
             let actor = other
                 .map(|u| Principal::User { id: u.id })
                 .unwrap_or(Principal::Anonymous);
-            let ev = AuditEvent::new(
-                t.id(),
-                EventKind::LoginFailed,
-                Outcome::Failure,
-                actor,
+            record_failure(
+                p,
+                t,
+                username,
+                actor.clone(),
+                reason,
+                json!({"method": "pwd"}),
                 meta,
             )
-            .reason(reason)
-            .detail(json!({"method": "pwd"}));
-            // The name typed is kept (erasable) for attempts at an existing or plausible one.
-            let ev = if username.is_empty() || username.len() > 256 {
-                ev
-            } else {
-                ev.username(username)
-            };
-            p.store.record(&ev).await?;
+            .await?;
+            // A failure that reaches a lockout threshold is recorded as a lockout.
+            for (k, c) in &charges {
+                if let throttle::Charge::Counted { now: counter, .. } = c
+                    && throttle::locked_out(limits, k, counter)
+                {
+                    let ev = AuditEvent::new(
+                        t.id(),
+                        EventKind::LoginLocked,
+                        Outcome::Failure,
+                        actor.clone(),
+                        meta,
+                    )
+                    .reason(k.scope.as_str())
+                    .detail(json!({
+                        "failures": counter.failures,
+                        "locked_until": counter.locked_until,
+                    }));
+                    let ev = match k.scope {
+                        throttle::Scope::Account
+                            if !username.is_empty() && username.len() <= 256 =>
+                        {
+                            ev.username(username)
+                        }
+                        _ => ev,
+                    };
+                    p.store.record(&ev).await?;
+                }
+            }
             Err(LoginError::InvalidCredentials)
         }
     }

@@ -22,7 +22,7 @@ pub struct Tenant {
 }
 
 /// Per-tenant policy switches (`mandate tenant set`). The defaults are the safe ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// Let non-agent clients registered for token exchange get a token for a person with no
@@ -33,6 +33,23 @@ pub struct TenantSettings {
     /// empty: any type.
     #[serde(default)]
     pub authorization_details_types: Vec<String>,
+    /// Shortest password accepted when a password is set (characters; at least 8).
+    #[serde(default = "default_min_password_length")]
+    pub min_password_length: usize,
+}
+
+fn default_min_password_length() -> usize {
+    crate::settings::MIN_PASSWORD_LENGTH
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            impersonation: false,
+            authorization_details_types: Vec::new(),
+            min_password_length: default_min_password_length(),
+        }
+    }
 }
 
 impl TenantSettings {

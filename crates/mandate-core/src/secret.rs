@@ -49,39 +49,240 @@ pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Password hashing with Argon2id (OWASP parameters: m=19 MiB, t=2, p=1).
+///
+/// Every hash and check in the process goes through one bound: at most
+/// [`HashLimits::concurrency`] run at once (by default one per core), a short queue waits for
+/// them, and anything beyond that is refused with [`Busy`] at once, so a burst of logins can
+/// neither starve the blocking pool nor grow memory without limit. The Argon2 working memory
+/// (19 MiB per running hash) is kept in a pool and reused, so memory stays flat after a burst.
 pub mod password {
-    use argon2::{
-        Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
-        password_hash::SaltString,
-    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::Duration;
 
-    fn argon() -> Argon2<'static> {
-        let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params");
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+    use argon2::{Algorithm, Argon2, Block, Params, Version};
+    use tokio::sync::Semaphore;
+
+    /// m_cost of new hashes, in KiB (19 MiB).
+    const M_COST: u32 = 19 * 1024;
+    /// Largest m_cost accepted in a stored hash (64 MiB): a stored hash cannot make one check
+    /// take unbounded memory.
+    const MAX_M_COST: u32 = 64 * 1024;
+    const MAX_T_COST: u32 = 10;
+    /// The longest a request waits in the queue before it is refused.
+    const MAX_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+    /// The hashing capacity is in use and the queue is full: try again after `retry_after`
+    /// seconds (HTTP 429 with `Retry-After`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    #[error("password hashing is busy; retry after {retry_after} s")]
+    pub struct Busy {
+        /// Seconds to wait before retrying.
+        pub retry_after: u64,
     }
 
-    /// Hash a password to a PHC string.
-    pub fn hash(password: &str) -> String {
-        let salt = SaltString::encode_b64(&super::random_bytes(16)).expect("salt");
-        argon()
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 hashing")
-            .to_string()
+    /// How much hashing may run at once and how many may wait for it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct HashLimits {
+        /// Hashes running at once. Default: the number of cores.
+        pub concurrency: usize,
+        /// Requests waiting beyond those. Default: 4 per running hash.
+        pub queue: usize,
     }
 
-    /// Check a password against a PHC string; false on any malformed hash.
-    pub fn verify(password: &str, phc: &str) -> bool {
-        match PasswordHash::new(phc) {
-            Ok(h) => argon().verify_password(password.as_bytes(), &h).is_ok(),
-            Err(_) => false,
+    impl Default for HashLimits {
+        fn default() -> Self {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Self {
+                concurrency: cores,
+                queue: 4 * cores,
+            }
         }
     }
 
-    /// A hash of a random password, verified against when the account does not exist so that
-    /// failures take similar time either way.
-    pub fn dummy_hash() -> &'static str {
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        DUMMY.get_or_init(|| hash(&super::random_token(16)))
+    struct Limiter {
+        limits: HashLimits,
+        permits: Arc<Semaphore>,
+        /// Admitted and not yet finished (running or queued).
+        admitted: AtomicUsize,
+        /// Argon2 working memory, one buffer per hash that ran at once (at most `concurrency`).
+        memory: Mutex<Vec<Vec<Block>>>,
+    }
+
+    static LIMITER: OnceLock<Limiter> = OnceLock::new();
+
+    /// Set the limits of this process; false when hashing already started with other limits.
+    /// Call once at startup, before the first hash.
+    pub fn configure(limits: HashLimits) -> bool {
+        let limits = HashLimits {
+            concurrency: limits.concurrency.max(1),
+            queue: limits.queue,
+        };
+        limiter_with(limits).limits == limits
+    }
+
+    /// The limits in force.
+    pub fn limits() -> HashLimits {
+        limiter_with(HashLimits::default()).limits
+    }
+
+    fn limiter_with(limits: HashLimits) -> &'static Limiter {
+        LIMITER.get_or_init(|| Limiter {
+            limits,
+            permits: Arc::new(Semaphore::new(limits.concurrency)),
+            admitted: AtomicUsize::new(0),
+            memory: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Counts a request as admitted until dropped.
+    struct Admitted(&'static Limiter);
+
+    impl Drop for Admitted {
+        fn drop(&mut self) {
+            self.0.admitted.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Run `f` with a reusable Argon2 buffer on a blocking thread, within the bound.
+    async fn bounded<T: Send + 'static>(
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let l = limiter_with(HashLimits::default());
+        let before = l.admitted.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(l);
+        if before >= l.limits.concurrency + l.limits.queue {
+            return Err(Busy { retry_after: 1 });
+        }
+        let permit = tokio::time::timeout(MAX_QUEUE_WAIT, l.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Busy { retry_after: 1 })?
+            .map_err(|_| Busy { retry_after: 1 })?;
+        // The permit and the admission move into the blocking task: a caller that goes away
+        // (client disconnected) does not free a slot while its hash still runs.
+        tokio::task::spawn_blocking(move || {
+            let mut mem = l
+                .memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default();
+            let out = f(&mut mem);
+            l.memory.lock().unwrap_or_else(|e| e.into_inner()).push(mem);
+            drop(permit);
+            drop(admitted);
+            out
+        })
+        .await
+        .map_err(|_| Busy { retry_after: 1 })
+    }
+
+    fn new_params() -> Params {
+        Params::new(M_COST, 2, 1, Some(32)).expect("valid argon2 params")
+    }
+
+    fn grow(mem: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
+        if mem.len() < blocks {
+            mem.resize(blocks, Block::default());
+        }
+        &mut mem[..blocks]
+    }
+
+    /// Hash a password to a PHC string using `mem` as working memory.
+    fn hash_with(password: &str, mem: &mut Vec<Block>) -> String {
+        let params = new_params();
+        let salt_bytes = super::random_bytes(16);
+        let salt = SaltString::encode_b64(&salt_bytes).expect("salt");
+        let mut out = [0u8; 32];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                &salt_bytes,
+                &mut out,
+                grow(mem, params.block_count()),
+            )
+            .expect("argon2 hashing");
+        PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).expect("params"),
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).expect("output")),
+        }
+        .to_string()
+    }
+
+    /// Check a password against a PHC string using `mem`; false on any malformed hash or
+    /// parameters beyond the accepted maximum.
+    fn verify_with(password: &str, phc: &str, mem: &mut Vec<Block>) -> bool {
+        let Ok(h) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let Ok(alg) = Algorithm::try_from(h.algorithm) else {
+            return false;
+        };
+        let version = match h.version.map(Version::try_from) {
+            None => Version::V0x13,
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let (Ok(params), Some(salt), Some(expected)) = (Params::try_from(&h), h.salt, h.hash)
+        else {
+            return false;
+        };
+        if params.m_cost() > MAX_M_COST || params.t_cost() > MAX_T_COST {
+            return false;
+        }
+        let mut salt_buf = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+            return false;
+        };
+        let mut out = vec![0u8; expected.len()];
+        let blocks = params.block_count();
+        Argon2::new(alg, version, params)
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, grow(mem, blocks))
+            .is_ok()
+            && super::ct_eq(&out, expected.as_bytes())
+    }
+
+    /// The hash checked when the account does not exist, so that failures take similar time
+    /// either way.
+    fn dummy_hash(mem: &mut Vec<Block>) -> &'static str {
+        static DUMMY: OnceLock<String> = OnceLock::new();
+        DUMMY.get_or_init(|| hash_with(&super::random_token(16), mem))
+    }
+
+    /// Hash a password to a PHC string (synchronous, unbounded: for tests and tools; servers
+    /// use [`hash_bounded`]).
+    pub fn hash(password: &str) -> String {
+        hash_with(password, &mut Vec::new())
+    }
+
+    /// Check a password against a PHC string (synchronous, unbounded); false on any malformed
+    /// hash.
+    pub fn verify(password: &str, phc: &str) -> bool {
+        verify_with(password, phc, &mut Vec::new())
+    }
+
+    /// Hash a password within the process-wide bound.
+    pub async fn hash_bounded(password: String) -> Result<String, Busy> {
+        bounded(move |mem| hash_with(&password, mem)).await
+    }
+
+    /// Check a password within the process-wide bound. With no stored hash (unknown user, or
+    /// one without a password) a dummy hash is checked and the answer is false, so that the
+    /// work and time are the same either way.
+    pub async fn verify_bounded(password: String, phc: Option<String>) -> Result<bool, Busy> {
+        bounded(move |mem| match phc {
+            Some(phc) => verify_with(&password, &phc, mem),
+            None => {
+                let dummy = dummy_hash(mem);
+                let _ = verify_with(&password, dummy, mem);
+                false
+            }
+        })
+        .await
     }
 }
 
@@ -106,5 +307,60 @@ mod tests {
         assert!(password::verify("correct horse", &h));
         assert!(!password::verify("wrong", &h));
         assert!(!password::verify("x", "not a hash"));
+        // Hashes made by the argon2 crate's own API (older rows) still verify.
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let old = argon2::Argon2::default()
+            .hash_password(b"pw-old", &salt)
+            .unwrap()
+            .to_string();
+        assert!(password::verify("pw-old", &old));
+        assert!(!password::verify("pw-new", &old));
+    }
+
+    #[tokio::test]
+    async fn bounded_hashing_refuses_beyond_the_queue() {
+        let h = password::hash_bounded("correct horse".into())
+            .await
+            .unwrap();
+        assert!(
+            password::verify_bounded("correct horse".into(), Some(h.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!password::verify_bounded("x".into(), None).await.unwrap());
+        let l = password::limits();
+        let n = l.concurrency + l.queue + 8;
+        let all: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(password::verify_bounded("x".into(), Some(h.clone()))))
+            .collect();
+        let mut busy = 0;
+        for t in all {
+            if t.await.unwrap().is_err() {
+                busy += 1;
+            }
+        }
+        assert!(
+            busy >= 1,
+            "beyond concurrency + queue, requests are refused"
+        );
+    }
+
+    /// What Argon2id with our parameters allows on this machine: one hash per core at a time
+    /// (`cargo test -p mandate-core argon2_rate -- --ignored --nocapture`; docs/benchmarks.md).
+    #[test]
+    #[ignore]
+    fn argon2_rate() {
+        let h = password::hash("x");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let start = std::time::Instant::now();
+        let per = 20;
+        std::thread::scope(|s| {
+            for _ in 0..cores {
+                s.spawn(|| (0..per).for_each(|_| assert!(!password::verify("y", &h))));
+            }
+        });
+        let rate = (cores * per) as f64 / start.elapsed().as_secs_f64();
+        println!("argon2id m=19MiB t=2 p=1: {rate:.1} verifications/s on {cores} cores");
     }
 }

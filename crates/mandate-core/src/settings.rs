@@ -29,6 +29,85 @@ pub struct Settings {
     /// CIBA: where to POST each new request (with its approval link) so an app can notify the
     /// person. Default none.
     pub ciba_webhook_url: Option<String>,
+    /// Password guessing limits (per account and per client address).
+    pub login_throttle: LoginThrottle,
+}
+
+/// Brute-force protection of password login, after Keycloak's brute force detection: a few
+/// free failures, then a progressive delay (1, 2, 4, … seconds, at most `wait_increment`),
+/// then a temporary lockout that grows by `wait_increment` per further failure up to
+/// `max_wait`. Counters live in the store, so every node sees them, and are kept per account
+/// name (whether or not such an account exists) and per client address (IPv6: per /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottle {
+    /// Failures of one account name before each further attempt waits. Default 3.
+    pub failures_before_delay: i64,
+    /// Failures of one account name before it is locked out. Default 10.
+    pub failures_before_lockout: i64,
+    /// Failures from one address before each further attempt waits. Default 20.
+    pub ip_failures_before_delay: i64,
+    /// Failures from one address before it is locked out. Default 100.
+    pub ip_failures_before_lockout: i64,
+    /// Lockout length after the first lockout failure, added again for each further one
+    /// (seconds). Also the longest progressive delay. Default 60.
+    pub wait_increment: i64,
+    /// Longest lockout (seconds). Default 900.
+    pub max_wait: i64,
+    /// Failures older than this are forgotten (seconds). Default 43200 (12 hours).
+    pub failure_reset: i64,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            failures_before_delay: 3,
+            failures_before_lockout: 10,
+            ip_failures_before_delay: 20,
+            ip_failures_before_lockout: 100,
+            wait_increment: 60,
+            max_wait: 900,
+            failure_reset: 12 * 3600,
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// How long attempts wait after the `failures`-th failure, with the given thresholds.
+    pub fn wait(&self, failures: i64, before_delay: i64, before_lockout: i64) -> i64 {
+        if failures >= before_lockout {
+            self.wait_increment
+                .saturating_mul(failures - before_lockout + 1)
+                .min(self.max_wait)
+        } else if failures >= before_delay {
+            (1i64 << (failures - before_delay).min(30))
+                .min(self.wait_increment)
+                .min(self.max_wait)
+        } else {
+            0
+        }
+    }
+
+    /// Are the values usable (positive, thresholds in order)?
+    pub fn check(&self) -> Result<(), String> {
+        let all = [
+            self.failures_before_delay,
+            self.failures_before_lockout,
+            self.ip_failures_before_delay,
+            self.ip_failures_before_lockout,
+            self.wait_increment,
+            self.max_wait,
+            self.failure_reset,
+        ];
+        if all.iter().any(|v| *v <= 0) {
+            return Err("login throttling values must be positive".into());
+        }
+        if self.failures_before_delay > self.failures_before_lockout
+            || self.ip_failures_before_delay > self.ip_failures_before_lockout
+        {
+            return Err("login failures before delay must not exceed those before lockout".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -46,6 +125,7 @@ impl Default for Settings {
             ciba_default_expiry: 300,
             ciba_max_expiry: 600,
             ciba_webhook_url: None,
+            login_throttle: LoginThrottle::default(),
         }
     }
 }
@@ -69,3 +149,20 @@ pub const STANDARD_SCOPES: [&str; 6] = [
 
 /// The `acr` of a password login (no MFA yet): ISO/IEC 29115 level 1 style label.
 pub const ACR_PASSWORD: &str = "urn:mandate:acr:pwd";
+
+/// Shortest minimum password length a tenant may set (NIST SP 800-63B §5.1.1.2).
+pub const MIN_PASSWORD_LENGTH: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_delays_grow_then_lock_out() {
+        let t = LoginThrottle::default();
+        let w: Vec<i64> = (1..=14).map(|f| t.wait(f, 3, 10)).collect();
+        assert_eq!(w, [0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 120, 180, 240, 300]);
+        assert_eq!(t.wait(1000, 3, 10), 900);
+        assert!(t.check().is_ok());
+    }
+}

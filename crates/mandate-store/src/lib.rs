@@ -20,6 +20,7 @@ mod rows;
 mod sessions;
 mod ssf;
 mod tenants;
+mod throttle;
 mod users;
 
 pub use connect::{Backend, SqlStore};

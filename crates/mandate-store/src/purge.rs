@@ -11,13 +11,14 @@ const CODE_REUSE_WINDOW: i64 = 3600;
 
 /// Each statement deletes rows that expired (or, for grants, were created) before its only
 /// parameter: now minus the second field. Order matters: grants go after what refers to them.
-const PURGES: [(&str, i64); 9] = [
+const PURGES: [(&str, i64); 10] = [
     (
         "DELETE FROM auth_codes WHERE expires_at < $1",
         CODE_REUSE_WINDOW,
     ),
     ("DELETE FROM sessions WHERE expires_at < $1", 0),
     ("DELETE FROM replay_entries WHERE expires_at < $1", 0),
+    ("DELETE FROM login_throttle WHERE expires_at < $1", 0),
     // A CIBA request keeps answering `expired_token` for a while, then goes; an expired one
     // never needs its ping's auth_req_id again.
     (

@@ -76,6 +76,33 @@ pub struct ServeArgs {
     /// Minimum CIBA polling interval in seconds [default: 5].
     #[arg(long, env = "MANDATE_CIBA_INTERVAL")]
     pub ciba_interval: Option<i64>,
+    /// Password hashes computed at once [default: number of cores].
+    #[arg(long, env = "MANDATE_PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+    /// Logins that may wait for a hash beyond those; more get 429 [default: 4 per core].
+    #[arg(long, env = "MANDATE_PASSWORD_HASH_QUEUE")]
+    pub password_hash_queue: Option<usize>,
+    /// Failed logins of one account name before each further attempt waits [default: 3].
+    #[arg(long, env = "MANDATE_LOGIN_FAILURES_BEFORE_DELAY")]
+    pub login_failures_before_delay: Option<i64>,
+    /// Failed logins of one account name before it is locked out [default: 10].
+    #[arg(long, env = "MANDATE_LOGIN_FAILURES_BEFORE_LOCKOUT")]
+    pub login_failures_before_lockout: Option<i64>,
+    /// Failed logins from one address (IPv6: /64) before each further attempt waits [default: 20].
+    #[arg(long, env = "MANDATE_LOGIN_IP_FAILURES_BEFORE_DELAY")]
+    pub login_ip_failures_before_delay: Option<i64>,
+    /// Failed logins from one address before it is locked out [default: 100].
+    #[arg(long, env = "MANDATE_LOGIN_IP_FAILURES_BEFORE_LOCKOUT")]
+    pub login_ip_failures_before_lockout: Option<i64>,
+    /// Lockout length in seconds, growing by this much per further failure [default: 60].
+    #[arg(long, env = "MANDATE_LOGIN_WAIT_INCREMENT")]
+    pub login_wait_increment: Option<i64>,
+    /// Longest lockout in seconds [default: 900].
+    #[arg(long, env = "MANDATE_LOGIN_MAX_WAIT")]
+    pub login_max_wait: Option<i64>,
+    /// Seconds after which failed logins are forgotten [default: 43200].
+    #[arg(long, env = "MANDATE_LOGIN_FAILURE_RESET")]
+    pub login_failure_reset: Option<i64>,
 }
 
 /// The file form of the settings.
@@ -101,6 +128,15 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub ciba_webhook_url: Option<String>,
     pub ciba_interval: Option<i64>,
+    pub password_hash_concurrency: Option<usize>,
+    pub password_hash_queue: Option<usize>,
+    pub login_failures_before_delay: Option<i64>,
+    pub login_failures_before_lockout: Option<i64>,
+    pub login_ip_failures_before_delay: Option<i64>,
+    pub login_ip_failures_before_lockout: Option<i64>,
+    pub login_wait_increment: Option<i64>,
+    pub login_max_wait: Option<i64>,
+    pub login_failure_reset: Option<i64>,
 }
 
 impl FileConfig {
@@ -175,6 +211,8 @@ pub struct ServeConfig {
     pub settings: mandate_core::settings::Settings,
     pub cache_ttl: std::time::Duration,
     pub log_json: bool,
+    /// The bound on password hashing.
+    pub hash_limits: mandate_core::secret::password::HashLimits,
 }
 
 pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
@@ -232,6 +270,50 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
             anyhow::bail!("the CIBA webhook URL must be an http(s) URL: {u}");
         }
     }
+    let lt = &mut s.login_throttle;
+    lt.failures_before_delay = pick(
+        a.login_failures_before_delay,
+        f.login_failures_before_delay,
+        lt.failures_before_delay,
+    );
+    lt.failures_before_lockout = pick(
+        a.login_failures_before_lockout,
+        f.login_failures_before_lockout,
+        lt.failures_before_lockout,
+    );
+    lt.ip_failures_before_delay = pick(
+        a.login_ip_failures_before_delay,
+        f.login_ip_failures_before_delay,
+        lt.ip_failures_before_delay,
+    );
+    lt.ip_failures_before_lockout = pick(
+        a.login_ip_failures_before_lockout,
+        f.login_ip_failures_before_lockout,
+        lt.ip_failures_before_lockout,
+    );
+    lt.wait_increment = pick(
+        a.login_wait_increment,
+        f.login_wait_increment,
+        lt.wait_increment,
+    );
+    lt.max_wait = pick(a.login_max_wait, f.login_max_wait, lt.max_wait);
+    lt.failure_reset = pick(
+        a.login_failure_reset,
+        f.login_failure_reset,
+        lt.failure_reset,
+    );
+    lt.check().map_err(anyhow::Error::msg)?;
+    let mut hash_limits = mandate_core::secret::password::HashLimits::default();
+    if let Some(n) = a.password_hash_concurrency.or(f.password_hash_concurrency) {
+        if n == 0 {
+            anyhow::bail!("the password hash concurrency must be at least 1");
+        }
+        hash_limits.concurrency = n;
+        hash_limits.queue = 4 * n;
+    }
+    if let Some(q) = a.password_hash_queue.or(f.password_hash_queue) {
+        hash_limits.queue = q;
+    }
     if s.ciba_interval <= 0 {
         anyhow::bail!("the CIBA polling interval must be positive");
     }
@@ -269,5 +351,6 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
             a.cache_ttl_ms.or(f.cache_ttl_ms).unwrap_or(5000),
         ),
         log_json: log_format == "json",
+        hash_limits,
     })
 }

@@ -494,3 +494,165 @@ async fn no_secret_token_or_password_in_logs() {
     }
     let _ = std::fs::remove_file(log);
 }
+
+/// One login attempt with a fresh interaction: (status, alert text, Retry-After).
+async fn attempt(
+    s: &Server,
+    client_id: &str,
+    user: &str,
+    pw: &str,
+) -> (u16, String, Option<String>) {
+    let issuer = s.issuer("default");
+    let b = Browser::new();
+    let (_, challenge) = pkce();
+    let (_, html, _) = b
+        .get(&auth_url(&issuer, client_id, &challenge, "openid", &[]))
+        .await;
+    let r = b
+        .http
+        .post(format!("{issuer}/login"))
+        .form(&[
+            ("csrf", hidden(&html, "csrf").unwrap().as_str()),
+            (
+                "interaction",
+                hidden(&html, "interaction").unwrap().as_str(),
+            ),
+            ("username", user),
+            ("password", pw),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = r.text().await.unwrap();
+    let alert = body
+        .split("role=\"alert\">")
+        .nth(1)
+        .and_then(|b| b.split('<').next())
+        .unwrap_or_default()
+        .to_string();
+    (status, alert, retry)
+}
+
+/// Issue 12 item 9: password guessing meets a progressive delay, then a lockout that the
+/// right password does not pass, on every node of one database; the answers are the same
+/// whether the account exists; a success clears the account's counter; an address that
+/// guesses across many names is throttled too; lockouts are audited.
+async fn password_guessing_is_throttled(backend: Backend) {
+    let env = [
+        ("MANDATE_LOGIN_FAILURES_BEFORE_DELAY", "2"),
+        ("MANDATE_LOGIN_FAILURES_BEFORE_LOCKOUT", "4"),
+        ("MANDATE_LOGIN_WAIT_INCREMENT", "60"),
+        ("MANDATE_LOGIN_IP_FAILURES_BEFORE_DELAY", "24"),
+        ("MANDATE_LOGIN_IP_FAILURES_BEFORE_LOCKOUT", "24"),
+    ];
+    let s = Server::start_with(backend, &env).await;
+    let other = s.second_node(&env).await;
+    s.create_user("default", "kim");
+    s.create_user("default", "lee");
+    let web = s.create_web_client("default", &[]);
+    let pause = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
+
+    // The same sequence for an existing and an unknown account: two free failures, a third
+    // after the first (1 s) delay, then attempts wait 2 s (429 at once); the fourth failure
+    // locks the name out, and then even the right password gets 429, on either node.
+    let mut answers = Vec::new();
+    for user in ["kim", "nobody-here"] {
+        let mut seq = Vec::new();
+        seq.push(attempt(&s, &web.0, user, "wrong password 1").await);
+        seq.push(attempt(&s, &web.0, user, "wrong password 2").await);
+        pause(1100).await;
+        seq.push(attempt(&other, &web.0, user, "wrong password 3").await);
+        seq.push(attempt(&s, &web.0, user, "wrong password 4").await);
+        pause(2100).await;
+        seq.push(attempt(&other, &web.0, user, "wrong password 5").await);
+        seq.push(attempt(&s, &web.0, user, PASSWORD).await);
+        seq.push(attempt(&other, &web.0, user, PASSWORD).await);
+        let statuses: Vec<u16> = seq.iter().map(|a| a.0).collect();
+        assert_eq!(
+            statuses,
+            [401, 401, 401, 429, 401, 429, 429],
+            "{user}: {seq:?}"
+        );
+        assert!(seq[3].2.is_some(), "Retry-After during the delay");
+        let retry: i64 = seq[5].2.as_deref().expect("Retry-After").parse().unwrap();
+        assert!((50..=60).contains(&retry), "lockout of a minute: {retry}");
+        answers.push(
+            seq.into_iter()
+                .map(|(st, alert, _)| (st, alert))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(answers[0], answers[1], "no account enumeration");
+
+    // A success clears the account's counter: after it, two more failures are judged (401).
+    assert_eq!(attempt(&s, &web.0, "lee", "wrong password").await.0, 401);
+    let (st, _, _) = attempt(&s, &web.0, "lee", PASSWORD).await;
+    assert!(
+        matches!(st, 200 | 303),
+        "the right password before any delay works: {st}"
+    );
+    assert_eq!(attempt(&s, &web.0, "lee", "wrong password").await.0, 401);
+    assert_eq!(
+        attempt(&other, &web.0, "lee", "wrong password").await.0,
+        401
+    );
+
+    // One address guessing across names: after 24 failures from it, every name waits,
+    // even one never tried.
+    let mut throttled_at = None;
+    for i in 0..30 {
+        let (st, _, _) = attempt(&s, &web.0, &format!("spray{i}"), "wrong password").await;
+        if st == 429 {
+            throttled_at = Some(i);
+            break;
+        }
+        assert_eq!(st, 401);
+    }
+    assert!(throttled_at.is_some(), "address throttling never started");
+    assert_eq!(attempt(&other, &web.0, "fresh-name", "x").await.0, 429);
+
+    // Lockouts are audited, with the scope that locked.
+    let pool = s.db().await;
+    let locked: Vec<String> = sqlx::query_scalar(
+        "SELECT reason FROM audit_events WHERE kind = 'login_locked' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        locked.iter().filter(|r| *r == "account").count() >= 2,
+        "{locked:?}"
+    );
+    assert!(locked.iter().any(|r| r == "address"), "{locked:?}");
+    let throttled: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE kind = 'login_failed' AND reason = 'throttled'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(throttled >= 8, "refused attempts are audited: {throttled}");
+    // No account name is stored in clear.
+    let keys: Vec<String> = sqlx::query_scalar("SELECT throttle_key FROM login_throttle")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains("kim") && !k.contains("nobody"))
+    );
+}
+
+#[tokio::test]
+async fn password_guessing_is_throttled_sqlite() {
+    password_guessing_is_throttled(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn password_guessing_is_throttled_postgres() {
+    password_guessing_is_throttled(Backend::Postgres).await;
+}

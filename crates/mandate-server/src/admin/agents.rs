@@ -27,6 +27,10 @@ fn refused(e: AdminError) -> ApiError {
         AdminError::Conflict(_) => (ErrorCode::InvalidRequest, Some(StatusCode::CONFLICT)),
         AdminError::Store(s) => return ApiError::from(OAuthError::from(s)),
         AdminError::Crypto(why) => return ApiError::from(OAuthError::server_error(why)),
+        AdminError::Busy(_) => (
+            ErrorCode::TemporarilyUnavailable,
+            Some(StatusCode::TOO_MANY_REQUESTS),
+        ),
     };
     ApiError {
         error: OAuthError::new(code, e.to_string()),

@@ -26,14 +26,27 @@ pub fn render(
     i: &Interaction,
     error: Option<&str>,
 ) -> Response {
-    let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
-    let (csrf, set) = pages::csrf_token(s, headers);
-    let error = error.map(|k| s.templates.message(&lang, k));
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
     } else {
         StatusCode::OK
     };
+    render_with(s, t, headers, client, i, error, status)
+}
+
+/// [`render`] with a given status (401 for bad credentials, 429 when throttled or busy).
+fn render_with(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    client: &Client,
+    i: &Interaction,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
+    let (csrf, set) = pages::csrf_token(s, headers);
+    let error = error.map(|k| s.templates.message(&lang, k));
     let page = pages::render(
         s,
         status,
@@ -49,6 +62,37 @@ pub fn render(
         },
     );
     pages::with_cookies(page, set)
+}
+
+/// The form again with 429 and `Retry-After` (throttled or busy): the same answer whether or
+/// not the account exists.
+#[allow(clippy::too_many_arguments)]
+fn refused(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    client: &Client,
+    i: &Interaction,
+    username: &str,
+    message: &str,
+    retry_after: i64,
+) -> Response {
+    let mut again = i.clone();
+    again.req.login_hint = Some(username.to_string());
+    let mut r = render_with(
+        s,
+        t,
+        headers,
+        client,
+        &again,
+        Some(message),
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(retry_after.max(1) as u64),
+    );
+    r
 }
 
 /// `POST {issuer}/login`.
@@ -96,6 +140,30 @@ pub async fn login(
                 &client,
                 &again,
                 Some("invalid_credentials"),
+            );
+        }
+        Err(LoginError::Throttled { retry_after }) => {
+            return refused(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &i,
+                username,
+                "too_many_attempts",
+                retry_after,
+            );
+        }
+        Err(LoginError::Busy { retry_after }) => {
+            return refused(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &i,
+                username,
+                "try_again_shortly",
+                retry_after,
             );
         }
         Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),

@@ -35,6 +35,9 @@ pub enum TenantCmd {
         /// Accept any authorization_details type again.
         #[arg(long, conflicts_with = "authorization_details_type")]
         any_authorization_details_type: bool,
+        /// Shortest password accepted when a password is set, in characters (8-256).
+        #[arg(long)]
+        min_password_length: Option<usize>,
     },
     /// Show a tenant with its settings.
     Show { name: String },
@@ -63,6 +66,7 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             impersonation,
             authorization_details_type,
             any_authorization_details_type,
+            min_password_length,
         } => {
             let t = store
                 .tenant_by_name(&name)
@@ -71,6 +75,9 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             let mut settings = t.settings;
             if let Some(v) = impersonation {
                 settings.impersonation = v == "on";
+            }
+            if let Some(n) = min_password_length {
+                settings.min_password_length = n;
             }
             if any_authorization_details_type {
                 settings.authorization_details_types.clear();

@@ -187,6 +187,11 @@ impl Server {
         s
     }
 
+    /// The server process id (to read its memory from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Send SIGKILL and wait.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
