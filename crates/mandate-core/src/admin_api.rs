@@ -2,7 +2,11 @@
 //!
 //! A caller presents an access token from the tenant's own issuer (RFC 6750 bearer), meant for
 //! the issuer (`aud`), carrying [`ADMIN_SCOPE`]; a client gets one with `client_credentials`
-//! after `mandate client create … --scope mandate:admin`. Every refusal is audited.
+//! after `mandate client create … --scope mandate:admin`. A person's token (one whose `sub` is a
+//! person) needs the scope AND a role the person holds ([`crate::roles`]): the scope a client
+//! was registered with never makes its users administrators. Delegated tokens (`act`,
+//! `mandate`) are refused. The same rule guards every privileged scope (AuthZEN, SSF). Every
+//! refusal is audited.
 
 use serde_json::{Value, json};
 
@@ -10,6 +14,7 @@ use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::dpop_use::{Presented, resource_claims};
 use crate::error::{ErrorCode, OAuthError};
 use crate::provider::{Provider, TenantCtx};
+use crate::roles::{Right, roles_allow};
 use crate::store::{AuditQuery, AuditRecord};
 
 /// The scope that grants the admin API.
@@ -49,7 +54,8 @@ async fn deny(
 }
 
 /// Verify an admin API bearer token: invalid or missing → `invalid_token` (401), valid but
-/// without the admin scope → `insufficient_scope` (403). Both are recorded.
+/// without the admin scope, or a person's token without the `admin` role → `insufficient_scope`
+/// (403). Both are recorded.
 pub async fn authenticate(
     p: &Provider,
     t: &TenantCtx,
@@ -62,13 +68,26 @@ pub async fn authenticate(
 /// The scope a policy enforcement point needs to ask the AuthZEN API for decisions.
 pub const AUTHZ_SCOPE: &str = "mandate:authz";
 
-/// [`authenticate`] for another scope (e.g. [`AUTHZ_SCOPE`]).
+/// [`authenticate`] for another scope (e.g. [`AUTHZ_SCOPE`]); a person needs the `admin` role.
 pub async fn authenticate_for(
     p: &Provider,
     t: &TenantCtx,
     token: Option<&Presented<'_>>,
     meta: &RequestMeta,
     scope: &str,
+) -> Result<AdminCaller, OAuthError> {
+    authorize(p, t, token, meta, scope, Right::Manage).await
+}
+
+/// [`authenticate_for`] with the right the route needs: a person's token passes only if a
+/// role they hold gives `right` (e.g. `auditor` for [`Right::ReadAudit`]).
+pub async fn authorize(
+    p: &Provider,
+    t: &TenantCtx,
+    token: Option<&Presented<'_>>,
+    meta: &RequestMeta,
+    scope: &str,
+    right: Right,
 ) -> Result<AdminCaller, OAuthError> {
     let claims = match token {
         Some(tok) => match resource_claims(p, t, tok).await {
@@ -114,6 +133,20 @@ pub async fn authenticate_for(
             format!("the {scope} scope is required"),
         );
         return Err(deny(p, t, meta, principal, Some(&client_id), e).await);
+    }
+    if let Principal::User { id } = &principal {
+        // An agent acting for a person never administers: only the person themselves.
+        let why = if claims.contains_key("act") || claims.contains_key("mandate") {
+            Some("a delegated token cannot use this API")
+        } else if !roles_allow(&p.store.user_roles(t.id(), id).await?, right) {
+            Some("the person does not hold a role that allows this")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let e = OAuthError::new(ErrorCode::InsufficientScope, why);
+            return Err(deny(p, t, meta, principal, Some(&client_id), e).await);
+        }
     }
     Ok(AdminCaller {
         client_id,

@@ -52,6 +52,8 @@ event_kinds! {
     ClientCreated => "client_created",
     UserCreated => "user_created",
     UserErased => "user_erased",
+    RoleGranted => "role_granted",
+    RoleRevoked => "role_revoked",
     AdminAccessDenied => "admin_access_denied",
     AuditQueried => "audit_queried",
     TokenExchanged => "token_exchanged",

@@ -607,34 +607,6 @@ pub async fn approve_agent(
     })
 }
 
-/// Withdraw a user's consent for a client and revoke nothing else.
-pub async fn withdraw_consent(
-    p: &Provider,
-    t: &TenantCtx,
-    user_id: &str,
-    client_id: &str,
-    meta: &RequestMeta,
-) -> Result<bool, OAuthError> {
-    let removed = p.store.delete_consent(t.id(), user_id, client_id).await?;
-    if removed {
-        let ev = AuditEvent::new(
-            t.id(),
-            EventKind::ConsentWithdrawn,
-            Outcome::Success,
-            Principal::User {
-                id: user_id.to_string(),
-            },
-            meta,
-        )
-        .subject(Principal::User {
-            id: user_id.to_string(),
-        })
-        .client(client_id.to_string());
-        p.store.record(&ev).await?;
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub mod pkce;
 pub mod provider;
 pub mod redirect;
 pub mod revoke;
+pub mod roles;
 pub mod scope;
 pub mod secret;
 pub mod self_service;

@@ -18,6 +18,9 @@ use crate::store::{AuditQuery, MandateSelector};
 /// Why a person's own revocation is recorded.
 pub const REVOKED_BY_USER: &str = "revoked by the user";
 
+/// Why what consent allowed is revoked when the person withdraws it.
+pub const CONSENT_WITHDRAWN: &str = "consent withdrawn";
+
 /// The scope an app needs for the person's self-service mandate API.
 pub const SELF_SCOPE: &str = "mandate:self";
 
@@ -162,6 +165,135 @@ pub async fn revoke_all(
     )
     .await
     .map_err(store_failure)
+}
+
+/// What withdrawing consent ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withdrawn {
+    /// The stored consent was removed.
+    pub consent: bool,
+    /// Grants (token families) revoked: their refresh tokens and access tokens are dead.
+    pub grants: Vec<String>,
+    /// Mandates the person gave the agent on its consent page, revoked.
+    pub mandates: Vec<String>,
+}
+
+impl Withdrawn {
+    /// Did the withdrawal end anything?
+    pub fn any(&self) -> bool {
+        self.consent || !self.grants.is_empty() || !self.mandates.is_empty()
+    }
+}
+
+/// Withdraw a person's consent for a client, and with it every access that consent gave: the
+/// client's grants for the person (refresh token families, and their access tokens, which
+/// introspect inactive from now on), and when the client is an agent, the mandates the person
+/// gave it on the consent page. Each revoked grant is recorded as `token_revoked` (so Shared
+/// Signals receivers hear a session-revoked event), each mandate as `mandate_revoked`, and the
+/// withdrawal as `consent_withdrawn`. Idempotent; an unknown client ends nothing.
+pub async fn withdraw_consent(
+    p: &Provider,
+    t: &TenantCtx,
+    user_id: &str,
+    client_id: &str,
+    meta: &RequestMeta,
+) -> Result<Withdrawn, OAuthError> {
+    if client_id.is_empty() || client_id.len() > 256 {
+        return Ok(Withdrawn::default());
+    }
+    let consent = p.store.delete_consent(t.id(), user_id, client_id).await?;
+    let grants = p
+        .store
+        .revoke_client_grants(t.id(), user_id, client_id, p.now())
+        .await?;
+    for g in &grants {
+        let ev = AuditEvent::new(
+            t.id(),
+            EventKind::TokenRevoked,
+            Outcome::Success,
+            user(user_id),
+            meta,
+        )
+        .client(client_id.to_string())
+        .subject(user(user_id))
+        .reason(CONSENT_WITHDRAWN)
+        .detail(json!({"grant_id": g, "token_type": "refresh_token"}));
+        p.store.record(&ev).await?;
+    }
+    let mut mandates = Vec::new();
+    if p.store.agent(t.id(), client_id).await?.is_some() {
+        let now = p.now();
+        for m in p.store.user_mandates(t.id(), user_id).await? {
+            if m.agent_id == client_id && m.origin == MandateOrigin::Consent && m.is_active(now) {
+                mandates.extend(
+                    agent_admin::revoke_mandates_by(
+                        p.store.as_ref(),
+                        t.id(),
+                        MandateSelector::One(&m.id),
+                        user(user_id),
+                        meta,
+                        CONSENT_WITHDRAWN,
+                    )
+                    .await
+                    .map_err(store_failure)?,
+                );
+            }
+        }
+    }
+    let done = Withdrawn {
+        consent,
+        grants,
+        mandates,
+    };
+    if done.any() {
+        let ev = AuditEvent::new(
+            t.id(),
+            EventKind::ConsentWithdrawn,
+            Outcome::Success,
+            user(user_id),
+            meta,
+        )
+        .subject(user(user_id))
+        .client(client_id.to_string())
+        .detail(json!({
+            "consent_removed": done.consent,
+            "grants_revoked": done.grants.len(),
+            "mandates_revoked": done.mandates,
+        }));
+        p.store.record(&ev).await?;
+    }
+    Ok(done)
+}
+
+/// Where account pages send a person who is not signed in, and where they return afterwards
+/// when the return address is not usable.
+pub const ACCOUNT_HOME: &str = "/account/consents";
+
+/// The place to return to after the account sign-in, as a path under the tenant's issuer
+/// (the caller prefixes the issuer, so the result never leaves this tenant): `Some` only for a
+/// plain absolute path of printable ASCII with no `//`, backslash, fragment, or `.`/`..`
+/// segment (also percent-encoded), so it cannot become another origin or climb into another
+/// tenant's pages. Anything else is `None` (use [`ACCOUNT_HOME`]).
+pub fn safe_return_to(path: &str) -> Option<&str> {
+    let ok_chars = path
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'#');
+    if path.is_empty() || path.len() > 1024 || !ok_chars || !path.starts_with('/') {
+        return None;
+    }
+    let route = path.split('?').next().unwrap_or_default();
+    let lower = route.to_ascii_lowercase();
+    if route.contains("//")
+        || ["%2e", "%2f", "%5c", "%00"]
+            .iter()
+            .any(|x| lower.contains(x))
+    {
+        return None;
+    }
+    if route.split('/').any(|seg| seg == "." || seg == "..") {
+        return None;
+    }
+    Some(path)
 }
 
 fn user(id: &str) -> Principal {
@@ -361,4 +493,37 @@ pub async fn authenticate(
             })
             .unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_stays_under_the_issuer() {
+        for ok in [
+            "/account/consents",
+            "/account/ciba/abc-DEF_1",
+            "/authorize?x=1&y=%20",
+        ] {
+            assert_eq!(safe_return_to(ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "account",
+            "//evil.example/x",
+            "/\\evil.example",
+            "https://evil.example/",
+            "/../other/account/consents",
+            "/account/%2e%2e/x",
+            "/a/%2F/b",
+            "/account#x",
+            "/account consents",
+            "/account/\u{7f}",
+            "/kont\u{e9}",
+            "/a/./b",
+        ] {
+            assert_eq!(safe_return_to(bad), None, "{bad:?}");
+        }
+    }
 }

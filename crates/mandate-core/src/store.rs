@@ -117,6 +117,31 @@ pub trait ConsentStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// A role a person holds in a tenant (the role's name is [`crate::admin::Role::as_str`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGrant {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub granted_at: i64,
+    /// Who granted it, as the audit trail names them.
+    pub granted_by: String,
+}
+
+/// Roles of people: what a person's own token may do at the admin API (never a client's scope
+/// alone).
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// Grant a role; false when the person already held it.
+    async fn grant_role(&self, grant: &RoleGrant) -> StoreResult<bool>;
+    /// Revoke a role; false when the person did not hold it.
+    async fn revoke_role(&self, tenant_id: &str, user_id: &str, role: &str) -> StoreResult<bool>;
+    /// The roles a person holds.
+    async fn user_roles(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<String>>;
+    /// Every role held in a tenant, oldest first.
+    async fn role_grants(&self, tenant_id: &str) -> StoreResult<Vec<RoleGrant>>;
+}
+
 /// Outcome of trying to spend a single-use artefact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spend<T> {
@@ -137,6 +162,14 @@ pub trait GrantStore: Send + Sync {
     /// Revoke every grant made in a browser session (logout).
     async fn revoke_session_grants(&self, tenant_id: &str, sid: &str, now: i64)
     -> StoreResult<u64>;
+    /// Revoke every live grant a user gave one client (consent withdrawn); returns their ids.
+    async fn revoke_client_grants(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<String>>;
 
     async fn insert_code(&self, code: &AuthCode) -> StoreResult<()>;
     /// Look a code up without spending it, whatever its state; `consumed` tells if it was used.
@@ -498,6 +531,7 @@ pub trait Store:
     + MandateStore
     + AuthzStore
     + CibaStore
+    + RoleStore
     + crate::ssf::SsfStore
 {
     /// Delete expired codes, sessions, replay entries and revocation records.

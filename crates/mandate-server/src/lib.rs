@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/consents/withdraw", post(ui::account::withdraw))
+        .merge(ui::signin::routes())
         .merge(ui::agents::routes())
         .merge(ui::ciba::routes())
         .merge(authzen::routes())
@@ -120,8 +121,15 @@ pub fn router(state: AppState) -> Router {
             "/mandates/{id}",
             get(admin::agents::show_mandate).delete(admin::agents::revoke_mandate),
         )
+        .route("/roles", get(admin::roles::list))
+        .route(
+            "/roles/{role}/users/{username}",
+            axum::routing::put(admin::roles::grant).delete(admin::roles::revoke),
+        )
         .layer(map_response(cache::no_store));
     Router::new()
+        .route("/", get(ui::signin::root))
+        .route("/t/{tenant}/", get(ui::signin::home))
         .route("/healthz", get(ops::health::healthz))
         .route("/readyz", get(ops::health::readyz))
         .route("/metrics", get(ops::metrics::metrics))

@@ -77,6 +77,28 @@ impl GrantStore for SqlStore {
         Ok(done.rows_affected())
     }
 
+    async fn revoke_client_grants(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        let revoked = sqlx::query(
+            "UPDATE grants SET revoked_at = $4 \
+             WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3 AND revoked_at IS NULL \
+             RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        revoked.iter().map(|r| rows::col(r, "id")).collect()
+    }
+
     async fn insert_code(&self, code: &AuthCode) -> StoreResult<()> {
         codes::insert(&self.pool, code).await
     }

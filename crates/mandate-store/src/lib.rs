@@ -16,6 +16,7 @@ mod keys;
 mod purge;
 mod refresh;
 mod replay;
+mod roles;
 mod rows;
 mod sessions;
 mod ssf;

@@ -337,3 +337,307 @@ async fn admin_agents_and_mandates_sqlite() {
 async fn admin_agents_and_mandates_postgres() {
     admin_agents_and_mandates(Backend::Postgres).await;
 }
+
+/// Issue 12 item 7: a client registered with `mandate:admin` does not make the people who sign
+/// in to it administrators. An ordinary user's token through such a browser client is refused
+/// reading the audit log, registering an agent and creating a mandate from another person
+/// (and the SSF and AuthZEN management APIs); granting the person the `admin` role (CLI)
+/// allows it at once, revoking it (admin API) refuses it again. `auditor` reads the log only.
+/// Every grant and revocation is audited.
+async fn admin_rights_come_from_the_persons_role(backend: Backend) {
+    let s = Server::start(backend).await;
+    let victim = s.create_user("default", "victim");
+    s.create_user("default", "mallory");
+    let console = s.create_web_client(
+        "default",
+        &[
+            "--scope",
+            "openid",
+            "--scope",
+            "mandate:admin",
+            "--scope",
+            "mandate:ssf",
+            "--scope",
+            "mandate:authz",
+        ],
+    );
+    let admin_client = service_client(&s, "mandate:admin");
+    let admin = client_token(&s, &admin_client).await;
+    let base = format!("{}/admin/v1/tenants/default", s.base);
+    let issuer = s.issuer("default");
+    let agent = s.cli(
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Payer",
+            "--tenant-owned",
+            "--scope-ceiling",
+            "payments.write",
+            "--generate-secret",
+        ],
+        None,
+    );
+    let agent_id = agent["client_id"].as_str().unwrap().to_string();
+    let mallory = person_token(
+        &s,
+        &console,
+        "mallory",
+        "openid mandate:admin mandate:ssf mandate:authz",
+    )
+    .await;
+
+    let audit = format!("{base}/audit/events?limit=5");
+    let new_agent = json!({"name": "Mine", "tenant_owned": true, "scope_ceiling": "payments.write",
+        "generate_secret": true});
+    let new_mandate =
+        json!({"username": "victim", "agent_id": agent_id, "scope": ["payments.write"]});
+    let refused = |what: &str, (status, v): (u16, Value)| {
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{what}: {v}"
+        );
+    };
+    let before = snapshot(&s).await;
+    refused("audit", call("GET", &audit, &mallory, None).await);
+    refused(
+        "agent",
+        call(
+            "POST",
+            &format!("{base}/agents"),
+            &mallory,
+            Some(new_agent.clone()),
+        )
+        .await,
+    );
+    refused(
+        "mandate",
+        call(
+            "POST",
+            &format!("{base}/mandates"),
+            &mallory,
+            Some(new_mandate.clone()),
+        )
+        .await,
+    );
+    refused(
+        "roles",
+        call("GET", &format!("{base}/roles"), &mallory, None).await,
+    );
+    refused(
+        "self-grant",
+        call(
+            "PUT",
+            &format!("{base}/roles/admin/users/mallory"),
+            &mallory,
+            None,
+        )
+        .await,
+    );
+    refused(
+        "ssf",
+        call("GET", &format!("{issuer}/ssf/streams"), &mallory, None).await,
+    );
+    refused(
+        "authzen",
+        call(
+            "POST",
+            &format!("{issuer}/access/v1/evaluation"),
+            &mallory,
+            Some(
+                json!({"subject": {"type": "user", "id": "a"}, "action": {"name": "view"},
+                "resource": {"type": "doc", "id": "1"}}),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(snapshot(&s).await, before, "refusals change nothing");
+    let (status, v) = call(
+        "GET",
+        &format!("{base}/mandates?username=victim"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["mandates"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{v}"
+    );
+
+    // Bad role names and unknown people are refused.
+    let (status, v) = call(
+        "PUT",
+        &format!("{base}/roles/root/users/mallory"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let (status, _) = call(
+        "PUT",
+        &format!("{base}/roles/admin/users/nobody"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (ok, _, err) = s.cli_raw(
+        &[
+            "user",
+            "grant-role",
+            "--tenant",
+            "default",
+            "--username",
+            "mallory",
+            "--role",
+            "root",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("unknown role"), "{err}");
+
+    // Granted with the CLI: the same token now works (roles are read at every request).
+    let v = s.cli(
+        &[
+            "user",
+            "grant-role",
+            "--tenant",
+            "default",
+            "--username",
+            "mallory",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert_eq!(v["granted"], true, "{v}");
+    let (status, v) = call("GET", &audit, &mallory, None).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call("POST", &format!("{base}/agents"), &mallory, Some(new_agent)).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, m) = call(
+        "POST",
+        &format!("{base}/mandates"),
+        &mallory,
+        Some(new_mandate.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{m}");
+    assert_eq!(m["user_id"], victim.as_str());
+    let (status, v) = call("GET", &format!("{issuer}/ssf/streams"), &mallory, None).await;
+    assert_ne!(status, 403, "{v}");
+    let listed = s.cli(&["user", "roles", "--tenant", "default"], None);
+    assert_eq!(listed["roles"][0]["username"], "mallory", "{listed}");
+    assert_eq!(listed["roles"][0]["role"], "admin", "{listed}");
+
+    // Revoked through the admin API: refused again.
+    let (status, v) = call(
+        "DELETE",
+        &format!("{base}/roles/admin/users/mallory"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{v}");
+    let (status, _) = call(
+        "DELETE",
+        &format!("{base}/roles/admin/users/mallory"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "not held any more");
+    refused(
+        "audit after revoke",
+        call("GET", &audit, &mallory, None).await,
+    );
+    refused(
+        "mandate after revoke",
+        call(
+            "POST",
+            &format!("{base}/mandates"),
+            &mallory,
+            Some(new_mandate.clone()),
+        )
+        .await,
+    );
+
+    // auditor: the log, nothing else.
+    let (status, v) = call(
+        "PUT",
+        &format!("{base}/roles/auditor/users/mallory"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!((status, v["granted"].as_bool()), (201, Some(true)), "{v}");
+    let (status, v) = call(
+        "PUT",
+        &format!("{base}/roles/auditor/users/mallory"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!((status, v["granted"].as_bool()), (200, Some(false)), "{v}");
+    let (status, v) = call("GET", &audit, &mallory, None).await;
+    assert_eq!(status, 200, "{v}");
+    refused(
+        "auditor creates a mandate",
+        call(
+            "POST",
+            &format!("{base}/mandates"),
+            &mallory,
+            Some(new_mandate),
+        )
+        .await,
+    );
+    let (status, v) = call("GET", &format!("{base}/roles"), &admin, None).await;
+    assert_eq!(v["roles"].as_array().map(Vec::len), Some(1), "{status} {v}");
+
+    // Every change is in the trail, with who made it and for whom.
+    let (_, events) = call(
+        "GET",
+        &format!("{base}/audit/events?event=role_granted&event=role_revoked&limit=10"),
+        &admin,
+        None,
+    )
+    .await;
+    let mut kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{events}"))
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["role_granted", "role_granted", "role_revoked"],
+        "{events}"
+    );
+    let (_, denied) = call(
+        "GET",
+        &format!("{base}/audit/events?event=admin_access_denied&limit=50"),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(denied["events"].as_array().unwrap().len() >= 9, "{denied}");
+}
+
+#[tokio::test]
+async fn admin_rights_come_from_the_persons_role_sqlite() {
+    admin_rights_come_from_the_persons_role(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn admin_rights_come_from_the_persons_role_postgres() {
+    admin_rights_come_from_the_persons_role(Backend::Postgres).await;
+}

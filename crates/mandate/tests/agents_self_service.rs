@@ -919,6 +919,169 @@ async fn consent_gives_mandate(backend: Backend) {
     );
 }
 
+/// Issue 12 item 8: withdrawing consent on the account page withdraws access. The app's
+/// refresh token stops working and its access tokens introspect inactive; another app's tokens
+/// are untouched. For an agent, the mandate given on its consent page is revoked and its
+/// delegated tokens die. Every revocation is in the trail (and so reaches SSF receivers).
+async fn withdrawing_consent_revokes_access(backend: Backend) {
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let alice = s.create_user("default", "alice");
+    s.create_user("default", "bob");
+    let web = web_client(&s);
+    let other = s.create_web_client("default", &[]);
+    let b = Browser::new();
+
+    let (verifier, challenge) = pkce();
+    let loc = b
+        .authorize(
+            &issuer,
+            &auth_url(&issuer, &web.0, &challenge, "openid calendar.read", &[]),
+            "alice",
+        )
+        .await;
+    let code = query_param(&loc, "code").unwrap();
+    let (status, first) = token(
+        &issuer,
+        &web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = token(
+        &issuer,
+        &web,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let kept = code_flow_tokens(&s, &b, "default", &other, "alice").await;
+    let kept_at = kept["access_token"].as_str().unwrap();
+    for at in [&first["access_token"], &second["access_token"]] {
+        assert_eq!(
+            introspect(&issuer, &web, at.as_str().unwrap()).await["active"],
+            true
+        );
+    }
+
+    // An agent signs alice in and gets a mandate on its consent page; it acts under it.
+    let trip = agent(
+        &s,
+        "Trip planner",
+        "planner-2",
+        "bob",
+        &["--redirect-uri", REDIRECT],
+    );
+    let (verifier, challenge) = pkce();
+    let url = auth_url(
+        &issuer,
+        &trip.0,
+        &challenge,
+        "openid calendar.read",
+        &[("resource", CALENDAR)],
+    );
+    let (status, consent, _) = b.get(&url).await;
+    assert_eq!(status, 200, "{consent}");
+    let (status, _, loc) = b.consent(&issuer, &consent, "approve").await;
+    assert_eq!(status, 303);
+    let agent_token = redeem(&s, &trip, &loc.unwrap(), &verifier).await;
+    let (status, v) = exchange(&s, &trip, &agent_token, &[]).await;
+    assert_eq!(status, 200, "{v}");
+    let delegated = v["access_token"].as_str().unwrap().to_string();
+    assert_eq!(introspect(&issuer, &trip, &delegated).await["active"], true);
+    assert_eq!(active_mandates(&s, "alice").len(), 1);
+
+    // Withdraw the web app's consent on the account page.
+    let (status, page, _) = b.get(&format!("{issuer}/account/consents")).await;
+    assert_eq!(status, 200, "{page}");
+    let csrf = hidden(&page, "csrf").unwrap();
+    let withdraw = |client: String| {
+        let (b, issuer, csrf) = (&b, issuer.clone(), csrf.clone());
+        async move {
+            b.post_form(
+                &format!("{issuer}/account/consents/withdraw"),
+                &[("csrf", csrf.as_str()), ("client_id", client.as_str())],
+            )
+            .await
+        }
+    };
+    assert_eq!(withdraw(web.0.clone()).await.0, 303);
+    for at in [&first["access_token"], &second["access_token"]] {
+        let v = introspect(&issuer, &web, at.as_str().unwrap()).await;
+        assert_eq!(v["active"], false, "{v}");
+    }
+    let (status, v) = token(
+        &issuer,
+        &web,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", second["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{v}"
+    );
+    assert_eq!(introspect(&issuer, &other, kept_at).await["active"], true);
+    assert_eq!(
+        introspect(&issuer, &trip, &delegated).await["active"],
+        true,
+        "other clients' access is untouched"
+    );
+
+    // Withdrawing the agent's consent ends its consent mandate and its tokens.
+    assert_eq!(withdraw(trip.0.clone()).await.0, 303);
+    assert!(active_mandates(&s, "alice").is_empty());
+    assert_eq!(
+        introspect(&issuer, &trip, &delegated).await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&issuer, &trip, &agent_token).await["active"],
+        false
+    );
+    assert_eq!(introspect(&issuer, &other, kept_at).await["active"], true);
+
+    // The trail: two withdrawals, the grants revoked with the reason, the mandate revoked.
+    let trail = |event: &str| {
+        s.cli(
+            &[
+                "audit",
+                "query",
+                "--tenant",
+                "default",
+                &format!("--subject={alice}"),
+                "--event",
+                event,
+            ],
+            None,
+        )
+        .as_array()
+        .unwrap()
+        .clone()
+    };
+    assert_eq!(trail("consent_withdrawn").len(), 2);
+    let revoked = trail("token_revoked");
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    assert!(
+        revoked.iter().all(|e| e["reason"] == "consent withdrawn"),
+        "{revoked:?}"
+    );
+    let m = trail("mandate_revoked");
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["reason"], "consent withdrawn");
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -943,5 +1106,6 @@ macro_rules! both_backends {
 both_backends!(
     page_lists_and_revokes,
     self_service_api,
-    consent_gives_mandate
+    consent_gives_mandate,
+    withdrawing_consent_revokes_access
 );

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Admin errors as API errors: bad input 400, unknown 404, duplicate 409.
-fn refused(e: AdminError) -> ApiError {
+pub(super) fn refused(e: AdminError) -> ApiError {
     let (code, status) = match e {
         AdminError::Invalid(_) => (ErrorCode::InvalidRequest, None),
         AdminError::NotFound(_) => (ErrorCode::InvalidRequest, Some(StatusCode::NOT_FOUND)),

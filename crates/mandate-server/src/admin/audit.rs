@@ -10,13 +10,13 @@ use mandate_core::audit::query_from_params;
 use mandate_core::store::AuditRecord;
 use serde_json::json;
 
-use super::Admin;
+use super::AuditReader;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub async fn events(
     State(s): State<AppState>,
-    admin: Admin,
+    AuditReader(admin): AuditReader,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = query.unwrap_or_default();

@@ -1,13 +1,16 @@
-//! The signed-in user's account pages: which applications hold consent, and withdrawing it.
+//! The signed-in user's account pages: which applications hold consent, and withdrawing it
+//! (which also revokes what the consent gave: `mandate_core::self_service::withdraw_consent`).
+//! Signed-out people are sent to the account sign-in page and come back here.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mandate_core::authorize;
+use mandate_core::self_service;
 use minijinja::context;
 
 use super::pages;
+use super::signin::sign_in_first;
 use crate::client_ip::Meta;
 use crate::oauth::authorize::current_session;
 use crate::state::AppState;
@@ -19,14 +22,10 @@ pub async fn consents_page(
     Tenant(t): Tenant,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(Some(session)) = current_session(&s, &t, &headers).await else {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            "consents_title",
-            "not_signed_in",
-        );
+    let session = match current_session(&s, &t, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return sign_in_first(&t, "/account/consents"),
+        Err(e) => return pages::error_page(&s, &headers, &e),
     };
     let consents = match s.provider.store.consents(t.id(), &session.user_id).await {
         Ok(c) => c,
@@ -69,11 +68,11 @@ pub async fn withdraw(
         return pages::form_expired(&s, &headers);
     };
     let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
-        return pages::form_expired(&s, &headers);
+        return sign_in_first(&t, "/account/consents");
     };
     let client_id = form.get("client_id").unwrap_or_default();
     if let Err(e) =
-        authorize::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await
+        self_service::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await
     {
         return pages::error_page(&s, &headers, &e);
     }

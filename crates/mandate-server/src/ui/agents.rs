@@ -23,6 +23,7 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use super::pages;
+use super::signin::sign_in_first;
 use crate::bearer::{PresentedToken, public_uri};
 use crate::client_ip::Meta;
 use crate::error::{ApiError, resource_error};
@@ -163,14 +164,10 @@ fn row(s: &AppState, lang: &str, am: &AgentMandate) -> minijinja::Value {
 
 /// `GET {issuer}/account/agents`: every mandate in force the signed-in person gave.
 pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderMap) -> Response {
-    let Ok(Some(session)) = current_session(&s, &t, &headers).await else {
-        return pages::message_page(
-            &s,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            "agents_title",
-            "not_signed_in",
-        );
+    let session = match current_session(&s, &t, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return sign_in_first(&t, "/account/agents"),
+        Err(e) => return pages::error_page(&s, &headers, &e),
     };
     let mandates = match self_service::mandates(&s.provider, &t, &session.user_id).await {
         Ok(m) => m,
@@ -223,7 +220,7 @@ pub async fn revoke(
         return pages::form_expired(&s, &headers);
     };
     let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
-        return pages::form_expired(&s, &headers);
+        return sign_in_first(&t, "/account/agents");
     };
     let id = form.get("mandate_id").unwrap_or_default();
     match self_service::revoke(&s.provider, &t, &session.user_id, id, &meta).await {
@@ -244,7 +241,7 @@ pub async fn revoke_all(
         return pages::form_expired(&s, &headers);
     }
     let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
-        return pages::form_expired(&s, &headers);
+        return sign_in_first(&t, "/account/agents");
     };
     match self_service::revoke_all(&s.provider, &t, &session.user_id, &meta).await {
         Ok(_) => pages::see_other(&t.url("/account/agents")),

@@ -23,6 +23,7 @@ use minijinja::context;
 
 use super::agents::{Person, agent_view, detail_words, scope_words};
 use super::pages;
+use super::signin::sign_in_first;
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::notify;
@@ -64,16 +65,6 @@ fn not_found(s: &AppState, headers: &HeaderMap) -> Response {
     )
 }
 
-fn not_signed_in(s: &AppState, headers: &HeaderMap) -> Response {
-    pages::message_page(
-        s,
-        headers,
-        StatusCode::UNAUTHORIZED,
-        "ciba_title",
-        "not_signed_in",
-    )
-}
-
 /// What a pending request asks for, in plain words (shared with the agents page).
 pub(crate) fn asks(s: &AppState, lang: &str, pr: &PendingRequest) -> Vec<String> {
     let r = &pr.request;
@@ -98,8 +89,10 @@ pub async fn page(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(Some(session)) = current_session(&s, &t, &headers).await else {
-        return not_signed_in(&s, &headers);
+    let session = match current_session(&s, &t, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return sign_in_first(&t, &format!("/account/ciba/{id}")),
+        Err(e) => return pages::error_page(&s, &headers, &e),
     };
     let pr = match ciba::pending_one(&s.provider, &t, &session.user_id, &id).await {
         Ok(Some(pr)) => pr,
@@ -158,7 +151,7 @@ pub async fn decide(
         return pages::form_expired(&s, &headers);
     };
     let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
-        return pages::form_expired(&s, &headers);
+        return sign_in_first(&t, &format!("/account/ciba/{id}"));
     };
     let approve = match form.get("decision") {
         Some("approve") => true,

@@ -6,4 +6,5 @@ pub mod ciba;
 pub mod consent;
 pub mod login;
 pub mod pages;
+pub mod signin;
 pub mod templates;

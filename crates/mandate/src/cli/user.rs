@@ -1,10 +1,12 @@
-//! `mandate user create|erase`.
+//! `mandate user create|erase|grant-role|revoke-role|roles`.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use mandate_core::admin;
+use mandate_core::audit::{Principal, RequestMeta};
+use mandate_core::roles::{self, RoleActor};
 use mandate_core::store::Store;
 use serde_json::json;
 
@@ -32,6 +34,39 @@ pub enum UserCmd {
         #[arg(long)]
         username: String,
     },
+    /// Give a person a role: `admin` (the admin API, AuthZEN and SSF management with a token
+    /// of a client registered with that scope) or `auditor` (reading the audit log only).
+    GrantRole {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// `admin` or `auditor`.
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a role away; the person's next admin API request is refused.
+    RevokeRole {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// `admin` or `auditor`.
+        #[arg(long)]
+        role: String,
+    },
+    /// List the roles people hold in a tenant.
+    Roles {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+async fn tenant_id(store: &Arc<dyn Store>, name: &str) -> Result<String> {
+    match store.tenant_by_name(name).await? {
+        Some(t) => Ok(t.id),
+        None => bail!("tenant {name} not found"),
+    }
 }
 
 pub async fn run(cmd: UserCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
@@ -74,6 +109,66 @@ pub async fn run(cmd: UserCmd, store: &Arc<dyn Store>, json_out: bool) -> Result
                 || format!("erased user {username} (sub {id})"),
             );
         }
+        UserCmd::GrantRole {
+            tenant,
+            username,
+            role,
+        } => {
+            let role = roles::parse_role(&role)?;
+            let tid = tenant_id(store, &tenant).await?;
+            let meta = RequestMeta::default();
+            let new =
+                roles::grant(store.as_ref(), &tid, &username, role, &cli_actor(&meta)).await?;
+            print(
+                json_out,
+                json!({"username": username, "role": role.as_str(), "tenant": tenant, "granted": new}),
+                || match new {
+                    true => format!("granted role {} to {username}", role.as_str()),
+                    false => format!("{username} already holds role {}", role.as_str()),
+                },
+            );
+        }
+        UserCmd::RevokeRole {
+            tenant,
+            username,
+            role,
+        } => {
+            let role = roles::parse_role(&role)?;
+            let tid = tenant_id(store, &tenant).await?;
+            let meta = RequestMeta::default();
+            roles::revoke(store.as_ref(), &tid, &username, role, &cli_actor(&meta)).await?;
+            print(
+                json_out,
+                json!({"username": username, "role": role.as_str(), "tenant": tenant, "revoked": true}),
+                || format!("revoked role {} from {username}", role.as_str()),
+            );
+        }
+        UserCmd::Roles { tenant } => {
+            let tid = tenant_id(store, &tenant).await?;
+            let all = roles::list(store.as_ref(), &tid).await?;
+            print(json_out, json!({"roles": all}), || {
+                all.iter()
+                    .map(|r| {
+                        format!(
+                            "{}\t{}",
+                            r["username"].as_str().unwrap_or("(erased)"),
+                            r["role"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
     }
     Ok(())
+}
+
+fn cli_actor(meta: &RequestMeta) -> RoleActor<'_> {
+    RoleActor {
+        principal: Principal::Admin {
+            id: CLI_ACTOR.to_string(),
+        },
+        client_id: None,
+        meta,
+    }
 }

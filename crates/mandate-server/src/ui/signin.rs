@@ -1,0 +1,153 @@
+//! Signing in to the account pages without an OAuth client: `GET|POST {issuer}/account/login`
+//! shows the same login form as `/authorize` and, once the password is right, starts the same
+//! browser session and returns to the page the person opened (`return_to`, a path under this
+//! issuer only: `mandate_core::self_service::safe_return_to`). `GET {issuer}/`,
+//! `GET {issuer}/account` and `GET /` (the default tenant) lead to the account page.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use mandate_core::login::{self, LoginError};
+use mandate_core::self_service::{ACCOUNT_HOME, safe_return_to};
+use mandate_core::{OAuthError, TenantCtx};
+use minijinja::context;
+
+use super::pages;
+use crate::client_ip::Meta;
+use crate::cookies;
+use crate::oauth::authorize::current_session;
+use crate::state::AppState;
+use crate::tenant::Tenant;
+
+/// Routes under `{issuer}`; merged into the tenant router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/account", get(home))
+        .route("/account/", get(home))
+        .route("/account/login", get(page).post(submit))
+}
+
+/// `GET /`: the default tenant's account page.
+pub async fn root(State(s): State<AppState>) -> Response {
+    let base = s.config.public_url.trim_end_matches('/');
+    pages::see_other(&format!(
+        "{base}/t/{}{ACCOUNT_HOME}",
+        mandate_core::admin::DEFAULT_TENANT
+    ))
+}
+
+/// `GET {issuer}/` and `GET {issuer}/account`: the account page.
+pub async fn home(Tenant(t): Tenant) -> Response {
+    pages::see_other(&t.url(ACCOUNT_HOME))
+}
+
+/// The answer to a signed-out person on an account page: the sign-in page, which brings them
+/// back to `return_to` (a path under the issuer) afterwards.
+pub fn sign_in_first(t: &TenantCtx, return_to: &str) -> Response {
+    let back = safe_return_to(return_to).unwrap_or(ACCOUNT_HOME);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", back)
+        .finish();
+    pages::see_other(&t.url(&format!("/account/login?{q}")))
+}
+
+fn render(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    return_to: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let lang = pages::locale(s, headers, None);
+    let (csrf, set) = pages::csrf_token(s, headers);
+    let error = error.map(|k| s.templates.message(&lang, k));
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let page = pages::render(
+        s,
+        status,
+        "login.html",
+        &lang,
+        context! {
+            action => t.url("/account/login"),
+            client_name => s.templates.message(&lang, "your_account"),
+            username,
+            return_to,
+            csrf,
+            error,
+        },
+    );
+    pages::with_cookies(page, set)
+}
+
+/// `GET {issuer}/account/login?return_to=…`: the sign-in form, or straight back when signed in.
+pub async fn page(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let back = q
+        .get("return_to")
+        .and_then(|r| safe_return_to(r))
+        .unwrap_or(ACCOUNT_HOME);
+    match current_session(&s, &t, &headers).await {
+        Ok(Some(_)) => pages::see_other(&t.url(back)),
+        Ok(None) => render(&s, &t, &headers, back, "", None),
+        Err(e) => pages::error_page(&s, &headers, &e),
+    }
+}
+
+/// `POST {issuer}/account/login`: check the password (as the `/authorize` login does: same
+/// audit records, same answer whether or not the account exists), start a new session and go
+/// back to `return_to`.
+pub async fn submit(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
+    };
+    let back = form
+        .get("return_to")
+        .and_then(safe_return_to)
+        .unwrap_or(ACCOUNT_HOME)
+        .to_string();
+    let username = form.get("username").unwrap_or_default();
+    let password = form.get("password").unwrap_or_default();
+    let user = match login::password_login(&s.provider, &t, username, password, &meta).await {
+        Ok(u) => u,
+        Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
+        #[allow(unreachable_patterns)]
+        Err(_) => {
+            let shown: String = username.chars().take(256).collect();
+            return render(&s, &t, &headers, &back, &shown, Some("invalid_credentials"));
+        }
+    };
+    // A new session id at every login (no session fixation); the old session ends.
+    if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
+        let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
+    }
+    let cookie = match login::start_session(&s.provider, &t, &user, &["pwd"], &meta).await {
+        Ok((cookie, _)) => cookie,
+        Err(e) => return pages::error_page(&s, &headers, &OAuthError::from(e)),
+    };
+    let set = cookies::set(
+        &s.config,
+        &cookies::session_name(&s.config, &t.tenant.name),
+        &cookie,
+        Some(s.provider.settings.session_ttl),
+    );
+    pages::with_cookies(pages::see_other(&t.url(&back)), [set])
+}
