@@ -32,6 +32,7 @@ pub mod ssf;
 pub mod store;
 pub mod time;
 pub mod tokens;
+pub mod untrusted;
 pub mod userinfo;
 
 pub use error::{ErrorCode, OAuthError, StoreError};

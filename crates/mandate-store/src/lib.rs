@@ -23,3 +23,6 @@ mod tenants;
 mod users;
 
 pub use connect::{Backend, SqlStore};
+
+/// The SQLite database file inside a data directory.
+pub const SQLITE_FILE: &str = "mandate.db";
