@@ -129,6 +129,19 @@ impl Principal {
         }
     }
 
+    /// Cut an id a request supplied (e.g. an unknown client's Basic user name) to a bound.
+    fn clip_id(&mut self) {
+        match self {
+            Principal::User { id }
+            | Principal::Client { id }
+            | Principal::Agent { id }
+            | Principal::Admin { id } => {
+                crate::untrusted::clip_string(id, crate::untrusted::MAX_TEXT)
+            }
+            Principal::Anonymous => {}
+        }
+    }
+
     /// Back from [`Principal::parts`]; `None` for an unknown type or a missing id.
     pub fn from_parts(kind: &str, id: Option<String>) -> Option<Principal> {
         Some(match (kind, id) {
@@ -256,6 +269,37 @@ impl AuditEvent {
         self.personal.email = e.map(str::to_string);
         self
     }
+    /// The event with everything a request may have supplied cut to a bound (see
+    /// [`crate::untrusted`]): no request can write an audit record of more than a few KB. The
+    /// store applies it to every record it writes.
+    pub fn bounded(mut self) -> Self {
+        use crate::untrusted::{MAX_TEXT, bound_json, clip_string};
+        for s in [
+            self.reason.as_mut(),
+            self.client_id.as_mut(),
+            self.mandate_id.as_mut(),
+            self.request_id.as_mut(),
+            self.personal.ip.as_mut(),
+            self.personal.user_agent.as_mut(),
+            self.personal.username.as_mut(),
+            self.personal.email.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clip_string(s, MAX_TEXT);
+        }
+        self.act_chain.truncate(8);
+        for p in std::iter::once(&mut self.actor)
+            .chain(self.subject.as_mut())
+            .chain(self.act_chain.iter_mut())
+        {
+            p.clip_id();
+        }
+        self.detail = bound_json(&self.detail);
+        self
+    }
+
     /// The user whose personal data this record holds: the subject if a user, else the actor.
     pub fn data_subject(&self) -> Option<&str> {
         match (&self.subject, &self.actor) {

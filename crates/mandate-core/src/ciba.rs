@@ -741,8 +741,9 @@ mod tests {
         assert!(registration_terms("poll", Some("https://a.example/cb")).is_err());
         assert!(registration_terms("ping", None).is_err());
         assert!(registration_terms("ping", Some("https://a.example/cb")).is_ok());
-        assert!(registration_terms("ping", Some("http://127.0.0.1:9000/cb")).is_ok());
-        assert!(registration_terms("ping", Some("http://localhost/cb")).is_ok());
+        // Loopback only behind the development switch (off here).
+        assert!(registration_terms("ping", Some("http://127.0.0.1:9000/cb")).is_err());
+        assert!(registration_terms("ping", Some("http://localhost/cb")).is_err());
         assert!(registration_terms("ping", Some("http://a.example/cb")).is_err());
         assert!(registration_terms("ping", Some("http://10.0.0.1/cb")).is_err());
         assert!(registration_terms("ping", Some("https://10.0.0.1/cb")).is_err());

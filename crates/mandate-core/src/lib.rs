@@ -35,6 +35,7 @@ pub mod store;
 pub mod throttle;
 pub mod time;
 pub mod tokens;
+pub mod untrusted;
 pub mod userinfo;
 
 pub use error::{ErrorCode, OAuthError, StoreError};

@@ -153,6 +153,35 @@ pub const ACR_PASSWORD: &str = "urn:mandate:acr:pwd";
 /// Shortest minimum password length a tenant may set (NIST SP 800-63B §5.1.1.2).
 pub const MIN_PASSWORD_LENGTH: usize = 8;
 
+/// Limits of the HTTP server itself, so that slow or idle clients cannot hold connections
+/// (and memory) forever (SECURITY-CHECKLIST: resource bounds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Seconds a client has to send a request's headers (and the TLS handshake, and the first
+    /// bytes of a connection); also how long an idle HTTP/1.1 keep-alive connection is kept.
+    /// Default 5.
+    pub header_read_timeout: u64,
+    /// Seconds a client has to send a request's body once its headers are in. Default 10.
+    pub body_read_timeout: u64,
+    /// Connections open at once; further ones are closed as soon as they are accepted.
+    /// Default 1000.
+    pub max_connections: usize,
+    /// HTTP/2: seconds between keep-alive pings on a connection; one left unanswered for as
+    /// long closes it. Default 20.
+    pub http2_keepalive: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: 5,
+            body_read_timeout: 10,
+            max_connections: 1000,
+            http2_keepalive: 20,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

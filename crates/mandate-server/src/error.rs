@@ -50,7 +50,9 @@ impl IntoResponse for ApiError {
         });
         let mut body = json!({"error": self.error.code.as_str()});
         if let Some(d) = &self.error.description {
-            body["error_description"] = d.clone().into();
+            // Descriptions may quote what the request sent (a parameter name): bounded.
+            let d = mandate_core::untrusted::clip(d, 512);
+            body["error_description"] = d.into_owned().into();
         }
         let mut resp = (status, Json(body)).into_response();
         let h = resp.headers_mut();

@@ -22,12 +22,15 @@ mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::{from_fn, map_response};
 use axum::routing::{get, post};
 
 pub use client_ip::TrustedProxies;
+pub use mandate_core::settings::HttpLimits;
+use ops::limits::Admit;
 pub use ops::metrics::Metrics;
 pub use state::{AppState, HttpConfig};
 pub use ui::templates::Templates;
@@ -163,11 +166,13 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
-/// Serve until `shutdown` resolves, then drain in-flight requests.
+/// Serve until `shutdown` resolves, then drain in-flight requests. `limits` bound what one
+/// client can hold: open connections, time to send headers and body, idle keep-alive.
 pub async fn serve(
     state: AppState,
     listener: std::net::TcpListener,
     tls: Option<TlsFiles>,
+    limits: HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Each tenant's relationship graph is loaded now, in the background, rather than by its
@@ -183,29 +188,59 @@ pub async fn serve(
             Err(e) => tracing::warn!(error = %e, "listing tenants to load their graphs"),
         }
     });
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let header_timeout = Duration::from_secs(limits.header_read_timeout.max(1));
+    let app = router(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_secs(limits.body_read_timeout.max(1)),
+            ops::limits::body_deadline,
+        ))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        // Nothing may come between the signal and the drain (not even a log line).
+        h.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     listener.set_nonblocking(true)?;
+    let configure =
+        |builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>| {
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true);
+            let ping = Duration::from_secs(limits.http2_keepalive.max(1));
+            builder
+                .http2()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(ping)
+                .keep_alive_timeout(ping)
+                .max_concurrent_streams(100);
+        };
     match tls {
         None => {
-            axum_server::from_tcp(listener)?
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(Admit::new(
+                    axum_server::accept::DefaultAcceptor,
+                    limits.max_connections,
+                    header_timeout,
+                ))
+                .handle(handle);
+            configure(server.http_builder());
+            server.serve(app).await
         }
         Some(files) => {
             let config =
                 axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
                     .await?;
-            axum_server::from_tcp_rustls(listener, config)?
-                .handle(handle)
-                .serve(app)
-                .await
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .handshake_timeout(header_timeout);
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(Admit::new(tls, limits.max_connections, header_timeout))
+                .handle(handle);
+            configure(server.http_builder());
+            server.serve(app).await
         }
     }
 }

@@ -68,7 +68,10 @@ async fn post(what: &'static str, url: &str, bearer: Option<&str>, body: &Value)
                 return false;
             }
             Ok(status) => tracing::warn!(what, url, attempt, status, "notification failed"),
-            Err(error) => tracing::warn!(what, url, attempt, %error, "notification failed"),
+            Err(error) => {
+                let error = mandate_core::untrusted::for_log(&error);
+                tracing::warn!(what, url, attempt, %error, "notification failed")
+            }
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;

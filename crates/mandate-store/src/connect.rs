@@ -89,7 +89,7 @@ impl SqlStore {
     pub async fn open_dir(dir: &Path) -> Result<SqlStore, StoreError> {
         let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", dir.display()));
         tokio::fs::create_dir_all(dir).await.map_err(io)?;
-        let file = std::path::absolute(dir.join("mandate.db")).map_err(io)?;
+        let file = std::path::absolute(dir.join(crate::SQLITE_FILE)).map_err(io)?;
         let url = SqliteConnectOptions::new()
             .filename(file)
             .create_if_missing(true)

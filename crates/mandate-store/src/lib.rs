@@ -25,3 +25,6 @@ mod throttle;
 mod users;
 
 pub use connect::{Backend, SqlStore};
+
+/// The SQLite database file inside a data directory.
+pub const SQLITE_FILE: &str = "mandate.db";

@@ -18,6 +18,10 @@ pub struct StorageArgs {
     /// PostgreSQL URL (postgres://…); overrides the data directory.
     #[arg(long, env = "MANDATE_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// Development only: let SSF pushes and CIBA notifications go to loopback addresses (and
+    /// over plain http there). Never in production.
+    #[arg(long, env = "MANDATE_DEV_ALLOW_LOOPBACK_OUTBOUND", global = true)]
+    pub dev_allow_loopback_outbound: bool,
 }
 
 /// Options of `mandate serve`.
@@ -103,6 +107,18 @@ pub struct ServeArgs {
     /// Seconds after which failed logins are forgotten [default: 43200].
     #[arg(long, env = "MANDATE_LOGIN_FAILURE_RESET")]
     pub login_failure_reset: Option<i64>,
+    /// Seconds a client has to send request headers; also the keep-alive idle timeout [default: 5].
+    #[arg(long, env = "MANDATE_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a client has to send a request body [default: 10].
+    #[arg(long, env = "MANDATE_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<u64>,
+    /// Most connections open at once; more are closed on arrival [default: 1000].
+    #[arg(long, env = "MANDATE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// HTTP/2 keep-alive ping interval and timeout in seconds [default: 20].
+    #[arg(long, env = "MANDATE_HTTP2_KEEPALIVE")]
+    pub http2_keepalive: Option<u64>,
 }
 
 /// The file form of the settings.
@@ -137,6 +153,12 @@ pub struct FileConfig {
     pub login_wait_increment: Option<i64>,
     pub login_max_wait: Option<i64>,
     pub login_failure_reset: Option<i64>,
+    pub header_read_timeout: Option<u64>,
+    pub body_read_timeout: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub http2_keepalive: Option<u64>,
+    #[serde(default)]
+    pub dev_allow_loopback_outbound: bool,
 }
 
 impl FileConfig {
@@ -213,6 +235,30 @@ pub struct ServeConfig {
     pub log_json: bool,
     /// The bound on password hashing.
     pub hash_limits: mandate_core::secret::password::HashLimits,
+    pub limits: mandate_core::settings::HttpLimits,
+}
+
+/// Check a listen address (`host:port`, IPv6 hosts in brackets) before anything is derived
+/// from it, so that a typo is reported as what it is.
+pub fn check_listen(listen: &str) -> Result<()> {
+    let bad = || {
+        anyhow::anyhow!(
+            "invalid listen address {listen:?}: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::]:8080"
+        )
+    };
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = listen.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let name_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !name_ok {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
@@ -221,6 +267,7 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         .clone()
         .or_else(|| f.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
+    check_listen(&listen)?;
     let tls = match (
         a.tls_cert.clone().or_else(|| f.tls_cert.clone()),
         a.tls_key.clone().or_else(|| f.tls_key.clone()),
@@ -264,11 +311,10 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         .ciba_webhook_url
         .clone()
         .or_else(|| f.ciba_webhook_url.clone());
-    if let Some(u) = &s.ciba_webhook_url {
-        let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-        if !ok {
-            anyhow::bail!("the CIBA webhook URL must be an http(s) URL: {u}");
-        }
+    if let Some(u) = &s.ciba_webhook_url
+        && let Err(why) = mandate_core::outbound::check_url(u)
+    {
+        anyhow::bail!("the CIBA webhook URL {u:?} {why}");
     }
     let lt = &mut s.login_throttle;
     lt.failures_before_delay = pick(
@@ -340,6 +386,32 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
     if !matches!(log_format.as_str(), "text" | "json") {
         anyhow::bail!("log format must be text or json");
     }
+    let d = mandate_core::settings::HttpLimits::default();
+    let limits = mandate_core::settings::HttpLimits {
+        header_read_timeout: a
+            .header_read_timeout
+            .or(f.header_read_timeout)
+            .unwrap_or(d.header_read_timeout),
+        body_read_timeout: a
+            .body_read_timeout
+            .or(f.body_read_timeout)
+            .unwrap_or(d.body_read_timeout),
+        max_connections: a
+            .max_connections
+            .or(f.max_connections)
+            .unwrap_or(d.max_connections),
+        http2_keepalive: a
+            .http2_keepalive
+            .or(f.http2_keepalive)
+            .unwrap_or(d.http2_keepalive),
+    };
+    if limits.header_read_timeout == 0
+        || limits.body_read_timeout == 0
+        || limits.max_connections == 0
+        || limits.http2_keepalive == 0
+    {
+        anyhow::bail!("HTTP timeouts and the connection limit must be positive");
+    }
     Ok(ServeConfig {
         listen,
         public_url: public_url.trim_end_matches('/').to_string(),
@@ -352,5 +424,6 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         ),
         log_json: log_format == "json",
         hash_limits,
+        limits,
     })
 }

@@ -22,8 +22,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server.
+    /// Run the server (creates the data directory when missing).
     Serve(config::ServeArgs),
+    /// Create the data directory (or PostgreSQL tables) and the default tenant.
+    Init,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(cli::tenant::TenantCmd),
@@ -45,29 +47,62 @@ pub enum Command {
     /// Fine-grained authorization: models, tuples, checks, Cedar policy.
     #[command(subcommand)]
     Authz(cli::authz::AuthzCmd),
-    /// Verify the tamper-evident audit log and print checkpoints.
+    /// Query, export and verify the tamper-evident audit log; print checkpoints.
     #[command(subcommand)]
     Audit(cli::audit::AuditCmd),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--json` asks for machine-readable output, errors included; it is looked for in the
+    // raw arguments so that even a command line clap refuses gets a JSON error.
+    let json = std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.trim_start_matches("error: ");
+            eprintln!(
+                "{}",
+                serde_json::json!({"error": "usage", "message": message})
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            report(
+                json,
+                &anyhow::anyhow!("cannot start the async runtime: {e}"),
+            );
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            report(json, &e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Print an error on standard error: one line of text, or one JSON object with `--json`.
+fn report(json: bool, e: &anyhow::Error) {
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"error": "failed", "message": one_line(e)})
+        );
+    } else {
+        eprintln!("error: {}", one_line(e));
     }
 }
 

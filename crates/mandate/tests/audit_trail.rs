@@ -428,6 +428,59 @@ async fn tampered_personal_data(backend: Backend) {
     );
 }
 
+/// Issue 12 item 15: one unauthenticated request with a 45 KB Basic user name, a long user
+/// agent and long parameter names writes a small audit record, and the error it gets quotes
+/// a bounded amount of what it sent.
+async fn reflected_text_is_bounded(backend: Backend) {
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let huge_user = "u".repeat(45_000);
+    let long_name = "p".repeat(8_000);
+    let body = format!(
+        "grant_type=client_credentials&{long_name}=1&{long_name}=2&{}x=3",
+        "q".repeat(20_000)
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth(&huge_user, Some("secret"))
+        .header("user-agent", "A".repeat(6_000))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert!((400..500).contains(&status), "{status}: {text:.200}");
+    assert!(text.len() < 1024, "a bounded error: {} bytes", text.len());
+    // The same credentials alone, so that authentication fails and is recorded.
+    let r = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth(&huge_user, Some("secret"))
+        .header("user-agent", "A".repeat(6_000))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let records = export(&s, &[]);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.to_string().contains("client_auth_failed")),
+        "the failure is recorded"
+    );
+    for r in &records {
+        let n = r.to_string().len();
+        assert!(
+            n < 4096,
+            "an audit record of {n} bytes: {:.300}",
+            r.to_string()
+        );
+    }
+    assert_verifies(&s);
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -454,4 +507,5 @@ both_backends!(
     admin_api,
     erasure_keeps_the_chain,
     tampered_personal_data,
+    reflected_text_is_bounded,
 );

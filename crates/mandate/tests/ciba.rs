@@ -202,6 +202,7 @@ async fn approve_poll(backend: Backend) {
         &[
             ("MANDATE_CIBA_WEBHOOK_URL", &hook_url),
             ("MANDATE_CIBA_INTERVAL", "2"),
+            DEV_LOOPBACK,
         ],
     )
     .await;
@@ -444,7 +445,7 @@ async fn approve_poll(backend: Backend) {
 
 /// Denied → access_denied (400 at the token endpoint); expired → expired_token (audited).
 async fn deny_and_expire(backend: Backend) {
-    let s = Server::start_with(backend, &[("MANDATE_CIBA_INTERVAL", "1")]).await;
+    let s = Server::start_with(backend, &[("MANDATE_CIBA_INTERVAL", "1"), DEV_LOOPBACK]).await;
     s.create_user("default", "alice");
     let web = s.create_web_client("default", &["--scope", "openid"]);
     let a = agent(&s, "Planner", &["--ciba-mode", "poll"]);
@@ -498,7 +499,7 @@ async fn deny_and_expire(backend: Backend) {
 async fn ping_mode(backend: Backend) {
     let (cb, mut pings) = receiver().await;
     let endpoint = format!("{cb}/ciba/cb");
-    let s = Server::start_with(backend, &[("MANDATE_CIBA_INTERVAL", "1")]).await;
+    let s = Server::start_with(backend, &[("MANDATE_CIBA_INTERVAL", "1"), DEV_LOOPBACK]).await;
     let alice = s.create_user("default", "alice");
     let web = s.create_web_client("default", &["--scope", "openid"]);
     let a = agent(
@@ -570,7 +571,10 @@ async fn ping_mode(backend: Backend) {
 async fn slow_down_on_eager_polling() {
     let s = Server::start_with(
         Backend::Sqlite,
-        &[("MANDATE_CIBA_WEBHOOK_URL", "http://127.0.0.1:9/nowhere")],
+        &[
+            ("MANDATE_CIBA_WEBHOOK_URL", "http://127.0.0.1:9/nowhere"),
+            DEV_LOOPBACK,
+        ],
     )
     .await;
     s.create_user("default", "alice");
@@ -817,7 +821,11 @@ async fn bad_requests() {
 #[tokio::test]
 async fn private_key_jwt_and_dpop() {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-    let s = Server::start_with(Backend::Sqlite, &[("MANDATE_CIBA_INTERVAL", "1")]).await;
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("MANDATE_CIBA_INTERVAL", "1"), DEV_LOOPBACK],
+    )
+    .await;
     let issuer = s.issuer("default");
     s.create_user("default", "alice");
     let web = s.create_web_client("default", &["--scope", "openid"]);
@@ -939,7 +947,11 @@ async fn self_token(s: &Server, web: &(String, String), username: &str) -> Strin
 /// The self-service API lists a person's pending requests and decides them; nobody else's.
 #[tokio::test]
 async fn self_service_api_decides() {
-    let s = Server::start_with(Backend::Sqlite, &[("MANDATE_CIBA_INTERVAL", "1")]).await;
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("MANDATE_CIBA_INTERVAL", "1"), DEV_LOOPBACK],
+    )
+    .await;
     let issuer = s.issuer("default");
     let alice = s.create_user("default", "alice");
     s.create_user("default", "bob");

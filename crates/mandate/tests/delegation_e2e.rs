@@ -95,7 +95,7 @@ fn signer(s: &Server, name: &str, extra: &[&str]) -> Signer {
 }
 
 async fn scenario(backend: Backend) {
-    let s = Server::start(backend).await;
+    let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let alice = s.create_user("default", "alice");
     let app = s.create_web_client(

@@ -4,6 +4,7 @@ mod common;
 mod docs_commands;
 
 use common::*;
+use std::time::Duration;
 
 #[tokio::test]
 async fn health_metrics_and_graceful_shutdown() {
@@ -294,4 +295,250 @@ async fn settings_from_file_env_and_flags() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 12 item 10: connections that send half a request line are closed after the
+/// header-read timeout, a body that does not arrive is cut off, the server keeps serving
+/// others meanwhile, and connections beyond the cap are closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_surplus_connections_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("MANDATE_HEADER_READ_TIMEOUT", "2"),
+            ("MANDATE_BODY_READ_TIMEOUT", "2"),
+            ("MANDATE_MAX_CONNECTIONS", "40"),
+        ],
+    )
+    .await;
+    let addr = format!("127.0.0.1:{}", s.port);
+    let mut slow = Vec::new();
+    for _ in 0..30 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"GET /healthz HT").await.unwrap();
+        slow.push(c);
+    }
+    // Others are still served while they hang.
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Each is closed (EOF or reset) soon after the timeout, without an answer to wait for.
+    let started = std::time::Instant::now();
+    for mut c in slow {
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(6), c.read(&mut buf))
+            .await
+            .expect("closed by the server within the timeout");
+        match read {
+            Ok(n) => assert!(
+                n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 4"),
+                "{}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(_) => {}
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(7));
+
+    // A body announced but not sent: answered 4xx (or closed) after the body timeout.
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    c.write_all(
+        b"POST /t/default/token HTTP/1.1\r\nHost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 1000\r\n\r\ngrant_type=",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(8), c.read(&mut buf))
+        .await
+        .expect("the server gives up on the body")
+        .unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 4"), "{answer}");
+
+    // The cap: 40 idle connections fill it; the 41st is closed on arrival.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), extra.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no answer beyond the cap");
+    // Once the idle ones time out, the server serves again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(held);
+    let r = reqwest::Client::new()
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Issue 12 item 25: admin commands do not create a data directory; they say where they
+/// looked. `mandate init` creates one.
+#[tokio::test]
+async fn cli_does_not_create_a_data_directory() {
+    let root = std::env::temp_dir().join(format!("mandate_nodata_{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let run = |args: &[&str], data: Option<&std::path::Path>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mandate"));
+        c.env_remove("MANDATE_DATABASE_URL")
+            .env_remove("MANDATE_CONFIG")
+            .env_remove("MANDATE_DATA_DIR")
+            .current_dir(&root)
+            .args(args);
+        if let Some(d) = data {
+            c.env("MANDATE_DATA_DIR", d);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // From a directory without data: refused, nothing created.
+    let (ok, _, err) = run(&["user", "list", "--tenant", "default"], None);
+    assert!(!ok);
+    assert!(
+        err.contains("mandate-data") && err.contains("MANDATE_DATA_DIR"),
+        "{err}"
+    );
+    assert!(
+        !root.join("mandate-data").exists(),
+        "no directory was created"
+    );
+    let elsewhere = root.join("elsewhere");
+    let (ok, _, err) = run(&["tenant", "list"], Some(&elsewhere));
+    assert!(!ok);
+    assert!(err.contains(elsewhere.to_str().unwrap()), "{err}");
+    assert!(!elsewhere.exists());
+    // `mandate init` creates it; then commands work.
+    let (ok, out, err) = run(&["init"], Some(&elsewhere));
+    assert!(ok, "{err}");
+    assert!(out.contains("initialized"), "{out}");
+    let (ok, out, err) = run(&["--json", "tenant", "list"], Some(&elsewhere));
+    assert!(ok, "{err}");
+    assert!(out.contains("\"default\""), "{out}");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Issue 12 item 26: `mandate serve 2>&1 | head -1`, then SIGTERM: the server stops although
+/// nothing reads its log any more.
+#[tokio::test]
+async fn shutdown_does_not_depend_on_logging() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("mandate_pipe_{}", std::process::id()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mandate"))
+        .env_remove("MANDATE_DATABASE_URL")
+        .env_remove("MANDATE_CONFIG")
+        .env("MANDATE_DATA_DIR", &dir)
+        .env("MANDATE_LOG", "debug")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `head -1`: one line, then the pipe is closed.
+    {
+        let mut first = String::new();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        err.read_line(&mut first).unwrap();
+        assert!(!first.is_empty());
+    }
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "server not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server kept running after SIGTERM with a closed log pipe");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 12 item 29 (code parts): `audit --help` lists every subcommand, a bad listen address
+/// is reported as such, and `--json` makes errors JSON.
+#[tokio::test]
+async fn cli_help_listen_and_json_errors() {
+    let s = Server::start(Backend::Sqlite).await;
+    let (ok, out, _) = s.cli_raw(&["audit", "--help"], None);
+    assert!(ok);
+    assert!(
+        out.contains("query") && out.contains("export") && out.contains("verify"),
+        "{out}"
+    );
+    let (ok, _, _) = s.cli_raw(&["--help"], None);
+    assert!(ok);
+    let (_, top, _) = s.cli_raw(&["--help"], None);
+    let audit_line = top
+        .lines()
+        .find(|l| l.trim_start().starts_with("audit"))
+        .unwrap();
+    assert!(
+        audit_line.contains("uery") && audit_line.contains("xport"),
+        "{audit_line}"
+    );
+
+    let (ok, _, err) = s.cli_raw(&["serve", "--listen", "127.0.0.1:8080x"], None);
+    assert!(!ok);
+    assert!(err.contains("listen address"), "{err}");
+    assert!(!err.contains("public URL"), "{err}");
+
+    for args in [
+        vec!["--json", "tenant", "create", "Bad Name"],
+        vec![
+            "--json", "client", "create", "--tenant", "nope", "--name", "x",
+        ],
+        vec!["--json", "serve", "--listen", "127.0.0.1:8080x"],
+        vec!["--json", "tenant", "frobnicate"],
+        vec!["tenant", "show", "--json", "--no-such-flag"],
+    ] {
+        let (ok, out, err) = s.cli_raw(&args, None);
+        assert!(!ok, "{args:?}");
+        assert!(out.is_empty(), "{out}");
+        let v: serde_json::Value = serde_json::from_str(err.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {err}"));
+        assert!(v["error"].is_string() && v["message"].is_string(), "{v}");
+    }
 }

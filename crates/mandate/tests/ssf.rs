@@ -261,7 +261,7 @@ fn event(claims: &Value) -> (String, Value) {
 /// Transmitter metadata, management errors, push delivery of mandate, agent and token
 /// revocations with verified signatures, verification events and retries.
 async fn push_delivery(backend: Backend) {
-    let s = Server::start(backend).await;
+    let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let streams = format!("{issuer}/ssf/streams");
 
@@ -618,18 +618,37 @@ async fn push_delivery(backend: Backend) {
 /// Poll delivery (RFC 8936), acknowledgements, `maxEvents`, management of one's own streams
 /// only, and tenant isolation.
 async fn poll_delivery(backend: Backend) {
-    let s = Server::start(backend).await;
+    let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let streams = format!("{issuer}/ssf/streams");
     let receiver = client(&s, "default", "mandate:ssf");
     let at = bearer(&s, "default", &receiver).await;
 
-    // No delivery given: poll, at an endpoint of ours.
+    // SSF 1.0 §8.1.1: the transmitter sets `aud` (the receiver's client_id); a receiver
+    // cannot address SETs to other resource servers or to the issuer itself.
+    for aud in [
+        json!(["https://rs.example", "rs-2"]),
+        json!(issuer),
+        json!("https://calendar.example"),
+        json!([receiver.0, "rs-2"]),
+    ] {
+        let (status, v) = call("POST", &streams, Some(&at), Some(json!({"aud": aud}))).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{aud}: {v}"
+        );
+    }
+    let (status, list) = call("GET", &streams, Some(&at), None).await;
+    assert_eq!((status, list), (200, json!([])), "nothing was created");
+
+    // No delivery given: poll, at an endpoint of ours. Repeating the transmitter's `aud` is
+    // fine.
     let (status, cfg) = call(
         "POST",
         &streams,
         Some(&at),
-        Some(json!({"aud": ["https://rs.example", "rs-2"]})),
+        Some(json!({"aud": receiver.0})),
     )
     .await;
     assert_eq!(status, 201, "{cfg}");
@@ -639,7 +658,7 @@ async fn poll_delivery(backend: Backend) {
         cfg["delivery"],
         json!({"method": POLL, "endpoint_url": poll_url})
     );
-    assert_eq!(cfg["aud"], json!(["https://rs.example", "rs-2"]));
+    assert_eq!(cfg["aud"], receiver.0.as_str());
     assert_eq!(
         cfg["events_delivered"],
         json!([SESSION_REVOKED, CLAIMS_CHANGE])
@@ -672,9 +691,9 @@ async fn poll_delivery(backend: Backend) {
     let sets = v["sets"].as_object().unwrap();
     assert_eq!(sets.len(), 1, "{v}");
     let (jti, set) = sets.iter().next().unwrap();
-    let c = verify_set(&issuer, set.as_str().unwrap(), "rs-2").await;
+    let c = verify_set(&issuer, set.as_str().unwrap(), &receiver.0).await;
     assert_eq!(&c["jti"], jti);
-    assert_eq!(c["aud"], json!(["https://rs.example", "rs-2"]));
+    assert_eq!(c["aud"], receiver.0.as_str());
     assert_eq!(event(&c).1["mandate_id"], m.as_str());
     assert_eq!(c["sub_id"]["user"]["sub"], bob.as_str());
 
@@ -838,8 +857,16 @@ async fn poll_delivery(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["description"], "poller");
-    assert_eq!(v["aud"], json!(["https://rs.example", "rs-2"]));
+    assert_eq!(v["aud"], receiver.0.as_str());
     assert_eq!(v["events_delivered"], json!([SESSION_REVOKED]));
+    let (status, v) = call(
+        "PATCH",
+        &streams,
+        Some(&at),
+        Some(json!({"stream_id": id, "aud": issuer})),
+    )
+    .await;
+    assert_eq!(status, 400, "PATCH cannot set aud either: {v}");
     let (status, v) = call(
         "PUT",
         &streams,
@@ -884,7 +911,7 @@ async fn poll_delivery(backend: Backend) {
 /// Two nodes on one database queue and send each SET once; a SET that could not be delivered
 /// survives a crash (SIGKILL) of every node and is sent after the restart.
 async fn two_nodes_and_restart(backend: Backend) {
-    let mut s = Server::start(backend).await;
+    let mut s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let receiver = client(&s, "default", "mandate:ssf");
     let at = bearer(&s, "default", &receiver).await;
@@ -900,7 +927,9 @@ async fn two_nodes_and_restart(backend: Backend) {
     .await;
     assert_eq!(status, 201, "{v}");
     // Both nodes serve the same public URL, as behind a load balancer.
-    let mut node2 = s.second_node(&[("MANDATE_PUBLIC_URL", &s.base)]).await;
+    let mut node2 = s
+        .second_node(&[("MANDATE_PUBLIC_URL", &s.base), DEV_LOOPBACK])
+        .await;
     s.create_user("default", "carol");
     let helper = agent(&s, "Helper", "carol");
     let mut want: Vec<String> = (0..10).map(|_| mandate(&s, "carol", &helper.0)).collect();
@@ -968,7 +997,7 @@ async fn ssf_bench() {
         _ => Backend::Sqlite,
     };
     let via_cli = std::env::var("SSF_BENCH_VIA").as_deref() == Ok("cli");
-    let s = Server::start(backend).await;
+    let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let receiver = client(&s, "default", "mandate:ssf");
     let at = bearer(&s, "default", &receiver).await;
@@ -1093,7 +1122,7 @@ fn set_aud(set: &Value) -> String {
 /// SSF §8.1.3: a receiver removes a subject from its stream (no more SETs about it) and adds
 /// it back.
 async fn subjects(backend: Backend) {
-    let s = Server::start(backend).await;
+    let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let receiver = client(&s, "default", "mandate:ssf");
     let at = bearer(&s, "default", &receiver).await;
@@ -1236,7 +1265,182 @@ async fn subjects(backend: Backend) {
     );
 }
 
+/// A receiver that refuses every SET (RFC 8935 §2.3) with a body made to forge log lines and
+/// drive a terminal; returns its URL and a counter of POSTs.
+async fn hostile_receiver() -> (String, Arc<AtomicU32>) {
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move || {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                (
+                    StatusCode::BAD_REQUEST,
+                    "{\"err\":\"invalid_request\"}\n2026-01-01T00:00:00Z  INFO FORGED-BODY admin logged in\r\n\x1b[2J\x1b[31mred",
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}
+
+/// Issue 12 items 11 and 16: outbound requests never reach loopback or private addresses
+/// (IPv6 forms embedding IPv4 included) unless the development switch is on, checked when a
+/// URL is registered and again when connecting; and what receivers send (push answers,
+/// `setErrs`) reaches the log escaped.
+async fn outbound_rules_and_log_injection(backend: Backend) {
+    let log = std::env::temp_dir().join(format!(
+        "mandate_ssf_log_{}_{backend:?}.log",
+        std::process::id()
+    ));
+    let log_s = log.to_str().unwrap().to_string();
+    let mut s = Server::start_with(backend, &[("MANDATE_TEST_LOG_FILE", &log_s)]).await;
+    let issuer = s.issuer("default");
+    let streams = format!("{issuer}/ssf/streams");
+    let receiver = client(&s, "default", "mandate:ssf");
+    let at = bearer(&s, "default", &receiver).await;
+    let (hostile, hits) = hostile_receiver().await;
+    let port = hostile
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for url in [
+        hostile.clone(),
+        format!("https://127.0.0.1:{port}/any/path"),
+        format!("https://localhost:{port}/events"),
+        "https://[::1]/events".to_string(),
+        "https://[::ffff:127.0.0.1]/events".to_string(),
+        "https://[::ffff:0:127.0.0.1]/events".to_string(),
+        "https://[::127.0.0.1]/events".to_string(),
+        "https://[64:ff9b::7f00:1]/events".to_string(),
+        "https://[64:ff9b::a00:1]/events".to_string(),
+        "https://[64:ff9b:1::a00:1]/events".to_string(),
+        "https://[2002:7f00:1::1]/events".to_string(),
+        "https://[2002:a9fe:a9fe::1]/events".to_string(),
+        "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/events".to_string(),
+        "https://[fd00::1]/events".to_string(),
+        "https://192.0.0.1/events".to_string(),
+    ] {
+        let body = json!({"delivery": {"method": PUSH, "endpoint_url": url,
+            "authorization_header": "Bearer chosen-by-the-receiver"}});
+        let (status, v) = call("POST", &streams, Some(&at), Some(body)).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{url}: {v}"
+        );
+    }
+    let (_, list) = call("GET", &streams, Some(&at), None).await;
+    assert_eq!(list, json!([]), "nothing was created");
+
+    // A poll receiver reports SET errors in text of its own choosing.
+    let (status, cfg) = call("POST", &streams, Some(&at), Some(json!({}))).await;
+    assert_eq!(status, 201, "{cfg}");
+    let poll_url = format!("{issuer}/ssf/poll/{}", cfg["stream_id"].as_str().unwrap());
+    let (status, v) = call(
+        "POST",
+        &poll_url,
+        Some(&at),
+        Some(json!({"returnImmediately": true,
+            "setErrs": {"jti\nFORGED-JTI line": {"err": "invalid_request\u{1b}[31m",
+                "description": "bad\r\nFORGED-DESC admin logged in\u{1b}[2J\u{2028}x"}}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    // With the development switch, a loopback receiver can be registered; its refusal is
+    // logged escaped.
+    s.kill();
+    let log2 = format!("{log_s}.2");
+    s.extra_env = vec![
+        ("MANDATE_TEST_LOG_FILE".into(), log2.clone()),
+        (DEV_LOOPBACK.0.into(), DEV_LOOPBACK.1.into()),
+    ];
+    s.spawn().await;
+    let issuer = s.issuer("default");
+    let at = bearer(&s, "default", &receiver).await;
+    let streams = format!("{issuer}/ssf/streams");
+    let body = json!({"delivery": {"method": PUSH, "endpoint_url": hostile}});
+    let (status, cfg) = call("POST", &streams, Some(&at), Some(body)).await;
+    assert_eq!(status, 201, "{cfg}");
+    let id = cfg["stream_id"].as_str().unwrap().to_string();
+    let verify = json!({"stream_id": id});
+    let (status, _) = call(
+        "POST",
+        &format!("{issuer}/ssf/verify"),
+        Some(&at),
+        Some(verify.clone()),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hits.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the SET reached the receiver");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Without the switch, the stored loopback URL is refused when connecting.
+    s.kill();
+    let log3 = format!("{log_s}.3");
+    s.extra_env = vec![("MANDATE_TEST_LOG_FILE".into(), log3.clone())];
+    s.spawn().await;
+    let issuer = s.issuer("default");
+    let at = bearer(&s, "default", &receiver).await;
+    let before = hits.load(Ordering::SeqCst);
+    let (status, _) = call(
+        "POST",
+        &format!("{issuer}/ssf/verify"),
+        Some(&at),
+        Some(verify),
+    )
+    .await;
+    assert_eq!(status, 204);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        before,
+        "no request to loopback"
+    );
+    s.kill();
+
+    let text = [&log_s, &log2, &log3]
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<String>();
+    assert!(
+        text.contains("FORGED-BODY"),
+        "the refusal is logged: {text}"
+    );
+    assert!(
+        text.contains("FORGED-DESC") && text.contains("FORGED-JTI"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no raw escape sequence: {text:?}");
+    assert!(!text.contains('\u{2028}'), "{text:?}");
+    for line in text.lines() {
+        assert!(
+            !line.trim_start().starts_with("2026-01-01") && !line.contains("\r"),
+            "a forged line: {line:?}"
+        );
+        assert!(!line.starts_with("FORGED"), "a forged line: {line:?}");
+    }
+    let _ = std::fs::remove_file(log);
+    let _ = std::fs::remove_file(log2);
+    let _ = std::fs::remove_file(log3);
+}
+
 both_backends!(
+    outbound_rules_and_log_injection,
     push_delivery,
     poll_delivery,
     two_nodes_and_restart,

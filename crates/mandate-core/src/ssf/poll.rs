@@ -102,10 +102,19 @@ pub async fn poll(
         )));
     }
     let mut done: Vec<String> = req.ack.clone();
-    for (jti, err, description) in &req.set_errs {
-        tracing::warn!(stream = %s.id, %jti, %err, description = description.as_deref().unwrap_or(""),
-            "receiver reported a SET error");
+    // What a receiver reports is its own text: escaped and cut before it reaches a log line,
+    // and only the first few per poll are logged.
+    use crate::untrusted::for_log;
+    for (i, (jti, err, description)) in req.set_errs.iter().enumerate() {
+        if i < 10 {
+            tracing::warn!(stream = %s.id, jti = %for_log(jti), err = %for_log(err),
+                description = %for_log(description.as_deref().unwrap_or("")),
+                "receiver reported a SET error");
+        }
         done.push(jti.clone());
+    }
+    if req.set_errs.len() > 10 {
+        tracing::warn!(stream = %s.id, count = req.set_errs.len(), "receiver reported SET errors");
     }
     if !done.is_empty() {
         p.store.ssf_ack(t.id(), &s.id, &done).await?;

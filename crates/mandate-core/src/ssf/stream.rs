@@ -68,7 +68,7 @@ pub struct Stream {
     pub id: String,
     /// The receiver: the client whose token created it; only it can see or change it.
     pub client_id: String,
-    /// The `aud` of every SET (default: the receiver's client_id).
+    /// The `aud` stored with the stream; SETs use [`Stream::audience`].
     pub aud: Vec<String>,
     pub events_requested: Vec<String>,
     pub delivery: Delivery,
@@ -85,6 +85,12 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// The `aud` of every SET: the receiver's client_id, set by the transmitter (SSF 1.0
+    /// §8.1.1), whatever an older version stored.
+    pub fn audience(&self) -> Vec<String> {
+        vec![self.client_id.clone()]
+    }
+
     /// The event types delivered: those requested that are supported, in request order.
     pub fn events_delivered(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
@@ -116,10 +122,7 @@ impl Stream {
             }
             Delivery::Poll => json!({"method": POLL_METHOD, "endpoint_url": poll_url}),
         };
-        let aud: Value = match self.aud.as_slice() {
-            [one] => one.clone().into(),
-            many => many.into(),
-        };
+        let aud: Value = self.client_id.clone().into();
         let mut v = json!({
             "stream_id": self.id,
             "iss": issuer,
@@ -263,9 +266,10 @@ mod tests {
     #[test]
     fn push_urls() {
         assert!(check_push_url("https://rs.example/ssf").is_ok());
-        assert!(check_push_url("http://127.0.0.1:8080/ssf").is_ok());
-        assert!(check_push_url("http://[::1]/ssf").is_ok());
-        assert!(check_push_url("http://localhost/ssf").is_ok());
+        // Loopback only behind the development switch (off here).
+        assert!(check_push_url("http://127.0.0.1:8080/ssf").is_err());
+        assert!(check_push_url("http://[::1]/ssf").is_err());
+        assert!(check_push_url("http://localhost/ssf").is_err());
         assert!(check_push_url("http://rs.example/ssf").is_err());
         assert!(check_push_url("ftp://127.0.0.1/").is_err());
         assert!(check_push_url("https://u:p@rs.example/").is_err());

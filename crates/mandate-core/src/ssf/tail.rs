@@ -99,7 +99,7 @@ pub async fn tail_tenant(p: &Provider, b: &Backlog) -> Result<usize, TailError> 
                     continue;
                 }
                 let jti = random_token(16);
-                let claims = sig.claims(&t.issuer, &s.aud, &jti, now, r.seq);
+                let claims = sig.claims(&t.issuer, &s.audience(), &jti, now, r.seq);
                 sets.push(QueuedSet {
                     tenant_id: b.tenant_id.clone(),
                     stream_id: s.id.clone(),

@@ -93,7 +93,7 @@ fn summary(s: &Stream) -> Value {
         "stream_id": s.id,
         "method": s.delivery.method(),
         "events_requested": s.events_requested,
-        "aud": s.aud,
+        "aud": s.audience(),
         "status": s.status.as_str(),
     });
     if let Delivery::Push { endpoint_url, .. } = &s.delivery {
@@ -102,8 +102,20 @@ fn summary(s: &Stream) -> Value {
     v
 }
 
+/// The transmitter sets `aud` (SSF 1.0 §8.1.1: transmitter-supplied): always the receiver's
+/// client_id, so that a receiver cannot have SETs addressed to another resource server or to
+/// the issuer. A request may repeat that value, nothing else.
+fn check_aud(cfg: &ReceiverConfig, caller: &AdminCaller) -> Result<(), SsfError> {
+    match &cfg.aud {
+        Some(a) if a.len() != 1 || a[0] != caller.client_id => Err(SsfError::Config(ConfigError(
+            "aud is set by the transmitter: it is the receiver's client_id".into(),
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Create a stream (SSF §8.1.1.1). No `delivery` means poll; no `events_requested` means
-/// every supported event; no `aud` means the receiver's client_id. Only events recorded after
+/// every supported event; `aud` is the receiver's client_id. Only events recorded after
 /// creation are delivered.
 pub async fn create(
     p: &Provider,
@@ -113,6 +125,7 @@ pub async fn create(
     body: &Map<String, Value>,
 ) -> Result<Stream, SsfError> {
     let cfg = ReceiverConfig::parse(body)?;
+    check_aud(&cfg, caller)?;
     let mine = list(p, t, caller).await?;
     if mine.len() >= MAX_STREAMS_PER_RECEIVER {
         return Err(SsfError::TooMany);
@@ -124,7 +137,7 @@ pub async fn create(
         tenant_id: t.id().to_string(),
         id: random_token(16),
         client_id: caller.client_id.clone(),
-        aud: cfg.aud.unwrap_or_else(|| vec![caller.client_id.clone()]),
+        aud: vec![caller.client_id.clone()],
         events_requested: cfg
             .events_requested
             .unwrap_or_else(|| EVENTS_SUPPORTED.iter().map(|s| s.to_string()).collect()),
@@ -196,6 +209,7 @@ pub async fn update(
 ) -> Result<Stream, SsfError> {
     let id = stream_id(body)?;
     let cfg = ReceiverConfig::parse(body)?;
+    check_aud(&cfg, caller)?;
     let mut s = get(p, t, caller, id).await?;
     if replace {
         s.delivery = cfg.delivery.unwrap_or(Delivery::Poll);
@@ -203,7 +217,6 @@ pub async fn update(
             .events_requested
             .unwrap_or_else(|| EVENTS_SUPPORTED.iter().map(|e| e.to_string()).collect());
         s.description = cfg.description.flatten();
-        s.aud = cfg.aud.unwrap_or_else(|| vec![caller.client_id.clone()]);
     } else {
         if let Some(d) = cfg.delivery {
             s.delivery = d;
@@ -214,10 +227,8 @@ pub async fn update(
         if let Some(d) = cfg.description {
             s.description = d;
         }
-        if let Some(a) = cfg.aud {
-            s.aud = a;
-        }
     }
+    s.aud = s.audience();
     s.updated_at = p.now();
     if !p.store.update_stream(&s).await? {
         return Err(SsfError::NotFound);
@@ -304,7 +315,7 @@ pub async fn request_verification(
         .ok_or_else(|| StoreError::Corrupt("tenant has no signing key".into()))?;
     let now = p.now();
     let jti = random_token(16);
-    let claims = verification_claims(&t.issuer, &s.aud, &jti, now, &s.id, state);
+    let claims = verification_claims(&t.issuer, &s.audience(), &jti, now, &s.id, state);
     let set = QueuedSet {
         tenant_id: t.id().to_string(),
         stream_id: s.id.clone(),

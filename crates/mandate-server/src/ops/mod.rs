@@ -1,4 +1,5 @@
 //! Operational endpoints: health, readiness, metrics.
 
 pub mod health;
+pub mod limits;
 pub mod metrics;

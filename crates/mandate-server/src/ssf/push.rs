@@ -8,8 +8,8 @@
 //! Nodes share the queue: the cursor and per-SET leases in the database keep them from queuing
 //! twice or sending at once.
 //!
-//! Outbound requests go only to `https`, or `http` on loopback, never to private or link-local
-//! addresses (checked on the configured URL and again on every resolved address); redirects
+//! Outbound requests go only to `https` on public addresses (`http` and loopback only behind
+//! the development switch), checked on the configured URL and again when connecting; redirects
 //! are not followed, an error answer is read up to 4 KiB, and each attempt is bounded in time.
 
 use std::sync::Arc;
@@ -171,7 +171,8 @@ async fn send(http: &HttpClient, c: &ClaimedSet) -> Outcome {
     let resp = match tokio::time::timeout(REQUEST_TIMEOUT, http.request(req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            tracing::info!(stream = %c.stream_id, jti = %c.jti, error = %e, attempts = c.attempts,
+            let error = mandate_core::untrusted::for_log(&e.to_string()).to_string();
+            tracing::info!(stream = %c.stream_id, jti = %c.jti, %error, attempts = c.attempts,
                 "SSF: push failed, will retry");
             return Outcome::Retry;
         }
@@ -196,6 +197,8 @@ async fn send(http: &HttpClient, c: &ClaimedSet) -> Outcome {
         .and_then(Result::ok)
         .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
         .unwrap_or_default();
+        // The receiver's text: escaped, so it cannot forge log lines or send escape sequences.
+        let body = mandate_core::untrusted::for_log(&body);
         tracing::warn!(stream = %c.stream_id, jti = %c.jti, %body, "SSF: the receiver refused a SET");
         return Outcome::Refused;
     }

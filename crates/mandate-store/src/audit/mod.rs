@@ -674,7 +674,8 @@ impl AuditSink for SqlStore {
         self.audit
             .tx
             .send(Pending {
-                event: e.clone(),
+                // Whatever a request supplied is cut to a bound before it is chained.
+                event: e.clone().bounded(),
                 done,
             })
             .await

@@ -24,9 +24,16 @@ pub const CLI_ACTOR: &str = "cli";
 
 pub async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.storage.config.as_deref())?;
+    mandate_core::outbound::set_allow_loopback(
+        cli.storage.dev_allow_loopback_outbound || file.dev_allow_loopback_outbound,
+    );
     let location = config::store_location(&cli.storage, &file);
+    if !matches!(cli.command, Command::Serve(_) | Command::Init) {
+        existing(&location)?;
+    }
     match cli.command {
         Command::Serve(args) => serve::run(&args, &file, location).await,
+        Command::Init => init(location, cli.json).await,
         Command::Tenant(c) => tenant::run(c, &open(location).await?, cli.json).await,
         Command::User(c) => user::run(c, &open(location).await?, cli.json).await,
         Command::Client(c) => client::run(c, &open(location).await?, cli.json).await,
@@ -44,6 +51,41 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await
         }
     }
+}
+
+/// Administrative commands act on existing data only: a mistyped or relative data directory
+/// must not silently become a new, empty one.
+fn existing(location: &StoreLocation) -> Result<()> {
+    let StoreLocation::Dir(d) = location else {
+        return Ok(());
+    };
+    if d.join(mandate_store::SQLITE_FILE).is_file() {
+        return Ok(());
+    }
+    let shown = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+    anyhow::bail!(
+        "no Mandate data in {} (looked for {}); point --data-dir or MANDATE_DATA_DIR at the \
+         server's data directory (or --database-url for PostgreSQL), or create one with \
+         `mandate init` or `mandate serve`",
+        shown.display(),
+        mandate_store::SQLITE_FILE
+    )
+}
+
+/// `mandate init`: create the data directory (or the PostgreSQL tables) and the default tenant.
+async fn init(location: StoreLocation, json: bool) -> Result<()> {
+    let shown = match &location {
+        StoreLocation::Dir(d) => std::path::absolute(d)
+            .unwrap_or_else(|_| d.clone())
+            .display()
+            .to_string(),
+        StoreLocation::Url(_) => "the PostgreSQL database".to_string(),
+    };
+    open(location).await?;
+    print(json, serde_json::json!({"initialized": shown}), || {
+        format!("initialized {shown}")
+    });
+    Ok(())
 }
 
 /// Open the store (running migrations) and make sure the default tenant exists.
@@ -64,10 +106,10 @@ pub async fn open(location: StoreLocation) -> Result<Arc<dyn Store>> {
 }
 
 /// Print either JSON or human text.
+/// Print either JSON or human text. A closed standard output (`| head`) is not an error
+/// worth a panic: the rest of the output is dropped.
 pub fn print(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
-    if json {
-        println!("{value}");
-    } else {
-        println!("{}", text());
-    }
+    use std::io::Write;
+    let line = if json { value.to_string() } else { text() };
+    let _ = writeln!(std::io::stdout(), "{line}");
 }

@@ -40,20 +40,39 @@ pub async fn run(args: &ServeArgs, file: &FileConfig, location: StoreLocation) -
     spawn_purger(store);
     tracing::info!(%addr, public_url = %cfg.public_url, startup_ms = started.elapsed().as_millis() as u64, "mandate listening");
     let tls = cfg.tls.map(|(cert, key)| TlsFiles { cert, key });
-    mandate_server::serve(state, listener, tls, shutdown_signal())
+    mandate_server::serve(state, listener, tls, cfg.limits, shutdown_signal())
         .await
         .context("server failed")?;
     tracing::info!("mandate stopped");
     Ok(())
 }
 
+/// Standard error that never fails: a log line that cannot be written (a closed pipe, a full
+/// disk) is dropped, so logging can neither abort nor stall the server, its shutdown included.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANDATE_LOG")
         .unwrap_or_else(|_| "info".into());
+    // Text logs of untrusted data are escaped by the formatter (control characters, ANSI
+    // sequences, line breaks); JSON logs by JSON string encoding.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .log_internal_errors(false)
+        .with_writer(|| LossyStderr);
     if json {
         builder.json().init();
     } else {

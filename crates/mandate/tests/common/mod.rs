@@ -15,6 +15,9 @@ pub use dpop::DpopKey;
 pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const REDIRECT: &str = "https://app.example/callback";
+/// The development switch that lets outbound requests (SSF push, CIBA pings and webhooks)
+/// reach the tests' receivers on loopback. Off unless a test sets it.
+pub const DEV_LOOPBACK: (&str, &str) = ("MANDATE_DEV_ALLOW_LOOPBACK_OUTBOUND", "true");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -95,6 +98,11 @@ impl Server {
         c.env_remove("MANDATE_DATABASE_URL")
             .env_remove("MANDATE_CONFIG");
         c.env("MANDATE_DATA_DIR", &self.data_dir);
+        c.env_remove(DEV_LOOPBACK.0);
+        // The CLI applies the outbound rules when registering endpoints: same switch.
+        if let Some((k, v)) = self.extra_env.iter().find(|(k, _)| k == DEV_LOOPBACK.0) {
+            c.env(k, v);
+        }
         if let Some(u) = &self.database_url {
             c.env("MANDATE_DATABASE_URL", u);
         }
