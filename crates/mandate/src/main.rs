@@ -95,15 +95,15 @@ fn main() -> ExitCode {
 }
 
 /// Print an error on standard error: one line of text, or one JSON object with `--json`.
+/// A closed standard error is not worth a panic.
 fn report(json: bool, e: &anyhow::Error) {
-    if json {
-        eprintln!(
-            "{}",
-            serde_json::json!({"error": "failed", "message": one_line(e)})
-        );
+    use std::io::Write;
+    let line = if json {
+        serde_json::json!({"error": "failed", "message": one_line(e)}).to_string()
     } else {
-        eprintln!("error: {}", one_line(e));
-    }
+        format!("error: {}", one_line(e))
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The error and its causes on one line.

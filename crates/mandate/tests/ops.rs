@@ -411,7 +411,7 @@ async fn cli_does_not_create_a_data_directory() {
         )
     };
     // From a directory without data: refused, nothing created.
-    let (ok, _, err) = run(&["user", "list", "--tenant", "default"], None);
+    let (ok, _, err) = run(&["tenant", "show", "default"], None);
     assert!(!ok);
     assert!(
         err.contains("mandate-data") && err.contains("MANDATE_DATA_DIR"),
@@ -532,7 +532,7 @@ async fn cli_help_listen_and_json_errors() {
         ],
         vec!["--json", "serve", "--listen", "127.0.0.1:8080x"],
         vec!["--json", "tenant", "frobnicate"],
-        vec!["tenant", "show", "--json", "--no-such-flag"],
+        vec!["tenant", "show", "default", "--json", "--no-such-flag"],
     ] {
         let (ok, out, err) = s.cli_raw(&args, None);
         assert!(!ok, "{args:?}");
