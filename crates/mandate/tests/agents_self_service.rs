@@ -252,12 +252,16 @@ async fn page_lists_and_revokes(backend: Backend) {
         "{consents}"
     );
 
-    // Without a session: no list.
-    let (status, anon, _) = Browser::new()
+    // Without a session: no list, the sign-in page instead (issue 12 item 27).
+    let (status, anon, loc) = Browser::new()
         .get(&format!("{issuer}/account/agents"))
         .await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 303);
     assert!(!anon.contains("Planner"));
+    assert!(
+        loc.unwrap()
+            .starts_with(&format!("{issuer}/account/login?"))
+    );
 
     // A forged form (no CSRF) changes nothing.
     let (status, _, _) = b

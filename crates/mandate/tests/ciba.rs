@@ -310,9 +310,11 @@ async fn approve_poll(backend: Backend) {
         .post_form(&link, &[("csrf", &bob_csrf), ("decision", "approve")])
         .await;
     assert_eq!(status, 404);
-    // Not signed in at all: nothing shown.
-    let (status, _, _) = Browser::new().get(&link).await;
-    assert_eq!(status, 401);
+    // Not signed in at all: nothing shown, the sign-in page instead (issue 12 item 27).
+    let (status, anon, loc) = Browser::new().get(&link).await;
+    assert_eq!(status, 303);
+    assert!(!anon.contains("Planner"));
+    assert!(loc.unwrap().contains("/account/login?return_to="));
 
     // Alice sees it on her page and on its own page, with the agent and what it asks.
     let b = signed_in(&s, &web, "alice").await;
