@@ -183,9 +183,10 @@ pub async fn create_client(
         .iter()
         .chain(&spec.post_logout_redirect_uris)
     {
-        if !crate::redirect::valid_for_registration(uri) {
+        if let Err(why) = crate::redirect::check_for_registration(uri) {
             return Err(AdminError::Invalid(format!(
-                "invalid redirect URI {uri:?}: absolute URI without fragment required"
+                "invalid redirect URI {:?}: {why}",
+                uri.chars().take(200).collect::<String>()
             )));
         }
     }

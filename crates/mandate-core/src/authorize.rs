@@ -118,13 +118,20 @@ pub async fn validate_request(
         .map_err(OAuthError::from)?
         .ok_or_else(|| OAuthError::invalid_client("unknown client_id"))?;
     let redirect_uri = match get("redirect_uri") {
-        Some(r) if redirect::matches(&client.redirect_uris, r) => r.to_string(),
+        // A URI registered before registration refused bad characters is never redirected to.
+        Some(r)
+            if redirect::matches(&client.redirect_uris, r, client.is_public())
+                && redirect::valid_for_registration(r) =>
+        {
+            r.to_string()
+        }
         Some(_) => {
             return Err(AuthorizeError::Page(OAuthError::invalid_request(
                 "redirect_uri is not registered for this client",
             )));
         }
         None if client.redirect_uris.len() == 1
+            && redirect::valid_for_registration(&client.redirect_uris[0])
             && !get("scope").unwrap_or("").split(' ').any(|s| s == "openid") =>
         {
             client.redirect_uris[0].clone()

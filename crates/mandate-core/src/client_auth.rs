@@ -51,6 +51,9 @@ struct AssertionClaims {
     aud: Value,
     exp: i64,
     jti: String,
+    /// Checked by hand: a fractional or odd `iat` must not make the whole assertion undecodable.
+    #[serde(default)]
+    iat: Option<Value>,
 }
 
 /// Authenticate the calling client. `endpoint_url` is the URL the request was sent to, which a
@@ -266,6 +269,8 @@ pub(crate) async fn verify_assertion(
         let mut v = Validation::new(header.alg);
         v.leeway = p.settings.clock_skew as u64;
         v.validate_aud = false;
+        // RFC 7523 §3: an assertion is not accepted before its `nbf` (within the clock skew).
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss", "sub", "aud", "jti"]);
         if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &v) {
             verified = Some(data.claims);
@@ -284,6 +289,16 @@ pub(crate) async fn verify_assertion(
     }
     if claims.exp - now > p.settings.max_assertion_lifetime {
         return Err(fail("assertion lifetime too long"));
+    }
+    // An assertion issued in the future was not issued yet (beyond the clock skew); a
+    // malformed `iat` is refused rather than ignored.
+    match claims.iat.as_ref() {
+        None => {}
+        Some(iat) => match iat.as_f64() {
+            Some(iat) if iat <= (now + p.settings.clock_skew) as f64 => {}
+            Some(_) => return Err(fail("assertion issued in the future")),
+            None => return Err(fail("malformed iat")),
+        },
     }
     if claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(fail("bad jti"));

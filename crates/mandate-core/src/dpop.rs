@@ -99,6 +99,10 @@ pub enum DpopError {
     /// `iat` is further ahead than [`DpopConfig::max_future`].
     #[error("DPoP proof is issued in the future")]
     IatInFuture,
+    /// An optional `nbf` is ahead of now or an optional `exp` has passed (RFC 7519 §4.1.4–5),
+    /// beyond [`DpopConfig::max_future`] of clock skew.
+    #[error("DPoP proof is outside its nbf/exp validity window")]
+    OutsideValidity,
     /// `ath` is not the hash of the access token sent with the proof.
     #[error("DPoP proof ath does not match the access token")]
     AthMismatch,
@@ -504,6 +508,20 @@ pub fn verify_proof(
     }
     if iat < now.saturating_sub(cfg.max_age) {
         return Err(DpopError::IatTooOld);
+    }
+    // RFC 9449 needs neither, but a proof that says it is not valid yet, or no longer, is not
+    // valid (RFC 7519 §4.1.4–5); a malformed one is refused, not ignored.
+    if let Some(v) = claims.get("nbf") {
+        let nbf = numeric_date(v).ok_or(DpopError::MissingClaim("nbf"))?;
+        if nbf > now.saturating_add(cfg.max_future) {
+            return Err(DpopError::OutsideValidity);
+        }
+    }
+    if let Some(v) = claims.get("exp") {
+        let exp = numeric_date(v).ok_or(DpopError::MissingClaim("exp"))?;
+        if exp < now.saturating_sub(cfg.max_future) {
+            return Err(DpopError::OutsideValidity);
+        }
     }
     let nonce = claims.get("nonce").and_then(Value::as_str);
     if let Some(expected) = req.nonce {
@@ -1358,6 +1376,28 @@ mod tests {
             verify_proof(&p, &token_req(), NOW, &cfg),
             Err(DpopError::IatInFuture)
         );
+    }
+
+    #[test]
+    fn nbf_and_exp_are_honoured_when_present() {
+        let k = key(Alg::ES256);
+        let at = |name: &str, v: Value| verify(&proof(k, &with_claim(name, v)), &token_req());
+        assert!(at("nbf", json!(NOW - 10)).is_ok());
+        assert!(at("nbf", json!(NOW + DEFAULT_MAX_FUTURE)).is_ok());
+        assert_eq!(
+            at("nbf", json!(NOW + DEFAULT_MAX_FUTURE + 1)),
+            Err(DpopError::OutsideValidity)
+        );
+        assert_eq!(
+            at("nbf", json!("soon")),
+            Err(DpopError::MissingClaim("nbf"))
+        );
+        assert!(at("exp", json!(NOW + 60)).is_ok());
+        assert_eq!(
+            at("exp", json!(NOW - DEFAULT_MAX_FUTURE - 1)),
+            Err(DpopError::OutsideValidity)
+        );
+        assert_eq!(at("exp", json!(null)), Err(DpopError::MissingClaim("exp")));
     }
 
     #[test]

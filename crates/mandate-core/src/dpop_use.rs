@@ -11,11 +11,20 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::introspect::access_token_claims;
 use crate::provider::{Provider, TenantCtx};
 
+/// RFC 9449 §7.1's `error_description` when a token and the way it was presented disagree
+/// about its key binding; resources answer it with a `DPoP` challenge.
+pub const KEY_BINDING_ERROR: &str = "Invalid DPoP key binding";
+
+/// Is this a resource's key-binding refusal (answered with a `DPoP` challenge)?
+pub fn is_key_binding_error(e: &OAuthError) -> bool {
+    e.code == ErrorCode::InvalidToken && e.description.as_deref() == Some(KEY_BINDING_ERROR)
+}
+
 fn refused(e: &DpopError, at: Endpoint) -> OAuthError {
     let code = match e.error_code(at) {
         "use_dpop_nonce" => ErrorCode::UseDpopNonce,
         "invalid_grant" => ErrorCode::InvalidGrant,
-        "invalid_token" => ErrorCode::InvalidToken,
+        "invalid_token" => return OAuthError::invalid_token(KEY_BINDING_ERROR),
         _ => ErrorCode::InvalidDpopProof,
     };
     OAuthError::new(code, e.to_string())
@@ -163,9 +172,9 @@ async fn binding(
         (None, Scheme::DPoP) => Err(OAuthError::invalid_token(
             "the access token is not DPoP-bound: present it as a Bearer token",
         )),
-        (Some(_), Scheme::Bearer) => Err(OAuthError::invalid_token(
-            "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
-        )),
+        // Bound, presented as Bearer: RFC 9449 §7.2.
+        (Some(_), Scheme::Bearer) => Err(OAuthError::invalid_token(KEY_BINDING_ERROR)
+            .with_debug("DPoP-bound token presented as Bearer")),
         (Some(jkt), Scheme::DPoP) => {
             let proof = presented.proof.ok_or_else(|| {
                 OAuthError::new(ErrorCode::InvalidDpopProof, "a DPoP proof is required")

@@ -155,16 +155,23 @@ pub async fn introspect(
             Value::Object(claims)
         }
         // A refresh token is disclosed only to the client it was issued to.
-        Resolved::Refresh(rt) if rt.client_id == caller.client_id => json!({
-            "active": true,
-            "token_type": "refresh_token",
-            "client_id": rt.client_id,
-            "sub": rt.user_id,
-            "scope": rt.scope.to_string(),
-            "iss": t.issuer,
-            "exp": rt.expires_at,
-            "iat": rt.created_at,
-        }),
+        Resolved::Refresh(rt) if rt.client_id == caller.client_id => {
+            let mut out = json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": rt.client_id,
+                "sub": rt.user_id,
+                "scope": rt.scope.to_string(),
+                "iss": t.issuer,
+                "exp": rt.expires_at,
+                "iat": rt.created_at,
+            });
+            // RFC 9449 §6.2: the key a bound refresh token must be used with.
+            if let Some(jkt) = &rt.dpop_jkt {
+                out["cnf"] = json!({ "jkt": jkt });
+            }
+            out
+        }
         _ => json!({"active": false}),
     })
 }

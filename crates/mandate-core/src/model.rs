@@ -238,6 +238,9 @@ pub struct RefreshToken {
     /// For a refresh token issued with a delegated token (a mandate that allows it): the act
     /// chain, mandate, audiences and authorization_details every successor keeps.
     pub delegation: Option<serde_json::Value>,
+    /// RFC 9449 §5: thumbprint of the DPoP key a public client's refresh token is bound to.
+    /// Every refresh must prove possession of it, and its successor stays bound.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A user's standing consent for a client and a set of scopes.

@@ -211,7 +211,9 @@ pub fn token_hash(alg: Alg, token: &str) -> String {
     b64(&bytes[..bytes.len() / 2])
 }
 
-/// A new opaque refresh token and its stored record.
+/// A new opaque refresh token and its stored record. A public client's token is bound to the
+/// DPoP key its access token is bound to (RFC 9449 §5); a confidential client's is bound by
+/// its client authentication, so it may change keys.
 pub fn refresh_token(
     p: &Provider,
     t: &TenantCtx,
@@ -237,6 +239,7 @@ pub fn refresh_token(
         created_at: now,
         spent_at: None,
         delegation: None,
+        dpop_jkt: subject.cnf_jkt.clone().filter(|_| client.is_public()),
     };
     (value, rec)
 }

@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mandate_core::{ErrorCode, OAuthError};
+use mandate_core::dpop::{DpopConfig, Scheme};
+use mandate_core::{ErrorCode, OAuthError, dpop_use};
 use serde_json::json;
 
 /// An OAuth error as an HTTP response.
@@ -29,18 +30,6 @@ impl From<OAuthError> for ApiError {
 impl From<mandate_core::StoreError> for ApiError {
     fn from(e: mandate_core::StoreError) -> Self {
         ApiError::from(OAuthError::from(e))
-    }
-}
-
-impl ApiError {
-    pub fn unsupported_media_type() -> Self {
-        ApiError {
-            error: OAuthError::invalid_request(
-                "Content-Type must be application/x-www-form-urlencoded",
-            ),
-            challenge: None,
-            status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        }
     }
 }
 
@@ -74,25 +63,54 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// RFC 6750 §3 error for a protected resource (userinfo).
+/// RFC 6750 §3 error for a protected resource (userinfo) whose token scheme is unknown.
 pub fn bearer_error(e: OAuthError) -> ApiError {
-    // RFC 9449 §7.1: proof problems at a resource are 401 with a DPoP challenge.
-    let dpop = matches!(
+    resource_error(e, None)
+}
+
+/// RFC 6750 §3 / RFC 9449 §7.1 error for a protected resource, for a token presented with
+/// `scheme`. Proof problems, key-binding problems and anything wrong with a token presented as
+/// `DPoP` get a `DPoP` challenge (with the accepted `algs`) and 401 for proof problems; the
+/// rest a `Bearer` challenge.
+pub fn resource_error(e: OAuthError, scheme: Option<Scheme>) -> ApiError {
+    let proof = matches!(
         e.code,
         ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce
     );
-    let mut challenge = String::from(if dpop { "DPoP" } else { "Bearer" });
+    let dpop = proof || scheme == Some(Scheme::DPoP) || dpop_use::is_key_binding_error(&e);
+    let mut params = Vec::new();
     if e.code != ErrorCode::InvalidRequest || e.description.is_some() {
-        challenge.push_str(&format!(" error=\"{}\"", e.code.as_str()));
+        params.push(format!("error=\"{}\"", e.code.as_str()));
         if let Some(d) = &e.description {
-            challenge.push_str(&format!(", error_description=\"{}\"", d.replace('"', "'")));
+            params.push(format!("error_description=\"{}\"", quoted(d)));
         }
     }
+    let challenge = if dpop {
+        let algs = DpopConfig::default().alg_names().join(" ");
+        params.push(format!("algs=\"{algs}\""));
+        format!("DPoP {}", params.join(", "))
+    } else if params.is_empty() {
+        "Bearer".to_string()
+    } else {
+        format!("Bearer {}", params.join(", "))
+    };
     ApiError {
         error: e,
         challenge: Some(challenge),
-        status: dpop.then_some(StatusCode::UNAUTHORIZED),
+        status: proof.then_some(StatusCode::UNAUTHORIZED),
     }
+}
+
+/// Text safe inside an auth-param quoted-string: no quotes, backslashes or control characters.
+fn quoted(d: &str) -> String {
+    d.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            c if c.is_control() || !c.is_ascii() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 /// 404 for unknown paths, as JSON.

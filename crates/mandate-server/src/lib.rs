@@ -4,6 +4,7 @@
 mod admin;
 mod authzen;
 mod bearer;
+mod cache;
 mod client_ip;
 mod cookies;
 mod cors;
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware::{from_fn, map_response};
 use axum::routing::{get, post};
 
 pub use client_ip::TrustedProxies;
@@ -47,18 +49,32 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/login", post(ui::login::login))
         .route("/consent", post(ui::consent::consent))
-        .route("/token", post(oauth::token::token).options(cors::preflight))
-        .route("/bc-authorize", post(oauth::bc_authorize::bc_authorize))
-        .route("/introspect", post(oauth::introspect::introspect))
+        .route(
+            "/token",
+            post(oauth::token::token)
+                .options(cors::preflight)
+                .layer(from_fn(oauth::client_endpoint)),
+        )
+        .route(
+            "/bc-authorize",
+            post(oauth::bc_authorize::bc_authorize).layer(from_fn(oauth::client_endpoint)),
+        )
+        .route(
+            "/introspect",
+            post(oauth::introspect::introspect).layer(from_fn(oauth::client_endpoint)),
+        )
         .route(
             "/revoke",
-            post(oauth::revoke::revoke).options(cors::preflight),
+            post(oauth::revoke::revoke)
+                .options(cors::preflight)
+                .layer(from_fn(oauth::client_endpoint)),
         )
         .route(
             "/userinfo",
             get(oidc::userinfo::userinfo_get)
                 .post(oidc::userinfo::userinfo_post)
-                .options(cors::preflight),
+                .options(cors::preflight)
+                .layer(map_response(cache::no_store)),
         )
         .route(
             "/logout",
@@ -103,7 +119,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/mandates/{id}",
             get(admin::agents::show_mandate).delete(admin::agents::revoke_mandate),
-        );
+        )
+        .layer(map_response(cache::no_store));
     Router::new()
         .route("/healthz", get(ops::health::healthz))
         .route("/readyz", get(ops::health::readyz))

@@ -202,5 +202,6 @@ pub(crate) fn refresh(row: &AnyRow) -> Result<RefreshToken, StoreError> {
                 Some(serde_json::from_str(&text).map_err(|_| corrupt("delegation", &text))?)
             }
         },
+        dpop_jkt: col(row, "dpop_jkt")?,
     })
 }

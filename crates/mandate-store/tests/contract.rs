@@ -356,6 +356,7 @@ fn refresh_token(tenant_id: &str, digest: &[u8], grant_id: &str) -> RefreshToken
         created_at: NOW,
         spent_at: None,
         delegation: None,
+        dpop_jkt: None,
     }
 }
 
@@ -789,6 +790,7 @@ async fn refresh_tokens(db: &Db) {
         delegation: Some(
             json!({"act": {"sub": "a1"}, "mandate": "m1", "aud": ["https://cal.example"]}),
         ),
+        dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
         ..rt.clone()
     };
     s.insert_refresh(&delegated).await.unwrap();

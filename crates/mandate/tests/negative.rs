@@ -227,7 +227,11 @@ async fn negatives(backend: Backend) {
             .await
             .unwrap()
     );
-    assert_eq!(r.status(), 415, "form content type required");
+    assert_eq!(
+        r.status(),
+        400,
+        "form content type required (RFC 6749 §5.2)"
+    );
     let r = token(
         &issuer,
         &web,
@@ -353,6 +357,228 @@ async fn negatives(backend: Backend) {
         400,
         "invalid_target",
     );
+}
+
+/// RFC 6749 §5.2 at every client-authenticated endpoint: an `Authorization` header in any
+/// malformed form is a 401 `invalid_client` with a `WWW-Authenticate` challenge (never ignored);
+/// two of them, or a JSON body, are 400 `invalid_request`. Nothing changes.
+async fn client_auth_header_forms(backend: Backend) {
+    use reqwest::header::{AUTHORIZATION, HeaderValue};
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let web = s.create_web_client("default", &[]);
+    let service = s.create_service_client("default");
+    let basic = |c: &(String, String)| {
+        use base64::Engine;
+        let raw = format!("{}:{}", c.0, c.1);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    };
+    let http = reqwest::Client::new();
+    let malformed: Vec<HeaderValue> = vec![
+        HeaderValue::from_static("Basic "),
+        HeaderValue::from_static("Basic"),
+        HeaderValue::from_static("Basic Og=="),
+        HeaderValue::from_str(&basic(&service).replace("Basic ", "")).unwrap(),
+        HeaderValue::from_static("Digest username=\"x\""),
+        HeaderValue::from_str(&basic(&service).replace("Basic", "Bearer")).unwrap(),
+        HeaderValue::from_bytes(b"Basic \xc3\xa4\xc3\xb6").unwrap(),
+    ];
+    for path in ["/token", "/introspect", "/revoke", "/bc-authorize"] {
+        let url = format!("{issuer}{path}");
+        for value in &malformed {
+            let r = unchanged!(
+                s,
+                http.post(&url)
+                    .header(AUTHORIZATION, value.clone())
+                    .form(&[("grant_type", "client_credentials"), ("token", "x")])
+                    .send()
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(r.status(), 401, "{path} {value:?}");
+            let challenge = r
+                .headers()
+                .get("www-authenticate")
+                .unwrap_or_else(|| panic!("no challenge: {path} {value:?}"))
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(challenge.starts_with("Basic"), "{challenge}");
+            assert_eq!(r.headers()["cache-control"], "no-store");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"], "invalid_client", "{path} {value:?}: {v}");
+        }
+        // Two Authorization headers: which would count? Neither.
+        let r = unchanged!(
+            s,
+            http.post(&url)
+                .header(AUTHORIZATION, basic(&service))
+                .header(AUTHORIZATION, basic(&web))
+                .form(&[("grant_type", "client_credentials"), ("token", "x")])
+                .send()
+                .await
+                .unwrap()
+        );
+        assert_eq!(r.status(), 400, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_request", "{path}: {v}");
+        // A JSON body is a malformed request, not an unsupported media type.
+        let r = unchanged!(
+            s,
+            http.post(&url)
+                .header(AUTHORIZATION, basic(&service))
+                .json(&json!({"grant_type": "client_credentials", "token": "x"}))
+                .send()
+                .await
+                .unwrap()
+        );
+        assert_eq!(r.status(), 400, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_request", "{path}: {v}");
+    }
+    // A well-formed Basic header still works, and a wrong secret is challenged.
+    let r = token(&issuer, &service, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let r = http
+        .post(format!("{issuer}/introspect"))
+        .header(AUTHORIZATION, basic(&(service.0.clone(), "wrong".into())))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+}
+
+/// A redirect URI that could not be redirected to as registered (control characters,
+/// whitespace, non-ASCII), a relative one or one with a fragment is refused at registration,
+/// by the CLI and by the admin API, with a clear error; nothing is stored.
+async fn redirect_uri_registration(backend: Backend) {
+    let s = Server::start(backend).await;
+    let bad = [
+        "https://app.example/cb\n",
+        "https://app.example/c\rb",
+        "https://app.example/c\tb",
+        "https://app.example/c b",
+        "https://app.example/cb\u{7}",
+        " https://app.example/cb",
+        "https://äpp.example/cb",
+        "/callback",
+        "app.example/callback",
+        "https://app.example/cb#frag",
+        "javascript:alert(1)",
+    ];
+    for uri in bad {
+        let before = snapshot(&s).await;
+        let (ok, _, err) = s.cli_raw(
+            &[
+                "client",
+                "create",
+                "--tenant",
+                "default",
+                "--name",
+                "Bad",
+                "--redirect-uri",
+                uri,
+            ],
+            None,
+        );
+        assert!(!ok, "{uri:?} was registered");
+        assert!(err.contains("redirect URI"), "{uri:?}: {err}");
+        assert_eq!(before, snapshot(&s).await, "{uri:?}");
+    }
+    // The admin API's agent registration goes through the same rule.
+    let v = s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Ops",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "mandate:admin",
+        ],
+        None,
+    );
+    let admin = (
+        v["client_id"].as_str().unwrap().to_string(),
+        v["client_secret"].as_str().unwrap().to_string(),
+    );
+    let (_, t) = token(
+        &s.issuer("default"),
+        &admin,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let at = t["access_token"].as_str().unwrap();
+    let url = format!("{}/admin/v1/tenants/default/agents", s.base);
+    for uri in [
+        "https://app.example/cb\u{1b}[31m",
+        "https://app.example/cb#x",
+    ] {
+        let r = unchanged!(
+            s,
+            reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(at)
+                .json(&json!({"name": "Agent", "tenant_owned": true,
+                    "scope_ceiling": ["calendar.read"], "generate_secret": true,
+                    "redirect_uris": [uri]}))
+                .send()
+                .await
+                .unwrap()
+        );
+        assert_eq!(r.status(), 400, "{uri:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_request", "{v}");
+        assert!(
+            v["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("redirect URI"),
+            "{v}"
+        );
+    }
+    // A good one is fine.
+    s.cli(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Good",
+            "--redirect-uri",
+            "https://app.example/cb?x=1",
+        ],
+        None,
+    );
+}
+
+#[tokio::test]
+async fn client_auth_header_forms_sqlite() {
+    client_auth_header_forms(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn client_auth_header_forms_postgres() {
+    client_auth_header_forms(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn redirect_uri_registration_sqlite() {
+    redirect_uri_registration(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn redirect_uri_registration_postgres() {
+    redirect_uri_registration(Backend::Postgres).await;
 }
 
 #[tokio::test]

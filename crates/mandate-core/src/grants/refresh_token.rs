@@ -4,7 +4,7 @@
 
 use super::{Issued, TokenRequest, issued_event, replay_detected};
 use crate::audit::{EventKind, Principal, RequestMeta};
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::model::{Client, GrantType, RefreshToken};
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
@@ -37,6 +37,8 @@ pub async fn exchange(
     if rec.client_id != client.client_id {
         return Err(invalid().with_debug("refresh token of another client"));
     }
+    // Before anything is spent: a refused proof must not cost the client its token.
+    dpop_binding(&rec, req)?;
     // A spent token is a replay, unless the client opted into a grace period and this is the
     // family's most recent token, presented once more within it.
     let graced = rec.spent_at.is_some();
@@ -135,6 +137,25 @@ pub async fn exchange(
         issued_token_type: None,
         authorization_details: None,
     })
+}
+
+/// RFC 9449 §5: a refresh token bound to a DPoP key (a public client's) is redeemed only with
+/// a valid proof by that key. No proof is `invalid_dpop_proof`; another key is `invalid_grant`,
+/// as for any proof whose key does not match what it must be bound to.
+fn dpop_binding(rec: &RefreshToken, req: &TokenRequest) -> Result<(), OAuthError> {
+    let Some(bound) = rec.dpop_jkt.as_deref() else {
+        return Ok(());
+    };
+    match req.dpop_jkt.as_deref() {
+        None => Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this refresh token is bound to a DPoP key: send a DPoP proof by that key",
+        )),
+        Some(jkt) if jkt != bound => Err(OAuthError::invalid_grant(
+            "the DPoP proof is not signed by the key this refresh token is bound to",
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// The token was already spent: accept it within the client's grace period, else treat it as

@@ -12,7 +12,7 @@ use mandate_core::admin_api::{self, AdminCaller};
 
 use crate::bearer::{PresentedToken, public_uri};
 use crate::client_ip::Meta;
-use crate::error::{ApiError, bearer_error};
+use crate::error::{ApiError, resource_error};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -38,7 +38,7 @@ impl Admin {
             admin_api::authenticate_for(&s.provider, &tenant.0, presented.as_ref(), &meta.0, scope)
                 .await
                 .map_err(|e| {
-                    let mut err = bearer_error(e);
+                    let mut err = resource_error(e, token.as_ref().map(|t| t.scheme));
                     if token.is_none() {
                         // RFC 6750 §3.1: no error code when no credentials were sent.
                         err.challenge = Some("Bearer".into());

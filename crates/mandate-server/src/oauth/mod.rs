@@ -8,7 +8,10 @@ pub mod revoke;
 pub mod token;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, header};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use base64::Engine;
 use std::sync::Arc;
 
@@ -21,12 +24,37 @@ use crate::error::ApiError;
 use crate::params::{self, Params};
 use crate::state::AppState;
 
-/// Parse a form body, refusing other content types (415) and repeated parameters.
+/// Parse a form body, refusing other content types (JSON included) and repeated parameters
+/// with 400 `invalid_request` (RFC 6749 §5.2: the request is malformed, whatever its media type).
 pub fn form(headers: &HeaderMap, body: &Bytes) -> Result<Params, ApiError> {
     if !params::is_form(headers) {
-        return Err(ApiError::unsupported_media_type());
+        return Err(ApiError::from(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        )));
     }
     Ok(Params::parse(body)?)
+}
+
+/// The challenge of the client-authenticated endpoints (RFC 6749 §5.2, RFC 7617).
+const BASIC_CHALLENGE: &str = "Basic realm=\"mandate\"";
+
+/// Middleware of the client-authenticated endpoints (token, introspection, revocation,
+/// backchannel authentication): whatever refused the request, a 401 to a request that carried
+/// an `Authorization` header names the scheme to use (RFC 6749 §5.2); nothing they answer is
+/// cached (RFC 6749 §5.1, RFC 7662 §4).
+pub async fn client_endpoint(req: Request, next: Next) -> Response {
+    let sent_authorization = req.headers().contains_key(header::AUTHORIZATION);
+    let mut r = next.run(req).await;
+    let unauthorized = r.status() == StatusCode::UNAUTHORIZED;
+    let h = r.headers_mut();
+    if unauthorized && sent_authorization && !h.contains_key(header::WWW_AUTHENTICATE) {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(BASIC_CHALLENGE),
+        );
+    }
+    crate::cache::set_no_store(h);
+    r
 }
 
 /// Parse the form of a client-authenticated endpoint and authenticate the caller; `path` is
@@ -47,20 +75,34 @@ pub async fn authenticated_form(
     Ok((p, client))
 }
 
-/// Client credentials from the `Authorization: Basic` header and the form.
+/// Client credentials from the `Authorization: Basic` header and the form. An `Authorization`
+/// header is client authentication here: any other form of it (no scheme, another scheme,
+/// empty or undecodable credentials, non-ASCII) is `invalid_client` with a Basic challenge,
+/// never ignored; two of them are `invalid_request` (which one would count?).
 pub fn credentials(headers: &HeaderMap, p: &Params) -> Result<ClientCredentials, ApiError> {
-    let basic = match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(v) if v.len() > 6 && v[..6].eq_ignore_ascii_case("basic ") => {
-            Some(decode_basic(&v[6..]).ok_or_else(|| ApiError {
-                error: OAuthError::invalid_client("malformed Basic credentials"),
-                challenge: Some("Basic".into()),
-                status: None,
-            })?)
-        }
-        _ => None,
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::from(OAuthError::invalid_request(
+            "more than one Authorization header",
+        )));
+    }
+    let basic = match first {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+                .and_then(|(_, creds)| decode_basic(creds))
+                .ok_or_else(|| ApiError {
+                    error: OAuthError::invalid_client(
+                        "the Authorization header must carry Basic client credentials",
+                    ),
+                    challenge: Some(BASIC_CHALLENGE.into()),
+                    status: None,
+                })?,
+        ),
     };
     Ok(ClientCredentials {
         basic,
@@ -92,7 +134,7 @@ fn decode_basic(b64: &str) -> Option<(String, String)> {
 pub fn auth_error(e: ClientAuthError) -> ApiError {
     ApiError {
         challenge: (e.used_basic && e.error.code == mandate_core::ErrorCode::InvalidClient)
-            .then(|| "Basic realm=\"mandate\"".to_string()),
+            .then(|| BASIC_CHALLENGE.to_string()),
         error: e.error,
         status: None,
     }

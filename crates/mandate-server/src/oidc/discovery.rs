@@ -19,10 +19,13 @@ fn metadata(t: &TenantCtx) -> Value {
         "private_key_jwt",
         "none",
     ];
+    // Introspection answers confidential clients only (`mandate_core::introspect`), so `none`
+    // is not offered there; revocation lets a public client revoke its own tokens.
+    let introspection_auth_methods = &auth_methods[..3];
     let assertion_algs = [
         "ES256", "ES384", "EdDSA", "RS256", "RS384", "PS256", "PS384",
     ];
-    json!({
+    let mut m = json!({
         "issuer": t.issuer,
         "authorization_endpoint": t.url("/authorize"),
         "token_endpoint": t.url("/token"),
@@ -52,7 +55,7 @@ fn metadata(t: &TenantCtx) -> Value {
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": introspection_auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
@@ -66,8 +69,14 @@ fn metadata(t: &TenantCtx) -> Value {
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["en", "de"],
         "acr_values_supported": [mandate_core::settings::ACR_PASSWORD],
-        "authorization_details_types_supported": t.tenant.settings.authorization_details_types,
-    })
+    });
+    // RFC 9396 §10: the types accepted; omitted when the tenant accepts any type (an empty
+    // list would say none is).
+    let types = &t.tenant.settings.authorization_details_types;
+    if !types.is_empty() {
+        m["authorization_details_types_supported"] = json!(types);
+    }
+    m
 }
 
 /// `GET {issuer}/.well-known/openid-configuration`.

@@ -10,7 +10,7 @@ use mandate_core::dpop::Scheme;
 use mandate_core::{OAuthError, userinfo};
 
 use crate::bearer::PresentedToken;
-use crate::error::{ApiError, bearer_error};
+use crate::error::{ApiError, bearer_error, resource_error};
 use crate::params::{self, Params};
 use crate::state::AppState;
 use crate::tenant::Tenant;
@@ -31,7 +31,7 @@ async fn answer(
     let uri = t.url("/userinfo");
     let claims = userinfo::userinfo(&s.provider, t, &token.presented(method, &uri))
         .await
-        .map_err(bearer_error)?;
+        .map_err(|e| resource_error(e, Some(token.scheme)))?;
     Ok(Json(claims).into_response())
 }
 

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::pages;
 use crate::bearer::{PresentedToken, public_uri};
 use crate::client_ip::Meta;
-use crate::error::{ApiError, bearer_error};
+use crate::error::{ApiError, resource_error};
 use crate::oauth::authorize::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
@@ -283,7 +283,7 @@ impl FromRequestParts<AppState> for Person {
         let caller = self_service::authenticate(&s.provider, &tenant, presented.as_ref(), &meta.0)
             .await
             .map_err(|e| {
-                let mut err = bearer_error(e);
+                let mut err = resource_error(e, token.as_ref().map(|t| t.scheme));
                 if token.is_none() {
                     // RFC 6750 §3.1: no error code when no credentials were sent.
                     err.challenge = Some("Bearer".into());

@@ -2,7 +2,7 @@
 //! referrer, no caching; CSRF tokens as a double-submit cookie.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use mandate_core::OAuthError;
 use mandate_core::secret::{ct_eq, random_token};
 use minijinja::context;
@@ -102,12 +102,20 @@ pub fn message_page(
     )
 }
 
-/// 303 See Other (the right answer after a POST).
+/// 303 See Other (the right answer after a POST). A target that cannot be a `Location`
+/// header (control characters, non-ASCII) is a 400 page, never a redirect without a target.
 pub fn see_other(location: &str) -> Response {
-    let mut r = Redirect::to(location).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let Ok(target) = HeaderValue::from_str(location) else {
+        tracing::warn!("refused to redirect to a URI that is not a valid Location header");
+        let e = crate::error::ApiError::from(OAuthError::invalid_request(
+            "the redirect target is not a valid URI",
+        ));
+        return e.into_response();
+    };
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, target);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
