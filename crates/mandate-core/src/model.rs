@@ -216,6 +216,12 @@ pub struct AuthCode {
     pub acr: String,
     pub amr: Vec<String>,
     pub expires_at: i64,
+    /// RFC 8707 resources the person authorized (empty: none named, tokens are for the
+    /// issuer). The token endpoint may narrow them, never widen.
+    pub resources: Vec<String>,
+    /// For an agent's code: the mandate the person approved on the consent page. Its tokens
+    /// carry `act` and `mandate` and stay inside it.
+    pub mandate_id: Option<String>,
 }
 
 /// A refresh token: one link in a rotation family (= grant).
@@ -238,6 +244,9 @@ pub struct RefreshToken {
     /// For a refresh token issued with a delegated token (a mandate that allows it): the act
     /// chain, mandate, audiences and authorization_details every successor keeps.
     pub delegation: Option<serde_json::Value>,
+    /// RFC 8707 resources of the grant (from the authorization request); every successor
+    /// keeps them and a refresh may only narrow them.
+    pub resources: Vec<String>,
 }
 
 /// A user's standing consent for a client and a set of scopes.
