@@ -342,12 +342,15 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
     Next::Issue
 }
 
-/// Issue a code for the request and return the redirect URL that carries it.
+/// Issue a code for the request and return the redirect URL that carries it. The code keeps
+/// the request's RFC 8707 resources (the token endpoint may only narrow them) and, for an
+/// agent, the `mandate` the person just approved (its tokens stay inside it).
 pub async fn issue_code(
     p: &Provider,
     t: &TenantCtx,
     req: &AuthorizeRequest,
     session: &Session,
+    mandate: Option<&Mandate>,
     meta: &RequestMeta,
 ) -> Result<String, OAuthError> {
     let now = p.now();
@@ -377,6 +380,8 @@ pub async fn issue_code(
         acr: session.acr.clone(),
         amr: session.amr.clone(),
         expires_at: now + p.settings.code_ttl,
+        resources: req.resources.clone(),
+        mandate_id: mandate.map(|m| m.id.clone()),
     };
     p.store.insert_code(&rec).await?;
     let ev = AuditEvent::new(
@@ -392,7 +397,12 @@ pub async fn issue_code(
         id: session.user_id.clone(),
     })
     .client(req.client_id.clone())
-    .detail(json!({"scope": req.scope.to_string(), "grant_id": grant.id}));
+    .detail(json!({
+        "scope": req.scope.to_string(),
+        "grant_id": grant.id,
+        "resources": req.resources,
+        "mandate_id": mandate.map(|m| m.id.as_str()),
+    }));
     p.store.record(&ev).await?;
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = &req.state {

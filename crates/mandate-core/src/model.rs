@@ -233,6 +233,12 @@ pub struct AuthCode {
     pub acr: String,
     pub amr: Vec<String>,
     pub expires_at: i64,
+    /// RFC 8707 resources the person authorized (empty: none named, tokens are for the
+    /// issuer). The token endpoint may narrow them, never widen.
+    pub resources: Vec<String>,
+    /// For an agent's code: the mandate the person approved on the consent page. Its tokens
+    /// carry `act` and `mandate` and stay inside it.
+    pub mandate_id: Option<String>,
 }
 
 /// A refresh token: one link in a rotation family (= grant).
@@ -258,6 +264,9 @@ pub struct RefreshToken {
     /// RFC 9449 §5: thumbprint of the DPoP key a public client's refresh token is bound to.
     /// Every refresh must prove possession of it, and its successor stays bound.
     pub dpop_jkt: Option<String>,
+    /// RFC 8707 resources of the grant (from the authorization request); every successor
+    /// keeps them and a refresh may only narrow them.
+    pub resources: Vec<String>,
 }
 
 /// A user's standing consent for a client and a set of scopes.

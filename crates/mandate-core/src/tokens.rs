@@ -240,6 +240,7 @@ pub fn refresh_token(
         spent_at: None,
         delegation: None,
         dpop_jkt: subject.cnf_jkt.clone().filter(|_| client.is_public()),
+        resources: Vec::new(),
     };
     (value, rec)
 }
@@ -262,4 +263,61 @@ pub fn parse_resources(values: &[String]) -> Result<Vec<String>, OAuthError> {
         }
     }
     Ok(out)
+}
+
+/// RFC 8707 at the token endpoint: the audiences a token of a grant may have, out of the
+/// resources the grant authorized (`granted`; empty: none were named, so only the issuer).
+/// No `resource` asked: all of them. A resource outside them is `invalid_target`, also when
+/// the authorization request named none (RFC 8707 §2.2: the grant is never widened at the
+/// token endpoint, so a code or refresh token cannot be pointed at another resource server).
+pub fn narrow_resources(
+    issuer: &str,
+    granted: &[String],
+    asked: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    let asked = parse_resources(asked)?;
+    if asked.is_empty() {
+        return Ok(granted.to_vec());
+    }
+    let allowed = |a: &String| {
+        if granted.is_empty() {
+            a == issuer
+        } else {
+            granted.contains(a)
+        }
+    };
+    if let Some(bad) = asked.iter().find(|a| !allowed(a)) {
+        return Err(OAuthError::new(
+            crate::error::ErrorCode::InvalidTarget,
+            format!("the grant does not cover the resource {bad}"),
+        ));
+    }
+    Ok(asked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_only_narrow() {
+        let iss = "https://id.example";
+        let cal = "https://cal.example".to_string();
+        let pay = "https://pay.example".to_string();
+        let granted = vec![cal.clone(), pay.clone()];
+        assert_eq!(narrow_resources(iss, &granted, &[]).unwrap(), granted);
+        assert_eq!(
+            narrow_resources(iss, &granted, std::slice::from_ref(&cal)).unwrap(),
+            vec![cal.clone()]
+        );
+        let other = vec!["https://bank.example".to_string()];
+        assert!(narrow_resources(iss, &granted, &other).is_err());
+        assert!(narrow_resources(iss, &[], &other).is_err());
+        assert!(narrow_resources(iss, &[], std::slice::from_ref(&cal)).is_err());
+        assert_eq!(
+            narrow_resources(iss, &[], &[iss.to_string()]).unwrap(),
+            vec![iss.to_string()]
+        );
+        assert!(narrow_resources(iss, &granted, &["https://cal.example#x".into()]).is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! Request parameters: form bodies and query strings parsed strictly. A parameter sent twice is
-//! refused (RFC 6749 §3.1, §3.2) except those defined to repeat, like RFC 8707 `resource`.
+//! refused (RFC 6749 §3.1, §3.2) except those defined to repeat: RFC 8707 `resource` and
+//! RFC 8693 `audience`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use axum::http::{HeaderMap, header};
 use mandate_core::OAuthError;
 
 /// Parameters that may appear more than once.
-const REPEATABLE: [&str; 1] = ["resource"];
+const REPEATABLE: [&str; 2] = ["resource", "audience"];
 
 /// Parsed parameters: single values, plus the repeatable ones.
 #[derive(Debug, Default, Clone)]
@@ -72,6 +73,8 @@ mod tests {
         assert!(Params::parse(b"a=1&a=2").is_err());
         let p = Params::parse(b"resource=x&resource=y&a=%20b").unwrap();
         assert_eq!(p.all("resource"), vec!["x", "y"]);
+        let p = Params::parse(b"audience=a&audience=b").unwrap();
+        assert_eq!(p.all("audience"), vec!["a", "b"]);
         assert_eq!(p.get("a"), Some(" b"));
     }
 }

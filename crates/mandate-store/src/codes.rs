@@ -10,7 +10,7 @@ use crate::rows::{self, json_list};
 macro_rules! code_columns {
     () => {
         "tenant_id, digest, grant_id, client_id, user_id, redirect_uri, code_challenge, scope, \
-         nonce, sid, auth_time, acr, amr, expires_at, consumed_at"
+         nonce, sid, auth_time, acr, amr, expires_at, consumed_at, resources, mandate_id"
     };
 }
 
@@ -18,7 +18,7 @@ pub(crate) async fn insert(pool: &AnyPool, c: &AuthCode) -> StoreResult<()> {
     sqlx::query(concat!(
         "INSERT INTO auth_codes (",
         code_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, $15, $16)"
     ))
     .bind(&c.tenant_id)
     .bind(&c.digest)
@@ -34,6 +34,8 @@ pub(crate) async fn insert(pool: &AnyPool, c: &AuthCode) -> StoreResult<()> {
     .bind(&c.acr)
     .bind(json_list(c.amr.iter().map(String::as_str)))
     .bind(c.expires_at)
+    .bind(json_list(c.resources.iter().map(String::as_str)))
+    .bind(c.mandate_id.as_deref())
     .execute(pool)
     .await
     .map_err(on_insert("authorization code"))?;

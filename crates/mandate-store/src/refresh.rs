@@ -10,7 +10,7 @@ use crate::rows::{self, json_list};
 macro_rules! refresh_columns {
     () => {
         "tenant_id, digest, grant_id, client_id, user_id, scope, sid, auth_time, acr, amr, \
-         expires_at, created_at, spent_at, delegation, dpop_jkt"
+         expires_at, created_at, spent_at, delegation, dpop_jkt, resources"
     };
 }
 
@@ -18,7 +18,7 @@ pub(crate) async fn insert(pool: &AnyPool, t: &RefreshToken) -> StoreResult<()> 
     sqlx::query(concat!(
         "INSERT INTO refresh_tokens (",
         refresh_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     ))
     .bind(&t.tenant_id)
     .bind(&t.digest)
@@ -35,6 +35,7 @@ pub(crate) async fn insert(pool: &AnyPool, t: &RefreshToken) -> StoreResult<()> 
     .bind(t.spent_at)
     .bind(t.delegation.as_ref().map(|d| d.to_string()))
     .bind(t.dpop_jkt.as_deref())
+    .bind(json_list(t.resources.iter().map(String::as_str)))
     .execute(pool)
     .await
     .map_err(on_insert("refresh token"))?;

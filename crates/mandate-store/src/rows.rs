@@ -176,6 +176,8 @@ pub(crate) fn code(row: &AnyRow) -> Result<(AuthCode, bool), StoreError> {
         acr: col(row, "acr")?,
         amr: list(row, "amr")?,
         expires_at: col(row, "expires_at")?,
+        resources: list(row, "resources")?,
+        mandate_id: col(row, "mandate_id")?,
     };
     let consumed = col::<Option<i64>>(row, "consumed_at")?.is_some();
     Ok((code, consumed))
@@ -203,5 +205,6 @@ pub(crate) fn refresh(row: &AnyRow) -> Result<RefreshToken, StoreError> {
             }
         },
         dpop_jkt: col(row, "dpop_jkt")?,
+        resources: list(row, "resources")?,
     })
 }

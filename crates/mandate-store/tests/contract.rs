@@ -337,6 +337,8 @@ fn code(tenant_id: &str, digest: &[u8], grant_id: &str, expires_at: i64) -> Auth
         acr: "1".into(),
         amr: vec!["pwd".into(), "otp".into()],
         expires_at,
+        resources: vec!["https://cal.example".into()],
+        mandate_id: Some("m1".into()),
     }
 }
 
@@ -357,6 +359,7 @@ fn refresh_token(tenant_id: &str, digest: &[u8], grant_id: &str) -> RefreshToken
         spent_at: None,
         delegation: None,
         dpop_jkt: None,
+        resources: vec!["https://cal.example".into(), "https://mail.example".into()],
     }
 }
 

@@ -295,6 +295,86 @@ async fn delegation(backend: Backend) {
     assert_eq!(gone["status"], "deleted");
 }
 
+/// RFC 8693 `audience` is honoured and may repeat: the token is for exactly the audiences
+/// asked, each inside the mandate, else `invalid_target` (issue 12, item 5).
+async fn audiences(backend: Backend) {
+    const MAIL: &str = "https://mail.example";
+    let s = Server::start(backend).await;
+    s.create_user("default", "alice");
+    let web = s.create_web_client(
+        "default",
+        &["--scope", "openid", "--scope", "calendar.read"],
+    );
+    let a = agent(&s, "Planner", "alice");
+    s.cli(
+        &[
+            "mandate",
+            "create",
+            "--tenant",
+            "default",
+            "--user",
+            "alice",
+            &format!("--agent={}", a.0),
+            "--scope",
+            "calendar.read",
+            "--resource",
+            CALENDAR,
+            "--resource",
+            MAIL,
+            "--expires-in",
+            "3600",
+        ],
+        None,
+    );
+    let user_at = person_token(&s, &web, "alice", "openid calendar.read").await;
+    let (status, v) = exchange(&s, &a, &user_at, &[("audience", CALENDAR)]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(claims(v["access_token"].as_str().unwrap())["aud"], CALENDAR);
+    let (status, v) = exchange(
+        &s,
+        &a,
+        &user_at,
+        &[("audience", MAIL), ("audience", CALENDAR)],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["aud"],
+        serde_json::json!([CALENDAR, MAIL])
+    );
+    let (status, v) = exchange(&s, &a, &user_at, &[("audience", "https://bank.example")]).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{v}"
+    );
+    let (status, v) = exchange(
+        &s,
+        &a,
+        &user_at,
+        &[("audience", CALENDAR), ("audience", "https://bank.example")],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{v}"
+    );
+    // `resource` and `audience` together: both must be inside the mandate.
+    let (status, v) = exchange(
+        &s,
+        &a,
+        &user_at,
+        &[("resource", MAIL), ("audience", CALENDAR)],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["aud"],
+        serde_json::json!([CALENDAR, MAIL])
+    );
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -316,4 +396,4 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(delegation);
+both_backends!(delegation, audiences);

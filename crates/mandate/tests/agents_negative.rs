@@ -1,6 +1,7 @@
 //! Delegation refusals over real HTTP on SQLite and PostgreSQL, each changing nothing: an
 //! expired mandate, a replayed agent client assertion, tokens and agents of another tenant, and
-//! an attempt to launder a delegated token into a plain one through every grant type.
+//! an attempt to launder a delegated token into a plain one through every grant type, and an
+//! agent's own authorization-code flow, which yields only tokens inside the approved mandate.
 
 mod common;
 
@@ -265,4 +266,155 @@ async fn refusals_sqlite() {
 #[tokio::test]
 async fn refusals_postgres() {
     refusals(Backend::Postgres).await;
+}
+
+const CALENDAR: &str = "https://calendar.example";
+const BANK: &str = "https://bank.example";
+
+/// An agent registered as a client runs the code flow for a person: the code redeems to a
+/// token with `act` and `mandate`, inside the mandate the person approved (scope, resource,
+/// lifetime), never to a plain token for the person or another audience; introspection shows
+/// the delegation and revoking the mandate kills it (issue 12, item 2).
+async fn agent_code_flow(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.create_user("default", "alice");
+    let issuer = s.issuer("default");
+    let v = s.cli(
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Planner",
+            "--owner",
+            "alice",
+            "--scope-ceiling",
+            "calendar.read",
+            "--scope-ceiling",
+            "calendar.write",
+            "--redirect-uri",
+            REDIRECT,
+            "--generate-secret",
+        ],
+        None,
+    );
+    let agent = (
+        v["client_id"].as_str().unwrap().to_string(),
+        v["client_secret"].as_str().unwrap().to_string(),
+    );
+    let b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let url = auth_url(
+        &issuer,
+        &agent.0,
+        &challenge,
+        "openid calendar.read",
+        &[("resource", CALENDAR)],
+    );
+    let loc = b.authorize(&issuer, &url, "alice").await;
+    let code = query_param(&loc, "code").expect("code");
+    let mandates = s.cli(
+        &["mandate", "list", "--tenant", "default", "--user", "alice"],
+        None,
+    );
+    let mandate_id = mandates[0]["id"].as_str().unwrap().to_string();
+    let redeem = |extra: Vec<(&'static str, String)>| {
+        let (issuer, agent, code, verifier) = (
+            issuer.clone(),
+            agent.clone(),
+            code.clone(),
+            verifier.clone(),
+        );
+        async move {
+            let mut form = vec![
+                ("grant_type", "authorization_code".to_string()),
+                ("code", code),
+                ("redirect_uri", REDIRECT.to_string()),
+                ("code_verifier", verifier),
+            ];
+            form.extend(extra);
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token(&issuer, &agent, &form).await
+        }
+    };
+    // Another audience than the mandate's: invalid_target, and the code is not spent.
+    refused!(
+        s,
+        redeem(vec![("resource", BANK.into())]).await,
+        400,
+        "invalid_target"
+    );
+    let (status, v) = redeem(vec![]).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("refresh_token").is_none(), "{v}");
+    assert!(
+        v.get("id_token").is_some(),
+        "the agent still learns who signed in: {v}"
+    );
+    assert_eq!(v["scope"], "calendar.read");
+    let at = v["access_token"].as_str().unwrap().to_string();
+    let c = claims(&at);
+    assert_eq!(c["sub"], alice.as_str());
+    assert_eq!(c["act"], serde_json::json!({"sub": agent.0}));
+    assert_eq!(c["mandate"], mandate_id.as_str());
+    assert_eq!(c["scope"], "calendar.read");
+    assert_eq!(c["aud"], CALENDAR);
+    assert!(
+        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap() <= 300,
+        "no longer than the consent mandate's token lifetime: {c}"
+    );
+    let intro = introspect(&issuer, &agent, &at).await;
+    assert_eq!(intro["active"], true, "{intro}");
+    assert_eq!(intro["act"]["sub"], agent.0.as_str());
+    assert_eq!(intro["mandate"], mandate_id.as_str());
+    // The agent cannot refresh its way out of the mandate either (no refresh token was issued;
+    // a made-up one is unknown).
+    let (status, v) = token(
+        &issuer,
+        &agent,
+        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+    )
+    .await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")));
+    s.revoke_mandate("default", &mandate_id);
+    assert_eq!(introspect(&issuer, &agent, &at).await["active"], false);
+
+    // An agent that only asks who the person is gets no mandate, and its access token still
+    // names it (`act`), carries only OpenID Connect scopes and is for the issuer alone.
+    let (verifier, challenge) = pkce();
+    let url = auth_url(&issuer, &agent.0, &challenge, "openid", &[]);
+    let loc = b.authorize(&issuer, &url, "alice").await;
+    let code = query_param(&loc, "code").expect("code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let mut with_bank = form.to_vec();
+    with_bank.push(("resource", BANK));
+    refused!(
+        s,
+        token(&issuer, &agent, &with_bank).await,
+        400,
+        "invalid_target"
+    );
+    let (status, v) = token(&issuer, &agent, &form).await;
+    assert_eq!(status, 200, "{v}");
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(c["act"], serde_json::json!({"sub": agent.0}));
+    assert_eq!(c["aud"], issuer.as_str());
+    assert_eq!(c["scope"], "openid");
+    assert!(v.get("refresh_token").is_none(), "{v}");
+}
+
+#[tokio::test]
+async fn agent_code_flow_sqlite() {
+    agent_code_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn agent_code_flow_postgres() {
+    agent_code_flow(Backend::Postgres).await;
 }

@@ -1,6 +1,7 @@
 //! Refresh tokens for delegated tokens, over real HTTP on SQLite and PostgreSQL: none unless the
 //! mandate allows them; then each refresh keeps `sub`, `act` and `mandate` exactly, only
-//! narrows, rotates (a replay revokes the family), and ends with the mandate.
+//! narrows, rotates (a replay revokes the family), and ends with the mandate. A refused
+//! refresh spends nothing: the retry works and is not taken for a replay.
 
 mod common;
 
@@ -120,37 +121,43 @@ async fn delegated_refresh(backend: Backend) {
     let at2 = v["access_token"].as_str().unwrap().to_string();
     assert_eq!(introspect(&issuer, &web, &at2).await["active"], true);
 
-    // Never wider: more scope or another resource is refused; another client cannot use it.
+    // Never wider: more scope or another resource is refused, and a refusal spends nothing
+    // (issue 12, item 13); another client cannot use it.
+    for (extra, error) in [
+        (("scope", "calendar.delete"), "invalid_scope"),
+        (("resource", "https://mail.example"), "invalid_target"),
+        (("resource", "not a uri"), "invalid_target"),
+    ] {
+        let before = snapshot(&s).await;
+        let (status, v) = token(
+            &issuer,
+            &agent,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt2),
+                extra,
+            ],
+        )
+        .await;
+        assert_eq!((status, v["error"].as_str()), (400, Some(error)), "{v}");
+        let after = snapshot(&s).await;
+        let changed: Vec<_> = after.iter().filter(|r| !before.contains(r)).collect();
+        assert!(changed.is_empty(), "a refused refresh changed {changed:?}");
+    }
+    // The retry with the same token works (it was not spent), and narrows to the resource.
     let (status, v) = token(
         &issuer,
         &agent,
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", &rt2),
-            ("scope", "calendar.delete"),
+            ("resource", CALENDAR),
         ],
     )
     .await;
-    assert_eq!(
-        (status, v["error"].as_str()),
-        (400, Some("invalid_scope")),
-        "{v}"
-    );
-    let (status, v) = token(
-        &issuer,
-        &agent,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &rt2),
-            ("resource", "https://mail.example"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, v["error"].as_str()),
-        (400, Some("invalid_target")),
-        "{v}"
-    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(claims(v["access_token"].as_str().unwrap())["aud"], CALENDAR);
+    let rt2 = v["refresh_token"].as_str().unwrap().to_string();
     let (status, v) = token(
         &issuer,
         &web,

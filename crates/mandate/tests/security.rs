@@ -655,4 +655,142 @@ async fn password_guessing_is_throttled_sqlite() {
 #[tokio::test]
 async fn password_guessing_is_throttled_postgres() {
     password_guessing_is_throttled(Backend::Postgres).await;
+
+/// Assert a refusal's status and error, and that it changed nothing stored (a refused request
+/// spends no code or refresh token).
+macro_rules! refused_unchanged {
+    ($s:expr, $call:expr, $error:expr) => {{
+        let before = snapshot(&$s).await;
+        let (status, v) = $call;
+        assert_eq!((status, v["error"].as_str()), (400, Some($error)), "{v}");
+        assert!(v.get("access_token").is_none(), "{v}");
+        let after = snapshot(&$s).await;
+        let changed: Vec<_> = after.iter().filter(|r| !before.contains(r)).collect();
+        assert!(changed.is_empty(), "a refusal changed {changed:?}");
+    }};
+}
+
+/// RFC 8707 resources are bound to the grant: a code authorized for one resource redeems only
+/// to it (or fewer), a refresh can narrow but never widen, a code authorized for none cannot be
+/// pointed at a resource at the token endpoint; each refusal is `invalid_target` and spends
+/// nothing, so the retry works (issue 12, items 4 and 13).
+async fn resources_bound_to_the_grant(backend: Backend) {
+    const CAL: &str = "https://calendar.example";
+    const MAIL: &str = "https://mail.example";
+    const PAY: &str = "https://payments.example";
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "rita");
+    let web = s.create_web_client(
+        "default",
+        &["--scope", "openid", "--scope", "offline_access"],
+    );
+    let b = Browser::new();
+    let code_for = |resources: &'static [&'static str]| {
+        let (b, issuer, web) = (&b, issuer.clone(), web.clone());
+        async move {
+            let (verifier, challenge) = pkce();
+            let extra: Vec<(&str, &str)> = resources.iter().map(|r| ("resource", *r)).collect();
+            let loc = b
+                .authorize(
+                    &issuer,
+                    &auth_url(&issuer, &web.0, &challenge, "openid", &extra),
+                    "rita",
+                )
+                .await;
+            (query_param(&loc, "code").unwrap(), verifier)
+        }
+    };
+    let redeem = |code: String, verifier: String, resource: Option<&'static str>| {
+        let (issuer, web) = (issuer.clone(), web.clone());
+        async move {
+            let mut form = vec![
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.as_str()),
+            ];
+            if let Some(r) = resource {
+                form.push(("resource", r));
+            }
+            token(&issuer, &web, &form).await
+        }
+    };
+    let aud = |v: &serde_json::Value| {
+        let at = v["access_token"].as_str().unwrap();
+        let c: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(at.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        c["aud"].clone()
+    };
+
+    // Authorized for calendar and mail: payments is refused and the code survives.
+    let (code, verifier) = code_for(&[CAL, MAIL]).await;
+    refused_unchanged!(
+        s,
+        redeem(code.clone(), verifier.clone(), Some(PAY)).await,
+        "invalid_target"
+    );
+    let (status, v) = redeem(code, verifier, Some(CAL)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(aud(&v), json!(CAL));
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+
+    // A refresh may name any authorized resource, never another; a refused refresh spends
+    // nothing, so the retry is not taken for a replay.
+    let refresh = |rt: String, resource: Option<&'static str>| {
+        let (issuer, web) = (issuer.clone(), web.clone());
+        async move {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+            ];
+            if let Some(r) = resource {
+                form.push(("resource", r));
+            }
+            token(&issuer, &web, &form).await
+        }
+    };
+    refused_unchanged!(s, refresh(rt.clone(), Some(PAY)).await, "invalid_target");
+    refused_unchanged!(
+        s,
+        refresh(rt.clone(), Some("not a uri")).await,
+        "invalid_target"
+    );
+    let (status, v) = refresh(rt, Some(MAIL)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(aud(&v), json!(MAIL));
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    let (status, v) = refresh(rt, None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(aud(&v), json!([CAL, MAIL]));
+
+    // Authorized for no resource: the token is for the issuer, and a resource named only at
+    // the token endpoint is refused (RFC 8707 §2.2).
+    let (code, verifier) = code_for(&[]).await;
+    refused_unchanged!(
+        s,
+        redeem(code.clone(), verifier.clone(), Some(PAY)).await,
+        "invalid_target"
+    );
+    let (status, v) = redeem(code, verifier, None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(aud(&v), json!(issuer));
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    refused_unchanged!(s, refresh(rt.clone(), Some(CAL)).await, "invalid_target");
+    let (status, v) = refresh(rt, None).await;
+    assert_eq!(status, 200, "{v}");
+}
+
+#[tokio::test]
+async fn resources_bound_to_the_grant_sqlite() {
+    resources_bound_to_the_grant(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn resources_bound_to_the_grant_postgres() {
+    resources_bound_to_the_grant(Backend::Postgres).await;
 }

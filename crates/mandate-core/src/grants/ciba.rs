@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::TokenRequest;
-use super::token_exchange::{Delegation, delegated_token};
+use super::delegation::{self, Asked, Bounds, Delegation, delegated_token};
 use crate::agents::AgentStatus;
 use crate::audit::{EventKind, Principal, RequestMeta};
 use crate::ciba::{CibaStatus, SLOW_DOWN_STEP, event};
@@ -116,6 +116,24 @@ pub async fn exchange(
         .await?
         .filter(|m| m.is_active(now) && m.user_id == r.user_id && m.agent_id == agent.id)
         .ok_or_else(|| OAuthError::invalid_grant("the approved mandate is no longer in force"))?;
+    // The token stays inside the mandate and the request (the one rule every agent's token for
+    // a person follows); a `resource` may narrow it. Checked before the request is spent.
+    delegation::mandate_ttl_left(p, &mandate)?;
+    let granted = delegation::fit(
+        &t.issuer,
+        &mandate,
+        &agent,
+        &Bounds {
+            scope: &r.scope,
+            audiences: (!r.resources.is_empty()).then_some(r.resources.as_slice()),
+            details: None,
+        },
+        &Asked {
+            scope: None,
+            audiences: tokens::parse_resources(&req.resources)?,
+            details: None,
+        },
+    )?;
     if !p.store.consume_ciba_request(t.id(), &r.id, now).await? {
         return Err(OAuthError::invalid_grant(
             "the auth_req_id was already used",
@@ -129,12 +147,7 @@ pub async fn exchange(
         sid: None,
         cnf_jkt: req.dpop_jkt.clone(),
     };
-    let scope = mandate.scope.intersect(&agent.scope_ceiling);
-    let audience = if mandate.resources.is_empty() {
-        vec![t.issuer.clone()]
-    } else {
-        mandate.resources.clone()
-    };
+    let scope = granted.scope;
     let at = delegated_token(
         p,
         t,
@@ -143,8 +156,8 @@ pub async fn exchange(
             mandate: &mandate,
             subject: &subject,
             scope: &scope,
-            audience: &audience,
-            details: &mandate.authorization_details,
+            audience: &granted.audience,
+            details: &granted.details,
             act: json!({ "sub": agent.id }),
         },
     )?;
@@ -173,7 +186,7 @@ pub async fn exchange(
         "aud": at.audience,
         "jti": at.jti,
         "expires_at": at.expires_at,
-        "authorization_details": mandate.authorization_details,
+        "authorization_details": granted.details,
         "id_token_issued": id_token.is_some(),
         "refresh_token_issued": false,
     }));
@@ -187,7 +200,7 @@ pub async fn exchange(
         id_token,
         scope: scope_s,
         issued_token_type: None,
-        authorization_details: (!mandate.authorization_details.is_empty())
-            .then(|| Value::Array(mandate.authorization_details.clone())),
+        authorization_details: (!granted.details.is_empty())
+            .then_some(Value::Array(granted.details)),
     })
 }

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::TokenRequest;
-use super::token_exchange::{Delegation, delegated_token};
+use super::delegation::{self, Asked, Bounds, Delegation, Granted, delegated_token};
 use crate::agents::{AgentStatus, Mandate, act_chain};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::OAuthError;
 use crate::model::{Client, Grant, RefreshToken};
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
@@ -51,14 +51,18 @@ pub(super) async fn start(
         revoked_at: None,
     };
     p.store.create_grant(&grant).await?;
-    let (value, rt) = successor(p, t, &grant.id, client, subject, scope, mandate, delegation);
+    let aud = delegation.get("aud").cloned();
+    let (value, mut rt) = successor(p, t, &grant.id, client, subject, scope, mandate, delegation);
+    rt.resources = aud
+        .and_then(|a| serde_json::from_value(a).ok())
+        .unwrap_or_default();
     p.store.insert_refresh(&rt).await?;
     Ok(value)
 }
 
 /// A refresh token of the grant that keeps `delegation` and ends with the mandate at the latest.
 #[allow(clippy::too_many_arguments)]
-fn successor(
+pub(super) fn successor(
     p: &Provider,
     t: &TenantCtx,
     grant_id: &str,
@@ -74,19 +78,28 @@ fn successor(
     (value, rt)
 }
 
-/// Redeem a delegated refresh token (already spent by the refresh grant): a new delegated
-/// access token and a successor, while the mandate and every agent of the chain are in force.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn refresh(
+/// A delegated refresh request that passed every check, ready to issue once the refresh token
+/// is spent.
+pub(super) struct Prepared {
+    raw: Value,
+    act: Value,
+    mandate: Mandate,
+    agent_id: String,
+    chain: Vec<String>,
+    granted: Granted,
+}
+
+/// Check a delegated refresh request without spending anything: the mandate and every agent of
+/// the chain are in force, the agent's DPoP rule, and the request fits the delegation and the
+/// mandate ([`delegation::fit`]: scope, resources only narrow).
+pub(super) async fn prepare(
     p: &Provider,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
     rec: &RefreshToken,
     raw: Value,
-    scope: Scope,
-    meta: &RequestMeta,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<Prepared, OAuthError> {
     let now = p.now();
     let ended = |why: &str| {
         OAuthError::invalid_grant("refresh token is invalid, expired or revoked")
@@ -112,24 +125,53 @@ pub(super) async fn refresh(
         .await?
         .filter(|a| a.status == AgentStatus::Active)
         .ok_or_else(|| ended("the agent is not active"))?;
-    if agent.require_dpop && req.dpop_jkt.is_none() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidDpopProof,
-            "this agent must present a DPoP proof (RFC 9449)",
-        ));
-    }
-    let audience = if req.resources.is_empty() {
-        d.aud.clone()
-    } else {
-        let asked = tokens::parse_resources(&req.resources)?;
-        if let Some(bad) = asked.iter().find(|a| !d.aud.contains(a)) {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                format!("the delegation does not cover the resource {bad}"),
-            ));
-        }
-        asked
-    };
+    delegation::dpop_required(&agent, req)?;
+    delegation::mandate_ttl_left(p, &mandate)?;
+    let granted = delegation::fit(
+        &t.issuer,
+        &mandate,
+        &agent,
+        &Bounds {
+            scope: &rec.scope,
+            audiences: Some(&d.aud),
+            details: Some(&d.authorization_details),
+        },
+        &Asked {
+            scope: req.scope.as_deref(),
+            audiences: tokens::parse_resources(&req.resources)?,
+            details: None,
+        },
+    )?;
+    Ok(Prepared {
+        raw,
+        act: d.act,
+        mandate,
+        agent_id: agent.id,
+        chain,
+        granted,
+    })
+}
+
+/// Redeem a delegated refresh token (spent by the refresh grant after [`prepare`]): a new
+/// delegated access token and a successor.
+pub(super) async fn issue(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    req: &TokenRequest,
+    rec: &RefreshToken,
+    prepared: Prepared,
+    meta: &RequestMeta,
+) -> Result<TokenResponse, OAuthError> {
+    let now = p.now();
+    let Prepared {
+        raw,
+        act,
+        mandate,
+        agent_id,
+        chain,
+        granted,
+    } = prepared;
     let subject = TokenSubject {
         sub: rec.user_id.clone(),
         auth_time: Some(rec.auth_time),
@@ -145,16 +187,16 @@ pub(super) async fn refresh(
         &Delegation {
             mandate: &mandate,
             subject: &subject,
-            scope: &scope,
-            audience: &audience,
-            details: &d.authorization_details,
-            act: d.act.clone(),
+            scope: &granted.scope,
+            audience: &granted.audience,
+            details: &granted.details,
+            act,
         },
     )?;
     p.store
         .record_access_token(t.id(), &at.jti, &rec.grant_id, at.expires_at)
         .await?;
-    let (value, next) = successor(
+    let (value, mut next) = successor(
         p,
         t,
         &rec.grant_id,
@@ -164,15 +206,14 @@ pub(super) async fn refresh(
         &mandate,
         raw,
     );
+    next.resources = rec.resources.clone();
     p.store.insert_refresh(&next).await?;
-    let scope_s = scope.to_string();
+    let scope_s = granted.scope.to_string();
     let mut ev = AuditEvent::new(
         t.id(),
         EventKind::TokenRefreshed,
         Outcome::Success,
-        Principal::Agent {
-            id: agent.id.clone(),
-        },
+        Principal::Agent { id: agent_id },
         meta,
     )
     .subject(Principal::User {
@@ -202,7 +243,7 @@ pub(super) async fn refresh(
         id_token: None,
         scope: scope_s,
         issued_token_type: None,
-        authorization_details: (!d.authorization_details.is_empty())
-            .then_some(Value::Array(d.authorization_details)),
+        authorization_details: (!granted.details.is_empty())
+            .then_some(Value::Array(granted.details)),
     })
 }

@@ -5,6 +5,7 @@ pub mod authorization_code;
 pub mod ciba;
 pub mod client_credentials;
 pub mod delegated_refresh;
+pub(crate) mod delegation;
 pub mod impersonation;
 pub mod refresh_token;
 pub mod token_exchange;
@@ -16,6 +17,9 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::model::{Client, GrantType};
 use crate::provider::{Provider, TenantCtx};
 use crate::tokens::{IssuedAccessToken, TokenResponse};
+
+/// Most `resource` and `audience` values one token request may carry.
+pub const MAX_TARGETS: usize = 16;
 
 /// The token request parameters, as parsed from the form body.
 #[derive(Debug, Default, Clone)]
@@ -65,6 +69,17 @@ pub async fn exchange(
     };
     // Everything from here on is recorded when refused, DPoP proof failures included.
     let result = async {
+        // RFC 8707 `resource` and RFC 8693 `audience` may repeat: bounded, like the
+        // authorization endpoint's.
+        let targets = req.resources.iter().chain(&req.audiences);
+        if req.resources.len() + req.audiences.len() > MAX_TARGETS
+            || targets.clone().any(|v| v.is_empty() || v.len() > 2048)
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("at most {MAX_TARGETS} non-empty resource and audience values"),
+            ));
+        }
         let mut req = req.clone();
         req.dpop_jkt = match &req.dpop_proof {
             None => None,

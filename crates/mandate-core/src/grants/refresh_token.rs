@@ -23,7 +23,7 @@ pub async fn exchange(
         .refresh_token
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-    let audience = tokens::parse_resources(&req.resources)?;
+    tokens::parse_resources(&req.resources)?;
     let invalid = || OAuthError::invalid_grant("refresh token is invalid, expired or revoked");
     if value.len() > 256 {
         return Err(invalid());
@@ -40,46 +40,45 @@ pub async fn exchange(
     // Before anything is spent: a refused proof must not cost the client its token.
     dpop_binding(&rec, req)?;
     // A spent token is a replay, unless the client opted into a grace period and this is the
-    // family's most recent token, presented once more within it.
-    let graced = rec.spent_at.is_some();
-    let rec = if graced {
-        in_grace_or_replay(p, t, client, &digest, meta).await?
-    } else {
-        rec
-    };
-    if rec.expires_at <= p.now() {
+    // family's most recent token, presented once more within it. One that can never be graced
+    // is a replay whatever else the request says.
+    let now = p.now();
+    if let Some(spent_at) = rec.spent_at
+        && !(client.refresh_grace_seconds > 0 && spent_at >= now - client.refresh_grace_seconds)
+    {
+        return Err(replay(p, t, &rec, meta).await?);
+    }
+    if rec.expires_at <= now {
         return Err(invalid().with_debug("expired"));
     }
-    let scope = match req.scope.as_deref() {
-        None => rec.scope.clone(),
-        Some(s) => {
-            let asked =
-                Scope::parse(s).ok_or_else(|| OAuthError::invalid_scope("malformed scope"))?;
-            if !asked.is_subset(&rec.scope) {
-                return Err(OAuthError::invalid_scope(
-                    "requested scope exceeds the original grant",
-                ));
-            }
-            asked
-        }
-    };
     let user = p
         .store
         .user(t.id(), &rec.user_id)
         .await?
         .ok_or_else(|| invalid().with_debug("user gone"))?;
-    let rec = if graced {
-        rec
+    // Everything is checked before the token (or its grace) is spent: a refused request
+    // changes nothing, so the client's retry is not taken for a replay.
+    let plan = match rec.delegation.clone() {
+        Some(d) => {
+            Plan::Delegated(super::delegated_refresh::prepare(p, t, client, req, &rec, d).await?)
+        }
+        None => own_plan(p, t, client, req, &rec).await?,
+    };
+    let rec = if rec.spent_at.is_some() {
+        in_grace_or_replay(p, t, client, &digest, meta).await?
     } else {
-        match p.store.spend_refresh(t.id(), &digest, p.now()).await? {
+        match p.store.spend_refresh(t.id(), &digest, now).await? {
             Spend::Fresh(rec) => rec,
             Spend::Replayed(_) => in_grace_or_replay(p, t, client, &digest, meta).await?,
             Spend::Unknown => return Err(invalid()),
         }
     };
-    if let Some(d) = rec.delegation.clone() {
-        return super::delegated_refresh::refresh(p, t, client, req, &rec, d, scope, meta).await;
-    }
+    let (scope, audience) = match plan {
+        Plan::Delegated(prepared) => {
+            return super::delegated_refresh::issue(p, t, client, req, &rec, prepared, meta).await;
+        }
+        Plan::Own { scope, audience } => (scope, audience),
+    };
     let subject = TokenSubject {
         sub: user.id.clone(),
         auth_time: Some(rec.auth_time),
@@ -92,9 +91,11 @@ pub async fn exchange(
     p.store
         .record_access_token(t.id(), &at.jti, &rec.grant_id, at.expires_at)
         .await?;
-    // The successor keeps the original grant's scope; only this access token is narrowed.
-    let (new_value, new_rt) =
+    // The successor keeps the original grant's scope and resources; only this access token is
+    // narrowed.
+    let (new_value, mut new_rt) =
         tokens::refresh_token(p, t, &rec.grant_id, client, &subject, &rec.scope);
+    new_rt.resources = rec.resources.clone();
     p.store.insert_refresh(&new_rt).await?;
     let id_token = if scope.contains("openid") {
         Some(tokens::id_token(
@@ -156,6 +157,67 @@ fn dpop_binding(rec: &RefreshToken, req: &TokenRequest) -> Result<(), OAuthError
         )),
         Some(_) => Ok(()),
     }
+}
+
+/// What the refresh will issue, decided before anything is spent.
+enum Plan {
+    Own { scope: Scope, audience: Vec<String> },
+    Delegated(super::delegated_refresh::Prepared),
+}
+
+/// A person's own refresh token: scope and resources only narrow (RFC 6749 §6, RFC 8707). A
+/// registered agent never holds one (its tokens for a person are delegated), so one presented
+/// by an agent is refused.
+async fn own_plan(
+    p: &Provider,
+    t: &TenantCtx,
+    client: &Client,
+    req: &TokenRequest,
+    rec: &RefreshToken,
+) -> Result<Plan, OAuthError> {
+    if p.store.agent(t.id(), &client.client_id).await?.is_some() {
+        return Err(
+            OAuthError::invalid_grant("refresh token is invalid, expired or revoked")
+                .with_debug("a registered agent's refresh token without a mandate"),
+        );
+    }
+    let scope = match req.scope.as_deref() {
+        None => rec.scope.clone(),
+        Some(s) => {
+            let asked =
+                Scope::parse(s).ok_or_else(|| OAuthError::invalid_scope("malformed scope"))?;
+            if !asked.is_subset(&rec.scope) {
+                return Err(OAuthError::invalid_scope(
+                    "requested scope exceeds the original grant",
+                ));
+            }
+            asked
+        }
+    };
+    let audience = tokens::narrow_resources(&t.issuer, &rec.resources, &req.resources)?;
+    Ok(Plan::Own { scope, audience })
+}
+
+/// A spent refresh token came back outside any grace period: revoke its family.
+async fn replay(
+    p: &Provider,
+    t: &TenantCtx,
+    rec: &RefreshToken,
+    meta: &RequestMeta,
+) -> Result<OAuthError, OAuthError> {
+    replay_detected(
+        p,
+        t,
+        EventKind::RefreshReuseDetected,
+        (&rec.grant_id, &rec.client_id, &rec.user_id),
+        "spent refresh token presented; family revoked",
+        meta,
+    )
+    .await?;
+    Ok(
+        OAuthError::invalid_grant("refresh token is invalid, expired or revoked")
+            .with_debug("spent refresh token presented"),
+    )
 }
 
 /// The token was already spent: accept it within the client's grace period, else treat it as

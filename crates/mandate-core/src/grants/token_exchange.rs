@@ -10,6 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use super::TokenRequest;
+use super::delegation::{self, Asked, Bounds, Delegation, Granted, delegated_token};
 use crate::agents::{self, Agent, AgentStatus, Mandate};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
@@ -18,7 +19,7 @@ use crate::model::Client;
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
 use crate::store::ExchangeLookup;
-use crate::tokens::{self, IssuedAccessToken, TokenResponse, TokenSubject};
+use crate::tokens::{TokenResponse, TokenSubject};
 
 /// RFC 8693 §3 token type of an access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -28,10 +29,6 @@ pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// Most agents in one chain, whatever a mandate allows.
 pub const MAX_CHAIN: usize = 5;
-
-fn invalid_target(why: impl Into<String>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidTarget, why)
-}
 
 /// The claims of a valid access token of this issuer, or `invalid_request` (RFC 8693 §2.2.2).
 pub(super) async fn token_claims(
@@ -123,13 +120,8 @@ pub(super) fn audiences(c: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-/// Pick the narrowest grant the request fits: scope, audiences and details, or the error.
-struct Granted {
-    scope: Scope,
-    audience: Vec<String>,
-    details: Vec<Value>,
-}
-
+/// Pick the narrowest grant the request fits (the one mandate rule, [`delegation::fit`]):
+/// within the subject token's scope, and on a further hop its audiences and details too.
 fn attenuate(
     t: &TenantCtx,
     req: &TokenRequest,
@@ -140,136 +132,29 @@ fn attenuate(
 ) -> Result<Granted, OAuthError> {
     let subject_scope =
         Scope::parse(str_claim(subject, "scope").unwrap_or_default()).unwrap_or_default();
-    let ceiling = subject_scope
-        .intersect(&mandate.scope)
-        .intersect(&agent.scope_ceiling);
-    let scope = match req.scope.as_deref() {
-        Some(s) => {
-            let asked =
-                Scope::parse(s).ok_or_else(|| OAuthError::invalid_scope("malformed scope"))?;
-            if !asked.is_subset(&ceiling) {
-                return Err(OAuthError::invalid_scope(
-                    "the requested scope exceeds what the mandate, the subject token and the \
-                     agent allow",
-                ));
-            }
-            asked
-        }
-        None => ceiling,
-    };
-    // Audiences: requested (resource or audience) within the mandate's resources, and within the
-    // subject token's audiences on a further hop.
-    let mut asked: Vec<String> = req.resources.clone();
-    asked.extend(req.audiences.iter().cloned());
     let subject_aud = audiences(subject);
-    let allowed = |a: &String| {
-        let in_mandate = if mandate.resources.is_empty() {
-            *a == t.issuer
-        } else {
-            mandate.resources.contains(a)
-        };
-        in_mandate && (!further_hop || subject_aud.contains(a))
-    };
-    let audience = if asked.is_empty() {
-        let base = if mandate.resources.is_empty() {
-            vec![t.issuer.clone()]
-        } else {
-            mandate.resources.clone()
-        };
-        let aud: Vec<String> = base
-            .into_iter()
-            .filter(|a| !further_hop || subject_aud.contains(a))
-            .collect();
-        if aud.is_empty() {
-            return Err(invalid_target(
-                "no resource is left that the mandate allows",
-            ));
-        }
-        aud
-    } else {
-        if let Some(bad) = asked.iter().find(|a| !allowed(a)) {
-            return Err(invalid_target(format!(
-                "the mandate does not cover the resource {bad}"
-            )));
-        }
-        asked.sort();
-        asked.dedup();
-        asked
-    };
-    // Authorization details: within the mandate's, and the subject token's on a further hop.
     let subject_details: Vec<Value> = subject
         .get("authorization_details")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let details = match &req.authorization_details {
-        Some(asked) => {
-            let within_mandate = agents::details_covered(&mandate.authorization_details, asked);
-            let within_subject = !further_hop || agents::details_covered(&subject_details, asked);
-            if !(within_mandate && within_subject) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidAuthorizationDetails,
-                    "the requested authorization_details exceed the mandate",
-                ));
-            }
-            asked.clone()
-        }
-        None if further_hop => subject_details,
-        None => mandate.authorization_details.clone(),
-    };
-    if scope.is_empty() && details.is_empty() {
-        return Err(OAuthError::invalid_scope(
-            "nothing is left to delegate: no scope or authorization detail the mandate, the \
-             subject token and the agent all allow",
-        ));
-    }
-    Ok(Granted {
-        scope,
-        audience,
-        details,
-    })
-}
-
-/// A delegated access token to sign: for the person under `mandate`, acting through `act`.
-pub(crate) struct Delegation<'a> {
-    pub mandate: &'a Mandate,
-    pub subject: &'a TokenSubject,
-    pub scope: &'a Scope,
-    pub audience: &'a [String],
-    pub details: &'a [Value],
-    /// The `act` claim (RFC 8693 §4.1), newest actor outermost.
-    pub act: Value,
-}
-
-/// Sign a delegated token: `sub` the person, `act`, `mandate`, any `authorization_details`,
-/// `cnf.jkt` when DPoP-bound; it lives no longer than the access token lifetime, the mandate's
-/// maximum token lifetime and the time left on the mandate. Every grant that issues delegated
-/// tokens (token exchange, CIBA) mints them here.
-pub(crate) fn delegated_token(
-    p: &Provider,
-    t: &TenantCtx,
-    client: &Client,
-    d: &Delegation<'_>,
-) -> Result<IssuedAccessToken, OAuthError> {
-    let now = p.now();
-    let ttl = p
-        .settings
-        .access_token_ttl
-        .min(d.mandate.max_token_lifetime)
-        .min(d.mandate.expires_at - now);
-    if ttl <= 0 {
-        return Err(OAuthError::invalid_request("the mandate has expired"));
-    }
-    let mut extra = Map::new();
-    extra.insert("act".into(), d.act.clone());
-    extra.insert("mandate".into(), d.mandate.id.clone().into());
-    if !d.details.is_empty() {
-        extra.insert(
-            "authorization_details".into(),
-            Value::Array(d.details.to_vec()),
-        );
-    }
-    tokens::access_token_with(p, t, client, d.subject, d.scope, d.audience, ttl, extra)
+    let mut asked: Vec<String> = req.resources.clone();
+    asked.extend(req.audiences.iter().cloned());
+    delegation::fit(
+        &t.issuer,
+        mandate,
+        agent,
+        &Bounds {
+            scope: &subject_scope,
+            audiences: further_hop.then_some(subject_aud.as_slice()),
+            details: further_hop.then_some(subject_details.as_slice()),
+        },
+        &Asked {
+            scope: req.scope.as_deref(),
+            audiences: asked,
+            details: req.authorization_details.as_deref(),
+        },
+    )
 }
 
 /// Run the exchange for the authenticated `client`, which must be an active agent.

@@ -198,7 +198,7 @@ pub async fn proceed(
         }
         Next::Issue => {
             let sess = session.expect("issue implies a session");
-            match authorize::issue_code(&s.provider, t, &req, &sess, meta).await {
+            match authorize::issue_code(&s.provider, t, &req, &sess, None, meta).await {
                 Ok(url) => pages::see_other(&url),
                 Err(e) => pages::error_page(s, headers, &e),
             }

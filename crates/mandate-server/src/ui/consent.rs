@@ -111,18 +111,19 @@ pub async fn consent(
             };
             let given = match agent {
                 Some(_) => {
-                    authorize::approve_agent(&s.provider, &t, &i.req, &session.user_id, &meta)
-                        .await
-                        .map(|_| ())
+                    authorize::approve_agent(&s.provider, &t, &i.req, &session.user_id, &meta).await
                 }
-                None => {
-                    authorize::give_consent(&s.provider, &t, &i.req, &session.user_id, &meta).await
-                }
+                None => authorize::give_consent(&s.provider, &t, &i.req, &session.user_id, &meta)
+                    .await
+                    .map(|()| None),
             };
-            if let Err(e) = given {
-                return pages::error_page(&s, &headers, &e);
-            }
-            match authorize::issue_code(&s.provider, &t, &i.req, &session, &meta).await {
+            let mandate = match given {
+                Ok(m) => m,
+                Err(e) => return pages::error_page(&s, &headers, &e),
+            };
+            match authorize::issue_code(&s.provider, &t, &i.req, &session, mandate.as_ref(), &meta)
+                .await
+            {
                 Ok(url) => pages::see_other(&url),
                 Err(e) => pages::error_page(&s, &headers, &e),
             }
