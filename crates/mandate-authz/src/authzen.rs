@@ -117,8 +117,11 @@ pub async fn evaluate(
         .with_contextual_tuples(contextual);
     let person_allowed = match pdp.check(tenant_id, &check, revision, None).await {
         Ok(b) => b,
-        // A relation the model does not define: nobody has it.
-        Err(PdpError::Authz(err)) if err.openfga_code() == 2000 => false,
+        // A relation the model does not define: nobody has it. A request refused for the work
+        // it would take (too many contextual tuples) is an error, not a denial.
+        Err(PdpError::Authz(err)) if err.openfga_code() == 2000 && !err.is_resource_limit() => {
+            false
+        }
         Err(x) => return Err(x.into()),
     };
     let policy = pdp.policy(tenant_id).await?;

@@ -7,6 +7,14 @@
 //! short-circuits on the first `true`, intersection on the first `false`; errors only surface if
 //! no short-circuit decides the answer. Stored tuples that the current model's type restrictions
 //! do not allow are ignored.
+//!
+//! Work is bounded: every resolution step and every tuple read counts against
+//! [`ResolutionLimits::max_work`]; when it is spent the whole request fails with
+//! [`AuthzError::BudgetExceeded`] (never a partial answer). Results cut by a cycle are memoised
+//! too, but only as long as they are valid: a result that depends on nodes still on the
+//! resolution stack is kept while those frames live, and becomes final once it depends on none
+//! (see [`Cuts`]). Without this, a dense cycle (n folders, each the parent of every other) costs
+//! time exponential in n.
 
 use crate::error::AuthzError;
 use crate::hash::FxHashMap;
@@ -19,11 +27,22 @@ use crate::tuple::{ObjectRef, UserRef, allowed_by};
 pub struct ResolutionLimits {
     /// Maximum nested dispatches (OpenFGA's `resolveNodeLimit`, default 25).
     pub max_depth: u32,
+    /// Work budget of one request (one Check, or one whole ListObjects/ListUsers): resolution
+    /// steps plus tuples read. Spending it fails the request with
+    /// [`AuthzError::BudgetExceeded`], so no request can occupy a thread for long.
+    pub max_work: u64,
 }
+
+/// Default [`ResolutionLimits::max_work`]: far above what real checks need (a check through a
+/// few thousand groups costs a few thousand steps), tens of milliseconds at most.
+pub const DEFAULT_MAX_WORK: u64 = 200_000;
 
 impl Default for ResolutionLimits {
     fn default() -> Self {
-        ResolutionLimits { max_depth: 25 }
+        ResolutionLimits {
+            max_depth: 25,
+            max_work: DEFAULT_MAX_WORK,
+        }
     }
 }
 
@@ -31,19 +50,67 @@ impl Default for ResolutionLimits {
 /// level): nested resolutions beyond this fail with [`AuthzError::TooComplex`].
 const MAX_FRAMES: u32 = 200;
 
+/// Which frames of the resolution stack a cycle-cut result depends on (a bit per stack position,
+/// positions < `MAX_FRAMES`), and whether a cut reached the subtrahend of an exclusion, where a
+/// cut and a plain `false` give different answers (such results are never memoised).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Cuts {
+    bits: [u64; 4],
+    nonmono: bool,
+}
+
+impl Cuts {
+    fn at(pos: usize) -> Self {
+        let mut c = Cuts::default();
+        c.bits[pos / 64] |= 1 << (pos % 64);
+        c
+    }
+
+    fn add(&mut self, o: Cuts) {
+        for (a, b) in self.bits.iter_mut().zip(o.bits) {
+            *a |= b;
+        }
+        self.nonmono |= o.nonmono;
+    }
+
+    fn without(mut self, pos: usize) -> Self {
+        self.bits[pos / 64] &= !(1 << (pos % 64));
+        self
+    }
+
+    /// The highest stack position depended on.
+    fn top(&self) -> Option<usize> {
+        (0..4)
+            .rev()
+            .find(|&i| self.bits[i] != 0)
+            .map(|i| i * 64 + 63 - self.bits[i].leading_zeros() as usize)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Out {
     True,
     False,
-    /// False because a cycle was cut somewhere below; path dependent, never memoised.
-    Cycle,
+    /// False because a cycle was cut somewhere below: valid while the frames in `Cuts` are on
+    /// the stack.
+    Cycle(Cuts),
 }
 
 #[derive(Clone, Copy)]
 enum Memo {
-    InProgress,
+    /// On the stack at this position.
+    InProgress(usize),
     Done(bool),
+    /// Cut by a cycle; valid while the frame `frame` is still at stack position `pos` (all
+    /// frames below it are then unchanged too). `pos == usize::MAX`: valid in any context.
+    Cycle {
+        cuts: Cuts,
+        pos: usize,
+        frame: u64,
+    },
 }
+
+const ANY_CONTEXT: usize = usize::MAX;
 
 /// One resolution context: a fixed user, memoising `object#relation` results for that user.
 /// Memoised results are path independent (only plain true/false are kept), so one checker can
@@ -54,7 +121,12 @@ pub(crate) struct Checker<'a, R: TupleReader + ?Sized> {
     user: UserRef<'a>,
     max_depth: u32,
     memo: FxHashMap<(ObjectRef<'a>, RelId), Memo>,
-    frames: u32,
+    /// Frame ids of the resolutions in progress, by stack position.
+    stack: Vec<u64>,
+    next_frame: u64,
+    /// Work left (steps plus tuples read) and the budget it started from.
+    work_left: u64,
+    max_work: u64,
     /// Relation names as the reader stores them, by `RelId`, filled on first use: lookups
     /// with the reader's own string skip hashing the name on every read.
     rel_names: Vec<Option<&'a str>>,
@@ -107,8 +179,37 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
             user,
             max_depth: limits.max_depth,
             memo: FxHashMap::with_capacity_and_hasher(64, Default::default()),
-            frames: 0,
+            stack: Vec::with_capacity(32),
+            next_frame: 0,
+            work_left: limits.max_work,
+            max_work: limits.max_work,
             rel_names: vec![None; model.rel_count()],
+        }
+    }
+
+    /// Continue from another checker's remaining budget (one budget per request).
+    pub(crate) fn with_work_left(mut self, left: u64) -> Self {
+        self.work_left = left;
+        self
+    }
+
+    /// Budget not yet spent.
+    pub(crate) fn work_left(&self) -> u64 {
+        self.work_left
+    }
+
+    /// Count `n` units of work; `Err` once the budget is spent.
+    #[inline]
+    pub(crate) fn spend(&mut self, n: u64) -> Result<(), AuthzError> {
+        match self.work_left.checked_sub(n) {
+            Some(left) => {
+                self.work_left = left;
+                Ok(())
+            }
+            None => {
+                self.work_left = 0;
+                Err(AuthzError::BudgetExceeded(self.max_work))
+            }
         }
     }
 
@@ -139,6 +240,7 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         if depth >= self.max_depth {
             return Err(AuthzError::DepthExceeded(self.max_depth));
         }
+        self.spend(1)?;
         let key = (obj, rel);
         let model = self.model;
         let r = model.rel(rel);
@@ -148,36 +250,66 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         {
             return Ok(Out::True);
         }
-        match self.memo.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                return Ok(match e.get() {
-                    Memo::InProgress => Out::Cycle,
-                    Memo::Done(true) => Out::True,
-                    Memo::Done(false) => Out::False,
-                });
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                if self.frames >= MAX_FRAMES {
-                    return Err(AuthzError::TooComplex);
+        let pos = self.stack.len();
+        match self.memo.get(&key) {
+            Some(Memo::InProgress(at)) => return Ok(Out::Cycle(Cuts::at(*at))),
+            Some(Memo::Done(true)) => return Ok(Out::True),
+            Some(Memo::Done(false)) => return Ok(Out::False),
+            Some(Memo::Cycle {
+                cuts,
+                pos: p,
+                frame,
+            }) => {
+                if *p == ANY_CONTEXT || self.stack.get(*p) == Some(frame) {
+                    return Ok(Out::Cycle(*cuts));
                 }
-                v.insert(Memo::InProgress);
             }
+            None => {}
         }
-        self.frames += 1;
+        if pos >= MAX_FRAMES as usize {
+            return Err(AuthzError::TooComplex);
+        }
+        self.memo.insert(key, Memo::InProgress(pos));
+        let frame = self.next_frame;
+        self.next_frame += 1;
+        self.stack.push(frame);
         let res = self.eval(obj, rel, &r.rewrite, depth);
-        self.frames -= 1;
+        self.stack.pop();
         match res {
             Ok(Out::True) => {
                 self.memo.insert(key, Memo::Done(true));
+                Ok(Out::True)
             }
             Ok(Out::False) => {
                 self.memo.insert(key, Memo::Done(false));
+                Ok(Out::False)
             }
-            _ => {
+            Ok(Out::Cycle(cuts)) => {
+                // Cuts at this node itself are resolved now that it is done.
+                let cuts = cuts.without(pos);
+                if cuts.nonmono {
+                    self.memo.remove(&key);
+                } else {
+                    let (p, frame) = match cuts.top() {
+                        None => (ANY_CONTEXT, 0),
+                        Some(p) => (p, self.stack[p]),
+                    };
+                    self.memo.insert(
+                        key,
+                        Memo::Cycle {
+                            cuts,
+                            pos: p,
+                            frame,
+                        },
+                    );
+                }
+                Ok(Out::Cycle(cuts))
+            }
+            Err(e) => {
                 self.memo.remove(&key);
+                Err(e)
             }
         }
-        res
     }
 
     fn eval(
@@ -193,21 +325,22 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
             Rewrite::Ttu { tupleset, computed } => self.ttu(obj, *tupleset, computed, depth),
             Rewrite::Union(children) => {
                 let mut err = None;
-                let mut cycle = false;
+                let mut cycle: Option<Cuts> = None;
                 for c in children {
                     match self.eval(obj, rel, c, depth) {
                         Ok(Out::True) => return Ok(Out::True),
-                        Ok(Out::Cycle) => cycle = true,
+                        Ok(Out::Cycle(k)) => cycle.get_or_insert_default().add(k),
                         Ok(Out::False) => {}
+                        Err(e) if e.is_fatal() => return Err(e),
                         Err(e) => {
                             err.get_or_insert(e);
                         }
                     }
                 }
-                match err {
-                    Some(e) => Err(e),
-                    None if cycle => Ok(Out::Cycle),
-                    None => Ok(Out::False),
+                match (err, cycle) {
+                    (Some(e), _) => Err(e),
+                    (None, Some(k)) => Ok(Out::Cycle(k)),
+                    (None, None) => Ok(Out::False),
                 }
             }
             Rewrite::Intersection(children) => {
@@ -216,6 +349,7 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
                     match self.eval(obj, rel, c, depth) {
                         Ok(Out::True) => {}
                         Ok(other) => return Ok(other),
+                        Err(e) if e.is_fatal() => return Err(e),
                         Err(e) => {
                             err.get_or_insert(e);
                         }
@@ -226,20 +360,29 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
                     None => Ok(Out::True),
                 }
             }
-            Rewrite::Difference(base, sub) => match self.eval(obj, rel, base, depth) {
-                Ok(Out::False) => Ok(Out::False),
-                Ok(Out::Cycle) => Ok(Out::Cycle),
-                Ok(Out::True) => match self.eval(obj, rel, sub, depth)? {
-                    Out::True => Ok(Out::False),
-                    Out::False => Ok(Out::True),
-                    Out::Cycle => Ok(Out::Cycle),
-                },
-                Err(e) => match self.eval(obj, rel, sub, depth) {
-                    Ok(Out::True) => Ok(Out::False),
-                    Ok(Out::Cycle) => Ok(Out::Cycle),
-                    _ => Err(e),
-                },
-            },
+            Rewrite::Difference(base, sub) => {
+                // A cut in the subtrahend turns what would be `true` into a cut: path dependent.
+                let nonmono = |mut k: Cuts| {
+                    k.nonmono = true;
+                    Out::Cycle(k)
+                };
+                match self.eval(obj, rel, base, depth) {
+                    Ok(Out::False) => Ok(Out::False),
+                    Ok(Out::Cycle(k)) => Ok(Out::Cycle(k)),
+                    Ok(Out::True) => match self.eval(obj, rel, sub, depth)? {
+                        Out::True => Ok(Out::False),
+                        Out::False => Ok(Out::True),
+                        Out::Cycle(k) => Ok(nonmono(k)),
+                    },
+                    Err(e) if e.is_fatal() => Err(e),
+                    Err(e) => match self.eval(obj, rel, sub, depth) {
+                        Ok(Out::True) => Ok(Out::False),
+                        Ok(Out::Cycle(k)) => Ok(nonmono(k)),
+                        Err(f) if f.is_fatal() => Err(f),
+                        _ => Err(e),
+                    },
+                }
+            }
         }
     }
 
@@ -267,8 +410,13 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         }
         let user_type = user.user_type();
         let mut found = false;
-        let mut cycle = false;
+        let mut cycle: Option<Cuts> = None;
+        let mut fatal: Option<AuthzError> = None;
         reader.read_usersets(obj, name, &mut |t| {
+            if let Err(e) = self.spend(1) {
+                fatal = Some(e);
+                return false;
+            }
             if !allowed_by(r, &t.user, t.condition) {
                 return true;
             }
@@ -294,11 +442,15 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
                             found = true;
                             false
                         }
-                        Ok(Out::Cycle) => {
-                            cycle = true;
+                        Ok(Out::Cycle(k)) => {
+                            cycle.get_or_insert_default().add(k);
                             true
                         }
                         Ok(Out::False) => true,
+                        Err(e) if e.is_fatal() => {
+                            fatal = Some(e);
+                            false
+                        }
                         Err(e) => {
                             err.get_or_insert(e);
                             true
@@ -308,13 +460,16 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
                 _ => true,
             }
         });
+        if let Some(e) = fatal {
+            return Err(e);
+        }
         if found {
             return Ok(Out::True);
         }
-        match err {
-            Some(e) => Err(e),
-            None if cycle => Ok(Out::Cycle),
-            None => Ok(Out::False),
+        match (err, cycle) {
+            (Some(e), _) => Err(e),
+            (None, Some(k)) => Ok(Out::Cycle(k)),
+            (None, None) => Ok(Out::False),
         }
     }
 
@@ -331,8 +486,13 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
         let ts_name = self.rel_name(tupleset);
         let mut err: Option<AuthzError> = None;
         let mut found = false;
-        let mut cycle = false;
+        let mut cycle: Option<Cuts> = None;
+        let mut fatal: Option<AuthzError> = None;
         reader.read_users(obj, ts_name, &mut |t| {
+            if let Err(e) = self.spend(1) {
+                fatal = Some(e);
+                return false;
+            }
             if !allowed_by(ts, &t.user, t.condition) {
                 return true;
             }
@@ -351,24 +511,31 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
                     found = true;
                     false
                 }
-                Ok(Out::Cycle) => {
-                    cycle = true;
+                Ok(Out::Cycle(k)) => {
+                    cycle.get_or_insert_default().add(k);
                     true
                 }
                 Ok(Out::False) => true,
+                Err(e) if e.is_fatal() => {
+                    fatal = Some(e);
+                    false
+                }
                 Err(e) => {
                     err.get_or_insert(e);
                     true
                 }
             }
         });
+        if let Some(e) = fatal {
+            return Err(e);
+        }
         if found {
             return Ok(Out::True);
         }
-        match err {
-            Some(e) => Err(e),
-            None if cycle => Ok(Out::Cycle),
-            None => Ok(Out::False),
+        match (err, cycle) {
+            (Some(e), _) => Err(e),
+            (None, Some(k)) => Ok(Out::Cycle(k)),
+            (None, None) => Ok(Out::False),
         }
     }
 }

@@ -182,6 +182,10 @@ pub struct Engine<'a, R: TupleReader + ?Sized> {
     limits: ResolutionLimits,
 }
 
+/// Most contextual tuples one request may carry (OpenFGA's limit too); more are refused with
+/// [`AuthzError::TooManyContextualTuples`] before any evaluation.
+pub const MAX_CONTEXTUAL_TUPLES: usize = 100;
+
 fn invalid_request(e: TupleError) -> AuthzError {
     AuthzError::InvalidRequest(e)
 }
@@ -210,6 +214,12 @@ impl<'a, R: TupleReader + ?Sized> Engine<'a, R> {
     fn contextual(&self, tuples: &[Tuple]) -> Result<Option<MemoryTuples>, AuthzError> {
         if tuples.is_empty() {
             return Ok(None);
+        }
+        if tuples.len() > MAX_CONTEXTUAL_TUPLES {
+            return Err(AuthzError::TooManyContextualTuples {
+                max: MAX_CONTEXTUAL_TUPLES,
+                got: tuples.len(),
+            });
         }
         let mut m = MemoryTuples::new();
         for t in tuples {
@@ -361,14 +371,17 @@ impl<'a, R: TupleReader + ?Sized> Engine<'a, R> {
 }
 
 /// Work list of `object#relation` nodes reached by reverse expansion.
+/// Every tuple read and node expanded counts against `work_left` (the request's budget).
 #[derive(Default)]
 struct Frontier<'a> {
     visited: FxHashSet<(ObjectRef<'a>, RelId)>,
     stack: Vec<(ObjectRef<'a>, RelId)>,
+    work_left: u64,
 }
 
 impl<'a> Frontier<'a> {
     fn push(&mut self, o: ObjectRef<'a>, r: RelId) {
+        self.work_left = self.work_left.saturating_sub(1);
         if self.visited.insert((o, r)) {
             self.stack.push((o, r));
         }
@@ -403,7 +416,10 @@ fn list_objects<'a, X: TupleReader + ?Sized>(
 ) -> Result<Vec<String>, AuthzError> {
     // Reverse expansion from the user collects candidates; Check then decides each one, so
     // intersections, exclusions, cycles and type restrictions behave exactly as in Check.
-    let mut fr = Frontier::default();
+    let mut fr = Frontier {
+        work_left: limits.max_work,
+        ..Frontier::default()
+    };
     let mut candidates: Vec<ObjectRef<'a>> = Vec::new();
     match user {
         UserRef::Object(o) => {
@@ -429,6 +445,10 @@ fn list_objects<'a, X: TupleReader + ?Sized>(
         }
     }
     while let Some((o, x)) = fr.stack.pop() {
+        if fr.work_left == 0 {
+            return Err(AuthzError::BudgetExceeded(limits.max_work));
+        }
+        fr.work_left -= 1;
         if x == target {
             candidates.push(o);
         }
@@ -464,7 +484,10 @@ fn list_objects<'a, X: TupleReader + ?Sized>(
             );
         }
     }
-    let mut checker = Checker::new(model, reader, user, limits);
+    if fr.work_left == 0 {
+        return Err(AuthzError::BudgetExceeded(limits.max_work));
+    }
+    let mut checker = Checker::new(model, reader, user, limits).with_work_left(fr.work_left);
     let mut out = Vec::new();
     for o in candidates {
         if checker.check(o, target)? {
@@ -494,11 +517,16 @@ fn list_users<'a, X: TupleReader + ?Sized>(
         .iter()
         .filter_map(|f| f.relation.as_deref().map(|r| (f.type_name.as_str(), r)))
         .collect();
+    let mut work_left = limits.max_work;
     let mut visited: FxHashSet<(ObjectRef<'a>, RelId)> = FxHashSet::default();
     let mut stack = vec![(object, target)];
     visited.insert((object, target));
     let mut candidates: BTreeSet<UserRef<'a>> = BTreeSet::new();
     while let Some((o, x)) = stack.pop() {
+        if work_left == 0 {
+            return Err(AuthzError::BudgetExceeded(limits.max_work));
+        }
+        work_left -= 1;
         let rx = model.rel(x);
         if userset_types.contains(&(o.object_type, rx.name.as_str())) {
             candidates.insert(UserRef::Userset {
@@ -510,6 +538,7 @@ fn list_users<'a, X: TupleReader + ?Sized>(
         while let Some(rw) = todo.pop() {
             match rw {
                 Rewrite::This => reader.read_users(o, &rx.name, &mut |t| {
+                    work_left = work_left.saturating_sub(1);
                     if !allowed_by(rx, &t.user, t.condition) {
                         return true;
                     }
@@ -545,6 +574,7 @@ fn list_users<'a, X: TupleReader + ?Sized>(
                 Rewrite::Ttu { tupleset, computed } => {
                     let rts = model.rel(*tupleset);
                     reader.read_users(o, &rts.name, &mut |t| {
+                        work_left = work_left.saturating_sub(1);
                         if allowed_by(rts, &t.user, t.condition)
                             && let UserRef::Object(p) = t.user
                             && let Some(rid) = model.rel_id(p.object_type, computed)
@@ -560,11 +590,16 @@ fn list_users<'a, X: TupleReader + ?Sized>(
             }
         }
     }
+    if work_left == 0 {
+        return Err(AuthzError::BudgetExceeded(limits.max_work));
+    }
     let mut out = Vec::new();
     for u in candidates {
-        if Checker::new(model, reader, u, limits).check(object, target)? {
+        let mut checker = Checker::new(model, reader, u, limits).with_work_left(work_left);
+        if checker.check(object, target)? {
             out.push(u.to_string());
         }
+        work_left = checker.work_left();
     }
     out.sort();
     Ok(out)

@@ -248,6 +248,20 @@ pub enum AuthzError {
     /// Resolution nesting exceeded the engine's stack guard (a pathological model).
     #[error("authorization model too complex to resolve")]
     TooComplex,
+    /// The request spent its work budget ([`crate::ResolutionLimits::max_work`]): the graph it
+    /// touches is too large or too densely cyclic to answer within bounds. Nothing is decided.
+    #[error(
+        "authorization resolution too complex: the work budget of {0} steps was spent before an answer was found"
+    )]
+    BudgetExceeded(u64),
+    /// More contextual tuples than a request may carry ([`crate::MAX_CONTEXTUAL_TUPLES`]).
+    #[error("at most {max} contextual tuples per request (got {got})")]
+    TooManyContextualTuples {
+        /// The cap.
+        max: usize,
+        /// What the request carried.
+        got: usize,
+    },
     /// A relationship needed for the answer carries a condition; conditions are not evaluated yet.
     #[error("condition '{0}' cannot be evaluated: conditions are not supported yet")]
     ConditionUnsupported(String),
@@ -266,6 +280,27 @@ impl AuthzError {
             AuthzError::TupleExists(_) | AuthzError::TupleNotFound(_) => 2017,
             AuthzError::DuplicateInBatch(_) => 2004,
             AuthzError::DepthExceeded(_) | AuthzError::TooComplex => 2002,
+            AuthzError::BudgetExceeded(_) => 2002,
+            AuthzError::TooManyContextualTuples { .. } => 2000,
         }
+    }
+
+    /// Whether the error ends the whole request at once (a spent budget), rather than being
+    /// one branch's error that another branch may still outweigh.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, AuthzError::BudgetExceeded(_))
+    }
+
+    /// Whether the request was refused for the work it would take (budget, depth, nesting or
+    /// too many contextual tuples) rather than for what it asks: callers report these as
+    /// "too complex", not as a decision.
+    pub fn is_resource_limit(&self) -> bool {
+        matches!(
+            self,
+            AuthzError::BudgetExceeded(_)
+                | AuthzError::DepthExceeded(_)
+                | AuthzError::TooComplex
+                | AuthzError::TooManyContextualTuples { .. }
+        )
     }
 }

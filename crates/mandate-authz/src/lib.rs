@@ -32,7 +32,9 @@
 //! - [`MemoryTuples::write`] (atomic batch), [`MemoryTuples::read`] ([`ReadFilter`]);
 //! - [`Engine::new`]`(&model, &reader)` then [`Engine::check`], [`Engine::batch_check`],
 //!   [`Engine::list_objects`], [`Engine::list_users`], [`Engine::expand`];
-//!   [`Engine::with_limits`] sets [`ResolutionLimits`] (default resolve depth 25, as OpenFGA).
+//!   [`Engine::with_limits`] sets [`ResolutionLimits`] (default resolve depth 25, as OpenFGA, and
+//!   a work budget per request, [`DEFAULT_MAX_WORK`]); at most [`MAX_CONTEXTUAL_TUPLES`]
+//!   contextual tuples per request.
 //! - Errors are [`AuthzError`] (with [`AuthzError::openfga_code`]), [`ModelError`], [`TupleError`].
 //!
 //! Performance notes: `examples/bench_graph.rs` builds a ~1M-tuple graph and reports Check
@@ -60,10 +62,11 @@ pub mod policy;
 mod store;
 mod tuple;
 
-pub use check::ResolutionLimits;
+pub use check::{DEFAULT_MAX_WORK, ResolutionLimits};
 pub use decision::{Decision, DecisionRequest, Part, Reason, decide};
 pub use engine::{
-    CheckRequest, Engine, ExpandKind, ExpandNode, ListObjectsRequest, ListUsersRequest, UserFilter,
+    CheckRequest, Engine, ExpandKind, ExpandNode, ListObjectsRequest, ListUsersRequest,
+    MAX_CONTEXTUAL_TUPLES, UserFilter,
 };
 pub use error::{AuthzError, ModelError, TupleError};
 pub use model::{

@@ -3,14 +3,18 @@
 //! every node. A request may name a revision (returned by a tuple write): the snapshot then
 //! catches up to at least that revision before answering, also on another node. Without one,
 //! a snapshot older than `refresh_after` is caught up first.
+//!
+//! Evaluations run on the blocking pool behind a semaphore (one slot per core), each within the
+//! work budget of [`ResolutionLimits`], so a costly decision never occupies an async worker.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use mandate_core::StoreError;
 use mandate_core::store::{Store, StoredTuple};
 
+use crate::check::ResolutionLimits;
 use crate::engine::{CheckRequest, Engine, ListObjectsRequest, ListUsersRequest};
 use crate::error::{AuthzError, ModelError};
 use crate::model::AuthorizationModel;
@@ -44,20 +48,35 @@ pub enum PdpError {
     Store(#[from] StoreError),
 }
 
-/// One tenant's in-memory state.
-struct Snapshot {
-    revision: i64,
+/// What a check reads: the tuples and the model they are evaluated with, updated together.
+/// Locked only on blocking threads (a long evaluation holds the read lock), never on the async
+/// workers.
+struct Data {
     tuples: MemoryTuples,
+    model: Option<(String, Arc<AuthorizationModel>)>,
+}
+
+/// How current a tenant's snapshot is; locked briefly, also on the async workers.
+struct Meta {
+    /// Tuple revision the data reflects at least.
+    revision: i64,
+    /// Model and policy writes the data reflects at least (the store head's `config_seq`).
+    config_seq: i64,
     model: Option<(String, Arc<AuthorizationModel>)>,
     policy: Option<(i64, Arc<TenantPolicy>)>,
     refreshed: Instant,
     /// Loaded ahead of use (see [`Pdp::warm`]): the first decision still catches up, so that
     /// preloading never makes a node serve an older state than loading on demand would.
     warmed: bool,
+    /// A model or policy was written through this node: catch up before the next use, whatever
+    /// revision a request names.
+    stale: bool,
 }
 
 struct TenantState {
-    snapshot: RwLock<Option<Snapshot>>,
+    /// `None` until first loaded.
+    meta: Mutex<Option<Meta>>,
+    data: Arc<RwLock<Data>>,
     /// One catch-up at a time per tenant.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -67,6 +86,11 @@ pub struct Pdp {
     store: Arc<dyn Store>,
     refresh_after: Duration,
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
+    limits: ResolutionLimits,
+    /// Graph evaluations run on blocking threads, at most this many at once (one per core by
+    /// default): a costly decision waits for a slot instead of occupying an async worker, so
+    /// it cannot stall other endpoints.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn to_stored(t: &Tuple) -> StoredTuple {
@@ -106,14 +130,50 @@ fn apply(tuples: &mut MemoryTuples, t: &Tuple, delete: bool) {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PdpError> + Send + 'static,
+) -> Result<T, PdpError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        PdpError::Store(StoreError::Backend(format!(
+            "authorization evaluation failed: {e}"
+        )))
+    })?
+}
+
 impl Pdp {
     /// A PDP over `store`; snapshots older than `refresh_after` are caught up before use.
+    /// Evaluations run on blocking threads, as many at once as the machine has cores.
     pub fn new(store: Arc<dyn Store>, refresh_after: Duration) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Pdp {
             store,
             refresh_after,
             tenants: RwLock::new(HashMap::new()),
+            limits: ResolutionLimits::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(cores.max(1))),
         }
+    }
+
+    /// Overrides the resolution limits (depth, work budget) of every evaluation.
+    pub fn with_limits(mut self, limits: ResolutionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Overrides how many evaluations may run at once.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.slots = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// The limits every evaluation runs with.
+    pub fn limits(&self) -> ResolutionLimits {
+        self.limits
     }
 
     fn tenant(&self, tenant_id: &str) -> Arc<TenantState> {
@@ -129,54 +189,60 @@ impl Pdp {
         map.entry(tenant_id.to_string())
             .or_insert_with(|| {
                 Arc::new(TenantState {
-                    snapshot: RwLock::new(None),
+                    meta: Mutex::new(None),
+                    data: Arc::new(RwLock::new(Data {
+                        tuples: MemoryTuples::new(),
+                        model: None,
+                    })),
                     refreshing: tokio::sync::Mutex::new(()),
                 })
             })
             .clone()
     }
 
-    fn fresh(&self, state: &TenantState, min_revision: Option<i64>) -> bool {
-        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        match (&*guard, min_revision) {
+    /// Whether the snapshot may answer: with `need` (tuple revision, model/policy writes), it
+    /// must hold both; without, it must be recent.
+    fn fresh(&self, state: &TenantState, need: Option<(i64, i64)>) -> bool {
+        let guard = lock(&state.meta);
+        match (&*guard, need) {
             (None, _) => false,
-            (Some(s), Some(r)) => s.revision >= r,
+            (Some(s), _) if s.stale => false,
+            (Some(s), Some((r, c))) => s.revision >= r && s.config_seq >= c,
             (Some(s), None) => !s.warmed && s.refreshed.elapsed() < self.refresh_after,
         }
     }
 
-    /// Make the tenant's snapshot current enough.
+    /// Make the tenant's snapshot current enough. With a revision, the snapshot must hold at
+    /// least that tuple revision and every model and policy written so far (one read of the
+    /// tenant's head row): a model written after the revision's tuples, on any node, is used.
     async fn sync(
         &self,
         tenant_id: &str,
         min_revision: Option<i64>,
     ) -> Result<Arc<TenantState>, PdpError> {
         let state = self.tenant(tenant_id);
-        if self.fresh(&state, min_revision) {
+        let need = match min_revision {
+            None => None,
+            Some(r) => Some((r, self.store.authz_head(tenant_id).await?.1)),
+        };
+        if self.fresh(&state, need) {
             return Ok(state);
         }
         let held = state.clone();
         let _one = held.refreshing.lock().await;
-        if self.fresh(&state, min_revision) {
+        if self.fresh(&state, need) {
             return Ok(state);
         }
-        let loaded = state
-            .snapshot
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|s| s.revision);
+        // The head first: everything read after it reflects it at least.
+        let (_, config_seq) = self.store.authz_head(tenant_id).await?;
+        let loaded = lock(&state.meta).as_ref().map(|s| s.revision);
         // Tuples: a full load the first time, then the change log.
-        let mut fresh_tuples = None;
+        let mut full = None;
         let mut revision = match loaded {
             Some(r) => r,
             None => {
                 let (r, stored) = self.store.tuples_snapshot(tenant_id).await?;
-                let mut tuples = MemoryTuples::new();
-                for t in &stored {
-                    apply(&mut tuples, &from_stored(t), false);
-                }
-                fresh_tuples = Some(tuples);
+                full = Some(stored);
                 r
             }
         };
@@ -186,71 +252,88 @@ impl Pdp {
                 .store
                 .tuple_changes(tenant_id, revision, CHANGE_PAGE)
                 .await?;
-            let full = page.len() as u32 == CHANGE_PAGE;
+            let more = page.len() as u32 == CHANGE_PAGE;
             if let Some(last) = page.last() {
                 revision = last.revision;
             }
             changes.extend(page);
-            if !full {
+            if !more {
                 break;
             }
         }
         let model = self.store.model(tenant_id, None).await?;
         let policy = self.store.policy(tenant_id).await?;
-        let mut guard = state.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let snap = guard.get_or_insert_with(|| Snapshot {
-            revision: 0,
-            tuples: MemoryTuples::new(),
-            model: None,
-            policy: None,
+        let (old_model, old_policy) = {
+            let g = lock(&state.meta);
+            g.as_ref()
+                .map(|s| (s.model.clone(), s.policy.clone()))
+                .unwrap_or_default()
+        };
+        let model = match model {
+            Some(m) if old_model.as_ref().is_none_or(|(id, _)| *id != m.id) => {
+                let parsed = AuthorizationModel::from_json(&m.model)?;
+                Some((m.id, Arc::new(parsed)))
+            }
+            Some(_) => old_model,
+            None => None,
+        };
+        let policy = match policy {
+            Some(p) if old_policy.as_ref().is_none_or(|(v, _)| *v != p.version) => {
+                let parsed = TenantPolicy::new(&p.policies, p.schema.as_deref())?;
+                Some((p.version, Arc::new(parsed)))
+            }
+            Some(_) => old_policy,
+            None => None,
+        };
+        // Applying changes (a full load: a million tuples) runs on a blocking thread, and the
+        // data lock is only ever taken there.
+        let data = state.data.clone();
+        let data_model = model.clone();
+        blocking(move || {
+            let fresh_tuples = full.map(|stored| {
+                let mut tuples = MemoryTuples::new();
+                for t in &stored {
+                    apply(&mut tuples, &from_stored(t), false);
+                }
+                tuples
+            });
+            let mut d = data.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(t) = fresh_tuples {
+                d.tuples = t;
+            }
+            for c in &changes {
+                apply(&mut d.tuples, &from_stored(&c.tuple), c.delete);
+            }
+            d.model = data_model;
+            Ok(())
+        })
+        .await?;
+        *lock(&state.meta) = Some(Meta {
+            revision,
+            config_seq,
+            model,
+            policy,
             refreshed: Instant::now(),
             warmed: false,
+            stale: false,
         });
-        if let Some(t) = fresh_tuples {
-            snap.tuples = t;
-        }
-        for c in &changes {
-            apply(&mut snap.tuples, &from_stored(&c.tuple), c.delete);
-        }
-        snap.revision = revision;
-        snap.refreshed = Instant::now();
-        snap.warmed = false;
-        match model {
-            Some(m) if snap.model.as_ref().is_none_or(|(id, _)| *id != m.id) => {
-                let parsed = AuthorizationModel::from_json(&m.model)?;
-                snap.model = Some((m.id, Arc::new(parsed)));
-            }
-            Some(_) => {}
-            None => snap.model = None,
-        }
-        match policy {
-            Some(p) if snap.policy.as_ref().is_none_or(|(v, _)| *v != p.version) => {
-                let parsed = TenantPolicy::new(&p.policies, p.schema.as_deref())?;
-                snap.policy = Some((p.version, Arc::new(parsed)));
-            }
-            Some(_) => {}
-            None => snap.policy = None,
-        }
-        drop(guard);
         Ok(state)
     }
 
-    /// Run `f` over the tenant's current model (or model `model_id`) and tuples.
-    async fn with<T>(
+    /// Run `f` over the tenant's current model (or model `model_id`) and tuples, on a blocking
+    /// thread once an evaluation slot is free.
+    async fn with<T: Send + 'static>(
         &self,
         tenant_id: &str,
         min_revision: Option<i64>,
         model_id: Option<&str>,
-        f: impl FnOnce(&AuthorizationModel, &MemoryTuples) -> Result<T, PdpError>,
+        f: impl FnOnce(&AuthorizationModel, &MemoryTuples) -> Result<T, PdpError> + Send + 'static,
     ) -> Result<T, PdpError> {
         let state = self.sync(tenant_id, min_revision).await?;
         let other_model = match model_id {
             None => None,
             Some(id) => {
-                let current = state
-                    .snapshot
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
+                let current = lock(&state.meta)
                     .as_ref()
                     .and_then(|s| s.model.as_ref().map(|(mid, _)| mid == id))
                     .unwrap_or(false);
@@ -266,13 +349,21 @@ impl Pdp {
                 }
             }
         };
-        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        let snap = guard.as_ref().ok_or(PdpError::NoModel)?;
-        let model = match &other_model {
-            Some(m) => m.clone(),
-            None => snap.model.as_ref().ok_or(PdpError::NoModel)?.1.clone(),
-        };
-        f(&model, &snap.tuples)
+        let permit =
+            self.slots.clone().acquire_owned().await.map_err(|_| {
+                PdpError::Store(StoreError::Backend("evaluation pool closed".into()))
+            })?;
+        let data = state.data.clone();
+        blocking(move || {
+            let _permit = permit;
+            let d = data.read().unwrap_or_else(|e| e.into_inner());
+            let model = match &other_model {
+                Some(m) => m.clone(),
+                None => d.model.as_ref().ok_or(PdpError::NoModel)?.1.clone(),
+            };
+            f(&model, &d.tuples)
+        })
+        .await
     }
 
     /// Load the tenant's graph now, so that its first decision does not wait for the full
@@ -281,8 +372,7 @@ impl Pdp {
     pub async fn warm(&self, tenant_id: &str) {
         match self.sync(tenant_id, None).await {
             Ok(state) => {
-                let mut guard = state.snapshot.write().unwrap_or_else(|e| e.into_inner());
-                if let Some(s) = guard.as_mut() {
+                if let Some(s) = lock(&state.meta).as_mut() {
                     s.warmed = true;
                 }
             }
@@ -311,6 +401,9 @@ impl Pdp {
             )
             .await?;
         self.invalidate(tenant_id);
+        // This node answers from the new model at once (others see it by the head's
+        // config_seq when a request names a revision, else within `refresh_after`).
+        self.sync(tenant_id, Some(0)).await?;
         Ok(id)
     }
 
@@ -320,8 +413,7 @@ impl Pdp {
         tenant_id: &str,
     ) -> Result<(String, Arc<AuthorizationModel>), PdpError> {
         let state = self.sync(tenant_id, None).await?;
-        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        guard
+        lock(&state.meta)
             .as_ref()
             .and_then(|s| s.model.clone())
             .ok_or(PdpError::NoModel)
@@ -329,10 +421,9 @@ impl Pdp {
 
     fn invalidate(&self, tenant_id: &str) {
         let state = self.tenant(tenant_id);
-        let mut guard = state.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = guard.as_mut() {
+        if let Some(s) = lock(&state.meta).as_mut() {
             // Force a catch-up (model and policy included) on next use.
-            s.refreshed = Instant::now() - self.refresh_after - Duration::from_secs(1);
+            s.stale = true;
         }
     }
 
@@ -382,12 +473,30 @@ impl Pdp {
         filter: &ReadFilter,
         min_revision: Option<i64>,
     ) -> Result<Vec<Tuple>, PdpError> {
+        let filter = filter.clone();
+        self.with_tuples(tenant_id, min_revision, move |t| Ok(t.read(&filter)))
+            .await
+    }
+
+    /// Run `f` over the tenant's tuples on a blocking thread (no model needed).
+    async fn with_tuples<T: Send + 'static>(
+        &self,
+        tenant_id: &str,
+        min_revision: Option<i64>,
+        f: impl FnOnce(&MemoryTuples) -> Result<T, PdpError> + Send + 'static,
+    ) -> Result<T, PdpError> {
         let state = self.sync(tenant_id, min_revision).await?;
-        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        Ok(guard
-            .as_ref()
-            .map(|s| s.tuples.read(filter))
-            .unwrap_or_default())
+        let permit =
+            self.slots.clone().acquire_owned().await.map_err(|_| {
+                PdpError::Store(StoreError::Backend("evaluation pool closed".into()))
+            })?;
+        let data = state.data.clone();
+        blocking(move || {
+            let _permit = permit;
+            let d = data.read().unwrap_or_else(|e| e.into_inner());
+            f(&d.tuples)
+        })
+        .await
     }
 
     /// Check (with contextual tuples).
@@ -398,8 +507,10 @@ impl Pdp {
         min_revision: Option<i64>,
         model_id: Option<&str>,
     ) -> Result<bool, PdpError> {
-        self.with(tenant_id, min_revision, model_id, |m, t| {
-            Ok(Engine::new(m, t).check(req)?)
+        let req = req.clone();
+        let limits = self.limits;
+        self.with(tenant_id, min_revision, model_id, move |m, t| {
+            Ok(Engine::new(m, t).with_limits(limits).check(&req)?)
         })
         .await
     }
@@ -411,8 +522,10 @@ impl Pdp {
         reqs: &[CheckRequest],
         min_revision: Option<i64>,
     ) -> Result<Vec<Result<bool, AuthzError>>, PdpError> {
-        self.with(tenant_id, min_revision, None, |m, t| {
-            Ok(Engine::new(m, t).batch_check(reqs))
+        let reqs = reqs.to_vec();
+        let limits = self.limits;
+        self.with(tenant_id, min_revision, None, move |m, t| {
+            Ok(Engine::new(m, t).with_limits(limits).batch_check(&reqs))
         })
         .await
     }
@@ -424,8 +537,10 @@ impl Pdp {
         req: &ListObjectsRequest,
         min_revision: Option<i64>,
     ) -> Result<Vec<String>, PdpError> {
-        self.with(tenant_id, min_revision, None, |m, t| {
-            Ok(Engine::new(m, t).list_objects(req)?)
+        let req = req.clone();
+        let limits = self.limits;
+        self.with(tenant_id, min_revision, None, move |m, t| {
+            Ok(Engine::new(m, t).with_limits(limits).list_objects(&req)?)
         })
         .await
     }
@@ -437,8 +552,10 @@ impl Pdp {
         req: &ListUsersRequest,
         min_revision: Option<i64>,
     ) -> Result<Vec<String>, PdpError> {
-        self.with(tenant_id, min_revision, None, |m, t| {
-            Ok(Engine::new(m, t).list_users(req)?)
+        let req = req.clone();
+        let limits = self.limits;
+        self.with(tenant_id, min_revision, None, move |m, t| {
+            Ok(Engine::new(m, t).with_limits(limits).list_users(&req)?)
         })
         .await
     }
@@ -478,14 +595,14 @@ impl Pdp {
             .put_policy(tenant_id, policies, schema, now)
             .await?;
         self.invalidate(tenant_id);
+        self.sync(tenant_id, Some(0)).await?;
         Ok(v)
     }
 
     /// The tenant's current policy, if any.
     pub async fn policy(&self, tenant_id: &str) -> Result<Option<Arc<TenantPolicy>>, PdpError> {
         let state = self.sync(tenant_id, None).await?;
-        let guard = state.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        Ok(guard
+        Ok(lock(&state.meta)
             .as_ref()
             .and_then(|s| s.policy.as_ref().map(|(_, p)| p.clone())))
     }

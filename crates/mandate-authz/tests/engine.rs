@@ -261,7 +261,10 @@ type group
         .unwrap_err();
     assert_eq!(err, AuthzError::DepthExceeded(25));
     assert_eq!(err.openfga_code(), 2002);
-    let e2 = Engine::new(&m, &s).with_limits(ResolutionLimits { max_depth: 50 });
+    let e2 = Engine::new(&m, &s).with_limits(ResolutionLimits {
+        max_depth: 50,
+        ..Default::default()
+    });
     assert!(
         e2.check(&CheckRequest::new("group:39", "member", "user:anne"))
             .unwrap()
@@ -750,4 +753,194 @@ condition in_office(ip: ipaddress, cidrs: list<string>, m: map<int>) {
         user: None,
     });
     assert_eq!(read, vec![t]);
+}
+
+const FOLDERS: &str = "model
+  schema 1.1
+type user
+type folder
+  relations
+    define parent: [folder]
+    define viewer: [user] or viewer from parent
+";
+
+/// n folders, each the parent of every other (issue 12, item 1).
+fn dense_cycle(n: usize) -> Vec<Tuple> {
+    let mut ts = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                ts.push(Tuple::new(
+                    format!("folder:{i}"),
+                    "parent",
+                    format!("folder:{j}"),
+                ));
+            }
+        }
+    }
+    ts
+}
+
+#[test]
+fn dense_cycles_are_memoised_not_exponential() {
+    // Before results cut by a cycle were memoised, 11 folders took seconds and each further
+    // folder ×10; memoised (while valid), 13 folders take a few thousand steps, and the budget
+    // bounds the rest.
+    let m = model(FOLDERS);
+    let mut s = MemoryTuples::new();
+    s.write(&m, &dense_cycle(13), &[]).unwrap();
+    let e = Engine::new(&m, &s);
+    assert!(
+        !e.check(&CheckRequest::new("folder:0", "viewer", "user:anne"))
+            .unwrap()
+    );
+    // Larger: answered, or refused by the budget; never a hang.
+    let mut s = MemoryTuples::new();
+    s.write(&m, &dense_cycle(20), &[]).unwrap();
+    match Engine::new(&m, &s).check(&CheckRequest::new("folder:0", "viewer", "user:anne")) {
+        Ok(allowed) => assert!(!allowed),
+        Err(e) => assert_eq!(
+            e,
+            AuthzError::BudgetExceeded(mandate_authz::DEFAULT_MAX_WORK)
+        ),
+    }
+    s.write(&m, &[Tuple::new("folder:19", "viewer", "user:anne")], &[])
+        .unwrap();
+    let e = Engine::new(&m, &s);
+    for i in 0..20 {
+        assert!(
+            e.check(&CheckRequest::new(
+                format!("folder:{i}"),
+                "viewer",
+                "user:anne"
+            ))
+            .unwrap()
+        );
+    }
+    assert!(
+        !e.check(&CheckRequest::new("folder:3", "viewer", "user:bob"))
+            .unwrap()
+    );
+    assert_eq!(
+        objects(&m, &s, "folder", "viewer", "user:anne").len(),
+        20,
+        "ListObjects over the cycle"
+    );
+    assert_eq!(
+        users(&m, &s, "folder:0", "viewer", "user"),
+        vec!["user:anne".to_string()]
+    );
+    // The same graph as contextual tuples (90 of them, under the cap of 100).
+    let e = Engine::new(&m, &MemoryTuples::new());
+    let req = CheckRequest::new("folder:0", "viewer", "user:anne")
+        .with_contextual_tuples(dense_cycle(10));
+    assert!(!e.check(&req).unwrap());
+}
+
+#[test]
+fn work_budget_ends_the_request_with_an_error() {
+    let m = model(FOLDERS);
+    let mut s = MemoryTuples::new();
+    s.write(&m, &dense_cycle(12), &[]).unwrap();
+    let tight = ResolutionLimits {
+        max_work: 50,
+        ..Default::default()
+    };
+    let e = Engine::new(&m, &s).with_limits(tight);
+    let err = e
+        .check(&CheckRequest::new("folder:0", "viewer", "user:anne"))
+        .unwrap_err();
+    assert_eq!(err, AuthzError::BudgetExceeded(50));
+    assert_eq!(err.openfga_code(), 2002);
+    assert!(err.is_fatal() && err.is_resource_limit());
+    assert_eq!(
+        e.list_objects(&ListObjectsRequest {
+            object_type: "folder".into(),
+            relation: "viewer".into(),
+            user: "user:anne".into(),
+            contextual_tuples: vec![],
+        })
+        .unwrap_err(),
+        AuthzError::BudgetExceeded(50)
+    );
+    assert_eq!(
+        e.list_users(&ListUsersRequest {
+            object: "folder:0".into(),
+            relation: "viewer".into(),
+            user_filters: vec![UserFilter::parse("user")],
+            contextual_tuples: vec![],
+        })
+        .unwrap_err(),
+        AuthzError::BudgetExceeded(50)
+    );
+    // Deeper than the resolve depth (40 folders): an error either way, never a hang.
+    let mut s = MemoryTuples::new();
+    s.write(&m, &dense_cycle(40), &[]).unwrap();
+    let err = Engine::new(&m, &s)
+        .check(&CheckRequest::new("folder:0", "viewer", "user:anne"))
+        .unwrap_err();
+    assert!(err.is_resource_limit(), "{err:?}");
+}
+
+#[test]
+fn contextual_tuples_are_capped() {
+    let m = model(FOLDERS);
+    let s = MemoryTuples::new();
+    let e = Engine::new(&m, &s);
+    let ts: Vec<Tuple> = (0..=mandate_authz::MAX_CONTEXTUAL_TUPLES)
+        .map(|i| Tuple::new(format!("folder:{i}"), "viewer", "user:anne"))
+        .collect();
+    let err = e
+        .check(
+            &CheckRequest::new("folder:0", "viewer", "user:anne")
+                .with_contextual_tuples(ts.clone()),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuthzError::TooManyContextualTuples { max: 100, got: 101 }
+    );
+    assert!(
+        e.check(
+            &CheckRequest::new("folder:0", "viewer", "user:anne")
+                .with_contextual_tuples(ts[..100].to_vec())
+        )
+        .unwrap()
+    );
+}
+
+#[test]
+fn cycle_results_inside_exclusions_stay_path_dependent() {
+    // A cut under an exclusion's subtrahend is not memoised: whatever order questions come in
+    // (ListObjects shares one memo across its candidates), each answer is the one a fresh
+    // check gives.
+    let m = model(
+        "model
+  schema 1.1
+type user
+type doc
+  relations
+    define blocked: [user] or blocked from parent
+    define parent: [doc]
+    define viewer: [user] or viewer from parent but not blocked
+",
+    );
+    let mut ts = vec![
+        ("doc:0", "viewer", "user:a"),
+        ("doc:3", "blocked", "user:a"),
+    ];
+    let names: Vec<String> = (0..6).map(|i| format!("doc:{i}")).collect();
+    for i in 0..6 {
+        ts.push((names[i].as_str(), "parent", names[(i + 1) % 6].as_str()));
+        ts.push((names[i].as_str(), "parent", names[(i + 2) % 6].as_str()));
+    }
+    let s = store(&m, &ts);
+    for rel in ["viewer", "blocked"] {
+        let fresh: Vec<String> = names
+            .iter()
+            .filter(|d| check(&m, &s, d, rel, "user:a"))
+            .cloned()
+            .collect();
+        assert_eq!(objects(&m, &s, "doc", rel, "user:a"), fresh, "{rel}");
+    }
 }

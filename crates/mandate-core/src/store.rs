@@ -393,8 +393,9 @@ pub struct StoredPolicy {
 /// caller's (the authz crate); the store guarantees atomic batches and a gap-free revision.
 #[async_trait]
 pub trait AuthzStore: Send + Sync {
+    /// Store a model version; it becomes the newest (written last wins, whatever `created_at`).
     async fn put_model(&self, tenant_id: &str, model: &StoredModel) -> StoreResult<()>;
-    /// A model by id, or the newest when `id` is `None`.
+    /// A model by id, or the newest (the last written) when `id` is `None`.
     async fn model(&self, tenant_id: &str, id: Option<&str>) -> StoreResult<Option<StoredModel>>;
     /// Every model version, newest first.
     async fn list_models(&self, tenant_id: &str) -> StoreResult<Vec<StoredModel>>;
@@ -408,6 +409,9 @@ pub trait AuthzStore: Send + Sync {
     ) -> StoreResult<i64>;
     /// The current revision (0 before any write).
     async fn tuple_revision(&self, tenant_id: &str) -> StoreResult<i64>;
+    /// The tuple revision and the count of model and policy writes (both 0 before any write):
+    /// a snapshot holding both is current.
+    async fn authz_head(&self, tenant_id: &str) -> StoreResult<(i64, i64)>;
     /// Every stored tuple and the revision it reflects at least (changes after it may be
     /// partly included; applying them again is harmless).
     async fn tuples_snapshot(&self, tenant_id: &str) -> StoreResult<(i64, Vec<StoredTuple>)>;

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mandate_authz::authzen::{self, Entity, Evaluation, EvaluationError};
-use mandate_authz::{ListObjectsRequest, ListUsersRequest, PdpError, UserFilter};
+use mandate_authz::{
+    AuthzError, ListObjectsRequest, ListUsersRequest, PdpError, Tuple, UserFilter,
+};
 use mandate_core::admin_api::AUTHZ_SCOPE;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
 use mandate_core::introspect::access_token_claims;
@@ -104,15 +106,80 @@ fn entity(v: Option<&Value>, id_key: &str) -> Entity {
     }
 }
 
-fn pdp_error(e: PdpError) -> ApiError {
-    match e {
-        PdpError::Store(s) => ApiError::from(OAuthError::from(s)),
-        PdpError::NoModel => ApiError::from(OAuthError::new(
-            ErrorCode::InvalidRequest,
-            "the tenant has no authorization model yet",
-        )),
-        other => invalid(other.to_string()),
+/// A refused authorization request: an OAuth-style error, or the engine's own refusal, which
+/// is answered 400 `invalid_request` with OpenFGA's error code in `openfga_code` (2002 when the
+/// request is too complex: its work budget or resolve depth was spent).
+pub(crate) enum Refusal {
+    Api(ApiError),
+    Authz(AuthzError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Api(e)
     }
+}
+
+impl From<OAuthError> for Refusal {
+    fn from(e: OAuthError) -> Self {
+        Refusal::Api(ApiError::from(e))
+    }
+}
+
+impl From<PdpError> for Refusal {
+    fn from(e: PdpError) -> Self {
+        match e {
+            PdpError::Authz(a) => Refusal::Authz(a),
+            PdpError::Store(s) => Refusal::Api(ApiError::from(OAuthError::from(s))),
+            PdpError::NoModel => Refusal::Api(ApiError::from(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                "the tenant has no authorization model yet",
+            ))),
+            other => Refusal::Api(invalid(other.to_string())),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Api(e) => e.into_response(),
+            Refusal::Authz(a) => {
+                let mut r = (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    Json(json!({
+                        "error": "invalid_request",
+                        "error_description": a.to_string(),
+                        "openfga_code": a.openfga_code(),
+                    })),
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    axum::http::header::CACHE_CONTROL,
+                    axum::http::HeaderValue::from_static("no-store"),
+                );
+                r
+            }
+        }
+    }
+}
+
+fn pdp_error(e: PdpError) -> Refusal {
+    Refusal::from(e)
+}
+
+/// `context.contextual_tuples` and `context.revision` of a search body (as for evaluations).
+fn search_context(req: &Map<String, Value>) -> Result<(Vec<Tuple>, Option<i64>), ApiError> {
+    let ctx = req.get("context").and_then(Value::as_object);
+    let tuples = match ctx.and_then(|c| c.get("contextual_tuples")) {
+        None => vec![],
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|x| invalid(format!("contextual_tuples: {x}")))?,
+    };
+    Ok((
+        tuples,
+        ctx.and_then(|c| c.get("revision")).and_then(Value::as_i64),
+    ))
 }
 
 /// Build and decide one evaluation from a request object; audit it.
@@ -121,7 +188,7 @@ async fn decide_one(
     t: &TenantCtx,
     pep: &Pep,
     req: &Map<String, Value>,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Refusal> {
     let subject = entity(req.get("subject"), "id");
     let token = if subject.kind == "access_token" {
         let claims = access_token_claims(&s.provider, t, &subject.id)
@@ -143,12 +210,44 @@ async fn decide_one(
         token,
     };
     let now = s.provider.now();
-    let d = authzen::evaluate(&s.pdp, s.provider.store.as_ref(), t.id(), &e, now)
-        .await
-        .map_err(|x| match x {
-            EvaluationError::Invalid(m) => invalid(m),
-            EvaluationError::Pdp(p) => pdp_error(p),
-        })?;
+    let d = match authzen::evaluate(&s.pdp, s.provider.store.as_ref(), t.id(), &e, now).await {
+        Ok(d) => d,
+        Err(EvaluationError::Invalid(m)) => return Err(invalid(m).into()),
+        Err(EvaluationError::Pdp(PdpError::Authz(a))) if a.is_resource_limit() => {
+            // Refused for the work it would take: no decision, but on the audit trail.
+            let actor = match &e.token {
+                // Never the token itself: its subject.
+                Some(c) => Principal::User {
+                    id: c
+                        .get("sub")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                },
+                None => Principal::User {
+                    id: format!("{}:{}", e.subject.kind, e.subject.id),
+                },
+            };
+            let ev = AuditEvent::new(
+                t.id(),
+                EventKind::AuthorizationDecision,
+                Outcome::Failure,
+                actor,
+                &pep.meta.0,
+            )
+            .client(pep.caller.client_id.clone())
+            .reason("too_complex")
+            .detail(json!({
+                "resource": {"type": e.resource.kind, "id": e.resource.id},
+                "action": e.action.id,
+                "error": a.to_string(),
+                "openfga_code": a.openfga_code(),
+            }));
+            s.provider.store.record(&ev).await.map_err(ApiError::from)?;
+            return Err(Refusal::Authz(a));
+        }
+        Err(EvaluationError::Pdp(p)) => return Err(pdp_error(p)),
+    };
     // Audit: who acted (the current agent, or the person), for whom, through whom.
     let (actor, subject, chain, mandate) = match &e.token {
         Some(c) => {
@@ -194,7 +293,7 @@ async fn decide_one(
     ev.subject = subject;
     ev.act_chain = chain;
     ev.mandate_id = mandate;
-    s.provider.store.record(&ev).await?;
+    s.provider.store.record(&ev).await.map_err(ApiError::from)?;
     Ok(authzen::response(&d))
 }
 
@@ -203,7 +302,7 @@ async fn evaluation(
     pep: Pep,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let req = body_json(&headers, &body)?;
     let t = pep.tenant.0.clone();
     Ok(Json(decide_one(&s, &t, &pep, &req).await?).into_response())
@@ -217,16 +316,16 @@ async fn evaluations(
     pep: Pep,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let req = body_json(&headers, &body)?;
     let t = pep.tenant.0.clone();
     let items = match req.get("evaluations") {
         None => return Ok(Json(decide_one(&s, &t, &pep, &req).await?).into_response()),
         Some(Value::Array(a)) => a.clone(),
-        Some(_) => return Err(invalid("evaluations must be an array")),
+        Some(_) => return Err(invalid("evaluations must be an array").into()),
     };
     if items.len() > 1000 {
-        return Err(invalid("at most 1000 evaluations per request"));
+        return Err(invalid("at most 1000 evaluations per request").into());
     }
     let semantic = req
         .get("options")
@@ -237,14 +336,12 @@ async fn evaluations(
         semantic,
         "execute_all" | "deny_on_first_deny" | "permit_on_first_permit"
     ) {
-        return Err(invalid(format!(
-            "unknown evaluations_semantic {semantic:?}"
-        )));
+        return Err(invalid(format!("unknown evaluations_semantic {semantic:?}")).into());
     }
     let mut out = Vec::new();
     for item in items {
         let Value::Object(item) = item else {
-            return Err(invalid("each evaluation must be an object"));
+            return Err(invalid("each evaluation must be an object").into());
         };
         let mut merged = Map::new();
         for k in ["subject", "action", "resource", "context"] {
@@ -281,7 +378,7 @@ fn search_parts(
     headers: &HeaderMap,
     body: &Bytes,
     required: &[&str],
-) -> Result<(Entity, Entity, Entity), ApiError> {
+) -> Result<(Entity, Entity, Entity, Map<String, Value>), ApiError> {
     let req = body_json(headers, body)?;
     let (subject, action, resource) = (
         entity(req.get("subject"), "id"),
@@ -299,7 +396,7 @@ fn search_parts(
     if missing {
         return Err(invalid(format!("{} are required", required.join(", "))));
     }
-    Ok((subject, action, resource))
+    Ok((subject, action, resource, req))
 }
 
 /// Subject search: who (of `subject.type`) may do `action` on `resource` (graph: ListUsers).
@@ -308,8 +405,8 @@ async fn search_subject(
     pep: Pep,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let (subject, action, resource) = search_parts(
+) -> Result<Response, Refusal> {
+    let (subject, action, resource, req) = search_parts(
         &headers,
         &body,
         &[
@@ -319,6 +416,7 @@ async fn search_subject(
             "resource.id",
         ],
     )?;
+    let (contextual_tuples, revision) = search_context(&req)?;
     let users = s
         .pdp
         .list_users(
@@ -327,9 +425,9 @@ async fn search_subject(
                 object: format!("{}:{}", resource.kind, resource.id),
                 relation: action.id,
                 user_filters: vec![UserFilter::parse(&subject.kind)],
-                contextual_tuples: vec![],
+                contextual_tuples,
             },
-            None,
+            revision,
         )
         .await
         .map_err(pdp_error)?;
@@ -342,12 +440,13 @@ async fn search_resource(
     pep: Pep,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let (subject, action, resource) = search_parts(
+) -> Result<Response, Refusal> {
+    let (subject, action, resource, req) = search_parts(
         &headers,
         &body,
         &["subject.type", "subject.id", "action.name", "resource.type"],
     )?;
+    let (contextual_tuples, revision) = search_context(&req)?;
     let objects = s
         .pdp
         .list_objects(
@@ -356,9 +455,9 @@ async fn search_resource(
                 object_type: resource.kind,
                 relation: action.id,
                 user: format!("{}:{}", subject.kind, subject.id),
-                contextual_tuples: vec![],
+                contextual_tuples,
             },
-            None,
+            revision,
         )
         .await
         .map_err(pdp_error)?;
@@ -371,12 +470,13 @@ async fn search_action(
     pep: Pep,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let (subject, _, resource) = search_parts(
+) -> Result<Response, Refusal> {
+    let (subject, _, resource, req) = search_parts(
         &headers,
         &body,
         &["subject.type", "subject.id", "resource.type", "resource.id"],
     )?;
+    let (contextual_tuples, revision) = search_context(&req)?;
     let tid = pep.tenant.0.id();
     let mut names = Vec::new();
     for rel in s
@@ -389,9 +489,14 @@ async fn search_action(
             format!("{}:{}", resource.kind, resource.id),
             rel.clone(),
             format!("{}:{}", subject.kind, subject.id),
-        );
-        if s.pdp.check(tid, &check, None, None).await.unwrap_or(false) {
-            names.push(json!({"name": rel}));
+        )
+        .with_contextual_tuples(contextual_tuples.clone());
+        match s.pdp.check(tid, &check, revision, None).await {
+            Ok(true) => names.push(json!({"name": rel})),
+            // Too complex is an answer the caller must see, not "no such action".
+            Err(PdpError::Authz(a)) if a.is_resource_limit() => return Err(Refusal::Authz(a)),
+            Err(PdpError::Store(e)) => return Err(ApiError::from(e).into()),
+            _ => {}
         }
     }
     Ok(Json(json!({"results": names, "page": {"next_token": ""}})).into_response())

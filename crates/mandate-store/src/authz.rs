@@ -1,7 +1,8 @@
 //! Fine-grained authorization data: model versions, tuples with a per-tenant revision and
 //! their change log, and Cedar policy versions. A tuple batch locks the tenant's head row
 //! (like the audit writer), checks every write is new and every delete exists, applies the
-//! batch and appends its changes under the next revision, in one transaction.
+//! batch and appends its changes under the next revision, in one transaction. Model and policy
+//! writes take the same lock and count on the head's `config_seq`, which also orders models.
 
 use async_trait::async_trait;
 use mandate_core::StoreError;
@@ -32,6 +33,21 @@ fn model(row: &AnyRow) -> Result<StoredModel, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("authz model: {e}")))?,
         created_at: col(row, "created_at")?,
     })
+}
+
+/// Count a model or policy write on the tenant's head (locking it first); returns the new
+/// sequence number, which orders models and tells nodes their snapshot's model is outdated.
+async fn bump_config(tx: &mut Transaction<'static, Any>, tenant: &str) -> StoreResult<i64> {
+    lock_head(tx, tenant).await?;
+    let row = sqlx::query(
+        "UPDATE authz_heads SET config_seq = config_seq + 1 WHERE tenant_id = $1 \
+         RETURNING config_seq",
+    )
+    .bind(tenant)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(backend)?;
+    row.try_get("config_seq").map_err(backend)
 }
 
 /// Lock the tenant's head row (creating it at 0) and return its revision.
@@ -69,16 +85,21 @@ fn key(t: &StoredTuple) -> String {
 #[async_trait]
 impl AuthzStore for SqlStore {
     async fn put_model(&self, tenant_id: &str, m: &StoredModel) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let seq = bump_config(&mut tx, tenant_id).await?;
         sqlx::query(
-            "INSERT INTO authz_models (tenant_id, id, model, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO authz_models (tenant_id, id, model, created_at, seq) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(tenant_id)
         .bind(&m.id)
         .bind(m.model.to_string())
         .bind(m.created_at)
-        .execute(&self.pool)
+        .bind(seq)
+        .execute(&mut *tx)
         .await
         .map_err(on_insert("authorization model"))?;
+        tx.commit().await.map_err(backend)?;
         Ok(())
     }
 
@@ -91,7 +112,7 @@ impl AuthzStore for SqlStore {
             .bind(id.to_string()),
             None => sqlx::query(
                 "SELECT id, model, created_at FROM authz_models WHERE tenant_id = $1 \
-                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                 ORDER BY seq DESC, created_at DESC, id DESC LIMIT 1",
             )
             .bind(tenant_id),
         };
@@ -106,7 +127,7 @@ impl AuthzStore for SqlStore {
     async fn list_models(&self, tenant_id: &str) -> StoreResult<Vec<StoredModel>> {
         sqlx::query(
             "SELECT id, model, created_at FROM authz_models WHERE tenant_id = $1 \
-             ORDER BY created_at DESC, id DESC",
+             ORDER BY seq DESC, created_at DESC, id DESC",
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -186,6 +207,21 @@ impl AuthzStore for SqlStore {
         }
     }
 
+    async fn authz_head(&self, tenant_id: &str) -> StoreResult<(i64, i64)> {
+        let row = sqlx::query("SELECT revision, config_seq FROM authz_heads WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        match row {
+            Some(r) => Ok((
+                r.try_get("revision").map_err(backend)?,
+                r.try_get("config_seq").map_err(backend)?,
+            )),
+            None => Ok((0, 0)),
+        }
+    }
+
     async fn tuples_snapshot(&self, tenant_id: &str) -> StoreResult<(i64, Vec<StoredTuple>)> {
         // The revision first: tuples read after it reflect it at least.
         let revision = self.tuple_revision(tenant_id).await?;
@@ -237,6 +273,8 @@ impl AuthzStore for SqlStore {
         schema: Option<&str>,
         now: i64,
     ) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        bump_config(&mut tx, tenant_id).await?;
         let row = sqlx::query(
             "INSERT INTO authz_policies (tenant_id, version, policies, schema_text, created_at) \
              SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4 FROM authz_policies \
@@ -247,10 +285,12 @@ impl AuthzStore for SqlStore {
         .bind(schema)
         .bind(now)
         .bind(tenant_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(on_insert("policy version"))?;
-        row.try_get("version").map_err(backend)
+        let version = row.try_get("version").map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(version)
     }
 
     async fn policy(&self, tenant_id: &str) -> StoreResult<Option<StoredPolicy>> {

@@ -1889,11 +1889,32 @@ async fn authz_data(db: &Db) {
         .unwrap();
     }
     assert_eq!(s.model("t1", None).await.unwrap().unwrap().id, "m2");
+    // The last written is the newest, whatever its timestamp (same second, clock skew).
+    let (_, before) = s.authz_head("t1").await.unwrap();
+    s.put_model(
+        "t1",
+        &StoredModel {
+            id: "a-same-second".into(),
+            model: json!({"n": 2}),
+            created_at: NOW,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.model("t1", None).await.unwrap().unwrap().id,
+        "a-same-second"
+    );
+    assert_eq!(
+        s.authz_head("t1").await.unwrap().1,
+        before + 1,
+        "model writes count"
+    );
     assert_eq!(
         s.model("t1", Some("m1")).await.unwrap().unwrap().model,
         json!({"n": 0})
     );
-    assert_eq!(s.list_models("t1").await.unwrap().len(), 2);
+    assert_eq!(s.list_models("t1").await.unwrap().len(), 3);
     assert!(s.model("t2", None).await.unwrap().is_none());
     assert_eq!(
         s.put_policy("t1", "permit(principal, action, resource);", None, NOW)

@@ -620,4 +620,267 @@ async fn read_your_writes_across_nodes(backend: Backend) {
     );
 }
 
-both_backends!(authzen, read_your_writes_across_nodes);
+const FOLDERS: &str = "model
+  schema 1.1
+type user
+type folder
+  relations
+    define parent: [folder]
+    define viewer: [user] or viewer from parent
+";
+
+/// n folders named `{prefix}{i}`, each the parent of every other.
+fn dense_cycle(prefix: &str, n: usize) -> Vec<Value> {
+    let mut ts = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                ts.push(
+                    json!({"object": format!("folder:{prefix}{i}"), "relation": "parent",
+                    "user": format!("folder:{prefix}{j}")}),
+                );
+            }
+        }
+    }
+    ts
+}
+
+/// Issue 12, item 1: a dense cycle of parents (which took seconds per request at 11 folders,
+/// and grew ×10 per folder) is answered, or refused as too complex (400, OpenFGA code 2002,
+/// audited); more than 100 contextual tuples are refused; and /healthz keeps answering while
+/// several such requests run at once.
+async fn dense_cycles_stay_bounded(backend: Backend) {
+    let s = Server::start(backend).await;
+    let admin_url = format!("{}/admin/v1/tenants/default/authz", s.base);
+    let admin = bearer(&s, &client(&s, "mandate:admin")).await;
+    let pep = bearer(&s, &client(&s, "mandate:authz")).await;
+    let eval_url = format!("{}/access/v1/evaluation", s.issuer("default"));
+    let (status, v) = send(
+        "POST",
+        &format!("{admin_url}/models"),
+        &admin,
+        Some(FOLDERS),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let mut writes = dense_cycle("a", 13);
+    writes.extend(dense_cycle("b", 40));
+    let mut revision = 0;
+    for batch in writes.chunks(100) {
+        let (status, v) = post_json(
+            &format!("{admin_url}/tuples"),
+            &admin,
+            json!({"writes": batch}),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        revision = v["revision"].as_i64().unwrap();
+    }
+    let ask = |folder: &str, context: Value| {
+        json!({
+            "subject": {"type": "user", "id": "anne"},
+            "action": {"name": "viewer"},
+            "resource": {"type": "folder", "id": folder},
+            "context": context,
+        })
+    };
+    // 13 folders (a minute per request before): memoised, answered.
+    let (status, v) = post_json(&eval_url, &pep, ask("a0", json!({"revision": revision}))).await;
+    assert_eq!((status, v["decision"].clone()), (200, json!(false)), "{v}");
+    // The issue's request: 90 contextual tuples (10 folders).
+    let (status, v) = post_json(
+        &eval_url,
+        &pep,
+        ask("c0", json!({"contextual_tuples": dense_cycle("c", 10)})),
+    )
+    .await;
+    assert_eq!((status, v["decision"].clone()), (200, json!(false)), "{v}");
+    // More than 100 contextual tuples: refused before any work, not a denial.
+    let (status, v) = post_json(
+        &eval_url,
+        &pep,
+        ask("c0", json!({"contextual_tuples": dense_cycle("c", 11)})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("contextual tuples"),
+        "{v}"
+    );
+    // 40 folders: deeper than the resolve depth; the work budget ends it with an error.
+    let (status, v) = post_json(&eval_url, &pep, ask("b0", json!({"revision": revision}))).await;
+    assert_eq!(
+        (status, v["openfga_code"].clone()),
+        (400, json!(2002)),
+        "{v}"
+    );
+    // The admin check and the searches are bounded the same way.
+    let (status, v) = post_json(
+        &format!("{admin_url}/check"),
+        &admin,
+        json!({"object": "folder:b0", "relation": "viewer", "user": "user:anne"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["openfga_code"].clone()),
+        (400, json!(2002)),
+        "{v}"
+    );
+    let (status, v) = post_json(
+        &format!("{}/access/v1/search/action", s.issuer("default")),
+        &pep,
+        json!({"subject": {"type": "user", "id": "anne"}, "resource": {"type": "folder", "id": "b0"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["openfga_code"].clone()),
+        (400, json!(2002)),
+        "{v}"
+    );
+
+    // Several such requests at once: the server keeps serving other endpoints.
+    let mut running = Vec::new();
+    for i in 0..6 {
+        let (url, pep) = (eval_url.clone(), pep.clone());
+        let body = ask(&format!("b{i}"), json!({}));
+        running.push(tokio::spawn(
+            async move { post_json(&url, &pep, body).await },
+        ));
+    }
+    let health = format!("{}/healthz", s.base);
+    for _ in 0..5 {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(30), reqwest::get(&health))
+            .await
+            .expect("/healthz answers while costly decisions run")
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    for r in running {
+        let (status, v) = tokio::time::timeout(std::time::Duration::from_secs(120), r)
+            .await
+            .expect("every costly decision ends")
+            .unwrap();
+        assert_eq!(
+            (status, v["openfga_code"].clone()),
+            (400, json!(2002)),
+            "{v}"
+        );
+    }
+
+    // Refused for complexity: on the audit trail, with the reason.
+    let trail = s.cli(
+        &[
+            "audit",
+            "query",
+            "--tenant",
+            "default",
+            "--event",
+            "authorization_decision",
+        ],
+        None,
+    );
+    let too_complex = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.to_string().contains("too_complex"))
+        .count();
+    assert!(too_complex >= 7, "{trail}");
+}
+
+/// Issue 12, item 12: the current model is the last one written, even several within one
+/// second; and a check naming a revision uses a model written after that revision's tuples,
+/// on this node and on another.
+async fn latest_model_wins(backend: Backend) {
+    let public = ("MANDATE_PUBLIC_URL", "http://mandate.test");
+    let a = Server::start_with(backend, &[public]).await;
+    let b = a
+        .second_node(&[public, ("MANDATE_CACHE_TTL_MS", "600000")])
+        .await;
+    let admin = bearer(&a, &client(&a, "mandate:admin")).await;
+    let pep = bearer(&a, &client(&a, "mandate:authz")).await;
+    let admin_url = format!("{}/admin/v1/tenants/default/authz", a.base);
+    let direct = "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define read: [user]\n";
+    let owned = "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define owner: [user]\n    define read: owner\n";
+    for round in 0..8 {
+        let mut last = String::new();
+        for m in [direct, owned, direct, owned] {
+            let (status, v) = send(
+                "POST",
+                &format!("{admin_url}/models"),
+                &admin,
+                Some(m),
+                "text/plain",
+            )
+            .await;
+            assert_eq!(status, 201, "{v}");
+            last = v["authorization_model_id"].as_str().unwrap().to_string();
+        }
+        let (status, v) = send("GET", &format!("{admin_url}/models"), &admin, None, "").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["id"].as_str(), Some(last.as_str()), "round {round}: {v}");
+    }
+    // Now: read is direct; a tuple gives it to carol.
+    let (status, _) = send(
+        "POST",
+        &format!("{admin_url}/models"),
+        &admin,
+        Some(direct),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, v) = post_json(
+        &format!("{admin_url}/tuples"),
+        &admin,
+        json!({"writes": [{"object": "doc:1", "relation": "read", "user": "user:carol"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let revision = v["revision"].as_i64().unwrap();
+    let eval = |node: &Server| {
+        let url = format!("{}/access/v1/evaluation", node.issuer("default"));
+        let body = json!({
+            "subject": {"type": "user", "id": "carol"},
+            "action": {"name": "read"},
+            "resource": {"type": "doc", "id": "1"},
+            "context": {"revision": revision},
+        });
+        let pep = pep.clone();
+        async move {
+            let (status, v) = post_json(&url, &pep, body).await;
+            assert_eq!(status, 200, "{v}");
+            v["decision"].clone()
+        }
+    };
+    assert_eq!(eval(&a).await, json!(true));
+    assert_eq!(eval(&b).await, json!(true), "node B holds the revision");
+    // A new model after the revision's tuples: read comes from owner only, the direct tuple
+    // no longer counts. Both nodes use it for a check naming the old revision.
+    let (status, _) = send(
+        "POST",
+        &format!("{admin_url}/models"),
+        &admin,
+        Some(owned),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(eval(&a).await, json!(false), "node A uses the newest model");
+    assert_eq!(eval(&b).await, json!(false), "node B uses the newest model");
+}
+
+both_backends!(
+    authzen,
+    read_your_writes_across_nodes,
+    dense_cycles_stay_bounded,
+    latest_model_wins
+);

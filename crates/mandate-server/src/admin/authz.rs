@@ -12,13 +12,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Admin;
+use crate::authzen::Refusal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn refused(e: PdpError) -> ApiError {
+fn refused(e: PdpError) -> Refusal {
     match e {
-        PdpError::Store(s) => ApiError::from(OAuthError::from(s)),
-        other => ApiError::from(OAuthError::invalid_request(other.to_string())),
+        PdpError::Authz(a) => Refusal::Authz(a),
+        PdpError::Store(s) => Refusal::Api(ApiError::from(OAuthError::from(s))),
+        other => Refusal::Api(ApiError::from(OAuthError::invalid_request(
+            other.to_string(),
+        ))),
     }
 }
 
@@ -32,7 +36,7 @@ pub async fn write_model(
     State(s): State<AppState>,
     admin: Admin,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::from(OAuthError::invalid_request("the model must be UTF-8")))?;
     let id = authz_admin::write_model(
@@ -53,7 +57,7 @@ pub async fn write_model(
 }
 
 /// `GET …/authz/models`: the current model.
-pub async fn current_model(State(s): State<AppState>, admin: Admin) -> Result<Response, ApiError> {
+pub async fn current_model(State(s): State<AppState>, admin: Admin) -> Result<Response, Refusal> {
     let (id, model) = s
         .pdp
         .current_model(admin.tenant.0.id())
@@ -78,7 +82,7 @@ pub async fn write_tuples(
     State(s): State<AppState>,
     admin: Admin,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let batch: TupleBatch = serde_json::from_value(json_body(&body)?)
         .map_err(|e| ApiError::from(OAuthError::invalid_request(e.to_string())))?;
     let revision = authz_admin::write_tuples(
@@ -106,7 +110,7 @@ pub async fn read_tuples(
     State(s): State<AppState>,
     admin: Admin,
     Query(q): Query<TupleQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let (object_type, object_id) = match q.object.as_deref() {
         None => (None, None),
         Some(o) => match o.split_once(':') {
@@ -139,7 +143,7 @@ pub async fn set_policy(
     State(s): State<AppState>,
     admin: Admin,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let p: PolicyBody = serde_json::from_value(json_body(&body)?)
         .map_err(|e| ApiError::from(OAuthError::invalid_request(e.to_string())))?;
     let version = authz_admin::set_policy(
@@ -169,7 +173,7 @@ pub async fn check(
     State(s): State<AppState>,
     admin: Admin,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let c: CheckBody = serde_json::from_value(json_body(&body)?)
         .map_err(|e| ApiError::from(OAuthError::invalid_request(e.to_string())))?;
     let allowed = s
