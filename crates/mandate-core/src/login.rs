@@ -74,7 +74,7 @@ pub async fn password_login(
         .collect();
     // Refuse unchecked while any counter waits; else charge the attempt to each counter
     // before the password is checked, so parallel guesses are all counted.
-    let mut charges = Vec::with_capacity(keys.len());
+    let mut charges: Vec<(&throttle::Key, throttle::Charge)> = Vec::with_capacity(keys.len());
     let mut wait_until = None;
     for k in &keys {
         if let Some(until) = throttle::waiting(p.store.as_ref(), t.id(), k, now).await? {

@@ -69,6 +69,9 @@ pub fn address_key(ip: Option<&str>) -> Option<Key> {
     })
 }
 
+/// Compare-and-swap rounds before an attempt on a contended counter is refused.
+const CAS_ROUNDS: usize = 128;
+
 /// What charging an attempt to a counter gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Charge {
@@ -119,8 +122,12 @@ pub async fn charge(
     now: i64,
 ) -> Result<Charge, StoreError> {
     let (before_delay, before_lockout) = thresholds(limits, &key.scope);
-    // Each round loses only to another attempt that was counted; a few rounds settle it.
-    for _ in 0..16 {
+    // Each round loses only to another attempt that was counted, so some attempt always
+    // progresses; many parallel attempts on one counter (one busy address) may need many.
+    for round in 0..CAS_ROUNDS {
+        if round > 0 {
+            tokio::task::yield_now().await;
+        }
         let old = store.login_counter(tenant_id, &key.key).await?;
         if let Some(c) = &old
             && c.locked_until > now
