@@ -16,6 +16,7 @@ WORK=$(mktemp -d)
 export MANDATE_DATA_DIR=$WORK/data MANDATE_LOG=warn MANDATE_CACHE_TTL_MS=1000
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+$BIN init >/dev/null
 mk() { $BIN --json client create --tenant default --name "$1" --grant-type client_credentials --scope "$1"; }
 ADMIN=$(mk mandate:admin); PEP=$(mk mandate:authz)
 $BIN serve --listen 127.0.0.1:18090 & PID=$!

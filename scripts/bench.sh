@@ -23,6 +23,7 @@ run_wrk() { # name url script
   echo "## $1"; wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$3" "$2" | grep -E 'Requests/sec|99%|50%|Non-2xx'; }
 
 # Data: tenants with ES256 (default) and EdDSA access tokens, one client_credentials client each.
+$BIN init >/dev/null
 $BIN tenant create bench-eddsa --access-token-alg EdDSA >/dev/null
 mk_client() { $BIN --json client create --tenant "$1" --name bench --grant-type client_credentials --scope api:read; }
 ES=$(mk_client default); ED=$(mk_client bench-eddsa)

@@ -655,6 +655,7 @@ async fn password_guessing_is_throttled_sqlite() {
 #[tokio::test]
 async fn password_guessing_is_throttled_postgres() {
     password_guessing_is_throttled(Backend::Postgres).await;
+}
 
 /// Assert a refusal's status and error, and that it changed nothing stored (a refused request
 /// spends no code or refresh token).
