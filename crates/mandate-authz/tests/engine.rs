@@ -831,7 +831,8 @@ fn dense_cycles_are_memoised_not_exponential() {
         vec!["user:anne".to_string()]
     );
     // The same graph as contextual tuples (90 of them, under the cap of 100).
-    let e = Engine::new(&m, &MemoryTuples::new());
+    let none = MemoryTuples::new();
+    let e = Engine::new(&m, &none);
     let req = CheckRequest::new("folder:0", "viewer", "user:anne")
         .with_contextual_tuples(dense_cycle(10));
     assert!(!e.check(&req).unwrap());

@@ -756,7 +756,9 @@ async fn consent_gives_mandate(backend: Backend) {
     let c = claims(&agent_user_token);
     assert_eq!(c["sub"], alice.as_str());
     assert_eq!(c["client_id"], trip.0.as_str());
-    assert!(c.get("act").is_none());
+    // The agent's own code-flow token is a delegated one (issue 12): `act` and `mandate`.
+    assert_eq!(c["act"], json!({"sub": trip.0}), "{c}");
+    assert!(c["mandate"].is_string(), "{c}");
 
     // Approval recorded a mandate: the scopes minus OIDC ones, the resource, 1 hour, 300 s
     // tokens, no sub-delegation, by the person's own act.
@@ -774,6 +776,7 @@ async fn consent_gives_mandate(backend: Backend) {
         3600
     );
     let mid = m["id"].as_str().unwrap().to_string();
+    assert_eq!(c["mandate"], mid.as_str());
     let trail = s.cli(
         &[
             "audit",

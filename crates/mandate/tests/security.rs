@@ -615,6 +615,24 @@ async fn password_guessing_is_throttled(backend: Backend) {
     }
     assert!(throttled_at.is_some(), "address throttling never started");
     assert_eq!(attempt(&other, &web.0, "fresh-name", "x").await.0, 429);
+    // The account pages' own sign-in is the same login: refused there too, with Retry-After.
+    let b = Browser::new();
+    let issuer = s.issuer("default");
+    let (_, html, _) = b.get(&format!("{issuer}/account/login")).await;
+    let r = b
+        .http
+        .post(format!("{issuer}/account/login"))
+        .form(&[
+            ("csrf", hidden(&html, "csrf").unwrap().as_str()),
+            ("username", "kim"),
+            ("password", PASSWORD),
+            ("return_to", "/account/consents"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_some());
 
     // Lockouts are audited, with the scope that locked.
     let pool = s.db().await;

@@ -129,10 +129,23 @@ pub async fn submit(
     let user = match login::password_login(&s.provider, &t, username, password, &meta).await {
         Ok(u) => u,
         Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
-        #[allow(unreachable_patterns)]
-        Err(_) => {
+        Err(e) => {
             let shown: String = username.chars().take(256).collect();
-            return render(&s, &t, &headers, &back, &shown, Some("invalid_credentials"));
+            // The same answers as the /authorize login: 401 for bad credentials, 429 with
+            // Retry-After when throttled or busy.
+            let (key, retry_after) = match e {
+                LoginError::Throttled { retry_after } => ("too_many_attempts", Some(retry_after)),
+                LoginError::Busy { retry_after } => ("try_again_shortly", Some(retry_after)),
+                _ => ("invalid_credentials", None),
+            };
+            let mut r = render(&s, &t, &headers, &back, &shown, Some(key));
+            if let Some(secs) = retry_after {
+                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
+                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                }
+            }
+            return r;
         }
     };
     // A new session id at every login (no session fixation); the old session ends.

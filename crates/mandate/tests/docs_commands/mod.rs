@@ -143,7 +143,9 @@ struct Session {
 impl Session {
     /// Run `text`; the output, or None when bash exited (a command failed).
     fn run(&mut self, text: &str) -> Option<String> {
-        let ok = writeln!(self.stdin, "{text}\necho {DONE}").is_ok() && self.stdin.flush().is_ok();
+        // The marker on a line of its own, even after output without a final newline.
+        let ok = writeln!(self.stdin, "{text}\nprintf '\\n%s\\n' {DONE}").is_ok()
+            && self.stdin.flush().is_ok();
         let mut out = String::new();
         loop {
             match self.lines.recv_timeout(Duration::from_secs(120)) {
