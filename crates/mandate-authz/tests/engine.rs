@@ -804,10 +804,12 @@ fn dense_cycles_are_memoised_not_exponential() {
             AuthzError::BudgetExceeded(mandate_authz::DEFAULT_MAX_WORK)
         ),
     }
-    s.write(&m, &[Tuple::new("folder:19", "viewer", "user:anne")], &[])
+    let mut s = MemoryTuples::new();
+    s.write(&m, &dense_cycle(13), &[]).unwrap();
+    s.write(&m, &[Tuple::new("folder:12", "viewer", "user:anne")], &[])
         .unwrap();
     let e = Engine::new(&m, &s);
-    for i in 0..20 {
+    for i in 0..13 {
         assert!(
             e.check(&CheckRequest::new(
                 format!("folder:{i}"),
@@ -823,7 +825,7 @@ fn dense_cycles_are_memoised_not_exponential() {
     );
     assert_eq!(
         objects(&m, &s, "folder", "viewer", "user:anne").len(),
-        20,
+        13,
         "ListObjects over the cycle"
     );
     assert_eq!(
@@ -843,6 +845,8 @@ fn work_budget_ends_the_request_with_an_error() {
     let m = model(FOLDERS);
     let mut s = MemoryTuples::new();
     s.write(&m, &dense_cycle(12), &[]).unwrap();
+    s.write(&m, &[Tuple::new("folder:11", "viewer", "user:anne")], &[])
+        .unwrap();
     let tight = ResolutionLimits {
         max_work: 50,
         ..Default::default()
@@ -923,7 +927,7 @@ type doc
   relations
     define blocked: [user] or blocked from parent
     define parent: [doc]
-    define viewer: [user] or viewer from parent but not blocked
+    define viewer: ([user] or viewer from parent) but not blocked
 ",
     );
     let mut ts = vec![
