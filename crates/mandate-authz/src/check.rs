@@ -259,12 +259,10 @@ impl<'a, R: TupleReader + ?Sized> Checker<'a, R> {
                 cuts,
                 pos: p,
                 frame,
-            }) => {
-                if *p == ANY_CONTEXT || self.stack.get(*p) == Some(frame) {
-                    return Ok(Out::Cycle(*cuts));
-                }
+            }) if *p == ANY_CONTEXT || self.stack.get(*p) == Some(frame) => {
+                return Ok(Out::Cycle(*cuts));
             }
-            None => {}
+            Some(Memo::Cycle { .. }) | None => {}
         }
         if pos >= MAX_FRAMES as usize {
             return Err(AuthzError::TooComplex);

@@ -139,7 +139,7 @@ pub fn check_url_with(url: &str, allow_loopback: bool) -> Result<(), String> {
     };
     let loopback = match u.host() {
         Some(url::Host::Domain(d)) => is_localhost(d),
-        _ => ip.is_some_and(|ip| is_loopback(ip)),
+        _ => ip.is_some_and(is_loopback),
     };
     if loopback && !allow_loopback {
         return Err("must not name a loopback address (development switch \

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (creates the data directory when missing).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Create the data directory (or PostgreSQL tables) and the default tenant.
     Init,
     /// Manage tenants.

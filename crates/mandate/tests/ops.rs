@@ -328,22 +328,19 @@ async fn slow_and_surplus_connections_are_cut_off() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // Each is closed (EOF or reset) soon after the timeout, without an answer to wait for.
-    let started = std::time::Instant::now();
     for mut c in slow {
         let mut buf = [0u8; 512];
         let read = tokio::time::timeout(Duration::from_secs(6), c.read(&mut buf))
             .await
             .expect("closed by the server within the timeout");
-        match read {
-            Ok(n) => assert!(
+        if let Ok(n) = read {
+            assert!(
                 n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 4"),
                 "{}",
                 String::from_utf8_lossy(&buf[..n])
-            ),
-            Err(_) => {}
+            );
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(7));
 
     // A body announced but not sent: answered 4xx (or closed) after the body timeout.
     let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
