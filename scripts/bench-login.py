@@ -2,13 +2,15 @@
 """Password logins under a burst: WORKERS parallel browsers, each looping for SECONDS:
 GET /authorize (a fresh login form), POST /login with a wrong password (one Argon2id check).
 Prints judged logins/s (401), refused (429), latency p50/p99 and the server's RSS (VmRSS,
-VmHWM) before and after. Usage: bench-login.py ISSUER CLIENT_ID SERVER_PID [WORKERS] [SECONDS]
+VmHWM) before and after. Usage: bench-login.py ISSUER CLIENT_ID SERVER_PID [WORKERS] [SECONDS] [BACKOFF]
 Standard library only."""
 import http.cookiejar, re, sys, threading, time, urllib.error, urllib.parse, urllib.request
 
 issuer, client_id, pid = sys.argv[1], sys.argv[2], sys.argv[3]
 workers = int(sys.argv[4]) if len(sys.argv) > 4 else 40
 seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 10
+# Seconds a worker waits after a 429 (0: retry at once, as an attacker would).
+backoff = float(sys.argv[6]) if len(sys.argv) > 6 else 0
 
 def mem():
     f = open(f"/proc/{pid}/status").read()
@@ -47,6 +49,8 @@ def worker(i):
         n += 1
         with lock:
             results.append(r)
+        if r[0] == 429 and backoff:
+            time.sleep(backoff)  # a well-behaved client waits instead of hammering
 
 before = mem()
 threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
