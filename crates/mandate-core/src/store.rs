@@ -62,7 +62,7 @@ pub trait UserStore: Send + Sync {
     async fn erase_user(&self, tenant_id: &str, user: &User, now: i64) -> StoreResult<bool>;
 }
 
-/// A password-guessing counter of one account name or client address (see [`crate::throttle`]).
+/// A password-guessing counter of one account name or client address (the `throttle` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginCounter {
     /// Failed (or not yet judged) attempts since the counter was last reset.
