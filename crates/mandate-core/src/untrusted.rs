@@ -69,28 +69,37 @@ impl fmt::Debug for LogText<'_> {
 /// and objects to 32 entries and nesting to 4 levels: what an audit record's `detail` may
 /// hold whatever a request sent.
 pub fn bound_json(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    bound_json_in_place(&mut v);
+    v
+}
+
+/// [`bound_json`] in place: a value already within the bounds (the usual case) is not copied.
+pub fn bound_json_in_place(v: &mut serde_json::Value) {
     bound_at(v, 0)
 }
 
-fn bound_at(v: &serde_json::Value, depth: usize) -> serde_json::Value {
+fn bound_at(v: &mut serde_json::Value, depth: usize) {
     use serde_json::Value;
     const ITEMS: usize = 32;
     match v {
-        Value::String(s) => Value::String(clip(s, MAX_TEXT).into_owned()),
-        _ if depth >= 4 && (v.is_array() || v.is_object()) => Value::String("…".into()),
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .take(ITEMS)
-                .map(|x| bound_at(x, depth + 1))
-                .collect(),
-        ),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .take(ITEMS)
-                .map(|(k, x)| (clip(k, 64).into_owned(), bound_at(x, depth + 1)))
-                .collect(),
-        ),
-        other => other.clone(),
+        Value::String(s) => clip_string(s, MAX_TEXT),
+        _ if depth >= 4 && (v.is_array() || v.is_object()) => *v = Value::String("…".into()),
+        Value::Array(a) => {
+            a.truncate(ITEMS);
+            a.iter_mut().for_each(|x| bound_at(x, depth + 1));
+        }
+        Value::Object(o) => {
+            if o.len() > ITEMS || o.keys().any(|k| k.len() > 64) {
+                *o = std::mem::take(o)
+                    .into_iter()
+                    .take(ITEMS)
+                    .map(|(k, x)| (clip(&k, 64).into_owned(), x))
+                    .collect();
+            }
+            o.values_mut().for_each(|x| bound_at(x, depth + 1));
+        }
+        _ => {}
     }
 }
 

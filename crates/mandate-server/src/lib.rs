@@ -251,7 +251,7 @@ pub fn state(
     config: HttpConfig,
     templates: Templates,
 ) -> AppState {
-    AppState {
+    AppState::new(state::Shared {
         pdp: Arc::new(mandate_authz::Pdp::new(
             provider.store.clone(),
             provider.cache_ttl(),
@@ -260,5 +260,5 @@ pub fn state(
         config: Arc::new(config),
         templates: Arc::new(templates),
         metrics: Arc::new(Metrics::new()),
-    }
+    })
 }

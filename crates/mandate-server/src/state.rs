@@ -23,12 +23,32 @@ impl HttpConfig {
     }
 }
 
+/// What every handler shares. Cloned by each extractor and middleware of every request, so it
+/// is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub provider: Arc<Provider>,
     pub config: Arc<HttpConfig>,
     pub templates: Arc<Templates>,
     pub metrics: Arc<Metrics>,
     /// The fine-grained authorization decision point (AuthZEN).
     pub pdp: Arc<mandate_authz::Pdp>,
+}
+
+impl AppState {
+    /// State from its parts.
+    pub fn new(parts: Shared) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }

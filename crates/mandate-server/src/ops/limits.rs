@@ -156,10 +156,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
 /// A request body that must arrive in full before a deadline (a slow sender cannot keep a
 /// handler, and its buffer, waiting: per-frame timeouts would let one byte every few seconds
-/// through).
+/// through). The timer is only armed when the body is not already there: most bodies arrive
+/// with the headers and cost no timer at all.
 struct Deadline {
     inner: Body,
-    sleep: Pin<Box<Sleep>>,
+    until: tokio::time::Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 /// The body was not received in time (axum answers 400).
@@ -178,10 +180,16 @@ impl hyper::body::Body for Deadline {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => Poll::Ready(r.map(|r| r.map_err(Into::into))),
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let until = this.until;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -194,16 +202,22 @@ impl hyper::body::Body for Deadline {
     }
 }
 
-/// Middleware: put every request body under the body-read deadline.
+/// Middleware: put every request body under the body-read deadline, counted from when its
+/// headers were read.
 pub async fn body_deadline(
     axum::extract::State(timeout): axum::extract::State<Duration>,
     req: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let body = Body::new(Deadline {
-        inner: body,
-        sleep: Box::pin(tokio::time::sleep(timeout)),
-    });
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        body
+    } else {
+        Body::new(Deadline {
+            inner: body,
+            until: tokio::time::Instant::now() + timeout,
+            sleep: None,
+        })
+    };
     next.run(Request::from_parts(parts, body)).await
 }
