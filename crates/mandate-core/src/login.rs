@@ -56,6 +56,9 @@ async fn record_failure(
     p.store.record(&ev).await
 }
 
+/// How long an attempt refused for lack of hashing capacity waits before it is answered.
+pub const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Check a username and password, within the password-guessing limits
 /// ([`crate::throttle`]) and the process-wide bound on password hashing.
 pub async fn password_login(
@@ -65,6 +68,19 @@ pub async fn password_login(
     pw: &str,
     meta: &RequestMeta,
 ) -> Result<User, LoginError> {
+    // A place among the password checks first: an attempt refused for lack of hashing
+    // capacity costs nothing else and is not charged to any counter.
+    let ticket = match password::admit() {
+        Ok(t) => t,
+        Err(busy) => {
+            // Answered after a pause that costs the server nothing: a client that retries at
+            // once cannot turn refusals into a flood of requests that starves the hashing.
+            tokio::time::sleep(BUSY_PAUSE).await;
+            return Err(LoginError::Busy {
+                retry_after: busy.retry_after as i64,
+            });
+        }
+    };
     let limits = &p.settings.login_throttle;
     let now = p.now();
     let account = throttle::account_key(&t.tenant.secret_key, username);
@@ -118,7 +134,7 @@ pub async fn password_login(
         p.store.user_by_username(t.id(), username).await?
     };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = match password::verify_bounded(pw.to_string(), hash.clone()).await {
+    let ok = match ticket.verify(pw.to_string(), hash.clone()).await {
         Ok(ok) => ok,
         Err(busy) => {
             // Not judged: give the attempt back.

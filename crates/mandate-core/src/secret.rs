@@ -124,7 +124,7 @@ pub mod password {
 
     /// The limits in force.
     pub fn limits() -> HashLimits {
-        limiter_with(HashLimits::default()).limits
+        limiter().limits
     }
 
     fn limiter_with(limits: HashLimits) -> &'static Limiter {
@@ -136,46 +136,87 @@ pub mod password {
         })
     }
 
-    /// Counts a request as admitted until dropped.
-    struct Admitted(&'static Limiter);
+    /// The limiter, created with the default limits if [`configure`] was not called.
+    fn limiter() -> &'static Limiter {
+        match LIMITER.get() {
+            Some(l) => l,
+            None => limiter_with(HashLimits::default()),
+        }
+    }
 
-    impl Drop for Admitted {
+    /// A place among the hashes running or queued, held until dropped. Taken before any other
+    /// work of a request that will hash, so that a request refused for lack of capacity costs
+    /// nothing else (no store reads or writes).
+    pub struct Ticket(&'static Limiter);
+
+    impl Drop for Ticket {
         fn drop(&mut self) {
             self.0.admitted.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
-    /// Run `f` with a reusable Argon2 buffer on a blocking thread, within the bound.
-    async fn bounded<T: Send + 'static>(
-        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, Busy> {
-        let l = limiter_with(HashLimits::default());
+    /// A place for one hash or check, or [`Busy`] at once when the running hashes and the
+    /// queue are full.
+    pub fn admit() -> Result<Ticket, Busy> {
+        let l = limiter();
         let before = l.admitted.fetch_add(1, Ordering::AcqRel);
-        let admitted = Admitted(l);
+        let ticket = Ticket(l);
         if before >= l.limits.concurrency + l.limits.queue {
             return Err(Busy { retry_after: 1 });
         }
-        let permit = tokio::time::timeout(MAX_QUEUE_WAIT, l.permits.clone().acquire_owned())
+        Ok(ticket)
+    }
+
+    impl Ticket {
+        /// Run `f` with a reusable Argon2 buffer on a blocking thread once a hash may run;
+        /// [`Busy`] when none could start within the queue wait.
+        async fn run<T: Send + 'static>(
+            self,
+            f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+        ) -> Result<T, Busy> {
+            let l = self.0;
+            let permit = tokio::time::timeout(MAX_QUEUE_WAIT, l.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| Busy { retry_after: 1 })?
+                .map_err(|_| Busy { retry_after: 1 })?;
+            // The permit and the ticket move into the blocking task: a caller that goes away
+            // (client disconnected) does not free a slot while its hash still runs.
+            tokio::task::spawn_blocking(move || {
+                let mut mem = l
+                    .memory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop()
+                    .unwrap_or_default();
+                let out = f(&mut mem);
+                l.memory.lock().unwrap_or_else(|e| e.into_inner()).push(mem);
+                drop(permit);
+                drop(self);
+                out
+            })
             .await
-            .map_err(|_| Busy { retry_after: 1 })?
-            .map_err(|_| Busy { retry_after: 1 })?;
-        // The permit and the admission move into the blocking task: a caller that goes away
-        // (client disconnected) does not free a slot while its hash still runs.
-        tokio::task::spawn_blocking(move || {
-            let mut mem = l
-                .memory
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-                .unwrap_or_default();
-            let out = f(&mut mem);
-            l.memory.lock().unwrap_or_else(|e| e.into_inner()).push(mem);
-            drop(permit);
-            drop(admitted);
-            out
-        })
-        .await
-        .map_err(|_| Busy { retry_after: 1 })
+            .map_err(|_| Busy { retry_after: 1 })
+        }
+
+        /// Hash a password within the bound.
+        pub async fn hash(self, password: String) -> Result<String, Busy> {
+            self.run(move |mem| hash_with(&password, mem)).await
+        }
+
+        /// Check a password within the bound. With no stored hash (unknown user, or one
+        /// without a password) a dummy hash is checked and the answer is false, so that the
+        /// work and time are the same either way.
+        pub async fn verify(self, password: String, phc: Option<String>) -> Result<bool, Busy> {
+            self.run(move |mem| match phc {
+                Some(phc) => verify_with(&password, &phc, mem),
+                None => {
+                    let dummy = dummy_hash(mem);
+                    let _ = verify_with(&password, dummy, mem);
+                    false
+                }
+            })
+            .await
+        }
     }
 
     fn new_params() -> Params {
@@ -265,24 +306,14 @@ pub mod password {
         verify_with(password, phc, &mut Vec::new())
     }
 
-    /// Hash a password within the process-wide bound.
+    /// Hash a password within the process-wide bound ([`admit`], then [`Ticket::hash`]).
     pub async fn hash_bounded(password: String) -> Result<String, Busy> {
-        bounded(move |mem| hash_with(&password, mem)).await
+        admit()?.hash(password).await
     }
 
-    /// Check a password within the process-wide bound. With no stored hash (unknown user, or
-    /// one without a password) a dummy hash is checked and the answer is false, so that the
-    /// work and time are the same either way.
+    /// Check a password within the process-wide bound ([`admit`], then [`Ticket::verify`]).
     pub async fn verify_bounded(password: String, phc: Option<String>) -> Result<bool, Busy> {
-        bounded(move |mem| match phc {
-            Some(phc) => verify_with(&password, &phc, mem),
-            None => {
-                let dummy = dummy_hash(mem);
-                let _ = verify_with(&password, dummy, mem);
-                false
-            }
-        })
-        .await
+        admit()?.verify(password, phc).await
     }
 }
 
@@ -344,23 +375,5 @@ mod tests {
             busy >= 1,
             "beyond concurrency + queue, requests are refused"
         );
-    }
-
-    /// What Argon2id with our parameters allows on this machine: one hash per core at a time
-    /// (`cargo test -p mandate-core argon2_rate -- --ignored --nocapture`; docs/benchmarks.md).
-    #[test]
-    #[ignore]
-    fn argon2_rate() {
-        let h = password::hash("x");
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let start = std::time::Instant::now();
-        let per = 20;
-        std::thread::scope(|s| {
-            for _ in 0..cores {
-                s.spawn(|| (0..per).for_each(|_| assert!(!password::verify("y", &h))));
-            }
-        });
-        let rate = (cores * per) as f64 / start.elapsed().as_secs_f64();
-        println!("argon2id m=19MiB t=2 p=1: {rate:.1} verifications/s on {cores} cores");
     }
 }

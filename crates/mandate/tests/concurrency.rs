@@ -142,6 +142,16 @@ async fn login_burst_is_bounded() {
     }
     assert!(judged >= 8, "the bound still serves: {judged} judged");
     assert!(refused >= 1, "beyond the queue, 429");
+    // A refused attempt costs nothing else: it is charged to no guessing counter (every
+    // attempt came from this address, so its counter holds the judged ones and the warm-up).
+    let pool = s.db().await;
+    let (failures,): (i64,) = sqlx::query_as(
+        "SELECT CAST(failures AS BIGINT) FROM login_throttle WHERE throttle_key LIKE 'ip:%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(failures, judged + 2, "only judged attempts are counted");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let (rss_after, peak) = memory_kib(pid);
     eprintln!("RSS before {rss_before} KiB, after {rss_after} KiB, peak {peak} KiB");

@@ -282,10 +282,13 @@ pages! {
     agents_commands_run => "docs/agents.md",
     audit_commands_run => "docs/audit.md",
     authorization_commands_run => "docs/authorization.md",
+    ciba_commands_run => "docs/ciba.md",
     cli_commands_run => "docs/cli.md",
+    configuration_commands_run => "docs/configuration.md",
     dpop_commands_run => "docs/dpop.md",
     endpoints_commands_run => "docs/endpoints.md",
     operations_commands_run => "docs/operations.md",
+    ssf_commands_run => "docs/ssf.md",
     tenants_commands_run => "docs/tenants.md",
     tokens_and_keys_commands_run => "docs/tokens-and-keys.md",
 }
