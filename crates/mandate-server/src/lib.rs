@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::middleware::{from_fn, map_response};
+use axum::middleware::map_response;
 use axum::routing::{get, post};
 
 pub use client_ip::TrustedProxies;
@@ -56,21 +56,21 @@ pub fn router(state: AppState) -> Router {
             "/token",
             post(oauth::token::token)
                 .options(cors::preflight)
-                .layer(from_fn(oauth::client_endpoint)),
+                .layer(oauth::client_endpoint()),
         )
         .route(
             "/bc-authorize",
-            post(oauth::bc_authorize::bc_authorize).layer(from_fn(oauth::client_endpoint)),
+            post(oauth::bc_authorize::bc_authorize).layer(oauth::client_endpoint()),
         )
         .route(
             "/introspect",
-            post(oauth::introspect::introspect).layer(from_fn(oauth::client_endpoint)),
+            post(oauth::introspect::introspect).layer(oauth::client_endpoint()),
         )
         .route(
             "/revoke",
             post(oauth::revoke::revoke)
                 .options(cors::preflight)
-                .layer(from_fn(oauth::client_endpoint)),
+                .layer(oauth::client_endpoint()),
         )
         .route(
             "/userinfo",
@@ -190,9 +190,8 @@ pub async fn serve(
     });
     let header_timeout = Duration::from_secs(limits.header_read_timeout.max(1));
     let app = router(state)
-        .layer(axum::middleware::from_fn_with_state(
-            Duration::from_secs(limits.body_read_timeout.max(1)),
-            ops::limits::body_deadline,
+        .layer(tower::util::MapRequestLayer::new(
+            ops::limits::body_deadline(Duration::from_secs(limits.body_read_timeout.max(1))),
         ))
         .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();

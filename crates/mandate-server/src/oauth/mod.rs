@@ -10,7 +10,6 @@ pub mod token;
 use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
 use std::sync::Arc;
@@ -38,23 +37,74 @@ pub fn form(headers: &HeaderMap, body: &Bytes) -> Result<Params, ApiError> {
 /// The challenge of the client-authenticated endpoints (RFC 6749 §5.2, RFC 7617).
 const BASIC_CHALLENGE: &str = "Basic realm=\"mandate\"";
 
-/// Middleware of the client-authenticated endpoints (token, introspection, revocation,
+/// Layer of the client-authenticated endpoints (token, introspection, revocation,
 /// backchannel authentication): whatever refused the request, a 401 to a request that carried
 /// an `Authorization` header names the scheme to use (RFC 6749 §5.2); nothing they answer is
-/// cached (RFC 6749 §5.1, RFC 7662 §4).
-pub async fn client_endpoint(req: Request, next: Next) -> Response {
-    let sent_authorization = req.headers().contains_key(header::AUTHORIZATION);
-    let mut r = next.run(req).await;
-    let unauthorized = r.status() == StatusCode::UNAUTHORIZED;
-    let h = r.headers_mut();
-    if unauthorized && sent_authorization && !h.contains_key(header::WWW_AUTHENTICATE) {
-        h.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(BASIC_CHALLENGE),
-        );
+/// cached (RFC 6749 §5.1, RFC 7662 §4). A plain service wrapper rather than `from_fn`: it sits
+/// on the token path, where a clone of the inner service and a boxed future per request show.
+#[derive(Clone)]
+pub struct ClientEndpoint<S>(S);
+
+/// Wrap a route's service in [`ClientEndpoint`].
+pub fn client_endpoint<S>() -> tower::layer::LayerFn<fn(S) -> ClientEndpoint<S>> {
+    tower::layer::layer_fn(ClientEndpoint)
+}
+
+impl<S> tower::Service<Request> for ClientEndpoint<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ClientEndpointFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
     }
-    crate::cache::set_no_store(h);
-    r
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        ClientEndpointFuture {
+            sent_authorization: req.headers().contains_key(header::AUTHORIZATION),
+            inner: self.0.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a [`ClientEndpoint`], finished when the inner one is ready.
+    pub struct ClientEndpointFuture<F> {
+        #[pin]
+        inner: F,
+        sent_authorization: bool,
+    }
+}
+
+impl<F, E> std::future::Future for ClientEndpointFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut r = std::task::ready!(this.inner.poll(cx))?;
+        let unauthorized = r.status() == StatusCode::UNAUTHORIZED;
+        let h = r.headers_mut();
+        if unauthorized && *this.sent_authorization && !h.contains_key(header::WWW_AUTHENTICATE) {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BASIC_CHALLENGE),
+            );
+        }
+        crate::cache::set_no_store(h);
+        std::task::Poll::Ready(Ok(r))
+    }
 }
 
 /// Parse the form of a client-authenticated endpoint and authenticate the caller; `path` is

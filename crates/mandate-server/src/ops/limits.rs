@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use axum_server::accept::Accept;
 use hyper::body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -202,22 +200,21 @@ impl hyper::body::Body for Deadline {
     }
 }
 
-/// Middleware: put every request body under the body-read deadline, counted from when its
-/// headers were read.
-pub async fn body_deadline(
-    axum::extract::State(timeout): axum::extract::State<Duration>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = if hyper::body::Body::is_end_stream(&body) {
-        body
-    } else {
-        Body::new(Deadline {
-            inner: body,
-            until: tokio::time::Instant::now() + timeout,
-            sleep: None,
-        })
-    };
-    next.run(Request::from_parts(parts, body)).await
+/// Put every request body under the body-read deadline, counted from when its headers were
+/// read (for `tower::util::MapRequestLayer`: no clone of the router and no boxed future per
+/// request).
+pub fn body_deadline(timeout: Duration) -> impl Fn(Request) -> Request + Clone + Send + Sync {
+    move |req: Request| {
+        let (parts, body) = req.into_parts();
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            body
+        } else {
+            Body::new(Deadline {
+                inner: body,
+                until: tokio::time::Instant::now() + timeout,
+                sleep: None,
+            })
+        };
+        Request::from_parts(parts, body)
+    }
 }
