@@ -16,6 +16,21 @@ use crate::model::{
 
 type Parts = (String, Vec<TypeDef>, Vec<ConditionDef>);
 
+/// The DSL form of a model; here rather than in `model` so that the model knows nothing of its
+/// text forms (one direction of import).
+impl AuthorizationModel {
+    /// Parses the OpenFGA DSL (schema 1.1) and validates the result.
+    pub fn from_dsl(src: &str) -> Result<Self, ModelError> {
+        let (schema, types, conditions) = parse(src)?;
+        Self::new(schema, types, conditions)
+    }
+
+    /// Canonical DSL text for the model.
+    pub fn to_dsl(&self) -> String {
+        render(self)
+    }
+}
+
 fn err(line: usize, message: impl Into<String>) -> ModelError {
     ModelError::Syntax {
         line,

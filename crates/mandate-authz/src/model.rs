@@ -179,12 +179,6 @@ fn valid_name(s: &str, max: usize) -> bool {
 }
 
 impl AuthorizationModel {
-    /// Parses the OpenFGA DSL (schema 1.1) and validates the result.
-    pub fn from_dsl(src: &str) -> Result<Self, ModelError> {
-        let (schema, types, conditions) = crate::dsl::parse(src)?;
-        Self::new(schema, types, conditions)
-    }
-
     /// Parses OpenFGA's JSON API form (`{"schema_version","type_definitions","conditions"}`).
     pub fn from_json(value: &Value) -> Result<Self, ModelError> {
         let (schema, types, conditions) = parse_json(value)?;
@@ -528,11 +522,6 @@ impl AuthorizationModel {
             out.insert("conditions".into(), Value::Object(cs));
         }
         Value::Object(out)
-    }
-
-    /// Canonical DSL text for the model.
-    pub fn to_dsl(&self) -> String {
-        crate::dsl::render(self)
     }
 }
 

@@ -7,8 +7,6 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use mandate_core::audit::RequestMeta;
 
-use crate::state::AppState;
-
 /// CIDR ranges of trusted reverse proxies.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
@@ -67,13 +65,17 @@ impl TrustedProxies {
 /// Per-request context for audit records.
 pub struct Meta(pub RequestMeta);
 
-impl FromRequestParts<AppState> for Meta {
+/// An application state that knows which proxies to believe (so that this module, below the
+/// state, does not name it).
+pub trait ProxyTrust {
+    /// The proxies whose forwarding headers are believed.
+    fn trusted_proxies(&self) -> &TrustedProxies;
+}
+
+impl<S: ProxyTrust + Send + Sync> FromRequestParts<S> for Meta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
         let peer = parts
             .extensions
@@ -81,8 +83,7 @@ impl FromRequestParts<AppState> for Meta {
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let ip = state
-            .config
-            .trusted_proxies
+            .trusted_proxies()
             .client_ip(peer, header("x-forwarded-for"));
         Ok(Meta(RequestMeta {
             ip: Some(ip.to_string()),

@@ -152,7 +152,7 @@ pub fn router(state: AppState) -> Router {
             cors::cors,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             ops::metrics::track,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mandate_core::Provider;
 
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{ProxyTrust, TrustedProxies};
 use crate::ops::metrics::Metrics;
 use crate::ui::templates::Templates;
 
@@ -50,5 +50,17 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+impl ProxyTrust for AppState {
+    fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.config.trusted_proxies
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(s: &AppState) -> Self {
+        s.metrics.clone()
     }
 }

@@ -6,7 +6,6 @@ pub mod ciba;
 pub mod client_credentials;
 pub mod delegated_refresh;
 pub(crate) mod delegation;
-pub mod impersonation;
 pub mod refresh_token;
 pub mod token_exchange;
 

@@ -1,6 +1,6 @@
 //! Prometheus metrics: request counts and latencies by endpoint, tokens issued by grant type.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -13,8 +13,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -101,7 +99,7 @@ impl Metrics {
 }
 
 /// Middleware recording each request.
-pub async fn track(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+pub async fn track(State(m): State<Arc<Metrics>>, req: Request<Body>, next: Next) -> Response {
     let endpoint = req
         .extensions()
         .get::<MatchedPath>()
@@ -110,7 +108,6 @@ pub async fn track(State(state): State<AppState>, req: Request<Body>, next: Next
     let method = req.method().as_str().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
-    let m = &state.metrics;
     m.latency
         .get_or_create(&EndpointLabels {
             endpoint: endpoint.clone(),
@@ -127,8 +124,8 @@ pub async fn track(State(state): State<AppState>, req: Request<Body>, next: Next
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut resp = state.metrics.render().into_response();
+pub async fn metrics(State(m): State<Arc<Metrics>>) -> Response {
+    let mut resp = m.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

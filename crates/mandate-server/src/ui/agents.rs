@@ -11,22 +11,21 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, OriginalUri, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mandate_core::agents::Agent;
-use mandate_core::self_service::{self, AgentMandate, Caller, MandateRequest};
-use mandate_core::{OAuthError, TenantCtx};
+use mandate_core::OAuthError;
+use mandate_core::self_service::{self, AgentMandate, MandateRequest};
 use minijinja::context;
 use serde_json::{Value, json};
 
 use super::pages;
+use super::person::Person;
 use super::signin::sign_in_first;
-use crate::bearer::{PresentedToken, public_uri};
+use super::words::{agent_context, detail_words, scope_words, when};
 use crate::client_ip::Meta;
-use crate::error::{ApiError, resource_error};
+use crate::error::ApiError;
 use crate::oauth::authorize::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
@@ -42,95 +41,6 @@ pub fn routes() -> Router<AppState> {
             "/account/v1/mandates/{id}",
             axum::routing::delete(api_revoke),
         )
-}
-
-/// A scope in plain words (`scope_{name}` in the catalogue, else `scope_other`).
-pub(crate) fn scope_words(s: &AppState, lang: &str, scope: &str) -> String {
-    let key = format!("scope_{scope}");
-    let m = s.templates.message(lang, &key);
-    if m == key {
-        s.templates
-            .message(lang, "scope_other")
-            .replace("{scope}", scope)
-    } else {
-        m
-    }
-}
-
-fn string_list(v: Option<&Value>) -> Option<String> {
-    let items: Vec<String> = match v? {
-        Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        other => vec![other.to_string()],
-    };
-    (!items.is_empty()).then(|| items.join(", "))
-}
-
-/// An RFC 9396 authorization detail in plain words: its type, actions and locations.
-pub(crate) fn detail_words(s: &AppState, lang: &str, d: &Value) -> String {
-    let kind = d.get("type").and_then(Value::as_str).unwrap_or_default();
-    let mut out = match string_list(d.get("actions")) {
-        Some(actions) => s
-            .templates
-            .message(lang, "detail_actions")
-            .replace("{type}", kind)
-            .replace("{actions}", &actions),
-        None => s
-            .templates
-            .message(lang, "detail_type")
-            .replace("{type}", kind),
-    };
-    if let Some(locations) = string_list(d.get("locations")) {
-        out.push(' ');
-        out.push_str(
-            &s.templates
-                .message(lang, "detail_locations")
-                .replace("{locations}", &locations),
-        );
-    }
-    out
-}
-
-/// The agent as people see it: name, provider, model, version and owner.
-pub(crate) async fn agent_view(
-    s: &AppState,
-    t: &TenantCtx,
-    lang: &str,
-    a: &Agent,
-) -> Result<minijinja::Value, OAuthError> {
-    let owner = match &a.owner_user_id {
-        Some(id) => s
-            .provider
-            .store
-            .user(t.id(), id)
-            .await?
-            .map(|u| u.username)
-            .unwrap_or_else(|| id.clone()),
-        None => s.templates.message(lang, "agent_owner_tenant"),
-    };
-    Ok(agent_context(a, owner))
-}
-
-fn agent_context(a: &Agent, owner: String) -> minijinja::Value {
-    context! {
-        id => a.id,
-        name => a.name,
-        provider => a.provider,
-        model => a.model,
-        version => a.version,
-        owner,
-        status => a.status.as_str(),
-    }
-}
-
-/// A point in time for people (UTC).
-pub(crate) fn when(secs: i64) -> String {
-    mandate_core::time::format_instant(secs)
-        .replacen('T', " ", 1)
-        .replace('Z', " UTC")
 }
 
 fn row(s: &AppState, lang: &str, am: &AgentMandate) -> minijinja::Value {
@@ -185,7 +95,7 @@ pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderM
             context! {
                 agent => pr.agent.as_ref().map_or(pr.request.client_id.as_str(), |a| a.name.as_str()),
                 binding_message => pr.request.binding_message,
-                asks => super::ciba::asks(&s, &lang, pr),
+                asks => super::words::asks(&s, &lang, pr),
                 url => mandate_core::ciba::approval_url(&t, &pr.request.id),
             }
         })
@@ -246,52 +156,6 @@ pub async fn revoke_all(
     match self_service::revoke_all(&s.provider, &t, &session.user_id, &meta).await {
         Ok(_) => pages::see_other(&t.url("/account/agents")),
         Err(e) => pages::error_page(&s, &headers, &e),
-    }
-}
-
-/// A self-service API caller: the person behind a valid, non-delegated access token of the
-/// tenant named in the path.
-pub struct Person {
-    pub(crate) tenant: std::sync::Arc<TenantCtx>,
-    pub(crate) caller: Caller,
-    pub(crate) meta: Meta,
-}
-
-impl FromRequestParts<AppState> for Person {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        let Path(path): Path<HashMap<String, String>> = Path::from_request_parts(parts, s)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let name = path.get("tenant").map(String::as_str).unwrap_or_default();
-        let tenant = match s.provider.tenant(name).await {
-            Ok(Some(t)) => t,
-            Ok(None) => return Err(crate::error::not_found().await),
-            Err(e) => return Err(ApiError::from(OAuthError::from(e)).into_response()),
-        };
-        let Ok(meta) = Meta::from_request_parts(parts, s).await;
-        let token =
-            PresentedToken::from_headers(&parts.headers).map_err(IntoResponse::into_response)?;
-        let Ok(OriginalUri(original)) = OriginalUri::from_request_parts(parts, s).await;
-        let uri = public_uri(&s.config.public_url, &original);
-        let method = parts.method.as_str().to_string();
-        let presented = token.as_ref().map(|t| t.presented(&method, &uri));
-        let caller = self_service::authenticate(&s.provider, &tenant, presented.as_ref(), &meta.0)
-            .await
-            .map_err(|e| {
-                let mut err = resource_error(e, token.as_ref().map(|t| t.scheme));
-                if token.is_none() {
-                    // RFC 6750 §3.1: no error code when no credentials were sent.
-                    err.challenge = Some("Bearer".into());
-                }
-                err.into_response()
-            })?;
-        Ok(Person {
-            tenant,
-            caller,
-            meta,
-        })
     }
 }
 

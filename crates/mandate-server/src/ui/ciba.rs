@@ -17,13 +17,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mandate_core::ciba::{self, CIBA_MANDATE_SECONDS, PendingRequest};
+use mandate_core::ciba::{self, CIBA_MANDATE_SECONDS};
 use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
-use super::agents::{Person, agent_view, detail_words, scope_words};
 use super::pages;
+use super::person::Person;
 use super::signin::sign_in_first;
+use super::words::{agent_view, asks};
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::notify;
@@ -63,20 +64,6 @@ fn not_found(s: &AppState, headers: &HeaderMap) -> Response {
         "ciba_title",
         "ciba_not_found",
     )
-}
-
-/// What a pending request asks for, in plain words (shared with the agents page).
-pub(crate) fn asks(s: &AppState, lang: &str, pr: &PendingRequest) -> Vec<String> {
-    let r = &pr.request;
-    r.delegated_scopes()
-        .iter()
-        .map(|sc| scope_words(s, lang, sc))
-        .chain(
-            r.authorization_details
-                .iter()
-                .map(|d| detail_words(s, lang, d)),
-        )
-        .collect()
 }
 
 /// `GET {issuer}/account/ciba/{id}`.
@@ -125,7 +112,7 @@ pub async fn page(
             asks => asks(&s, &lang, &pr),
             resources => r.resources,
             minutes => CIBA_MANDATE_SECONDS / 60,
-            expires => super::agents::when(r.expires_at),
+            expires => super::words::when(r.expires_at),
             username,
             csrf,
             action => ciba::approval_url(&t, &r.id),

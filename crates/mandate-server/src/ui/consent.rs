@@ -11,7 +11,8 @@ use mandate_core::model::{Client, Session};
 use mandate_core::{ErrorCode, OAuthError, TenantCtx};
 use minijinja::context;
 
-use super::{agents, pages};
+use super::pages;
+use super::words;
 use crate::client_ip::Meta;
 use crate::oauth::authorize::current_session;
 use crate::state::AppState;
@@ -38,14 +39,14 @@ pub async fn render(
         .req
         .scope
         .iter()
-        .map(|sc| agents::scope_words(s, &lang, sc))
+        .map(|sc| words::scope_words(s, &lang, sc))
         .collect();
     // Whether approving would delegate anything (an agent asking only who the person is gets no
     // mandate, so no duration is shown).
     let delegates = agent.is_some_and(|a| authorize::consent_mandate_terms(&i.req, a).is_some());
     let agent = match agent {
         None => None,
-        Some(a) => match agents::agent_view(s, t, &lang, a).await {
+        Some(a) => match words::agent_view(s, t, &lang, a).await {
             Ok(v) => Some(v),
             Err(e) => return pages::error_page(s, headers, &e),
         },
@@ -54,7 +55,7 @@ pub async fn render(
         .req
         .authorization_details
         .iter()
-        .map(|d| agents::detail_words(s, &lang, d))
+        .map(|d| words::detail_words(s, &lang, d))
         .collect();
     let minutes = (authorize::CONSENT_MANDATE_SECONDS / 60).to_string();
     let (csrf, set) = pages::csrf_token(s, headers);

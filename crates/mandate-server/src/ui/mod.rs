@@ -6,5 +6,7 @@ pub mod ciba;
 pub mod consent;
 pub mod login;
 pub mod pages;
+pub mod person;
 pub mod signin;
 pub mod templates;
+pub mod words;

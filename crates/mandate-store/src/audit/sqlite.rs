@@ -6,7 +6,7 @@ use mandate_core::audit::AuditEvent;
 use mandate_core::store::StoreResult;
 use sqlx::{Any, AnyPool, Transaction};
 
-use super::lock_head;
+use super::head::lock_head;
 use super::writer::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
 use crate::error::backend;
 

@@ -21,8 +21,13 @@ use mandate_core::store::StoreResult;
 use sqlx::{AnyPool, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{encoding, postgres, sqlite};
+use super::{postgres, sqlite};
 use crate::error::backend;
+
+/// A record that could not be encoded for storage.
+pub(super) fn encoding(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("encoding audit event: {e}"))
+}
 
 /// Most events one batch carries (on SQLite 24 parameters each, well under its limit).
 pub(super) const MAX_BATCH: usize = 256;

@@ -7,6 +7,12 @@
 //! plain user token; impersonation (no `act`) is only for non-agent clients of tenants that
 //! enable it (`impersonation.rs`).
 
+mod impersonation;
+mod subject;
+
+pub use subject::ACCESS_TOKEN_TYPE;
+use subject::{audiences, requested_type_supported, str_claim, token_claims};
+
 use serde_json::{Map, Value, json};
 
 use super::TokenRequest;
@@ -14,52 +20,17 @@ use super::delegation::{self, Asked, Bounds, Delegation, Granted, delegated_toke
 use crate::agents::{self, Agent, AgentStatus, Mandate};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
-use crate::introspect::access_token_claims;
 use crate::model::Client;
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
 use crate::store::ExchangeLookup;
 use crate::tokens::{TokenResponse, TokenSubject};
 
-/// RFC 8693 §3 token type of an access token.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
 /// RFC 8693 §3 token type of a JWT: as `actor_token_type`, the agent's signed assertion.
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// Most agents in one chain, whatever a mandate allows.
 pub const MAX_CHAIN: usize = 5;
-
-/// The claims of a valid access token of this issuer, or `invalid_request` (RFC 8693 §2.2.2).
-pub(super) async fn token_claims(
-    p: &Provider,
-    t: &TenantCtx,
-    token: Option<&str>,
-    token_type: Option<&str>,
-    name: &str,
-) -> Result<Map<String, Value>, OAuthError> {
-    let token = token.ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))?;
-    if token_type != Some(ACCESS_TOKEN_TYPE) {
-        return Err(OAuthError::invalid_request(format!(
-            "{name}_type must be {ACCESS_TOKEN_TYPE}"
-        )));
-    }
-    access_token_claims(p, t, token).await?.ok_or_else(|| {
-        OAuthError::invalid_request(format!(
-            "the {name} is invalid, expired, revoked or not from this issuer"
-        ))
-    })
-}
-
-/// Only access tokens are issued (RFC 8693 `requested_token_type`).
-pub(super) fn requested_type_supported(req: &TokenRequest) -> Result<(), OAuthError> {
-    match req.requested_token_type.as_deref() {
-        Some(rt) if rt != ACCESS_TOKEN_TYPE => Err(OAuthError::invalid_request(format!(
-            "requested_token_type {rt} is not supported"
-        ))),
-        _ => Ok(()),
-    }
-}
 
 fn dead_token(name: &str) -> OAuthError {
     OAuthError::invalid_request(format!(
@@ -103,21 +74,6 @@ async fn agent_refusal(
             "only registered agents may exchange tokens",
         )),
     })
-}
-
-pub(super) fn str_claim<'a>(c: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
-    c.get(k).and_then(Value::as_str)
-}
-
-pub(super) fn audiences(c: &Map<String, Value>) -> Vec<String> {
-    match c.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => vec![],
-    }
 }
 
 /// Pick the narrowest grant the request fits (the one mandate rule, [`delegation::fit`]):
@@ -175,7 +131,7 @@ pub async fn exchange(
     // query that also checks the subject token and finds the mandates.
     let Some(agent) = p.agent(t, &client.client_id).await? else {
         if t.tenant.settings.impersonation {
-            return super::impersonation::exchange(p, t, client, req, meta).await;
+            return impersonation::exchange(p, t, client, req, meta).await;
         }
         return Err(OAuthError::unauthorized_client(
             "only registered agents may exchange tokens",

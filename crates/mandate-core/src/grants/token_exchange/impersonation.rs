@@ -7,10 +7,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::TokenRequest;
-use super::token_exchange::{ACCESS_TOKEN_TYPE, audiences, str_claim, token_claims};
+use super::subject::{
+    ACCESS_TOKEN_TYPE, audiences, requested_type_supported, str_claim, token_claims,
+};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
+use crate::grants::TokenRequest;
 use crate::model::Client;
 use crate::provider::{Provider, TenantCtx};
 use crate::scope::Scope;
@@ -30,7 +32,7 @@ pub async fn exchange(
             "impersonation takes no actor_token (delegation is for registered agents)",
         ));
     }
-    super::token_exchange::requested_type_supported(req)?;
+    requested_type_supported(req)?;
     if req.authorization_details.is_some() {
         return Err(OAuthError::new(
             ErrorCode::InvalidAuthorizationDetails,
