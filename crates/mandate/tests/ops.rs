@@ -2,6 +2,7 @@
 
 mod common;
 mod docs_commands;
+mod layering;
 
 use common::*;
 use std::time::Duration;

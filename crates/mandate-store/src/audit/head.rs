@@ -4,7 +4,7 @@ use mandate_core::StoreError;
 use mandate_core::store::StoreResult;
 use sqlx::Row;
 
-use super::writer::Head;
+use super::record::Head;
 use crate::error::backend;
 
 /// Lock the tenant's head row and read it, creating it (at the genesis hash, $2) for the

@@ -23,11 +23,12 @@ use crate::error::backend;
 
 mod head;
 mod postgres;
+mod record;
 mod sqlite;
 pub(crate) mod writer;
 
+use record::encoding;
 pub(crate) use writer::Pending;
-use writer::encoding;
 
 /// The columns every read selects, audit_events as `e`.
 const SELECT: &str = "SELECT e.id, e.seq, e.prev_hash, e.hash, e.time, e.tenant_id, e.kind, \

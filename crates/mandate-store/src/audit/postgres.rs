@@ -7,7 +7,7 @@ use mandate_core::store::StoreResult;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::head::lock_head;
-use super::writer::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
+use super::record::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
 use crate::error::backend;
 
 /// Move the tenant's head from ($27, $28) to ($25, $26) and, only if it moved, insert the

@@ -7,7 +7,7 @@ use mandate_core::store::StoreResult;
 use sqlx::{Any, AnyPool, Transaction};
 
 use super::head::lock_head;
-use super::writer::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
+use super::record::{ChainTx, Head, Record, canonical_detail, head_after, subject_parts};
 use crate::error::backend;
 
 const COLUMNS: usize = 24;

@@ -1,0 +1,275 @@
+//! The layering rule, read from the code: no module of a crate may import, directly or through
+//! others, a module that imports it back (no cycles). Edges are the `crate::` and `super::`
+//! paths a module names outside its `#[cfg(test)]` part, as `../shared/tools/modcycles.py`
+//! reads them; a parent naming its own children is not an edge.
+//!
+//! Issue 13 removes the last cycle; until then the one left in mandate-core is listed in
+//! [`KNOWN`] and may only shrink: a new cycle, or a module joining the known one, fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Cycles that exist today (crate, modules); each found cycle must lie within one of these.
+/// The server's goes away with the login interaction pipeline (pages render, the pipeline
+/// decides); `modcycles.py` does not see it because it does not expand nested `use` groups.
+const KNOWN: &[(&str, &[&str])] = &[
+    (
+        "mandate-server",
+        &["oauth::authorize", "ui::consent", "ui::login"],
+    ),
+    (
+        "mandate-core",
+        &[
+            "admin",
+            "agent_admin",
+            "agents",
+            "audit",
+            "audit::chain",
+            "authorize",
+            "ciba",
+            "dpop_use",
+            "grants",
+            "grants::ciba",
+            "grants::delegation",
+            "introspect",
+            "provider",
+            "self_service",
+            "store",
+            "tokens",
+        ],
+    ),
+];
+
+/// Module path (`a::b`) → source text, for every file under `src`.
+fn modules(src: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, src: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, src, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(src).unwrap().with_extension("");
+                let mut parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                if matches!(
+                    parts.last().map(String::as_str),
+                    Some("lib" | "main" | "mod")
+                ) {
+                    parts.pop();
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.insert(parts.join("::"), code_part(&text).to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(src, src, &mut out);
+    out
+}
+
+/// A file's text before its first `#[cfg(test)]` (tests may import anything).
+fn code_part(text: &str) -> &str {
+    text.find("#[cfg(test)]").map_or(text, |cut| &text[..cut])
+}
+
+fn ident_end(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && (s[i].is_ascii_alphanumeric() || s[i] == b'_') {
+        i += 1;
+    }
+    i
+}
+
+/// The paths named from `i` on (just after `crate::` or `super::`), expanding `{a, b::c}`.
+fn use_tree(s: &[u8], mut i: usize, prefix: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
+    let mut path = prefix;
+    loop {
+        if s.get(i) == Some(&b'{') {
+            i += 1;
+            loop {
+                while i < s.len() && s[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                if i >= s.len() || s[i] == b'}' {
+                    return i + 1;
+                }
+                i = use_tree(s, i, path.clone(), out);
+                while i < s.len() && (s[i].is_ascii_whitespace() || s[i] == b',') {
+                    i += 1;
+                }
+            }
+        }
+        let end = ident_end(s, i);
+        if end == i {
+            out.push(path);
+            return i;
+        }
+        let word = std::str::from_utf8(&s[i..end]).unwrap();
+        if word != "self" {
+            path.push(word.to_string());
+        }
+        i = end;
+        if s[i..].starts_with(b"::") {
+            i += 2;
+        } else {
+            out.push(path);
+            return i;
+        }
+    }
+}
+
+/// The modules `me` names.
+fn targets(me: &str, text: &str, mods: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let s = text.as_bytes();
+    let mut paths = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let boundary = i == 0 || !(s[i - 1].is_ascii_alphanumeric() || s[i - 1] == b'_');
+        let base = if boundary && s[i..].starts_with(b"crate::") {
+            Some((Vec::new(), 7))
+        } else if boundary && s[i..].starts_with(b"super::") {
+            let mut parent: Vec<String> = me.split("::").map(str::to_string).collect();
+            parent.pop();
+            Some((parent, 7))
+        } else {
+            None
+        };
+        match base {
+            Some((prefix, skip)) => i = use_tree(s, i + skip, prefix, &mut paths),
+            None => i += 1,
+        }
+    }
+    paths
+        .into_iter()
+        .filter_map(|parts| {
+            (1..=parts.len())
+                .rev()
+                .map(|k| parts[..k].join("::"))
+                .find(|cand| mods.contains_key(cand))
+        })
+        .filter(|t| !t.is_empty() && t != me && !me.is_empty())
+        .filter(|t| !t.starts_with(&format!("{me}::")))
+        .collect()
+}
+
+/// Strongly connected components with more than one module (Tarjan).
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: Vec<BTreeSet<String>>,
+    }
+    fn strong<'a>(t: &mut T<'a>, v: &'a str) {
+        let n = t.index.len();
+        t.index.insert(v, n);
+        t.low.insert(v, n);
+        t.stack.push(v);
+        t.on.insert(v);
+        for w in t.g.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !t.index.contains_key(w) {
+                strong(t, w);
+                let lw = t.low[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(lw);
+            } else if t.on.contains(w) {
+                let iw = t.index[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(iw);
+            }
+        }
+        if t.low[v] == t.index[v] {
+            let mut comp = BTreeSet::new();
+            loop {
+                let w = t.stack.pop().unwrap();
+                t.on.remove(w);
+                comp.insert(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if comp.len() > 1 {
+                t.out.push(comp);
+            }
+        }
+    }
+    let mut t = T {
+        g: graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            strong(&mut t, v);
+        }
+    }
+    t.out
+}
+
+/// Every crate's module cycles.
+fn workspace_cycles() -> Vec<(String, BTreeSet<String>)> {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&crates)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("src").is_dir())
+        .collect();
+    names.sort();
+    for dir in names {
+        let mods = modules(&dir.join("src"));
+        let graph: BTreeMap<String, BTreeSet<String>> = mods
+            .iter()
+            .map(|(me, text)| (me.clone(), targets(me, text, &mods)))
+            .collect();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        found.extend(cycles(&graph).into_iter().map(|c| (name.clone(), c)));
+    }
+    found
+}
+
+#[test]
+fn no_new_module_cycles() {
+    let found = workspace_cycles();
+    for (krate, comp) in &found {
+        let within_known = KNOWN
+            .iter()
+            .any(|(k, mods)| k == krate && comp.iter().all(|m| mods.contains(&m.as_str())));
+        assert!(
+            within_known,
+            "{krate} has a module cycle that was not there before: {comp:?}. \
+             Break it (import one way only; see docs/architecture.md)."
+        );
+    }
+}
+
+/// The reader itself: it finds a cycle through grouped and nested imports, and ignores a
+/// parent naming its children and everything after `#[cfg(test)]`.
+#[test]
+fn the_reader_finds_cycles() {
+    let mods: BTreeMap<String, String> = [
+        ("", "mod a; mod b;"),
+        ("a", "use crate::{b::{self, x}, c};"),
+        ("a::inner", "use super::super::c;"),
+        ("b", "fn f() { crate::a::g() }"),
+        ("c", "#[cfg(test)] use crate::a;"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let graph: BTreeMap<String, BTreeSet<String>> = mods
+        .iter()
+        .map(|(me, text)| (me.clone(), targets(me, code_part(text), &mods)))
+        .collect();
+    assert_eq!(graph["a"], BTreeSet::from(["b".into(), "c".into()]));
+    assert!(graph["c"].is_empty());
+    let found = cycles(&graph);
+    assert_eq!(found, vec![BTreeSet::from(["a".into(), "b".into()])]);
+}
