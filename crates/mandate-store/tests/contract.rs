@@ -2265,3 +2265,148 @@ async fn ciba_requests(db: &Db) {
         None
     );
 }
+
+/// A column as both databases can describe it: its name, a coarse type, and whether it may
+/// be NULL (a primary-key column never may).
+type Column = (String, &'static str, bool);
+
+/// The schema after migrating: table → columns, and the names of explicitly created indexes.
+type Schema = (
+    std::collections::BTreeMap<String, std::collections::BTreeSet<Column>>,
+    std::collections::BTreeSet<String>,
+);
+
+/// The coarse type of a declared SQL type (what the application relies on).
+fn type_class(declared: &str) -> &'static str {
+    let t = declared.to_ascii_lowercase();
+    if t.contains("int") {
+        "integer"
+    } else if t.contains("char") || t.contains("text") {
+        "text"
+    } else if t.contains("blob") || t.contains("bytea") {
+        "bytes"
+    } else if t.contains("real") || t.contains("double") || t.contains("float") {
+        "real"
+    } else if t.contains("bool") {
+        "boolean"
+    } else {
+        "other"
+    }
+}
+
+async fn schema_of(db: &Db) -> Schema {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut conn = db.raw().await;
+    let mut tables: BTreeMap<String, BTreeSet<Column>> = BTreeMap::new();
+    let mut indexes = BTreeSet::new();
+    if db.schema.is_none() {
+        let names: Vec<String> = sqlx::query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+        for name in names {
+            let rows = sqlx::query("SELECT name, type, \"notnull\", pk FROM pragma_table_info($1)")
+                .bind(&name)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            let cols = rows
+                .iter()
+                .map(|r| {
+                    let not_null = r.get::<i64, _>(2) != 0 || r.get::<i64, _>(3) != 0;
+                    (
+                        r.get::<String, _>(0),
+                        type_class(&r.get::<String, _>(1)),
+                        !not_null,
+                    )
+                })
+                .collect();
+            tables.insert(name, cols);
+        }
+        for r in
+            sqlx::query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        {
+            indexes.insert(r.get::<String, _>(0));
+        }
+    } else {
+        let schema = db.schema.clone().unwrap();
+        for r in sqlx::query(
+            "SELECT c.table_name::text, c.column_name::text, c.data_type::text, \
+             c.is_nullable::text FROM information_schema.columns c \
+             JOIN information_schema.tables t ON t.table_schema = c.table_schema \
+             AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE' \
+             WHERE c.table_schema = $1 AND c.table_name <> '_sqlx_migrations'",
+        )
+        .bind(&schema)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        {
+            tables.entry(r.get::<String, _>(0)).or_default().insert((
+                r.get::<String, _>(1),
+                type_class(&r.get::<String, _>(2)),
+                r.get::<String, _>(3) == "YES",
+            ));
+        }
+        // Indexes created by CREATE INDEX, not those behind primary keys and constraints.
+        for r in sqlx::query(
+            "SELECT i.indexname::text FROM pg_indexes i WHERE i.schemaname = $1 \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_namespace n \
+             ON n.oid = k.connamespace WHERE n.nspname = i.schemaname \
+             AND k.conname = i.indexname)",
+        )
+        .bind(&schema)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        {
+            indexes.insert(r.get::<String, _>(0));
+        }
+    }
+    (tables, indexes)
+}
+
+/// The two migration folders define the same schema: the same tables, each with the same
+/// columns (name, coarse type, nullability), and the same explicitly created indexes.
+#[tokio::test]
+async fn migrations_define_the_same_schema() {
+    let (lite, pg) = (Db::sqlite().await, Db::postgres().await);
+    let (a, b) = (schema_of(&lite).await, schema_of(&pg).await);
+    lite.finish().await;
+    pg.finish().await;
+    let names = |s: &Schema| s.0.keys().cloned().collect::<Vec<_>>();
+    eprintln!(
+        "{} tables, {} columns, {} indexes",
+        a.0.len(),
+        a.0.values().map(|c| c.len()).sum::<usize>(),
+        a.1.len()
+    );
+    // What is compared was read: every table of the store and its indexes.
+    assert!(a.0.contains_key("audit_events") && a.0.contains_key("login_throttle"));
+    assert!(a.0.values().all(|c| !c.is_empty()) && !a.1.is_empty());
+    assert_eq!(names(&a), names(&b), "tables differ (SQLite, PostgreSQL)");
+    for (table, cols) in &a.0 {
+        let other = &b.0[table];
+        let only_lite: Vec<_> = cols.difference(other).collect();
+        let only_pg: Vec<_> = other.difference(cols).collect();
+        assert!(
+            only_lite.is_empty() && only_pg.is_empty(),
+            "table {table}: only in SQLite {only_lite:?}, only in PostgreSQL {only_pg:?}"
+        );
+    }
+    let only_lite: Vec<_> = a.1.difference(&b.1).collect();
+    let only_pg: Vec<_> = b.1.difference(&a.1).collect();
+    assert!(
+        only_lite.is_empty() && only_pg.is_empty(),
+        "indexes: only in SQLite {only_lite:?}, only in PostgreSQL {only_pg:?}"
+    );
+}
