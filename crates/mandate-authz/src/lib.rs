@@ -59,6 +59,7 @@ mod hash;
 mod model;
 pub mod pdp;
 pub mod policy;
+mod storage;
 mod store;
 mod tuple;
 
@@ -77,6 +78,7 @@ pub use pdp::{Pdp, PdpError};
 pub use policy::{
     PolicyContext, PolicyDecision, PolicyEntity, PolicyError, PolicyRequest, TenantPolicy,
 };
+pub use storage::{AuthzStore, StoredModel, StoredPolicy, StoredTuple, TupleChange};
 pub use store::{Layered, MemoryTuples, ReadFilter, TupleReader};
 pub use tuple::{
     ObjectRef, Tuple, TupleCondition, TupleRef, UserRef, parse_object, parse_relation, parse_user,

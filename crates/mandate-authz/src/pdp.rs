@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::storage::{AuthzStore, StoredModel, StoredTuple};
 use mandate_core::StoreError;
-use mandate_core::store::{Store, StoredTuple};
 
 use crate::check::ResolutionLimits;
 use crate::engine::{CheckRequest, Engine, ListObjectsRequest, ListUsersRequest};
@@ -83,7 +83,7 @@ struct TenantState {
 
 /// The decision point for every tenant of a store.
 pub struct Pdp {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuthzStore>,
     refresh_after: Duration,
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
     limits: ResolutionLimits,
@@ -148,7 +148,7 @@ async fn blocking<T: Send + 'static>(
 impl Pdp {
     /// A PDP over `store`; snapshots older than `refresh_after` are caught up before use.
     /// Evaluations run on blocking threads, as many at once as the machine has cores.
-    pub fn new(store: Arc<dyn Store>, refresh_after: Duration) -> Self {
+    pub fn new(store: Arc<dyn AuthzStore>, refresh_after: Duration) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Pdp {
             store,
@@ -393,7 +393,7 @@ impl Pdp {
         self.store
             .put_model(
                 tenant_id,
-                &mandate_core::store::StoredModel {
+                &StoredModel {
                     id: id.clone(),
                     model: model.to_json(),
                     created_at: now,

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mandate_authz::AuthzStore;
 use mandate_authz::{
     AuthorizationModel, CheckRequest, ListObjectsRequest, ListUsersRequest, Pdp, PdpError, Tuple,
     UserFilter,
 };
-use mandate_core::store::Store;
 use mandate_store::SqlStore;
 use serde_json::Value;
 
@@ -55,7 +55,7 @@ async fn run(url: &str) -> [usize; 4] {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("conformance data missing at {}: {e}", path.display()));
     let suite: Value = serde_json::from_str(&text).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(url).await.expect("store"));
+    let store: Arc<dyn AuthzStore> = Arc::new(SqlStore::connect(url).await.expect("store"));
     let pdp = Pdp::new(store, Duration::from_secs(60));
     let mut failures = Vec::new();
     let mut pass = [0usize; 4];

@@ -354,86 +354,6 @@ pub trait MandateStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
-/// A relationship tuple as stored (OpenFGA strings: `type:id`, relation, `type:id[#rel]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredTuple {
-    pub object: String,
-    pub relation: String,
-    pub user: String,
-    /// An OpenFGA condition (`{"name", "context"}`) as JSON text.
-    pub condition: Option<String>,
-}
-
-/// One change of a tuple write: what happened at which revision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TupleChange {
-    pub revision: i64,
-    pub delete: bool,
-    pub tuple: StoredTuple,
-}
-
-/// One version of a tenant's authorization model (OpenFGA JSON form).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredModel {
-    pub id: String,
-    pub model: serde_json::Value,
-    pub created_at: i64,
-}
-
-/// One version of a tenant's Cedar policy set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPolicy {
-    pub version: i64,
-    pub policies: String,
-    pub schema: Option<String>,
-    pub created_at: i64,
-}
-
-/// Fine-grained authorization data: models, tuples with revisions, policies. Validation is the
-/// caller's (the authz crate); the store guarantees atomic batches and a gap-free revision.
-#[async_trait]
-pub trait AuthzStore: Send + Sync {
-    /// Store a model version; it becomes the newest (written last wins, whatever `created_at`).
-    async fn put_model(&self, tenant_id: &str, model: &StoredModel) -> StoreResult<()>;
-    /// A model by id, or the newest (the last written) when `id` is `None`.
-    async fn model(&self, tenant_id: &str, id: Option<&str>) -> StoreResult<Option<StoredModel>>;
-    /// Every model version, newest first.
-    async fn list_models(&self, tenant_id: &str) -> StoreResult<Vec<StoredModel>>;
-    /// Apply a batch atomically: a write of a stored tuple is `Conflict`, a delete of a missing
-    /// one `NotFound`, and nothing changes. Returns the tenant's new revision.
-    async fn write_tuples(
-        &self,
-        tenant_id: &str,
-        writes: &[StoredTuple],
-        deletes: &[StoredTuple],
-    ) -> StoreResult<i64>;
-    /// The current revision (0 before any write).
-    async fn tuple_revision(&self, tenant_id: &str) -> StoreResult<i64>;
-    /// The tuple revision and the count of model and policy writes (both 0 before any write):
-    /// a snapshot holding both is current.
-    async fn authz_head(&self, tenant_id: &str) -> StoreResult<(i64, i64)>;
-    /// Every stored tuple and the revision it reflects at least (changes after it may be
-    /// partly included; applying them again is harmless).
-    async fn tuples_snapshot(&self, tenant_id: &str) -> StoreResult<(i64, Vec<StoredTuple>)>;
-    /// Changes after `revision`, in order, at most `limit`.
-    async fn tuple_changes(
-        &self,
-        tenant_id: &str,
-        after: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<TupleChange>>;
-    /// Store a new policy version; returns its number.
-    async fn put_policy(
-        &self,
-        tenant_id: &str,
-        policies: &str,
-        schema: Option<&str>,
-        now: i64,
-    ) -> StoreResult<i64>;
-    /// The newest policy version.
-    async fn policy(&self, tenant_id: &str) -> StoreResult<Option<StoredPolicy>>;
-}
-
 /// CIBA client registrations and backchannel authentication requests.
 #[async_trait]
 pub trait CibaStore: Send + Sync {
@@ -533,7 +453,6 @@ pub trait Store:
     + AuditLog
     + AgentStore
     + MandateStore
-    + AuthzStore
     + CibaStore
     + RoleStore
     + crate::ssf::SsfStore

@@ -244,17 +244,16 @@ pub async fn serve(
     }
 }
 
-/// Convenience for embedding: state from a provider with default templates and metrics.
+/// Convenience for embedding: state from a provider and the authorization data's store
+/// (usually the same database), with default templates and metrics.
 pub fn state(
     provider: Arc<mandate_core::Provider>,
+    authz_store: Arc<dyn mandate_authz::AuthzStore>,
     config: HttpConfig,
     templates: Templates,
 ) -> AppState {
     AppState::new(state::Shared {
-        pdp: Arc::new(mandate_authz::Pdp::new(
-            provider.store.clone(),
-            provider.cache_ttl(),
-        )),
+        pdp: Arc::new(mandate_authz::Pdp::new(authz_store, provider.cache_ttl())),
         provider,
         config: Arc::new(config),
         templates: Arc::new(templates),

@@ -5,10 +5,9 @@
 //! writes take the same lock and count on the head's `config_seq`, which also orders models.
 
 use async_trait::async_trait;
+use mandate_authz::{AuthzStore, StoredModel, StoredPolicy, StoredTuple, TupleChange};
 use mandate_core::StoreError;
-use mandate_core::store::{
-    AuthzStore, StoreResult, StoredModel, StoredPolicy, StoredTuple, TupleChange,
-};
+use mandate_core::store::StoreResult;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 

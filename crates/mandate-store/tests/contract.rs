@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mandate_authz::{AuthzStore, StoredModel, StoredTuple};
 use mandate_core::StoreError;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Personal, Principal};
 use mandate_core::keys::{Alg, KeyRecord};

@@ -112,8 +112,13 @@ fn read(path: &PathBuf) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-pub async fn run(cmd: AuthzCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
-    let pdp = Pdp::new(store.clone(), Duration::ZERO);
+pub async fn run(
+    cmd: AuthzCmd,
+    store: &Arc<dyn Store>,
+    authz_store: Arc<dyn mandate_authz::AuthzStore>,
+    json_out: bool,
+) -> Result<()> {
+    let pdp = Pdp::new(authz_store, Duration::ZERO);
     let actor = Principal::Admin {
         id: CLI_ACTOR.into(),
     };

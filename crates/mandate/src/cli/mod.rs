@@ -40,7 +40,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(c) => audit::run(c, &open(location).await?, cli.json).await,
         Command::Agent(c) => agent::run(c, &open(location).await?, cli.json).await,
         Command::Mandate(c) => mandate::run(c, &open(location).await?, cli.json).await,
-        Command::Authz(c) => authz::run(c, &open(location).await?, cli.json).await,
+        Command::Authz(c) => {
+            let store = open_sql(location).await?;
+            authz::run(c, &(store.clone() as Arc<dyn Store>), store, cli.json).await
+        }
         Command::Keys(c) => {
             keys::run(
                 c,
@@ -90,6 +93,12 @@ async fn init(location: StoreLocation, json: bool) -> Result<()> {
 
 /// Open the store (running migrations) and make sure the default tenant exists.
 pub async fn open(location: StoreLocation) -> Result<Arc<dyn Store>> {
+    Ok(open_sql(location).await?)
+}
+
+/// [`open`], keeping the concrete store: it also holds the authorization data
+/// ([`mandate_authz::AuthzStore`]), which the core's [`Store`] does not include.
+pub async fn open_sql(location: StoreLocation) -> Result<Arc<SqlStore>> {
     let store = match &location {
         StoreLocation::Dir(d) => SqlStore::open_dir(d)
             .await
@@ -98,7 +107,7 @@ pub async fn open(location: StoreLocation) -> Result<Arc<dyn Store>> {
             .await
             .context("cannot connect to the database")?,
     };
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = Arc::new(store);
     mandate_core::admin::ensure_default_tenant(store.as_ref())
         .await
         .context("cannot create the default tenant")?;

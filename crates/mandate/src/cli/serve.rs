@@ -18,7 +18,8 @@ pub async fn run(args: &ServeArgs, file: &FileConfig, location: StoreLocation) -
     let templates = Templates::new(cfg.templates_dir.clone())
         .map_err(anyhow::Error::msg)
         .context("cannot load templates")?;
-    let store = super::open(location).await?;
+    let sql = super::open_sql(location).await?;
+    let store: Arc<dyn mandate_core::store::Store> = sql.clone();
     let provider = Arc::new(Provider::new(
         store.clone(),
         cfg.settings.clone(),
@@ -28,6 +29,7 @@ pub async fn run(args: &ServeArgs, file: &FileConfig, location: StoreLocation) -
     mandate_server::ssf::push::spawn(provider.clone());
     let state = mandate_server::state(
         provider,
+        sql,
         HttpConfig {
             public_url: cfg.public_url.clone(),
             trusted_proxies: trusted,
