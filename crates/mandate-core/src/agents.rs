@@ -1,7 +1,7 @@
 //! Agents and mandates: an agent is a principal of its own (backed by an OAuth client with the
 //! same id, so it authenticates like one), and acts for a person only under a mandate, a
 //! recorded, scoped, time-boxed and revocable delegation. The rules of what a mandate covers
-//! live here, pure; the registry operations are in [`crate::admin`].
+//! live here, pure; the registry operations are in the admin module.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

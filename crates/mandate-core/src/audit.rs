@@ -3,6 +3,7 @@
 //! always distinguishable. [`chain`] links a tenant's records into a tamper-evident hash chain.
 
 pub mod chain;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 
@@ -312,7 +313,7 @@ impl AuditEvent {
 /// Largest page an audit query returns.
 pub const MAX_QUERY_LIMIT: u32 = 1000;
 
-impl crate::store::AuditRecord {
+impl store::AuditRecord {
     /// The JSON form used by `mandate audit query|export` and the admin API. `delegated` tells
     /// an action an agent (or other principal) took for someone from their own action.
     pub fn to_json(&self) -> serde_json::Value {
@@ -354,8 +355,8 @@ pub struct QueryError(pub String);
 /// (1–1000, default 100), `cursor`). Unknown or repeated single-valued parameters are refused.
 pub fn query_from_params<'a>(
     params: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Result<crate::store::AuditQuery, QueryError> {
-    let mut q = crate::store::AuditQuery {
+) -> Result<store::AuditQuery, QueryError> {
+    let mut q = store::AuditQuery {
         limit: 100,
         ..Default::default()
     };

@@ -216,3 +216,6 @@ impl From<StoreError> for AdminError {
         }
     }
 }
+
+/// Result type of every store call.
+pub type StoreResult<T> = Result<T, StoreError>;

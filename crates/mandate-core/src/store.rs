@@ -4,15 +4,12 @@
 use async_trait::async_trait;
 
 use crate::agents::{Agent, AgentStatus, Mandate};
-use crate::audit::chain::{ChainRecord, Checkpoint};
-use crate::audit::{AuditEvent, EventKind};
-use crate::ciba::{CibaApproval, CibaRegistration, CibaRequest};
-use crate::error::StoreError;
+pub use crate::audit::store::{AuditLog, AuditQuery, AuditRecord, AuditSink};
+use crate::ciba::model::{CibaApproval, CibaRegistration, CibaRequest};
 use crate::keys::KeyRecord;
 use crate::model::{AuthCode, Client, Consent, Grant, RefreshToken, Session, Tenant, User};
 
-/// Result type of every store call.
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use crate::error::StoreResult;
 
 #[async_trait]
 pub trait TenantStore: Send + Sync {
@@ -117,7 +114,7 @@ pub trait ConsentStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
-/// A role a person holds in a tenant (the role's name is [`crate::admin::Role::as_str`]).
+/// A role a person holds in a tenant (the role's name, as the admin module's `Role` spells it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleGrant {
     pub tenant_id: String,
@@ -225,44 +222,6 @@ pub trait GrantStore: Send + Sync {
 pub trait ReplayStore: Send + Sync {
     /// Record a one-time value (e.g. an assertion `jti`) until `expires_at`; false if seen before.
     async fn first_use(&self, tenant_id: &str, key: &str, expires_at: i64) -> StoreResult<bool>;
-}
-
-#[async_trait]
-pub trait AuditSink: Send + Sync {
-    /// Record an event durably before returning: append it to its tenant's hash chain (next
-    /// `seq`, `prev_hash`, `hash`, see [`crate::audit::chain`]) and return once committed.
-    async fn record(&self, event: &AuditEvent) -> StoreResult<()>;
-}
-
-/// Reading a tenant's hash-chained audit log back (see [`crate::audit::chain`]).
-#[async_trait]
-pub trait AuditLog: Send + Sync {
-    /// Up to `limit` records of the tenant's log in chain order (by `seq`, then by storage row),
-    /// strictly after the position `after` = (`seq`, `row_id`); `(i64::MIN, i64::MIN)` starts at
-    /// the beginning. Every stored row is returned, including ones with impossible sequence
-    /// numbers, so that verification sees what tampering left; fields that cannot be decoded
-    /// are returned as the record's `event` error.
-    async fn audit_chain(
-        &self,
-        tenant_id: &str,
-        after: (i64, i64),
-        limit: u32,
-    ) -> StoreResult<Vec<ChainRecord>>;
-    /// Up to `limit` records with `seqs.0 < seq <= seqs.1`, in chain order, read like
-    /// [`AuditLog::audit_chain`]. Spans need no previous page, so a verifier can read several
-    /// at once.
-    async fn audit_chain_span(
-        &self,
-        tenant_id: &str,
-        seqs: (i64, i64),
-        limit: u32,
-    ) -> StoreResult<Vec<ChainRecord>>;
-    /// The tenant's stored head (`seq` and hash of its last record; seq 0 and zero bytes before
-    /// the first record), or `None` when nothing was ever recorded for it.
-    async fn audit_head(&self, tenant_id: &str) -> StoreResult<Option<Checkpoint>>;
-    /// Records of a tenant matching `q`, in `seq` order (descending unless `q.ascending`).
-    /// Undecodable records are skipped (verification reports them).
-    async fn audit_query(&self, tenant_id: &str, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// The agent registry.
@@ -402,39 +361,6 @@ pub trait CibaStore: Send + Sync {
     async fn consume_ciba_request(&self, tenant_id: &str, id: &str, now: i64) -> StoreResult<bool>;
     /// Forget the `auth_req_id` kept for a ping.
     async fn clear_ciba_ping(&self, tenant_id: &str, id: &str) -> StoreResult<()>;
-}
-
-/// Filters of an audit query, combined with AND; `None`/empty matches everything.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    /// The principal that performed it (its id, any type).
-    pub actor: Option<String>,
-    /// On whose behalf (its id).
-    pub subject: Option<String>,
-    /// An agent anywhere in the act chain, or the acting agent.
-    pub agent: Option<String>,
-    pub mandate: Option<String>,
-    /// Any of these kinds.
-    pub kinds: Vec<EventKind>,
-    /// `time >= since` (Unix seconds).
-    pub since: Option<i64>,
-    /// `time < until` (Unix seconds).
-    pub until: Option<i64>,
-    /// Continue after this sequence number (in the query's order).
-    pub cursor: Option<i64>,
-    /// Oldest first (export) instead of newest first.
-    pub ascending: bool,
-    /// At most this many records.
-    pub limit: u32,
-}
-
-/// A record as a query returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRecord {
-    pub seq: i64,
-    pub hash: Vec<u8>,
-    /// With its personal data, where not erased.
-    pub event: AuditEvent,
 }
 
 /// Everything a Mandate server needs from storage.

@@ -22,8 +22,10 @@ use std::fmt;
 
 use aws_lc_rs::{digest, hmac, rand};
 
+use super::store::AuditLog;
+pub use super::store::{ChainRecord, Checkpoint};
 use super::{AuditEvent, Personal, Principal};
-use crate::store::{AuditLog, StoreResult};
+use crate::error::StoreResult;
 
 /// Length of a record hash (SHA-256).
 pub const HASH_LEN: usize = 32;
@@ -291,14 +293,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A chain position: a sequence number and the hash of the record there (seq 0: [`GENESIS`]).
-/// Written `SEQ:HASHHEX`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub seq: i64,
-    pub hash: Vec<u8>,
-}
-
 impl fmt::Display for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.seq, hex(&self.hash))
@@ -317,30 +311,6 @@ impl std::str::FromStr for Checkpoint {
         }
         Ok(Checkpoint { seq, hash })
     }
-}
-
-/// One stored record as read back for verification.
-#[derive(Debug, Clone)]
-pub struct ChainRecord {
-    /// The storage row id: orders rows with equal `seq` (which only tampering creates) and
-    /// pages the scan. Not chained.
-    pub row_id: i64,
-    pub seq: i64,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-    /// The stored fields, or why they could not be decoded (itself a break in the chain).
-    /// `personal` holds the stored personal data, empty once erased.
-    pub event: Result<AuditEvent, String>,
-    /// The chained commitment to the personal data (`None`: the record had none).
-    pub personal_commitment: Option<Vec<u8>>,
-    /// The salt of the personal data; `None` once erased.
-    pub personal_salt: Option<Vec<u8>>,
-    /// The detail as stored (JSON text), when the store hands it over unparsed; `event.detail`
-    /// is then `null` and not read ([`ChainRecord::full_event`] puts them together). The
-    /// writer stores the detail's [`canonical_json`], which [`check_content`] hashes as it is;
-    /// only text that does not match (older records, or a changed one) is parsed. Parsing was
-    /// most of the cost of decoding a record.
-    pub stored_detail: Option<String>,
 }
 
 impl ChainRecord {
