@@ -81,7 +81,7 @@ pub async fn create_agent(
 }
 
 /// [`create_agent`], optionally registered for CIBA: its client is then allowed the CIBA grant
-/// and may make backchannel authentication requests ([`crate::ciba`]).
+/// and may make backchannel authentication requests (CIBA).
 pub async fn create_agent_with_ciba(
     store: &dyn Store,
     tenant_name: &str,
@@ -131,7 +131,7 @@ pub async fn create_agent_with_ciba(
         .ok_or_else(|| AdminError::Invalid("invalid scope".into()))?;
     let ciba = match &ciba {
         None => None,
-        Some(c) => Some(crate::ciba::registration_terms(
+        Some(c) => Some(crate::ciba::model::registration_terms(
             &c.mode,
             c.notification_endpoint.as_deref(),
         )?),
@@ -187,7 +187,7 @@ pub async fn create_agent_with_ciba(
     let mut detail = agent.metadata();
     if let Some((mode, endpoint)) = ciba {
         store
-            .put_ciba_registration(&crate::ciba::CibaRegistration {
+            .put_ciba_registration(&crate::ciba::model::CibaRegistration {
                 tenant_id: tid.clone(),
                 client_id: agent.id.clone(),
                 mode,

@@ -2,7 +2,7 @@
 //! agent asks, without a browser, to act for a named person on a specific task; the person
 //! approves or denies on a page of their own signed-in session; approval records a mandate
 //! (origin `ciba`) covering exactly what was asked, and the agent redeems its `auth_req_id` at
-//! the token endpoint for a delegated token ([`crate::grants::ciba`]). Poll and ping delivery.
+//! the token endpoint for a delegated token (the CIBA grant). Poll and ping delivery.
 //!
 //! The `auth_req_id` is stored only as a keyed digest, with one exception forced by ping mode:
 //! the ping must carry it, so for a ping client it is kept until the ping has been sent.
