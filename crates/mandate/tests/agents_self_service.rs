@@ -1087,27 +1087,6 @@ async fn withdrawing_consent_revokes_access(backend: Backend) {
     assert_eq!(m[0]["reason"], "consent withdrawn");
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
     page_lists_and_revokes,
     self_service_api,

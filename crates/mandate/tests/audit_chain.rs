@@ -229,27 +229,6 @@ async fn truncated_tail(backend: Backend) {
     assert!(!ok && err.contains("invalid checkpoint"), "{err}");
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
     changed_field,
     deleted_record,

@@ -545,27 +545,6 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
     );
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 /// A write's revision makes another node read it, even while that node's snapshot is cached.
 async fn read_your_writes_across_nodes(backend: Backend) {
     // Two nodes behind one public URL (the issuer), on one database.

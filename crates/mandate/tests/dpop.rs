@@ -541,25 +541,4 @@ async fn server_nonce(backend: Backend) {
     assert!(next.is_some(), "a fresh nonce comes with every response");
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(bound_tokens, server_nonce, public_refresh_bound);

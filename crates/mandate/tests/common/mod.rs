@@ -780,3 +780,29 @@ pub fn secret_agent(
         v["client_secret"].as_str().unwrap().into(),
     )
 }
+
+/// `both_backends!(case_a, case_b)`: each `async fn case(backend: Backend)` of the file runs as
+/// two tests, `sqlite::case` and `postgres::case`.
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_backends;
