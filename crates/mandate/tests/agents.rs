@@ -4,23 +4,12 @@
 
 mod common;
 
-use base64::Engine;
 use common::*;
 use serde_json::Value;
 
 const CALENDAR: &str = "https://calendar.example";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("JWT");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 /// Register an agent with a generated secret; returns (id, secret).
 fn agent(s: &Server, name: &str, owner: &str) -> (String, String) {

@@ -5,22 +5,12 @@
 
 mod common;
 
-use base64::Engine;
 use common::*;
 use serde_json::Value;
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-fn claims(jwt: &str) -> Value {
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(jwt.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 fn mandate(s: &Server, tenant: &str, user: &str, agent: &str, expires_in: &str) {
     s.cli(

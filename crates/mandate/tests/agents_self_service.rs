@@ -18,10 +18,6 @@ const CALENDAR: &str = "https://calendar.example";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-fn claims(jwt: &str) -> Value {
-    serde_json::from_slice(&B64.decode(jwt.split('.').nth(1).expect("JWT")).unwrap()).unwrap()
-}
-
 /// Register an agent owned by `owner` with a secret; returns (id, secret).
 fn agent(s: &Server, name: &str, model: &str, owner: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec![

@@ -18,11 +18,6 @@ const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("JWT");
-    serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
-}
-
 fn err(r: &(u16, Value), status: u16, error: &str) {
     assert_eq!(
         (r.0, r.1["error"].as_str()),

@@ -8,7 +8,6 @@
 
 mod common;
 
-use base64::Engine;
 use common::*;
 use serde_json::{Value, json};
 
@@ -35,15 +34,6 @@ async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let url = format!("http://{}/events", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, rx)
-}
-
-fn claims(jwt: &str) -> Value {
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(jwt.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// A token request authenticated with private_key_jwt, with a DPoP proof.

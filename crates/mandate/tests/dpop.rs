@@ -5,16 +5,10 @@
 
 mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use common::*;
 use serde_json::{Value, json};
 
 type Key = DpopKey;
-
-fn claims(jwt: &str) -> Value {
-    serde_json::from_slice(&B64.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
 
 /// POST to the token endpoint with Basic auth and optional DPoP proof; status, body, nonce.
 async fn token_dpop(

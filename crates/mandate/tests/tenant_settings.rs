@@ -5,22 +5,11 @@
 
 mod common;
 
-use base64::Engine;
 use common::*;
 use serde_json::{Value, json};
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("JWT");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 fn created(v: &Value) -> (String, String) {
     (

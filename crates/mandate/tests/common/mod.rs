@@ -806,3 +806,15 @@ macro_rules! both_backends {
 }
 #[allow(unused_imports)]
 pub(crate) use both_backends;
+
+/// The claims of a JWT (its payload, not verified: the tests check what the server put there).
+pub fn claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url payload"),
+    )
+    .expect("JSON payload")
+}
