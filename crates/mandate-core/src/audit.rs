@@ -274,7 +274,7 @@ impl AuditEvent {
     /// [`crate::untrusted`]): no request can write an audit record of more than a few KB. The
     /// store applies it to every record it writes.
     pub fn bounded(mut self) -> Self {
-        use crate::untrusted::{MAX_TEXT, bound_json_in_place, clip_string};
+        use crate::untrusted::{MAX_TEXT, bound_json, clip_string};
         for s in [
             self.reason.as_mut(),
             self.client_id.as_mut(),
@@ -297,7 +297,7 @@ impl AuditEvent {
         {
             p.clip_id();
         }
-        bound_json_in_place(&mut self.detail);
+        bound_json(&mut self.detail);
         self
     }
 
