@@ -19,12 +19,14 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Settings applied to every SQLite connection. Automatic checkpoints are pushed far out
 /// (a safety net only): they run inside the committing writer and stall it, so a background
-/// task checkpoints instead (see [`spawn_checkpointer`]). Reads go through a memory map (up
-/// to 1 GiB of address space): a page that another connection's commit made stale is read
-/// again without a system call per page.
+/// task checkpoints instead (see [`spawn_checkpointer`]). No memory map (`mmap_size = 0`, the
+/// default, stated): with writes going on, every checkpoint grows the file and each connection
+/// then unmaps and maps it again; the unmapping interrupts every core (TLB shootdown), which
+/// cost the non-hashing work of a login a quarter of its speed and AuthZEN evaluations about 10%
+/// (docs/benchmarks.md).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                               PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                              PRAGMA wal_autocheckpoint = 20000; PRAGMA mmap_size = 1073741824;";
+                              PRAGMA wal_autocheckpoint = 20000; PRAGMA mmap_size = 0;";
 
 /// Checkpoint the WAL ten times a second, in small steps, off the request path (PASSIVE: never blocks writers).
 fn spawn_checkpointer(pool: AnyPool) {
