@@ -14,5 +14,5 @@ if [ "$BACKEND" = postgres ]; then scripts/ensure-postgres.sh; fi
 ARGS=()
 if [ -n "${PROFILE:-}" ]; then ARGS=(--profile "$PROFILE"); fi
 SSF_BENCH_N=$N SSF_BENCH_BACKEND=$BACKEND SSF_BENCH_VIA=${VIA:-api} \
-  cargo test "${ARGS[@]}" -q -p mandate --test ssf -- --ignored --nocapture ssf_bench 2>&1 |
+  cargo test "${ARGS[@]}" -q -p mandate --test e2e -- --ignored --nocapture ssf_bench 2>&1 |
   grep -E '^ssf_bench|panicked|test result'

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
-use mandate_core::secret::random_token;
+use mandate_core::crypto::secret::random_token;
 use mandate_core::store::Store;
 
 use crate::model::AuthorizationModel;

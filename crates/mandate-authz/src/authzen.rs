@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use mandate_core::agents::{self, AgentStatus};
+use mandate_core::domain::agents::{self, AgentStatus};
 use mandate_core::store::Store;
 
 use crate::decision::{Decision, DecisionRequest, Hop, MandateGrant, Needs, decide};

@@ -296,7 +296,7 @@ fn mandate_gaps(m: &MandateGrant, needs: &Needs) -> Vec<String> {
 }
 
 // What a mandate's `authorization_details` cover is the token exchange's rule, shared.
-pub use mandate_core::agents::{detail_covers, details_covered};
+pub use mandate_core::domain::agents::{detail_covers, details_covered};
 
 #[cfg(test)]
 mod tests {

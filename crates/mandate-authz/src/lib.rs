@@ -5,7 +5,7 @@
 //! OpenFGA validates them on write; tuples are validated against the model's type restrictions;
 //! queries (Check, BatchCheck, ListObjects, ListUsers, Expand) follow OpenFGA's semantics,
 //! including contextual tuples, the resolve-depth limit (an error, not `false`) and cycle
-//! handling (`false`). OpenFGA's own conformance suite runs in `tests/openfga_conformance.rs`.
+//! handling (`false`). OpenFGA's own conformance suite runs in `tests/all/openfga_conformance.rs`.
 //!
 //! The evaluator reads tuples through the small synchronous [`TupleReader`] trait so a store can
 //! supply its own index; [`MemoryTuples`] is an indexed in-memory implementation with OpenFGA's

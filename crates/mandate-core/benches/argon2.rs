@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use mandate_core::secret::password;
+use mandate_core::crypto::secret::password;
 
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECS")

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::agents::Agent;
+use crate::crypto::keys::{KeyError, KeySet};
+use crate::domain::agents::Agent;
+use crate::domain::model::{Client, Tenant};
 use crate::error::{OAuthError, StoreError};
-use crate::keys::{KeyError, KeySet};
-use crate::model::{Client, Tenant};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::time::now;
@@ -206,7 +206,10 @@ impl Provider {
     /// for this tenant and the key that signed it is still published (whether the claims are
     /// still unexpired is the caller's to check).
     pub fn verified(&self, t: &TenantCtx, token: &str) -> Option<Arc<Claims>> {
-        let key = (t.id().to_string(), crate::secret::sha256(token.as_bytes()));
+        let key = (
+            t.id().to_string(),
+            crate::crypto::secret::sha256(token.as_bytes()),
+        );
         let (kid, claims) = self.verified.read().expect("lock").get(&key).cloned()?;
         t.keys.by_kid(&kid, self.now())?;
         Some(claims)
@@ -214,7 +217,10 @@ impl Provider {
 
     /// Remember that `token`'s signature verified for this tenant with key `kid`.
     pub fn remember_verified(&self, t: &TenantCtx, token: &str, kid: &str, claims: Arc<Claims>) {
-        let key = (t.id().to_string(), crate::secret::sha256(token.as_bytes()));
+        let key = (
+            t.id().to_string(),
+            crate::crypto::secret::sha256(token.as_bytes()),
+        );
         let mut map = self.verified.write().expect("lock");
         if map.len() >= MAX_VERIFIED {
             map.clear();

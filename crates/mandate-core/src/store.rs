@@ -3,11 +3,11 @@
 
 use async_trait::async_trait;
 
-use crate::agents::{Agent, AgentStatus, Mandate};
 pub use crate::audit::store::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 use crate::ciba::model::{CibaApproval, CibaRegistration, CibaRequest};
-use crate::keys::KeyRecord;
-use crate::model::{AuthCode, Client, Consent, Grant, RefreshToken, Session, Tenant, User};
+use crate::crypto::keys::KeyRecord;
+use crate::domain::agents::{Agent, AgentStatus, Mandate};
+use crate::domain::model::{AuthCode, Client, Consent, Grant, RefreshToken, Session, Tenant, User};
 
 pub use crate::error::StoreResult;
 
@@ -21,7 +21,7 @@ pub trait TenantStore: Send + Sync {
     async fn set_tenant_settings(
         &self,
         tenant_id: &str,
-        settings: &crate::model::TenantSettings,
+        settings: &crate::domain::model::TenantSettings,
     ) -> StoreResult<bool>;
 }
 
@@ -381,7 +381,7 @@ pub trait Store:
     + MandateStore
     + CibaStore
     + RoleStore
-    + crate::ssf::SsfStore
+    + crate::ssf::store::SsfStore
 {
     /// Delete expired codes, sessions, replay entries and revocation records.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;

@@ -14,9 +14,9 @@ use mandate_authz::authzen::{self, Entity, Evaluation, EvaluationError};
 use mandate_authz::{
     AuthzError, ListObjectsRequest, ListUsersRequest, PdpError, Tuple, UserFilter,
 };
-use mandate_core::admin_api::AUTHZ_SCOPE;
+use mandate_core::access::AUTHZ_SCOPE;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
-use mandate_core::introspect::access_token_claims;
+use mandate_core::oauth::introspect::access_token_claims;
 use mandate_core::{ErrorCode, OAuthError, TenantCtx};
 use serde_json::{Map, Value, json};
 
@@ -252,7 +252,7 @@ async fn decide_one(
     let (actor, subject, chain, mandate) = match &e.token {
         Some(c) => {
             let sub = c.get("sub").and_then(Value::as_str).unwrap_or_default();
-            let chain: Vec<Principal> = mandate_core::agents::act_chain(c.get("act"))
+            let chain: Vec<Principal> = mandate_core::domain::agents::act_chain(c.get("act"))
                 .into_iter()
                 .map(|id| Principal::Agent { id })
                 .collect();

@@ -3,8 +3,8 @@
 
 use axum::http::{HeaderMap, Uri, header};
 use mandate_core::OAuthError;
-use mandate_core::dpop::{self, Scheme};
-use mandate_core::dpop_use::Presented;
+use mandate_core::oauth::dpop::Presented;
+use mandate_core::oauth::dpop::proof::{self, Scheme};
 
 use crate::error::{ApiError, bearer_error};
 
@@ -24,7 +24,7 @@ impl PresentedToken {
         let (scheme, token) = v
             .to_str()
             .ok()
-            .and_then(dpop::parse_authorization)
+            .and_then(proof::parse_authorization)
             .ok_or_else(|| {
                 bearer_error(OAuthError::invalid_request(
                     "unsupported authorization scheme",
@@ -37,7 +37,7 @@ impl PresentedToken {
         let proof = match headers.get("dpop") {
             None => None,
             Some(_) => Some(
-                dpop::single_proof(proofs)
+                proof::single_proof(proofs)
                     .map_err(|e| {
                         bearer_error(OAuthError::new(
                             mandate_core::ErrorCode::InvalidDpopProof,

@@ -4,8 +4,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mandate_core::dpop::{DpopConfig, Scheme};
-use mandate_core::{ErrorCode, OAuthError, dpop_use};
+use mandate_core::oauth::dpop::proof::{DpopConfig, Scheme};
+use mandate_core::{ErrorCode, OAuthError, oauth::dpop};
 use serde_json::json;
 
 /// An OAuth error as an HTTP response.
@@ -79,7 +79,7 @@ pub fn resource_error(e: OAuthError, scheme: Option<Scheme>) -> ApiError {
         e.code,
         ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce
     );
-    let dpop = proof || scheme == Some(Scheme::DPoP) || dpop_use::is_key_binding_error(&e);
+    let dpop = proof || scheme == Some(Scheme::DPoP) || dpop::is_key_binding_error(&e);
     let mut params = Vec::new();
     if e.code != ErrorCode::InvalidRequest || e.description.is_some() {
         params.push(format!("error=\"{}\"", e.code.as_str()));

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use mandate_core::StoreError;
-use mandate_core::agents::{Agent, AgentStatus, Mandate, MandateOrigin};
+use mandate_core::domain::agents::{Agent, AgentStatus, Mandate, MandateOrigin};
 use mandate_core::store::{AgentStore, ExchangeLookup, MandateSelector, MandateStore, StoreResult};
 use serde_json::Value;
 use sqlx::Row;

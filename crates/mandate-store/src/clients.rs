@@ -1,7 +1,7 @@
 //! OAuth clients.
 
 use async_trait::async_trait;
-use mandate_core::model::Client;
+use mandate_core::domain::model::Client;
 use mandate_core::store::{ClientStore, StoreResult};
 
 use crate::connect::SqlStore;

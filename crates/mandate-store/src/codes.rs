@@ -1,6 +1,6 @@
 //! Authorization codes: single use, kept after use so that reuse is detected.
 
-use mandate_core::model::AuthCode;
+use mandate_core::domain::model::AuthCode;
 use mandate_core::store::{Spend, StoreResult};
 use sqlx::AnyPool;
 

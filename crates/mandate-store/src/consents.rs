@@ -1,7 +1,7 @@
 //! Standing consent of a user for a client.
 
 use async_trait::async_trait;
-use mandate_core::model::Consent;
+use mandate_core::domain::model::Consent;
 use mandate_core::store::{ConsentStore, StoreResult};
 
 use crate::connect::SqlStore;

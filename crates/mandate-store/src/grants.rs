@@ -2,7 +2,7 @@
 //! refresh tokens and issued access tokens.
 
 use async_trait::async_trait;
-use mandate_core::model::{AuthCode, Grant, RefreshToken};
+use mandate_core::domain::model::{AuthCode, Grant, RefreshToken};
 use mandate_core::store::{GrantStore, Spend, StoreResult};
 
 use crate::connect::SqlStore;

@@ -1,7 +1,7 @@
 //! Signing keys of a tenant and their rotation.
 
 use async_trait::async_trait;
-use mandate_core::keys::KeyRecord;
+use mandate_core::crypto::keys::KeyRecord;
 use mandate_core::store::{KeyStore, StoreResult};
 use sqlx::AnyConnection;
 

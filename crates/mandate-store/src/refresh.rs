@@ -1,6 +1,6 @@
 //! Refresh tokens: each is spent once, when exchanged for its successor.
 
-use mandate_core::model::RefreshToken;
+use mandate_core::domain::model::RefreshToken;
 use mandate_core::store::{Spend, StoreResult};
 use sqlx::AnyPool;
 

@@ -1,7 +1,7 @@
 //! Browser login sessions, stored under the digest of their cookie.
 
 use async_trait::async_trait;
-use mandate_core::model::Session;
+use mandate_core::domain::model::Session;
 use mandate_core::store::{SessionStore, StoreResult};
 
 use crate::connect::SqlStore;

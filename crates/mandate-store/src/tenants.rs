@@ -1,8 +1,8 @@
 //! Tenants, created together with their first signing keys.
 
 use async_trait::async_trait;
-use mandate_core::keys::KeyRecord;
-use mandate_core::model::{Tenant, TenantSettings};
+use mandate_core::crypto::keys::KeyRecord;
+use mandate_core::domain::model::{Tenant, TenantSettings};
 use mandate_core::store::{StoreResult, TenantStore};
 
 use crate::connect::SqlStore;

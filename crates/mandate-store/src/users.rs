@@ -1,7 +1,7 @@
 //! User accounts.
 
 use async_trait::async_trait;
-use mandate_core::model::User;
+use mandate_core::domain::model::User;
 use mandate_core::store::{StoreResult, UserStore};
 
 use crate::connect::SqlStore;

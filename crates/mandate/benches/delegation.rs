@@ -7,7 +7,7 @@
 //! cargo bench -p mandate --bench delegation            # BENCH_SECS=10 BENCH_CONNS=32
 //! ```
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/e2e/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

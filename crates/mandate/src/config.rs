@@ -234,7 +234,7 @@ pub struct ServeConfig {
     pub cache_ttl: std::time::Duration,
     pub log_json: bool,
     /// The bound on password hashing.
-    pub hash_limits: mandate_core::secret::password::HashLimits,
+    pub hash_limits: mandate_core::crypto::secret::password::HashLimits,
     pub limits: mandate_core::settings::HttpLimits,
 }
 
@@ -349,7 +349,7 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         lt.failure_reset,
     );
     lt.check().map_err(anyhow::Error::msg)?;
-    let mut hash_limits = mandate_core::secret::password::HashLimits::default();
+    let mut hash_limits = mandate_core::crypto::secret::password::HashLimits::default();
     if let Some(n) = a.password_hash_concurrency.or(f.password_hash_concurrency) {
         if n == 0 {
             anyhow::bail!("the password hash concurrency must be at least 1");

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::scope::Scope;
 use crate::error::AdminError;
-use crate::scope::Scope;
 
 /// How a CIBA client learns that the person decided (CIBA §5). Push is not offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,47 +38,7 @@ pub struct Signal {
     pub event: Map<String, Value>,
 }
 
-/// Who a signal is about; also, with only some members set, a receiver's filter on subjects
-/// (see [`Subject::matches`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Subject {
-    /// The person (`iss_sub` under the tenant's issuer).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// The agent or client holding the tokens (`opaque`: its client_id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application: Option<String>,
-    /// The delegation ended (`opaque`: the mandate id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<String>,
-}
-
-impl Subject {
-    /// Whether `self`, taken as a filter, matches `other`: every member it names is equal.
-    /// A filter naming nothing matches nothing.
-    pub fn matches(&self, other: &Subject) -> bool {
-        let member = |f: &Option<String>, o: &Option<String>| f.is_none() || f == o;
-        (self.user.is_some() || self.application.is_some() || self.session.is_some())
-            && member(&self.user, &other.user)
-            && member(&self.application, &other.application)
-            && member(&self.session, &other.session)
-    }
-
-    /// The SSF complex subject.
-    pub fn sub_id(&self, issuer: &str) -> Value {
-        let mut v = json!({"format": "complex"});
-        if let Some(u) = &self.user {
-            v["user"] = json!({"format": "iss_sub", "iss": issuer, "sub": u});
-        }
-        if let Some(a) = &self.application {
-            v["application"] = json!({"format": "opaque", "id": a});
-        }
-        if let Some(s) = &self.session {
-            v["session"] = json!({"format": "opaque", "id": s});
-        }
-        v
-    }
-}
+pub use super::model::Subject;
 
 /// CAEP `initiating_entity` for who acted.
 fn initiating_entity(actor: &Principal) -> &'static str {

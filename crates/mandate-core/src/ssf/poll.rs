@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::stream::{ConfigError, Delivery, StreamStatus};
 use super::transmitter::{SsfError, get};
-use crate::admin_api::AdminCaller;
+use crate::access::AdminCaller;
 use crate::provider::{Provider, TenantCtx};
 
 /// `maxEvents` when the request gives none, and the most one response carries.

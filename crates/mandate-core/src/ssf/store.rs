@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::stream::Stream;
-use crate::store::StoreResult;
+use super::model::Stream;
+use crate::error::StoreResult;
 
 /// A signed SET waiting for its stream's receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]

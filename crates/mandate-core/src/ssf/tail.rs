@@ -10,9 +10,9 @@ use super::store::{Backlog, QueuedSet};
 use super::stream::StreamStatus;
 use super::{SET_TYP, jwt_sign};
 use crate::audit::EventKind;
+use crate::crypto::secret::random_token;
 use crate::error::StoreError;
 use crate::provider::{LoadError, Provider};
-use crate::secret::random_token;
 use crate::store::AuditQuery;
 
 /// Most audit records one pass reads.

@@ -9,11 +9,11 @@ use super::events::{Subject, verification_claims};
 use super::store::QueuedSet;
 use super::stream::{ConfigError, Delivery, ReceiverConfig, Stream, StreamStatus};
 use super::{EVENTS_SUPPORTED, SET_TYP, jwt_sign};
-use crate::admin_api::AdminCaller;
+use crate::access::AdminCaller;
 use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
+use crate::crypto::secret::random_token;
 use crate::error::{OAuthError, StoreError};
 use crate::provider::{Provider, TenantCtx};
-use crate::secret::random_token;
 
 /// Most streams one receiver may hold in a tenant.
 pub const MAX_STREAMS_PER_RECEIVER: usize = 20;

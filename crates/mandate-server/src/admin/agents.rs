@@ -1,6 +1,6 @@
 //! Admin API for the agent registry and mandates: `/admin/v1/tenants/{t}/agents[/{id}[/suspend|
 //! /resume]]` and `/admin/v1/tenants/{t}/mandates[/{id}]` (rules in
-//! `mandate_core::agent_admin`, the same the CLI uses; every change is audited there).
+//! `mandate_core::agents`, the same the CLI uses; every change is audited there).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,8 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mandate_core::OAuthError;
-use mandate_core::agent_admin::{self, AgentSpec, MandateSpec};
-use mandate_core::agents::{AgentStatus, MandateOrigin};
+use mandate_core::agents::{self, AgentSpec, MandateSpec};
+use mandate_core::domain::agents::{AgentStatus, MandateOrigin};
 use mandate_core::error::{AdminError, ErrorCode};
 use mandate_core::store::MandateSelector;
 use serde::Deserialize;
@@ -112,7 +112,7 @@ pub async fn create_agent(
             OAuthError::invalid_request("give exactly one of jwk and generate_secret").into(),
         );
     }
-    let (agent, secret) = agent_admin::create_agent(
+    let (agent, secret) = agents::create_agent(
         s.provider.store.as_ref(),
         &admin.tenant.0.tenant.name,
         AgentSpec {
@@ -139,7 +139,7 @@ pub async fn create_agent(
 
 /// `GET …/agents`.
 pub async fn list_agents(State(s): State<AppState>, admin: Admin) -> Result<Response, ApiError> {
-    let all = agent_admin::list_agents(s.provider.store.as_ref(), &admin.tenant.0.tenant.name)
+    let all = agents::list_agents(s.provider.store.as_ref(), &admin.tenant.0.tenant.name)
         .await
         .map_err(refused)?;
     let list: Vec<Value> = all.iter().map(|a| a.admin_view()).collect();
@@ -152,7 +152,7 @@ pub async fn show_agent(
     admin: Admin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let a = agent_admin::agent(s.provider.store.as_ref(), &admin.tenant.0.tenant.name, &id)
+    let a = agents::agent(s.provider.store.as_ref(), &admin.tenant.0.tenant.name, &id)
         .await
         .map_err(refused)?;
     Ok(Json(a.admin_view()).into_response())
@@ -164,7 +164,7 @@ async fn set_status(
     id: &str,
     status: AgentStatus,
 ) -> Result<Response, ApiError> {
-    let a = agent_admin::set_agent_status(
+    let a = agents::set_agent_status(
         s.provider.store.as_ref(),
         &admin.tenant.0.tenant.name,
         id,
@@ -231,9 +231,9 @@ pub async fn create_mandate(
     admin: Admin,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    use mandate_core::self_service::{DEFAULT_EXPIRES_IN, DEFAULT_MAX_TOKEN_LIFETIME};
+    use mandate_core::account::{DEFAULT_EXPIRES_IN, DEFAULT_MAX_TOKEN_LIFETIME};
     let req: NewMandate = body(&bytes)?;
-    let m = agent_admin::create_mandate(
+    let m = agents::create_mandate(
         s.provider.store.as_ref(),
         &admin.tenant.0.tenant.name,
         MandateSpec {
@@ -315,7 +315,7 @@ pub async fn revoke_mandate(
     admin: Admin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let ids = agent_admin::revoke_mandates_in(
+    let ids = agents::revoke_mandates_in(
         s.provider.store.as_ref(),
         &admin.tenant.0.tenant.name,
         MandateSelector::One(&id),

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use mandate_core::OAuthError;
-use mandate_core::admin_api;
+use mandate_core::access;
 use mandate_core::audit::query_from_params;
 use mandate_core::store::AuditRecord;
 use serde_json::json;
@@ -25,7 +25,7 @@ pub async fn events(
         .collect();
     let q = query_from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| OAuthError::invalid_request(e.0))?;
-    let (records, next) = admin_api::query_audit(
+    let (records, next) = access::query_audit(
         &s.provider,
         &admin.tenant.0,
         &admin.caller,

@@ -1,6 +1,6 @@
 //! The admin API, `/admin/v1/tenants/{tenant}/…`: bearer tokens of that tenant's issuer with the
 //! `mandate:admin` scope, and for a person's token a role the person holds (rules in
-//! `mandate_core::admin_api` and `mandate_core::roles`).
+//! `mandate_core::access` and `mandate_core::access::roles`).
 
 pub mod agents;
 pub mod audit;
@@ -10,8 +10,8 @@ pub mod roles;
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use mandate_core::admin_api::{self, AdminCaller};
-use mandate_core::roles::Right;
+use mandate_core::access::roles::Right;
+use mandate_core::access::{self, AdminCaller};
 
 use crate::bearer::{PresentedToken, public_uri};
 use crate::client_ip::Meta;
@@ -48,7 +48,7 @@ impl Admin {
         let uri = public_uri(&s.config.public_url, &original);
         let method = parts.method.as_str().to_string();
         let presented = token.as_ref().map(|t| t.presented(&method, &uri));
-        let caller = admin_api::authorize(
+        let caller = access::authorize(
             &s.provider,
             &tenant.0,
             presented.as_ref(),
@@ -77,7 +77,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        Admin::for_scope(parts, s, admin_api::ADMIN_SCOPE).await
+        Admin::for_scope(parts, s, access::ADMIN_SCOPE).await
     }
 }
 
@@ -88,7 +88,7 @@ impl FromRequestParts<AppState> for AuditReader {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        Admin::for_right(parts, s, admin_api::ADMIN_SCOPE, Right::ReadAudit)
+        Admin::for_right(parts, s, access::ADMIN_SCOPE, Right::ReadAudit)
             .await
             .map(AuditReader)
     }

@@ -1,12 +1,12 @@
 //! Admin API for people's roles: `GET …/roles`, `PUT|DELETE …/roles/{role}/users/{username}`
-//! (rules in `mandate_core::roles`; every change is audited there). Only a caller allowed to
+//! (rules in `mandate_core::access::roles`; every change is audited there). Only a caller allowed to
 //! manage (a client's own `mandate:admin` token, or a person holding `admin`) may call them.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mandate_core::roles::{self, RoleActor};
+use mandate_core::access::roles::{self, RoleActor};
 use serde_json::json;
 
 use super::Admin;

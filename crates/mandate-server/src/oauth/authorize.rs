@@ -1,16 +1,16 @@
 //! `GET|POST {issuer}/authorize` (RFC 6749 §4.1.1, OIDC Core §3.1.2.1): validate, then log in,
-//! ask consent, or answer the client, as `mandate_core::authorize::next_step` decides.
+//! ask consent, or answer the client, as `mandate_core::oauth::authorize::next_step` decides.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
-use mandate_core::authorize::{
+use mandate_core::domain::model::{Client, Session};
+use mandate_core::oauth::authorize::{
     self, AuthorizeError, AuthorizeRequest, Interaction, Next, Situation,
 };
-use mandate_core::model::{Client, Session};
-use mandate_core::{OAuthError, TenantCtx, login, logout};
+use mandate_core::{OAuthError, TenantCtx, login, oidc::logout};
 
 use crate::client_ip::Meta;
 use crate::params::{self, Params};

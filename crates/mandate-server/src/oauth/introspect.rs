@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use mandate_core::{OAuthError, introspect};
+use mandate_core::{OAuthError, oauth::introspect};
 
 use super::authenticated_form;
 use crate::client_ip::Meta;

@@ -15,9 +15,9 @@ use base64::Engine;
 use std::sync::Arc;
 
 use mandate_core::audit::RequestMeta;
-use mandate_core::client_auth::{ClientAuthError, ClientCredentials};
-use mandate_core::model::Client;
-use mandate_core::{OAuthError, TenantCtx, client_auth};
+use mandate_core::domain::model::Client;
+use mandate_core::oauth::client_auth::{ClientAuthError, ClientCredentials};
+use mandate_core::{OAuthError, TenantCtx, oauth::client_auth};
 
 use crate::error::ApiError;
 use crate::params::{self, Params};

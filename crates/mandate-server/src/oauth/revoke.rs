@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use mandate_core::{OAuthError, revoke};
+use mandate_core::{OAuthError, oauth::revoke};
 
 use super::authenticated_form;
 use crate::client_ip::Meta;

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use mandate_core::grants::{self, TokenRequest};
+use mandate_core::oauth::grants::{self, TokenRequest};
 
 use super::authenticated_form;
 use crate::client_ip::Meta;
@@ -40,14 +40,16 @@ pub async fn token(
         auth_req_id: p.opt("auth_req_id"),
         authorization_details: match p.opt("authorization_details") {
             None => None,
-            Some(d) => Some(mandate_core::agents::parse_details(&d).ok_or_else(|| {
-                mandate_core::OAuthError::invalid_request(
-                    "authorization_details must be a JSON array of objects with a type",
-                )
-            })?),
+            Some(d) => Some(
+                mandate_core::domain::agents::parse_details(&d).ok_or_else(|| {
+                    mandate_core::OAuthError::invalid_request(
+                        "authorization_details must be a JSON array of objects with a type",
+                    )
+                })?,
+            ),
         },
     };
-    let nonce = mandate_core::dpop_use::nonce(&s.provider, &t);
+    let nonce = mandate_core::oauth::dpop::nonce(&s.provider, &t);
     let resp = match grants::exchange(&s.provider, &t, &client, &req, &meta).await {
         Ok(r) => r,
         Err(e) => {
@@ -85,7 +87,7 @@ fn dpop_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .get_all("dpop")
         .iter()
         .map(|v| v.to_str().unwrap_or(""));
-    mandate_core::dpop::single_proof(values)
+    mandate_core::oauth::dpop::proof::single_proof(values)
         .map(|p| Some(p.to_string()))
         .map_err(|e| {
             ApiError::from(mandate_core::OAuthError::new(

@@ -19,7 +19,7 @@ fn metadata(t: &TenantCtx) -> Value {
         "private_key_jwt",
         "none",
     ];
-    // Introspection answers confidential clients only (`mandate_core::introspect`), so `none`
+    // Introspection answers confidential clients only (`mandate_core::oauth::introspect`), so `none`
     // is not offered there; revocation lets a public client revoke its own tokens.
     let introspection_auth_methods = &auth_methods[..3];
     let assertion_algs = [
@@ -37,14 +37,14 @@ fn metadata(t: &TenantCtx) -> Value {
         "scopes_supported": STANDARD_SCOPES,
         "response_types_supported": ["code"],
         "dpop_signing_alg_values_supported":
-            mandate_core::dpop::DpopConfig::default().alg_names(),
+            mandate_core::oauth::dpop::proof::DpopConfig::default().alg_names(),
         "response_modes_supported": ["query"],
         "grant_types_supported": [
             "authorization_code",
             "refresh_token",
             "client_credentials",
-            mandate_core::model::TOKEN_EXCHANGE,
-            mandate_core::model::CIBA_GRANT,
+            mandate_core::domain::model::TOKEN_EXCHANGE,
+            mandate_core::domain::model::CIBA_GRANT,
         ],
         // CIBA Core §4; signed authentication requests are not supported, so no
         // backchannel_authentication_request_signing_alg_values_supported.

@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mandate_core::audit::RequestMeta;
-use mandate_core::{OAuthError, TenantCtx, login, logout};
+use mandate_core::{OAuthError, TenantCtx, login, oidc::logout};
 use minijinja::context;
 
 use crate::client_ip::Meta;

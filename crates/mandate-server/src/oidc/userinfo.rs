@@ -6,8 +6,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use mandate_core::dpop::Scheme;
-use mandate_core::{OAuthError, userinfo};
+use mandate_core::oauth::dpop::proof::Scheme;
+use mandate_core::{OAuthError, oidc::userinfo};
 
 use crate::bearer::PresentedToken;
 use crate::error::{ApiError, bearer_error, resource_error};

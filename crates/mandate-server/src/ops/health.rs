@@ -15,7 +15,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
     match state
         .provider
         .store
-        .tenant_by_name(mandate_core::admin::DEFAULT_TENANT)
+        .tenant_by_name(mandate_core::registry::DEFAULT_TENANT)
         .await
     {
         Ok(_) => (StatusCode::OK, "ready"),

@@ -1,12 +1,12 @@
 //! The signed-in user's account pages: which applications hold consent, and withdrawing it
-//! (which also revokes what the consent gave: `mandate_core::self_service::withdraw_consent`).
+//! (which also revokes what the consent gave: `mandate_core::account::withdraw_consent`).
 //! Signed-out people are sent to the account sign-in page and come back here.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mandate_core::self_service;
+use mandate_core::account;
 use minijinja::context;
 
 use super::pages;
@@ -72,7 +72,7 @@ pub async fn withdraw(
     };
     let client_id = form.get("client_id").unwrap_or_default();
     if let Err(e) =
-        self_service::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await
+        account::withdraw_consent(&s.provider, &t, &session.user_id, client_id, &meta).await
     {
         return pages::error_page(&s, &headers, &e);
     }

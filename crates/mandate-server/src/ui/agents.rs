@@ -1,5 +1,5 @@
 //! The signed-in person's "agents acting for you" page and self-service API. Rules (ownership,
-//! who may call, what a mandate may hold) are in `mandate_core::self_service`.
+//! who may call, what a mandate may hold) are in `mandate_core::account`.
 //!
 //! - `GET {issuer}/account/agents`: the page (session cookie), with the CIBA requests waiting
 //!   for the person (decided on `ui::ciba`'s page); `POST …/agents/revoke`
@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mandate_core::OAuthError;
-use mandate_core::self_service::{self, AgentMandate, MandateRequest};
+use mandate_core::account::{self, AgentMandate, MandateRequest};
 use minijinja::context;
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderM
         Ok(None) => return sign_in_first(&t, "/account/agents"),
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let mandates = match self_service::mandates(&s.provider, &t, &session.user_id).await {
+    let mandates = match account::mandates(&s.provider, &t, &session.user_id).await {
         Ok(m) => m,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
@@ -133,7 +133,7 @@ pub async fn revoke(
         return sign_in_first(&t, "/account/agents");
     };
     let id = form.get("mandate_id").unwrap_or_default();
-    match self_service::revoke(&s.provider, &t, &session.user_id, id, &meta).await {
+    match account::revoke(&s.provider, &t, &session.user_id, id, &meta).await {
         Ok(_) => pages::see_other(&t.url("/account/agents")),
         Err(e) => pages::error_page(&s, &headers, &e),
     }
@@ -153,7 +153,7 @@ pub async fn revoke_all(
     let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
         return sign_in_first(&t, "/account/agents");
     };
-    match self_service::revoke_all(&s.provider, &t, &session.user_id, &meta).await {
+    match account::revoke_all(&s.provider, &t, &session.user_id, &meta).await {
         Ok(_) => pages::see_other(&t.url("/account/agents")),
         Err(e) => pages::error_page(&s, &headers, &e),
     }
@@ -167,7 +167,7 @@ fn no_store(mut r: Response) -> Response {
 
 /// `GET {issuer}/account/v1/mandates`: the caller's mandates in force.
 pub async fn api_list(State(s): State<AppState>, person: Person) -> Result<Response, ApiError> {
-    let all = self_service::mandates(&s.provider, &person.tenant, &person.caller.user_id).await?;
+    let all = account::mandates(&s.provider, &person.tenant, &person.caller.user_id).await?;
     let list: Vec<Value> = all.iter().map(AgentMandate::to_json).collect();
     Ok(no_store(
         axum::Json(json!({ "mandates": list })).into_response(),
@@ -196,8 +196,7 @@ pub async fn api_create(
     let req: MandateRequest = serde_json::from_slice(&body)
         .map_err(|e| OAuthError::invalid_request(format!("invalid request body: {e}")))?;
     let t = &person.tenant;
-    let m =
-        self_service::create(&s.provider, t, &person.caller.user_id, req, &person.meta.0).await?;
+    let m = account::create(&s.provider, t, &person.caller.user_id, req, &person.meta.0).await?;
     let agent = s.provider.store.agent(t.id(), &m.agent_id).await?;
     let location = t.url(&format!("/account/v1/mandates/{}", m.id));
     let view = AgentMandate {
@@ -222,7 +221,7 @@ pub async fn api_revoke(
 ) -> Result<Response, ApiError> {
     let id = path.get("id").map(String::as_str).unwrap_or_default();
     let t = &person.tenant;
-    if self_service::revoke(&s.provider, t, &person.caller.user_id, id, &person.meta.0).await? {
+    if account::revoke(&s.provider, t, &person.caller.user_id, id, &person.meta.0).await? {
         Ok(no_store(StatusCode::NO_CONTENT.into_response()))
     } else {
         Ok(no_store(

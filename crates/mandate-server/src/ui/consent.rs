@@ -4,10 +4,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mandate_core::agents::Agent;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
-use mandate_core::authorize::{self, Interaction};
-use mandate_core::model::{Client, Session};
+use mandate_core::domain::agents::Agent;
+use mandate_core::domain::model::{Client, Session};
+use mandate_core::oauth::authorize::{self, Interaction};
 use mandate_core::{ErrorCode, OAuthError, TenantCtx};
 use minijinja::context;
 

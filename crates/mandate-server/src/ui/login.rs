@@ -4,9 +4,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mandate_core::authorize::Interaction;
+use mandate_core::domain::model::Client;
 use mandate_core::login::{self, LoginError};
-use mandate_core::model::Client;
+use mandate_core::oauth::authorize::Interaction;
 use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 

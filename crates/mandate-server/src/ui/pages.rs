@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mandate_core::OAuthError;
-use mandate_core::secret::{ct_eq, random_token};
+use mandate_core::crypto::secret::{ct_eq, random_token};
 use minijinja::context;
 
 use crate::cookies;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, OriginalUri, Path};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use mandate_core::self_service::{self, Caller};
+use mandate_core::account::{self, Caller};
 use mandate_core::{OAuthError, TenantCtx};
 
 use crate::bearer::{PresentedToken, public_uri};
@@ -42,7 +42,7 @@ impl FromRequestParts<AppState> for Person {
         let uri = public_uri(&s.config.public_url, &original);
         let method = parts.method.as_str().to_string();
         let presented = token.as_ref().map(|t| t.presented(&method, &uri));
-        let caller = self_service::authenticate(&s.provider, &tenant, presented.as_ref(), &meta.0)
+        let caller = account::authenticate(&s.provider, &tenant, presented.as_ref(), &meta.0)
             .await
             .map_err(|e| {
                 let mut err = resource_error(e, token.as_ref().map(|t| t.scheme));

@@ -1,7 +1,7 @@
 //! Signing in to the account pages without an OAuth client: `GET|POST {issuer}/account/login`
 //! shows the same login form as `/authorize` and, once the password is right, starts the same
 //! browser session and returns to the page the person opened (`return_to`, a path under this
-//! issuer only: `mandate_core::self_service::safe_return_to`). `GET {issuer}/`,
+//! issuer only: `mandate_core::account::safe_return_to`). `GET {issuer}/`,
 //! `GET {issuer}/account` and `GET /` (the default tenant) lead to the account page.
 
 use axum::Router;
@@ -10,8 +10,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use mandate_core::account::{ACCOUNT_HOME, safe_return_to};
 use mandate_core::login::{self, LoginError};
-use mandate_core::self_service::{ACCOUNT_HOME, safe_return_to};
 use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
@@ -36,7 +36,7 @@ pub async fn root(State(s): State<AppState>) -> Response {
     let base = s.config.public_url.trim_end_matches('/');
     pages::see_other(&format!(
         "{base}/t/{}{ACCOUNT_HOME}",
-        mandate_core::admin::DEFAULT_TENANT
+        mandate_core::registry::DEFAULT_TENANT
     ))
 }
 

@@ -3,8 +3,8 @@
 
 use mandate_core::OAuthError;
 use mandate_core::TenantCtx;
-use mandate_core::agents::Agent;
 use mandate_core::ciba::PendingRequest;
+use mandate_core::domain::agents::Agent;
 use minijinja::context;
 use serde_json::Value;
 

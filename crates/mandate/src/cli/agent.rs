@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use mandate_core::agent_admin::{self, AgentSpec, CibaSpec};
-use mandate_core::agents::{Agent, AgentStatus};
+use mandate_core::agents::{self, AgentSpec, CibaSpec};
+use mandate_core::domain::agents::{Agent, AgentStatus};
 use mandate_core::store::Store;
 use serde_json::Value;
 
@@ -119,7 +119,7 @@ fn line(a: &Agent) -> String {
 pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Result<()> {
     let store = store.as_ref();
     let status_change = |tenant: String, id: String, status: AgentStatus| async move {
-        let a = agent_admin::set_agent_status(store, &tenant, &id, status, CLI_ACTOR).await?;
+        let a = agents::set_agent_status(store, &tenant, &id, status, CLI_ACTOR).await?;
         print(json_out, show(&a), || line(&a));
         Ok::<(), anyhow::Error>(())
     };
@@ -140,7 +140,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
             if jwk.is_none() && !c.generate_secret {
                 bail!("give --jwk-file or --generate-secret");
             }
-            let (a, secret) = agent_admin::create_agent_with_ciba(
+            let (a, secret) = agents::create_agent_with_ciba(
                 store,
                 &c.tenant,
                 AgentSpec {
@@ -176,7 +176,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
             });
         }
         AgentCmd::List { tenant } => {
-            let all = agent_admin::list_agents(store, &tenant).await?;
+            let all = agents::list_agents(store, &tenant).await?;
             print(
                 json_out,
                 Value::Array(all.iter().map(show).collect()),
@@ -184,7 +184,7 @@ pub async fn run(cmd: AgentCmd, store: &Arc<dyn Store>, json_out: bool) -> Resul
             );
         }
         AgentCmd::Show { tenant, id } => {
-            let a = agent_admin::agent(store, &tenant, &id).await?;
+            let a = agents::agent(store, &tenant, &id).await?;
             print(json_out, show(&a), || line(&a));
         }
         AgentCmd::Suspend { tenant, id } => {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mandate_core::admin::{self, ClientSpec};
+use mandate_core::registry::{self, ClientSpec};
 use mandate_core::store::Store;
 use serde_json::json;
 
@@ -84,7 +84,7 @@ pub async fn run(cmd: ClientCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
         web_origins: a.web_origins,
         refresh_grace_seconds: a.refresh_grace_seconds,
     };
-    let (c, secret) = admin::create_client(store.as_ref(), &a.tenant, spec, CLI_ACTOR).await?;
+    let (c, secret) = registry::create_client(store.as_ref(), &a.tenant, spec, CLI_ACTOR).await?;
     let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
     print(
         json_out,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use mandate_core::admin;
+use mandate_core::registry;
 use mandate_core::settings::Settings;
 use mandate_core::store::Store;
 use serde_json::json;
@@ -26,7 +26,7 @@ pub async fn run(
     json_out: bool,
 ) -> Result<()> {
     let KeysCmd::Rotate { tenant } = cmd;
-    let kids = admin::rotate_keys(store.as_ref(), &tenant, settings, CLI_ACTOR).await?;
+    let kids = registry::rotate_keys(store.as_ref(), &tenant, settings, CLI_ACTOR).await?;
     print(
         json_out,
         json!({"tenant": tenant, "new_kids": kids}),

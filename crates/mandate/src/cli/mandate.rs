@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use mandate_core::agent_admin::{self, MandateSpec};
-use mandate_core::agents::{Mandate, MandateOrigin};
+use mandate_core::agents::{self, MandateSpec};
+use mandate_core::domain::agents::{Mandate, MandateOrigin};
 use mandate_core::store::{MandateSelector, Store};
 use serde_json::{Value, json};
 
@@ -81,10 +81,10 @@ pub async fn run(cmd: MandateCmd, store: &Arc<dyn Store>, json_out: bool) -> Res
         MandateCmd::Create(c) => {
             let details = match &c.authorization_details {
                 None => vec![],
-                Some(s) => mandate_core::agents::parse_details(s)
+                Some(s) => mandate_core::domain::agents::parse_details(s)
                     .context("--authorization-details must be a JSON array of typed objects")?,
             };
-            let m = agent_admin::create_mandate(
+            let m = agents::create_mandate(
                 store,
                 &c.tenant,
                 MandateSpec {
@@ -161,7 +161,7 @@ pub async fn run(cmd: MandateCmd, store: &Arc<dyn Store>, json_out: bool) -> Res
                 (_, _, Some(u)) => MandateSelector::User(u),
                 _ => bail!("give --id, --agent or --user"),
             };
-            let ids = agent_admin::revoke_mandates_in(store, &tenant, which, CLI_ACTOR).await?;
+            let ids = agents::revoke_mandates_in(store, &tenant, which, CLI_ACTOR).await?;
             print(json_out, json!({"revoked": ids}), || {
                 format!("revoked {} mandate(s)", ids.len())
             });

@@ -108,7 +108,7 @@ pub async fn open_sql(location: StoreLocation) -> Result<Arc<SqlStore>> {
             .context("cannot connect to the database")?,
     };
     let store = Arc::new(store);
-    mandate_core::admin::ensure_default_tenant(store.as_ref())
+    mandate_core::registry::ensure_default_tenant(store.as_ref())
         .await
         .context("cannot create the default tenant")?;
     Ok(store)

@@ -13,7 +13,7 @@ pub async fn run(args: &ServeArgs, file: &FileConfig, location: StoreLocation) -
     let started = std::time::Instant::now();
     let cfg = config::serve_config(args, file)?;
     init_tracing(cfg.log_json);
-    mandate_core::secret::password::configure(cfg.hash_limits);
+    mandate_core::crypto::secret::password::configure(cfg.hash_limits);
     let trusted = TrustedProxies::parse(&cfg.trusted_proxies).map_err(anyhow::Error::msg)?;
     let templates = Templates::new(cfg.templates_dir.clone())
         .map_err(anyhow::Error::msg)

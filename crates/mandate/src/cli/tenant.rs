@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mandate_core::admin;
-use mandate_core::keys::Alg;
+use mandate_core::crypto::keys::Alg;
+use mandate_core::registry;
 use mandate_core::store::Store;
 use serde_json::json;
 
@@ -43,7 +43,7 @@ pub enum TenantCmd {
     Show { name: String },
 }
 
-fn show(t: &mandate_core::model::Tenant) -> serde_json::Value {
+fn show(t: &mandate_core::domain::model::Tenant) -> serde_json::Value {
     json!({"id": t.id, "name": t.name, "created_at": t.created_at, "settings": t.settings})
 }
 
@@ -56,7 +56,7 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             let alg = Alg::parse(&access_token_alg).with_context(|| {
                 format!("unsupported algorithm {access_token_alg:?} (ES256, EdDSA, RS256, PS256)")
             })?;
-            let t = admin::create_tenant(store.as_ref(), &name, alg, CLI_ACTOR).await?;
+            let t = registry::create_tenant(store.as_ref(), &name, alg, CLI_ACTOR).await?;
             print(json_out, json!({"id": t.id, "name": t.name}), || {
                 format!("created tenant {}", t.name)
             });
@@ -84,7 +84,8 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             } else if !authorization_details_type.is_empty() {
                 settings.authorization_details_types = authorization_details_type;
             }
-            let t = admin::set_tenant_settings(store.as_ref(), &name, settings, CLI_ACTOR).await?;
+            let t =
+                registry::set_tenant_settings(store.as_ref(), &name, settings, CLI_ACTOR).await?;
             print(json_out, show(&t), || format!("updated tenant {}", t.name));
         }
         TenantCmd::Show { name } => {

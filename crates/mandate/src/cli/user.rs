@@ -4,9 +4,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use mandate_core::admin;
+use mandate_core::access::roles::{self, RoleActor};
 use mandate_core::audit::{Principal, RequestMeta};
-use mandate_core::roles::{self, RoleActor};
+use mandate_core::registry;
 use mandate_core::store::Store;
 use serde_json::json;
 
@@ -86,7 +86,7 @@ pub async fn run(cmd: UserCmd, store: &Arc<dyn Store>, json_out: bool) -> Result
             if pw.is_empty() {
                 bail!("no password on standard input");
             }
-            let u = admin::create_user(
+            let u = registry::create_user(
                 store.as_ref(),
                 &tenant,
                 &username,
@@ -102,7 +102,7 @@ pub async fn run(cmd: UserCmd, store: &Arc<dyn Store>, json_out: bool) -> Result
             );
         }
         UserCmd::Erase { tenant, username } => {
-            let id = admin::erase_user(store.as_ref(), &tenant, &username, CLI_ACTOR).await?;
+            let id = registry::erase_user(store.as_ref(), &tenant, &username, CLI_ACTOR).await?;
             print(
                 json_out,
                 json!({"erased": id, "username": username, "tenant": tenant}),

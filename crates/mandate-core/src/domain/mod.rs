@@ -1,0 +1,9 @@
+//! Data and pure rules: tenants, clients, users, sessions, grants (`model`), agents and what
+//! a mandate covers, scopes, PKCE (RFC 7636), redirect URI rules, the password policy.
+
+pub mod agents;
+pub mod model;
+pub mod password_policy;
+pub mod pkce;
+pub mod redirect;
+pub mod scope;

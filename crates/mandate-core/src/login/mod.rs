@@ -1,0 +1,309 @@
+//! Password login and browser sessions. Failures look and take the same whether or not the
+//! account exists; session ids are stored only as digests and are new at every login.
+
+pub mod throttle;
+
+use serde_json::json;
+
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::crypto::secret::{keyed_digest, password, random_token};
+use crate::domain::model::{Session, User};
+use crate::error::StoreError;
+use crate::provider::{Provider, TenantCtx};
+use crate::settings::ACR_PASSWORD;
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown user or wrong password: never say which.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Too many failures for this account name or address: try again after `retry_after`
+    /// seconds. Answered the same whether or not the account exists, without checking the
+    /// password (so the right one does not get in either).
+    #[error("too many failed sign-in attempts; try again in {retry_after} s")]
+    Throttled { retry_after: i64 },
+    /// Password checking is at capacity: try again after `retry_after` seconds.
+    #[error("busy; try again in {retry_after} s")]
+    Busy { retry_after: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Record a failed attempt (with the name typed, erasable, when it is plausible).
+async fn record_failure(
+    p: &Provider,
+    t: &TenantCtx,
+    username: &str,
+    actor: Principal,
+    reason: &str,
+    detail: serde_json::Value,
+    meta: &RequestMeta,
+) -> Result<(), StoreError> {
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::LoginFailed,
+        Outcome::Failure,
+        actor,
+        meta,
+    )
+    .reason(reason)
+    .detail(detail);
+    let ev = if username.is_empty() || username.len() > 256 {
+        ev
+    } else {
+        ev.username(username)
+    };
+    p.store.record(&ev).await
+}
+
+/// How long an attempt refused for lack of hashing capacity waits before it is answered.
+pub const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Check a username and password, within the password-guessing limits
+/// ([`crate::login::throttle`]) and the process-wide bound on password hashing.
+pub async fn password_login(
+    p: &Provider,
+    t: &TenantCtx,
+    username: &str,
+    pw: &str,
+    meta: &RequestMeta,
+) -> Result<User, LoginError> {
+    // A place among the password checks first: an attempt refused for lack of hashing
+    // capacity costs nothing else and is not charged to any counter.
+    let ticket = match password::admit() {
+        Ok(t) => t,
+        Err(busy) => {
+            // Answered after a pause that costs the server nothing: a client that retries at
+            // once cannot turn refusals into a flood of requests that starves the hashing.
+            tokio::time::sleep(BUSY_PAUSE).await;
+            return Err(LoginError::Busy {
+                retry_after: busy.retry_after as i64,
+            });
+        }
+    };
+    let limits = &p.settings.login_throttle;
+    let now = p.now();
+    let account = throttle::account_key(&t.tenant.secret_key, username);
+    let keys: Vec<throttle::Key> = throttle::address_key(meta.ip.as_deref())
+        .into_iter()
+        .chain([account.clone()])
+        .collect();
+    // Refuse unchecked while any counter waits; else charge the attempt to each counter
+    // before the password is checked, so parallel guesses are all counted.
+    let mut charges: Vec<(&throttle::Key, throttle::Charge)> = Vec::with_capacity(keys.len());
+    let mut wait_until = None;
+    for k in &keys {
+        if let Some(until) = throttle::waiting(p.store.as_ref(), t.id(), k, now).await? {
+            wait_until = Some((until, k.scope.clone()));
+            break;
+        }
+    }
+    if wait_until.is_none() {
+        for k in &keys {
+            match throttle::charge(p.store.as_ref(), limits, t.id(), k, now).await? {
+                throttle::Charge::Wait { until } => {
+                    // Refused unchecked: the counters already charged get the attempt back.
+                    for (k, c) in &charges {
+                        throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+                    }
+                    wait_until = Some((until, k.scope.clone()));
+                    break;
+                }
+                c => charges.push((k, c)),
+            }
+        }
+    }
+    if let Some((until, scope)) = wait_until {
+        let retry_after = (until - now).max(1);
+        record_failure(
+            p,
+            t,
+            username,
+            Principal::Anonymous,
+            "throttled",
+            json!({"method": "pwd", "throttle": scope.as_str(), "retry_after": retry_after}),
+            meta,
+        )
+        .await?;
+        return Err(LoginError::Throttled { retry_after });
+    }
+
+    let user = if username.is_empty() || username.len() > 256 || pw.len() > 1024 {
+        None
+    } else {
+        p.store.user_by_username(t.id(), username).await?
+    };
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = match ticket.verify(pw.to_string(), hash.clone()).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            // Not judged: give the attempt back.
+            for (k, c) in &charges {
+                throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+            }
+            return Err(LoginError::Busy {
+                retry_after: busy.retry_after as i64,
+            });
+        }
+    };
+    match user {
+        Some(u) if ok && hash.is_some() => {
+            for (k, c) in &charges {
+                match k.scope {
+                    throttle::Scope::Account => {
+                        throttle::clear(p.store.as_ref(), t.id(), k).await?
+                    }
+                    throttle::Scope::Address => {
+                        throttle::refund(p.store.as_ref(), t.id(), k, c).await?
+                    }
+                }
+            }
+            let ev = AuditEvent::new(
+                t.id(),
+                EventKind::LoginSucceeded,
+                Outcome::Success,
+                Principal::User { id: u.id.clone() },
+                meta,
+            )
+            .subject(Principal::User { id: u.id.clone() })
+            .username(username)
+            .detail(json!({"method": "pwd"}));
+            p.store.record(&ev).await?;
+            Ok(u)
+        }
+        other => {
+            let reason = if other.is_some() {
+                "wrong password"
+            } else {
+                "unknown user"
+            };
+            let actor = other
+                .map(|u| Principal::User { id: u.id })
+                .unwrap_or(Principal::Anonymous);
+            record_failure(
+                p,
+                t,
+                username,
+                actor.clone(),
+                reason,
+                json!({"method": "pwd"}),
+                meta,
+            )
+            .await?;
+            // A failure that reaches a lockout threshold is recorded as a lockout.
+            for (k, c) in &charges {
+                if let throttle::Charge::Counted { now: counter, .. } = c
+                    && throttle::locked_out(limits, k, counter)
+                {
+                    let ev = AuditEvent::new(
+                        t.id(),
+                        EventKind::LoginLocked,
+                        Outcome::Failure,
+                        actor.clone(),
+                        meta,
+                    )
+                    .reason(k.scope.as_str())
+                    .detail(json!({
+                        "failures": counter.failures,
+                        "locked_until": counter.locked_until,
+                    }));
+                    let ev = match k.scope {
+                        throttle::Scope::Account
+                            if !username.is_empty() && username.len() <= 256 =>
+                        {
+                            ev.username(username)
+                        }
+                        _ => ev,
+                    };
+                    p.store.record(&ev).await?;
+                }
+            }
+            Err(LoginError::InvalidCredentials)
+        }
+    }
+}
+
+/// Start a new session for a user who just authenticated; returns the cookie value.
+pub async fn start_session(
+    p: &Provider,
+    t: &TenantCtx,
+    user: &User,
+    amr: &[&str],
+    meta: &RequestMeta,
+) -> Result<(String, Session), StoreError> {
+    let now = p.now();
+    let value = random_token(32);
+    let session = Session {
+        digest: keyed_digest(&t.tenant.secret_key, &value),
+        tenant_id: t.id().to_string(),
+        sid: random_token(16),
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr: amr.iter().map(|s| s.to_string()).collect(),
+        acr: ACR_PASSWORD.to_string(),
+        expires_at: now + p.settings.session_ttl,
+    };
+    p.store.create_session(&session).await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::SessionStarted,
+        Outcome::Success,
+        Principal::User {
+            id: user.id.clone(),
+        },
+        meta,
+    )
+    .subject(Principal::User {
+        id: user.id.clone(),
+    })
+    .detail(json!({"sid": session.sid, "amr": session.amr}));
+    p.store.record(&ev).await?;
+    Ok((value, session))
+}
+
+/// The live session behind a cookie value, if any.
+pub async fn current_session(
+    p: &Provider,
+    t: &TenantCtx,
+    cookie: &str,
+) -> Result<Option<Session>, StoreError> {
+    if cookie.is_empty() || cookie.len() > 128 {
+        return Ok(None);
+    }
+    let s = p
+        .store
+        .session(t.id(), &keyed_digest(&t.tenant.secret_key, cookie))
+        .await?;
+    Ok(s.filter(|s| s.expires_at > p.now()))
+}
+
+/// End a session (logout): delete it and revoke the grants made in it.
+pub async fn end_session(
+    p: &Provider,
+    t: &TenantCtx,
+    session: &Session,
+    meta: &RequestMeta,
+) -> Result<(), StoreError> {
+    p.store.delete_session(t.id(), &session.digest).await?;
+    let revoked = p
+        .store
+        .revoke_session_grants(t.id(), &session.sid, p.now())
+        .await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::SessionEnded,
+        Outcome::Success,
+        Principal::User {
+            id: session.user_id.clone(),
+        },
+        meta,
+    )
+    .subject(Principal::User {
+        id: session.user_id.clone(),
+    })
+    .reason("logout")
+    .detail(json!({"sid": session.sid, "grants_revoked": revoked}));
+    p.store.record(&ev).await?;
+    Ok(())
+}

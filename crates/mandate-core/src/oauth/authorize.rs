@@ -1,0 +1,752 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): request validation, the
+//! decision of what the user must do next, and code issuance. Pure rules over the request, the
+//! session and the stored consent; the HTTP layer renders and redirects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::agents::MandateTerms;
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::crypto::secret::{b64, b64_decode, ct_eq, keyed_digest, random_token};
+use crate::domain::agents::{self, Agent, AgentStatus, Mandate, MandateOrigin};
+use crate::domain::model::{AuthCode, Client, Consent, Grant, GrantType, Session};
+use crate::domain::scope::Scope;
+use crate::error::{ErrorCode, OAuthError};
+use crate::provider::{Provider, TenantCtx};
+use crate::{domain::pkce, domain::redirect};
+
+/// A validated authorization request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Scope,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub ui_locales: Option<String>,
+    pub id_token_hint: Option<String>,
+    /// RFC 8707 `resource` indicators (absolute URIs without fragment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// RFC 9396 `authorization_details` (typed objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_details: Vec<Value>,
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Scope::parse(&s).ok_or_else(|| serde::de::Error::custom("bad scope"))
+    }
+}
+
+/// How an authorization error reaches the user agent.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Client or redirect URI unusable: show an error page, never redirect (no open redirector).
+    Page(OAuthError),
+    /// Redirect the error to the client's validated redirect URI.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
+}
+
+impl From<OAuthError> for AuthorizeError {
+    fn from(e: OAuthError) -> Self {
+        AuthorizeError::Page(e)
+    }
+}
+
+const MAX_PARAM: usize = 2048;
+
+/// Most RFC 8707 `resource` parameters one request may carry.
+const MAX_RESOURCES: usize = 16;
+
+/// Validate the raw parameters (each appears at most once; the HTTP layer ensured that).
+pub async fn validate(
+    p: &Provider,
+    t: &TenantCtx,
+    params: &BTreeMap<String, String>,
+) -> Result<(Arc<Client>, AuthorizeRequest), AuthorizeError> {
+    validate_request(p, t, params, &[]).await
+}
+
+/// RFC 9396 §5: a type the tenant does not accept.
+pub fn unsupported_details_type() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidAuthorizationDetails,
+        "an authorization_details type is not supported here",
+    )
+}
+
+/// [`validate`], with the request's RFC 8707 `resource` parameters (the one parameter that may
+/// repeat).
+pub async fn validate_request(
+    p: &Provider,
+    t: &TenantCtx,
+    params: &BTreeMap<String, String>,
+    resources: &[String],
+) -> Result<(Arc<Client>, AuthorizeRequest), AuthorizeError> {
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    for (k, v) in params {
+        if v.len() > MAX_PARAM && k != "id_token_hint" || v.len() > 16 * 1024 {
+            return Err(AuthorizeError::Page(OAuthError::invalid_request(format!(
+                "parameter {k} is too long"
+            ))));
+        }
+    }
+    let client_id =
+        get("client_id").ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
+    let client = p
+        .client(t, client_id)
+        .await
+        .map_err(OAuthError::from)?
+        .ok_or_else(|| OAuthError::invalid_client("unknown client_id"))?;
+    let redirect_uri = match get("redirect_uri") {
+        // A URI registered before registration refused bad characters is never redirected to.
+        Some(r)
+            if redirect::matches(&client.redirect_uris, r, client.is_public())
+                && redirect::valid_for_registration(r) =>
+        {
+            r.to_string()
+        }
+        Some(_) => {
+            return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                "redirect_uri is not registered for this client",
+            )));
+        }
+        None if client.redirect_uris.len() == 1
+            && redirect::valid_for_registration(&client.redirect_uris[0])
+            && !get("scope").unwrap_or("").split(' ').any(|s| s == "openid") =>
+        {
+            client.redirect_uris[0].clone()
+        }
+        None => {
+            return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                "redirect_uri is required",
+            )));
+        }
+    };
+    let state = params.get("state").cloned();
+    let fail = |error: OAuthError| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error,
+    };
+
+    if params.contains_key("request") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        )));
+    }
+    if params.contains_key("request_uri") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        )));
+    }
+    match get("response_type") {
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is required",
+            )));
+        }
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            )));
+        }
+    }
+    if let Some(m) = get("response_mode")
+        && m != "query"
+    {
+        return Err(fail(OAuthError::invalid_request(
+            "only response_mode=query is supported",
+        )));
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(fail(OAuthError::unauthorized_client(
+            "client may not use the authorization code grant",
+        )));
+    }
+    let code_challenge = get("code_challenge").ok_or_else(|| {
+        fail(OAuthError::invalid_request(
+            "code_challenge is required (PKCE)",
+        ))
+    })?;
+    if get("code_challenge_method") != Some("S256") {
+        return Err(fail(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        )));
+    }
+    if !pkce::valid_challenge(code_challenge) {
+        return Err(fail(OAuthError::invalid_request(
+            "code_challenge is malformed",
+        )));
+    }
+    let asked = Scope::parse(get("scope").unwrap_or(""))
+        .ok_or_else(|| fail(OAuthError::invalid_scope("malformed scope")))?;
+    let scope = asked.intersect(&client.scopes);
+    if scope.is_empty() && !asked.is_empty() {
+        return Err(fail(OAuthError::invalid_scope(
+            "none of the requested scopes is allowed for this client",
+        )));
+    }
+    let prompt: Vec<String> = get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for pr in &prompt {
+        if !matches!(pr.as_str(), "none" | "login" | "consent" | "select_account") {
+            return Err(fail(OAuthError::invalid_request(format!(
+                "unsupported prompt value {pr:?}"
+            ))));
+        }
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return Err(fail(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        )));
+    }
+    let max_age = match get("max_age") {
+        None => None,
+        Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            fail(OAuthError::invalid_request(
+                "max_age must be a non-negative integer",
+            ))
+        })?),
+    };
+    if resources.len() > MAX_RESOURCES
+        || resources
+            .iter()
+            .any(|r| r.len() > MAX_PARAM || url::Url::parse(r).is_err() || r.contains('#'))
+    {
+        return Err(fail(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "each resource must be an absolute URI without fragment (RFC 8707)",
+        )));
+    }
+    let mut resource_list: Vec<String> = Vec::new();
+    for r in resources {
+        if !resource_list.contains(r) {
+            resource_list.push(r.clone());
+        }
+    }
+    let authorization_details = match get("authorization_details") {
+        None => Vec::new(),
+        Some(d) => agents::parse_details(d).ok_or_else(|| {
+            fail(OAuthError::new(
+                ErrorCode::InvalidAuthorizationDetails,
+                "authorization_details must be a JSON array of objects with a type (RFC 9396)",
+            ))
+        })?,
+    };
+    if !t.tenant.settings.details_allowed(&authorization_details) {
+        return Err(fail(unsupported_details_type()));
+    }
+    let req = AuthorizeRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: state.clone(),
+        nonce: get("nonce").map(str::to_string),
+        code_challenge: code_challenge.to_string(),
+        prompt,
+        max_age,
+        login_hint: get("login_hint").map(str::to_string),
+        ui_locales: get("ui_locales").map(str::to_string),
+        id_token_hint: get("id_token_hint").map(str::to_string),
+        resources: resource_list,
+        authorization_details,
+    };
+    Ok((client, req))
+}
+
+/// What the user agent must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Login,
+    Consent,
+    Issue,
+    Fail(OAuthError),
+}
+
+/// Facts the decision depends on besides the request.
+#[derive(Debug, Clone, Default)]
+pub struct Situation<'a> {
+    pub session: Option<&'a Session>,
+    pub consent: Option<&'a Consent>,
+    /// The user authenticated within this very interaction.
+    pub logged_in_now: bool,
+    /// `sub` of a valid `id_token_hint`, if one was sent.
+    pub hint_sub: Option<&'a str>,
+    /// The client is a registered agent: approving creates a mandate, so consent is asked
+    /// every time and never remembered.
+    pub agent: bool,
+    pub now: i64,
+}
+
+/// Decide the next step (OIDC Core §3.1.2.3, prompt and max_age semantics).
+pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
+    let none = req.prompt.iter().any(|p| p == "none");
+    let needs_login = match s.session {
+        None => true,
+        Some(_) if s.logged_in_now => false,
+        Some(sess) => {
+            req.prompt.iter().any(|p| p == "login")
+                || req.max_age.is_some_and(|m| s.now - sess.auth_time > m)
+                || s.hint_sub.is_some_and(|h| h != sess.user_id)
+        }
+    };
+    if needs_login {
+        return if none {
+            Next::Fail(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the user must log in",
+            ))
+        } else {
+            Next::Login
+        };
+    }
+    let consented = !s.agent && s.consent.is_some_and(|c| req.scope.is_subset(&c.scope));
+    if !consented || req.prompt.iter().any(|p| p == "consent") {
+        return if none {
+            Next::Fail(OAuthError::new(
+                ErrorCode::ConsentRequired,
+                "the user must consent",
+            ))
+        } else {
+            Next::Consent
+        };
+    }
+    Next::Issue
+}
+
+/// Issue a code for the request and return the redirect URL that carries it. The code keeps
+/// the request's RFC 8707 resources (the token endpoint may only narrow them) and, for an
+/// agent, the `mandate` the person just approved (its tokens stay inside it).
+pub async fn issue_code(
+    p: &Provider,
+    t: &TenantCtx,
+    req: &AuthorizeRequest,
+    session: &Session,
+    mandate: Option<&Mandate>,
+    meta: &RequestMeta,
+) -> Result<String, OAuthError> {
+    let now = p.now();
+    let grant = Grant {
+        id: random_token(16),
+        tenant_id: t.id().to_string(),
+        client_id: req.client_id.clone(),
+        user_id: session.user_id.clone(),
+        sid: Some(session.sid.clone()),
+        created_at: now,
+        revoked_at: None,
+    };
+    p.store.create_grant(&grant).await?;
+    let code = random_token(32);
+    let rec = AuthCode {
+        digest: keyed_digest(&t.tenant.secret_key, &code),
+        tenant_id: t.id().to_string(),
+        grant_id: grant.id.clone(),
+        client_id: req.client_id.clone(),
+        user_id: session.user_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        code_challenge: req.code_challenge.clone(),
+        scope: req.scope.clone(),
+        nonce: req.nonce.clone(),
+        sid: Some(session.sid.clone()),
+        auth_time: session.auth_time,
+        acr: session.acr.clone(),
+        amr: session.amr.clone(),
+        expires_at: now + p.settings.code_ttl,
+        resources: req.resources.clone(),
+        mandate_id: mandate.map(|m| m.id.clone()),
+    };
+    p.store.insert_code(&rec).await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::CodeIssued,
+        Outcome::Success,
+        Principal::User {
+            id: session.user_id.clone(),
+        },
+        meta,
+    )
+    .subject(Principal::User {
+        id: session.user_id.clone(),
+    })
+    .client(req.client_id.clone())
+    .detail(json!({
+        "scope": req.scope.to_string(),
+        "grant_id": grant.id,
+        "resources": req.resources,
+        "mandate_id": mandate.map(|m| m.id.as_str()),
+    }));
+    p.store.record(&ev).await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &t.issuer));
+    Ok(append_query(&req.redirect_uri, &params))
+}
+
+/// The redirect that reports an error to the client (with `state` and RFC 9207 `iss`).
+pub fn error_redirect(
+    t: &TenantCtx,
+    redirect_uri: &str,
+    state: Option<&str>,
+    e: &OAuthError,
+) -> String {
+    let mut params = vec![("error", e.code.as_str())];
+    if let Some(d) = &e.description {
+        params.push(("error_description", d));
+    }
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &t.issuer));
+    append_query(redirect_uri, &params)
+}
+
+fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = uri.to_string();
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        ser.append_pair(k, v);
+    }
+    out.push(if uri.contains('?') { '&' } else { '?' });
+    out.push_str(&ser.finish());
+    out
+}
+
+/// An authorization request in flight between pages, protected by a MAC so the login and
+/// consent forms can carry it without server-side state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Interaction {
+    pub req: AuthorizeRequest,
+    /// Expiry of this interaction.
+    pub exp: i64,
+    /// Set once the user authenticated within this interaction: the session it created.
+    pub sid: Option<String>,
+}
+
+impl Interaction {
+    pub fn new(p: &Provider, req: AuthorizeRequest) -> Self {
+        Interaction {
+            req,
+            exp: p.now() + 1800,
+            sid: None,
+        }
+    }
+
+    /// Serialize and MAC under the tenant's key.
+    pub fn seal(&self, t: &TenantCtx) -> String {
+        let body = b64(&serde_json::to_vec(self).expect("serialize"));
+        let mac = keyed_digest(&t.tenant.secret_key, &format!("interaction.{body}"));
+        format!("{body}.{}", b64(&mac))
+    }
+
+    /// Check the MAC and expiry.
+    pub fn open(p: &Provider, t: &TenantCtx, sealed: &str) -> Option<Interaction> {
+        if sealed.len() > 64 * 1024 {
+            return None;
+        }
+        let (body, mac) = sealed.split_once('.')?;
+        let want = keyed_digest(&t.tenant.secret_key, &format!("interaction.{body}"));
+        if !ct_eq(&b64_decode(mac)?, &want) {
+            return None;
+        }
+        let i: Interaction = serde_json::from_slice(&b64_decode(body)?).ok()?;
+        (i.exp > p.now()).then_some(i)
+    }
+}
+
+/// Record consent (merged with what the user granted before) and audit it.
+pub async fn give_consent(
+    p: &Provider,
+    t: &TenantCtx,
+    req: &AuthorizeRequest,
+    user_id: &str,
+    meta: &RequestMeta,
+) -> Result<(), OAuthError> {
+    let previous = p.store.consent(t.id(), user_id, &req.client_id).await?;
+    let mut scope: Vec<String> = req.scope.iter().map(str::to_string).collect();
+    if let Some(prev) = previous {
+        scope.extend(prev.scope.iter().map(str::to_string));
+    }
+    let consent = Consent {
+        tenant_id: t.id().to_string(),
+        user_id: user_id.to_string(),
+        client_id: req.client_id.clone(),
+        scope: Scope::from_iter(scope),
+        granted_at: p.now(),
+    };
+    p.store.put_consent(&consent).await?;
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::ConsentGiven,
+        Outcome::Success,
+        Principal::User {
+            id: user_id.to_string(),
+        },
+        meta,
+    )
+    .subject(Principal::User {
+        id: user_id.to_string(),
+    })
+    .client(req.client_id.clone())
+    .detail(json!({"scope": consent.scope.to_string()}));
+    p.store.record(&ev).await?;
+    Ok(())
+}
+
+/// How long a mandate given on the consent page runs (seconds).
+pub const CONSENT_MANDATE_SECONDS: i64 = 3600;
+/// The longest lifetime of one token under a mandate given on the consent page (seconds).
+pub const CONSENT_MAX_TOKEN_LIFETIME: i64 = 300;
+/// Scopes about the person's identity (OpenID Connect): granted to the agent's own sign-in,
+/// never delegated through a mandate.
+pub const OIDC_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
+/// The registered agent behind a client, if the client is one. An agent that is suspended or
+/// deleted may not ask anyone for anything: `unauthorized_client`.
+pub async fn agent_client(
+    p: &Provider,
+    t: &TenantCtx,
+    client_id: &str,
+) -> Result<Option<Agent>, OAuthError> {
+    match p.store.agent(t.id(), client_id).await? {
+        Some(a) if a.status != AgentStatus::Active => Err(OAuthError::unauthorized_client(
+            format!("the agent is {}", a.status.as_str()),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// What approving an agent's request delegates: the requested scopes minus the OpenID Connect
+/// ones, the resources and authorization details, for [`CONSENT_MANDATE_SECONDS`], tokens of at
+/// most [`CONSENT_MAX_TOKEN_LIFETIME`], no sub-delegation. `None` when nothing is left to
+/// delegate (the agent only asked who the person is).
+pub fn consent_mandate_terms(req: &AuthorizeRequest, agent: &Agent) -> Option<MandateTerms> {
+    let scopes: Vec<String> = req
+        .scope
+        .iter()
+        .filter(|s| !OIDC_SCOPES.contains(s))
+        .map(str::to_string)
+        .collect();
+    if scopes.is_empty() && req.authorization_details.is_empty() {
+        return None;
+    }
+    Some(MandateTerms {
+        agent_id: agent.id.clone(),
+        scopes,
+        authorization_details: req.authorization_details.clone(),
+        resources: req.resources.clone(),
+        expires_in: CONSENT_MANDATE_SECONDS,
+        max_token_lifetime: CONSENT_MAX_TOKEN_LIFETIME,
+        max_delegation_depth: 0,
+        approval_required: Vec::new(),
+        allow_refresh: false,
+    })
+}
+
+/// The person approved an agent's authorization request on the consent page: record the
+/// mandate ([`consent_mandate_terms`], origin `consent`, actor the person; `mandate_created` is
+/// audited). Nothing is remembered as consent: the next request asks again.
+pub async fn approve_agent(
+    p: &Provider,
+    t: &TenantCtx,
+    req: &AuthorizeRequest,
+    user_id: &str,
+    meta: &RequestMeta,
+) -> Result<Option<Mandate>, OAuthError> {
+    let agent = agent_client(p, t, &req.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("the client is not an agent"))?;
+    let Some(terms) = consent_mandate_terms(req, &agent) else {
+        return Ok(None);
+    };
+    crate::agents::grant_mandate(
+        p.store.as_ref(),
+        t.id(),
+        user_id,
+        terms,
+        MandateOrigin::Consent,
+        Principal::User {
+            id: user_id.to_string(),
+        },
+        meta,
+    )
+    .await
+    .map(Some)
+    .map_err(|e| match e {
+        crate::error::AdminError::Invalid(why) => OAuthError::invalid_request(why),
+        crate::error::AdminError::NotFound(what) => {
+            OAuthError::invalid_request(format!("{what} not found"))
+        }
+        other => OAuthError::server_error(other.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(prompt: &[&str], max_age: Option<i64>) -> AuthorizeRequest {
+        AuthorizeRequest {
+            client_id: "c".into(),
+            redirect_uri: "https://a/cb".into(),
+            scope: Scope::parse("openid email").unwrap(),
+            state: None,
+            nonce: None,
+            code_challenge: "x".into(),
+            prompt: prompt.iter().map(|s| s.to_string()).collect(),
+            max_age,
+            login_hint: None,
+            ui_locales: None,
+            id_token_hint: None,
+            resources: vec![],
+            authorization_details: vec![],
+        }
+    }
+
+    fn session(auth_time: i64) -> Session {
+        Session {
+            digest: vec![],
+            tenant_id: "t".into(),
+            sid: "s".into(),
+            user_id: "u".into(),
+            auth_time,
+            amr: vec![],
+            acr: String::new(),
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn prompt_and_max_age_rules() {
+        let sess = session(100);
+        let consent = Consent {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            client_id: "c".into(),
+            scope: Scope::parse("openid email profile").unwrap(),
+            granted_at: 0,
+        };
+        let base = Situation {
+            session: Some(&sess),
+            consent: Some(&consent),
+            logged_in_now: false,
+            hint_sub: None,
+            agent: false,
+            now: 110,
+        };
+        assert_eq!(next_step(&req(&[], None), &base), Next::Issue);
+        assert_eq!(next_step(&req(&["login"], None), &base), Next::Login);
+        assert_eq!(
+            next_step(
+                &req(&["login"], None),
+                &Situation {
+                    logged_in_now: true,
+                    ..base.clone()
+                }
+            ),
+            Next::Issue
+        );
+        assert_eq!(next_step(&req(&[], Some(5)), &base), Next::Login);
+        assert_eq!(next_step(&req(&[], Some(50)), &base), Next::Issue);
+        assert_eq!(next_step(&req(&["consent"], None), &base), Next::Consent);
+        assert!(
+            matches!(next_step(&req(&["none"], None), &Situation { session: None, ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
+        );
+        assert!(
+            matches!(next_step(&req(&["none"], None), &Situation { consent: None, ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
+        );
+        assert!(
+            matches!(next_step(&req(&["none"], None), &Situation { hint_sub: Some("other"), ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
+        );
+    }
+
+    #[test]
+    fn agents_are_asked_every_time() {
+        let sess = session(100);
+        let consent = Consent {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            client_id: "c".into(),
+            scope: Scope::parse("openid email profile").unwrap(),
+            granted_at: 0,
+        };
+        let s = Situation {
+            session: Some(&sess),
+            consent: Some(&consent),
+            agent: true,
+            now: 110,
+            ..Situation::default()
+        };
+        assert_eq!(next_step(&req(&[], None), &s), Next::Consent);
+        assert!(
+            matches!(next_step(&req(&["none"], None), &s), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
+        );
+    }
+
+    #[test]
+    fn consent_mandates_drop_identity_scopes() {
+        let agent = Agent {
+            tenant_id: "t".into(),
+            id: "a".into(),
+            name: "A".into(),
+            owner_user_id: None,
+            provider: None,
+            model: None,
+            version: None,
+            scope_ceiling: Scope::parse("calendar.read").unwrap(),
+            require_dpop: false,
+            status: AgentStatus::Active,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let mut r = req(&[], None);
+        assert!(
+            consent_mandate_terms(&r, &agent).is_none(),
+            "openid email only"
+        );
+        r.scope = Scope::parse("openid calendar.read").unwrap();
+        r.resources = vec!["https://cal.example".into()];
+        let terms = consent_mandate_terms(&r, &agent).unwrap();
+        assert_eq!(terms.scopes, vec!["calendar.read"]);
+        assert_eq!(terms.resources, vec!["https://cal.example"]);
+        assert_eq!(terms.expires_in, 3600);
+        assert_eq!(terms.max_token_lifetime, 300);
+        assert_eq!(terms.max_delegation_depth, 0);
+    }
+}

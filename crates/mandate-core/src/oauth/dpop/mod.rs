@@ -1,0 +1,191 @@
+//! Applying DPoP (RFC 9449, verification in [`crate::oauth::proof::proof`]) where tokens are issued and used:
+//! a proof at the token endpoint binds the new access token to its key (`cnf.jkt`); a bound
+//! token is accepted at a resource only with the `DPoP` scheme and a fresh proof by that key
+//! for that request and token. Proof `jti`s are remembered until the proof would be too old.
+
+pub mod proof;
+
+use serde_json::{Map, Value, json};
+
+use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use crate::error::{ErrorCode, OAuthError};
+use crate::oauth::introspect::access_token_claims;
+use crate::provider::{Provider, TenantCtx};
+use proof::{DpopConfig, DpopError, Endpoint, ExpectedNonce, ProofRequest, Scheme};
+
+/// RFC 9449 §7.1's `error_description` when a token and the way it was presented disagree
+/// about its key binding; resources answer it with a `DPoP` challenge.
+pub const KEY_BINDING_ERROR: &str = "Invalid DPoP key binding";
+
+/// Is this a resource's key-binding refusal (answered with a `DPoP` challenge)?
+pub fn is_key_binding_error(e: &OAuthError) -> bool {
+    e.code == ErrorCode::InvalidToken && e.description.as_deref() == Some(KEY_BINDING_ERROR)
+}
+
+fn refused(e: &DpopError, at: Endpoint) -> OAuthError {
+    let code = match e.error_code(at) {
+        "use_dpop_nonce" => ErrorCode::UseDpopNonce,
+        "invalid_grant" => ErrorCode::InvalidGrant,
+        "invalid_token" => return OAuthError::invalid_token(KEY_BINDING_ERROR),
+        _ => ErrorCode::InvalidDpopProof,
+    };
+    OAuthError::new(code, e.to_string())
+}
+
+/// A fresh server nonce for the `DPoP-Nonce` header, when the tenant requires nonces.
+pub fn nonce(p: &Provider, t: &TenantCtx) -> Option<String> {
+    p.settings
+        .dpop_require_nonce
+        .then(|| proof::new_nonce(&t.tenant.secret_key, p.now()))
+}
+
+async fn verify(
+    p: &Provider,
+    t: &TenantCtx,
+    proof: &str,
+    req: ProofRequest<'_>,
+    at: Endpoint,
+) -> Result<proof::VerifiedProof, OAuthError> {
+    let secret = t.tenant.secret_key.clone();
+    // Nonces are required at the token endpoint only: resources do not hand them out (yet).
+    let req = if p.settings.dpop_require_nonce && at == Endpoint::Token {
+        req.with_nonce(ExpectedNonce::Stateless {
+            secret: &secret,
+            max_age: proof::DEFAULT_NONCE_MAX_AGE,
+        })
+    } else {
+        req
+    };
+    let v = proof::verify_proof(proof, &req, p.now(), &DpopConfig::default())
+        .map_err(|e| refused(&e, at))?;
+    if !p
+        .store
+        .first_use(t.id(), &v.replay_key(), v.replay_until)
+        .await?
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the DPoP proof was already used",
+        ));
+    }
+    Ok(v)
+}
+
+/// Verify a token request's proof (`POST` to the token endpoint); returns the key thumbprint
+/// to bind the access token to.
+pub async fn token_endpoint_proof(
+    p: &Provider,
+    t: &TenantCtx,
+    proof: &str,
+) -> Result<String, OAuthError> {
+    let uri = t.url("/token");
+    let v = verify(
+        p,
+        t,
+        proof,
+        ProofRequest::new("POST", &uri),
+        Endpoint::Token,
+    )
+    .await?;
+    Ok(v.jkt)
+}
+
+/// An access token as presented to a resource of this server.
+#[derive(Debug, Clone)]
+pub struct Presented<'a> {
+    pub scheme: Scheme,
+    pub token: &'a str,
+    /// The `DPoP` header, if any.
+    pub proof: Option<&'a str>,
+    pub method: &'a str,
+    /// The absolute URI of the request as the server is published.
+    pub uri: &'a str,
+}
+
+/// The claims of a valid access token presented to one of this server's resources, enforcing
+/// its DPoP binding: a bound token needs the `DPoP` scheme and a proof by its key for this
+/// request; an unbound token must come as `Bearer`. `None`: invalid, expired or revoked.
+pub async fn resource_claims(
+    p: &Provider,
+    t: &TenantCtx,
+    presented: &Presented<'_>,
+) -> Result<Option<Map<String, Value>>, OAuthError> {
+    let Some(claims) = access_token_claims(p, t, presented.token).await? else {
+        return Ok(None);
+    };
+    let bound = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
+    let checked = binding(p, t, presented, bound).await;
+    if let Err(e) = &checked {
+        // Who presented a valid token the wrong way: on the trail, with its person and chain.
+        let chain = crate::domain::agents::act_chain(claims.get("act"));
+        let client = claims
+            .get("client_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let actor = match chain.first() {
+            Some(a) => Principal::Agent { id: a.clone() },
+            None => Principal::Client {
+                id: client.to_string(),
+            },
+        };
+        let mut ev = AuditEvent::new(
+            t.id(),
+            EventKind::AuthorizationFailed,
+            Outcome::Failure,
+            actor,
+            &RequestMeta::default(),
+        )
+        .client(client.to_string())
+        .reason(e.code.as_str())
+        .detail(
+            json!({"resource": presented.uri, "method": presented.method,
+            "error_description": e.description, "jti": claims.get("jti")}),
+        );
+        if let Some(sub) = claims.get("sub").and_then(Value::as_str) {
+            ev = ev.subject(Principal::User {
+                id: sub.to_string(),
+            });
+        }
+        ev.act_chain = chain
+            .into_iter()
+            .map(|id| Principal::Agent { id })
+            .collect();
+        ev.mandate_id = claims
+            .get("mandate")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        p.store.record(&ev).await?;
+    }
+    checked.map(|()| Some(claims))
+}
+
+/// The binding rule of [`resource_claims`] for a token bound to `bound` (its `cnf.jkt`).
+async fn binding(
+    p: &Provider,
+    t: &TenantCtx,
+    presented: &Presented<'_>,
+    bound: Option<&str>,
+) -> Result<(), OAuthError> {
+    match (bound, presented.scheme) {
+        (None, Scheme::Bearer) => Ok(()),
+        (None, Scheme::DPoP) => Err(OAuthError::invalid_token(
+            "the access token is not DPoP-bound: present it as a Bearer token",
+        )),
+        // Bound, presented as Bearer: RFC 9449 §7.2.
+        (Some(_), Scheme::Bearer) => Err(OAuthError::invalid_token(KEY_BINDING_ERROR)
+            .with_debug("DPoP-bound token presented as Bearer")),
+        (Some(jkt), Scheme::DPoP) => {
+            let proof = presented.proof.ok_or_else(|| {
+                OAuthError::new(ErrorCode::InvalidDpopProof, "a DPoP proof is required")
+            })?;
+            let req = ProofRequest::new(presented.method, presented.uri)
+                .with_access_token(presented.token)
+                .bound_to(jkt);
+            verify(p, t, proof, req, Endpoint::Resource).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The audit trail: the hash chain and what operators and investigators read.
+
+mod chain;
+mod trail;

@@ -1,0 +1,20 @@
+//! Mandate's end-to-end tests, one binary (it links once): the real `mandate` binary over
+//! HTTP on SQLite and PostgreSQL, its CLI, and the docs' commands. The folders follow the
+//! specifications and features they test; `common` is the harness.
+
+mod common;
+mod docs_commands;
+mod layering;
+
+mod agents;
+mod audit;
+mod authz;
+mod ciba;
+mod concurrency;
+mod oauth;
+mod oidc;
+mod ops;
+mod pages;
+mod security;
+mod ssf;
+mod tenants;

@@ -1,0 +1,4 @@
+//! Tenants: isolation and per-tenant settings.
+
+mod isolation;
+mod settings;
