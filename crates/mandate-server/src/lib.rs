@@ -258,5 +258,12 @@ pub fn state(
         config: Arc::new(config),
         templates: Arc::new(templates),
         metrics: Arc::new(Metrics::new()),
+        grants: grants(),
     })
+}
+
+/// The grants the token endpoint offers: OAuth's own and CIBA's. A new grant is one file in
+/// the core implementing `Grant`, added here.
+pub fn grants() -> mandate_core::oauth::grants::Grants {
+    mandate_core::oauth::grants::Grants::oauth().with(mandate_core::ciba::grant::CibaGrant)
 }

@@ -36,6 +36,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The fine-grained authorization decision point (AuthZEN).
     pub pdp: Arc<mandate_authz::Pdp>,
+    /// The token endpoint's grants (discovery lists the same).
+    pub grants: mandate_core::oauth::grants::Grants,
 }
 
 impl AppState {

@@ -7,6 +7,7 @@
 //! The `auth_req_id` is stored only as a keyed digest, with one exception forced by ping mode:
 //! the ping must carry it, so for a ping client it is kept until the ping has been sent.
 
+pub mod grant;
 pub mod model;
 
 pub use model::{

@@ -21,23 +21,25 @@ pub async fn token(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (p, client) = authenticated_form(&s, &t, &meta, &headers, &body, "/token").await?;
+    let grant_type = p.opt("grant_type");
+    // The grant's own parameters, as it names them; the registry says which grant that is.
+    let params = grant_type
+        .as_deref()
+        .and_then(|g| s.grants.find(g))
+        .map(|g| {
+            g.parameters()
+                .iter()
+                .filter_map(|name| p.opt(name).map(|v| (*name, v)))
+                .collect()
+        })
+        .unwrap_or_default();
     let req = TokenRequest {
-        grant_type: p.opt("grant_type"),
-        code: p.opt("code"),
-        redirect_uri: p.opt("redirect_uri"),
-        code_verifier: p.opt("code_verifier"),
-        refresh_token: p.opt("refresh_token"),
+        grant_type,
         scope: p.get("scope").map(str::to_string),
         resources: p.all("resource"),
-        subject_token: p.opt("subject_token"),
-        subject_token_type: p.opt("subject_token_type"),
-        actor_token: p.opt("actor_token"),
-        actor_token_type: p.opt("actor_token_type"),
-        requested_token_type: p.opt("requested_token_type"),
         audiences: p.all("audience"),
         dpop_proof: dpop_header(&headers)?,
         dpop_jkt: None,
-        auth_req_id: p.opt("auth_req_id"),
         authorization_details: match p.opt("authorization_details") {
             None => None,
             Some(d) => Some(
@@ -48,9 +50,10 @@ pub async fn token(
                 })?,
             ),
         },
+        params,
     };
     let nonce = mandate_core::oauth::dpop::nonce(&s.provider, &t);
-    let resp = match grants::exchange(&s.provider, &t, &client, &req, &meta).await {
+    let resp = match grants::exchange(&s.grants, &s.provider, &t, &client, &req, &meta).await {
         Ok(r) => r,
         Err(e) => {
             let mut err = ApiError::from(e);

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
-fn metadata(t: &TenantCtx) -> Value {
+fn metadata(s: &AppState, t: &TenantCtx) -> Value {
+    let grant_types: Vec<&str> = s.grants.types().collect();
     let algs: Vec<&str> = t.keys.algs().iter().map(|a| a.as_str()).collect();
     let auth_methods = [
         "client_secret_basic",
@@ -39,13 +40,8 @@ fn metadata(t: &TenantCtx) -> Value {
         "dpop_signing_alg_values_supported":
             mandate_core::oauth::dpop::proof::DpopConfig::default().alg_names(),
         "response_modes_supported": ["query"],
-        "grant_types_supported": [
-            "authorization_code",
-            "refresh_token",
-            "client_credentials",
-            mandate_core::domain::model::TOKEN_EXCHANGE,
-            mandate_core::domain::model::CIBA_GRANT,
-        ],
+        // The token endpoint's registry: every grant it dispatches to, and no other.
+        "grant_types_supported": grant_types,
         // CIBA Core §4; signed authentication requests are not supported, so no
         // backchannel_authentication_request_signing_alg_values_supported.
         "backchannel_authentication_endpoint": t.url("/bc-authorize"),
@@ -80,11 +76,11 @@ fn metadata(t: &TenantCtx) -> Value {
 }
 
 /// `GET {issuer}/.well-known/openid-configuration`.
-pub async fn openid_configuration(Tenant(t): Tenant) -> Response {
-    Json(metadata(&t)).into_response()
+pub async fn openid_configuration(State(s): State<AppState>, Tenant(t): Tenant) -> Response {
+    Json(metadata(&s, &t)).into_response()
 }
 
 /// `GET /.well-known/oauth-authorization-server/t/{tenant}` (RFC 8414 §3).
-pub async fn oauth_metadata(State(_s): State<AppState>, Tenant(t): Tenant) -> Response {
-    Json(metadata(&t)).into_response()
+pub async fn oauth_metadata(State(s): State<AppState>, Tenant(t): Tenant) -> Response {
+    Json(metadata(&s, &t)).into_response()
 }

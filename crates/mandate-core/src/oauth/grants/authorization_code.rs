@@ -21,6 +21,32 @@ use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 use crate::store::Spend;
 
+/// The authorization code grant (RFC 6749 §4.1.3, PKCE RFC 7636).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthorizationCodeGrant;
+
+#[async_trait::async_trait]
+impl crate::oauth::grants::Grant for AuthorizationCodeGrant {
+    fn grant_type(&self) -> crate::domain::model::GrantType {
+        crate::domain::model::GrantType::AuthorizationCode
+    }
+
+    fn parameters(&self) -> &'static [&'static str] {
+        &["code", "redirect_uri", "code_verifier"]
+    }
+
+    async fn exchange(
+        &self,
+        p: &Provider,
+        t: &TenantCtx,
+        client: &Client,
+        req: &TokenRequest,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        exchange(p, t, client, req, meta).await
+    }
+}
+
 pub async fn exchange(
     p: &Provider,
     t: &TenantCtx,
@@ -29,12 +55,10 @@ pub async fn exchange(
     meta: &RequestMeta,
 ) -> Result<TokenResponse, OAuthError> {
     let code = req
-        .code
-        .as_deref()
+        .param("code")
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let redirect_uri = req
-        .redirect_uri
-        .as_deref()
+        .param("redirect_uri")
         .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
     tokens::parse_resources(&req.resources)?;
     let invalid =
@@ -67,7 +91,7 @@ pub async fn exchange(
             "redirect_uri does not match the authorization request",
         ));
     }
-    match req.code_verifier.as_deref() {
+    match req.param("code_verifier") {
         None => {
             return Err(OAuthError::invalid_grant(
                 "code_verifier is required (PKCE)",

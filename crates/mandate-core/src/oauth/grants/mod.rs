@@ -1,14 +1,23 @@
-//! The token endpoint's grants, one module each (RFC 6749 §4–6). The client is already
+//! The token endpoint and its grants (RFC 6749 §4–6), one file each, dispatched through a
+//! registry ([`Grants`]). A grant implements [`Grant`]: its `grant_type`, the form parameters it
+//! reads, and its exchange. What every grant shares runs once, in [`exchange`]: the bounds on
+//! `resource`/`audience`, the DPoP proof, the client's allowed grants, and the audit record of a
+//! refused request; the "issued" record is [`issued_event`]. Discovery's
+//! `grant_types_supported` reads the registry. Flows above OAuth register their own grant
+//! (CIBA's is `ciba::grant`), so this folder never names them. The client is already
 //! authenticated when a grant runs.
 
 pub mod authorization_code;
-pub mod ciba;
 pub mod client_credentials;
 pub mod delegated_refresh;
 pub(crate) mod delegation;
 pub mod refresh_token;
 pub mod token_exchange;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde_json::json;
 
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
@@ -20,23 +29,14 @@ use crate::provider::{Provider, TenantCtx};
 /// Most `resource` and `audience` values one token request may carry.
 pub const MAX_TARGETS: usize = 16;
 
-/// The token request parameters, as parsed from the form body.
+/// A token request: the parameters every grant may use, parsed, and the grant's own
+/// parameters (those its [`Grant::parameters`] names) as sent.
 #[derive(Debug, Default, Clone)]
 pub struct TokenRequest {
     pub grant_type: Option<String>,
-    pub code: Option<String>,
-    pub redirect_uri: Option<String>,
-    pub code_verifier: Option<String>,
-    pub refresh_token: Option<String>,
     pub scope: Option<String>,
     /// RFC 8707 `resource` (may repeat).
     pub resources: Vec<String>,
-    /// RFC 8693 parameters.
-    pub subject_token: Option<String>,
-    pub subject_token_type: Option<String>,
-    pub actor_token: Option<String>,
-    pub actor_token_type: Option<String>,
-    pub requested_token_type: Option<String>,
     /// RFC 8693 `audience` (may repeat).
     pub audiences: Vec<String>,
     /// RFC 9396 `authorization_details`, parsed.
@@ -45,27 +45,97 @@ pub struct TokenRequest {
     pub dpop_proof: Option<String>,
     /// Set by [`exchange`] once the proof verified: the key the access token is bound to.
     pub dpop_jkt: Option<String>,
-    /// CIBA: the `auth_req_id` being redeemed.
-    pub auth_req_id: Option<String>,
+    /// The grant's own parameters, by name (empty values are absent).
+    pub params: BTreeMap<&'static str, String>,
 }
 
-/// Run the grant the request names.
+impl TokenRequest {
+    /// One of the grant's own parameters.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+/// One grant of the token endpoint.
+#[async_trait]
+pub trait Grant: Send + Sync {
+    /// The `grant_type` it answers.
+    fn grant_type(&self) -> GrantType;
+    /// The form parameters it reads beyond those of [`TokenRequest`]'s fields.
+    fn parameters(&self) -> &'static [&'static str];
+    /// Issue tokens for the authenticated `client`, or say why not.
+    async fn exchange(
+        &self,
+        p: &Provider,
+        t: &TenantCtx,
+        client: &Client,
+        req: &TokenRequest,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError>;
+}
+
+/// The grants a token endpoint offers, in the order discovery lists them.
+#[derive(Clone, Default)]
+pub struct Grants(Vec<Arc<dyn Grant>>);
+
+impl std::fmt::Debug for Grants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.types()).finish()
+    }
+}
+
+impl Grants {
+    /// OAuth's own grants: authorization code, refresh token, client credentials and token
+    /// exchange (RFC 8693).
+    pub fn oauth() -> Self {
+        Self::default()
+            .with(authorization_code::AuthorizationCodeGrant)
+            .with(refresh_token::RefreshTokenGrant)
+            .with(client_credentials::ClientCredentialsGrant)
+            .with(token_exchange::TokenExchangeGrant)
+    }
+
+    /// This registry with `grant` added (it replaces one for the same `grant_type`).
+    pub fn with(mut self, grant: impl Grant + 'static) -> Self {
+        self.0.retain(|g| g.grant_type() != grant.grant_type());
+        self.0.push(Arc::new(grant));
+        self
+    }
+
+    /// The grant for a `grant_type` value, if offered.
+    pub fn find(&self, grant_type: &str) -> Option<&dyn Grant> {
+        let g = GrantType::parse(grant_type)?;
+        self.0
+            .iter()
+            .find(|x| x.grant_type() == g)
+            .map(|x| x.as_ref())
+    }
+
+    /// The `grant_type` values offered (discovery's `grant_types_supported`).
+    pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|g| g.grant_type().as_str())
+    }
+}
+
+/// Run the grant the request names, with the steps every grant shares.
 pub async fn exchange(
+    grants: &Grants,
     p: &Provider,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, OAuthError> {
-    let grant = match req.grant_type.as_deref() {
+    let handler = match req.grant_type.as_deref() {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
-        Some(g) => GrantType::parse(g).ok_or_else(|| {
+        Some(g) => grants.find(g).ok_or_else(|| {
             OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 format!("unsupported grant_type {g:?}"),
             )
         })?,
     };
+    let grant = handler.grant_type();
     // Everything from here on is recorded when refused, DPoP proof failures included.
     let result = async {
         // RFC 8707 `resource` and RFC 8693 `audience` may repeat: bounded, like the
@@ -95,17 +165,7 @@ pub async fn exchange(
                 grant.as_str()
             )));
         }
-        match grant {
-            GrantType::AuthorizationCode => {
-                authorization_code::exchange(p, t, client, req, meta).await
-            }
-            GrantType::RefreshToken => refresh_token::exchange(p, t, client, req, meta).await,
-            GrantType::ClientCredentials => {
-                client_credentials::exchange(p, t, client, req, meta).await
-            }
-            GrantType::TokenExchange => token_exchange::exchange(p, t, client, req, meta).await,
-            GrantType::Ciba => ciba::exchange(p, t, client, req, meta).await,
-        }
+        handler.exchange(p, t, client, req, meta).await
     }
     .await;
     if let Err(e) = &result
@@ -204,4 +264,66 @@ pub(crate) fn issued_event(
         }));
     ev.subject = subject;
     ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in grant for the registry's own rules (it never runs).
+    struct Fake(GrantType);
+
+    #[async_trait]
+    impl Grant for Fake {
+        fn grant_type(&self) -> GrantType {
+            self.0
+        }
+        fn parameters(&self) -> &'static [&'static str] {
+            &["x"]
+        }
+        async fn exchange(
+            &self,
+            _: &Provider,
+            _: &TenantCtx,
+            _: &Client,
+            _: &TokenRequest,
+            _: &RequestMeta,
+        ) -> Result<TokenResponse, OAuthError> {
+            Err(OAuthError::invalid_request("fake"))
+        }
+    }
+
+    #[test]
+    fn the_registry_offers_what_was_registered_and_nothing_else() {
+        let g = Grants::oauth();
+        assert_eq!(
+            g.types().collect::<Vec<_>>(),
+            [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                crate::domain::model::TOKEN_EXCHANGE
+            ]
+        );
+        assert!(g.find(crate::domain::model::CIBA_GRANT).is_none());
+        assert!(g.find("password").is_none());
+        assert!(g.find("").is_none());
+        assert_eq!(
+            g.find("refresh_token").map(|x| x.parameters()),
+            Some(&["refresh_token"][..])
+        );
+        // Adding a grant for a type already there replaces it, in last place.
+        let g = g.with(Fake(GrantType::RefreshToken));
+        assert_eq!(g.types().count(), 4);
+        assert_eq!(g.types().last(), Some("refresh_token"));
+        assert_eq!(
+            g.find("refresh_token").map(|x| x.parameters()),
+            Some(&["x"][..])
+        );
+        let g = Grants::default().with(Fake(GrantType::Ciba));
+        assert_eq!(
+            g.types().collect::<Vec<_>>(),
+            [crate::domain::model::CIBA_GRANT]
+        );
+    }
 }

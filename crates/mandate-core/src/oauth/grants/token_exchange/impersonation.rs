@@ -27,7 +27,7 @@ pub async fn exchange(
     meta: &RequestMeta,
 ) -> Result<TokenResponse, OAuthError> {
     let now = p.now();
-    if req.actor_token.is_some() || req.actor_token_type.is_some() {
+    if req.param("actor_token").is_some() || req.param("actor_token_type").is_some() {
         return Err(OAuthError::invalid_request(
             "impersonation takes no actor_token (delegation is for registered agents)",
         ));
@@ -42,8 +42,8 @@ pub async fn exchange(
     let subject = token_claims(
         p,
         t,
-        req.subject_token.as_deref(),
-        req.subject_token_type.as_deref(),
+        req.param("subject_token"),
+        req.param("subject_token_type"),
         "subject_token",
     )
     .await?;

@@ -46,10 +46,9 @@ fn subject_claims(
     req: &TokenRequest,
 ) -> Result<Map<String, Value>, OAuthError> {
     let token = req
-        .subject_token
-        .as_deref()
+        .param("subject_token")
         .ok_or_else(|| OAuthError::invalid_request("subject_token is required"))?;
-    if req.subject_token_type.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+    if req.param("subject_token_type") != Some(ACCESS_TOKEN_TYPE) {
         return Err(OAuthError::invalid_request(format!(
             "subject_token_type must be {ACCESS_TOKEN_TYPE}"
         )));
@@ -113,6 +112,38 @@ fn attenuate(
     )
 }
 
+/// The token exchange grant (RFC 8693).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenExchangeGrant;
+
+#[async_trait::async_trait]
+impl crate::oauth::grants::Grant for TokenExchangeGrant {
+    fn grant_type(&self) -> crate::domain::model::GrantType {
+        crate::domain::model::GrantType::TokenExchange
+    }
+
+    fn parameters(&self) -> &'static [&'static str] {
+        &[
+            "subject_token",
+            "subject_token_type",
+            "actor_token",
+            "actor_token_type",
+            "requested_token_type",
+        ]
+    }
+
+    async fn exchange(
+        &self,
+        p: &Provider,
+        t: &TenantCtx,
+        client: &Client,
+        req: &TokenRequest,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        exchange(p, t, client, req, meta).await
+    }
+}
+
 /// Run the exchange for the authenticated `client`, which must be an active agent.
 pub async fn exchange(
     p: &Provider,
@@ -148,11 +179,10 @@ pub async fn exchange(
         Ok(c) => c,
         Err(e) => return Err(agent_refusal(p, t, &agent.id).await?.unwrap_or(e)),
     };
-    if req.actor_token_type.as_deref() == Some(JWT_TOKEN_TYPE) {
+    if req.param("actor_token_type") == Some(JWT_TOKEN_TYPE) {
         // The agent's own signed assertion (RFC 7523 form), proving it is the actor.
         let assertion = req
-            .actor_token
-            .as_deref()
+            .param("actor_token")
             .ok_or_else(|| OAuthError::invalid_request("actor_token is required"))?;
         if assertion.len() > 8192 {
             return Err(OAuthError::invalid_request("actor_token too large"));
@@ -172,12 +202,12 @@ pub async fn exchange(
             },
         )
         .await?;
-    } else if req.actor_token.is_some() || req.actor_token_type.is_some() {
+    } else if req.param("actor_token").is_some() || req.param("actor_token_type").is_some() {
         let actor = token_claims(
             p,
             t,
-            req.actor_token.as_deref(),
-            req.actor_token_type.as_deref(),
+            req.param("actor_token"),
+            req.param("actor_token_type"),
             "actor_token",
         )
         .await?;

@@ -34,7 +34,7 @@ pub(super) async fn token_claims(
 
 /// Only access tokens are issued (RFC 8693 `requested_token_type`).
 pub(super) fn requested_type_supported(req: &TokenRequest) -> Result<(), OAuthError> {
-    match req.requested_token_type.as_deref() {
+    match req.param("requested_token_type") {
         Some(rt) if rt != ACCESS_TOKEN_TYPE => Err(OAuthError::invalid_request(format!(
             "requested_token_type {rt} is not supported"
         ))),

@@ -6,16 +6,42 @@
 
 use serde_json::{Value, json};
 
-use super::TokenRequest;
-use super::delegation::{self, Asked, Bounds, Delegation, delegated_token};
+use super::{CibaStatus, SLOW_DOWN_STEP, event};
 use crate::audit::{EventKind, Principal, RequestMeta};
-use crate::ciba::{CibaStatus, SLOW_DOWN_STEP, event};
 use crate::crypto::secret::keyed_digest;
 use crate::domain::agents::AgentStatus;
 use crate::domain::model::{CIBA_GRANT, Client};
 use crate::error::{ErrorCode, OAuthError};
+use crate::oauth::grants::TokenRequest;
+use crate::oauth::grants::delegation::{self, Asked, Bounds, Delegation, delegated_token};
 use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
+
+/// The CIBA grant (CIBA Core §10.1), registered by the server next to OAuth's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CibaGrant;
+
+#[async_trait::async_trait]
+impl crate::oauth::grants::Grant for CibaGrant {
+    fn grant_type(&self) -> crate::domain::model::GrantType {
+        crate::domain::model::GrantType::Ciba
+    }
+
+    fn parameters(&self) -> &'static [&'static str] {
+        &["auth_req_id"]
+    }
+
+    async fn exchange(
+        &self,
+        p: &Provider,
+        t: &TenantCtx,
+        client: &Client,
+        req: &TokenRequest,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        exchange(p, t, client, req, meta).await
+    }
+}
 
 /// Redeem an `auth_req_id` for the authenticated `client`.
 pub async fn exchange(
@@ -26,8 +52,7 @@ pub async fn exchange(
     meta: &RequestMeta,
 ) -> Result<TokenResponse, OAuthError> {
     let id = req
-        .auth_req_id
-        .as_deref()
+        .param("auth_req_id")
         .ok_or_else(|| OAuthError::invalid_request("auth_req_id is required"))?;
     let unknown = || OAuthError::invalid_grant("unknown auth_req_id");
     if id.len() > 256 {
