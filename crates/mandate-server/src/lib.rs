@@ -9,12 +9,14 @@ mod client_ip;
 mod cookies;
 mod cors;
 mod error;
+mod interaction;
 mod notify;
 mod oauth;
 mod oidc;
 mod ops;
 mod outbound;
 mod params;
+mod session;
 pub mod ssf;
 mod state;
 mod tenant;
@@ -50,7 +52,7 @@ pub fn router(state: AppState) -> Router {
             "/authorize",
             get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
         )
-        .route("/login", post(ui::login::login))
+        .route("/login", post(interaction::password::login))
         .route("/consent", post(ui::consent::consent))
         .route(
             "/token",

@@ -6,17 +6,16 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
-use mandate_core::domain::model::{Client, Session};
-use mandate_core::oauth::authorize::{
-    self, AuthorizeError, AuthorizeRequest, Interaction, Next, Situation,
-};
-use mandate_core::{OAuthError, TenantCtx, login, oidc::logout};
+use mandate_core::oauth::authorize::{self, AuthorizeError};
+use mandate_core::{OAuthError, TenantCtx};
 
 use crate::client_ip::Meta;
+use crate::interaction::proceed;
 use crate::params::{self, Params};
+use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
-use crate::ui::{consent, login as login_page, pages};
+use crate::ui::pages;
 
 pub async fn authorize_get(
     State(s): State<AppState>,
@@ -105,109 +104,5 @@ async fn audit_failure(
     ev.detail = serde_json::json!({"error_description": e.description});
     if let Err(err) = s.provider.store.record(&ev).await {
         tracing::error!(error = %err, "audit write failed");
-    }
-}
-
-/// The session behind the tenant's session cookie.
-pub async fn current_session(
-    s: &AppState,
-    t: &TenantCtx,
-    headers: &HeaderMap,
-) -> Result<Option<Session>, OAuthError> {
-    match crate::cookies::get(
-        headers,
-        &crate::cookies::session_name(&s.config, &t.tenant.name),
-    ) {
-        Some(v) => Ok(login::current_session(&s.provider, t, &v).await?),
-        None => Ok(None),
-    }
-}
-
-/// Decide and perform the next step of a validated request.
-#[allow(clippy::too_many_arguments)]
-pub async fn proceed(
-    s: &AppState,
-    t: &TenantCtx,
-    meta: &RequestMeta,
-    headers: &HeaderMap,
-    client: &Client,
-    req: AuthorizeRequest,
-    session: Option<Session>,
-    logged_in_now: bool,
-) -> Response {
-    let now = s.provider.now();
-    let hint = req
-        .id_token_hint
-        .as_deref()
-        .map(|h| logout::id_token_hint(t, h, now).map(|(sub, _)| sub));
-    // An unverifiable hint matches nobody.
-    let hint_sub = match &hint {
-        Some(Some(sub)) => Some(sub.as_str()),
-        Some(None) => Some(""),
-        None => None,
-    };
-    let consent = match &session {
-        Some(sess) => match s
-            .provider
-            .store
-            .consent(t.id(), &sess.user_id, &client.client_id)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => return pages::error_page(s, headers, &e.into()),
-        },
-        None => None,
-    };
-    // A registered agent's request: consent names the agent and approving records a mandate.
-    let agent = match authorize::agent_client(&s.provider, t, &client.client_id).await {
-        Ok(a) => a,
-        Err(e) if e.code == mandate_core::ErrorCode::ServerError => {
-            return pages::error_page(s, headers, &e);
-        }
-        Err(e) => {
-            return pages::see_other(&authorize::error_redirect(
-                t,
-                &req.redirect_uri,
-                req.state.as_deref(),
-                &e,
-            ));
-        }
-    };
-    let situation = Situation {
-        session: session.as_ref(),
-        consent: consent.as_ref(),
-        logged_in_now,
-        hint_sub,
-        agent: agent.is_some(),
-        now,
-    };
-    match authorize::next_step(&req, &situation) {
-        Next::Login => login_page::render(
-            s,
-            t,
-            headers,
-            client,
-            &Interaction::new(&s.provider, req),
-            None,
-        ),
-        Next::Consent => {
-            let sess = session.expect("consent implies a session");
-            let mut i = Interaction::new(&s.provider, req);
-            i.sid = Some(sess.sid.clone());
-            consent::render(s, t, headers, client, agent.as_ref(), &i, &sess).await
-        }
-        Next::Issue => {
-            let sess = session.expect("issue implies a session");
-            match authorize::issue_code(&s.provider, t, &req, &sess, None, meta).await {
-                Ok(url) => pages::see_other(&url),
-                Err(e) => pages::error_page(s, headers, &e),
-            }
-        }
-        Next::Fail(e) => pages::see_other(&authorize::error_redirect(
-            t,
-            &req.redirect_uri,
-            req.state.as_deref(),
-            &e,
-        )),
     }
 }

@@ -11,8 +11,8 @@ use minijinja::context;
 
 use crate::client_ip::Meta;
 use crate::cookies;
-use crate::oauth::authorize::current_session;
 use crate::params::{self, Params};
+use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 use crate::ui::pages;

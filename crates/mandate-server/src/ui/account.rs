@@ -12,7 +12,7 @@ use minijinja::context;
 use super::pages;
 use super::signin::sign_in_first;
 use crate::client_ip::Meta;
-use crate::oauth::authorize::current_session;
+use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 

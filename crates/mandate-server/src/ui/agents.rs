@@ -26,7 +26,7 @@ use super::signin::sign_in_first;
 use super::words::{agent_context, detail_words, scope_words, when};
 use crate::client_ip::Meta;
 use crate::error::ApiError;
-use crate::oauth::authorize::current_session;
+use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 

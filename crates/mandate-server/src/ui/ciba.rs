@@ -28,7 +28,7 @@ use super::words::{agent_view, asks};
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::notify;
-use crate::oauth::authorize::current_session;
+use crate::session::current_session;
 use crate::state::AppState;
 
 /// Routes under `{issuer}`; merged into the tenant router.

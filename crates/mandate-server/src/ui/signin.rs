@@ -18,7 +18,7 @@ use minijinja::context;
 use super::pages;
 use crate::client_ip::Meta;
 use crate::cookies;
-use crate::oauth::authorize::current_session;
+use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 

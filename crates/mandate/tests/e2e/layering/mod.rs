@@ -4,20 +4,16 @@
 //! paths a module names outside its `#[cfg(test)]` part, as `../shared/tools/modcycles.py`
 //! reads them; a parent naming its own children is not an edge.
 //!
-//! Issue 13 removes the last cycle (the server's login pages and `oauth::authorize`); until
-//! then it is listed in [`KNOWN`] and may only shrink: a new cycle, or a module joining the
-//! known one, fails.
+//! No crate has a cycle; [`KNOWN`] and [`KNOWN_LAYER_BREAKS`] are empty and must stay so (an
+//! exception listed there may only shrink).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Cycles that exist today (crate, modules); each found cycle must lie within one of these.
-/// The server's goes away with the login interaction pipeline (pages render, the pipeline
-/// decides); `modcycles.py` does not see it because it does not expand nested `use` groups.
-const KNOWN: &[(&str, &[&str])] = &[(
-    "mandate-server",
-    &["oauth::authorize", "ui::consent", "ui::login"],
-)];
+/// Cycles tolerated (crate, modules); each found cycle must lie within one of these. None: the
+/// server's last one (login pages ↔ `oauth::authorize`) went with the login interaction
+/// pipeline (`interaction/`: the pipeline decides, pages render).
+const KNOWN: &[(&str, &[&str])] = &[];
 
 /// mandate-core's top-level modules by layer, lowest first. A module may name modules of its own
 /// top-level folder, of a lower layer, and storage ports from anywhere: a port (a module named

@@ -1,0 +1,106 @@
+//! The login interaction pipeline: after a request is validated (`oauth::authorize`) or a
+//! login method succeeded, the core decides what comes next
+//! (`mandate_core::oauth::authorize::next_step`: log in, consent, issue or fail) and this
+//! module performs it; the pages in `ui` only render. Login methods are submodules (password
+//! first), so a new method is one more file here, and nothing in `ui` calls back into the flow.
+
+pub mod password;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use mandate_core::audit::RequestMeta;
+use mandate_core::domain::model::{Client, Session};
+use mandate_core::oauth::authorize::{self, AuthorizeRequest, Interaction, Next, Situation};
+use mandate_core::{TenantCtx, oidc::logout};
+
+use crate::state::AppState;
+use crate::ui::{consent, login as login_page, pages};
+
+/// Decide and perform the next step of a validated request.
+#[allow(clippy::too_many_arguments)]
+pub async fn proceed(
+    s: &AppState,
+    t: &TenantCtx,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    client: &Client,
+    req: AuthorizeRequest,
+    session: Option<Session>,
+    logged_in_now: bool,
+) -> Response {
+    let now = s.provider.now();
+    let hint = req
+        .id_token_hint
+        .as_deref()
+        .map(|h| logout::id_token_hint(t, h, now).map(|(sub, _)| sub));
+    // An unverifiable hint matches nobody.
+    let hint_sub = match &hint {
+        Some(Some(sub)) => Some(sub.as_str()),
+        Some(None) => Some(""),
+        None => None,
+    };
+    let consent = match &session {
+        Some(sess) => match s
+            .provider
+            .store
+            .consent(t.id(), &sess.user_id, &client.client_id)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return pages::error_page(s, headers, &e.into()),
+        },
+        None => None,
+    };
+    // A registered agent's request: consent names the agent and approving records a mandate.
+    let agent = match authorize::agent_client(&s.provider, t, &client.client_id).await {
+        Ok(a) => a,
+        Err(e) if e.code == mandate_core::ErrorCode::ServerError => {
+            return pages::error_page(s, headers, &e);
+        }
+        Err(e) => {
+            return pages::see_other(&authorize::error_redirect(
+                t,
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &e,
+            ));
+        }
+    };
+    let situation = Situation {
+        session: session.as_ref(),
+        consent: consent.as_ref(),
+        logged_in_now,
+        hint_sub,
+        agent: agent.is_some(),
+        now,
+    };
+    match authorize::next_step(&req, &situation) {
+        Next::Login => login_page::render(
+            s,
+            t,
+            headers,
+            client,
+            &Interaction::new(&s.provider, req),
+            None,
+        ),
+        Next::Consent => {
+            let sess = session.expect("consent implies a session");
+            let mut i = Interaction::new(&s.provider, req);
+            i.sid = Some(sess.sid.clone());
+            consent::render(s, t, headers, client, agent.as_ref(), &i, &sess).await
+        }
+        Next::Issue => {
+            let sess = session.expect("issue implies a session");
+            match authorize::issue_code(&s.provider, t, &req, &sess, None, meta).await {
+                Ok(url) => pages::see_other(&url),
+                Err(e) => pages::error_page(s, headers, &e),
+            }
+        }
+        Next::Fail(e) => pages::see_other(&authorize::error_redirect(
+            t,
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &e,
+        )),
+    }
+}

@@ -1,0 +1,111 @@
+//! The password login method: `POST {issuer}/login` checks the password (bounded Argon2id,
+//! guessing limits), starts a new session and hands the request back to the pipeline.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use mandate_core::OAuthError;
+use mandate_core::login::{self, LoginError};
+use mandate_core::oauth::authorize::Interaction;
+
+use super::proceed;
+use crate::client_ip::Meta;
+use crate::cookies;
+use crate::session::current_session;
+use crate::state::AppState;
+use crate::tenant::Tenant;
+use crate::ui::login::{refused, render};
+use crate::ui::pages;
+
+/// `POST {issuer}/login`.
+pub async fn login(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
+    };
+    let Some(i) = form
+        .get("interaction")
+        .and_then(|v| Interaction::open(&s.provider, &t, v))
+    else {
+        return pages::form_expired(&s, &headers);
+    };
+    let client = match s.provider.client(&t, &i.req.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client"));
+        }
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    let username = form.get("username").unwrap_or_default();
+    let user = match login::password_login(
+        &s.provider,
+        &t,
+        username,
+        form.get("password").unwrap_or_default(),
+        &meta,
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(LoginError::InvalidCredentials) => {
+            let mut again = i.clone();
+            again.req.login_hint = Some(username.to_string());
+            return render(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &again,
+                Some("invalid_credentials"),
+            );
+        }
+        Err(LoginError::Throttled { retry_after }) => {
+            return refused(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &i,
+                username,
+                "too_many_attempts",
+                retry_after,
+            );
+        }
+        Err(LoginError::Busy { retry_after }) => {
+            return refused(
+                &s,
+                &t,
+                &headers,
+                &client,
+                &i,
+                username,
+                "try_again_shortly",
+                retry_after,
+            );
+        }
+        Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    // A new session id at every login (no session fixation); the old session ends.
+    if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
+        let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
+    }
+    let (cookie, session) =
+        match login::start_session(&s.provider, &t, &user, &["pwd"], &meta).await {
+            Ok(v) => v,
+            Err(e) => return pages::error_page(&s, &headers, &e.into()),
+        };
+    let set = cookies::set(
+        &s.config,
+        &cookies::session_name(&s.config, &t.tenant.name),
+        &cookie,
+        Some(s.provider.settings.session_ttl),
+    );
+    let resp = proceed(&s, &t, &meta, &headers, &client, i.req, Some(session), true).await;
+    pages::with_cookies(resp, [set])
+}
