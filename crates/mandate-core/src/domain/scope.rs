@@ -71,4 +71,42 @@ mod tests {
         assert!(t.is_subset(&s));
         assert_eq!(s.intersect(&t), t);
     }
+
+    /// Scope tokens: a few plain ones, and arbitrary printable ones.
+    fn token() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::sample::select(vec!["openid", "email", "read", "write", "pay"])
+                .prop_map(str::to_string),
+            "[!#-\\[\\]-~]{1,8}",
+        ]
+    }
+
+    fn scope() -> impl proptest::strategy::Strategy<Value = Scope> {
+        use proptest::prelude::*;
+        proptest::collection::vec(token(), 0..6).prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scope_algebra(a in scope(), b in scope(), c in scope()) {
+            // The text form parses back to the same set, whatever the order and repeats.
+            proptest::prop_assert_eq!(Scope::parse(&a.to_string()), Some(a.clone()));
+            let doubled = format!("{a}  {a}");
+            proptest::prop_assert_eq!(Scope::parse(&doubled), Some(a.clone()));
+            // Intersection: commutative, associative, within both, idempotent.
+            proptest::prop_assert_eq!(a.intersect(&b), b.intersect(&a));
+            proptest::prop_assert_eq!(a.intersect(&b).intersect(&c), a.intersect(&b.intersect(&c)));
+            proptest::prop_assert!(a.intersect(&b).is_subset(&a) && a.intersect(&b).is_subset(&b));
+            proptest::prop_assert_eq!(a.intersect(&a), a.clone());
+            // Subset: reflexive, and what is within both is within their intersection.
+            proptest::prop_assert!(a.is_subset(&a));
+            if c.is_subset(&a) && c.is_subset(&b) {
+                proptest::prop_assert!(c.is_subset(&a.intersect(&b)));
+            }
+            if a.is_subset(&b) && b.is_subset(&c) {
+                proptest::prop_assert!(a.is_subset(&c));
+            }
+        }
+    }
 }

@@ -749,4 +749,94 @@ mod tests {
         assert_eq!(terms.max_token_lifetime, 300);
         assert_eq!(terms.max_delegation_depth, 0);
     }
+
+    proptest::proptest! {
+        /// The interaction decision, whatever the request and situation: `prompt=none` never
+        /// shows a page; no session (or a stale one when asked) means logging in; an agent's
+        /// request never skips consent; a code is issued only with a fresh-enough session of the
+        /// hinted person and remembered consent covering the scope.
+        #[test]
+        fn the_interaction_decision(
+            prompt in proptest::collection::vec(
+                proptest::sample::select(vec!["none", "login", "consent", "select_account"]), 0..3),
+            max_age in proptest::option::of(0i64..1_000),
+            auth_age in 0i64..2_000,
+            has_session in proptest::bool::ANY,
+            logged_in_now in proptest::bool::ANY,
+            consent_mask in proptest::option::of(0u8..8),
+            asked_mask in 0u8..8,
+            hint in proptest::option::of(proptest::sample::select(vec!["u1", "u2", ""])),
+            agent in proptest::bool::ANY,
+        ) {
+            let pick = |m: u8| -> Scope {
+                ["openid", "email", "read"].iter().enumerate()
+                    .filter(|(i, _)| m & (1 << i) != 0).map(|(_, s)| *s).collect()
+            };
+            let now = 10_000;
+            let req = AuthorizeRequest {
+                client_id: "c".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                scope: pick(asked_mask),
+                state: None,
+                nonce: None,
+                code_challenge: "x".into(),
+                prompt: prompt.iter().map(|p| p.to_string()).collect(),
+                max_age,
+                login_hint: None,
+                ui_locales: None,
+                id_token_hint: None,
+                resources: Vec::new(),
+                authorization_details: Vec::new(),
+            };
+            let session = Session {
+                digest: Vec::new(),
+                tenant_id: "t".into(),
+                sid: "s".into(),
+                user_id: "u1".into(),
+                auth_time: now - auth_age,
+                amr: vec!["pwd".into()],
+                acr: "1".into(),
+                expires_at: now + 3_600,
+            };
+            let consent = consent_mask.map(|m| Consent {
+                tenant_id: "t".into(),
+                user_id: "u1".into(),
+                client_id: "c".into(),
+                scope: pick(m),
+                granted_at: 0,
+            });
+            let situation = Situation {
+                session: has_session.then_some(&session),
+                consent: consent.as_ref(),
+                logged_in_now: has_session && logged_in_now,
+                hint_sub: hint,
+                agent,
+                now,
+            };
+            let next = next_step(&req, &situation);
+            let none = prompt.contains(&"none");
+            if none {
+                proptest::prop_assert!(matches!(next, Next::Issue | Next::Fail(_)));
+            }
+            if !has_session {
+                proptest::prop_assert!(matches!(next, Next::Login | Next::Fail(_)));
+            }
+            if agent {
+                proptest::prop_assert!(!matches!(next, Next::Issue));
+            }
+            if let Next::Issue = next {
+                let fresh = situation.logged_in_now
+                    || (!prompt.contains(&"login")
+                        && max_age.is_none_or(|m| auth_age <= m)
+                        && hint.is_none_or(|h| h == "u1"));
+                proptest::prop_assert!(has_session && fresh);
+                proptest::prop_assert!(!prompt.contains(&"consent"));
+                proptest::prop_assert!(consent.as_ref().is_some_and(|c| req.scope.is_subset(&c.scope)));
+            }
+            if let Next::Fail(e) = &next {
+                proptest::prop_assert!(none);
+                proptest::prop_assert!(matches!(e.code, ErrorCode::LoginRequired | ErrorCode::ConsentRequired));
+            }
+        }
+    }
 }

@@ -207,15 +207,8 @@ pub(crate) fn delegated_token(
     client: &Client,
     d: &Delegation<'_>,
 ) -> Result<IssuedAccessToken, OAuthError> {
-    let now = p.now();
-    let ttl = p
-        .settings
-        .access_token_ttl
-        .min(d.mandate.max_token_lifetime)
-        .min(d.mandate.expires_at - now);
-    if ttl <= 0 {
-        return Err(OAuthError::invalid_grant("the mandate has expired"));
-    }
+    let ttl = token_lifetime(p.settings.access_token_ttl, d.mandate, p.now())
+        .ok_or_else(|| OAuthError::invalid_grant("the mandate has expired"))?;
     let mut extra = Map::new();
     extra.insert("act".into(), d.act.clone());
     extra.insert("mandate".into(), d.mandate.id.clone().into());
@@ -228,15 +221,246 @@ pub(crate) fn delegated_token(
     tokens::access_token_with(p, t, client, d.subject, d.scope, d.audience, ttl, extra)
 }
 
+/// How long a delegated token may live at `now`: the access token lifetime, the mandate's
+/// maximum token lifetime and the time left on the mandate, whichever is least; `None` once
+/// nothing is left.
+pub(crate) fn token_lifetime(access_ttl: i64, mandate: &Mandate, now: i64) -> Option<i64> {
+    let ttl = access_ttl
+        .min(mandate.max_token_lifetime)
+        .min(mandate.expires_at - now);
+    (ttl > 0).then_some(ttl)
+}
+
 /// Lifetime left for a delegated token under `mandate` (checked before anything is spent).
 pub(crate) fn mandate_ttl_left(p: &Provider, mandate: &Mandate) -> Result<(), OAuthError> {
-    if p.settings
-        .access_token_ttl
-        .min(mandate.max_token_lifetime)
-        .min(mandate.expires_at - p.now())
-        <= 0
-    {
-        return Err(OAuthError::invalid_grant("the mandate has expired"));
+    token_lifetime(p.settings.access_token_ttl, mandate, p.now())
+        .map(|_| ())
+        .ok_or_else(|| OAuthError::invalid_grant("the mandate has expired"))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Property tests of the one mandate rule: whatever is asked, a token only narrows what the
+    //! mandate, the agent's ceiling and the presented artefact allow, and along a chain of
+    //! hops scope, audiences, details and lifetime never widen.
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::agents::MandateOrigin;
+
+    const ISSUER: &str = "https://id.example/t/acme";
+    const SCOPES: [&str; 6] = ["read", "write", "pay", "mail", "cal", "admin"];
+    const RESOURCES: [&str; 4] = [
+        "https://bank.example",
+        "https://mail.example",
+        "https://cal.example",
+        ISSUER,
+    ];
+
+    fn pick<'a>(all: &'a [&'a str], mask: u8) -> Vec<String> {
+        all.iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, s)| s.to_string())
+            .collect()
     }
-    Ok(())
+
+    fn scope(mask: u8) -> Scope {
+        pick(&SCOPES, mask).into_iter().collect()
+    }
+
+    /// A payment detail: an amount cap out of a few, and accounts out of a few.
+    fn detail(kind: u8, accounts: u8) -> Value {
+        let accts = pick(&["a1", "a2", "a3"], accounts);
+        match kind % 3 {
+            0 => json!({"type": "payment", "accounts": accts}),
+            1 => json!({"type": "payment", "currency": "EUR", "accounts": accts}),
+            _ => json!({"type": "mail", "folders": accts}),
+        }
+    }
+
+    fn details(v: &[(u8, u8)]) -> Vec<Value> {
+        v.iter().map(|(k, a)| detail(*k, *a)).collect()
+    }
+
+    fn mandate(
+        scope_mask: u8,
+        resources: u8,
+        d: &[(u8, u8)],
+        expires_in: i64,
+        max_ttl: i64,
+    ) -> Mandate {
+        Mandate {
+            tenant_id: "t".into(),
+            id: "m".into(),
+            user_id: "u".into(),
+            agent_id: "a".into(),
+            scope: scope(scope_mask),
+            authorization_details: details(d),
+            resources: pick(&RESOURCES[..3], resources),
+            expires_at: 1_000 + expires_in,
+            max_token_lifetime: max_ttl,
+            max_delegation_depth: 3,
+            approval_required: Vec::new(),
+            origin: MandateOrigin::Api,
+            created_at: 0,
+            revoked_at: None,
+            allow_refresh: false,
+        }
+    }
+
+    fn agent(ceiling: u8) -> Agent {
+        Agent {
+            tenant_id: "t".into(),
+            id: "a".into(),
+            name: "a".into(),
+            owner_user_id: None,
+            provider: None,
+            model: None,
+            version: None,
+            scope_ceiling: scope(ceiling),
+            require_dpop: false,
+            status: AgentStatus::Active,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// A request: maybe a scope, some audiences, maybe details.
+    #[derive(Debug, Clone)]
+    struct Ask {
+        scope: Option<u8>,
+        audiences: u8,
+        details: Option<Vec<(u8, u8)>>,
+    }
+
+    fn ask() -> impl Strategy<Value = Ask> {
+        (
+            proptest::option::of(0u8..64),
+            0u8..16,
+            proptest::option::of(proptest::collection::vec((0u8..3, 0u8..8), 0..3)),
+        )
+            .prop_map(|(scope, audiences, details)| Ask {
+                scope,
+                audiences,
+                details,
+            })
+    }
+
+    fn run(m: &Mandate, a: &Agent, b: &Bounds<'_>, ask: &Ask) -> Result<Granted, OAuthError> {
+        let scope_text = ask.scope.map(|s| scope(s).to_string());
+        let details = ask.details.as_ref().map(|d| details(d));
+        fit(
+            ISSUER,
+            m,
+            a,
+            b,
+            &Asked {
+                scope: scope_text.as_deref(),
+                audiences: pick(&RESOURCES, ask.audiences),
+                details: details.as_deref(),
+            },
+        )
+    }
+
+    /// What a grant may carry never exceeds the bounds it was fitted in.
+    fn assert_within(g: &Granted, m: &Mandate, a: &Agent, b: &Bounds<'_>) {
+        assert!(g.scope.is_subset(&m.scope), "{g:?} beyond the mandate");
+        assert!(
+            g.scope.is_subset(&a.scope_ceiling),
+            "{g:?} beyond the agent"
+        );
+        assert!(g.scope.is_subset(b.scope), "{g:?} beyond the artefact");
+        assert!(!g.audience.is_empty());
+        for aud in &g.audience {
+            if m.resources.is_empty() {
+                assert_eq!(aud, ISSUER);
+            } else {
+                assert!(m.resources.contains(aud), "{aud} beyond the mandate");
+            }
+            if let Some(ba) = b.audiences {
+                assert!(ba.contains(aud), "{aud} beyond the artefact");
+            }
+        }
+        assert!(
+            agents::details_covered(&m.authorization_details, &g.details),
+            "{g:?} details beyond the mandate"
+        );
+        if let Some(bd) = b.details {
+            assert!(
+                agents::details_covered(bd, &g.details),
+                "{g:?} details beyond the artefact"
+            );
+        }
+        assert!(!(g.scope.is_empty() && g.details.is_empty()));
+    }
+
+    proptest! {
+        #[test]
+        fn a_chain_of_hops_only_narrows(
+            m_scope in 0u8..64, ceiling in 0u8..64, resources in 0u8..8,
+            m_details in proptest::collection::vec((0u8..3, 0u8..8), 0..3),
+            first in ask(), second in ask(), third in ask(),
+        ) {
+            let m = mandate(m_scope, resources, &m_details, 3_600, 600);
+            let a = agent(ceiling);
+            // The first hop is bounded by the person's token: every scope, no audience limit.
+            let all = scope(63);
+            let open = Bounds { scope: &all, audiences: None, details: None };
+            let Ok(g1) = run(&m, &a, &open, &first) else { return Ok(()); };
+            assert_within(&g1, &m, &a, &open);
+            // Each further hop is bounded by the token before it.
+            let b2 = Bounds { scope: &g1.scope, audiences: Some(&g1.audience), details: Some(&g1.details) };
+            let Ok(g2) = run(&m, &a, &b2, &second) else { return Ok(()); };
+            assert_within(&g2, &m, &a, &b2);
+            let b3 = Bounds { scope: &g2.scope, audiences: Some(&g2.audience), details: Some(&g2.details) };
+            let Ok(g3) = run(&m, &a, &b3, &third) else { return Ok(()); };
+            assert_within(&g3, &m, &a, &b3);
+            assert!(g3.scope.is_subset(&g1.scope));
+            assert!(g3.audience.iter().all(|x| g1.audience.contains(x)));
+            assert!(agents::details_covered(&g1.details, &g3.details));
+        }
+
+        #[test]
+        fn asking_nothing_gets_the_most_allowed_and_asking_more_is_refused(
+            m_scope in 0u8..64, ceiling in 0u8..64, resources in 0u8..8, extra in 0u8..64,
+        ) {
+            let m = mandate(m_scope, resources, &[], 3_600, 600);
+            let a = agent(ceiling);
+            let all = scope(63);
+            let open = Bounds { scope: &all, audiences: None, details: None };
+            let most = m.scope.intersect(&a.scope_ceiling);
+            match run(&m, &a, &open, &Ask { scope: None, audiences: 0, details: None }) {
+                Ok(g) => prop_assert_eq!(&g.scope, &most),
+                Err(e) => prop_assert!(most.is_empty(), "{e:?}"),
+            }
+            let wider = scope(extra);
+            if !wider.is_subset(&most) {
+                let r = run(&m, &a, &open, &Ask { scope: Some(extra), audiences: 0, details: None });
+                prop_assert_eq!(r.unwrap_err().code, ErrorCode::InvalidScope);
+            }
+        }
+
+        #[test]
+        fn a_token_never_outlives_its_mandate(
+            access_ttl in -10i64..7_200, max_ttl in -10i64..7_200,
+            expires_in in -100i64..7_200, later in 0i64..8_000,
+        ) {
+            let m = mandate(1, 0, &[], expires_in, max_ttl);
+            for now in [1_000, 1_000 + later] {
+                match token_lifetime(access_ttl, &m, now) {
+                    Some(ttl) => {
+                        prop_assert!(ttl > 0);
+                        prop_assert!(ttl <= access_ttl && ttl <= max_ttl);
+                        prop_assert!(now + ttl <= m.expires_at);
+                    }
+                    None => prop_assert!(
+                        access_ttl <= 0 || max_ttl <= 0 || m.expires_at <= now
+                    ),
+                }
+            }
+        }
+    }
 }
