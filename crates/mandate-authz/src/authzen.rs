@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value, json};
 
+use mandate_core::StoreError;
+use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use mandate_core::domain::agents::{self, AgentStatus};
 use mandate_core::store::Store;
 
@@ -54,6 +56,9 @@ pub enum EvaluationError {
     /// The decision point failed.
     #[error(transparent)]
     Pdp(#[from] PdpError),
+    /// The decision's audit record could not be written: no decision is given.
+    #[error("the audit record could not be written: {0}")]
+    Audit(StoreError),
 }
 
 fn strs(v: Option<&Value>) -> Vec<String> {
@@ -269,4 +274,117 @@ pub fn response(d: &Decision) -> Value {
             "approval_required": d.approval_required,
         }
     })
+}
+
+/// Who asked for a decision: the policy enforcement point's client and its request, for the
+/// audit record.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// The client whose token called the AuthZEN API.
+    pub client_id: &'a str,
+    /// Its request's address and user agent.
+    pub meta: &'a RequestMeta,
+}
+
+/// [`evaluate`], with its audit record: the decision, or the refusal of a request for the work
+/// it would take. The record says who acted (the current agent, or the person), for whom, and
+/// through whom, never the token itself. One failure policy: an evaluation whose record cannot
+/// be written gives no decision ([`EvaluationError::Audit`]).
+pub async fn evaluate_audited(
+    pdp: &Pdp,
+    store: &dyn Store,
+    tenant_id: &str,
+    asker: Asker<'_>,
+    e: &Evaluation,
+    now: i64,
+) -> Result<Decision, EvaluationError> {
+    let target = json!({"type": e.resource.kind, "id": e.resource.id});
+    let as_given = || Principal::User {
+        id: format!("{}:{}", e.subject.kind, e.subject.id),
+    };
+    let d = match evaluate(pdp, store, tenant_id, e, now).await {
+        Ok(d) => d,
+        Err(EvaluationError::Pdp(PdpError::Authz(a))) if a.is_resource_limit() => {
+            let actor = match &e.token {
+                Some(c) => Principal::User {
+                    id: c
+                        .get("sub")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                },
+                None => as_given(),
+            };
+            let ev = AuditEvent::new(
+                tenant_id,
+                EventKind::AuthorizationDecision,
+                Outcome::Failure,
+                actor,
+                asker.meta,
+            )
+            .client(asker.client_id.to_string())
+            .reason("too_complex")
+            .detail(json!({
+                "resource": target,
+                "action": e.action.id,
+                "error": a.to_string(),
+                "openfga_code": a.openfga_code(),
+            }));
+            store.record(&ev).await.map_err(EvaluationError::Audit)?;
+            return Err(EvaluationError::Pdp(PdpError::Authz(a)));
+        }
+        Err(x) => return Err(x),
+    };
+    let (actor, subject, chain, mandate) = match &e.token {
+        Some(c) => {
+            let sub = c.get("sub").and_then(Value::as_str).unwrap_or_default();
+            let chain: Vec<Principal> = agents::act_chain(c.get("act"))
+                .into_iter()
+                .map(|id| Principal::Agent { id })
+                .collect();
+            let person = Principal::User { id: sub.into() };
+            let actor = chain.first().cloned().unwrap_or_else(|| person.clone());
+            let mandate = c.get("mandate").and_then(Value::as_str).map(str::to_string);
+            (actor, Some(person), chain, mandate)
+        }
+        None => (as_given(), Some(as_given()), vec![], None),
+    };
+    let outcome = if d.decision {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let reasons: Vec<Value> = d
+        .reasons
+        .iter()
+        .map(|r| json!({"part": r.part.as_str(), "agent": r.agent, "message": r.message}))
+        .collect();
+    let mut ev = AuditEvent::new(
+        tenant_id,
+        EventKind::AuthorizationDecision,
+        outcome,
+        actor,
+        asker.meta,
+    )
+    .client(asker.client_id.to_string())
+    .detail(json!({
+        "resource": target,
+        "action": e.action.id,
+        "decision": d.decision,
+        "approval_required": d.approval_required,
+        "reasons": reasons,
+    }));
+    if !d.decision {
+        ev = ev.reason(
+            d.reasons
+                .first()
+                .map(|r| r.part.as_str().to_string())
+                .unwrap_or_default(),
+        );
+    }
+    ev.subject = subject;
+    ev.act_chain = chain;
+    ev.mandate_id = mandate;
+    store.record(&ev).await.map_err(EvaluationError::Audit)?;
+    Ok(d)
 }

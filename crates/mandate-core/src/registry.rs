@@ -223,7 +223,7 @@ pub async fn create_client(
     };
     if grant_types.contains(&GrantType::AuthorizationCode) && spec.redirect_uris.is_empty() {
         return Err(AdminError::Invalid(
-            "the authorization_code grant needs at least one --redirect-uri".into(),
+            "the authorization_code grant needs at least one redirect URI".into(),
         ));
     }
     let auth_method = match (&spec.auth_method, spec.public) {

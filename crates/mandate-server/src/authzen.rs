@@ -15,7 +15,6 @@ use mandate_authz::{
     AuthzError, ListObjectsRequest, ListUsersRequest, PdpError, Tuple, UserFilter,
 };
 use mandate_core::access::AUTHZ_SCOPE;
-use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
 use mandate_core::oauth::introspect::access_token_claims;
 use mandate_core::{ErrorCode, OAuthError, TenantCtx};
 use serde_json::{Map, Value, json};
@@ -182,7 +181,7 @@ fn search_context(req: &Map<String, Value>) -> Result<(Vec<Tuple>, Option<i64>),
     ))
 }
 
-/// Build and decide one evaluation from a request object; audit it.
+/// Build one evaluation from a request object and decide it (audited in the decision point).
 async fn decide_one(
     s: &AppState,
     t: &TenantCtx,
@@ -209,91 +208,22 @@ async fn decide_one(
             .unwrap_or_default(),
         token,
     };
+    let asker = authzen::Asker {
+        client_id: &pep.caller.client_id,
+        meta: &pep.meta.0,
+    };
     let now = s.provider.now();
-    let d = match authzen::evaluate(&s.pdp, s.provider.store.as_ref(), t.id(), &e, now).await {
-        Ok(d) => d,
-        Err(EvaluationError::Invalid(m)) => return Err(invalid(m).into()),
-        Err(EvaluationError::Pdp(PdpError::Authz(a))) if a.is_resource_limit() => {
-            // Refused for the work it would take: no decision, but on the audit trail.
-            let actor = match &e.token {
-                // Never the token itself: its subject.
-                Some(c) => Principal::User {
-                    id: c
-                        .get("sub")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                },
-                None => Principal::User {
-                    id: format!("{}:{}", e.subject.kind, e.subject.id),
-                },
-            };
-            let ev = AuditEvent::new(
-                t.id(),
-                EventKind::AuthorizationDecision,
-                Outcome::Failure,
-                actor,
-                &pep.meta.0,
-            )
-            .client(pep.caller.client_id.clone())
-            .reason("too_complex")
-            .detail(json!({
-                "resource": {"type": e.resource.kind, "id": e.resource.id},
-                "action": e.action.id,
-                "error": a.to_string(),
-                "openfga_code": a.openfga_code(),
-            }));
-            s.provider.store.record(&ev).await.map_err(ApiError::from)?;
-            return Err(Refusal::Authz(a));
-        }
-        Err(EvaluationError::Pdp(p)) => return Err(pdp_error(p)),
-    };
-    // Audit: who acted (the current agent, or the person), for whom, through whom.
-    let (actor, subject, chain, mandate) = match &e.token {
-        Some(c) => {
-            let sub = c.get("sub").and_then(Value::as_str).unwrap_or_default();
-            let chain: Vec<Principal> = mandate_core::domain::agents::act_chain(c.get("act"))
-                .into_iter()
-                .map(|id| Principal::Agent { id })
-                .collect();
-            let person = Principal::User { id: sub.into() };
-            let actor = chain.first().cloned().unwrap_or_else(|| person.clone());
-            let mandate = c.get("mandate").and_then(Value::as_str).map(str::to_string);
-            (actor, Some(person), chain, mandate)
-        }
-        None => {
-            let p = Principal::User {
-                id: format!("{}:{}", e.subject.kind, e.subject.id),
-            };
-            (p.clone(), Some(p), vec![], None)
-        }
-    };
-    let outcome = if d.decision {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    };
-    let mut ev = AuditEvent::new(t.id(), EventKind::AuthorizationDecision, outcome, actor, &pep.meta.0)
-        .client(pep.caller.client_id.clone())
-        .detail(json!({
-            "resource": {"type": e.resource.kind, "id": e.resource.id},
-            "action": e.action.id,
-            "decision": d.decision,
-            "approval_required": d.approval_required,
-            "reasons": d.reasons.iter().map(|r| json!({"part": r.part.as_str(), "agent": r.agent, "message": r.message})).collect::<Vec<_>>(),
-        }));
-    if !d.decision {
-        ev = ev.reason(
-            d.reasons
-                .first()
-                .map(|r| r.part.as_str().to_string())
-                .unwrap_or_default(),
-        );
-    }
-    ev.subject = subject;
-    ev.act_chain = chain;
-    ev.mandate_id = mandate;
-    s.provider.store.record(&ev).await.map_err(ApiError::from)?;
+    let d =
+        match authzen::evaluate_audited(&s.pdp, s.provider.store.as_ref(), t.id(), asker, &e, now)
+            .await
+        {
+            Ok(d) => d,
+            Err(EvaluationError::Invalid(m)) => return Err(invalid(m).into()),
+            Err(EvaluationError::Pdp(p)) => return Err(pdp_error(p)),
+            Err(EvaluationError::Audit(x)) => {
+                return Err(ApiError::from(OAuthError::from(x)).into());
+            }
+        };
     Ok(authzen::response(&d))
 }
 

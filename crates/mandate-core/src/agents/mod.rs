@@ -92,7 +92,7 @@ pub async fn create_agent_with_ciba(
     let tid = tenant_id(store, tenant_name).await?;
     if spec.scope_ceiling.is_empty() {
         return Err(AdminError::Invalid(
-            "an agent needs a scope ceiling (--scope-ceiling)".into(),
+            "an agent needs a scope ceiling (scope_ceiling)".into(),
         ));
     }
     let owner = match &spec.owner_username {
@@ -467,6 +467,35 @@ pub async fn grant_mandate(
     ev.mandate_id = Some(m.id.clone());
     store.record(&ev).await?;
     Ok(m)
+}
+/// Which of a person's mandates to list.
+#[derive(Debug, Clone, Default)]
+pub struct MandateListing {
+    /// Only those for this agent.
+    pub agent_id: Option<String>,
+    /// Revoked and expired ones too (by default only those in force).
+    pub include_ended: bool,
+}
+
+/// A person's mandates, newest first, as the CLI and the admin API list them.
+pub async fn person_mandates(
+    store: &dyn Store,
+    tenant_id: &str,
+    username: &str,
+    which: &MandateListing,
+    now: i64,
+) -> Result<Vec<Mandate>, AdminError> {
+    let user = store
+        .user_by_username(tenant_id, username)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("user {username}")))?;
+    Ok(store
+        .user_mandates(tenant_id, &user.id)
+        .await?
+        .into_iter()
+        .filter(|m| which.include_ended || m.is_active(now))
+        .filter(|m| which.agent_id.as_ref().is_none_or(|a| *a == m.agent_id))
+        .collect())
 }
 
 /// Revoke mandates (one, an agent's, or all of a user's) as an administrator, recording each;

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mandate_core::OAuthError;
 use mandate_core::agents::{self, AgentSpec, MandateSpec};
-use mandate_core::domain::agents::{AgentStatus, MandateOrigin};
+use mandate_core::domain::agents::{AgentStatus, Mandate, MandateOrigin};
 use mandate_core::error::{AdminError, ErrorCode};
 use mandate_core::store::MandateSelector;
 use serde::Deserialize;
@@ -277,19 +277,17 @@ pub async fn list_mandates(
     let username = f
         .username
         .ok_or_else(|| OAuthError::invalid_request("username is required"))?;
-    let user = store
-        .user_by_username(t.id(), &username)
-        .await?
-        .ok_or_else(|| refused(AdminError::NotFound(format!("user {username}"))))?;
-    let now = s.provider.now();
-    let list: Vec<Value> = store
-        .user_mandates(t.id(), &user.id)
-        .await?
-        .into_iter()
-        .filter(|m| f.all || m.is_active(now))
-        .filter(|m| f.agent_id.as_ref().is_none_or(|a| *a == m.agent_id))
-        .map(|m| m.admin_view())
-        .collect();
+    let which = agents::MandateListing {
+        agent_id: f.agent_id,
+        include_ended: f.all,
+    };
+    let list: Vec<Value> =
+        agents::person_mandates(store, t.id(), &username, &which, s.provider.now())
+            .await
+            .map_err(refused)?
+            .iter()
+            .map(Mandate::admin_view)
+            .collect();
     Ok(Json(json!({ "mandates": list })).into_response())
 }
 

@@ -110,11 +110,14 @@ pub async fn run(cmd: MandateCmd, store: &Arc<dyn Store>, json_out: bool) -> Res
                 .tenant_by_name(&tenant)
                 .await?
                 .with_context(|| format!("tenant {tenant} not found"))?;
-            let u = store
-                .user_by_username(&t.id, &user)
-                .await?
-                .with_context(|| format!("user {user} not found"))?;
-            let all = store.user_mandates(&t.id, &u.id).await?;
+            // Every mandate of the person, ended ones too.
+            let which = agents::MandateListing {
+                agent_id: None,
+                include_ended: true,
+            };
+            let all =
+                agents::person_mandates(store, &t.id, &user, &which, mandate_core::time::now())
+                    .await?;
             print(
                 json_out,
                 Value::Array(all.iter().map(show).collect()),
