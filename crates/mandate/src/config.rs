@@ -427,3 +427,196 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         limits,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! docs/configuration.md is checked against the code: every flag of `serve` and of every
+    //! command is in its table with the same environment variable and `mandate.toml` key, every
+    //! key is one the file accepts, and every default it states is the one the code applies
+    //! (and the one `--help` states).
+
+    use std::collections::BTreeMap;
+
+    use clap::{Args, FromArgMatches};
+
+    use super::*;
+
+    /// One row of the settings table.
+    #[derive(Debug)]
+    struct Row {
+        flags: String,
+        env: String,
+        key: String,
+        default: String,
+    }
+
+    fn table() -> Vec<Row> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let text = std::fs::read_to_string(path).expect("docs/configuration.md");
+        text.lines()
+            .filter(|l| l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| setting"))
+            .map(|l| {
+                let cells: Vec<String> = l
+                    .trim()
+                    .trim_matches('|')
+                    .split('|')
+                    .map(|c| c.trim().to_string())
+                    .collect();
+                assert_eq!(cells.len(), 5, "a settings row has five cells: {l}");
+                Row {
+                    flags: cells[1].clone(),
+                    env: cells[2].clone(),
+                    key: cells[3].clone(),
+                    default: cells[4].clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// `(long flag, env var, help)` of every argument of `serve` and of the global options.
+    fn arguments() -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for cmd in [
+            ServeArgs::augment_args(clap::Command::new("serve")),
+            StorageArgs::augment_args(clap::Command::new("any")),
+        ] {
+            for a in cmd.get_arguments() {
+                let Some(long) = a.get_long() else { continue };
+                let env = a
+                    .get_env()
+                    .map(|e| e.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                out.push((long.to_string(), env, help));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_flag_is_documented_with_its_variable_and_key() {
+        let rows = table();
+        for (long, env, _) in arguments() {
+            if long == "config" {
+                continue; // how the file itself is found: in the prose above the table
+            }
+            let flag = format!("--{long}");
+            let row = rows
+                .iter()
+                .find(|r| {
+                    r.flags
+                        .split(|c: char| c == '`' || c == ' ' || c == '/')
+                        .any(|f| f == flag || format!("--{f}") == flag)
+                })
+                .unwrap_or_else(|| panic!("{flag} is not in docs/configuration.md"));
+            let stem = env.trim_start_matches("MANDATE_");
+            assert!(
+                row.env.contains(&env) || row.env.contains(stem),
+                "{flag}: the docs give {} where the code reads {env}",
+                row.env
+            );
+            let key = long
+                .replace('-', "_")
+                .replace("trusted_proxy", "trusted_proxies");
+            assert!(
+                row.key.contains(&format!("`{key}`")),
+                "{flag}: the docs give the key {} where the file reads `{key}`",
+                row.key
+            );
+        }
+    }
+
+    #[test]
+    fn every_documented_key_is_read_from_the_file() {
+        for row in table() {
+            for key in row.key.split('`').skip(1).step_by(2) {
+                let err = toml::from_str::<FileConfig>(&format!("{key} = 0"))
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    !err.contains("unknown field"),
+                    "docs/configuration.md documents the key {key}, which mandate.toml refuses"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn documented_defaults_are_the_applied_ones() {
+        let args = ServeArgs::from_arg_matches(
+            &ServeArgs::augment_args(clap::Command::new("serve"))
+                .try_get_matches_from(["serve"])
+                .expect("no arguments"),
+        )
+        .expect("defaults");
+        // Without MANDATE_* in the environment of this test, what the code applies.
+        let c = serve_config(&args, &FileConfig::default()).expect("the defaults are valid");
+        let s = &c.settings;
+        let lt = &s.login_throttle;
+        let applied: BTreeMap<&str, String> = [
+            ("listen", format!("`{}`", c.listen)),
+            ("access_token_ttl", s.access_token_ttl.to_string()),
+            ("id_token_ttl", s.id_token_ttl.to_string()),
+            ("code_ttl", s.code_ttl.to_string()),
+            ("refresh_token_ttl", s.refresh_token_ttl.to_string()),
+            ("session_ttl", s.session_ttl.to_string()),
+            ("dpop_require_nonce", format!("`{}`", s.dpop_require_nonce)),
+            ("cache_ttl_ms", c.cache_ttl.as_millis().to_string()),
+            ("ciba_interval", s.ciba_interval.to_string()),
+            (
+                "login_failures_before_delay",
+                lt.failures_before_delay.to_string(),
+            ),
+            (
+                "login_failures_before_lockout",
+                lt.failures_before_lockout.to_string(),
+            ),
+            (
+                "login_ip_failures_before_delay",
+                lt.ip_failures_before_delay.to_string(),
+            ),
+            (
+                "login_ip_failures_before_lockout",
+                lt.ip_failures_before_lockout.to_string(),
+            ),
+            ("login_wait_increment", lt.wait_increment.to_string()),
+            ("login_max_wait", lt.max_wait.to_string()),
+            ("login_failure_reset", lt.failure_reset.to_string()),
+            (
+                "header_read_timeout",
+                c.limits.header_read_timeout.to_string(),
+            ),
+            ("body_read_timeout", c.limits.body_read_timeout.to_string()),
+            ("max_connections", c.limits.max_connections.to_string()),
+            ("http2_keepalive", c.limits.http2_keepalive.to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let rows = table();
+        for (key, value) in &applied {
+            let row = rows
+                .iter()
+                .find(|r| r.key == format!("`{key}`"))
+                .unwrap_or_else(|| panic!("{key} is not in docs/configuration.md"));
+            let documented = row.default.split(' ').next().unwrap_or_default();
+            assert_eq!(documented, value, "{key}: documented default vs applied");
+        }
+        // `--help` says the same where it states a default.
+        for (long, _, help) in arguments() {
+            let key = long.replace('-', "_");
+            if let (Some(value), Some(stated)) = (
+                applied.get(key.as_str()),
+                help.split("[default: ")
+                    .nth(1)
+                    .and_then(|h| h.split(']').next()),
+            ) {
+                assert_eq!(
+                    stated,
+                    value.trim_matches('`'),
+                    "--{long}: --help states another default"
+                );
+            }
+        }
+    }
+}
