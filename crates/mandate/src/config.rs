@@ -505,7 +505,7 @@ mod tests {
                 .iter()
                 .find(|r| {
                     r.flags
-                        .split(|c: char| c == '`' || c == ' ' || c == '/')
+                        .split(['`', ' ', '/'])
                         .any(|f| f == flag || format!("--{f}") == flag)
                 })
                 .unwrap_or_else(|| panic!("{flag} is not in docs/configuration.md"));
