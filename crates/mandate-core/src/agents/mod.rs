@@ -10,7 +10,7 @@ use crate::domain::model::{CIBA_GRANT, TOKEN_EXCHANGE};
 use crate::domain::scope::Scope;
 use crate::error::AdminError;
 use crate::registry::{ClientSpec, create_client};
-use crate::store::{MandateSelector, Store};
+use crate::store::{AgentStore, AuditSink, MandateSelector, MandateStore, Store, UserStore};
 use crate::time::now;
 
 /// Longest a mandate may run (one year).
@@ -346,15 +346,18 @@ const MAX_MANDATE_ITEMS: usize = 64;
 /// with `actor` (the administrator, or the person themselves). The rules: a scope within the
 /// agent's ceiling and/or typed authorization details; an expiry of 1 s to a year; a maximum
 /// token lifetime of at least 1 s; resources that are absolute URIs without fragment (RFC 8707).
-pub async fn grant_mandate(
-    store: &dyn Store,
+pub async fn grant_mandate<S>(
+    store: &S,
     tenant_id: &str,
     user_id: &str,
     terms: MandateTerms,
     origin: MandateOrigin,
     actor: Principal,
     meta: &RequestMeta,
-) -> Result<Mandate, AdminError> {
+) -> Result<Mandate, AdminError>
+where
+    S: UserStore + AgentStore + MandateStore + AuditSink + ?Sized,
+{
     let tid = tenant_id;
     let user = store
         .user(tid, user_id)
@@ -478,13 +481,16 @@ pub struct MandateListing {
 }
 
 /// A person's mandates, newest first, as the CLI and the admin API list them.
-pub async fn person_mandates(
-    store: &dyn Store,
+pub async fn person_mandates<S>(
+    store: &S,
     tenant_id: &str,
     username: &str,
     which: &MandateListing,
     now: i64,
-) -> Result<Vec<Mandate>, AdminError> {
+) -> Result<Vec<Mandate>, AdminError>
+where
+    S: UserStore + MandateStore + ?Sized,
+{
     let user = store
         .user_by_username(tenant_id, username)
         .await?
@@ -520,14 +526,17 @@ pub async fn revoke_mandates(
 
 /// [`revoke_mandates`] by any principal (the person revoking their own, for one); each
 /// revocation is recorded with `actor`, the mandate's person as subject, and `reason`.
-pub async fn revoke_mandates_by(
-    store: &dyn Store,
+pub async fn revoke_mandates_by<S>(
+    store: &S,
     tenant_id: &str,
     which: MandateSelector<'_>,
     actor: Principal,
     meta: &RequestMeta,
     reason: &str,
-) -> Result<Vec<String>, AdminError> {
+) -> Result<Vec<String>, AdminError>
+where
+    S: MandateStore + AuditSink + ?Sized,
+{
     let ids = store.revoke_mandates(tenant_id, which, now()).await?;
     for id in &ids {
         let m = store.mandate(tenant_id, id).await?;
@@ -563,4 +572,306 @@ pub async fn revoke_mandates_in(
         return Err(AdminError::NotFound("mandate in force".into()));
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The mandate operations against a small in-memory store: each names only the ports it
+    //! uses, so nothing else needs to exist here.
+
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::domain::model::User;
+    use crate::store::{ExchangeLookup, StoreResult};
+
+    struct Fake {
+        users: Vec<User>,
+        agents: Vec<Agent>,
+        mandates: Mutex<Vec<Mandate>>,
+        audit: Mutex<Vec<AuditEvent>>,
+    }
+
+    #[async_trait]
+    impl UserStore for Fake {
+        async fn create_user(&self, _: &User) -> StoreResult<()> {
+            unreachable!("not a port of the mandate rules")
+        }
+        async fn user_by_username(&self, t: &str, name: &str) -> StoreResult<Option<User>> {
+            Ok(self
+                .users
+                .iter()
+                .find(|u| u.tenant_id == t && u.username == name)
+                .cloned())
+        }
+        async fn user(&self, t: &str, id: &str) -> StoreResult<Option<User>> {
+            Ok(self
+                .users
+                .iter()
+                .find(|u| u.tenant_id == t && u.id == id)
+                .cloned())
+        }
+        async fn erase_user(&self, _: &str, _: &User, _: i64) -> StoreResult<bool> {
+            unreachable!("not a port of the mandate rules")
+        }
+    }
+
+    #[async_trait]
+    impl AgentStore for Fake {
+        async fn create_agent(&self, _: &Agent) -> StoreResult<()> {
+            unreachable!("not a port of the mandate rules")
+        }
+        async fn agent(&self, t: &str, id: &str) -> StoreResult<Option<Agent>> {
+            Ok(self
+                .agents
+                .iter()
+                .find(|a| a.tenant_id == t && a.id == id)
+                .cloned())
+        }
+        async fn list_agents(&self, t: &str) -> StoreResult<Vec<Agent>> {
+            Ok(self
+                .agents
+                .iter()
+                .filter(|a| a.tenant_id == t)
+                .cloned()
+                .collect())
+        }
+        async fn set_agent_status(
+            &self,
+            _: &str,
+            _: &str,
+            _: AgentStatus,
+            _: i64,
+        ) -> StoreResult<bool> {
+            unreachable!("not a port of the mandate rules")
+        }
+    }
+
+    #[async_trait]
+    impl MandateStore for Fake {
+        async fn create_mandate(&self, m: &Mandate) -> StoreResult<()> {
+            self.mandates.lock().unwrap().push(m.clone());
+            Ok(())
+        }
+        async fn mandate(&self, t: &str, id: &str) -> StoreResult<Option<Mandate>> {
+            let all = self.mandates.lock().unwrap();
+            Ok(all.iter().find(|m| m.tenant_id == t && m.id == id).cloned())
+        }
+        async fn user_mandates(&self, t: &str, user: &str) -> StoreResult<Vec<Mandate>> {
+            let all = self.mandates.lock().unwrap();
+            let mut v: Vec<Mandate> = all
+                .iter()
+                .filter(|m| m.tenant_id == t && m.user_id == user)
+                .cloned()
+                .collect();
+            v.reverse();
+            Ok(v)
+        }
+        async fn revoke_mandates(
+            &self,
+            t: &str,
+            which: MandateSelector<'_>,
+            now: i64,
+        ) -> StoreResult<Vec<String>> {
+            let mut ids = Vec::new();
+            for m in self.mandates.lock().unwrap().iter_mut() {
+                let chosen = match which {
+                    MandateSelector::One(id) => m.id == id,
+                    MandateSelector::Agent(a) => m.agent_id == a,
+                    MandateSelector::User(u) => m.user_id == u,
+                };
+                if m.tenant_id == t && chosen && m.is_active(now) {
+                    m.revoked_at = Some(now);
+                    ids.push(m.id.clone());
+                }
+            }
+            Ok(ids)
+        }
+        async fn delegation_inactive(
+            &self,
+            _: &str,
+            _: &[String],
+            _: Option<&str>,
+            _: i64,
+        ) -> StoreResult<bool> {
+            unreachable!("not a port of the mandate rules")
+        }
+        async fn exchange_context(
+            &self,
+            _: &str,
+            _: ExchangeLookup<'_>,
+            _: i64,
+        ) -> StoreResult<(bool, Vec<Mandate>)> {
+            unreachable!("not a port of the mandate rules")
+        }
+        async fn access_token_inactive(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[String],
+            _: Option<&str>,
+            _: i64,
+        ) -> StoreResult<bool> {
+            unreachable!("not a port of the mandate rules")
+        }
+    }
+
+    #[async_trait]
+    impl AuditSink for Fake {
+        async fn record(&self, e: &AuditEvent) -> StoreResult<()> {
+            self.audit.lock().unwrap().push(e.clone());
+            Ok(())
+        }
+    }
+
+    fn fake() -> Fake {
+        let user = User {
+            tenant_id: "t".into(),
+            id: "u1".into(),
+            username: "alice".into(),
+            email: None,
+            email_verified: false,
+            name: None,
+            password_hash: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let agent = |id: &str, status| Agent {
+            tenant_id: "t".into(),
+            id: id.into(),
+            name: id.into(),
+            owner_user_id: Some("u1".into()),
+            provider: None,
+            model: None,
+            version: None,
+            scope_ceiling: Scope::parse("read write").unwrap(),
+            require_dpop: false,
+            status,
+            created_at: 0,
+            updated_at: 0,
+        };
+        Fake {
+            users: vec![user],
+            agents: vec![
+                agent("a1", AgentStatus::Active),
+                agent("a2", AgentStatus::Suspended),
+            ],
+            mandates: Mutex::new(Vec::new()),
+            audit: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn terms(agent: &str, scopes: &[&str], expires_in: i64) -> MandateTerms {
+        MandateTerms {
+            agent_id: agent.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            authorization_details: Vec::new(),
+            resources: vec!["https://api.example".into()],
+            expires_in,
+            max_token_lifetime: 300,
+            max_delegation_depth: 1,
+            approval_required: Vec::new(),
+            allow_refresh: false,
+        }
+    }
+
+    async fn grant(s: &Fake, t: MandateTerms) -> Result<Mandate, AdminError> {
+        let actor = Principal::User { id: "u1".into() };
+        grant_mandate(
+            s,
+            "t",
+            "u1",
+            t,
+            MandateOrigin::Api,
+            actor,
+            &RequestMeta::default(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_mandate_is_recorded_within_the_agents_ceiling_and_audited() {
+        let s = fake();
+        let m = grant(&s, terms("a1", &["read"], 3_600)).await.unwrap();
+        assert_eq!(m.scope.to_string(), "read");
+        assert_eq!(s.mandates.lock().unwrap().len(), 1);
+        let audit = s.audit.lock().unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].kind, EventKind::MandateCreated);
+        assert_eq!(audit[0].mandate_id.as_deref(), Some(m.id.as_str()));
+        assert_eq!(audit[0].subject, Some(Principal::User { id: "u1".into() }));
+    }
+
+    #[tokio::test]
+    async fn refused_terms_record_nothing() {
+        let s = fake();
+        for (t, why) in [
+            (terms("a1", &["admin"], 3_600), "beyond the ceiling"),
+            (terms("a1", &[], 3_600), "neither scope nor details"),
+            (terms("a1", &["read"], 0), "no time"),
+            (terms("a1", &["read"], MAX_MANDATE_SECONDS + 1), "too long"),
+            (terms("a2", &["read"], 3_600), "a suspended agent"),
+            (terms("nobody", &["read"], 3_600), "an unknown agent"),
+        ] {
+            assert!(grant(&s, t).await.is_err(), "{why}");
+        }
+        assert!(s.mandates.lock().unwrap().is_empty());
+        assert!(s.audit.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn revoking_ends_only_mandates_in_force_and_records_each() {
+        let s = fake();
+        let m1 = grant(&s, terms("a1", &["read"], 3_600)).await.unwrap();
+        let m2 = grant(&s, terms("a1", &["write"], 3_600)).await.unwrap();
+        let actor = Principal::User { id: "u1".into() };
+        let meta = RequestMeta::default();
+        let ids = revoke_mandates_by(
+            &s,
+            "t",
+            MandateSelector::One(&m1.id),
+            actor.clone(),
+            &meta,
+            "done",
+        )
+        .await
+        .unwrap();
+        assert_eq!(ids, vec![m1.id.clone()]);
+        // Again, and then all of the person's: only what is still in force.
+        let all = revoke_mandates_by(&s, "t", MandateSelector::User("u1"), actor, &meta, "all")
+            .await
+            .unwrap();
+        assert_eq!(all, vec![m2.id.clone()]);
+        let audit = s.audit.lock().unwrap();
+        let revoked: Vec<_> = audit
+            .iter()
+            .filter(|e| e.kind == EventKind::MandateRevoked)
+            .collect();
+        assert_eq!(revoked.len(), 2);
+        assert!(revoked.iter().all(|e| e.client_id.as_deref() == Some("a1")));
+        drop(audit);
+        let listing = MandateListing::default();
+        let active = person_mandates(&s, "t", "alice", &listing, now())
+            .await
+            .unwrap();
+        assert!(active.is_empty());
+        let ended = MandateListing {
+            include_ended: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            person_mandates(&s, "t", "alice", &ended, now())
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            person_mandates(&s, "t", "bob", &ended, now())
+                .await
+                .is_err()
+        );
+    }
 }
