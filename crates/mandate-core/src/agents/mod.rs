@@ -844,14 +844,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(all, vec![m2.id.clone()]);
-        let audit = s.audit.lock().unwrap();
-        let revoked: Vec<_> = audit
+        let revoked: Vec<AuditEvent> = s
+            .audit
+            .lock()
+            .unwrap()
             .iter()
             .filter(|e| e.kind == EventKind::MandateRevoked)
+            .cloned()
             .collect();
         assert_eq!(revoked.len(), 2);
         assert!(revoked.iter().all(|e| e.client_id.as_deref() == Some("a1")));
-        drop(audit);
         let listing = MandateListing::default();
         let active = person_mandates(&s, "t", "alice", &listing, now())
             .await
