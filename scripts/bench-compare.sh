@@ -5,8 +5,9 @@
 # load generator shares the two cores and moves throughput from run to run. Used for issue 12's "the hardening must not cost the
 # token path more than 5%" (docs/benchmarks.md).
 #   scripts/bench-compare.sh OLD_BINARY NEW_BINARY [ROUNDS] [DURATION]
+#   ENDPOINT=introspect scripts/bench-compare.sh …   # introspection of an ES256 access token instead
 set -euo pipefail
-OLD=$1 NEW=$2 ROUNDS=${3:-3} DURATION=${4:-10s} CONNS=${CONNS:-32}
+OLD=$1 NEW=$2 ROUNDS=${3:-3} DURATION=${4:-10s} CONNS=${CONNS:-32} ENDPOINT=${ENDPOINT:-token}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -28,14 +29,24 @@ wrk.headers["Authorization"] = "Basic $(printf '%s:%s' "$(field "$c" client_id)"
 LUA
   MANDATE_DATA_DIR=$dir/data "$2" serve --listen 127.0.0.1:"$3" &
   echo $! > "$dir/pid"
-  for _ in $(seq 1 200); do curl -sf http://127.0.0.1:"$3"/readyz >/dev/null && return 0; sleep 0.05; done
-  return 1
+  for _ in $(seq 1 200); do curl -sf http://127.0.0.1:"$3"/readyz >/dev/null && break; sleep 0.05; done
+  local basic token
+  basic=$(printf '%s:%s' "$(field "$c" client_id)" "$(field "$c" client_secret)" | base64 -w0)
+  token=$(curl -sf -H "Authorization: Basic $basic" -d grant_type=client_credentials \
+      http://127.0.0.1:"$3"/t/default/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  cat > "$dir/introspect.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "token=$token"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $basic"
+LUA
 }
+script=$([ "$ENDPOINT" = introspect ] && echo introspect.lua || echo cc.lua)
 start old "$OLD" 18180
 start new "$NEW" 18181
 for name in old new; do # warm-up
   port=$([ $name = old ] && echo 18180 || echo 18181)
-  wrk -t1 -c"$CONNS" -d3s -s "$WORK/$name/cc.lua" http://127.0.0.1:$port/t/default/token >/dev/null
+  wrk -t1 -c"$CONNS" -d3s -s "$WORK/$name/$script" http://127.0.0.1:$port/t/default/$ENDPOINT >/dev/null
 done
 tick=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15}' "/proc/$(cat "$WORK/$1/pid")/stat"; }
@@ -43,7 +54,7 @@ for r in $(seq 1 "$ROUNDS"); do
   for name in old new; do
     port=$([ $name = old ] && echo 18180 || echo 18181)
     c0=$(cpu $name)
-    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/$name/cc.lua" http://127.0.0.1:$port/t/default/token)
+    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/$name/$script" http://127.0.0.1:$port/t/default/$ENDPOINT)
     c1=$(cpu $name)
     n=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')

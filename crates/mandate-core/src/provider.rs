@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::crypto::keys::{KeyError, KeySet};
 use crate::domain::agents::Agent;
 use crate::domain::model::{Client, Tenant};
 use crate::error::{OAuthError, StoreError};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::time::now;
+use mandate_token::jwk::{KeyError, KeySet};
 
 /// A tenant with its issuer URL and loaded keys.
 #[derive(Debug)]

@@ -4,7 +4,6 @@
 use serde_json::json;
 
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
-use crate::crypto::keys::{self, Alg};
 use crate::crypto::secret::{keyed_digest, password, random_bytes, random_token};
 use crate::domain::model::{Client, ClientAuthMethod, GrantType, Tenant, TenantSettings, User};
 use crate::domain::scope::Scope;
@@ -12,6 +11,7 @@ use crate::error::AdminError;
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::time::now;
+use mandate_token::jwk::{self, Alg};
 
 /// The tenant every installation starts with.
 pub const DEFAULT_TENANT: &str = "default";
@@ -35,12 +35,12 @@ fn admin_event(
 }
 
 /// One new key per supported algorithm (RSA generation is slow: off the async threads).
-async fn generate_keys(tenant_id: &str, now: i64) -> Result<Vec<keys::KeyRecord>, AdminError> {
+async fn generate_keys(tenant_id: &str, now: i64) -> Result<Vec<jwk::KeyRecord>, AdminError> {
     let id = tenant_id.to_string();
     tokio::task::spawn_blocking(move || {
         Alg::ALL
             .iter()
-            .map(|a| keys::generate(&id, *a, now))
+            .map(|a| jwk::generate(&id, *a, now))
             .collect::<Result<Vec<_>, _>>()
     })
     .await

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 
 pub use crate::audit::store::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 use crate::ciba::model::{CibaApproval, CibaRegistration, CibaRequest};
-use crate::crypto::keys::KeyRecord;
 use crate::domain::agents::{Agent, AgentStatus, Mandate};
 use crate::domain::model::{AuthCode, Client, Consent, Grant, RefreshToken, Session, Tenant, User};
+use mandate_token::jwk::KeyRecord;
 
 pub use crate::error::StoreResult;
 

@@ -1,8 +1,8 @@
 //! Signing keys of a tenant and their rotation.
 
 use async_trait::async_trait;
-use mandate_core::crypto::keys::KeyRecord;
 use mandate_core::store::{KeyStore, StoreResult};
+use mandate_token::jwk::KeyRecord;
 use sqlx::AnyConnection;
 
 use crate::connect::SqlStore;

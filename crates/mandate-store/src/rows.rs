@@ -1,12 +1,12 @@
 //! Mapping between database rows and domain records: column decoding, JSON lists, enums.
 
 use mandate_core::StoreError;
-use mandate_core::crypto::keys::{Alg, KeyRecord};
 use mandate_core::domain::model::{
     AuthCode, Client, ClientAuthMethod, Consent, Grant, GrantType, RefreshToken, Session, Tenant,
     TenantSettings, User,
 };
 use mandate_core::domain::scope::Scope;
+use mandate_token::jwk::{Alg, KeyRecord};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Decode, Row, Type};

@@ -1,9 +1,9 @@
 //! Tenants, created together with their first signing keys.
 
 use async_trait::async_trait;
-use mandate_core::crypto::keys::KeyRecord;
 use mandate_core::domain::model::{Tenant, TenantSettings};
 use mandate_core::store::{StoreResult, TenantStore};
+use mandate_token::jwk::KeyRecord;
 
 use crate::connect::SqlStore;
 use crate::error::{backend, on_insert};

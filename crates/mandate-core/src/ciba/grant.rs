@@ -4,6 +4,7 @@
 //! `access_denied`, `expired_token`, or once, a delegated token under the mandate the approval
 //! recorded: `sub` the person, `act` the agent, `mandate` its id, minted like token exchange's.
 
+use mandate_token::act::Act;
 use serde_json::{Value, json};
 
 use super::{CibaStatus, SLOW_DOWN_STEP, event};
@@ -17,31 +18,12 @@ use crate::oauth::grants::delegation::{self, Asked, Bounds, Delegation, delegate
 use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 
-/// The CIBA grant (CIBA Core §10.1), registered by the server next to OAuth's own.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CibaGrant;
-
-#[async_trait::async_trait]
-impl crate::oauth::grants::Grant for CibaGrant {
-    fn grant_type(&self) -> crate::domain::model::GrantType {
-        crate::domain::model::GrantType::Ciba
-    }
-
-    fn parameters(&self) -> &'static [&'static str] {
-        &["auth_req_id"]
-    }
-
-    async fn exchange(
-        &self,
-        p: &Provider,
-        t: &TenantCtx,
-        client: &Client,
-        req: &TokenRequest,
-        meta: &RequestMeta,
-    ) -> Result<TokenResponse, OAuthError> {
-        exchange(p, t, client, req, meta).await
-    }
-}
+crate::oauth::grants::grant!(
+    /// The CIBA grant (CIBA Core §10.1), registered by the server next to OAuth's own.
+    CibaGrant,
+    Ciba,
+    ["auth_req_id"]
+);
 
 /// Redeem an `auth_req_id` for the authenticated `client`.
 pub async fn exchange(
@@ -183,7 +165,7 @@ pub async fn exchange(
             scope: &scope,
             audience: &granted.audience,
             details: &granted.details,
-            act: json!({ "sub": agent.id }),
+            act: Act::new(agent.id.clone()),
         },
     )?;
     let id_token = if r.scope.contains("openid") {

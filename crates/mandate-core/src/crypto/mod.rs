@@ -1,5 +1,5 @@
-//! Cryptography below every rule: secrets and password hashing, signing keys (JWK), JWS/JWT.
+//! Cryptography below every rule: random secrets, keyed digests and bounded password hashing.
+//! Token signing and keys (JWS, JWK) are the `mandate-token` crate's (`mandate_token::jws`,
+//! `mandate_token::jwk`), so a resource server verifies with the code the server signs with.
 
-pub mod jwt;
-pub mod keys;
 pub mod secret;

@@ -4,7 +4,7 @@
 //! fast keyed digest (HMAC-SHA-256) is the right way to store them: a password hash would cap
 //! the token endpoint at a few dozen requests per second for no gain in security.
 
-use aws_lc_rs::{digest, hmac, rand::SecureRandom};
+use aws_lc_rs::{hmac, rand::SecureRandom};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
 
@@ -28,24 +28,13 @@ pub fn keyed_digest(key: &[u8], secret: &str) -> Vec<u8> {
     hmac::sign(&k, secret.as_bytes()).as_ref().to_vec()
 }
 
-/// Unkeyed SHA-256, for values that are only lookup handles (e.g. assertion `jti`s).
-pub fn sha256(data: &[u8]) -> Vec<u8> {
-    digest::digest(&digest::SHA256, data).as_ref().to_vec()
-}
+/// Unkeyed SHA-256 (for values that are only lookup handles, e.g. assertion `jti`s) and
+/// base64url: the token crate's, so there is one of each.
+pub use mandate_token::b64::{b64, b64_decode, sha256};
 
 /// Compare two byte strings in time independent of where they differ.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
-}
-
-/// base64url without padding.
-pub fn b64(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(data)
-}
-
-/// Decode base64url without padding.
-pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s).ok()
 }
 
 /// Password hashing with Argon2id (OWASP parameters: m=19 MiB, t=2, p=1).

@@ -213,19 +213,9 @@ pub fn parse_details(s: &str) -> Option<Vec<Value>> {
 
 /// The agents of an `act` claim (RFC 8693 §4.1), outermost (current) actor first.
 pub fn act_chain(act: Option<&Value>) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = act;
-    while let Some(a) = cur {
-        match a.get("sub").and_then(Value::as_str) {
-            Some(s) => out.push(s.to_string()),
-            None => break,
-        }
-        cur = a.get("act");
-        if out.len() > 32 {
-            break;
-        }
-    }
-    out
+    mandate_token::act::Act::from_claim(act)
+        .map(|a| a.chain().into_iter().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

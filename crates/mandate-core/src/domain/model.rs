@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::keys::Alg;
 use crate::domain::scope::Scope;
+use mandate_token::jwk::Alg;
 
 /// An isolated realm: its own issuer, keys, users and clients.
 #[derive(Debug, Clone, PartialEq, Eq)]

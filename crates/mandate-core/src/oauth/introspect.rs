@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::crypto::jwt;
 use crate::crypto::secret::keyed_digest;
 use crate::domain::model::Client;
 use crate::error::OAuthError;
 use crate::provider::{Provider, TenantCtx};
+use mandate_token::jws;
 
 /// What a token turned out to be.
 pub enum Resolved {
@@ -61,7 +61,7 @@ pub fn signed_claims(p: &Provider, t: &TenantCtx, token: &str) -> Option<Map<Str
     {
         return unexpired(&c).then(|| (*c).clone());
     }
-    let v = jwt::verify(&t.keys, token, Some("at+jwt"), now).ok()?;
+    let v = jws::verify(&t.keys, token, Some("at+jwt"), now).ok()?;
     let kid = v
         .header
         .get("kid")

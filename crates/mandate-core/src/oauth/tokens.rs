@@ -4,12 +4,12 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::crypto::keys::Alg;
 use crate::crypto::secret::{b64, keyed_digest, random_token};
 use crate::domain::model::{Client, RefreshToken};
 use crate::domain::scope::Scope;
 use crate::error::OAuthError;
 use crate::provider::{Provider, TenantCtx};
+use mandate_token::jwk::Alg;
 
 /// The successful token endpoint response (RFC 6749 §5.1).
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +144,7 @@ pub fn access_token_with(
         .signer(t.tenant.access_token_alg)
         .ok_or_else(|| OAuthError::server_error("no access token signing key"))?;
     Ok(IssuedAccessToken {
-        token: crate::crypto::jwt::sign(key, "at+jwt", &Value::Object(c)),
+        token: mandate_token::jws::sign(key, "at+jwt", &Value::Object(c)),
         jti,
         expires_at: exp,
         audience: aud,
@@ -196,7 +196,7 @@ pub fn id_token(
     if let Some(at) = extras.access_token {
         c.insert("at_hash".into(), token_hash(alg, at).into());
     }
-    Ok(crate::crypto::jwt::sign(key, "JWT", &Value::Object(c)))
+    Ok(mandate_token::jws::sign(key, "JWT", &Value::Object(c)))
 }
 
 /// `at_hash`/`c_hash`: left half of the hash the signing algorithm uses (OIDC Core §3.1.3.6);

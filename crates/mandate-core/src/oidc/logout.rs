@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::crypto::jwt;
 use crate::error::OAuthError;
 use crate::provider::{Provider, TenantCtx};
+use mandate_token::jws;
 
 /// `sub` and `aud` (client_id) of an ID token this tenant issued; expiry is not checked, as a
 /// hint may be old (OIDC Core §3.1.2.1).
 pub fn id_token_hint(t: &TenantCtx, token: &str, now: i64) -> Option<(String, String)> {
-    let v = jwt::verify(&t.keys, token, None, now).ok()?;
+    let v = jws::verify(&t.keys, token, None, now).ok()?;
     if v.claims.get("iss").and_then(Value::as_str) != Some(&t.issuer)
         || v.header.get("typ").and_then(Value::as_str) == Some("at+jwt")
     {

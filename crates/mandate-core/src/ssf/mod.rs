@@ -23,7 +23,7 @@ pub mod transmitter;
 
 pub use store::SsfStore;
 
-use crate::crypto::jwt::sign as jwt_sign;
+use mandate_token::jws::sign as jwt_sign;
 
 /// The scope a receiver's access token needs for stream management and polling.
 pub const SSF_SCOPE: &str = "mandate:ssf";

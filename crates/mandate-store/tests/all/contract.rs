@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mandate_authz::{AuthzStore, StoredModel, StoredTuple};
 use mandate_core::StoreError;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Personal, Principal};
-use mandate_core::crypto::keys::{Alg, KeyRecord};
 use mandate_core::domain::model::{
     AuthCode, Client, ClientAuthMethod, Consent, Grant, GrantType, RefreshToken, Session, Tenant,
     User,
@@ -17,6 +16,7 @@ use mandate_core::domain::model::{
 use mandate_core::domain::scope::Scope;
 use mandate_core::store::*;
 use mandate_store::{Backend, SqlStore};
+use mandate_token::jwk::{Alg, KeyRecord};
 use serde_json::json;
 use sqlx::{AnyConnection, Connection, Executor, Row};
 

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mandate_core::crypto::keys::Alg;
 use mandate_core::registry;
 use mandate_core::store::Store;
+use mandate_token::jwk::Alg;
 use serde_json::json;
 
 use super::{CLI_ACTOR, print};

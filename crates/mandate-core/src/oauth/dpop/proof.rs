@@ -12,8 +12,8 @@ use std::fmt;
 use aws_lc_rs::{hmac, signature};
 use serde_json::{Map, Value};
 
-use crate::crypto::keys::Alg;
 use crate::crypto::secret::{b64, b64_decode, ct_eq, sha256};
+use mandate_token::jwk::Alg;
 
 /// The media type a proof's `typ` header must carry (RFC 9449 §4.2).
 pub const DPOP_TYP: &str = "dpop+jwt";
@@ -743,7 +743,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::crypto::keys::{self, LoadedKey};
+    use mandate_token::jwk::{self, LoadedKey};
 
     const NOW: i64 = 1_700_000_000;
     const TOKEN_URI: &str = "https://as.example.com/token";
@@ -777,7 +777,7 @@ mod tests {
     }
 
     fn fresh_key(alg: Alg) -> LoadedKey {
-        keys::load(&keys::generate("t", alg, 0).unwrap()).unwrap()
+        jwk::load(&jwk::generate("t", alg, 0).unwrap()).unwrap()
     }
 
     fn enc(v: &Value) -> String {

@@ -5,6 +5,7 @@
 //! yields a delegated token (`act`, `mandate`) inside the mandate the person approved on the
 //! consent page ([`super::delegation`]); an agent never gets a person's plain token here.
 
+use mandate_token::act::Act;
 use serde_json::{Map, Value, json};
 
 use super::delegation::{self, Asked, Bounds, Delegation, Granted, delegated_token};
@@ -21,31 +22,12 @@ use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 use crate::store::Spend;
 
-/// The authorization code grant (RFC 6749 §4.1.3, PKCE RFC 7636).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AuthorizationCodeGrant;
-
-#[async_trait::async_trait]
-impl crate::oauth::grants::Grant for AuthorizationCodeGrant {
-    fn grant_type(&self) -> crate::domain::model::GrantType {
-        crate::domain::model::GrantType::AuthorizationCode
-    }
-
-    fn parameters(&self) -> &'static [&'static str] {
-        &["code", "redirect_uri", "code_verifier"]
-    }
-
-    async fn exchange(
-        &self,
-        p: &Provider,
-        t: &TenantCtx,
-        client: &Client,
-        req: &TokenRequest,
-        meta: &RequestMeta,
-    ) -> Result<TokenResponse, OAuthError> {
-        exchange(p, t, client, req, meta).await
-    }
-}
+super::grant!(
+    /// The authorization code grant (RFC 6749 §4.1.3, PKCE RFC 7636).
+    AuthorizationCodeGrant,
+    AuthorizationCode,
+    ["code", "redirect_uri", "code_verifier"]
+);
 
 pub async fn exchange(
     p: &Provider,
@@ -293,7 +275,7 @@ async fn delegated(
     granted: Granted,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, OAuthError> {
-    let act = json!({ "sub": agent.id });
+    let act = Act::new(agent.id.clone());
     let at = delegated_token(
         p,
         t,
@@ -312,7 +294,7 @@ async fn delegated(
         .await?;
     let refresh = if mandate.allow_refresh {
         let d = json!({
-            "act": act,
+            "act": act.to_value(),
             "mandate": mandate.id,
             "aud": granted.audience,
             "authorization_details": granted.details,
@@ -391,7 +373,7 @@ async fn identity_only(
         .scope
         .intersect(&Scope::from_iter(OIDC_SCOPES.iter().copied()));
     let mut extra = Map::new();
-    extra.insert("act".into(), json!({ "sub": agent.id }));
+    extra.insert("act".into(), Act::new(agent.id.clone()).to_value());
     let at = tokens::access_token_with(
         p,
         t,

@@ -10,31 +10,12 @@ use crate::oauth::tokens::{self, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::STANDARD_SCOPES;
 
-/// The client credentials grant (RFC 6749 §4.4).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientCredentialsGrant;
-
-#[async_trait::async_trait]
-impl crate::oauth::grants::Grant for ClientCredentialsGrant {
-    fn grant_type(&self) -> crate::domain::model::GrantType {
-        crate::domain::model::GrantType::ClientCredentials
-    }
-
-    fn parameters(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    async fn exchange(
-        &self,
-        p: &Provider,
-        t: &TenantCtx,
-        client: &Client,
-        req: &TokenRequest,
-        meta: &RequestMeta,
-    ) -> Result<TokenResponse, OAuthError> {
-        exchange(p, t, client, req, meta).await
-    }
-}
+super::grant!(
+    /// The client credentials grant (RFC 6749 §4.4).
+    ClientCredentialsGrant,
+    ClientCredentials,
+    []
+);
 
 pub async fn exchange(
     p: &Provider,

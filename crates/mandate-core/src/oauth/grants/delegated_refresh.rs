@@ -5,6 +5,7 @@
 //! turns a delegated token into a plain one, nor widens it), and bounds lifetimes by the
 //! mandate. Rotation and replay detection are the refresh grant's own.
 
+use mandate_token::act::Act;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,7 +13,7 @@ use super::TokenRequest;
 use super::delegation::{self, Asked, Bounds, Delegation, Granted, delegated_token};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::crypto::secret::random_token;
-use crate::domain::agents::{AgentStatus, Mandate, act_chain};
+use crate::domain::agents::{AgentStatus, Mandate};
 use crate::domain::model::{Client, Grant, RefreshToken};
 use crate::domain::scope::Scope;
 use crate::error::OAuthError;
@@ -22,7 +23,7 @@ use crate::provider::{Provider, TenantCtx};
 /// What a delegated refresh token carries (stored as JSON with it).
 #[derive(Debug, Deserialize)]
 struct Stored {
-    act: Value,
+    act: Act,
     mandate: String,
     #[serde(default)]
     aud: Vec<String>,
@@ -82,7 +83,7 @@ pub(super) fn successor(
 /// is spent.
 pub(super) struct Prepared {
     raw: Value,
-    act: Value,
+    act: Act,
     mandate: Mandate,
     agent_id: String,
     chain: Vec<String>,
@@ -112,7 +113,7 @@ pub(super) async fn prepare(
         .await?
         .filter(|m| m.is_active(now) && m.allow_refresh && m.user_id == rec.user_id)
         .ok_or_else(|| ended("mandate not in force"))?;
-    let chain = act_chain(Some(&d.act));
+    let chain: Vec<String> = d.act.chain().into_iter().map(str::to_string).collect();
     if p.store
         .delegation_inactive(t.id(), &chain, Some(&mandate.id), now)
         .await?

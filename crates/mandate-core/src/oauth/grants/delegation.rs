@@ -9,6 +9,8 @@
 use serde_json::{Map, Value};
 
 use super::TokenRequest;
+use mandate_token::act::Act;
+
 use crate::domain::agents::{self, Agent, AgentStatus, Mandate};
 use crate::domain::model::Client;
 use crate::domain::scope::Scope;
@@ -194,7 +196,7 @@ pub(crate) struct Delegation<'a> {
     pub audience: &'a [String],
     pub details: &'a [Value],
     /// The `act` claim (RFC 8693 §4.1), newest actor outermost.
-    pub act: Value,
+    pub act: Act,
 }
 
 /// Sign a delegated token: `sub` the person, `act`, `mandate`, any `authorization_details`,
@@ -210,7 +212,7 @@ pub(crate) fn delegated_token(
     let ttl = token_lifetime(p.settings.access_token_ttl, d.mandate, p.now())
         .ok_or_else(|| OAuthError::invalid_grant("the mandate has expired"))?;
     let mut extra = Map::new();
-    extra.insert("act".into(), d.act.clone());
+    extra.insert("act".into(), d.act.to_value());
     extra.insert("mandate".into(), d.mandate.id.clone().into());
     if !d.details.is_empty() {
         extra.insert(

@@ -74,6 +74,39 @@ pub trait Grant: Send + Sync {
     ) -> Result<TokenResponse, OAuthError>;
 }
 
+/// Declare a grant: `grant!(/// doc, Name, GrantTypeVariant, ["param", …])` makes `Name` a
+/// [`Grant`] whose exchange is the calling module's `exchange` function.
+macro_rules! grant {
+    ($(#[$attr:meta])* $name:ident, $variant:ident, [$($param:literal),* $(,)?]) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
+
+        #[async_trait::async_trait]
+        impl $crate::oauth::grants::Grant for $name {
+            fn grant_type(&self) -> $crate::domain::model::GrantType {
+                $crate::domain::model::GrantType::$variant
+            }
+
+            fn parameters(&self) -> &'static [&'static str] {
+                &[$($param),*]
+            }
+
+            async fn exchange(
+                &self,
+                p: &$crate::provider::Provider,
+                t: &$crate::provider::TenantCtx,
+                client: &$crate::domain::model::Client,
+                req: &$crate::oauth::grants::TokenRequest,
+                meta: &$crate::audit::RequestMeta,
+            ) -> Result<$crate::oauth::tokens::TokenResponse, $crate::error::OAuthError> {
+                exchange(p, t, client, req, meta).await
+            }
+        }
+    };
+}
+pub(crate) use grant;
+
 /// The grants a token endpoint offers, in the order discovery lists them.
 #[derive(Clone, Default)]
 pub struct Grants(Vec<Arc<dyn Grant>>);

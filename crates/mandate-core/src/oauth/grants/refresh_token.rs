@@ -12,31 +12,12 @@ use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 use crate::store::Spend;
 
-/// The refresh token grant (RFC 6749 §6), delegated refresh tokens included.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RefreshTokenGrant;
-
-#[async_trait::async_trait]
-impl crate::oauth::grants::Grant for RefreshTokenGrant {
-    fn grant_type(&self) -> crate::domain::model::GrantType {
-        crate::domain::model::GrantType::RefreshToken
-    }
-
-    fn parameters(&self) -> &'static [&'static str] {
-        &["refresh_token"]
-    }
-
-    async fn exchange(
-        &self,
-        p: &Provider,
-        t: &TenantCtx,
-        client: &Client,
-        req: &TokenRequest,
-        meta: &RequestMeta,
-    ) -> Result<TokenResponse, OAuthError> {
-        exchange(p, t, client, req, meta).await
-    }
-}
+super::grant!(
+    /// The refresh token grant (RFC 6749 §6), delegated refresh tokens included.
+    RefreshTokenGrant,
+    RefreshToken,
+    ["refresh_token"]
+);
 
 pub async fn exchange(
     p: &Provider,

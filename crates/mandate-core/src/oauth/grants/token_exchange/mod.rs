@@ -10,6 +10,7 @@
 mod impersonation;
 mod subject;
 
+use mandate_token::act::Act;
 pub use subject::ACCESS_TOKEN_TYPE;
 use subject::{audiences, requested_type_supported, str_claim, token_claims};
 
@@ -112,37 +113,18 @@ fn attenuate(
     )
 }
 
-/// The token exchange grant (RFC 8693).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokenExchangeGrant;
-
-#[async_trait::async_trait]
-impl crate::oauth::grants::Grant for TokenExchangeGrant {
-    fn grant_type(&self) -> crate::domain::model::GrantType {
-        crate::domain::model::GrantType::TokenExchange
-    }
-
-    fn parameters(&self) -> &'static [&'static str] {
-        &[
+super::grant!(
+    /// The token exchange grant (RFC 8693).
+    TokenExchangeGrant,
+    TokenExchange,
+    [
             "subject_token",
             "subject_token_type",
             "actor_token",
             "actor_token_type",
             "requested_token_type",
         ]
-    }
-
-    async fn exchange(
-        &self,
-        p: &Provider,
-        t: &TenantCtx,
-        client: &Client,
-        req: &TokenRequest,
-        meta: &RequestMeta,
-    ) -> Result<TokenResponse, OAuthError> {
-        exchange(p, t, client, req, meta).await
-    }
-}
+);
 
 /// Run the exchange for the authenticated `client`, which must be an active agent.
 pub async fn exchange(
@@ -301,18 +283,15 @@ pub async fn exchange(
     };
     let (mandate, granted) = mandate;
     let same_actor = prior_chain.first() == Some(&agent.id);
-    let act = if same_actor {
-        subject.get("act").cloned().unwrap_or(Value::Null)
-    } else {
-        let mut a = json!({"sub": agent.id});
-        if let Some(prev) = subject.get("act") {
-            a["act"] = prev.clone();
-        }
-        a
+    // The same agent exchanging again keeps its chain; another one goes on top of it.
+    let act = match Act::from_claim(subject.get("act")) {
+        Some(prior) if same_actor => prior,
+        Some(prior) => prior.then(agent.id.clone()),
+        None => Act::new(agent.id.clone()),
     };
     let delegation = mandate.allow_refresh.then(|| {
         json!({
-            "act": act,
+            "act": act.to_value(),
             "mandate": mandate.id,
             "aud": granted.audience,
             "authorization_details": granted.details,

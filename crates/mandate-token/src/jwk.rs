@@ -9,7 +9,7 @@ use aws_lc_rs::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::crypto::secret::{b64, sha256};
+use crate::b64::{b64, sha256};
 
 /// JWS algorithms Mandate signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::crypto::keys::{KeySet, LoadedKey};
-use crate::crypto::secret::{b64, b64_decode};
+use crate::b64::{b64, b64_decode};
+use crate::jwk::{KeySet, LoadedKey};
 
 /// Sign `claims` as a compact JWS with header `typ`.
 pub fn sign<C: Serialize>(key: &LoadedKey, typ: &str, claims: &C) -> String {
@@ -88,7 +88,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::{Alg, KeyRecord, generate};
+    use crate::jwk::{Alg, KeyRecord, generate};
 
     #[test]
     fn round_trip_and_tamper() {
