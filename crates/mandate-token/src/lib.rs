@@ -6,5 +6,6 @@
 
 pub mod act;
 pub mod b64;
+pub mod claims;
 pub mod jwk;
 pub mod jws;

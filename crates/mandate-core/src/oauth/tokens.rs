@@ -1,6 +1,8 @@
 //! Minting tokens: RFC 9068 JWT access tokens, OIDC ID tokens, opaque refresh tokens, and the
 //! token response that carries them.
 
+use mandate_token::act::Act;
+use mandate_token::claims::{AccessTokenClaims, Audience, Cnf};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -80,12 +82,21 @@ pub fn access_token(
         scope,
         audience,
         p.settings.access_token_ttl,
-        Map::new(),
+        DelegatedClaims::default(),
     )
 }
 
-/// Sign an RFC 9068 access token living `ttl` seconds, with `extra` claims (`act`, `mandate`,
-/// `authorization_details`, `cnf`…) added after the standard ones.
+/// What makes an access token delegated (RFC 8693 `act`, the `mandate`, RFC 9396 details);
+/// all empty for a token that is not.
+#[derive(Debug, Clone, Default)]
+pub struct DelegatedClaims {
+    pub act: Option<Act>,
+    pub mandate: Option<String>,
+    pub authorization_details: Option<Vec<Value>>,
+}
+
+/// Sign an RFC 9068 access token living `ttl` seconds ([`AccessTokenClaims`], through the
+/// token crate), delegated when `delegated` says so.
 #[allow(clippy::too_many_arguments)]
 pub fn access_token_with(
     p: &Provider,
@@ -95,7 +106,7 @@ pub fn access_token_with(
     scope: &Scope,
     audience: &[String],
     ttl: i64,
-    extra: Map<String, Value>,
+    delegated: DelegatedClaims,
 ) -> Result<IssuedAccessToken, OAuthError> {
     let now = p.now();
     let exp = now + ttl;
@@ -105,46 +116,30 @@ pub fn access_token_with(
     } else {
         audience.to_vec()
     };
-    let mut c = Map::new();
-    c.insert("iss".into(), t.issuer.clone().into());
-    c.insert("sub".into(), subject.sub.clone().into());
-    c.insert(
-        "aud".into(),
-        if aud.len() == 1 {
-            aud[0].clone().into()
-        } else {
-            json!(aud)
-        },
-    );
-    c.insert("exp".into(), exp.into());
-    c.insert("iat".into(), now.into());
-    c.insert("jti".into(), jti.clone().into());
-    c.insert("client_id".into(), client.client_id.clone().into());
-    if !scope.is_empty() {
-        c.insert("scope".into(), scope.to_string().into());
-    }
-    if let Some(at) = subject.auth_time {
-        c.insert("auth_time".into(), at.into());
-    }
-    if let Some(acr) = &subject.acr {
-        c.insert("acr".into(), acr.clone().into());
-    }
-    if !subject.amr.is_empty() {
-        c.insert("amr".into(), json!(subject.amr));
-    }
-    if let Some(sid) = &subject.sid {
-        c.insert("sid".into(), sid.clone().into());
-    }
-    if let Some(jkt) = &subject.cnf_jkt {
-        c.insert("cnf".into(), json!({ "jkt": jkt }));
-    }
-    c.extend(extra);
+    let claims = AccessTokenClaims {
+        iss: t.issuer.clone(),
+        sub: subject.sub.clone(),
+        aud: Audience::of(&aud),
+        exp,
+        iat: now,
+        jti: jti.clone(),
+        client_id: client.client_id.clone(),
+        scope: (!scope.is_empty()).then(|| scope.to_string()),
+        auth_time: subject.auth_time,
+        acr: subject.acr.clone(),
+        amr: subject.amr.clone(),
+        sid: subject.sid.clone(),
+        cnf: subject.cnf_jkt.clone().map(|jkt| Cnf { jkt }),
+        act: delegated.act,
+        mandate: delegated.mandate,
+        authorization_details: delegated.authorization_details,
+    };
     let key = t
         .keys
         .signer(t.tenant.access_token_alg)
         .ok_or_else(|| OAuthError::server_error("no access token signing key"))?;
     Ok(IssuedAccessToken {
-        token: mandate_token::jws::sign(key, "at+jwt", &Value::Object(c)),
+        token: mandate_token::jws::sign(key, "at+jwt", &claims),
         jti,
         expires_at: exp,
         audience: aud,

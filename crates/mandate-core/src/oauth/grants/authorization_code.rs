@@ -6,7 +6,7 @@
 //! consent page ([`super::delegation`]); an agent never gets a person's plain token here.
 
 use mandate_token::act::Act;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::delegation::{self, Asked, Bounds, Delegation, Granted, delegated_token};
 use super::{Issued, TokenRequest, issued_event, replay_detected};
@@ -372,8 +372,6 @@ async fn identity_only(
     let scope = rec
         .scope
         .intersect(&Scope::from_iter(OIDC_SCOPES.iter().copied()));
-    let mut extra = Map::new();
-    extra.insert("act".into(), Act::new(agent.id.clone()).to_value());
     let at = tokens::access_token_with(
         p,
         t,
@@ -382,7 +380,10 @@ async fn identity_only(
         &scope,
         std::slice::from_ref(&t.issuer),
         p.settings.access_token_ttl,
-        extra,
+        tokens::DelegatedClaims {
+            act: Some(Act::new(agent.id.clone())),
+            ..Default::default()
+        },
     )?;
     p.store
         .record_access_token(t.id(), &at.jti, &rec.grant_id, at.expires_at)

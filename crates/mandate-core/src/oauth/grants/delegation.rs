@@ -6,7 +6,7 @@
 //! the artefact's); lifetime within the mandate's maximum token lifetime and its expiry. The
 //! token always carries `act` and `mandate` ([`delegated_token`]).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::TokenRequest;
 use mandate_token::act::Act;
@@ -211,16 +211,12 @@ pub(crate) fn delegated_token(
 ) -> Result<IssuedAccessToken, OAuthError> {
     let ttl = token_lifetime(p.settings.access_token_ttl, d.mandate, p.now())
         .ok_or_else(|| OAuthError::invalid_grant("the mandate has expired"))?;
-    let mut extra = Map::new();
-    extra.insert("act".into(), d.act.to_value());
-    extra.insert("mandate".into(), d.mandate.id.clone().into());
-    if !d.details.is_empty() {
-        extra.insert(
-            "authorization_details".into(),
-            Value::Array(d.details.to_vec()),
-        );
-    }
-    tokens::access_token_with(p, t, client, d.subject, d.scope, d.audience, ttl, extra)
+    let delegated = tokens::DelegatedClaims {
+        act: Some(d.act.clone()),
+        mandate: Some(d.mandate.id.clone()),
+        authorization_details: (!d.details.is_empty()).then(|| d.details.to_vec()),
+    };
+    tokens::access_token_with(p, t, client, d.subject, d.scope, d.audience, ttl, delegated)
 }
 
 /// How long a delegated token may live at `now`: the access token lifetime, the mandate's

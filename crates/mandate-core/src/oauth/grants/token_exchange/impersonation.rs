@@ -5,7 +5,7 @@
 //! token's, lifetime within both), never takes a delegated token (no laundering), and is
 //! recorded as `token_impersonated`. Agents always get delegation instead.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::subject::{
     ACCESS_TOKEN_TYPE, audiences, requested_type_supported, str_claim, token_claims,
@@ -107,7 +107,16 @@ pub async fn exchange(
         sid: None,
         cnf_jkt: req.dpop_jkt.clone(),
     };
-    let at = tokens::access_token_with(p, t, client, &info, &scope, &audience, ttl, Map::new())?;
+    let at = tokens::access_token_with(
+        p,
+        t,
+        client,
+        &info,
+        &scope,
+        &audience,
+        ttl,
+        Default::default(),
+    )?;
     let scope_s = scope.to_string();
     let ev = AuditEvent::new(
         t.id(),
