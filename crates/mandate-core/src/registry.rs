@@ -9,7 +9,7 @@ use crate::domain::model::{Client, ClientAuthMethod, GrantType, Tenant, TenantSe
 use crate::domain::scope::Scope;
 use crate::error::AdminError;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{AuditSink, ClientStore, KeyStore, TenantStore, UserStore};
 use crate::time::now;
 use mandate_token::jwk::{self, Alg};
 
@@ -58,12 +58,15 @@ pub fn valid_tenant_name(name: &str) -> bool {
 }
 
 /// Create a tenant with fresh keys for every supported algorithm.
-pub async fn create_tenant(
-    store: &dyn Store,
+pub async fn create_tenant<S>(
+    store: &S,
     name: &str,
     access_token_alg: Alg,
     actor: &str,
-) -> Result<Tenant, AdminError> {
+) -> Result<Tenant, AdminError>
+where
+    S: AuditSink + TenantStore + ?Sized,
+{
     if !valid_tenant_name(name) {
         return Err(AdminError::Invalid(format!(
             "invalid tenant name {name:?}: use 1-63 lowercase letters, digits and '-'"
@@ -96,12 +99,15 @@ pub async fn create_tenant(
 
 /// Replace a tenant's settings (recorded with the old and new values). Other nodes see them
 /// within their tenant cache lifetime.
-pub async fn set_tenant_settings(
-    store: &dyn Store,
+pub async fn set_tenant_settings<S>(
+    store: &S,
     name: &str,
     settings: TenantSettings,
     actor: &str,
-) -> Result<Tenant, AdminError> {
+) -> Result<Tenant, AdminError>
+where
+    S: AuditSink + TenantStore + ?Sized,
+{
     let mut t = tenant(store, name).await?;
     if !(crate::settings::MIN_PASSWORD_LENGTH..=256).contains(&settings.min_password_length) {
         return Err(AdminError::Invalid(format!(
@@ -132,7 +138,10 @@ pub async fn set_tenant_settings(
 }
 
 /// Create the default tenant on first start; no-op when it exists.
-pub async fn ensure_default_tenant(store: &dyn Store) -> Result<bool, AdminError> {
+pub async fn ensure_default_tenant<S>(store: &S) -> Result<bool, AdminError>
+where
+    S: AuditSink + TenantStore + ?Sized,
+{
     if store.tenant_by_name(DEFAULT_TENANT).await?.is_some() {
         return Ok(false);
     }
@@ -144,7 +153,10 @@ pub async fn ensure_default_tenant(store: &dyn Store) -> Result<bool, AdminError
     }
 }
 
-async fn tenant(store: &dyn Store, name: &str) -> Result<Tenant, AdminError> {
+async fn tenant<S>(store: &S, name: &str) -> Result<Tenant, AdminError>
+where
+    S: TenantStore + ?Sized,
+{
     store
         .tenant_by_name(name)
         .await?
@@ -172,12 +184,15 @@ pub struct ClientSpec {
 }
 
 /// Register a client. Returns it and, for secret-based clients, the secret (shown once).
-pub async fn create_client(
-    store: &dyn Store,
+pub async fn create_client<S>(
+    store: &S,
     tenant_name: &str,
     spec: ClientSpec,
     actor: &str,
-) -> Result<(Client, Option<String>), AdminError> {
+) -> Result<(Client, Option<String>), AdminError>
+where
+    S: AuditSink + ClientStore + TenantStore + ?Sized,
+{
     let t = tenant(store, tenant_name).await?;
     if spec.name.trim().is_empty() || spec.name.len() > 200 {
         return Err(AdminError::Invalid(
@@ -298,14 +313,17 @@ pub async fn create_client(
 }
 
 /// Create a user with a password.
-pub async fn create_user(
-    store: &dyn Store,
+pub async fn create_user<S>(
+    store: &S,
     tenant_name: &str,
     username: &str,
     email: Option<&str>,
     pw: &str,
     actor: &str,
-) -> Result<User, AdminError> {
+) -> Result<User, AdminError>
+where
+    S: AuditSink + TenantStore + UserStore + ?Sized,
+{
     let t = tenant(store, tenant_name).await?;
     if username.is_empty() || username.len() > 256 || username.chars().any(char::is_control) {
         return Err(AdminError::Invalid(
@@ -359,12 +377,15 @@ pub async fn create_user(
 /// Erase a user (GDPR Art. 17): the account, its sessions, consents and tokens, and the
 /// personal data of every audit record about them. The audit records stay (pseudonymous, by
 /// user id) and the chain still verifies; the erasure itself is recorded.
-pub async fn erase_user(
-    store: &dyn Store,
+pub async fn erase_user<S>(
+    store: &S,
     tenant_name: &str,
     username: &str,
     actor: &str,
-) -> Result<String, AdminError> {
+) -> Result<String, AdminError>
+where
+    S: AuditSink + TenantStore + UserStore + ?Sized,
+{
     let t = tenant(store, tenant_name).await?;
     let user = store
         .user_by_username(&t.id, username)
@@ -389,12 +410,15 @@ pub async fn erase_user(
 
 /// Rotate a tenant's signing keys: new keys sign from now on; old ones stay published until
 /// every token they signed has expired.
-pub async fn rotate_keys(
-    store: &dyn Store,
+pub async fn rotate_keys<S>(
+    store: &S,
     tenant_name: &str,
     settings: &Settings,
     actor: &str,
-) -> Result<Vec<String>, AdminError> {
+) -> Result<Vec<String>, AdminError>
+where
+    S: AuditSink + KeyStore + TenantStore + ?Sized,
+{
     let t = tenant(store, tenant_name).await?;
     let now = now();
     let new = generate_keys(&t.id, now).await?;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::AdminError;
-use crate::store::{RoleGrant, Store};
+use crate::store::{AuditSink, RoleGrant, RoleStore, UserStore};
 use crate::time::now;
 
 /// A role a person can hold in a tenant.
@@ -93,11 +93,14 @@ impl RoleActor<'_> {
     }
 }
 
-async fn person(
-    store: &dyn Store,
+async fn person<S>(
+    store: &S,
     tenant_id: &str,
     username: &str,
-) -> Result<crate::domain::model::User, AdminError> {
+) -> Result<crate::domain::model::User, AdminError>
+where
+    S: UserStore + ?Sized,
+{
     if username.is_empty() || username.len() > 256 {
         return Err(AdminError::NotFound("user".into()));
     }
@@ -107,14 +110,17 @@ async fn person(
         .ok_or_else(|| AdminError::NotFound(format!("user {username}")))
 }
 
-async fn record(
-    store: &dyn Store,
+async fn record<S>(
+    store: &S,
     tenant_id: &str,
     kind: EventKind,
     actor: &RoleActor<'_>,
     user: &crate::domain::model::User,
     role: Role,
-) -> Result<(), AdminError> {
+) -> Result<(), AdminError>
+where
+    S: AuditSink + ?Sized,
+{
     let mut ev = AuditEvent::new(
         tenant_id,
         kind,
@@ -134,13 +140,16 @@ async fn record(
 
 /// Grant `role` to the person `username` of the tenant with id `tenant_id`; false when they
 /// already held it (nothing recorded then).
-pub async fn grant(
-    store: &dyn Store,
+pub async fn grant<S>(
+    store: &S,
     tenant_id: &str,
     username: &str,
     role: Role,
     actor: &RoleActor<'_>,
-) -> Result<bool, AdminError> {
+) -> Result<bool, AdminError>
+where
+    S: AuditSink + RoleStore + UserStore + ?Sized,
+{
     let user = person(store, tenant_id, username).await?;
     let g = RoleGrant {
         tenant_id: tenant_id.to_string(),
@@ -158,13 +167,16 @@ pub async fn grant(
 
 /// Revoke `role` from `username`; `NotFound` when they did not hold it. Takes effect at the
 /// person's next request: roles are read at every admin API call.
-pub async fn revoke(
-    store: &dyn Store,
+pub async fn revoke<S>(
+    store: &S,
     tenant_id: &str,
     username: &str,
     role: Role,
     actor: &RoleActor<'_>,
-) -> Result<(), AdminError> {
+) -> Result<(), AdminError>
+where
+    S: AuditSink + RoleStore + UserStore + ?Sized,
+{
     let user = person(store, tenant_id, username).await?;
     if !store
         .revoke_role(tenant_id, &user.id, role.as_str())
@@ -180,7 +192,10 @@ pub async fn revoke(
 
 /// Every role held in the tenant, as JSON objects (`user_id`, `username`, `role`,
 /// `granted_at`, `granted_by`), oldest first.
-pub async fn list(store: &dyn Store, tenant_id: &str) -> Result<Vec<Value>, AdminError> {
+pub async fn list<S>(store: &S, tenant_id: &str) -> Result<Vec<Value>, AdminError>
+where
+    S: RoleStore + UserStore + ?Sized,
+{
     let mut out = Vec::new();
     for g in store.role_grants(tenant_id).await? {
         let username = store.user(tenant_id, &g.user_id).await?.map(|u| u.username);

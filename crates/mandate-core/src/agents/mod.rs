@@ -10,7 +10,10 @@ use crate::domain::model::{CIBA_GRANT, TOKEN_EXCHANGE};
 use crate::domain::scope::Scope;
 use crate::error::AdminError;
 use crate::registry::{ClientSpec, create_client};
-use crate::store::{AgentStore, AuditSink, MandateSelector, MandateStore, Store, UserStore};
+use crate::store::{
+    AgentStore, AuditSink, CibaStore, ClientStore, MandateSelector, MandateStore, TenantStore,
+    UserStore,
+};
 use crate::time::now;
 
 /// Longest a mandate may run (one year).
@@ -33,7 +36,10 @@ fn admin(actor: &str) -> Principal {
     }
 }
 
-async fn tenant_id(store: &dyn Store, name: &str) -> Result<String, AdminError> {
+async fn tenant_id<S>(store: &S, name: &str) -> Result<String, AdminError>
+where
+    S: TenantStore + ?Sized,
+{
     Ok(store
         .tenant_by_name(name)
         .await?
@@ -71,24 +77,30 @@ pub struct CibaSpec {
 
 /// Register an agent and the OAuth client it authenticates as (same id). Returns the agent and,
 /// for a secret-authenticated one, the secret (shown once).
-pub async fn create_agent(
-    store: &dyn Store,
+pub async fn create_agent<S>(
+    store: &S,
     tenant_name: &str,
     spec: AgentSpec,
     actor: &str,
-) -> Result<(Agent, Option<String>), AdminError> {
+) -> Result<(Agent, Option<String>), AdminError>
+where
+    S: AgentStore + AuditSink + CibaStore + ClientStore + TenantStore + UserStore + ?Sized,
+{
     create_agent_with_ciba(store, tenant_name, spec, None, actor).await
 }
 
 /// [`create_agent`], optionally registered for CIBA: its client is then allowed the CIBA grant
 /// and may make backchannel authentication requests (CIBA).
-pub async fn create_agent_with_ciba(
-    store: &dyn Store,
+pub async fn create_agent_with_ciba<S>(
+    store: &S,
     tenant_name: &str,
     spec: AgentSpec,
     ciba: Option<CibaSpec>,
     actor: &str,
-) -> Result<(Agent, Option<String>), AdminError> {
+) -> Result<(Agent, Option<String>), AdminError>
+where
+    S: AgentStore + AuditSink + CibaStore + ClientStore + TenantStore + UserStore + ?Sized,
+{
     let tid = tenant_id(store, tenant_name).await?;
     if spec.scope_ceiling.is_empty() {
         return Err(AdminError::Invalid(
@@ -203,7 +215,10 @@ pub async fn create_agent_with_ciba(
 }
 
 /// Find an agent of a tenant.
-pub async fn agent(store: &dyn Store, tenant_name: &str, id: &str) -> Result<Agent, AdminError> {
+pub async fn agent<S>(store: &S, tenant_name: &str, id: &str) -> Result<Agent, AdminError>
+where
+    S: AgentStore + TenantStore + ?Sized,
+{
     let tid = tenant_id(store, tenant_name).await?;
     store
         .agent(&tid, id)
@@ -212,20 +227,26 @@ pub async fn agent(store: &dyn Store, tenant_name: &str, id: &str) -> Result<Age
 }
 
 /// Every agent of a tenant.
-pub async fn list_agents(store: &dyn Store, tenant_name: &str) -> Result<Vec<Agent>, AdminError> {
+pub async fn list_agents<S>(store: &S, tenant_name: &str) -> Result<Vec<Agent>, AdminError>
+where
+    S: AgentStore + TenantStore + ?Sized,
+{
     let tid = tenant_id(store, tenant_name).await?;
     Ok(store.list_agents(&tid).await?)
 }
 
 /// Suspend, resume or delete an agent. Suspension and deletion make every token it holds (and
 /// every token delegated through it) inactive at once; deletion also revokes its mandates.
-pub async fn set_agent_status(
-    store: &dyn Store,
+pub async fn set_agent_status<S>(
+    store: &S,
     tenant_name: &str,
     id: &str,
     status: AgentStatus,
     actor: &str,
-) -> Result<Agent, AdminError> {
+) -> Result<Agent, AdminError>
+where
+    S: AgentStore + AuditSink + MandateStore + TenantStore + ?Sized,
+{
     let tid = tenant_id(store, tenant_name).await?;
     let ts = now();
     if !store.set_agent_status(&tid, id, status, ts).await? {
@@ -306,13 +327,16 @@ impl MandateSpec {
 
 /// Record a mandate from a user (by username) to an agent, as an administrator. See
 /// [`grant_mandate`] for the rules.
-pub async fn create_mandate(
-    store: &dyn Store,
+pub async fn create_mandate<S>(
+    store: &S,
     tenant_name: &str,
     spec: MandateSpec,
     origin: MandateOrigin,
     actor: &str,
-) -> Result<Mandate, AdminError> {
+) -> Result<Mandate, AdminError>
+where
+    S: AgentStore + AuditSink + MandateStore + TenantStore + UserStore + ?Sized,
+{
     let tenant = store
         .tenant_by_name(tenant_name)
         .await?
@@ -506,13 +530,16 @@ where
 
 /// Revoke mandates (one, an agent's, or all of a user's) as an administrator, recording each;
 /// returns their ids. Every token derived from them, down the chain, is inactive at once.
-pub async fn revoke_mandates(
-    store: &dyn Store,
+pub async fn revoke_mandates<S>(
+    store: &S,
     tenant_id: &str,
     which: MandateSelector<'_>,
     actor: &str,
     reason: &str,
-) -> Result<Vec<String>, AdminError> {
+) -> Result<Vec<String>, AdminError>
+where
+    S: AuditSink + MandateStore + ?Sized,
+{
     revoke_mandates_by(
         store,
         tenant_id,
@@ -560,12 +587,15 @@ where
 }
 
 /// [`revoke_mandates`] by tenant name.
-pub async fn revoke_mandates_in(
-    store: &dyn Store,
+pub async fn revoke_mandates_in<S>(
+    store: &S,
     tenant_name: &str,
     which: MandateSelector<'_>,
     actor: &str,
-) -> Result<Vec<String>, AdminError> {
+) -> Result<Vec<String>, AdminError>
+where
+    S: AuditSink + MandateStore + TenantStore + ?Sized,
+{
     let tid = tenant_id(store, tenant_name).await?;
     let ids = revoke_mandates(store, &tid, which, actor, "revoked by an administrator").await?;
     if ids.is_empty() && matches!(which, MandateSelector::One(_)) {
