@@ -765,7 +765,7 @@ mod tests {
             logged_in_now in proptest::bool::ANY,
             consent_mask in proptest::option::of(0u8..8),
             asked_mask in 0u8..8,
-            hint in proptest::option::of(proptest::sample::select(vec!["u1", "u2", ""])),
+            hint in proptest::option::of(proptest::sample::select(vec!["u", "u2", ""])),
             agent in proptest::bool::ANY,
         ) {
             let pick = |m: u8| -> Scope {
@@ -773,34 +773,12 @@ mod tests {
                     .filter(|(i, _)| m & (1 << i) != 0).map(|(_, s)| *s).collect()
             };
             let now = 10_000;
-            let req = AuthorizeRequest {
-                client_id: "c".into(),
-                redirect_uri: "https://app.example/cb".into(),
-                scope: pick(asked_mask),
-                state: None,
-                nonce: None,
-                code_challenge: "x".into(),
-                prompt: prompt.iter().map(|p| p.to_string()).collect(),
-                max_age,
-                login_hint: None,
-                ui_locales: None,
-                id_token_hint: None,
-                resources: Vec::new(),
-                authorization_details: Vec::new(),
-            };
-            let session = Session {
-                digest: Vec::new(),
-                tenant_id: "t".into(),
-                sid: "s".into(),
-                user_id: "u1".into(),
-                auth_time: now - auth_age,
-                amr: vec!["pwd".into()],
-                acr: "1".into(),
-                expires_at: now + 3_600,
-            };
+            let mut req = req(&prompt, max_age);
+            req.scope = pick(asked_mask);
+            let session = session(now - auth_age);
             let consent = consent_mask.map(|m| Consent {
                 tenant_id: "t".into(),
-                user_id: "u1".into(),
+                user_id: "u".into(),
                 client_id: "c".into(),
                 scope: pick(m),
                 granted_at: 0,
@@ -828,7 +806,7 @@ mod tests {
                 let fresh = situation.logged_in_now
                     || (!prompt.contains(&"login")
                         && max_age.is_none_or(|m| auth_age <= m)
-                        && hint.is_none_or(|h| h == "u1"));
+                        && hint.is_none_or(|h| h == "u"));
                 proptest::prop_assert!(has_session && fresh);
                 proptest::prop_assert!(!prompt.contains(&"consent"));
                 proptest::prop_assert!(consent.as_ref().is_some_and(|c| req.scope.is_subset(&c.scope)));
