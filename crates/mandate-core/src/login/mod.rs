@@ -1,6 +1,7 @@
 //! Password login and browser sessions. Failures look and take the same whether or not the
 //! account exists; session ids are stored only as digests and are new at every login.
 
+pub mod method;
 pub mod throttle;
 
 use serde_json::json;
@@ -10,7 +11,7 @@ use crate::crypto::secret::{keyed_digest, password, random_token};
 use crate::domain::model::{Session, User};
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
-use crate::settings::ACR_PASSWORD;
+use method::LoginMethod;
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +230,7 @@ pub async fn start_session(
     p: &Provider,
     t: &TenantCtx,
     user: &User,
-    amr: &[&str],
+    method: &dyn LoginMethod,
     meta: &RequestMeta,
 ) -> Result<(String, Session), StoreError> {
     let now = p.now();
@@ -240,8 +241,8 @@ pub async fn start_session(
         sid: random_token(16),
         user_id: user.id.clone(),
         auth_time: now,
-        amr: amr.iter().map(|s| s.to_string()).collect(),
-        acr: ACR_PASSWORD.to_string(),
+        amr: vec![method.amr().to_string()],
+        acr: method.acr().to_string(),
         expires_at: now + p.settings.session_ttl,
     };
     p.store.create_session(&session).await?;

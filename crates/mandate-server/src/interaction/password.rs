@@ -96,7 +96,7 @@ pub async fn login(
         let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
     }
     let (cookie, session) =
-        match login::start_session(&s.provider, &t, &user, &["pwd"], &meta).await {
+        match login::start_session(&s.provider, &t, &user, &login::method::Password, &meta).await {
             Ok(v) => v,
             Err(e) => return pages::error_page(&s, &headers, &e.into()),
         };
