@@ -7,11 +7,14 @@
 //! `authorization_details` of the resource's type, a detail of that type listing the action in
 //! `actions`.
 
+use std::sync::Arc;
+
+use mandate_token::claims::AccessTokenClaims;
 use serde_json::{Map, Value, json};
 
 use mandate_core::StoreError;
 use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
-use mandate_core::domain::agents::{self, AgentStatus};
+use mandate_core::domain::agents::AgentStatus;
 use mandate_core::store::Store;
 
 use crate::decision::{Decision, DecisionRequest, Hop, MandateGrant, Needs, decide};
@@ -44,7 +47,7 @@ pub struct Evaluation {
     /// `risk`, `ip`, `revision` (a tuple-write revision to read at least).
     pub context: Map<String, Value>,
     /// The verified claims of the end user's access token, when the caller passed one.
-    pub token: Option<Map<String, Value>>,
+    pub token: Option<Arc<AccessTokenClaims>>,
 }
 
 /// Why an evaluation request was refused before deciding.
@@ -59,21 +62,6 @@ pub enum EvaluationError {
     /// The decision's audit record could not be written: no decision is given.
     #[error("the audit record could not be written: {0}")]
     Audit(StoreError),
-}
-
-fn strs(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        _ => vec![],
-    }
 }
 
 /// Decide one evaluation.
@@ -98,10 +86,8 @@ pub async fn evaluate(
     // Who: the person (and chain) of a token, or the subject as given.
     let (person, chain, mandate_id, claims) = match &e.token {
         Some(c) => {
-            let sub = c.get("sub").and_then(Value::as_str).unwrap_or_default();
-            let chain = agents::act_chain(c.get("act"));
-            let mandate = c.get("mandate").and_then(Value::as_str).map(str::to_string);
-            (format!("user:{sub}"), chain, mandate, Some(c))
+            let chain = c.chain().into_iter().map(str::to_string).collect();
+            (format!("user:{}", c.sub), chain, c.mandate.clone(), Some(c))
         }
         None => {
             if e.subject.kind.is_empty() || e.subject.id.is_empty() {
@@ -160,16 +146,9 @@ pub async fn evaluate(
         context.request = r.clone();
     }
     if let Some(c) = claims {
-        context.acr = c
-            .get("acr")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        context.amr = strs(c.get("amr"));
-        context.client = c
-            .get("client_id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        context.acr = c.acr.clone().unwrap_or_default();
+        context.amr = c.amr.clone();
+        context.client = Some(c.client_id.clone());
     }
     let mut resource = PolicyEntity::resource(e.resource.kind.clone(), e.resource.id.clone());
     for (k, v) in &e.resource.properties {
@@ -216,11 +195,9 @@ pub async fn evaluate(
                 expires_at: Some(m.expires_at),
             });
             // What this token was narrowed to is what the agent may use.
-            let token_scopes = claims.map(|c| strs(c.get("scope"))).unwrap_or_default();
+            let token_scopes: Vec<&str> = claims.map(|c| c.scopes().collect()).unwrap_or_default();
             let token_details: Vec<Value> = claims
-                .and_then(|c| c.get("authorization_details"))
-                .and_then(Value::as_array)
-                .cloned()
+                .and_then(|c| c.authorization_details.clone())
                 .unwrap_or_default();
             mandate = Some(MandateGrant {
                 id: m.id.clone(),
@@ -306,13 +283,7 @@ pub async fn evaluate_audited(
         Ok(d) => d,
         Err(EvaluationError::Pdp(PdpError::Authz(a))) if a.is_resource_limit() => {
             let actor = match &e.token {
-                Some(c) => Principal::User {
-                    id: c
-                        .get("sub")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                },
+                Some(c) => Principal::User { id: c.sub.clone() },
                 None => as_given(),
             };
             let ev = AuditEvent::new(
@@ -337,15 +308,14 @@ pub async fn evaluate_audited(
     };
     let (actor, subject, chain, mandate) = match &e.token {
         Some(c) => {
-            let sub = c.get("sub").and_then(Value::as_str).unwrap_or_default();
-            let chain: Vec<Principal> = agents::act_chain(c.get("act"))
+            let chain: Vec<Principal> = c
+                .chain()
                 .into_iter()
-                .map(|id| Principal::Agent { id })
+                .map(|id| Principal::Agent { id: id.to_string() })
                 .collect();
-            let person = Principal::User { id: sub.into() };
+            let person = Principal::User { id: c.sub.clone() };
             let actor = chain.first().cloned().unwrap_or_else(|| person.clone());
-            let mandate = c.get("mandate").and_then(Value::as_str).map(str::to_string);
-            (actor, Some(person), chain, mandate)
+            (actor, Some(person), chain, c.mandate.clone())
         }
         None => (as_given(), Some(as_given()), vec![], None),
     };

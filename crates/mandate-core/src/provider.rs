@@ -40,7 +40,7 @@ type ClientCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Client>>>>
 type AgentCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Agent>>>>>;
 /// Access tokens whose signature verified: (tenant id, SHA-256 of the token) → (kid, claims).
 type VerifiedCache = RwLock<HashMap<(String, Vec<u8>), (String, Arc<Claims>)>>;
-type Claims = serde_json::Map<String, serde_json::Value>;
+type Claims = mandate_token::claims::AccessTokenClaims;
 
 /// Most verified tokens remembered (the map is emptied when it would grow past this).
 const MAX_VERIFIED: usize = 20_000;

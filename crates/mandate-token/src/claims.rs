@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::act::Act;
+use crate::jwk::KeySet;
+use crate::jws::{self, JwtError};
 
 /// `aud`: one audience as a string, several as an array (RFC 7519 §4.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +91,65 @@ pub struct AccessTokenClaims {
     pub authorization_details: Option<Vec<Value>>,
 }
 
+impl AccessTokenClaims {
+    /// The actors, outermost (the one presenting the token) first; empty for a token that is
+    /// not delegated.
+    pub fn chain(&self) -> Vec<&str> {
+        self.act.as_ref().map(Act::chain).unwrap_or_default()
+    }
+
+    /// Whether it speaks for a person through an agent (`act`) or under a mandate.
+    pub fn is_delegated(&self) -> bool {
+        self.act.is_some() || self.mandate.is_some()
+    }
+
+    /// The granted scopes.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Whether `aud` names `audience`.
+    pub fn is_for(&self, audience: &str) -> bool {
+        self.aud.list().contains(&audience)
+    }
+
+    /// The thumbprint of the DPoP key it is bound to.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
+
+    /// RFC 9449 §5: `DPoP` for a key-bound token, else `Bearer`.
+    pub fn token_type(&self) -> &'static str {
+        if self.cnf.is_some() { "DPoP" } else { "Bearer" }
+    }
+}
+
+/// Verify an access token `issuer` signed with one of `keys`: the signature by the key its
+/// `kid` names, `typ` `at+jwt` (RFC 9068 §2.1), `iss`, unexpired at `now`, and claims of the
+/// shape Mandate issues. Revocation is the issuer's to say (introspection, SSF events).
+/// Returns the signing key's id with the claims.
+pub fn verify_access_token(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+    now: i64,
+) -> Result<(String, AccessTokenClaims), JwtError> {
+    let v = jws::verify(keys, token, Some("at+jwt"), now)?;
+    let kid = v.kid().unwrap_or_default().to_string();
+    let claims: AccessTokenClaims = v.claims_as()?;
+    if claims.iss != issuer {
+        return Err(JwtError::WrongIssuer);
+    }
+    if claims.exp <= now {
+        return Err(JwtError::Expired);
+    }
+    Ok((kid, claims))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +183,41 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Audience::of(&["x".into()])).unwrap(),
             r#""x""#
+        );
+        assert_eq!(c.chain(), ["agent"]);
+        assert_eq!(c.scopes().collect::<Vec<_>>(), ["read"]);
+        assert!(c.is_for("https://mail.example") && !c.is_for("https://id.example/t/a"));
+        assert_eq!((c.jkt(), c.token_type()), (Some("t"), "DPoP"));
+    }
+
+    #[test]
+    fn verification_checks_type_issuer_expiry_and_shape() {
+        use crate::jwk::{Alg, KeyRecord, generate};
+        let recs: Vec<KeyRecord> = vec![generate("t", Alg::ES256, 0).unwrap()];
+        let keys = KeySet::load(&recs).unwrap();
+        let key = keys.signer(Alg::ES256).unwrap();
+        let claims = serde_json::json!({"iss": "https://i", "sub": "u", "aud": "https://i",
+            "exp": 100, "iat": 1, "jti": "j", "client_id": "c"});
+        let at = jws::sign(key, "at+jwt", &claims);
+        let (kid, c) = verify_access_token(&keys, &at, "https://i", 99).unwrap();
+        assert_eq!(
+            (kid.as_str(), c.sub.as_str(), c.chain()),
+            (key.kid.as_str(), "u", vec![])
+        );
+        let err = |token: &str, iss: &str, now: i64| {
+            verify_access_token(&keys, token, iss, now).unwrap_err()
+        };
+        assert_eq!(err(&at, "https://other", 99), JwtError::WrongIssuer);
+        assert_eq!(err(&at, "https://i", 100), JwtError::Expired);
+        assert_eq!(
+            err(&jws::sign(key, "JWT", &claims), "https://i", 99),
+            JwtError::WrongType
+        );
+        let mut no_jti = claims.clone();
+        no_jti.as_object_mut().unwrap().remove("jti");
+        assert_eq!(
+            err(&jws::sign(key, "at+jwt", &no_jti), "https://i", 99),
+            JwtError::Claims
         );
     }
 }

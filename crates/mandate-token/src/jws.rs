@@ -31,6 +31,14 @@ pub enum JwtError {
     BadSignature,
     #[error("wrong token type")]
     WrongType,
+    /// Signed by a key of this issuer, but naming another issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    #[error("expired")]
+    Expired,
+    /// The claims are not those of the expected kind of token.
+    #[error("unexpected claims")]
+    Claims,
 }
 
 /// A verified token: header and claims.
@@ -38,6 +46,23 @@ pub enum JwtError {
 pub struct Verified {
     pub header: Value,
     pub claims: Value,
+}
+
+impl Verified {
+    /// The header's `kid` (present: [`verify`] found the key by it).
+    pub fn kid(&self) -> Option<&str> {
+        self.header.get("kid").and_then(Value::as_str)
+    }
+
+    /// The header's `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.header.get("typ").and_then(Value::as_str)
+    }
+
+    /// The claims as the type of token expected.
+    pub fn claims_as<C: serde::de::DeserializeOwned>(self) -> Result<C, JwtError> {
+        serde_json::from_value(self.claims).map_err(|_| JwtError::Claims)
+    }
 }
 
 /// Verify a token signed by one of `keys`; `typ`, when given, must match the header exactly.

@@ -10,7 +10,7 @@
 
 pub mod roles;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::access::roles::{Right, roles_allow};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
@@ -110,9 +110,8 @@ pub async fn authorize(
         let e = OAuthError::invalid_token(why);
         return Err(deny(p, t, meta, Principal::Anonymous, None, e).await);
     };
-    let str_claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
-    let client_id = str_claim("client_id").to_string();
-    let sub = str_claim("sub").to_string();
+    let client_id = claims.client_id.clone();
+    let sub = claims.sub.clone();
     let principal = if sub.is_empty() || sub == client_id {
         Principal::Client {
             id: client_id.clone(),
@@ -120,16 +119,11 @@ pub async fn authorize(
     } else {
         Principal::User { id: sub }
     };
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == &t.issuer,
-        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&t.issuer)),
-        _ => false,
-    };
-    if !aud_ok {
+    if !claims.is_for(&t.issuer) {
         let e = OAuthError::invalid_token("the access token is not meant for this issuer");
         return Err(deny(p, t, meta, principal, Some(&client_id), e).await);
     }
-    if !str_claim("scope").split(' ').any(|s| s == scope) {
+    if !claims.scopes().any(|s| s == scope) {
         let e = OAuthError::new(
             ErrorCode::InsufficientScope,
             format!("the {scope} scope is required"),
@@ -138,7 +132,7 @@ pub async fn authorize(
     }
     if let Principal::User { id } = &principal {
         // An agent acting for a person never administers: only the person themselves.
-        let why = if claims.contains_key("act") || claims.contains_key("mandate") {
+        let why = if claims.is_delegated() {
             Some("a delegated token cannot use this API")
         } else if !roles_allow(&p.store.user_roles(t.id(), id).await?, right) {
             Some("the person does not hold a role that allows this")

@@ -424,31 +424,25 @@ pub async fn authenticate(
     let claims = resource_claims(p, t, token).await?.ok_or_else(|| {
         OAuthError::invalid_token("the access token is invalid, expired or revoked")
     })?;
-    let str_claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == &t.issuer,
-        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&t.issuer)),
-        _ => false,
-    };
-    if !aud_ok {
+    if !claims.is_for(&t.issuer) {
         return Err(OAuthError::invalid_token(
             "the access token is not meant for this issuer",
         ));
     }
-    let sub = str_claim("sub").to_string();
-    let client_id = str_claim("client_id").to_string();
+    let sub = claims.sub.clone();
+    let client_id = claims.client_id.clone();
     let insufficient = |why: &str| OAuthError::new(ErrorCode::InsufficientScope, why);
     // Only an app the person allowed to manage their delegations may: not any app they use.
-    if !str_claim("scope").split(' ').any(|s| s == SELF_SCOPE) {
+    if !claims.scopes().any(|s| s == SELF_SCOPE) {
         let e = insufficient("the mandate:self scope is required");
         let actor = Principal::Client {
             id: client_id.clone(),
         };
         return Err(refuse(p, t, meta, actor, &client_id, e).await);
     }
-    if claims.contains_key("act") || claims.contains_key("mandate") {
-        let actor = match crate::domain::agents::act_chain(claims.get("act")).first() {
-            Some(a) => Principal::Agent { id: a.clone() },
+    if claims.is_delegated() {
+        let actor = match claims.chain().first() {
+            Some(a) => Principal::Agent { id: a.to_string() },
             None => Principal::Client {
                 id: client_id.clone(),
             },
@@ -478,20 +472,9 @@ pub async fn authenticate(
     Ok(Caller {
         user_id: sub,
         client_id,
-        auth_time: claims.get("auth_time").and_then(Value::as_i64),
-        acr: claims
-            .get("acr")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        amr: claims
-            .get("amr")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        auth_time: claims.auth_time,
+        acr: claims.acr.clone(),
+        amr: claims.amr.clone(),
     })
 }
 

@@ -211,13 +211,6 @@ pub fn parse_details(s: &str) -> Option<Vec<Value>> {
         .then_some(items)
 }
 
-/// The agents of an `act` claim (RFC 8693 §4.1), outermost (current) actor first.
-pub fn act_chain(act: Option<&Value>) -> Vec<String> {
-    mandate_token::act::Act::from_claim(act)
-        .map(|a| a.chain().into_iter().map(str::to_string).collect())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,12 +255,5 @@ mod tests {
         assert!(parse_details(r#"{"type":"a"}"#).is_none());
         assert!(parse_details(r#"[{"kind":"a"}]"#).is_none());
         assert!(parse_details("not json").is_none());
-    }
-
-    #[test]
-    fn act_chains_nest_outermost_first() {
-        let act = json!({"sub": "b", "act": {"sub": "a"}});
-        assert_eq!(act_chain(Some(&act)), vec!["b", "a"]);
-        assert!(act_chain(None).is_empty());
     }
 }

@@ -1,18 +1,20 @@
 //! Token introspection (RFC 7662) for access and refresh tokens. Revocation is checked on
 //! every call; a token of another tenant or client is simply inactive.
 
-use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+use mandate_token::claims::{AccessTokenClaims, verify_access_token};
+use serde_json::{Value, json};
 
 use crate::crypto::secret::keyed_digest;
 use crate::domain::model::Client;
 use crate::error::OAuthError;
 use crate::provider::{Provider, TenantCtx};
-use mandate_token::jws;
 
 /// What a token turned out to be.
 pub enum Resolved {
     /// A valid, unrevoked access token issued by this tenant: its claims.
-    Access(Map<String, Value>),
+    Access(Arc<AccessTokenClaims>),
     /// A live refresh token.
     Refresh(Box<crate::domain::model::RefreshToken>),
     Inactive,
@@ -23,21 +25,16 @@ pub async fn access_token_claims(
     p: &Provider,
     t: &TenantCtx,
     token: &str,
-) -> Result<Option<Map<String, Value>>, OAuthError> {
+) -> Result<Option<Arc<AccessTokenClaims>>, OAuthError> {
     let now = p.now();
     let Some(claims) = signed_claims(p, t, token) else {
         return Ok(None);
     };
     // Revoked (itself or its grant), or, delegated, dead with its mandate or any agent of its
     // chain: one query.
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let mandate = claims.get("mandate").and_then(Value::as_str);
-    let chain = crate::domain::agents::act_chain(claims.get("act"));
+    let chain: Vec<String> = claims.chain().into_iter().map(str::to_string).collect();
     if p.store
-        .access_token_inactive(t.id(), jti, &chain, mandate, now)
+        .access_token_inactive(t.id(), &claims.jti, &chain, claims.mandate.as_deref(), now)
         .await?
     {
         return Ok(None);
@@ -46,37 +43,19 @@ pub async fn access_token_claims(
 }
 
 /// The first half of [`access_token_claims`], with no storage: the claims of a token signed by
-/// this tenant, of type `at+jwt`, from this issuer, unexpired and with a `jti`. A caller that
-/// asks about liveness in a query of its own (token exchange) must still do so.
-pub fn signed_claims(p: &Provider, t: &TenantCtx, token: &str) -> Option<Map<String, Value>> {
+/// this tenant, of type `at+jwt`, from this issuer, unexpired and shaped as issued. A caller
+/// that asks about liveness in a query of its own (token exchange) must still do so.
+pub fn signed_claims(p: &Provider, t: &TenantCtx, token: &str) -> Option<Arc<AccessTokenClaims>> {
     let now = p.now();
-    let unexpired = |c: &Map<String, Value>| {
-        c.get("exp")
-            .and_then(Value::as_i64)
-            .is_some_and(|e| e > now)
-    };
     // A token whose signature already verified here: only its expiry can have changed.
     if token.len() <= 16 * 1024
         && let Some(c) = p.verified(t, token)
     {
-        return unexpired(&c).then(|| (*c).clone());
+        return (c.exp > now).then_some(c);
     }
-    let v = jws::verify(&t.keys, token, Some("at+jwt"), now).ok()?;
-    let kid = v
-        .header
-        .get("kid")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let Value::Object(claims) = v.claims else {
-        return None;
-    };
-    if claims.get("iss").and_then(Value::as_str) != Some(t.issuer.as_str()) || !unexpired(&claims) {
-        return None;
-    }
-    claims.get("jti").and_then(Value::as_str)?;
-    if let Some(kid) = kid {
-        p.remember_verified(t, token, &kid, std::sync::Arc::new(claims.clone()));
-    }
+    let (kid, claims) = verify_access_token(&t.keys, token, &t.issuer, now).ok()?;
+    let claims = Arc::new(claims);
+    p.remember_verified(t, token, &kid, claims.clone());
     Some(claims)
 }
 
@@ -139,20 +118,19 @@ pub async fn introspect(
         ));
     }
     Ok(match resolve(p, t, token, hint).await? {
-        Resolved::Access(mut claims) => {
-            claims.insert("active".into(), true.into());
-            let bound = claims.get("cnf").is_some_and(|c| c.get("jkt").is_some());
-            claims.insert(
-                "token_type".into(),
-                if bound { "DPoP" } else { "Bearer" }.into(),
-            );
+        Resolved::Access(claims) => {
+            let Ok(Value::Object(mut out)) = serde_json::to_value(&*claims) else {
+                return Err(OAuthError::server_error("claims did not serialize"));
+            };
+            out.insert("active".into(), true.into());
+            out.insert("token_type".into(), claims.token_type().into());
             // A delegated token: the acting agent's metadata (the `act` claim stays as is).
-            if let Some(agent_id) = crate::domain::agents::act_chain(claims.get("act")).first()
+            if let Some(agent_id) = claims.chain().first()
                 && let Some(agent) = p.store.agent(t.id(), agent_id).await?
             {
-                claims.insert("agent".into(), agent.metadata());
+                out.insert("agent".into(), agent.metadata());
             }
-            Value::Object(claims)
+            Value::Object(out)
         }
         // A refresh token is disclosed only to the client it was issued to.
         Resolved::Refresh(rt) if rt.client_id == caller.client_id => {

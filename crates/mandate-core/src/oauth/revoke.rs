@@ -26,26 +26,18 @@ pub async fn revoke(
     let (what, subject, detail) = match resolve(p, t, token, hint).await? {
         Resolved::Inactive => return Ok(()),
         Resolved::Access(claims) => {
-            if claims.get("client_id").and_then(|v| v.as_str()) != Some(caller.client_id.as_str()) {
+            if claims.client_id != caller.client_id {
                 return Err(not_yours());
             }
-            let jti = claims
-                .get("jti")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
-            let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
-            mandate = claims
-                .get("mandate")
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
-            p.store.revoke_access_token(t.id(), &jti, exp).await?;
-            let sub = claims
-                .get("sub")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
-            ("access_token", sub, json!({"jti": jti}))
+            mandate = claims.mandate.clone();
+            p.store
+                .revoke_access_token(t.id(), &claims.jti, claims.exp)
+                .await?;
+            (
+                "access_token",
+                claims.sub.clone(),
+                json!({"jti": claims.jti}),
+            )
         }
         Resolved::Refresh(rt) => {
             if rt.client_id != caller.client_id {

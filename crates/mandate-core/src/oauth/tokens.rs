@@ -3,8 +3,9 @@
 
 use mandate_token::act::Act;
 use mandate_token::claims::{AccessTokenClaims, Audience, Cnf};
+use mandate_token::id_token::IdTokenClaims;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::crypto::secret::{b64, keyed_digest, random_token};
 use crate::domain::model::{Client, RefreshToken};
@@ -153,7 +154,7 @@ pub struct IdTokenExtras<'a> {
     pub access_token: Option<&'a str>,
 }
 
-/// Sign an ID token (OIDC Core §2) with the client's registered algorithm, RS256 by default.
+/// Sign an ID token (OIDC Core §2, [`IdTokenClaims`]) with the client's registered algorithm, RS256 by default.
 pub fn id_token(
     p: &Provider,
     t: &TenantCtx,
@@ -167,31 +168,20 @@ pub fn id_token(
         .keys
         .signer(alg)
         .ok_or_else(|| OAuthError::server_error(format!("no {alg} key")))?;
-    let mut c = Map::new();
-    c.insert("iss".into(), t.issuer.clone().into());
-    c.insert("sub".into(), subject.sub.clone().into());
-    c.insert("aud".into(), client.client_id.clone().into());
-    c.insert("exp".into(), (now + p.settings.id_token_ttl).into());
-    c.insert("iat".into(), now.into());
-    if let Some(at) = subject.auth_time {
-        c.insert("auth_time".into(), at.into());
-    }
-    if let Some(n) = extras.nonce {
-        c.insert("nonce".into(), n.into());
-    }
-    if let Some(acr) = &subject.acr {
-        c.insert("acr".into(), acr.clone().into());
-    }
-    if !subject.amr.is_empty() {
-        c.insert("amr".into(), json!(subject.amr));
-    }
-    if let Some(sid) = &subject.sid {
-        c.insert("sid".into(), sid.clone().into());
-    }
-    if let Some(at) = extras.access_token {
-        c.insert("at_hash".into(), token_hash(alg, at).into());
-    }
-    Ok(mandate_token::jws::sign(key, "JWT", &Value::Object(c)))
+    let claims = IdTokenClaims {
+        iss: t.issuer.clone(),
+        sub: subject.sub.clone(),
+        aud: Audience::One(client.client_id.clone()),
+        exp: now + p.settings.id_token_ttl,
+        iat: now,
+        auth_time: subject.auth_time,
+        nonce: extras.nonce.map(str::to_string),
+        acr: subject.acr.clone(),
+        amr: subject.amr.clone(),
+        sid: subject.sid.clone(),
+        at_hash: extras.access_token.map(|at| token_hash(alg, at)),
+    };
+    Ok(mandate_token::jws::sign(key, "JWT", &claims))
 }
 
 /// `at_hash`/`c_hash`: left half of the hash the signing algorithm uses (OIDC Core §3.1.3.6);

@@ -3,28 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::error::OAuthError;
 use crate::provider::{Provider, TenantCtx};
-use mandate_token::jws;
+use mandate_token::id_token;
 
 /// `sub` and `aud` (client_id) of an ID token this tenant issued; expiry is not checked, as a
 /// hint may be old (OIDC Core §3.1.2.1).
 pub fn id_token_hint(t: &TenantCtx, token: &str, now: i64) -> Option<(String, String)> {
-    let v = jws::verify(&t.keys, token, None, now).ok()?;
-    if v.claims.get("iss").and_then(Value::as_str) != Some(&t.issuer)
-        || v.header.get("typ").and_then(Value::as_str) == Some("at+jwt")
-    {
-        return None;
-    }
-    let sub = v.claims.get("sub")?.as_str()?.to_string();
-    let aud = match v.claims.get("aud")? {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.first()?.as_str()?.to_string(),
-        _ => return None,
-    };
-    Some((sub, aud))
+    let c = id_token::verify_hint(&t.keys, token, &t.issuer, now).ok()?;
+    let aud = c.aud.list().first()?.to_string();
+    Some((c.sub, aud))
 }
 
 /// What a logout request asks for, once validated.

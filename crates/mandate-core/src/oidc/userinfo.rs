@@ -15,35 +15,21 @@ pub async fn userinfo(
     let claims = resource_claims(p, t, token).await?.ok_or_else(|| {
         OAuthError::invalid_token("the access token is invalid, expired or revoked")
     })?;
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == &t.issuer,
-        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&t.issuer)),
-        _ => false,
-    };
-    if !aud_ok {
+    if !claims.is_for(&t.issuer) {
         return Err(OAuthError::invalid_token(
             "the access token is not meant for this endpoint",
         ));
     }
-    let scopes: Vec<&str> = claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .split(' ')
-        .collect();
+    let scopes: Vec<&str> = claims.scopes().collect();
     if !scopes.contains(&"openid") {
         return Err(OAuthError::new(
             ErrorCode::InsufficientScope,
             "the openid scope is required",
         ));
     }
-    let sub = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
     let user = p
         .store
-        .user(t.id(), sub)
+        .user(t.id(), &claims.sub)
         .await?
         .ok_or_else(|| OAuthError::invalid_token("the token's user no longer exists"))?;
     let mut out = Map::new();

@@ -11,6 +11,8 @@
 //! | `user_erased` | session-revoked | user | |
 //! | `refresh_reuse_detected` (family revoked) | session-revoked | user, application (client) | `grant_id` |
 
+use mandate_token::claims::Audience;
+use mandate_token::set::SetClaims;
 use serde_json::{Map, Value, json};
 
 use super::{SESSION_REVOKED, TOKEN_CLAIMS_CHANGE, VERIFICATION};
@@ -152,24 +154,18 @@ pub fn signal(rec: &AuditRecord, agent_owner: Option<&str>) -> Option<Signal> {
 impl Signal {
     /// The SET claims (SSF §4): `iss`, `jti`, `iat`, `aud`, `txn` (the audit record's sequence
     /// number, the same for every stream the record goes to), `sub_id`, `events`.
-    pub fn claims(&self, issuer: &str, aud: &[String], jti: &str, iat: i64, txn: i64) -> Value {
-        json!({
-            "iss": issuer,
-            "jti": jti,
-            "iat": iat,
-            "aud": aud_value(aud),
-            "txn": txn.to_string(),
-            "sub_id": self.subject.sub_id(issuer),
-            "events": { self.event_type: Value::Object(self.event.clone()) },
-        })
-    }
-}
-
-/// A single audience as a string, several as an array (RFC 7519 §4.1.3).
-pub fn aud_value(aud: &[String]) -> Value {
-    match aud {
-        [one] => one.clone().into(),
-        many => many.into(),
+    pub fn claims(&self, issuer: &str, aud: &[String], jti: &str, iat: i64, txn: i64) -> SetClaims {
+        let mut events = Map::new();
+        events.insert(self.event_type.into(), Value::Object(self.event.clone()));
+        SetClaims {
+            iss: issuer.to_string(),
+            jti: jti.to_string(),
+            iat,
+            aud: Audience::of(aud),
+            txn: Some(txn.to_string()),
+            sub_id: self.subject.sub_id(issuer),
+            events,
+        }
     }
 }
 
@@ -181,19 +177,22 @@ pub fn verification_claims(
     iat: i64,
     stream_id: &str,
     state: Option<&str>,
-) -> Value {
-    let mut event = json!({});
+) -> SetClaims {
+    let mut event = Map::new();
     if let Some(s) = state {
-        event["state"] = s.into();
+        event.insert("state".into(), s.into());
     }
-    json!({
-        "iss": issuer,
-        "jti": jti,
-        "iat": iat,
-        "aud": aud_value(aud),
-        "sub_id": {"format": "opaque", "id": stream_id},
-        "events": { VERIFICATION: event },
-    })
+    let mut events = Map::new();
+    events.insert(VERIFICATION.into(), Value::Object(event));
+    SetClaims {
+        iss: issuer.to_string(),
+        jti: jti.to_string(),
+        iat,
+        aud: Audience::of(aud),
+        txn: None,
+        sub_id: json!({"format": "opaque", "id": stream_id}),
+        events,
+    }
 }
 
 #[cfg(test)]
@@ -225,13 +224,14 @@ mod tests {
         let s = signal(&record(e), None).unwrap();
         assert_eq!(s.event_type, SESSION_REVOKED);
         let c = s.claims("https://iss", &["rs".into()], "j", 1, 7);
-        assert_eq!(c["aud"], "rs");
-        assert_eq!(c["txn"], "7");
-        assert_eq!(c["sub_id"]["user"]["sub"], "u1");
-        assert_eq!(c["sub_id"]["user"]["iss"], "https://iss");
-        assert_eq!(c["sub_id"]["application"]["id"], "agent1");
-        assert_eq!(c["sub_id"]["session"]["id"], "m1");
-        let ev = &c["events"][SESSION_REVOKED];
+        assert_eq!(c.aud, Audience::One("rs".into()));
+        assert_eq!(c.txn.as_deref(), Some("7"));
+        assert_eq!(c.sub_id["user"]["sub"], "u1");
+        assert_eq!(c.sub_id["user"]["iss"], "https://iss");
+        assert_eq!(c.sub_id["application"]["id"], "agent1");
+        assert_eq!(c.sub_id["session"]["id"], "m1");
+        assert_eq!(c.event_type(), Some(SESSION_REVOKED));
+        let ev = &c.events[SESSION_REVOKED];
         assert_eq!(ev["mandate_id"], "m1");
         assert_eq!(ev["agent_id"], "agent1");
         assert_eq!(ev["initiating_entity"], "user");

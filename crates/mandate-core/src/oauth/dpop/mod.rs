@@ -1,11 +1,14 @@
-//! Applying DPoP (RFC 9449, verification in [`crate::oauth::proof::proof`]) where tokens are issued and used:
+//! Applying DPoP (RFC 9449, verification in [`proof`]) where tokens are issued and used:
 //! a proof at the token endpoint binds the new access token to its key (`cnf.jkt`); a bound
 //! token is accepted at a resource only with the `DPoP` scheme and a fresh proof by that key
 //! for that request and token. Proof `jti`s are remembered until the proof would be too old.
 
 pub mod proof;
 
-use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+use mandate_token::claims::AccessTokenClaims;
+use serde_json::json;
 
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
@@ -109,24 +112,17 @@ pub async fn resource_claims(
     p: &Provider,
     t: &TenantCtx,
     presented: &Presented<'_>,
-) -> Result<Option<Map<String, Value>>, OAuthError> {
+) -> Result<Option<Arc<AccessTokenClaims>>, OAuthError> {
     let Some(claims) = access_token_claims(p, t, presented.token).await? else {
         return Ok(None);
     };
-    let bound = claims
-        .get("cnf")
-        .and_then(|c| c.get("jkt"))
-        .and_then(Value::as_str);
-    let checked = binding(p, t, presented, bound).await;
+    let checked = binding(p, t, presented, claims.jkt()).await;
     if let Err(e) = &checked {
         // Who presented a valid token the wrong way: on the trail, with its person and chain.
-        let chain = crate::domain::agents::act_chain(claims.get("act"));
-        let client = claims
-            .get("client_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let chain = claims.chain();
+        let client = claims.client_id.as_str();
         let actor = match chain.first() {
-            Some(a) => Principal::Agent { id: a.clone() },
+            Some(a) => Principal::Agent { id: a.to_string() },
             None => Principal::Client {
                 id: client.to_string(),
             },
@@ -142,21 +138,16 @@ pub async fn resource_claims(
         .reason(e.code.as_str())
         .detail(
             json!({"resource": presented.uri, "method": presented.method,
-            "error_description": e.description, "jti": claims.get("jti")}),
-        );
-        if let Some(sub) = claims.get("sub").and_then(Value::as_str) {
-            ev = ev.subject(Principal::User {
-                id: sub.to_string(),
-            });
-        }
+            "error_description": e.description, "jti": claims.jti}),
+        )
+        .subject(Principal::User {
+            id: claims.sub.clone(),
+        });
         ev.act_chain = chain
             .into_iter()
-            .map(|id| Principal::Agent { id })
+            .map(|id| Principal::Agent { id: id.to_string() })
             .collect();
-        ev.mandate_id = claims
-            .get("mandate")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        ev.mandate_id = claims.mandate.clone();
         p.store.record(&ev).await?;
     }
     checked.map(|()| Some(claims))

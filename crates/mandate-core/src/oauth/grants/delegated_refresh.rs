@@ -6,7 +6,7 @@
 //! mandate. Rotation and replay detection are the refresh grant's own.
 
 use mandate_token::act::Act;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::TokenRequest;
@@ -20,15 +20,16 @@ use crate::error::OAuthError;
 use crate::oauth::tokens::{self, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 
-/// What a delegated refresh token carries (stored as JSON with it).
-#[derive(Debug, Deserialize)]
-struct Stored {
-    act: Act,
-    mandate: String,
+/// What a delegated refresh token carries (stored as JSON with it): the delegation each refresh
+/// re-checks and re-issues.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Stored {
+    pub act: Act,
+    pub mandate: String,
     #[serde(default)]
-    aud: Vec<String>,
+    pub aud: Vec<String>,
     #[serde(default)]
-    authorization_details: Vec<Value>,
+    pub authorization_details: Vec<Value>,
 }
 
 /// Start a grant for the exchange's agent and person and return its first refresh token.
@@ -39,7 +40,7 @@ pub(super) async fn start(
     subject: &TokenSubject,
     scope: &Scope,
     mandate: &Mandate,
-    delegation: Value,
+    delegation: Stored,
 ) -> Result<String, OAuthError> {
     let now = p.now();
     let grant = Grant {
@@ -52,11 +53,10 @@ pub(super) async fn start(
         revoked_at: None,
     };
     p.store.create_grant(&grant).await?;
-    let aud = delegation.get("aud").cloned();
-    let (value, mut rt) = successor(p, t, &grant.id, client, subject, scope, mandate, delegation);
-    rt.resources = aud
-        .and_then(|a| serde_json::from_value(a).ok())
-        .unwrap_or_default();
+    let stored =
+        serde_json::to_value(&delegation).map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let (value, mut rt) = successor(p, t, &grant.id, client, subject, scope, mandate, stored);
+    rt.resources = delegation.aud;
     p.store.insert_refresh(&rt).await?;
     Ok(value)
 }

@@ -5,11 +5,9 @@
 //! token's, lifetime within both), never takes a delegated token (no laundering), and is
 //! recorded as `token_impersonated`. Agents always get delegation instead.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::subject::{
-    ACCESS_TOKEN_TYPE, audiences, requested_type_supported, str_claim, token_claims,
-};
+use super::subject::{ACCESS_TOKEN_TYPE, requested_type_supported, token_claims};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::domain::model::Client;
 use crate::domain::scope::Scope;
@@ -47,20 +45,18 @@ pub async fn exchange(
         "subject_token",
     )
     .await?;
-    if subject.contains_key("act") || subject.contains_key("mandate") {
+    if subject.is_delegated() {
         return Err(OAuthError::invalid_request(
             "a delegated token cannot be exchanged for a token without its actors",
         ));
     }
-    let user_id = str_claim(&subject, "sub").unwrap_or_default().to_string();
-    if str_claim(&subject, "client_id") == Some(user_id.as_str())
-        || p.store.user(t.id(), &user_id).await?.is_none()
-    {
+    let user_id = subject.sub.clone();
+    if subject.client_id == user_id || p.store.user(t.id(), &user_id).await?.is_none() {
         return Err(OAuthError::invalid_request(
             "the subject_token does not represent a person",
         ));
     }
-    let ceiling = Scope::parse(str_claim(&subject, "scope").unwrap_or_default())
+    let ceiling = Scope::parse(subject.scope.as_deref().unwrap_or_default())
         .unwrap_or_default()
         .intersect(&client.scopes);
     let scope = match req.scope.as_deref() {
@@ -79,7 +75,7 @@ pub async fn exchange(
     if scope.is_empty() {
         return Err(OAuthError::invalid_scope("no scope is left to grant"));
     }
-    let subject_aud = audiences(&subject);
+    let subject_aud: Vec<String> = subject.aud.list().into_iter().map(str::to_string).collect();
     let mut audience: Vec<String> = req.resources.clone();
     audience.extend(req.audiences.iter().cloned());
     if audience.is_empty() {
@@ -92,17 +88,14 @@ pub async fn exchange(
     }
     audience.sort();
     audience.dedup();
-    let ttl = p
-        .settings
-        .access_token_ttl
-        .min(subject.get("exp").and_then(Value::as_i64).unwrap_or(now) - now);
+    let ttl = p.settings.access_token_ttl.min(subject.exp - now);
     if ttl <= 0 {
         return Err(OAuthError::invalid_request("the subject_token has expired"));
     }
     let info = TokenSubject {
         sub: user_id.clone(),
-        auth_time: subject.get("auth_time").and_then(Value::as_i64),
-        acr: str_claim(&subject, "acr").map(str::to_string),
+        auth_time: subject.auth_time,
+        acr: subject.acr.clone(),
         amr: vec![],
         sid: None,
         cnf_jkt: req.dpop_jkt.clone(),
@@ -136,7 +129,7 @@ pub async fn exchange(
         "aud": at.audience,
         "jti": at.jti,
         "expires_at": at.expires_at,
-        "subject_token_jti": str_claim(&subject, "jti"),
+        "subject_token_jti": subject.jti,
     }));
     p.store.record(&ev).await?;
     Ok(TokenResponse {

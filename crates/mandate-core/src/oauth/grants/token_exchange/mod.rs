@@ -10,16 +10,20 @@
 mod impersonation;
 mod subject;
 
-use mandate_token::act::Act;
-pub use subject::ACCESS_TOKEN_TYPE;
-use subject::{audiences, requested_type_supported, str_claim, token_claims};
+use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use mandate_token::act::Act;
+use mandate_token::claims::AccessTokenClaims;
+pub use subject::ACCESS_TOKEN_TYPE;
+use subject::{requested_type_supported, token_claims};
+
+use serde_json::{Value, json};
 
 use super::TokenRequest;
+use super::delegated_refresh::Stored;
 use super::delegation::{self, Asked, Bounds, Delegation, Granted, delegated_token};
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
-use crate::domain::agents::{self, Agent, AgentStatus, Mandate};
+use crate::domain::agents::{Agent, AgentStatus, Mandate};
 use crate::domain::model::Client;
 use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError};
@@ -45,7 +49,7 @@ fn subject_claims(
     p: &Provider,
     t: &TenantCtx,
     req: &TokenRequest,
-) -> Result<Map<String, Value>, OAuthError> {
+) -> Result<Arc<AccessTokenClaims>, OAuthError> {
     let token = req
         .param("subject_token")
         .ok_or_else(|| OAuthError::invalid_request("subject_token is required"))?;
@@ -81,19 +85,15 @@ async fn agent_refusal(
 fn attenuate(
     t: &TenantCtx,
     req: &TokenRequest,
-    subject: &Map<String, Value>,
+    subject: &AccessTokenClaims,
     mandate: &Mandate,
     agent: &Agent,
     further_hop: bool,
 ) -> Result<Granted, OAuthError> {
     let subject_scope =
-        Scope::parse(str_claim(subject, "scope").unwrap_or_default()).unwrap_or_default();
-    let subject_aud = audiences(subject);
-    let subject_details: Vec<Value> = subject
-        .get("authorization_details")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        Scope::parse(subject.scope.as_deref().unwrap_or_default()).unwrap_or_default();
+    let subject_aud: Vec<String> = subject.aud.list().into_iter().map(str::to_string).collect();
+    let subject_details: Vec<Value> = subject.authorization_details.clone().unwrap_or_default();
     let mut asked: Vec<String> = req.resources.clone();
     asked.extend(req.audiences.iter().cloned());
     delegation::fit(
@@ -193,14 +193,14 @@ pub async fn exchange(
             "actor_token",
         )
         .await?;
-        if str_claim(&actor, "client_id") != Some(&agent.id) {
+        if actor.client_id != agent.id {
             return Err(OAuthError::invalid_request(
                 "the actor_token does not identify the authenticated agent",
             ));
         }
     }
-    let user_id = str_claim(&subject, "sub").unwrap_or_default().to_string();
-    let prior_chain = agents::act_chain(subject.get("act"));
+    let user_id = subject.sub.clone();
+    let prior_chain: Vec<String> = subject.chain().into_iter().map(str::to_string).collect();
     let further_hop = !prior_chain.is_empty();
     // One query: is the subject token (or its chain, or its mandate) dead, is this agent
     // active, and which mandates could cover the exchange.
@@ -213,9 +213,9 @@ pub async fn exchange(
         .exchange_context(
             t.id(),
             ExchangeLookup {
-                jti: str_claim(&subject, "jti").unwrap_or_default(),
+                jti: &subject.jti,
                 agents: &agents_to_check,
-                subject_mandate: str_claim(&subject, "mandate"),
+                subject_mandate: subject.mandate.as_deref(),
                 user_id: &user_id,
                 agent_id: &agent.id,
             },
@@ -227,9 +227,9 @@ pub async fn exchange(
             .await?
             .unwrap_or_else(|| dead_token("subject_token")));
     }
-    let mandate = match (further_hop, str_claim(&subject, "mandate")) {
+    let mandate = match (further_hop, subject.mandate.as_deref()) {
         (false, None) => {
-            if str_claim(&subject, "client_id") == Some(user_id.as_str()) {
+            if subject.client_id == user_id {
                 return Err(OAuthError::invalid_request(
                     "the subject_token does not represent a person",
                 ));
@@ -284,32 +284,22 @@ pub async fn exchange(
     let (mandate, granted) = mandate;
     let same_actor = prior_chain.first() == Some(&agent.id);
     // The same agent exchanging again keeps its chain; another one goes on top of it.
-    let act = match Act::from_claim(subject.get("act")) {
+    let act = match subject.act.clone() {
         Some(prior) if same_actor => prior,
         Some(prior) => prior.then(agent.id.clone()),
         None => Act::new(agent.id.clone()),
     };
-    let delegation = mandate.allow_refresh.then(|| {
-        json!({
-            "act": act.to_value(),
-            "mandate": mandate.id,
-            "aud": granted.audience,
-            "authorization_details": granted.details,
-        })
+    let delegation = mandate.allow_refresh.then(|| Stored {
+        act: act.clone(),
+        mandate: mandate.id.clone(),
+        aud: granted.audience.clone(),
+        authorization_details: granted.details.clone(),
     });
     let subject_info = TokenSubject {
         sub: user_id.clone(),
-        auth_time: subject.get("auth_time").and_then(Value::as_i64),
-        acr: str_claim(&subject, "acr").map(str::to_string),
-        amr: subject
-            .get("amr")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        auth_time: subject.auth_time,
+        acr: subject.acr.clone(),
+        amr: subject.amr.clone(),
         sid: None,
         cnf_jkt: req.dpop_jkt.clone(),
     };
@@ -366,7 +356,7 @@ pub async fn exchange(
         "aud": at.audience,
         "jti": at.jti,
         "expires_at": at.expires_at,
-        "subject_token_jti": str_claim(&subject, "jti"),
+        "subject_token_jti": subject.jti,
         "authorization_details": granted.details,
         "hop": chain.len(),
         "refresh_token_issued": refresh_token.is_some(),

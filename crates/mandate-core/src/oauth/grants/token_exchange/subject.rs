@@ -1,7 +1,9 @@
 //! Reading what an RFC 8693 exchange presents: token types, the subject token's claims and
 //! the requested token type; shared by delegation and impersonation.
 
-use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use mandate_token::claims::AccessTokenClaims;
 
 use crate::error::OAuthError;
 use crate::oauth::grants::TokenRequest;
@@ -18,7 +20,7 @@ pub(super) async fn token_claims(
     token: Option<&str>,
     token_type: Option<&str>,
     name: &str,
-) -> Result<Map<String, Value>, OAuthError> {
+) -> Result<Arc<AccessTokenClaims>, OAuthError> {
     let token = token.ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))?;
     if token_type != Some(ACCESS_TOKEN_TYPE) {
         return Err(OAuthError::invalid_request(format!(
@@ -39,22 +41,5 @@ pub(super) fn requested_type_supported(req: &TokenRequest) -> Result<(), OAuthEr
             "requested_token_type {rt} is not supported"
         ))),
         _ => Ok(()),
-    }
-}
-
-/// A string claim.
-pub(super) fn str_claim<'a>(c: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
-    c.get(k).and_then(Value::as_str)
-}
-
-/// The `aud` claim as a list.
-pub(super) fn audiences(c: &Map<String, Value>) -> Vec<String> {
-    match c.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => vec![],
     }
 }
