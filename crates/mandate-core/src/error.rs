@@ -20,6 +20,9 @@ pub enum ErrorCode {
     LoginRequired,
     ConsentRequired,
     InteractionRequired,
+    /// OpenID Connect Core (errata set 2) §3.1.2.6: the authentication the request asks for
+    /// cannot be performed.
+    UnmetAuthenticationRequirements,
     RequestNotSupported,
     RequestUriNotSupported,
     InvalidToken,
@@ -65,6 +68,7 @@ impl ErrorCode {
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidToken => "invalid_token",

@@ -15,6 +15,7 @@ use crate::domain::agents::{self, Agent, AgentStatus, Mandate, MandateOrigin};
 use crate::domain::model::{AuthCode, Client, Consent, Grant, GrantType, Session};
 use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError};
+use crate::login::method::{Factor, LoginMethod, acr_satisfies, second_factor_ids, sign_in_ids};
 use crate::provider::{Provider, TenantCtx};
 use crate::{domain::pkce, domain::redirect};
 
@@ -32,6 +33,10 @@ pub struct AuthorizeRequest {
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
     pub id_token_hint: Option<String>,
+    /// OIDC Core §3.1.2.1 `acr_values`, in order of preference (voluntary: a value no login
+    /// method reaches is not refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
     /// RFC 8707 `resource` indicators (absolute URIs without fragment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
@@ -76,6 +81,8 @@ const MAX_PARAM: usize = 2048;
 
 /// Most RFC 8707 `resource` parameters one request may carry.
 const MAX_RESOURCES: usize = 16;
+/// Most `acr_values` one request may name.
+const MAX_ACR_VALUES: usize = 8;
 
 /// Validate the raw parameters (each appears at most once; the HTTP layer ensured that).
 pub async fn validate(
@@ -228,6 +235,15 @@ pub async fn validate_request(
             "prompt=none cannot be combined with other values",
         )));
     }
+    let acr_values: Vec<String> = get("acr_values")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if acr_values.len() > MAX_ACR_VALUES {
+        return Err(fail(OAuthError::invalid_request("too many acr_values")));
+    }
     let max_age = match get("max_age") {
         None => None,
         Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
@@ -276,6 +292,7 @@ pub async fn validate_request(
         login_hint: get("login_hint").map(str::to_string),
         ui_locales: get("ui_locales").map(str::to_string),
         id_token_hint: get("id_token_hint").map(str::to_string),
+        acr_values,
         resources: resource_list,
         authorization_details,
     };
@@ -285,7 +302,19 @@ pub async fn validate_request(
 /// What the user agent must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    Login,
+    /// Sign in with one of these login methods (their ids, first factors).
+    Login {
+        methods: Vec<&'static str>,
+    },
+    /// Signed in with a first factor; one of these methods must follow.
+    SecondFactor {
+        methods: Vec<&'static str>,
+    },
+    /// Signed in, but the request asks for more assurance: authenticate again with a method
+    /// that reaches `acr`.
+    StepUp {
+        acr: String,
+    },
     Consent,
     Issue,
     Fail(OAuthError),
@@ -303,30 +332,83 @@ pub struct Situation<'a> {
     /// The client is a registered agent: approving creates a mandate, so consent is asked
     /// every time and never remembered.
     pub agent: bool,
+    /// The login methods on offer ([`crate::login::method::offered`]).
+    pub methods: &'a [&'a dyn LoginMethod],
+    /// The tenant's policy asks a second factor of this sign-in.
+    pub second_factor_required: bool,
     pub now: i64,
 }
 
-/// Decide the next step (OIDC Core §3.1.2.3, prompt and max_age semantics).
+/// Decide the next step (OIDC Core §3.1.2.3, prompt, max_age and acr_values semantics): log in,
+/// step up to a requested `acr`, add a second factor, consent, or issue.
 pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
     let none = req.prompt.iter().any(|p| p == "none");
-    let needs_login = match s.session {
-        None => true,
-        Some(_) if s.logged_in_now => false,
-        Some(sess) => {
-            req.prompt.iter().any(|p| p == "login")
-                || req.max_age.is_some_and(|m| s.now - sess.auth_time > m)
-                || s.hint_sub.is_some_and(|h| h != sess.user_id)
-        }
-    };
-    if needs_login {
-        return if none {
+    let must_log_in = || {
+        if none {
             Next::Fail(OAuthError::new(
                 ErrorCode::LoginRequired,
                 "the user must log in",
             ))
         } else {
-            Next::Login
+            Next::Login {
+                methods: sign_in_ids(s.methods),
+            }
+        }
+    };
+    let sess = match s.session {
+        None => return must_log_in(),
+        Some(sess) => sess,
+    };
+    let stale = !s.logged_in_now
+        && (req.prompt.iter().any(|p| p == "login")
+            || req.max_age.is_some_and(|m| s.now - sess.auth_time > m)
+            || s.hint_sub.is_some_and(|h| h != sess.user_id));
+    if stale {
+        return must_log_in();
+    }
+    // `acr_values`: the first one some method reaches, unless the session already satisfies
+    // one; a value no method reaches is voluntary and ignored.
+    let satisfied = req.acr_values.is_empty()
+        || req
+            .acr_values
+            .iter()
+            .any(|want| acr_satisfies(&sess.acr, want));
+    if !satisfied
+        && let Some(acr) = req
+            .acr_values
+            .iter()
+            .find(|want| s.methods.iter().any(|m| acr_satisfies(m.acr(), want)))
+    {
+        return if none {
+            Next::Fail(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the request asks for a stronger authentication",
+            ))
+        } else {
+            Next::StepUp { acr: acr.clone() }
         };
+    }
+    if s.second_factor_required {
+        let proven = s
+            .methods
+            .iter()
+            .any(|m| m.factor() != Factor::First && sess.amr.iter().any(|a| a == m.amr()));
+        if !proven {
+            let methods = second_factor_ids(s.methods);
+            return if methods.is_empty() {
+                Next::Fail(OAuthError::new(
+                    ErrorCode::UnmetAuthenticationRequirements,
+                    "a second factor is required and none is available",
+                ))
+            } else if none {
+                Next::Fail(OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "a second factor is required",
+                ))
+            } else {
+                Next::SecondFactor { methods }
+            };
+        }
     }
     let consented = !s.agent && s.consent.is_some_and(|c| req.scope.is_subset(&c.scope));
     if !consented || req.prompt.iter().any(|p| p == "consent") {
@@ -634,10 +716,34 @@ mod tests {
             login_hint: None,
             ui_locales: None,
             id_token_hint: None,
+            acr_values: vec![],
             resources: vec![],
             authorization_details: vec![],
         }
     }
+
+    /// A login method as the decision sees it.
+    #[derive(Debug)]
+    struct Method(&'static str, &'static str, Factor);
+
+    impl LoginMethod for Method {
+        fn id(&self) -> &'static str {
+            self.0
+        }
+        fn amr(&self) -> &'static str {
+            self.0
+        }
+        fn acr(&self) -> &'static str {
+            self.1
+        }
+        fn factor(&self) -> Factor {
+            self.2
+        }
+    }
+
+    const PWD: Method = Method("pwd", crate::settings::ACR_PASSWORD, Factor::First);
+    const OTP: Method = Method("otp", "urn:test:mfa", Factor::Second);
+    const HWK: Method = Method("hwk", "urn:test:phr", Factor::Both);
 
     fn session(auth_time: i64) -> Session {
         Session {
@@ -668,10 +774,15 @@ mod tests {
             logged_in_now: false,
             hint_sub: None,
             agent: false,
+            methods: &[&PWD],
+            second_factor_required: false,
             now: 110,
         };
+        let login = Next::Login {
+            methods: vec!["pwd"],
+        };
         assert_eq!(next_step(&req(&[], None), &base), Next::Issue);
-        assert_eq!(next_step(&req(&["login"], None), &base), Next::Login);
+        assert_eq!(next_step(&req(&["login"], None), &base), login);
         assert_eq!(
             next_step(
                 &req(&["login"], None),
@@ -682,7 +793,7 @@ mod tests {
             ),
             Next::Issue
         );
-        assert_eq!(next_step(&req(&[], Some(5)), &base), Next::Login);
+        assert_eq!(next_step(&req(&[], Some(5)), &base), login);
         assert_eq!(next_step(&req(&[], Some(50)), &base), Next::Issue);
         assert_eq!(next_step(&req(&["consent"], None), &base), Next::Consent);
         assert!(
@@ -694,6 +805,98 @@ mod tests {
         assert!(
             matches!(next_step(&req(&["none"], None), &Situation { hint_sub: Some("other"), ..base.clone() }), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
         );
+    }
+
+    #[test]
+    fn step_up_and_second_factor() {
+        let mut sess = session(100);
+        sess.acr = crate::settings::ACR_PASSWORD.into();
+        sess.amr = vec!["pwd".into()];
+        let consent = Consent {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            client_id: "c".into(),
+            scope: Scope::parse("openid email profile").unwrap(),
+            granted_at: 0,
+        };
+        let all: [&dyn LoginMethod; 3] = [&PWD, &OTP, &HWK];
+        let base = Situation {
+            session: Some(&sess),
+            consent: Some(&consent),
+            methods: &all,
+            now: 110,
+            ..Situation::default()
+        };
+        let asking = |acr: &[&str], prompt: &[&str]| {
+            let mut r = req(prompt, None);
+            r.acr_values = acr.iter().map(|a| a.to_string()).collect();
+            r
+        };
+        // Signing in offers first factors only (a passkey is both).
+        assert_eq!(
+            next_step(
+                &req(&[], None),
+                &Situation {
+                    session: None,
+                    ..base.clone()
+                }
+            ),
+            Next::Login {
+                methods: vec!["pwd", "hwk"]
+            }
+        );
+        // A requested acr the session lacks and a method reaches: step up to the first one.
+        assert_eq!(
+            next_step(&asking(&["urn:unknown", "urn:test:phr"], &[]), &base),
+            Next::StepUp {
+                acr: "urn:test:phr".into()
+            }
+        );
+        assert!(matches!(
+            next_step(&asking(&["urn:test:phr"], &["none"]), &base),
+            Next::Fail(e) if e.code == ErrorCode::LoginRequired
+        ));
+        // Already satisfied, or voluntary and out of reach: go on.
+        assert_eq!(
+            next_step(
+                &asking(&[crate::settings::ACR_PASSWORD, "urn:test:phr"], &[]),
+                &base
+            ),
+            Next::Issue
+        );
+        assert_eq!(
+            next_step(&asking(&["urn:unknown"], &[]), &base),
+            Next::Issue
+        );
+        // A required second factor: asked after a password, not after a passkey.
+        let strict = Situation {
+            second_factor_required: true,
+            ..base.clone()
+        };
+        assert_eq!(
+            next_step(&req(&[], None), &strict),
+            Next::SecondFactor {
+                methods: vec!["otp", "hwk"]
+            }
+        );
+        let mut with_key = sess.clone();
+        with_key.amr = vec!["hwk".into()];
+        assert_eq!(
+            next_step(
+                &req(&[], None),
+                &Situation {
+                    session: Some(&with_key),
+                    ..strict.clone()
+                }
+            ),
+            Next::Issue
+        );
+        // None on offer: the requirement cannot be met.
+        let only_pwd: [&dyn LoginMethod; 1] = [&PWD];
+        assert!(matches!(
+            next_step(&req(&[], None), &Situation { methods: &only_pwd, ..strict.clone() }),
+            Next::Fail(e) if e.code == ErrorCode::UnmetAuthenticationRequirements
+        ));
     }
 
     #[test]
@@ -754,7 +957,9 @@ mod tests {
         /// The interaction decision, whatever the request and situation: `prompt=none` never
         /// shows a page; no session (or a stale one when asked) means logging in; an agent's
         /// request never skips consent; a code is issued only with a fresh-enough session of the
-        /// hinted person and remembered consent covering the scope.
+        /// hinted person, remembered consent covering the scope, a requested `acr` reached when
+        /// a method on offer reaches it, and a required second factor proven; pages name only
+        /// methods on offer.
         #[test]
         fn the_interaction_decision(
             prompt in proptest::collection::vec(
@@ -767,7 +972,16 @@ mod tests {
             asked_mask in 0u8..8,
             hint in proptest::option::of(proptest::sample::select(vec!["u", "u2", ""])),
             agent in proptest::bool::ANY,
+            offered_mask in 0u8..8,
+            session_amr in 0u8..8,
+            acr_mask in 0u8..8,
+            second_factor_required in proptest::bool::ANY,
         ) {
+            let catalogue: [&dyn LoginMethod; 3] = [&PWD, &OTP, &HWK];
+            let offered: Vec<&dyn LoginMethod> = catalogue.iter().enumerate()
+                .filter(|(i, _)| offered_mask & (1 << i) != 0).map(|(_, m)| *m).collect();
+            let chosen = |mask: u8| catalogue.iter().enumerate()
+                .filter(move |(i, _)| mask & (1 << i) != 0).map(|(_, m)| *m);
             let pick = |m: u8| -> Scope {
                 ["openid", "email", "read"].iter().enumerate()
                     .filter(|(i, _)| m & (1 << i) != 0).map(|(_, s)| *s).collect()
@@ -775,7 +989,10 @@ mod tests {
             let now = 10_000;
             let mut req = req(&prompt, max_age);
             req.scope = pick(asked_mask);
-            let session = session(now - auth_age);
+            let mut session = session(now - auth_age);
+            session.amr = chosen(session_amr).map(|m| m.amr().to_string()).collect();
+            session.acr = chosen(session_amr).next_back().map(|m| m.acr().to_string()).unwrap_or_default();
+            req.acr_values = chosen(acr_mask).map(|m| m.acr().to_string()).collect();
             let consent = consent_mask.map(|m| Consent {
                 tenant_id: "t".into(),
                 user_id: "u".into(),
@@ -789,6 +1006,8 @@ mod tests {
                 logged_in_now: has_session && logged_in_now,
                 hint_sub: hint,
                 agent,
+                methods: &offered,
+                second_factor_required,
                 now,
             };
             let next = next_step(&req, &situation);
@@ -797,7 +1016,8 @@ mod tests {
                 proptest::prop_assert!(matches!(next, Next::Issue | Next::Fail(_)));
             }
             if !has_session {
-                proptest::prop_assert!(matches!(next, Next::Login | Next::Fail(_)));
+                let logs_in = matches!(next, Next::Login { .. } | Next::Fail(_));
+                proptest::prop_assert!(logs_in);
             }
             if agent {
                 proptest::prop_assert!(!matches!(next, Next::Issue));
@@ -810,10 +1030,29 @@ mod tests {
                 proptest::prop_assert!(has_session && fresh);
                 proptest::prop_assert!(!prompt.contains(&"consent"));
                 proptest::prop_assert!(consent.as_ref().is_some_and(|c| req.scope.is_subset(&c.scope)));
+                // A requested acr that a method on offer reaches is reached, and a required
+                // second factor was proven by a method on offer.
+                let reachable = req.acr_values.iter().any(|w| offered.iter().any(|m| acr_satisfies(m.acr(), w)));
+                proptest::prop_assert!(!reachable || req.acr_values.iter().any(|w| acr_satisfies(&session.acr, w)));
+                proptest::prop_assert!(!second_factor_required || offered.iter().any(|m| m.factor() != Factor::First && session.amr.iter().any(|a| a == m.amr())));
+            }
+            // Whatever is asked, only methods on offer and of the right factor are named.
+            match &next {
+                Next::Login { methods } => proptest::prop_assert!(methods.iter().all(|id|
+                    offered.iter().any(|m| m.id() == *id && m.factor() != Factor::Second))),
+                Next::SecondFactor { methods } => {
+                    proptest::prop_assert!(second_factor_required && !methods.is_empty());
+                    proptest::prop_assert!(methods.iter().all(|id|
+                        offered.iter().any(|m| m.id() == *id && m.factor() != Factor::First)));
+                }
+                Next::StepUp { acr } => proptest::prop_assert!(req.acr_values.contains(acr)
+                    && offered.iter().any(|m| acr_satisfies(m.acr(), acr))
+                    && !acr_satisfies(&session.acr, acr)),
+                _ => {}
             }
             if let Next::Fail(e) = &next {
-                proptest::prop_assert!(none);
-                proptest::prop_assert!(matches!(e.code, ErrorCode::LoginRequired | ErrorCode::ConsentRequired));
+                proptest::prop_assert!(none || e.code == ErrorCode::UnmetAuthenticationRequirements);
+                proptest::prop_assert!(matches!(e.code, ErrorCode::LoginRequired | ErrorCode::ConsentRequired | ErrorCode::UnmetAuthenticationRequirements));
             }
         }
     }

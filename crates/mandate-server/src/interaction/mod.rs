@@ -1,6 +1,7 @@
 //! The login interaction pipeline: after a request is validated (`oauth::authorize`) or a
 //! login method succeeded, the core decides what comes next
-//! (`mandate_core::oauth::authorize::next_step`: log in, consent, issue or fail) and this
+//! (`mandate_core::oauth::authorize::next_step`: log in with the methods on offer, step up to a
+//! requested `acr`, add a second factor, consent, issue or fail) and this
 //! module performs it; the pages in `ui` only render. Login methods are submodules (password
 //! first), so a new method is one more file here, and nothing in `ui` calls back into the flow.
 
@@ -10,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::audit::RequestMeta;
 use mandate_core::domain::model::{Client, Session};
+use mandate_core::login::method::{LoginMethod, acr_satisfies, offered, sign_in_ids};
 use mandate_core::oauth::authorize::{self, AuthorizeRequest, Interaction, Next, Situation};
 use mandate_core::{TenantCtx, oidc::logout};
 
@@ -72,17 +74,52 @@ pub async fn proceed(
         logged_in_now,
         hint_sub,
         agent: agent.is_some(),
+        methods: offered(),
+        // A tenant policy for second factors arrives with the first second factor.
+        second_factor_required: false,
         now,
     };
     match authorize::next_step(&req, &situation) {
-        Next::Login => login_page::render(
+        Next::Login { methods } => login_page::render(
             s,
             t,
             headers,
             client,
             &Interaction::new(&s.provider, req),
+            &methods,
             None,
         ),
+        // Signing in again with a method that reaches the `acr` asked for: the ones that do.
+        Next::StepUp { acr } => {
+            let reaching: Vec<&dyn LoginMethod> = offered()
+                .iter()
+                .copied()
+                .filter(|m| acr_satisfies(m.acr(), &acr))
+                .collect();
+            let mut req = req;
+            if let Some(sess) = &session {
+                req.login_hint = Some(sess.user_id.clone());
+            }
+            login_page::render(
+                s,
+                t,
+                headers,
+                client,
+                &Interaction::new(&s.provider, req),
+                &sign_in_ids(&reaching),
+                None,
+            )
+        }
+        // No second factor has a page yet: the requirement cannot be met here.
+        Next::SecondFactor { .. } => pages::see_other(&authorize::error_redirect(
+            t,
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &mandate_core::OAuthError::new(
+                mandate_core::ErrorCode::UnmetAuthenticationRequirements,
+                "no second factor can be used here yet",
+            ),
+        )),
         Next::Consent => {
             let sess = session.expect("consent implies a session");
             let mut i = Interaction::new(&s.provider, req);

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::OAuthError;
+use mandate_core::login::method::{offered, sign_in_ids};
 use mandate_core::login::{self, LoginError};
 use mandate_core::oauth::authorize::Interaction;
 
@@ -62,6 +63,7 @@ pub async fn login(
                 &headers,
                 &client,
                 &again,
+                &sign_in_ids(offered()),
                 Some("invalid_credentials"),
             );
         }

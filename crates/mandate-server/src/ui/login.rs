@@ -1,22 +1,24 @@
-//! The login page and its form post.
+//! The sign-in page of an interaction: one section per login method the pipeline offers.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mandate_core::TenantCtx;
 use mandate_core::domain::model::Client;
+use mandate_core::login::method::{offered, sign_in_ids};
 use mandate_core::oauth::authorize::Interaction;
 use minijinja::context;
 
 use super::pages;
 use crate::state::AppState;
 
-/// Render the login form for an interaction.
+/// Render the sign-in page for an interaction, offering `methods` (login method ids).
 pub fn render(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
     client: &Client,
     i: &Interaction,
+    methods: &[&str],
     error: Option<&str>,
 ) -> Response {
     let status = if error.is_some() {
@@ -24,16 +26,18 @@ pub fn render(
     } else {
         StatusCode::OK
     };
-    render_with(s, t, headers, client, i, error, status)
+    render_with(s, t, headers, client, i, methods, error, status)
 }
 
 /// [`render`] with a given status (401 for bad credentials, 429 when throttled or busy).
+#[allow(clippy::too_many_arguments)]
 fn render_with(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
     client: &Client,
     i: &Interaction,
+    methods: &[&str],
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -49,6 +53,7 @@ fn render_with(
             action => t.url("/login"),
             client_name => client.name,
             username => i.req.login_hint.clone().unwrap_or_default(),
+            methods,
             interaction => i.seal(t),
             csrf,
             error,
@@ -78,6 +83,7 @@ pub(crate) fn refused(
         headers,
         client,
         &again,
+        &sign_in_ids(offered()),
         Some(message),
         StatusCode::TOO_MANY_REQUESTS,
     );

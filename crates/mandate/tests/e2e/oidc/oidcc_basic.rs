@@ -1072,6 +1072,43 @@ async fn oidcc_ensure_request_with_acr_values_succeeds() {
     assert!(c.claims["acr"].is_string());
 }
 
+/// `acr_values` is voluntary (OIDC Core §3.1.2.1): with a session, a value no login method
+/// reaches changes nothing (`prompt=none` still answers silently, with the session's `acr`);
+/// one the session already satisfies needs no new login; more than eight values are refused.
+#[tokio::test]
+async fn acr_values_are_voluntary_and_bounded() {
+    let op = Op::start().await;
+    let b = Browser::new();
+    let (_, c1) = flow(&op, &b, &op.rp, &op.request("openid")).await;
+    let req = op
+        .request("openid")
+        .set("prompt", "none")
+        .set("acr_values", &op.listed("acr_values_supported").join(" "));
+    let (w, c) = flow(&op, &b, &op.rp, &req).await;
+    assert!(!w.login_shown && !w.consent_shown, "silent");
+    assert_eq!(c.auth_time(), c1.auth_time());
+    // Out of reach: no page either, a code at once (the ID token keeps the session's `acr`,
+    // which the helper would flag as not requested).
+    let req = op
+        .request("openid")
+        .set("prompt", "none")
+        .set("acr_values", "urn:example:unreachable");
+    let (status, _, loc) = b.get(&req.url(&op.issuer)).await;
+    assert_eq!(status, 303);
+    assert!(
+        query_param(&loc.unwrap(), "code").is_some(),
+        "a code, silently"
+    );
+    let many: Vec<String> = (0..9).map(|i| format!("urn:example:{i}")).collect();
+    let req = op
+        .request("openid")
+        .set("state", "s-acr")
+        .set("acr_values", &many.join(" "));
+    let (status, _, loc) = b.get(&req.url(&op.issuer)).await;
+    assert_eq!(status, 303);
+    check_error_redirect(&op, &loc.unwrap(), Some("s-acr"), &["invalid_request"]);
+}
+
 /// `oidcc-codereuse`: the same code again at once → 400 `invalid_grant`.
 #[tokio::test]
 async fn oidcc_codereuse() {
