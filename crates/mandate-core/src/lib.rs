@@ -18,6 +18,8 @@ pub mod registry;
 pub mod settings;
 pub mod ssf;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod time;
 pub mod untrusted;
 

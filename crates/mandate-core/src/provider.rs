@@ -8,7 +8,7 @@ use crate::domain::agents::Agent;
 use crate::domain::model::{Client, Tenant};
 use crate::error::{OAuthError, StoreError};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{AgentStore, ClientStore, KeyStore, Store, TenantStore};
 use crate::time::now;
 use mandate_token::jwk::{KeyError, KeySet};
 
@@ -45,9 +45,11 @@ type Claims = mandate_token::claims::AccessTokenClaims;
 /// Most verified tokens remembered (the map is emptied when it would grow past this).
 const MAX_VERIFIED: usize = 20_000;
 
-/// Shared state of the protocol rules.
-pub struct Provider {
-    pub store: Arc<dyn Store>,
+/// Shared state of the protocol rules. `S` is the storage it reaches: the server holds one over
+/// the combined [`Store`]; an operation that names the ports it uses
+/// (`p: &Provider<S>` with `S: GrantStore + AuditSink + ?Sized`) can be run over a small fake.
+pub struct Provider<S: ?Sized = dyn Store> {
+    pub store: Arc<S>,
     pub settings: Settings,
     public_url: String,
     /// How long tenant keys and clients stay cached; another node's change shows within it.
@@ -80,9 +82,9 @@ impl From<LoadError> for OAuthError {
     }
 }
 
-impl Provider {
+impl<S: ?Sized> Provider<S> {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<S>,
         settings: Settings,
         public_url: &str,
         cache_ttl: std::time::Duration,
@@ -115,6 +117,39 @@ impl Provider {
         format!("{}/t/{}", self.public_url, name)
     }
 
+    /// The claims of `token` if an earlier call to [`Provider::remember_verified`] stored them
+    /// for this tenant and the key that signed it is still published (whether the claims are
+    /// still unexpired is the caller's to check).
+    pub fn verified(&self, t: &TenantCtx, token: &str) -> Option<Arc<Claims>> {
+        let key = (
+            t.id().to_string(),
+            crate::crypto::secret::sha256(token.as_bytes()),
+        );
+        let (kid, claims) = self.verified.read().expect("lock").get(&key).cloned()?;
+        t.keys.by_kid(&kid, self.now())?;
+        Some(claims)
+    }
+
+    /// Remember that `token`'s signature verified for this tenant with key `kid`.
+    pub fn remember_verified(&self, t: &TenantCtx, token: &str, kid: &str, claims: Arc<Claims>) {
+        let key = (
+            t.id().to_string(),
+            crate::crypto::secret::sha256(token.as_bytes()),
+        );
+        let mut map = self.verified.write().expect("lock");
+        if map.len() >= MAX_VERIFIED {
+            map.clear();
+        }
+        map.insert(key, (kid.to_string(), claims));
+    }
+
+    /// Current Unix time.
+    pub fn now(&self) -> i64 {
+        now()
+    }
+}
+
+impl<S: TenantStore + KeyStore + ?Sized> Provider<S> {
     /// Load a tenant (cached). `None` when no such tenant exists.
     pub async fn tenant(&self, name: &str) -> Result<Option<Arc<TenantCtx>>, LoadError> {
         if let Some(c) = self.tenants.read().expect("lock").get(name)
@@ -146,7 +181,9 @@ impl Provider {
         );
         Ok(Some(ctx))
     }
+}
 
+impl<S: ClientStore + ?Sized> Provider<S> {
     /// Load a client of a tenant (cached, including misses).
     pub async fn client(
         &self,
@@ -175,57 +212,6 @@ impl Provider {
             },
         );
         Ok(client)
-    }
-
-    /// The registered agent a client is (cached, including "not an agent"), for its fixed
-    /// terms: name, owner, scope ceiling, DPoP requirement. Its status may be stale by the
-    /// cache lifetime: check it in the store where it matters.
-    pub async fn agent(&self, t: &TenantCtx, id: &str) -> Result<Option<Arc<Agent>>, StoreError> {
-        let key = (t.id().to_string(), id.to_string());
-        if let Some(c) = self.agents.read().expect("lock").get(&key)
-            && c.loaded_at.elapsed() < self.cache_ttl
-        {
-            return Ok(c.value.clone());
-        }
-        let agent = self.store.agent(t.id(), id).await?.map(Arc::new);
-        let mut map = self.agents.write().expect("lock");
-        if map.len() > 100_000 {
-            map.clear();
-        }
-        map.insert(
-            key,
-            Cached {
-                value: agent.clone(),
-                loaded_at: std::time::Instant::now(),
-            },
-        );
-        Ok(agent)
-    }
-
-    /// The claims of `token` if an earlier call to [`Provider::remember_verified`] stored them
-    /// for this tenant and the key that signed it is still published (whether the claims are
-    /// still unexpired is the caller's to check).
-    pub fn verified(&self, t: &TenantCtx, token: &str) -> Option<Arc<Claims>> {
-        let key = (
-            t.id().to_string(),
-            crate::crypto::secret::sha256(token.as_bytes()),
-        );
-        let (kid, claims) = self.verified.read().expect("lock").get(&key).cloned()?;
-        t.keys.by_kid(&kid, self.now())?;
-        Some(claims)
-    }
-
-    /// Remember that `token`'s signature verified for this tenant with key `kid`.
-    pub fn remember_verified(&self, t: &TenantCtx, token: &str, kid: &str, claims: Arc<Claims>) {
-        let key = (
-            t.id().to_string(),
-            crate::crypto::secret::sha256(token.as_bytes()),
-        );
-        let mut map = self.verified.write().expect("lock");
-        if map.len() >= MAX_VERIFIED {
-            map.clear();
-        }
-        map.insert(key, (kid.to_string(), claims));
     }
 
     /// Is `origin` registered as a web origin by one of the tenant's public clients (CORS)?
@@ -257,9 +243,31 @@ impl Provider {
         );
         Ok(allowed)
     }
+}
 
-    /// Current Unix time.
-    pub fn now(&self) -> i64 {
-        now()
+impl<S: AgentStore + ?Sized> Provider<S> {
+    /// The registered agent a client is (cached, including "not an agent"), for its fixed
+    /// terms: name, owner, scope ceiling, DPoP requirement. Its status may be stale by the
+    /// cache lifetime: check it in the store where it matters.
+    pub async fn agent(&self, t: &TenantCtx, id: &str) -> Result<Option<Arc<Agent>>, StoreError> {
+        let key = (t.id().to_string(), id.to_string());
+        if let Some(c) = self.agents.read().expect("lock").get(&key)
+            && c.loaded_at.elapsed() < self.cache_ttl
+        {
+            return Ok(c.value.clone());
+        }
+        let agent = self.store.agent(t.id(), id).await?.map(Arc::new);
+        let mut map = self.agents.write().expect("lock");
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                value: agent.clone(),
+                loaded_at: std::time::Instant::now(),
+            },
+        );
+        Ok(agent)
     }
 }

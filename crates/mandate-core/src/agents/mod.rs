@@ -606,190 +606,20 @@ where
 
 #[cfg(test)]
 mod tests {
-    //! The mandate operations against a small in-memory store: each names only the ports it
-    //! uses, so nothing else needs to exist here.
-
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
+    //! The mandate operations against the small in-memory store of [`crate::testing`]: each
+    //! names only the ports it uses, so nothing else needs to exist there.
 
     use super::*;
-    use crate::domain::model::User;
-    use crate::store::{ExchangeLookup, StoreResult};
-
-    struct Fake {
-        users: Vec<User>,
-        agents: Vec<Agent>,
-        mandates: Mutex<Vec<Mandate>>,
-        audit: Mutex<Vec<AuditEvent>>,
-    }
-
-    #[async_trait]
-    impl UserStore for Fake {
-        async fn create_user(&self, _: &User) -> StoreResult<()> {
-            unreachable!("not a port of the mandate rules")
-        }
-        async fn user_by_username(&self, t: &str, name: &str) -> StoreResult<Option<User>> {
-            Ok(self
-                .users
-                .iter()
-                .find(|u| u.tenant_id == t && u.username == name)
-                .cloned())
-        }
-        async fn user(&self, t: &str, id: &str) -> StoreResult<Option<User>> {
-            Ok(self
-                .users
-                .iter()
-                .find(|u| u.tenant_id == t && u.id == id)
-                .cloned())
-        }
-        async fn erase_user(&self, _: &str, _: &User, _: i64) -> StoreResult<bool> {
-            unreachable!("not a port of the mandate rules")
-        }
-    }
-
-    #[async_trait]
-    impl AgentStore for Fake {
-        async fn create_agent(&self, _: &Agent) -> StoreResult<()> {
-            unreachable!("not a port of the mandate rules")
-        }
-        async fn agent(&self, t: &str, id: &str) -> StoreResult<Option<Agent>> {
-            Ok(self
-                .agents
-                .iter()
-                .find(|a| a.tenant_id == t && a.id == id)
-                .cloned())
-        }
-        async fn list_agents(&self, t: &str) -> StoreResult<Vec<Agent>> {
-            Ok(self
-                .agents
-                .iter()
-                .filter(|a| a.tenant_id == t)
-                .cloned()
-                .collect())
-        }
-        async fn set_agent_status(
-            &self,
-            _: &str,
-            _: &str,
-            _: AgentStatus,
-            _: i64,
-        ) -> StoreResult<bool> {
-            unreachable!("not a port of the mandate rules")
-        }
-    }
-
-    #[async_trait]
-    impl MandateStore for Fake {
-        async fn create_mandate(&self, m: &Mandate) -> StoreResult<()> {
-            self.mandates.lock().unwrap().push(m.clone());
-            Ok(())
-        }
-        async fn mandate(&self, t: &str, id: &str) -> StoreResult<Option<Mandate>> {
-            let all = self.mandates.lock().unwrap();
-            Ok(all.iter().find(|m| m.tenant_id == t && m.id == id).cloned())
-        }
-        async fn user_mandates(&self, t: &str, user: &str) -> StoreResult<Vec<Mandate>> {
-            let all = self.mandates.lock().unwrap();
-            let mut v: Vec<Mandate> = all
-                .iter()
-                .filter(|m| m.tenant_id == t && m.user_id == user)
-                .cloned()
-                .collect();
-            v.reverse();
-            Ok(v)
-        }
-        async fn revoke_mandates(
-            &self,
-            t: &str,
-            which: MandateSelector<'_>,
-            now: i64,
-        ) -> StoreResult<Vec<String>> {
-            let mut ids = Vec::new();
-            for m in self.mandates.lock().unwrap().iter_mut() {
-                let chosen = match which {
-                    MandateSelector::One(id) => m.id == id,
-                    MandateSelector::Agent(a) => m.agent_id == a,
-                    MandateSelector::User(u) => m.user_id == u,
-                };
-                if m.tenant_id == t && chosen && m.is_active(now) {
-                    m.revoked_at = Some(now);
-                    ids.push(m.id.clone());
-                }
-            }
-            Ok(ids)
-        }
-        async fn delegation_inactive(
-            &self,
-            _: &str,
-            _: &[String],
-            _: Option<&str>,
-            _: i64,
-        ) -> StoreResult<bool> {
-            unreachable!("not a port of the mandate rules")
-        }
-        async fn exchange_context(
-            &self,
-            _: &str,
-            _: ExchangeLookup<'_>,
-            _: i64,
-        ) -> StoreResult<(bool, Vec<Mandate>)> {
-            unreachable!("not a port of the mandate rules")
-        }
-        async fn access_token_inactive(
-            &self,
-            _: &str,
-            _: &str,
-            _: &[String],
-            _: Option<&str>,
-            _: i64,
-        ) -> StoreResult<bool> {
-            unreachable!("not a port of the mandate rules")
-        }
-    }
-
-    #[async_trait]
-    impl AuditSink for Fake {
-        async fn record(&self, e: &AuditEvent) -> StoreResult<()> {
-            self.audit.lock().unwrap().push(e.clone());
-            Ok(())
-        }
-    }
+    use crate::testing::{Fake, agent, user};
 
     fn fake() -> Fake {
-        let user = User {
-            tenant_id: "t".into(),
-            id: "u1".into(),
-            username: "alice".into(),
-            email: None,
-            email_verified: false,
-            name: None,
-            password_hash: None,
-            created_at: 0,
-            updated_at: 0,
-        };
-        let agent = |id: &str, status| Agent {
-            tenant_id: "t".into(),
-            id: id.into(),
-            name: id.into(),
-            owner_user_id: Some("u1".into()),
-            provider: None,
-            model: None,
-            version: None,
-            scope_ceiling: Scope::parse("read write").unwrap(),
-            require_dpop: false,
-            status,
-            created_at: 0,
-            updated_at: 0,
-        };
         Fake {
-            users: vec![user],
+            users: vec![user("u1", "alice")],
             agents: vec![
                 agent("a1", AgentStatus::Active),
                 agent("a2", AgentStatus::Suspended),
             ],
-            mandates: Mutex::new(Vec::new()),
-            audit: Mutex::new(Vec::new()),
+            ..Fake::default()
         }
     }
 

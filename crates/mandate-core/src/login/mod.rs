@@ -11,6 +11,7 @@ use crate::crypto::secret::{keyed_digest, password, random_token};
 use crate::domain::model::{Session, User};
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, GrantStore, LoginThrottleStore, SessionStore, UserStore};
 use method::LoginMethod;
 
 /// Why a login failed.
@@ -32,8 +33,8 @@ pub enum LoginError {
 }
 
 /// Record a failed attempt (with the name typed, erasable, when it is plausible).
-async fn record_failure(
-    p: &Provider,
+async fn record_failure<S: AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     username: &str,
     actor: Principal,
@@ -63,8 +64,8 @@ pub const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250
 
 /// Check a username and password, within the password-guessing limits
 /// ([`crate::login::throttle`]) and the process-wide bound on password hashing.
-pub async fn password_login(
-    p: &Provider,
+pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     username: &str,
     pw: &str,
@@ -226,8 +227,8 @@ pub async fn password_login(
 }
 
 /// Start a new session for a user who just authenticated; returns the cookie value.
-pub async fn start_session(
-    p: &Provider,
+pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user: &User,
     method: &dyn LoginMethod,
@@ -264,8 +265,8 @@ pub async fn start_session(
 }
 
 /// The live session behind a cookie value, if any.
-pub async fn current_session(
-    p: &Provider,
+pub async fn current_session<S: SessionStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     cookie: &str,
 ) -> Result<Option<Session>, StoreError> {
@@ -280,8 +281,8 @@ pub async fn current_session(
 }
 
 /// End a session (logout): delete it and revoke the grants made in it.
-pub async fn end_session(
-    p: &Provider,
+pub async fn end_session<S: SessionStore + GrantStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     session: &Session,
     meta: &RequestMeta,

@@ -100,8 +100,8 @@ pub fn locked_out(limits: &LoginThrottle, key: &Key, c: &LoginCounter) -> bool {
 }
 
 /// The current wait of a counter, without charging anything.
-pub async fn waiting(
-    store: &dyn LoginThrottleStore,
+pub async fn waiting<S: LoginThrottleStore + ?Sized>(
+    store: &S,
     tenant_id: &str,
     key: &Key,
     now: i64,
@@ -114,8 +114,8 @@ pub async fn waiting(
 }
 
 /// Charge one attempt to a counter, unless attempts must wait.
-pub async fn charge(
-    store: &dyn LoginThrottleStore,
+pub async fn charge<S: LoginThrottleStore + ?Sized>(
+    store: &S,
     limits: &LoginThrottle,
     tenant_id: &str,
     key: &Key,
@@ -162,8 +162,8 @@ pub async fn charge(
 }
 
 /// Clear a counter (successful login on the account).
-pub async fn clear(
-    store: &dyn LoginThrottleStore,
+pub async fn clear<S: LoginThrottleStore + ?Sized>(
+    store: &S,
     tenant_id: &str,
     key: &Key,
 ) -> Result<(), StoreError> {
@@ -182,8 +182,8 @@ pub async fn clear(
 }
 
 /// Take a counted attempt back (it was a successful login) when nothing was counted since.
-pub async fn refund(
-    store: &dyn LoginThrottleStore,
+pub async fn refund<S: LoginThrottleStore + ?Sized>(
+    store: &S,
     tenant_id: &str,
     key: &Key,
     charged: &Charge,

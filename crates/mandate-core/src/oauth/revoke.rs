@@ -8,11 +8,12 @@ use crate::domain::model::Client;
 use crate::error::OAuthError;
 use crate::oauth::introspect::{Resolved, resolve};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, GrantStore, MandateStore};
 
 /// Revoke `token` on behalf of `caller`. Unknown or already invalid tokens succeed silently
 /// (RFC 7009 §2.2); a token issued to another client is refused.
-pub async fn revoke(
-    p: &Provider,
+pub async fn revoke<S: MandateStore + GrantStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &Client,
     token: &str,
@@ -74,4 +75,60 @@ pub async fn revoke(
     ev.mandate_id = mandate;
     p.store.record(&ev).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! RFC 7009 over the in-memory store: only the owner revokes, and each revocation is on
+    //! the trail (naming the mandate of a delegated token, for SSF).
+
+    use super::*;
+    use crate::audit::EventKind;
+    use crate::domain::agents::AgentStatus;
+    use crate::oauth::introspect::introspect;
+    use crate::testing::{Fake, access_token, agent, client, mandate, provider};
+
+    #[tokio::test]
+    async fn only_the_owner_revokes_and_the_trail_names_the_mandate() {
+        let store = Fake {
+            agents: vec![agent("a1", AgentStatus::Active)],
+            mandates: std::sync::Mutex::new(vec![mandate("m1", "a1", i64::MAX)]),
+            ..Fake::default()
+        };
+        let (p, t) = provider(store);
+        let owner = client("a1", false);
+        let at = access_token(&p, &t, &owner, Some("a1"), Some("m1"), None);
+        let meta = RequestMeta::default();
+        let e = revoke(&p, &t, &client("other", false), &at.token, None, &meta)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidRequest);
+        assert!(p.store.revoked.lock().unwrap().is_empty());
+        assert!(p.store.audit.lock().unwrap().is_empty());
+
+        revoke(&p, &t, &owner, &at.token, Some("access_token"), &meta)
+            .await
+            .unwrap();
+        assert_eq!(
+            p.store.revoked.lock().unwrap().get(&at.jti),
+            Some(&at.expires_at)
+        );
+        let records = p.store.recorded(EventKind::TokenRevoked);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].mandate_id.as_deref(), Some("m1"));
+        assert_eq!(records[0].detail["jti"], at.jti.as_str());
+        let out = introspect(&p, &t, &client("rs", false), &at.token, None)
+            .await
+            .unwrap();
+        assert_eq!(out["active"], false);
+
+        // A token that is not live (now revoked, or never ours): success, nothing recorded.
+        revoke(&p, &t, &owner, &at.token, None, &meta)
+            .await
+            .unwrap();
+        revoke(&p, &t, &owner, "garbage", None, &meta)
+            .await
+            .unwrap();
+        assert_eq!(p.store.audit.lock().unwrap().len(), 1);
+    }
 }

@@ -67,8 +67,8 @@ pub struct IssuedAccessToken {
 }
 
 /// Sign an RFC 9068 access token.
-pub fn access_token(
-    p: &Provider,
+pub fn access_token<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     subject: &TokenSubject,
@@ -99,8 +99,8 @@ pub struct DelegatedClaims {
 /// Sign an RFC 9068 access token living `ttl` seconds ([`AccessTokenClaims`], through the
 /// token crate), delegated when `delegated` says so.
 #[allow(clippy::too_many_arguments)]
-pub fn access_token_with(
-    p: &Provider,
+pub fn access_token_with<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     subject: &TokenSubject,
@@ -155,8 +155,8 @@ pub struct IdTokenExtras<'a> {
 }
 
 /// Sign an ID token (OIDC Core §2, [`IdTokenClaims`]) with the client's registered algorithm, RS256 by default.
-pub fn id_token(
-    p: &Provider,
+pub fn id_token<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     subject: &TokenSubject,
@@ -199,8 +199,8 @@ pub fn token_hash(alg: Alg, token: &str) -> String {
 /// A new opaque refresh token and its stored record. A public client's token is bound to the
 /// DPoP key its access token is bound to (RFC 9449 §5); a confidential client's is bound by
 /// its client authentication, so it may change keys.
-pub fn refresh_token(
-    p: &Provider,
+pub fn refresh_token<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     grant_id: &str,
     client: &Client,

@@ -5,10 +5,11 @@ use serde_json::{Map, Value, json};
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::dpop::{Presented, resource_claims};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, MandateStore, ReplayStore, UserStore};
 
 /// Claims for a bearer access token; errors are RFC 6750 codes.
-pub async fn userinfo(
-    p: &Provider,
+pub async fn userinfo<S: MandateStore + ReplayStore + AuditSink + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     token: &Presented<'_>,
 ) -> Result<Value, OAuthError> {

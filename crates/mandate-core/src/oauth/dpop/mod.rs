@@ -14,6 +14,7 @@ use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::introspect::access_token_claims;
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, MandateStore, ReplayStore};
 use proof::{DpopConfig, DpopError, Endpoint, ExpectedNonce, ProofRequest, Scheme};
 
 /// RFC 9449 §7.1's `error_description` when a token and the way it was presented disagree
@@ -36,14 +37,14 @@ fn refused(e: &DpopError, at: Endpoint) -> OAuthError {
 }
 
 /// A fresh server nonce for the `DPoP-Nonce` header, when the tenant requires nonces.
-pub fn nonce(p: &Provider, t: &TenantCtx) -> Option<String> {
+pub fn nonce<S: ?Sized>(p: &Provider<S>, t: &TenantCtx) -> Option<String> {
     p.settings
         .dpop_require_nonce
         .then(|| proof::new_nonce(&t.tenant.secret_key, p.now()))
 }
 
-async fn verify(
-    p: &Provider,
+async fn verify<S: ReplayStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     proof: &str,
     req: ProofRequest<'_>,
@@ -76,8 +77,8 @@ async fn verify(
 
 /// Verify a token request's proof (`POST` to the token endpoint); returns the key thumbprint
 /// to bind the access token to.
-pub async fn token_endpoint_proof(
-    p: &Provider,
+pub async fn token_endpoint_proof<S: ReplayStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     proof: &str,
 ) -> Result<String, OAuthError> {
@@ -108,8 +109,8 @@ pub struct Presented<'a> {
 /// The claims of a valid access token presented to one of this server's resources, enforcing
 /// its DPoP binding: a bound token needs the `DPoP` scheme and a proof by its key for this
 /// request; an unbound token must come as `Bearer`. `None`: invalid, expired or revoked.
-pub async fn resource_claims(
-    p: &Provider,
+pub async fn resource_claims<S: MandateStore + ReplayStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     presented: &Presented<'_>,
 ) -> Result<Option<Arc<AccessTokenClaims>>, OAuthError> {
@@ -154,8 +155,8 @@ pub async fn resource_claims(
 }
 
 /// The binding rule of [`resource_claims`] for a token bound to `bound` (its `cnf.jkt`).
-async fn binding(
-    p: &Provider,
+async fn binding<S: ReplayStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     presented: &Presented<'_>,
     bound: Option<&str>,
@@ -178,5 +179,78 @@ async fn binding(
             verify(p, t, proof, req, Endpoint::Resource).await?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The binding rule at a resource over the in-memory store: a bound token needs the DPoP
+    //! scheme, an unbound one the Bearer scheme, and a refusal of a valid token is recorded
+    //! with its person, chain and mandate.
+
+    use super::*;
+    use crate::audit::EventKind;
+    use crate::domain::agents::AgentStatus;
+    use crate::testing::{Fake, access_token, agent, client, mandate, provider};
+
+    fn presented(token: &str, scheme: Scheme) -> Presented<'_> {
+        Presented {
+            scheme,
+            token,
+            proof: None,
+            method: "GET",
+            uri: "https://id.example/t/acme/userinfo",
+        }
+    }
+
+    #[tokio::test]
+    async fn the_scheme_must_match_the_binding_and_refusals_are_recorded() {
+        let store = Fake {
+            agents: vec![agent("a1", AgentStatus::Active)],
+            mandates: std::sync::Mutex::new(vec![mandate("m1", "a1", i64::MAX)]),
+            ..Fake::default()
+        };
+        let (p, t) = provider(store);
+        let c = client("a1", false);
+        let bound = access_token(&p, &t, &c, Some("a1"), Some("m1"), Some("jkt-1"));
+        let e = resource_claims(&p, &t, &presented(&bound.token, Scheme::Bearer))
+            .await
+            .unwrap_err();
+        assert!(is_key_binding_error(&e));
+        let e = resource_claims(&p, &t, &presented(&bound.token, Scheme::DPoP))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidDpopProof);
+        let records = p.store.recorded(EventKind::AuthorizationFailed);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].actor, Principal::Agent { id: "a1".into() });
+        assert_eq!(
+            records[0].subject,
+            Some(Principal::User { id: "u1".into() })
+        );
+        assert_eq!(
+            records[0].act_chain,
+            vec![Principal::Agent { id: "a1".into() }]
+        );
+        assert_eq!(records[0].mandate_id.as_deref(), Some("m1"));
+
+        let plain = access_token(&p, &t, &client("web", false), None, None, None);
+        let e = resource_claims(&p, &t, &presented(&plain.token, Scheme::DPoP))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidToken);
+        let ok = resource_claims(&p, &t, &presented(&plain.token, Scheme::Bearer))
+            .await
+            .unwrap()
+            .expect("live");
+        assert_eq!((ok.sub.as_str(), ok.client_id.as_str()), ("u1", "web"));
+        // An unknown token is no refusal to record: `None`.
+        assert!(
+            resource_claims(&p, &t, &presented("x.y.z", Scheme::Bearer))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(p.store.recorded(EventKind::AuthorizationFailed).len(), 3);
     }
 }

@@ -34,6 +34,8 @@ const CORE_LAYERS: &[&[&str]] = &[
     &["account"],
     &["ciba"],
     &["ssf"],
+    // The unit tests' in-memory store (`#[cfg(test)]`): above everything, imported by none.
+    &["testing"],
 ];
 
 /// Imports against [`CORE_LAYERS`] that exist today (`from -> to`); the list may only shrink.

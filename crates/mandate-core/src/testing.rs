@@ -1,0 +1,408 @@
+//! An in-memory store for the core's unit tests: the ports the rules under test name (users,
+//! agents, mandates, grants and tokens, replay, audit), each as simply as its contract allows.
+//! A method no rule under test reaches panics, so a test that starts needing one says so.
+//! The real stores are proven against the same contracts in mandate-store's contract tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use crate::audit::AuditEvent;
+use crate::domain::agents::{Agent, AgentStatus, Mandate};
+use crate::domain::model::{AuthCode, Client, ClientAuthMethod, Grant, RefreshToken, Tenant, User};
+use crate::domain::scope::Scope;
+use crate::provider::{Provider, TenantCtx};
+use crate::settings::Settings;
+use crate::store::{
+    AgentStore, AuditSink, ExchangeLookup, GrantStore, MandateSelector, MandateStore, ReplayStore,
+    Spend, StoreResult, UserStore,
+};
+use mandate_token::jwk::{Alg, KeySet, generate};
+
+/// The tenant every fake holds data for.
+pub const TENANT: &str = "t";
+
+/// The store: plain collections behind locks.
+#[derive(Default)]
+pub struct Fake {
+    pub users: Vec<User>,
+    pub agents: Vec<Agent>,
+    pub mandates: Mutex<Vec<Mandate>>,
+    pub audit: Mutex<Vec<AuditEvent>>,
+    pub grants: Mutex<Vec<Grant>>,
+    pub refresh: Mutex<Vec<RefreshToken>>,
+    /// Revoked access tokens: jti → until.
+    pub revoked: Mutex<BTreeMap<String, i64>>,
+    pub replay: Mutex<BTreeSet<String>>,
+}
+
+impl Fake {
+    /// The audit records of one kind.
+    pub fn recorded(&self, kind: crate::audit::EventKind) -> Vec<AuditEvent> {
+        let all = self.audit.lock().unwrap();
+        all.iter().filter(|e| e.kind == kind).cloned().collect()
+    }
+}
+
+/// A person of the tenant.
+pub fn user(id: &str, username: &str) -> User {
+    User {
+        tenant_id: TENANT.into(),
+        id: id.into(),
+        username: username.into(),
+        email: None,
+        email_verified: false,
+        name: None,
+        password_hash: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+/// An agent owned by `u1` with the ceiling `read write`.
+pub fn agent(id: &str, status: AgentStatus) -> Agent {
+    Agent {
+        tenant_id: TENANT.into(),
+        id: id.into(),
+        name: id.into(),
+        owner_user_id: Some("u1".into()),
+        provider: None,
+        model: None,
+        version: None,
+        scope_ceiling: Scope::parse("read write").unwrap(),
+        require_dpop: false,
+        status,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+/// A mandate in force from `u1` to `agent_id` for `read`, until `expires_at`.
+pub fn mandate(id: &str, agent_id: &str, expires_at: i64) -> Mandate {
+    Mandate {
+        tenant_id: TENANT.into(),
+        id: id.into(),
+        user_id: "u1".into(),
+        agent_id: agent_id.into(),
+        scope: Scope::parse("read").unwrap(),
+        authorization_details: vec![],
+        resources: vec![],
+        expires_at,
+        max_token_lifetime: 300,
+        max_delegation_depth: 0,
+        approval_required: vec![],
+        origin: crate::domain::agents::MandateOrigin::Api,
+        created_at: 0,
+        revoked_at: None,
+        allow_refresh: false,
+    }
+}
+
+/// An access token for `u1` issued to `client`, delegated to `act` under `mandate` when given.
+pub fn access_token(
+    p: &Provider<Fake>,
+    t: &TenantCtx,
+    client: &Client,
+    act: Option<&str>,
+    mandate: Option<&str>,
+    jkt: Option<&str>,
+) -> crate::oauth::tokens::IssuedAccessToken {
+    use crate::oauth::tokens::{DelegatedClaims, TokenSubject, access_token_with};
+    let subject = TokenSubject {
+        sub: "u1".into(),
+        auth_time: None,
+        acr: None,
+        amr: vec![],
+        sid: None,
+        cnf_jkt: jkt.map(str::to_string),
+    };
+    let delegated = DelegatedClaims {
+        act: act.map(mandate_token::act::Act::new),
+        mandate: mandate.map(str::to_string),
+        authorization_details: None,
+    };
+    access_token_with(
+        p,
+        t,
+        client,
+        &subject,
+        &Scope::parse("read").unwrap(),
+        &[],
+        300,
+        delegated,
+    )
+    .unwrap()
+}
+
+/// A client of the tenant: confidential (secret) or public.
+pub fn client(id: &str, public: bool) -> Client {
+    Client {
+        tenant_id: TENANT.into(),
+        client_id: id.into(),
+        name: id.into(),
+        secret_digest: (!public).then(|| vec![0; 32]),
+        auth_method: if public {
+            ClientAuthMethod::None
+        } else {
+            ClientAuthMethod::ClientSecretBasic
+        },
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec![],
+        scopes: Scope::parse("openid read write").unwrap(),
+        jwks: None,
+        id_token_alg: None,
+        web_origins: vec![],
+        refresh_grace_seconds: 0,
+        created_at: 0,
+    }
+}
+
+/// A provider over `store` and the tenant it serves, with an ES256 key.
+pub fn provider(store: Fake) -> (Provider<Fake>, TenantCtx) {
+    let p = Provider::new(
+        Arc::new(store),
+        Settings::default(),
+        "https://id.example",
+        std::time::Duration::from_secs(60),
+    );
+    let tenant = Tenant {
+        id: TENANT.into(),
+        name: "acme".into(),
+        secret_key: vec![7; 32],
+        access_token_alg: Alg::ES256,
+        created_at: 0,
+        settings: Default::default(),
+    };
+    let keys = KeySet::load(&[generate(TENANT, Alg::ES256, 0).unwrap()]).unwrap();
+    let t = TenantCtx {
+        issuer: p.issuer_for(&tenant.name),
+        tenant,
+        keys,
+    };
+    (p, t)
+}
+
+fn unused<T>(what: &str) -> T {
+    unreachable!("{what}: not a port of the rules under test")
+}
+
+#[async_trait]
+impl UserStore for Fake {
+    async fn create_user(&self, _: &User) -> StoreResult<()> {
+        unused("create_user")
+    }
+    async fn user_by_username(&self, t: &str, name: &str) -> StoreResult<Option<User>> {
+        let found = self
+            .users
+            .iter()
+            .find(|u| u.tenant_id == t && u.username == name);
+        Ok(found.cloned())
+    }
+    async fn user(&self, t: &str, id: &str) -> StoreResult<Option<User>> {
+        Ok(self
+            .users
+            .iter()
+            .find(|u| u.tenant_id == t && u.id == id)
+            .cloned())
+    }
+    async fn erase_user(&self, _: &str, _: &User, _: i64) -> StoreResult<bool> {
+        unused("erase_user")
+    }
+}
+
+#[async_trait]
+impl AgentStore for Fake {
+    async fn create_agent(&self, _: &Agent) -> StoreResult<()> {
+        unused("create_agent")
+    }
+    async fn agent(&self, t: &str, id: &str) -> StoreResult<Option<Agent>> {
+        Ok(self
+            .agents
+            .iter()
+            .find(|a| a.tenant_id == t && a.id == id)
+            .cloned())
+    }
+    async fn list_agents(&self, t: &str) -> StoreResult<Vec<Agent>> {
+        Ok(self
+            .agents
+            .iter()
+            .filter(|a| a.tenant_id == t)
+            .cloned()
+            .collect())
+    }
+    async fn set_agent_status(
+        &self,
+        _: &str,
+        _: &str,
+        _: AgentStatus,
+        _: i64,
+    ) -> StoreResult<bool> {
+        unused("set_agent_status")
+    }
+}
+
+#[async_trait]
+impl MandateStore for Fake {
+    async fn create_mandate(&self, m: &Mandate) -> StoreResult<()> {
+        self.mandates.lock().unwrap().push(m.clone());
+        Ok(())
+    }
+    async fn mandate(&self, t: &str, id: &str) -> StoreResult<Option<Mandate>> {
+        let all = self.mandates.lock().unwrap();
+        Ok(all.iter().find(|m| m.tenant_id == t && m.id == id).cloned())
+    }
+    async fn user_mandates(&self, t: &str, user: &str) -> StoreResult<Vec<Mandate>> {
+        let all = self.mandates.lock().unwrap();
+        let mine = all.iter().filter(|m| m.tenant_id == t && m.user_id == user);
+        // Newest first.
+        Ok(mine.rev().cloned().collect())
+    }
+    async fn revoke_mandates(
+        &self,
+        t: &str,
+        which: MandateSelector<'_>,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        let mut ids = Vec::new();
+        for m in self.mandates.lock().unwrap().iter_mut() {
+            let chosen = match which {
+                MandateSelector::One(id) => m.id == id,
+                MandateSelector::Agent(a) => m.agent_id == a,
+                MandateSelector::User(u) => m.user_id == u,
+            };
+            if m.tenant_id == t && chosen && m.is_active(now) {
+                m.revoked_at = Some(now);
+                ids.push(m.id.clone());
+            }
+        }
+        Ok(ids)
+    }
+    async fn delegation_inactive(
+        &self,
+        t: &str,
+        agents: &[String],
+        mandate: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let agent_dead = agents.iter().any(|id| {
+            !self
+                .agents
+                .iter()
+                .any(|a| a.tenant_id == t && &a.id == id && a.status == AgentStatus::Active)
+        });
+        let mandate_dead = match mandate {
+            None => false,
+            Some(id) => self.mandate(t, id).await?.is_none_or(|m| !m.is_active(now)),
+        };
+        Ok(agent_dead || mandate_dead)
+    }
+    async fn exchange_context(
+        &self,
+        _: &str,
+        _: ExchangeLookup<'_>,
+        _: i64,
+    ) -> StoreResult<(bool, Vec<Mandate>)> {
+        unused("exchange_context")
+    }
+    async fn access_token_inactive(
+        &self,
+        t: &str,
+        jti: &str,
+        agents: &[String],
+        mandate: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        Ok(self.access_token_revoked(t, jti).await?
+            || self.delegation_inactive(t, agents, mandate, now).await?)
+    }
+}
+
+#[async_trait]
+impl GrantStore for Fake {
+    async fn create_grant(&self, g: &Grant) -> StoreResult<()> {
+        self.grants.lock().unwrap().push(g.clone());
+        Ok(())
+    }
+    async fn grant(&self, t: &str, id: &str) -> StoreResult<Option<Grant>> {
+        let all = self.grants.lock().unwrap();
+        Ok(all.iter().find(|g| g.tenant_id == t && g.id == id).cloned())
+    }
+    async fn revoke_grant(&self, t: &str, id: &str, now: i64) -> StoreResult<bool> {
+        let mut all = self.grants.lock().unwrap();
+        let live = all
+            .iter_mut()
+            .find(|g| g.tenant_id == t && g.id == id && g.revoked_at.is_none());
+        Ok(live.map(|g| g.revoked_at = Some(now)).is_some())
+    }
+    async fn revoke_session_grants(&self, _: &str, _: &str, _: i64) -> StoreResult<u64> {
+        unused("revoke_session_grants")
+    }
+    async fn revoke_client_grants(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: i64,
+    ) -> StoreResult<Vec<String>> {
+        unused("revoke_client_grants")
+    }
+    async fn insert_code(&self, _: &AuthCode) -> StoreResult<()> {
+        unused("insert_code")
+    }
+    async fn code(&self, _: &str, _: &[u8]) -> StoreResult<Option<(AuthCode, bool)>> {
+        unused("code")
+    }
+    async fn consume_code(&self, _: &str, _: &[u8], _: i64) -> StoreResult<Spend<AuthCode>> {
+        unused("consume_code")
+    }
+    async fn insert_refresh(&self, r: &RefreshToken) -> StoreResult<()> {
+        self.refresh.lock().unwrap().push(r.clone());
+        Ok(())
+    }
+    async fn refresh(&self, t: &str, digest: &[u8]) -> StoreResult<Option<RefreshToken>> {
+        let all = self.refresh.lock().unwrap();
+        Ok(all
+            .iter()
+            .find(|r| r.tenant_id == t && r.digest == digest)
+            .cloned())
+    }
+    async fn spend_refresh(&self, _: &str, _: &[u8], _: i64) -> StoreResult<Spend<RefreshToken>> {
+        unused("spend_refresh")
+    }
+    async fn spend_refresh_in_grace(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: i64,
+        _: i64,
+    ) -> StoreResult<Option<RefreshToken>> {
+        unused("spend_refresh_in_grace")
+    }
+    async fn record_access_token(&self, _: &str, _: &str, _: &str, _: i64) -> StoreResult<()> {
+        unused("record_access_token")
+    }
+    async fn revoke_access_token(&self, _: &str, jti: &str, until: i64) -> StoreResult<()> {
+        self.revoked.lock().unwrap().insert(jti.to_string(), until);
+        Ok(())
+    }
+    async fn access_token_revoked(&self, _: &str, jti: &str) -> StoreResult<bool> {
+        Ok(self.revoked.lock().unwrap().contains_key(jti))
+    }
+}
+
+#[async_trait]
+impl ReplayStore for Fake {
+    async fn first_use(&self, t: &str, key: &str, _: i64) -> StoreResult<bool> {
+        Ok(self.replay.lock().unwrap().insert(format!("{t}/{key}")))
+    }
+}
+
+#[async_trait]
+impl AuditSink for Fake {
+    async fn record(&self, e: &AuditEvent) -> StoreResult<()> {
+        self.audit.lock().unwrap().push(e.clone());
+        Ok(())
+    }
+}
