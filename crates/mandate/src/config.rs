@@ -24,141 +24,125 @@ pub struct StorageArgs {
     pub dev_allow_loopback_outbound: bool,
 }
 
-/// Options of `mandate serve`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "MANDATE_LISTEN")]
-    pub listen: Option<String>,
-    /// Public base URL of this server [default: http://{listen}].
-    #[arg(long, env = "MANDATE_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// TLS certificate chain (PEM).
-    #[arg(long, env = "MANDATE_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, env = "MANDATE_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Reverse proxies (IP or CIDR) whose X-Forwarded-For/-Proto are trusted; repeatable or comma-separated.
-    #[arg(
-        long = "trusted-proxy",
-        env = "MANDATE_TRUSTED_PROXIES",
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Vec<String>,
-    /// Directory of templates overriding the built-in ones.
-    #[arg(long, env = "MANDATE_TEMPLATES_DIR")]
-    pub templates_dir: Option<PathBuf>,
-    /// Access token lifetime in seconds [default: 300].
-    #[arg(long, env = "MANDATE_ACCESS_TOKEN_TTL")]
-    pub access_token_ttl: Option<i64>,
-    /// ID token lifetime in seconds [default: 3600].
-    #[arg(long, env = "MANDATE_ID_TOKEN_TTL")]
-    pub id_token_ttl: Option<i64>,
-    /// Authorization code lifetime in seconds [default: 60].
-    #[arg(long, env = "MANDATE_CODE_TTL")]
-    pub code_ttl: Option<i64>,
-    /// Refresh token lifetime in seconds [default: 2592000].
-    #[arg(long, env = "MANDATE_REFRESH_TOKEN_TTL")]
-    pub refresh_token_ttl: Option<i64>,
-    /// Require a server nonce (`DPoP-Nonce`) in DPoP proofs (RFC 9449 §8).
-    #[arg(long, env = "MANDATE_DPOP_REQUIRE_NONCE")]
-    pub dpop_require_nonce: Option<bool>,
-    /// Browser session lifetime in seconds [default: 43200].
-    #[arg(long, env = "MANDATE_SESSION_TTL")]
-    pub session_ttl: Option<i64>,
-    /// How long tenant keys and clients are cached, in milliseconds [default: 5000].
-    #[arg(long, env = "MANDATE_CACHE_TTL_MS")]
-    pub cache_ttl_ms: Option<u64>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "MANDATE_LOG_FORMAT")]
-    pub log_format: Option<String>,
-    /// URL that gets a JSON POST (with the approval link) for every new CIBA request, so an
-    /// app can notify the person.
-    #[arg(long, env = "MANDATE_CIBA_WEBHOOK_URL")]
-    pub ciba_webhook_url: Option<String>,
-    /// Minimum CIBA polling interval in seconds [default: 5].
-    #[arg(long, env = "MANDATE_CIBA_INTERVAL")]
-    pub ciba_interval: Option<i64>,
-    /// Password hashes computed at once [default: number of cores].
-    #[arg(long, env = "MANDATE_PASSWORD_HASH_CONCURRENCY")]
-    pub password_hash_concurrency: Option<usize>,
-    /// Logins that may wait for a hash beyond those; more get 429 [default: 4 per core].
-    #[arg(long, env = "MANDATE_PASSWORD_HASH_QUEUE")]
-    pub password_hash_queue: Option<usize>,
-    /// Failed logins of one account name before each further attempt waits [default: 3].
-    #[arg(long, env = "MANDATE_LOGIN_FAILURES_BEFORE_DELAY")]
-    pub login_failures_before_delay: Option<i64>,
-    /// Failed logins of one account name before it is locked out [default: 10].
-    #[arg(long, env = "MANDATE_LOGIN_FAILURES_BEFORE_LOCKOUT")]
-    pub login_failures_before_lockout: Option<i64>,
-    /// Failed logins from one address (IPv6: /64) before each further attempt waits [default: 20].
-    #[arg(long, env = "MANDATE_LOGIN_IP_FAILURES_BEFORE_DELAY")]
-    pub login_ip_failures_before_delay: Option<i64>,
-    /// Failed logins from one address before it is locked out [default: 100].
-    #[arg(long, env = "MANDATE_LOGIN_IP_FAILURES_BEFORE_LOCKOUT")]
-    pub login_ip_failures_before_lockout: Option<i64>,
-    /// Lockout length in seconds, growing by this much per further failure [default: 60].
-    #[arg(long, env = "MANDATE_LOGIN_WAIT_INCREMENT")]
-    pub login_wait_increment: Option<i64>,
-    /// Longest lockout in seconds [default: 900].
-    #[arg(long, env = "MANDATE_LOGIN_MAX_WAIT")]
-    pub login_max_wait: Option<i64>,
-    /// Seconds after which failed logins are forgotten [default: 43200].
-    #[arg(long, env = "MANDATE_LOGIN_FAILURE_RESET")]
-    pub login_failure_reset: Option<i64>,
-    /// Seconds a client has to send request headers; also the keep-alive idle timeout [default: 5].
-    #[arg(long, env = "MANDATE_HEADER_READ_TIMEOUT")]
-    pub header_read_timeout: Option<u64>,
-    /// Seconds a client has to send a request body [default: 10].
-    #[arg(long, env = "MANDATE_BODY_READ_TIMEOUT")]
-    pub body_read_timeout: Option<u64>,
-    /// Most connections open at once; more are closed on arrival [default: 1000].
-    #[arg(long, env = "MANDATE_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// HTTP/2 keep-alive ping interval and timeout in seconds [default: 20].
-    #[arg(long, env = "MANDATE_HTTP2_KEEPALIVE")]
-    pub http2_keepalive: Option<u64>,
+/// `serve`'s own defaults (the protocol ones are `mandate_core::settings::Settings::default`).
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_LOG_FORMAT: &str = "text";
+const DEFAULT_CACHE_TTL_MS: u64 = 5000;
+
+/// Declares each `serve` setting once: its doc (the `--help` text), flag (`--{name}` with `_` as
+/// `-`), environment variable, `mandate.toml` key (`{name}`) and type. It generates the clap
+/// options ([`ServeArgs`]), the file form ([`FileConfig`]) and their layering ([`Given`]: the
+/// flag or its variable, else the file); [`serve_config`] applies the defaults and checks.
+/// docs/configuration.md is checked against what it generates (the tests below).
+macro_rules! serve_settings {
+    ($( $(#[$meta:meta])* $name:ident : $ty:ty = $env:literal, )*) => {
+        /// Options of `mandate serve`.
+        #[derive(Debug, Clone, clap::Args)]
+        pub struct ServeArgs {
+            $(
+                $(#[$meta])*
+                #[arg(long, env = $env)]
+                pub $name: Option<$ty>,
+            )*
+            /// Reverse proxies (IP or CIDR) whose X-Forwarded-For/-Proto are trusted; repeatable or comma-separated.
+            #[arg(
+                long = "trusted-proxy",
+                env = "MANDATE_TRUSTED_PROXIES",
+                value_delimiter = ','
+            )]
+            pub trusted_proxies: Vec<String>,
+        }
+
+        /// The file form of the settings: where the data lives, and every `serve` setting
+        /// under its own name.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileConfig {
+            pub data_dir: Option<PathBuf>,
+            pub database_url: Option<String>,
+            #[serde(default)]
+            pub dev_allow_loopback_outbound: bool,
+            #[serde(default)]
+            pub trusted_proxies: Vec<String>,
+            $( pub $name: Option<$ty>, )*
+        }
+
+        /// Each `serve` setting as given: the flag (or its variable), else the file.
+        #[derive(Debug, Clone, Default)]
+        struct Given {
+            $( $name: Option<$ty>, )*
+        }
+
+        impl ServeArgs {
+            fn given(&self, f: &FileConfig) -> Given {
+                Given {
+                    $( $name: self.$name.clone().or_else(|| f.$name.clone()), )*
+                }
+            }
+        }
+    };
 }
 
-/// The file form of the settings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
-    pub listen: Option<String>,
-    pub public_url: Option<String>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
-    pub templates_dir: Option<PathBuf>,
-    pub access_token_ttl: Option<i64>,
-    pub id_token_ttl: Option<i64>,
-    pub code_ttl: Option<i64>,
-    pub refresh_token_ttl: Option<i64>,
-    pub session_ttl: Option<i64>,
-    pub dpop_require_nonce: Option<bool>,
-    pub cache_ttl_ms: Option<u64>,
-    pub log_format: Option<String>,
-    pub ciba_webhook_url: Option<String>,
-    pub ciba_interval: Option<i64>,
-    pub password_hash_concurrency: Option<usize>,
-    pub password_hash_queue: Option<usize>,
-    pub login_failures_before_delay: Option<i64>,
-    pub login_failures_before_lockout: Option<i64>,
-    pub login_ip_failures_before_delay: Option<i64>,
-    pub login_ip_failures_before_lockout: Option<i64>,
-    pub login_wait_increment: Option<i64>,
-    pub login_max_wait: Option<i64>,
-    pub login_failure_reset: Option<i64>,
-    pub header_read_timeout: Option<u64>,
-    pub body_read_timeout: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub http2_keepalive: Option<u64>,
-    #[serde(default)]
-    pub dev_allow_loopback_outbound: bool,
+serve_settings! {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    listen: String = "MANDATE_LISTEN",
+    /// Public base URL of this server [default: http://{listen}].
+    public_url: String = "MANDATE_PUBLIC_URL",
+    /// TLS certificate chain (PEM).
+    #[arg(requires = "tls_key")]
+    tls_cert: PathBuf = "MANDATE_TLS_CERT",
+    /// TLS private key (PEM).
+    #[arg(requires = "tls_cert")]
+    tls_key: PathBuf = "MANDATE_TLS_KEY",
+    /// Directory of templates overriding the built-in ones.
+    templates_dir: PathBuf = "MANDATE_TEMPLATES_DIR",
+    /// Access token lifetime in seconds [default: 300].
+    access_token_ttl: i64 = "MANDATE_ACCESS_TOKEN_TTL",
+    /// ID token lifetime in seconds [default: 3600].
+    id_token_ttl: i64 = "MANDATE_ID_TOKEN_TTL",
+    /// Authorization code lifetime in seconds [default: 60].
+    code_ttl: i64 = "MANDATE_CODE_TTL",
+    /// Refresh token lifetime in seconds [default: 2592000].
+    refresh_token_ttl: i64 = "MANDATE_REFRESH_TOKEN_TTL",
+    /// Require a server nonce (`DPoP-Nonce`) in DPoP proofs (RFC 9449 §8).
+    dpop_require_nonce: bool = "MANDATE_DPOP_REQUIRE_NONCE",
+    /// Browser session lifetime in seconds [default: 43200].
+    session_ttl: i64 = "MANDATE_SESSION_TTL",
+    /// How long tenant keys and clients are cached, in milliseconds [default: 5000].
+    cache_ttl_ms: u64 = "MANDATE_CACHE_TTL_MS",
+    /// Log format: text or json [default: text].
+    log_format: String = "MANDATE_LOG_FORMAT",
+    /// URL that gets a JSON POST (with the approval link) for every new CIBA request, so an
+    /// app can notify the person.
+    ciba_webhook_url: String = "MANDATE_CIBA_WEBHOOK_URL",
+    /// Minimum CIBA polling interval in seconds [default: 5].
+    ciba_interval: i64 = "MANDATE_CIBA_INTERVAL",
+    /// Password hashes computed at once [default: number of cores].
+    password_hash_concurrency: usize = "MANDATE_PASSWORD_HASH_CONCURRENCY",
+    /// Logins that may wait for a hash beyond those; more get 429 [default: 4 per core].
+    password_hash_queue: usize = "MANDATE_PASSWORD_HASH_QUEUE",
+    /// Failed logins of one account name before each further attempt waits [default: 3].
+    login_failures_before_delay: i64 = "MANDATE_LOGIN_FAILURES_BEFORE_DELAY",
+    /// Failed logins of one account name before it is locked out [default: 10].
+    login_failures_before_lockout: i64 = "MANDATE_LOGIN_FAILURES_BEFORE_LOCKOUT",
+    /// Failed logins from one address (IPv6: /64) before each further attempt waits [default: 20].
+    login_ip_failures_before_delay: i64 = "MANDATE_LOGIN_IP_FAILURES_BEFORE_DELAY",
+    /// Failed logins from one address before it is locked out [default: 100].
+    login_ip_failures_before_lockout: i64 = "MANDATE_LOGIN_IP_FAILURES_BEFORE_LOCKOUT",
+    /// Lockout length in seconds, growing by this much per further failure [default: 60].
+    login_wait_increment: i64 = "MANDATE_LOGIN_WAIT_INCREMENT",
+    /// Longest lockout in seconds [default: 900].
+    login_max_wait: i64 = "MANDATE_LOGIN_MAX_WAIT",
+    /// Seconds after which failed logins are forgotten [default: 43200].
+    login_failure_reset: i64 = "MANDATE_LOGIN_FAILURE_RESET",
+    /// Seconds a client has to send request headers; also the keep-alive idle timeout [default: 5].
+    header_read_timeout: u64 = "MANDATE_HEADER_READ_TIMEOUT",
+    /// Seconds a client has to send a request body [default: 10].
+    body_read_timeout: u64 = "MANDATE_BODY_READ_TIMEOUT",
+    /// Most connections open at once; more are closed on arrival [default: 1000].
+    max_connections: usize = "MANDATE_MAX_CONNECTIONS",
+    /// HTTP/2 keep-alive ping interval and timeout in seconds [default: 20].
+    http2_keepalive: u64 = "MANDATE_HTTP2_KEEPALIVE",
 }
 
 impl FileConfig {
@@ -262,25 +246,18 @@ pub fn check_listen(listen: &str) -> Result<()> {
 }
 
 pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
-    let listen = a
-        .listen
-        .clone()
-        .or_else(|| f.listen.clone())
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let g = a.given(f);
+    let listen = g.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into());
     check_listen(&listen)?;
-    let tls = match (
-        a.tls_cert.clone().or_else(|| f.tls_cert.clone()),
-        a.tls_key.clone().or_else(|| f.tls_key.clone()),
-    ) {
+    let tls = match (g.tls_cert.clone(), g.tls_key.clone()) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         _ => anyhow::bail!("TLS needs both a certificate and a key"),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let public_url = a
+    let public_url = g
         .public_url
         .clone()
-        .or_else(|| f.public_url.clone())
         .unwrap_or_else(|| format!("{scheme}://{listen}"));
     let parsed = url::Url::parse(&public_url)
         .with_context(|| format!("invalid public URL {public_url:?}"))?;
@@ -291,73 +268,45 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         anyhow::bail!("public URL must be http(s) without query or fragment: {public_url}");
     }
     let mut s = mandate_core::settings::Settings::default();
-    let pick =
-        |flag: Option<i64>, file: Option<i64>, default: i64| flag.or(file).unwrap_or(default);
-    s.access_token_ttl = pick(a.access_token_ttl, f.access_token_ttl, s.access_token_ttl);
-    s.id_token_ttl = pick(a.id_token_ttl, f.id_token_ttl, s.id_token_ttl);
-    s.code_ttl = pick(a.code_ttl, f.code_ttl, s.code_ttl);
-    s.refresh_token_ttl = pick(
-        a.refresh_token_ttl,
-        f.refresh_token_ttl,
-        s.refresh_token_ttl,
-    );
-    s.session_ttl = pick(a.session_ttl, f.session_ttl, s.session_ttl);
-    s.dpop_require_nonce = a
-        .dpop_require_nonce
-        .or(f.dpop_require_nonce)
-        .unwrap_or(s.dpop_require_nonce);
-    s.ciba_interval = pick(a.ciba_interval, f.ciba_interval, s.ciba_interval);
-    s.ciba_webhook_url = a
-        .ciba_webhook_url
-        .clone()
-        .or_else(|| f.ciba_webhook_url.clone());
+    s.access_token_ttl = g.access_token_ttl.unwrap_or(s.access_token_ttl);
+    s.id_token_ttl = g.id_token_ttl.unwrap_or(s.id_token_ttl);
+    s.code_ttl = g.code_ttl.unwrap_or(s.code_ttl);
+    s.refresh_token_ttl = g.refresh_token_ttl.unwrap_or(s.refresh_token_ttl);
+    s.session_ttl = g.session_ttl.unwrap_or(s.session_ttl);
+    s.dpop_require_nonce = g.dpop_require_nonce.unwrap_or(s.dpop_require_nonce);
+    s.ciba_interval = g.ciba_interval.unwrap_or(s.ciba_interval);
+    s.ciba_webhook_url = g.ciba_webhook_url.clone();
     if let Some(u) = &s.ciba_webhook_url
         && let Err(why) = mandate_core::outbound::check_url(u)
     {
         anyhow::bail!("the CIBA webhook URL {u:?} {why}");
     }
     let lt = &mut s.login_throttle;
-    lt.failures_before_delay = pick(
-        a.login_failures_before_delay,
-        f.login_failures_before_delay,
-        lt.failures_before_delay,
-    );
-    lt.failures_before_lockout = pick(
-        a.login_failures_before_lockout,
-        f.login_failures_before_lockout,
-        lt.failures_before_lockout,
-    );
-    lt.ip_failures_before_delay = pick(
-        a.login_ip_failures_before_delay,
-        f.login_ip_failures_before_delay,
-        lt.ip_failures_before_delay,
-    );
-    lt.ip_failures_before_lockout = pick(
-        a.login_ip_failures_before_lockout,
-        f.login_ip_failures_before_lockout,
-        lt.ip_failures_before_lockout,
-    );
-    lt.wait_increment = pick(
-        a.login_wait_increment,
-        f.login_wait_increment,
-        lt.wait_increment,
-    );
-    lt.max_wait = pick(a.login_max_wait, f.login_max_wait, lt.max_wait);
-    lt.failure_reset = pick(
-        a.login_failure_reset,
-        f.login_failure_reset,
-        lt.failure_reset,
-    );
+    lt.failures_before_delay = g
+        .login_failures_before_delay
+        .unwrap_or(lt.failures_before_delay);
+    lt.failures_before_lockout = g
+        .login_failures_before_lockout
+        .unwrap_or(lt.failures_before_lockout);
+    lt.ip_failures_before_delay = g
+        .login_ip_failures_before_delay
+        .unwrap_or(lt.ip_failures_before_delay);
+    lt.ip_failures_before_lockout = g
+        .login_ip_failures_before_lockout
+        .unwrap_or(lt.ip_failures_before_lockout);
+    lt.wait_increment = g.login_wait_increment.unwrap_or(lt.wait_increment);
+    lt.max_wait = g.login_max_wait.unwrap_or(lt.max_wait);
+    lt.failure_reset = g.login_failure_reset.unwrap_or(lt.failure_reset);
     lt.check().map_err(anyhow::Error::msg)?;
     let mut hash_limits = mandate_core::crypto::secret::password::HashLimits::default();
-    if let Some(n) = a.password_hash_concurrency.or(f.password_hash_concurrency) {
+    if let Some(n) = g.password_hash_concurrency {
         if n == 0 {
             anyhow::bail!("the password hash concurrency must be at least 1");
         }
         hash_limits.concurrency = n;
         hash_limits.queue = 4 * n;
     }
-    if let Some(q) = a.password_hash_queue.or(f.password_hash_queue) {
+    if let Some(q) = g.password_hash_queue {
         hash_limits.queue = q;
     }
     if s.ciba_interval <= 0 {
@@ -378,32 +327,19 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
     if trusted.is_empty() {
         trusted = f.trusted_proxies.clone();
     }
-    let log_format = a
+    let log_format = g
         .log_format
         .clone()
-        .or_else(|| f.log_format.clone())
-        .unwrap_or_else(|| "text".into());
+        .unwrap_or_else(|| DEFAULT_LOG_FORMAT.into());
     if !matches!(log_format.as_str(), "text" | "json") {
         anyhow::bail!("log format must be text or json");
     }
     let d = mandate_core::settings::HttpLimits::default();
     let limits = mandate_core::settings::HttpLimits {
-        header_read_timeout: a
-            .header_read_timeout
-            .or(f.header_read_timeout)
-            .unwrap_or(d.header_read_timeout),
-        body_read_timeout: a
-            .body_read_timeout
-            .or(f.body_read_timeout)
-            .unwrap_or(d.body_read_timeout),
-        max_connections: a
-            .max_connections
-            .or(f.max_connections)
-            .unwrap_or(d.max_connections),
-        http2_keepalive: a
-            .http2_keepalive
-            .or(f.http2_keepalive)
-            .unwrap_or(d.http2_keepalive),
+        header_read_timeout: g.header_read_timeout.unwrap_or(d.header_read_timeout),
+        body_read_timeout: g.body_read_timeout.unwrap_or(d.body_read_timeout),
+        max_connections: g.max_connections.unwrap_or(d.max_connections),
+        http2_keepalive: g.http2_keepalive.unwrap_or(d.http2_keepalive),
     };
     if limits.header_read_timeout == 0
         || limits.body_read_timeout == 0
@@ -417,11 +353,9 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         public_url: public_url.trim_end_matches('/').to_string(),
         tls,
         trusted_proxies: trusted,
-        templates_dir: a.templates_dir.clone().or_else(|| f.templates_dir.clone()),
+        templates_dir: g.templates_dir.clone(),
         settings: s,
-        cache_ttl: std::time::Duration::from_millis(
-            a.cache_ttl_ms.or(f.cache_ttl_ms).unwrap_or(5000),
-        ),
+        cache_ttl: std::time::Duration::from_millis(g.cache_ttl_ms.unwrap_or(DEFAULT_CACHE_TTL_MS)),
         log_json: log_format == "json",
         hash_limits,
         limits,
