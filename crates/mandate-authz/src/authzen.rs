@@ -20,7 +20,7 @@ use mandate_core::store::Store;
 use crate::decision::{Decision, DecisionRequest, Hop, MandateGrant, Needs, decide};
 use crate::engine::CheckRequest;
 use crate::pdp::{Pdp, PdpError};
-use crate::policy::{MandateContext, PolicyContext, PolicyEntity, PolicyRequest};
+use crate::policy::{PolicyContext, PolicyEntity, PolicyRequest};
 use crate::tuple::Tuple;
 
 /// A subject, resource or action as AuthZEN sends it.
@@ -185,7 +185,7 @@ pub async fn evaluate(
                 .map_err(PdpError::from)?
             && m.is_active(now)
         {
-            context.mandate = Some(MandateContext {
+            context.mandate = Some(MandateGrant {
                 id: m.id.clone(),
                 scopes: m.scope.iter().map(str::to_string).collect(),
                 resources: m.resources.clone(),

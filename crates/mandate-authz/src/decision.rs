@@ -18,7 +18,7 @@
 
 use serde_json::Value;
 
-use crate::policy::{MandateContext, PolicyEntity, PolicyRequest, TenantPolicy};
+use crate::policy::{PolicyEntity, PolicyRequest, TenantPolicy};
 
 /// Which part of the decision objected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,24 +71,7 @@ pub struct Decision {
     pub approval_policies: Vec<String>,
 }
 
-/// A mandate as the decision needs it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MandateGrant {
-    /// The mandate id.
-    pub id: String,
-    /// Scopes it grants.
-    pub scopes: Vec<String>,
-    /// RFC 8707 resources it allows (empty: only the issuer).
-    pub resources: Vec<String>,
-    /// RFC 9396 details it allows.
-    pub authorization_details: Vec<Value>,
-    /// Actions (or scopes) that need the person's fresh approval each time.
-    pub approval_required: Vec<String>,
-    /// Further agents it may be handed on to.
-    pub max_delegation_depth: Option<u32>,
-    /// Expiry, Unix seconds.
-    pub expires_at: Option<i64>,
-}
+pub use crate::policy::MandateGrant;
 
 /// One agent of the chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,7 +181,7 @@ pub fn decide(req: &DecisionRequest<'_>) -> Decision {
             r.principal = hop.agent.clone();
             r.context.act_chain = ids.clone();
             if r.context.mandate.is_none() {
-                r.context.mandate = req.mandate.as_ref().map(mandate_context);
+                r.context.mandate = req.mandate.clone();
             }
             policy_requests.push((Some(id), r));
         }
@@ -252,18 +235,6 @@ pub fn decide(req: &DecisionRequest<'_>) -> Decision {
         reasons,
         approval_required,
         approval_policies,
-    }
-}
-
-fn mandate_context(m: &MandateGrant) -> MandateContext {
-    MandateContext {
-        id: m.id.clone(),
-        scopes: m.scopes.clone(),
-        resources: m.resources.clone(),
-        authorization_details: m.authorization_details.clone(),
-        approval_required: m.approval_required.clone(),
-        max_delegation_depth: m.max_delegation_depth,
-        expires_at: m.expires_at,
     }
 }
 

@@ -76,7 +76,8 @@ pub use model::{
 };
 pub use pdp::{Pdp, PdpError};
 pub use policy::{
-    PolicyContext, PolicyDecision, PolicyEntity, PolicyError, PolicyRequest, TenantPolicy,
+    MandateGrant, PolicyContext, PolicyDecision, PolicyEntity, PolicyError, PolicyRequest,
+    TenantPolicy,
 };
 pub use storage::{AuthzStore, StoredModel, StoredPolicy, StoredTuple, TupleChange};
 pub use store::{Layered, MemoryTuples, ReadFilter, TupleReader};

@@ -703,18 +703,19 @@ impl PolicyEntity {
     }
 }
 
-/// A mandate's constraints as policies see them (`context.mandate`).
+/// A mandate's terms as the decision and policies see them (`context.mandate`): what the person
+/// granted, or, for the agent holding a token, what that token was narrowed to.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MandateContext {
+pub struct MandateGrant {
     /// The mandate id.
     pub id: String,
     /// Scopes it grants.
     pub scopes: Vec<String>,
-    /// RFC 8707 resources it allows.
+    /// RFC 8707 resources it allows (empty: only the issuer).
     pub resources: Vec<String>,
     /// RFC 9396 details it allows (JSON objects with a `type`).
     pub authorization_details: Vec<Value>,
-    /// Actions the person asked to approve each time.
+    /// Actions (or scopes) that need the person's fresh approval each time.
     pub approval_required: Vec<String>,
     /// Further agents it may be handed on to.
     pub max_delegation_depth: Option<u32>,
@@ -732,7 +733,7 @@ pub struct PolicyContext {
     /// Agent ids of the act chain, outermost (current) actor first; empty: no agent.
     pub act_chain: Vec<String>,
     /// The mandate the agent acts under.
-    pub mandate: Option<MandateContext>,
+    pub mandate: Option<MandateGrant>,
     /// The token's `acr` (empty when unknown).
     pub acr: String,
     /// The token's `amr`.

@@ -3,8 +3,7 @@
 use std::net::IpAddr;
 
 use mandate_authz::policy::{
-    EntityRef, MandateContext, PolicyContext, PolicyEntity, PolicyError, PolicyRequest,
-    TenantPolicy,
+    EntityRef, MandateGrant, PolicyContext, PolicyEntity, PolicyError, PolicyRequest, TenantPolicy,
 };
 use serde_json::json;
 
@@ -205,12 +204,12 @@ fn mandate_constraint_rules() {
     );
     let with_mandate = |action: &str, details: serde_json::Value, depth: u32| {
         let mut r = by_agents(action, &["a1"]);
-        r.context.mandate = Some(MandateContext {
+        r.context.mandate = Some(MandateGrant {
             id: "m1".into(),
             scopes: vec!["calendar.read".into()],
             authorization_details: details.as_array().cloned().unwrap_or_default(),
             max_delegation_depth: Some(depth),
-            ..MandateContext::default()
+            ..MandateGrant::default()
         });
         r
     };

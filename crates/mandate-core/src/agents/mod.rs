@@ -277,17 +277,7 @@ where
 #[derive(Debug, Clone, Default)]
 pub struct MandateSpec {
     pub username: String,
-    pub agent_id: String,
-    pub scopes: Vec<String>,
-    pub authorization_details: Vec<Value>,
-    pub resources: Vec<String>,
-    /// Seconds from now until it expires.
-    pub expires_in: i64,
-    /// Longest lifetime of one token issued under it (seconds).
-    pub max_token_lifetime: i64,
-    pub max_delegation_depth: u32,
-    pub approval_required: Vec<String>,
-    pub allow_refresh: bool,
+    pub terms: MandateTerms,
 }
 
 /// The terms of a mandate to an agent, whoever grants it (administrator, the person by API, or
@@ -308,23 +298,6 @@ pub struct MandateTerms {
     pub allow_refresh: bool,
 }
 
-impl MandateSpec {
-    /// The terms, without the user.
-    pub fn terms(self) -> MandateTerms {
-        MandateTerms {
-            agent_id: self.agent_id,
-            scopes: self.scopes,
-            authorization_details: self.authorization_details,
-            resources: self.resources,
-            expires_in: self.expires_in,
-            max_token_lifetime: self.max_token_lifetime,
-            max_delegation_depth: self.max_delegation_depth,
-            approval_required: self.approval_required,
-            allow_refresh: self.allow_refresh,
-        }
-    }
-}
-
 /// Record a mandate from a user (by username) to an agent, as an administrator. See
 /// [`grant_mandate`] for the rules.
 pub async fn create_mandate<S>(
@@ -341,7 +314,10 @@ where
         .tenant_by_name(tenant_name)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("tenant {tenant_name}")))?;
-    if !tenant.settings.details_allowed(&spec.authorization_details) {
+    if !tenant
+        .settings
+        .details_allowed(&spec.terms.authorization_details)
+    {
         return Err(AdminError::Invalid(
             "an authorization_details type is not among the tenant's (mandate tenant set)".into(),
         ));
@@ -355,7 +331,7 @@ where
         store,
         &tid,
         &user.id,
-        spec.terms(),
+        spec.terms,
         origin,
         admin(actor),
         &RequestMeta::default(),

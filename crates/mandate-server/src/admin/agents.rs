@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mandate_core::OAuthError;
-use mandate_core::agents::{self, AgentSpec, MandateSpec};
+use mandate_core::agents::{self, AgentSpec, MandateSpec, MandateTerms};
 use mandate_core::domain::agents::{AgentStatus, Mandate, MandateOrigin};
 use mandate_core::error::{AdminError, ErrorCode};
 use mandate_core::store::MandateSelector;
@@ -238,15 +238,17 @@ pub async fn create_mandate(
         &admin.tenant.0.tenant.name,
         MandateSpec {
             username: req.username,
-            agent_id: req.agent_id,
-            scopes: req.scope.map(Scopes::into_vec).unwrap_or_default(),
-            authorization_details: req.authorization_details,
-            resources: req.resources,
-            expires_in: req.expires_in.unwrap_or(DEFAULT_EXPIRES_IN),
-            max_token_lifetime: req.max_token_lifetime.unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
-            max_delegation_depth: req.max_delegation_depth,
-            approval_required: req.approval_required,
-            allow_refresh: req.allow_refresh,
+            terms: MandateTerms {
+                agent_id: req.agent_id,
+                scopes: req.scope.map(Scopes::into_vec).unwrap_or_default(),
+                authorization_details: req.authorization_details,
+                resources: req.resources,
+                expires_in: req.expires_in.unwrap_or(DEFAULT_EXPIRES_IN),
+                max_token_lifetime: req.max_token_lifetime.unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
+                max_delegation_depth: req.max_delegation_depth,
+                approval_required: req.approval_required,
+                allow_refresh: req.allow_refresh,
+            },
         },
         MandateOrigin::Api,
         &actor(&admin),

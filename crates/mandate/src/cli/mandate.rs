@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use mandate_core::agents::{self, MandateSpec};
+use mandate_core::agents::{self, MandateSpec, MandateTerms};
 use mandate_core::domain::agents::{Mandate, MandateOrigin};
 use mandate_core::store::{MandateSelector, Store};
 use serde_json::{Value, json};
@@ -89,15 +89,17 @@ pub async fn run(cmd: MandateCmd, store: &Arc<dyn Store>, json_out: bool) -> Res
                 &c.tenant,
                 MandateSpec {
                     username: c.user,
-                    agent_id: c.agent,
-                    scopes: c.scope,
-                    authorization_details: details,
-                    resources: c.resource,
-                    expires_in: c.expires_in,
-                    max_token_lifetime: c.max_token_lifetime,
-                    max_delegation_depth: c.max_delegation_depth,
-                    approval_required: c.approval_required,
-                    allow_refresh: c.allow_refresh,
+                    terms: MandateTerms {
+                        agent_id: c.agent,
+                        scopes: c.scope,
+                        authorization_details: details,
+                        resources: c.resource,
+                        expires_in: c.expires_in,
+                        max_token_lifetime: c.max_token_lifetime,
+                        max_delegation_depth: c.max_delegation_depth,
+                        approval_required: c.approval_required,
+                        allow_refresh: c.allow_refresh,
+                    },
                 },
                 MandateOrigin::Api,
                 CLI_ACTOR,
