@@ -256,9 +256,53 @@ fn event(claims: &Value) -> (String, Value) {
     (k.clone(), v.clone())
 }
 
-/// Transmitter metadata, management errors, push delivery of mandate, agent and token
-/// revocations with verified signatures, verification events and retries.
-async fn push_delivery(backend: Backend) {
+/// A push stream's configuration for the receiver at `url`.
+fn push_config(url: &str) -> Value {
+    json!({"delivery": {"method": PUSH, "endpoint_url": url,
+        "authorization_header": "Bearer receiver-secret"},
+        "events_requested": [SESSION_REVOKED, CLAIMS_CHANGE, "urn:example:unknown"],
+        "description": "calendar API"})
+}
+
+/// A server, a push receiver, a receiver client with mandate:ssf and its token, and a push
+/// stream created for it.
+struct PushStream {
+    s: Server,
+    issuer: String,
+    streams: String,
+    rx: PushReceiver,
+    receiver: (String, String),
+    at: String,
+    stream_id: String,
+    cfg: Value,
+}
+
+async fn push_stream(backend: Backend) -> PushStream {
+    let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
+    let issuer = s.issuer("default");
+    let streams = format!("{issuer}/ssf/streams");
+    let rx = PushReceiver::start().await;
+    let push = push_config(&rx.url);
+    let receiver = client(&s, "default", "mandate:ssf");
+    let at = bearer(&s, "default", &receiver).await;
+    let (status, cfg) = call("POST", &streams, Some(&at), Some(push)).await;
+    assert_eq!(status, 201, "{cfg}");
+    let stream_id = cfg["stream_id"].as_str().unwrap().to_string();
+    PushStream {
+        s,
+        issuer,
+        streams,
+        rx,
+        receiver,
+        at,
+        stream_id,
+        cfg,
+    }
+}
+
+/// Transmitter metadata, and the management errors: no token or the wrong scope, bad
+/// configurations, bad bodies; nothing is created.
+async fn metadata_and_bad_stream_requests(backend: Backend) {
     let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let streams = format!("{issuer}/ssf/streams");
@@ -295,11 +339,8 @@ async fn push_delivery(backend: Backend) {
     .await;
     assert_eq!(status, 404);
 
-    let mut rx = PushReceiver::start().await;
-    let push = json!({"delivery": {"method": PUSH, "endpoint_url": rx.url,
-        "authorization_header": "Bearer receiver-secret"},
-        "events_requested": [SESSION_REVOKED, CLAIMS_CHANGE, "urn:example:unknown"],
-        "description": "calendar API"});
+    let rx = PushReceiver::start().await;
+    let push = push_config(&rx.url);
 
     // No token: 401 with a Bearer challenge; a token without mandate:ssf: 403.
     let r = reqwest::Client::new()
@@ -361,11 +402,24 @@ async fn push_delivery(backend: Backend) {
     assert_eq!(r.status(), 415);
     let (status, list) = call("GET", &streams, Some(&at), None).await;
     assert_eq!((status, list), (200, json!([])), "nothing was created");
+}
 
-    // Create a push stream.
-    let (status, cfg) = call("POST", &streams, Some(&at), Some(push.clone())).await;
-    assert_eq!(status, 201, "{cfg}");
-    let stream_id = cfg["stream_id"].as_str().unwrap().to_string();
+/// Push delivery (RFC 8935) of a verification event and of mandate, agent and token
+/// revocations, as SETs whose signatures verify; a SET the receiver refused is retried.
+/// One story: the revocations follow each other on one stream and receiver.
+async fn revocations_are_pushed(backend: Backend) {
+    let PushStream {
+        s,
+        issuer,
+        streams,
+        mut rx,
+        receiver,
+        at,
+        stream_id,
+        cfg,
+    } = push_stream(backend).await;
+
+    // The push stream created.
     assert_eq!(cfg["iss"], issuer.as_str());
     assert_eq!(cfg["aud"], receiver.0.as_str());
     assert_eq!(cfg["delivery"]["method"], PUSH);
@@ -541,6 +595,23 @@ async fn push_delivery(backend: Backend) {
         0,
         "two attempts failed"
     );
+}
+
+/// A paused push stream holds SETs and delivers them when enabled again; an unknown status
+/// is refused; a deleted stream drops them; stream changes and deletion are audited.
+async fn paused_streams_hold_and_deleted_streams_drop(backend: Backend) {
+    let PushStream {
+        s,
+        issuer,
+        streams,
+        mut rx,
+        receiver,
+        at,
+        stream_id,
+        ..
+    } = push_stream(backend).await;
+    s.create_user("default", "alice");
+    let planner = agent(&s, "Planner", "alice");
 
     // Paused: held, then delivered when enabled again. Disabled: dropped.
     let (status, st) = call(
@@ -613,33 +684,39 @@ async fn push_delivery(backend: Backend) {
     }
 }
 
-/// Poll delivery (RFC 8936), acknowledgements, `maxEvents`, management of one's own streams
-/// only, and tenant isolation.
-async fn poll_delivery(backend: Backend) {
+/// A server with a receiver client (mandate:ssf) and its token, no stream yet.
+struct PollReceiver {
+    s: Server,
+    issuer: String,
+    streams: String,
+    receiver: (String, String),
+    at: String,
+}
+
+async fn poll_receiver(backend: Backend) -> PollReceiver {
     let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let streams = format!("{issuer}/ssf/streams");
     let receiver = client(&s, "default", "mandate:ssf");
     let at = bearer(&s, "default", &receiver).await;
-
-    // SSF 1.0 §8.1.1: the transmitter sets `aud` (the receiver's client_id); a receiver
-    // cannot address SETs to other resource servers or to the issuer itself.
-    for aud in [
-        json!(["https://rs.example", "rs-2"]),
-        json!(issuer),
-        json!("https://calendar.example"),
-        json!([receiver.0, "rs-2"]),
-    ] {
-        let (status, v) = call("POST", &streams, Some(&at), Some(json!({"aud": aud}))).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_request")),
-            "{aud}: {v}"
-        );
+    PollReceiver {
+        s,
+        issuer,
+        streams,
+        receiver,
+        at,
     }
-    let (status, list) = call("GET", &streams, Some(&at), None).await;
-    assert_eq!((status, list), (200, json!([])), "nothing was created");
+}
 
+/// The receiver's poll stream, created with no delivery given; returns its id and poll URL.
+async fn create_poll_stream(r: &PollReceiver) -> (String, String) {
+    let PollReceiver {
+        issuer,
+        streams,
+        receiver,
+        at,
+        ..
+    } = r;
     // No delivery given: poll, at an endpoint of ours. Repeating the transmitter's `aud` is
     // fine.
     let (status, cfg) = call(
@@ -661,7 +738,54 @@ async fn poll_delivery(backend: Backend) {
         cfg["events_delivered"],
         json!([SESSION_REVOKED, CLAIMS_CHANGE])
     );
+    (id, poll_url)
+}
 
+/// SSF 1.0 §8.1.1: the transmitter sets each SET's `aud`, the receiver's client id; a stream
+/// asking for another is refused and nothing is created; repeating the transmitter's is fine.
+async fn receivers_cannot_choose_aud(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let PollReceiver {
+        issuer,
+        streams,
+        receiver,
+        at,
+        ..
+    } = &r;
+    // SSF 1.0 §8.1.1: the transmitter sets `aud` (the receiver's client_id); a receiver
+    // cannot address SETs to other resource servers or to the issuer itself.
+    for aud in [
+        json!(["https://rs.example", "rs-2"]),
+        json!(issuer),
+        json!("https://calendar.example"),
+        json!([receiver.0, "rs-2"]),
+    ] {
+        let (status, v) = call("POST", &streams, Some(&at), Some(json!({"aud": aud}))).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{aud}: {v}"
+        );
+    }
+    let (status, list) = call("GET", &streams, Some(&at), None).await;
+    assert_eq!((status, list), (200, json!([])), "nothing was created");
+
+    create_poll_stream(&r).await;
+}
+
+/// Poll delivery (RFC 8936): a long poll returns when a SET is queued, unacknowledged SETs
+/// come again, `maxEvents` pages, acknowledgements and `setErrs` remove them; bad poll
+/// requests are refused. One story: each poll continues from the queue the last one left.
+async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let (_, poll_url) = create_poll_stream(&r).await;
+    let PollReceiver {
+        s,
+        issuer,
+        receiver,
+        at,
+        ..
+    } = &r;
     let (status, v) = call(
         "POST",
         &poll_url,
@@ -792,7 +916,16 @@ async fn poll_delivery(backend: Backend) {
     }
     let (status, _) = call("POST", &poll_url, None, Some(json!({}))).await;
     assert_eq!(status, 401);
+}
 
+/// A stream is private to its receiver: another receiver of the tenant gets 404 for each
+/// operation on it, another tenant's receiver 401 here and 404 at its own issuer.
+async fn streams_are_private_to_their_receiver(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let (id, poll_url) = create_poll_stream(&r).await;
+    let PollReceiver {
+        s, issuer, streams, ..
+    } = &r;
     // Another receiver of the same tenant sees none of it.
     let intruder = client(&s, "default", "mandate:ssf");
     let intruder_at = bearer(&s, "default", &intruder).await;
@@ -843,7 +976,20 @@ async fn poll_delivery(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
+}
 
+/// A stream is updated (PATCH keeps what is not given), replaced (PUT resets it) and
+/// deleted; `aud` cannot be set and `stream_id` is required.
+async fn streams_are_updated_replaced_and_deleted(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let (id, poll_url) = create_poll_stream(&r).await;
+    let PollReceiver {
+        issuer,
+        streams,
+        receiver,
+        at,
+        ..
+    } = &r;
     // Update (PATCH keeps what is not given), replace (PUT resets it), delete.
     let (status, v) = call(
         "PATCH",
@@ -1439,8 +1585,13 @@ async fn outbound_rules_and_log_injection(backend: Backend) {
 
 both_backends!(
     outbound_rules_and_log_injection,
-    push_delivery,
-    poll_delivery,
+    metadata_and_bad_stream_requests,
+    revocations_are_pushed,
+    paused_streams_hold_and_deleted_streams_drop,
+    receivers_cannot_choose_aud,
+    polled_sets_are_acknowledged_and_paged,
+    streams_are_private_to_their_receiver,
+    streams_are_updated_replaced_and_deleted,
     two_nodes_and_restart,
     subjects
 );
