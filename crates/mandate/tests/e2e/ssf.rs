@@ -719,13 +719,7 @@ async fn create_poll_stream(r: &PollReceiver) -> (String, String) {
     } = r;
     // No delivery given: poll, at an endpoint of ours. Repeating the transmitter's `aud` is
     // fine.
-    let (status, cfg) = call(
-        "POST",
-        &streams,
-        Some(&at),
-        Some(json!({"aud": receiver.0})),
-    )
-    .await;
+    let (status, cfg) = call("POST", streams, Some(at), Some(json!({"aud": receiver.0}))).await;
     assert_eq!(status, 201, "{cfg}");
     let id = cfg["stream_id"].as_str().unwrap().to_string();
     let poll_url = format!("{issuer}/ssf/poll/{id}");
@@ -760,14 +754,14 @@ async fn receivers_cannot_choose_aud(backend: Backend) {
         json!("https://calendar.example"),
         json!([receiver.0, "rs-2"]),
     ] {
-        let (status, v) = call("POST", &streams, Some(&at), Some(json!({"aud": aud}))).await;
+        let (status, v) = call("POST", streams, Some(at), Some(json!({"aud": aud}))).await;
         assert_eq!(
             (status, v["error"].as_str()),
             (400, Some("invalid_request")),
             "{aud}: {v}"
         );
     }
-    let (status, list) = call("GET", &streams, Some(&at), None).await;
+    let (status, list) = call("GET", streams, Some(at), None).await;
     assert_eq!((status, list), (200, json!([])), "nothing was created");
 
     create_poll_stream(&r).await;
@@ -789,7 +783,7 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
     let (status, v) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"returnImmediately": true})),
     )
     .await;
@@ -797,8 +791,8 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
     assert_eq!(v, json!({"sets": {}, "moreAvailable": false}));
 
     let bob = s.create_user("default", "bob");
-    let helper = agent(&s, "Helper", "bob");
-    let m = mandate(&s, "bob", &helper.0);
+    let helper = agent(s, "Helper", "bob");
+    let m = mandate(s, "bob", &helper.0);
     // A long poll (returnImmediately false) returns as soon as the SET is queued.
     let waiting = {
         let (url, at) = (poll_url.clone(), at.clone());
@@ -813,7 +807,7 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
     let sets = v["sets"].as_object().unwrap();
     assert_eq!(sets.len(), 1, "{v}");
     let (jti, set) = sets.iter().next().unwrap();
-    let c = verify_set(&issuer, set.as_str().unwrap(), &receiver.0).await;
+    let c = verify_set(issuer, set.as_str().unwrap(), &receiver.0).await;
     assert_eq!(&c["jti"], jti);
     assert_eq!(c["aud"], receiver.0.as_str());
     assert_eq!(event(&c).1["mandate_id"], m.as_str());
@@ -823,7 +817,7 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
     let (_, again) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"returnImmediately": true})),
     )
     .await;
@@ -831,14 +825,14 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
     let (_, after) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"ack": [jti], "returnImmediately": true})),
     )
     .await;
     assert_eq!(after, json!({"sets": {}, "moreAvailable": false}));
 
     // Three mandates of bob revoked at once; maxEvents pages them.
-    let ms: Vec<String> = (0..3).map(|_| mandate(&s, "bob", &helper.0)).collect();
+    let ms: Vec<String> = (0..3).map(|_| mandate(s, "bob", &helper.0)).collect();
     s.cli(
         &["mandate", "revoke", "--tenant", "default", "--user", "bob"],
         None,
@@ -848,7 +842,7 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
         let (_, v) = call(
             "POST",
             &poll_url,
-            Some(&at),
+            Some(at),
             Some(json!({"maxEvents": 2, "returnImmediately": true})),
         )
         .await;
@@ -873,7 +867,7 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
     let (_, rest) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"ack": [first[0]], "returnImmediately": true,
             "setErrs": {first[1].clone(): {"err": "invalid_audience", "description": "test"}}})),
     )
@@ -895,7 +889,7 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
     let (_, empty) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"ack": rest.keys().collect::<Vec<_>>(), "maxEvents": 0})),
     )
     .await;
@@ -907,7 +901,7 @@ async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
         json!({"ack": "x"}),
         json!({"returnImmediately": "yes"}),
     ] {
-        let (status, v) = call("POST", &poll_url, Some(&at), Some(bad.clone())).await;
+        let (status, v) = call("POST", &poll_url, Some(at), Some(bad.clone())).await;
         assert_eq!(
             (status, v["error"].as_str()),
             (400, Some("invalid_request")),
@@ -927,9 +921,9 @@ async fn streams_are_private_to_their_receiver(backend: Backend) {
         s, issuer, streams, ..
     } = &r;
     // Another receiver of the same tenant sees none of it.
-    let intruder = client(&s, "default", "mandate:ssf");
-    let intruder_at = bearer(&s, "default", &intruder).await;
-    let (status, list) = call("GET", &streams, Some(&intruder_at), None).await;
+    let intruder = client(s, "default", "mandate:ssf");
+    let intruder_at = bearer(s, "default", &intruder).await;
+    let (status, list) = call("GET", streams, Some(&intruder_at), None).await;
     assert_eq!((status, list), (200, json!([])));
     for (method, url, body) in [
         ("GET", format!("{streams}?stream_id={id}"), None),
@@ -958,8 +952,8 @@ async fn streams_are_private_to_their_receiver(backend: Backend) {
     // Another tenant's receiver: its token is not valid here, and its own issuer has no such
     // stream.
     s.create_tenant("other");
-    let foreign = client(&s, "other", "mandate:ssf");
-    let foreign_at = bearer(&s, "other", &foreign).await;
+    let foreign = client(s, "other", "mandate:ssf");
+    let foreign_at = bearer(s, "other", &foreign).await;
     let (status, v) = call(
         "POST",
         &poll_url,
@@ -993,8 +987,8 @@ async fn streams_are_updated_replaced_and_deleted(backend: Backend) {
     // Update (PATCH keeps what is not given), replace (PUT resets it), delete.
     let (status, v) = call(
         "PATCH",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"stream_id": id, "description": "poller",
             "events_requested": [SESSION_REVOKED]})),
     )
@@ -1005,16 +999,16 @@ async fn streams_are_updated_replaced_and_deleted(backend: Backend) {
     assert_eq!(v["events_delivered"], json!([SESSION_REVOKED]));
     let (status, v) = call(
         "PATCH",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"stream_id": id, "aud": issuer})),
     )
     .await;
     assert_eq!(status, 400, "PATCH cannot set aud either: {v}");
     let (status, v) = call(
         "PUT",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"stream_id": id, "delivery": {"method": POLL}})),
     )
     .await;
@@ -1023,8 +1017,8 @@ async fn streams_are_updated_replaced_and_deleted(backend: Backend) {
     assert_eq!(v["aud"], receiver.0.as_str());
     let (status, v) = call(
         "PATCH",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"description": "no id"})),
     )
     .await;
@@ -1032,12 +1026,12 @@ async fn streams_are_updated_replaced_and_deleted(backend: Backend) {
         (status, v["error"].as_str()),
         (400, Some("invalid_request"))
     );
-    let (status, _) = call("DELETE", &streams, Some(&at), None).await;
+    let (status, _) = call("DELETE", streams, Some(at), None).await;
     assert_eq!(status, 400, "stream_id is required");
     let (status, _) = call(
         "DELETE",
         &format!("{streams}?stream_id={id}"),
-        Some(&at),
+        Some(at),
         None,
     )
     .await;
@@ -1045,7 +1039,7 @@ async fn streams_are_updated_replaced_and_deleted(backend: Backend) {
     let (status, _) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"returnImmediately": true})),
     )
     .await;
