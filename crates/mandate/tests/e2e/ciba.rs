@@ -184,11 +184,19 @@ async fn next(
         .unwrap()
 }
 
-/// Poll mode, approved: webhook with the link, pending page, only alice can decide, the
-/// delegated token (sub/act/mandate) is active, the auth_req_id is single-use and stored only
-/// hashed, and the token cannot be laundered into a plain user token.
-async fn approve_poll(backend: Backend) {
-    let (hook, mut hooks) = receiver().await;
+/// A server with a CIBA webhook going to the test, alice and bob, a web client, and alice's
+/// poll-mode agent "Planner".
+struct Ciba {
+    s: Server,
+    issuer: String,
+    alice: String,
+    web: (String, String),
+    a: (String, String),
+    hooks: tokio::sync::mpsc::UnboundedReceiver<(String, String, Value)>,
+}
+
+async fn ciba(backend: Backend) -> Ciba {
+    let (hook, hooks) = receiver().await;
     let hook_url = format!("{hook}/hook");
     let s = Server::start_with(
         backend,
@@ -207,8 +215,42 @@ async fn approve_poll(backend: Backend) {
         &["--scope", "openid", "--scope", "calendar.read"],
     );
     let a = agent(&s, "Planner", &["--ciba-mode", "poll"]);
+    Ciba {
+        s,
+        issuer,
+        alice,
+        web,
+        a,
+        hooks,
+    }
+}
 
-    // Discovery advertises CIBA (poll and ping, no user codes, no signed requests).
+const DETAILS: &str = r#"[{"type":"calendar","actions":["read"]}]"#;
+
+/// The agent asks for alice's calendar (with authorization details); returns the response and
+/// the webhook's notice.
+async fn request_calendar(c: &mut Ciba) -> ((u16, Value), (String, String, Value)) {
+    let (s, a, hooks) = (&c.s, &c.a, &mut c.hooks);
+    let r = bc(
+        s,
+        a,
+        &[
+            ("scope", "openid calendar.read"),
+            ("login_hint", "alice"),
+            ("binding_message", "Book lunch, code 4711"),
+            ("resource", CALENDAR),
+            ("authorization_details", DETAILS),
+            ("acr_values", "urn:whatever"),
+        ],
+    )
+    .await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    (r, next(hooks).await)
+}
+
+/// Discovery advertises CIBA (poll and ping, no user codes, no signed requests).
+async fn discovery_advertises_ciba(backend: Backend) {
+    let Ciba { s: _s, issuer, .. } = ciba(backend).await;
     let d: Value = reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
         .await
         .unwrap()
@@ -234,29 +276,28 @@ async fn approve_poll(backend: Backend) {
             .unwrap()
             .contains(&json!(CIBA))
     );
+}
 
-    let details = r#"[{"type":"calendar","actions":["read"]}]"#;
-    let r = bc(
-        &s,
-        &a,
-        &[
-            ("scope", "openid calendar.read"),
-            ("login_hint", "alice"),
-            ("binding_message", "Book lunch, code 4711"),
-            ("resource", CALENDAR),
-            ("authorization_details", details),
-            ("acr_values", "urn:whatever"),
-        ],
-    )
-    .await;
-    assert_eq!(r.0, 200, "{}", r.1);
+/// A request is announced by webhook with the approval link (never the auth_req_id, which is
+/// stored only as a keyed digest) and is pending; only alice sees and can decide it (not bob
+/// with his own CSRF token, not an anonymous browser); a forged form does nothing.
+async fn pending_request_reaches_only_the_person(backend: Backend) {
+    let mut c = ciba(backend).await;
+    let (r, (path, _, notice)) = request_calendar(&mut c).await;
+    let Ciba {
+        s,
+        issuer,
+        web,
+        a,
+        hooks,
+        ..
+    } = &mut c;
     assert_eq!(r.1["expires_in"], 300);
     assert_eq!(r.1["interval"], 2);
     let id = r.1["auth_req_id"].as_str().unwrap().to_string();
     assert!(id.len() >= 40, "high-entropy handle");
 
     // The webhook hears of it, with the approval link.
-    let (path, _, notice) = next(&mut hooks).await;
     assert_eq!(path, "/hook");
     assert_eq!(notice["tenant"], "default");
     assert_eq!(notice["user"]["username"], "alice");
@@ -285,17 +326,17 @@ async fn approve_poll(backend: Backend) {
     assert_eq!(n, 0);
     pool.close().await;
 
-    err(&poll(&s, &a, &id).await, 400, "authorization_pending");
+    err(&poll(s, a, &id).await, 400, "authorization_pending");
 
     // Bob cannot see or decide it, even with a valid CSRF token of his own session (from a
     // request of his own).
-    let bob = signed_in(&s, &web, "bob").await;
+    let bob = signed_in(s, web, "bob").await;
     let (status, _, _) = bob.get(&link).await;
     assert_eq!(status, 404);
-    let r = bc(&s, &a, &[("scope", "calendar.read"), ("login_hint", "bob")]).await;
+    let r = bc(s, a, &[("scope", "calendar.read"), ("login_hint", "bob")]).await;
     assert_eq!(r.0, 200, "{}", r.1);
-    let _ = next(&mut hooks).await;
-    let bob_link = pending_link(&s, &bob).await;
+    let _ = next(hooks).await;
+    let bob_link = pending_link(s, &bob).await;
     assert_ne!(bob_link, link);
     let (_, bob_page, _) = bob.get(&bob_link).await;
     let bob_csrf = hidden(&bob_page, "csrf").unwrap();
@@ -310,8 +351,8 @@ async fn approve_poll(backend: Backend) {
     assert!(loc.unwrap().contains("/account/login?return_to="));
 
     // Alice sees it on her page and on its own page, with the agent and what it asks.
-    let b = signed_in(&s, &web, "alice").await;
-    assert_eq!(pending_link(&s, &b).await, link);
+    let b = signed_in(s, web, "alice").await;
+    assert_eq!(pending_link(s, &b).await, link);
     let (status, page, _) = b.get(&link).await;
     assert_eq!(status, 200);
     let page = unescape(&page);
@@ -329,13 +370,33 @@ async fn approve_poll(backend: Backend) {
     // A forged form (no CSRF token) does nothing.
     let (status, _, _) = b.post_form(&link, &[("decision", "approve")]).await;
     assert_eq!(status, 400);
+}
+
+/// Approved: the poll gives the delegated token (sub/act/mandate, ID token, active), the
+/// auth_req_id is single-use, the mandate is listed, the token cannot be laundered into a
+/// plain user token, and it is all audited. One story: each step follows the approval.
+async fn approval_gives_a_delegated_token(backend: Backend) {
+    let mut c = ciba(backend).await;
+    let (r, (_, _, notice)) = request_calendar(&mut c).await;
+    let Ciba {
+        s,
+        issuer,
+        alice,
+        web,
+        a,
+        ..
+    } = &c;
+    let details = DETAILS;
+    let id = r.1["auth_req_id"].as_str().unwrap().to_string();
+    let link = notice["approval_url"].as_str().unwrap().to_string();
+    let b = signed_in(s, web, "alice").await;
 
     assert_eq!(decide(&b, &link, "approve").await, 303);
     // Decided: the page is gone.
     assert_eq!(b.get(&link).await.0, 404);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (status, v) = poll(&s, &a, &id).await;
+    let (status, v) = poll(s, a, &id).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["token_type"], "Bearer");
     assert_eq!(v["scope"], "calendar.read");
@@ -357,13 +418,13 @@ async fn approve_poll(backend: Backend) {
     assert_eq!(idt["aud"], a.0.as_str());
     assert!(idt["at_hash"].is_string());
 
-    let i = introspect(&issuer, &web, &at).await;
+    let i = introspect(issuer, web, &at).await;
     assert_eq!(i["active"], true, "{i}");
     assert_eq!(i["act"]["sub"], a.0.as_str());
     assert_eq!(i["mandate"], mandate.as_str());
 
     // One-time.
-    err(&poll(&s, &a, &id).await, 400, "invalid_grant");
+    err(&poll(s, a, &id).await, 400, "invalid_grant");
 
     // The mandate is recorded (origin ciba) and listed for alice; nothing is pending any more.
     let (_, page, _) = b.get(&format!("{issuer}/account/agents")).await;
@@ -374,8 +435,8 @@ async fn approve_poll(backend: Backend) {
 
     // No laundering: exchanging it keeps the delegation; a plain client cannot exchange it.
     let (status, v) = token(
-        &issuer,
-        &a,
+        issuer,
+        a,
         &[
             ("grant_type", EXCHANGE),
             ("subject_token", &at),
@@ -392,8 +453,8 @@ async fn approve_poll(backend: Backend) {
         assert_eq!(status, 400, "{v}");
     }
     let r = token(
-        &issuer,
-        &web,
+        issuer,
+        web,
         &[
             ("grant_type", EXCHANGE),
             ("subject_token", &at),
@@ -404,7 +465,7 @@ async fn approve_poll(backend: Backend) {
     err(&r, 400, "unauthorized_client");
 
     // Audit: requested (actor agent), approved (by alice), token issued under the mandate.
-    let records = audit(&s);
+    let records = audit(s);
     let find = |kind: &str| {
         records
             .iter()
@@ -622,15 +683,41 @@ async fn ciba_rows(s: &Server) -> i64 {
     n
 }
 
-/// Bad requests get CIBA §13 / RFC 6749 errors and store nothing.
-#[tokio::test]
-async fn bad_requests() {
+/// A server with alice, a web client, two poll-mode agents and one without CIBA.
+struct BadRequests {
+    s: Server,
+    web: (String, String),
+    a: (String, String),
+    other: (String, String),
+    plain: (String, String),
+}
+
+async fn bad_requests_server() -> BadRequests {
     let s = Server::start(Backend::Sqlite).await;
     s.create_user("default", "alice");
     let web = s.create_web_client("default", &["--scope", "openid"]);
     let a = agent(&s, "Planner", &["--ciba-mode", "poll"]);
     let other = agent(&s, "Other", &["--ciba-mode", "poll"]);
     let plain = agent(&s, "Plain", &[]);
+    BadRequests {
+        s,
+        web,
+        a,
+        other,
+        plain,
+    }
+}
+
+/// Bad backchannel requests get CIBA §13 / RFC 6749 errors and store nothing.
+#[tokio::test]
+async fn bad_requests() {
+    let BadRequests {
+        s,
+        web,
+        a,
+        other,
+        plain,
+    } = bad_requests_server().await;
     let before = snapshot(&s).await;
     let url = format!("{}/bc-authorize", s.issuer("default"));
 
@@ -761,7 +848,15 @@ async fn bad_requests() {
     );
     assert_eq!(ciba_rows(&s).await, 0, "refused requests store nothing");
     assert_eq!(before, snapshot(&s).await);
+}
 
+/// The token endpoint refuses an unknown, missing or another client's auth_req_id and a client
+/// without the grant; the request stays pending for its own agent.
+#[tokio::test]
+async fn bad_auth_req_ids_are_refused() {
+    let BadRequests {
+        s, web, a, other, ..
+    } = bad_requests_server().await;
     // Token endpoint: unknown, missing, another client's auth_req_id; a client without the grant.
     let id = ask(&s, &a, &[]).await;
     err(&poll(&s, &a, "made-up").await, 400, "invalid_grant");
@@ -774,7 +869,14 @@ async fn bad_requests() {
     err(&poll(&s, &web, &id).await, 400, "unauthorized_client");
     // Still pending for its own agent.
     err(&poll(&s, &a, &id).await, 400, "authorization_pending");
+}
 
+/// Registration rules: ping needs an https notification endpoint, poll takes none, push is
+/// not offered.
+#[tokio::test]
+async fn registration_rules() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.create_user("default", "alice");
     // Registration rules.
     for bad in [
         vec!["--ciba-mode", "ping"],
@@ -1017,4 +1119,10 @@ async fn self_service_api_decides() {
     );
 }
 
-both_backends!(approve_poll, deny_and_expire, ping_mode);
+both_backends!(
+    discovery_advertises_ciba,
+    pending_request_reaches_only_the_person,
+    approval_gives_a_delegated_token,
+    deny_and_expire,
+    ping_mode
+);

@@ -256,9 +256,53 @@ fn event(claims: &Value) -> (String, Value) {
     (k.clone(), v.clone())
 }
 
-/// Transmitter metadata, management errors, push delivery of mandate, agent and token
-/// revocations with verified signatures, verification events and retries.
-async fn push_delivery(backend: Backend) {
+/// A push stream's configuration for the receiver at `url`.
+fn push_config(url: &str) -> Value {
+    json!({"delivery": {"method": PUSH, "endpoint_url": url,
+        "authorization_header": "Bearer receiver-secret"},
+        "events_requested": [SESSION_REVOKED, CLAIMS_CHANGE, "urn:example:unknown"],
+        "description": "calendar API"})
+}
+
+/// A server, a push receiver, a receiver client with mandate:ssf and its token, and a push
+/// stream created for it.
+struct PushStream {
+    s: Server,
+    issuer: String,
+    streams: String,
+    rx: PushReceiver,
+    receiver: (String, String),
+    at: String,
+    stream_id: String,
+    cfg: Value,
+}
+
+async fn push_stream(backend: Backend) -> PushStream {
+    let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
+    let issuer = s.issuer("default");
+    let streams = format!("{issuer}/ssf/streams");
+    let rx = PushReceiver::start().await;
+    let push = push_config(&rx.url);
+    let receiver = client(&s, "default", "mandate:ssf");
+    let at = bearer(&s, "default", &receiver).await;
+    let (status, cfg) = call("POST", &streams, Some(&at), Some(push)).await;
+    assert_eq!(status, 201, "{cfg}");
+    let stream_id = cfg["stream_id"].as_str().unwrap().to_string();
+    PushStream {
+        s,
+        issuer,
+        streams,
+        rx,
+        receiver,
+        at,
+        stream_id,
+        cfg,
+    }
+}
+
+/// Transmitter metadata, and the management errors: no token or the wrong scope, bad
+/// configurations, bad bodies; nothing is created.
+async fn metadata_and_bad_stream_requests(backend: Backend) {
     let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let streams = format!("{issuer}/ssf/streams");
@@ -295,11 +339,8 @@ async fn push_delivery(backend: Backend) {
     .await;
     assert_eq!(status, 404);
 
-    let mut rx = PushReceiver::start().await;
-    let push = json!({"delivery": {"method": PUSH, "endpoint_url": rx.url,
-        "authorization_header": "Bearer receiver-secret"},
-        "events_requested": [SESSION_REVOKED, CLAIMS_CHANGE, "urn:example:unknown"],
-        "description": "calendar API"});
+    let rx = PushReceiver::start().await;
+    let push = push_config(&rx.url);
 
     // No token: 401 with a Bearer challenge; a token without mandate:ssf: 403.
     let r = reqwest::Client::new()
@@ -361,11 +402,24 @@ async fn push_delivery(backend: Backend) {
     assert_eq!(r.status(), 415);
     let (status, list) = call("GET", &streams, Some(&at), None).await;
     assert_eq!((status, list), (200, json!([])), "nothing was created");
+}
 
-    // Create a push stream.
-    let (status, cfg) = call("POST", &streams, Some(&at), Some(push.clone())).await;
-    assert_eq!(status, 201, "{cfg}");
-    let stream_id = cfg["stream_id"].as_str().unwrap().to_string();
+/// Push delivery (RFC 8935) of a verification event and of mandate, agent and token
+/// revocations, as SETs whose signatures verify; a SET the receiver refused is retried.
+/// One story: the revocations follow each other on one stream and receiver.
+async fn revocations_are_pushed(backend: Backend) {
+    let PushStream {
+        s,
+        issuer,
+        streams,
+        mut rx,
+        receiver,
+        at,
+        stream_id,
+        cfg,
+    } = push_stream(backend).await;
+
+    // The push stream created.
     assert_eq!(cfg["iss"], issuer.as_str());
     assert_eq!(cfg["aud"], receiver.0.as_str());
     assert_eq!(cfg["delivery"]["method"], PUSH);
@@ -541,6 +595,23 @@ async fn push_delivery(backend: Backend) {
         0,
         "two attempts failed"
     );
+}
+
+/// A paused push stream holds SETs and delivers them when enabled again; an unknown status
+/// is refused; a deleted stream drops them; stream changes and deletion are audited.
+async fn paused_streams_hold_and_deleted_streams_drop(backend: Backend) {
+    let PushStream {
+        s,
+        issuer,
+        streams,
+        mut rx,
+        receiver,
+        at,
+        stream_id,
+        ..
+    } = push_stream(backend).await;
+    s.create_user("default", "alice");
+    let planner = agent(&s, "Planner", "alice");
 
     // Paused: held, then delivered when enabled again. Disabled: dropped.
     let (status, st) = call(
@@ -613,42 +684,42 @@ async fn push_delivery(backend: Backend) {
     }
 }
 
-/// Poll delivery (RFC 8936), acknowledgements, `maxEvents`, management of one's own streams
-/// only, and tenant isolation.
-async fn poll_delivery(backend: Backend) {
+/// A server with a receiver client (mandate:ssf) and its token, no stream yet.
+struct PollReceiver {
+    s: Server,
+    issuer: String,
+    streams: String,
+    receiver: (String, String),
+    at: String,
+}
+
+async fn poll_receiver(backend: Backend) -> PollReceiver {
     let s = Server::start_with(backend, &[DEV_LOOPBACK]).await;
     let issuer = s.issuer("default");
     let streams = format!("{issuer}/ssf/streams");
     let receiver = client(&s, "default", "mandate:ssf");
     let at = bearer(&s, "default", &receiver).await;
-
-    // SSF 1.0 §8.1.1: the transmitter sets `aud` (the receiver's client_id); a receiver
-    // cannot address SETs to other resource servers or to the issuer itself.
-    for aud in [
-        json!(["https://rs.example", "rs-2"]),
-        json!(issuer),
-        json!("https://calendar.example"),
-        json!([receiver.0, "rs-2"]),
-    ] {
-        let (status, v) = call("POST", &streams, Some(&at), Some(json!({"aud": aud}))).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_request")),
-            "{aud}: {v}"
-        );
+    PollReceiver {
+        s,
+        issuer,
+        streams,
+        receiver,
+        at,
     }
-    let (status, list) = call("GET", &streams, Some(&at), None).await;
-    assert_eq!((status, list), (200, json!([])), "nothing was created");
+}
 
+/// The receiver's poll stream, created with no delivery given; returns its id and poll URL.
+async fn create_poll_stream(r: &PollReceiver) -> (String, String) {
+    let PollReceiver {
+        issuer,
+        streams,
+        receiver,
+        at,
+        ..
+    } = r;
     // No delivery given: poll, at an endpoint of ours. Repeating the transmitter's `aud` is
     // fine.
-    let (status, cfg) = call(
-        "POST",
-        &streams,
-        Some(&at),
-        Some(json!({"aud": receiver.0})),
-    )
-    .await;
+    let (status, cfg) = call("POST", streams, Some(at), Some(json!({"aud": receiver.0}))).await;
     assert_eq!(status, 201, "{cfg}");
     let id = cfg["stream_id"].as_str().unwrap().to_string();
     let poll_url = format!("{issuer}/ssf/poll/{id}");
@@ -661,11 +732,58 @@ async fn poll_delivery(backend: Backend) {
         cfg["events_delivered"],
         json!([SESSION_REVOKED, CLAIMS_CHANGE])
     );
+    (id, poll_url)
+}
 
+/// SSF 1.0 §8.1.1: the transmitter sets each SET's `aud`, the receiver's client id; a stream
+/// asking for another is refused and nothing is created; repeating the transmitter's is fine.
+async fn receivers_cannot_choose_aud(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let PollReceiver {
+        issuer,
+        streams,
+        receiver,
+        at,
+        ..
+    } = &r;
+    // SSF 1.0 §8.1.1: the transmitter sets `aud` (the receiver's client_id); a receiver
+    // cannot address SETs to other resource servers or to the issuer itself.
+    for aud in [
+        json!(["https://rs.example", "rs-2"]),
+        json!(issuer),
+        json!("https://calendar.example"),
+        json!([receiver.0, "rs-2"]),
+    ] {
+        let (status, v) = call("POST", streams, Some(at), Some(json!({"aud": aud}))).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{aud}: {v}"
+        );
+    }
+    let (status, list) = call("GET", streams, Some(at), None).await;
+    assert_eq!((status, list), (200, json!([])), "nothing was created");
+
+    create_poll_stream(&r).await;
+}
+
+/// Poll delivery (RFC 8936): a long poll returns when a SET is queued, unacknowledged SETs
+/// come again, `maxEvents` pages, acknowledgements and `setErrs` remove them; bad poll
+/// requests are refused. One story: each poll continues from the queue the last one left.
+async fn polled_sets_are_acknowledged_and_paged(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let (_, poll_url) = create_poll_stream(&r).await;
+    let PollReceiver {
+        s,
+        issuer,
+        receiver,
+        at,
+        ..
+    } = &r;
     let (status, v) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"returnImmediately": true})),
     )
     .await;
@@ -673,8 +791,8 @@ async fn poll_delivery(backend: Backend) {
     assert_eq!(v, json!({"sets": {}, "moreAvailable": false}));
 
     let bob = s.create_user("default", "bob");
-    let helper = agent(&s, "Helper", "bob");
-    let m = mandate(&s, "bob", &helper.0);
+    let helper = agent(s, "Helper", "bob");
+    let m = mandate(s, "bob", &helper.0);
     // A long poll (returnImmediately false) returns as soon as the SET is queued.
     let waiting = {
         let (url, at) = (poll_url.clone(), at.clone());
@@ -689,7 +807,7 @@ async fn poll_delivery(backend: Backend) {
     let sets = v["sets"].as_object().unwrap();
     assert_eq!(sets.len(), 1, "{v}");
     let (jti, set) = sets.iter().next().unwrap();
-    let c = verify_set(&issuer, set.as_str().unwrap(), &receiver.0).await;
+    let c = verify_set(issuer, set.as_str().unwrap(), &receiver.0).await;
     assert_eq!(&c["jti"], jti);
     assert_eq!(c["aud"], receiver.0.as_str());
     assert_eq!(event(&c).1["mandate_id"], m.as_str());
@@ -699,7 +817,7 @@ async fn poll_delivery(backend: Backend) {
     let (_, again) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"returnImmediately": true})),
     )
     .await;
@@ -707,14 +825,14 @@ async fn poll_delivery(backend: Backend) {
     let (_, after) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"ack": [jti], "returnImmediately": true})),
     )
     .await;
     assert_eq!(after, json!({"sets": {}, "moreAvailable": false}));
 
     // Three mandates of bob revoked at once; maxEvents pages them.
-    let ms: Vec<String> = (0..3).map(|_| mandate(&s, "bob", &helper.0)).collect();
+    let ms: Vec<String> = (0..3).map(|_| mandate(s, "bob", &helper.0)).collect();
     s.cli(
         &["mandate", "revoke", "--tenant", "default", "--user", "bob"],
         None,
@@ -724,7 +842,7 @@ async fn poll_delivery(backend: Backend) {
         let (_, v) = call(
             "POST",
             &poll_url,
-            Some(&at),
+            Some(at),
             Some(json!({"maxEvents": 2, "returnImmediately": true})),
         )
         .await;
@@ -749,7 +867,7 @@ async fn poll_delivery(backend: Backend) {
     let (_, rest) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"ack": [first[0]], "returnImmediately": true,
             "setErrs": {first[1].clone(): {"err": "invalid_audience", "description": "test"}}})),
     )
@@ -771,7 +889,7 @@ async fn poll_delivery(backend: Backend) {
     let (_, empty) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"ack": rest.keys().collect::<Vec<_>>(), "maxEvents": 0})),
     )
     .await;
@@ -783,7 +901,7 @@ async fn poll_delivery(backend: Backend) {
         json!({"ack": "x"}),
         json!({"returnImmediately": "yes"}),
     ] {
-        let (status, v) = call("POST", &poll_url, Some(&at), Some(bad.clone())).await;
+        let (status, v) = call("POST", &poll_url, Some(at), Some(bad.clone())).await;
         assert_eq!(
             (status, v["error"].as_str()),
             (400, Some("invalid_request")),
@@ -792,11 +910,20 @@ async fn poll_delivery(backend: Backend) {
     }
     let (status, _) = call("POST", &poll_url, None, Some(json!({}))).await;
     assert_eq!(status, 401);
+}
 
+/// A stream is private to its receiver: another receiver of the tenant gets 404 for each
+/// operation on it, another tenant's receiver 401 here and 404 at its own issuer.
+async fn streams_are_private_to_their_receiver(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let (id, poll_url) = create_poll_stream(&r).await;
+    let PollReceiver {
+        s, issuer, streams, ..
+    } = &r;
     // Another receiver of the same tenant sees none of it.
-    let intruder = client(&s, "default", "mandate:ssf");
-    let intruder_at = bearer(&s, "default", &intruder).await;
-    let (status, list) = call("GET", &streams, Some(&intruder_at), None).await;
+    let intruder = client(s, "default", "mandate:ssf");
+    let intruder_at = bearer(s, "default", &intruder).await;
+    let (status, list) = call("GET", streams, Some(&intruder_at), None).await;
     assert_eq!((status, list), (200, json!([])));
     for (method, url, body) in [
         ("GET", format!("{streams}?stream_id={id}"), None),
@@ -825,8 +952,8 @@ async fn poll_delivery(backend: Backend) {
     // Another tenant's receiver: its token is not valid here, and its own issuer has no such
     // stream.
     s.create_tenant("other");
-    let foreign = client(&s, "other", "mandate:ssf");
-    let foreign_at = bearer(&s, "other", &foreign).await;
+    let foreign = client(s, "other", "mandate:ssf");
+    let foreign_at = bearer(s, "other", &foreign).await;
     let (status, v) = call(
         "POST",
         &poll_url,
@@ -843,12 +970,25 @@ async fn poll_delivery(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
+}
 
+/// A stream is updated (PATCH keeps what is not given), replaced (PUT resets it) and
+/// deleted; `aud` cannot be set and `stream_id` is required.
+async fn streams_are_updated_replaced_and_deleted(backend: Backend) {
+    let r = poll_receiver(backend).await;
+    let (id, poll_url) = create_poll_stream(&r).await;
+    let PollReceiver {
+        issuer,
+        streams,
+        receiver,
+        at,
+        ..
+    } = &r;
     // Update (PATCH keeps what is not given), replace (PUT resets it), delete.
     let (status, v) = call(
         "PATCH",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"stream_id": id, "description": "poller",
             "events_requested": [SESSION_REVOKED]})),
     )
@@ -859,16 +999,16 @@ async fn poll_delivery(backend: Backend) {
     assert_eq!(v["events_delivered"], json!([SESSION_REVOKED]));
     let (status, v) = call(
         "PATCH",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"stream_id": id, "aud": issuer})),
     )
     .await;
     assert_eq!(status, 400, "PATCH cannot set aud either: {v}");
     let (status, v) = call(
         "PUT",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"stream_id": id, "delivery": {"method": POLL}})),
     )
     .await;
@@ -877,8 +1017,8 @@ async fn poll_delivery(backend: Backend) {
     assert_eq!(v["aud"], receiver.0.as_str());
     let (status, v) = call(
         "PATCH",
-        &streams,
-        Some(&at),
+        streams,
+        Some(at),
         Some(json!({"description": "no id"})),
     )
     .await;
@@ -886,12 +1026,12 @@ async fn poll_delivery(backend: Backend) {
         (status, v["error"].as_str()),
         (400, Some("invalid_request"))
     );
-    let (status, _) = call("DELETE", &streams, Some(&at), None).await;
+    let (status, _) = call("DELETE", streams, Some(at), None).await;
     assert_eq!(status, 400, "stream_id is required");
     let (status, _) = call(
         "DELETE",
         &format!("{streams}?stream_id={id}"),
-        Some(&at),
+        Some(at),
         None,
     )
     .await;
@@ -899,7 +1039,7 @@ async fn poll_delivery(backend: Backend) {
     let (status, _) = call(
         "POST",
         &poll_url,
-        Some(&at),
+        Some(at),
         Some(json!({"returnImmediately": true})),
     )
     .await;
@@ -1439,8 +1579,13 @@ async fn outbound_rules_and_log_injection(backend: Backend) {
 
 both_backends!(
     outbound_rules_and_log_injection,
-    push_delivery,
-    poll_delivery,
+    metadata_and_bad_stream_requests,
+    revocations_are_pushed,
+    paused_streams_hold_and_deleted_streams_drop,
+    receivers_cannot_choose_aud,
+    polled_sets_are_acknowledged_and_paged,
+    streams_are_private_to_their_receiver,
+    streams_are_updated_replaced_and_deleted,
     two_nodes_and_restart,
     subjects
 );

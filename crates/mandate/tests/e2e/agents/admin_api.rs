@@ -60,7 +60,19 @@ fn service_client(s: &Server, scope: &str) -> (String, String) {
     )
 }
 
-async fn admin_agents_and_mandates(backend: Backend) {
+/// A server with alice, a web client for calendar.read, an admin client and its token, a
+/// token without mandate:admin, and the admin API's base URL.
+struct Admin {
+    s: Server,
+    alice: String,
+    web: (String, String),
+    admin_client: (String, String),
+    admin: String,
+    plain: String,
+    base: String,
+}
+
+async fn admin(backend: Backend) -> Admin {
     let s = Server::start(backend).await;
     let alice = s.create_user("default", "alice");
     let web = s.create_web_client(
@@ -71,6 +83,27 @@ async fn admin_agents_and_mandates(backend: Backend) {
     let admin = client_token(&s, &admin_client).await;
     let plain = client_token(&s, &service_client(&s, "api.read")).await;
     let base = format!("{}/admin/v1/tenants/default", s.base);
+    Admin {
+        s,
+        alice,
+        web,
+        admin_client,
+        admin,
+        plain,
+        base,
+    }
+}
+
+/// Registering an agent needs an admin token; bad bodies are 400 and an unknown owner 404;
+/// the refusals change nothing.
+async fn agent_registration_refusals_change_nothing(backend: Backend) {
+    let Admin {
+        s,
+        admin,
+        plain,
+        base,
+        ..
+    } = admin(backend).await;
 
     // Only an admin token; the refusal changes nothing.
     let before = snapshot(&s).await;
@@ -117,6 +150,22 @@ async fn admin_agents_and_mandates(backend: Backend) {
         call("GET", &format!("{base}/agents"), &admin, None).await.1["agents"],
         json!([])
     );
+}
+
+/// An agent registered and a mandate recorded through the admin API (refusals beyond the
+/// ceiling or for an unknown user); the agent exchanges alice's token under it; suspending,
+/// resuming, revoking and deleting take effect at once and are audited with the admin client.
+/// One story: each step acts on the agent and mandate of the one before.
+async fn agent_and_mandate_lifecycle(backend: Backend) {
+    let Admin {
+        s,
+        alice,
+        web,
+        admin_client,
+        admin,
+        base,
+        ..
+    } = admin(backend).await;
 
     // Register an agent owned by alice, with a secret shown once.
     let (status, v) = call(
@@ -327,13 +376,23 @@ async fn admin_agents_and_mandates(backend: Backend) {
 }
 
 #[tokio::test]
-async fn admin_agents_and_mandates_sqlite() {
-    admin_agents_and_mandates(Backend::Sqlite).await;
+async fn agent_registration_refusals_change_nothing_sqlite() {
+    agent_registration_refusals_change_nothing(Backend::Sqlite).await;
 }
 
 #[tokio::test]
-async fn admin_agents_and_mandates_postgres() {
-    admin_agents_and_mandates(Backend::Postgres).await;
+async fn agent_registration_refusals_change_nothing_postgres() {
+    agent_registration_refusals_change_nothing(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn agent_and_mandate_lifecycle_sqlite() {
+    agent_and_mandate_lifecycle(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn agent_and_mandate_lifecycle_postgres() {
+    agent_and_mandate_lifecycle(Backend::Postgres).await;
 }
 
 /// Issue 12 item 7: a client registered with `mandate:admin` does not make the people who sign
@@ -341,7 +400,8 @@ async fn admin_agents_and_mandates_postgres() {
 /// reading the audit log, registering an agent and creating a mandate from another person
 /// (and the SSF and AuthZEN management APIs); granting the person the `admin` role (CLI)
 /// allows it at once, revoking it (admin API) refuses it again. `auditor` reads the log only.
-/// Every grant and revocation is audited.
+/// Every grant and revocation is audited. One story: mallory's one token, refused, allowed and
+/// refused again as her roles change, and the trail of it all.
 async fn admin_rights_come_from_the_persons_role(backend: Backend) {
     let s = Server::start(backend).await;
     let victim = s.create_user("default", "victim");
@@ -465,42 +525,6 @@ async fn admin_rights_come_from_the_persons_role(backend: Backend) {
         (200, Some(0)),
         "{v}"
     );
-
-    // Bad role names and unknown people are refused.
-    let (status, v) = call(
-        "PUT",
-        &format!("{base}/roles/root/users/mallory"),
-        &admin,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, v["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{v}"
-    );
-    let (status, _) = call(
-        "PUT",
-        &format!("{base}/roles/admin/users/nobody"),
-        &admin,
-        None,
-    )
-    .await;
-    assert_eq!(status, 404);
-    let (ok, _, err) = s.cli_raw(
-        &[
-            "user",
-            "grant-role",
-            "--tenant",
-            "default",
-            "--username",
-            "mallory",
-            "--role",
-            "root",
-        ],
-        None,
-    );
-    assert!(!ok && err.contains("unknown role"), "{err}");
 
     // Granted with the CLI: the same token now works (roles are read at every request).
     let v = s.cli(
@@ -638,4 +662,59 @@ async fn admin_rights_come_from_the_persons_role_sqlite() {
 #[tokio::test]
 async fn admin_rights_come_from_the_persons_role_postgres() {
     admin_rights_come_from_the_persons_role(Backend::Postgres).await;
+}
+
+/// A role grant names a known role and a known person: an unknown role is refused by the
+/// admin API (400) and the CLI, an unknown person is 404.
+async fn role_grants_need_a_known_role_and_person(backend: Backend) {
+    let s = Server::start(backend).await;
+    s.create_user("default", "mallory");
+    let admin = client_token(&s, &service_client(&s, "mandate:admin")).await;
+    let base = format!("{}/admin/v1/tenants/default", s.base);
+
+    // Bad role names and unknown people are refused.
+    let (status, v) = call(
+        "PUT",
+        &format!("{base}/roles/root/users/mallory"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let (status, _) = call(
+        "PUT",
+        &format!("{base}/roles/admin/users/nobody"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (ok, _, err) = s.cli_raw(
+        &[
+            "user",
+            "grant-role",
+            "--tenant",
+            "default",
+            "--username",
+            "mallory",
+            "--role",
+            "root",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("unknown role"), "{err}");
+}
+
+#[tokio::test]
+async fn role_grants_need_a_known_role_and_person_sqlite() {
+    role_grants_need_a_known_role_and_person(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn role_grants_need_a_known_role_and_person_postgres() {
+    role_grants_need_a_known_role_and_person(Backend::Postgres).await;
 }

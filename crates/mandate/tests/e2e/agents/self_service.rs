@@ -188,7 +188,23 @@ fn active_mandates(s: &Server, user: &str) -> Vec<Value> {
     .collect()
 }
 
-async fn page_lists_and_revokes(backend: Backend) {
+/// A server with alice and bob, a web client, alice's planner and bob's booker, each with a
+/// mandate from alice; alice signed in (browser and token) and the planner's delegated token.
+struct AgentsPage {
+    s: Server,
+    issuer: String,
+    alice: String,
+    web: (String, String),
+    planner: (String, String),
+    booker: (String, String),
+    b: Browser,
+    user_at: String,
+    m_planner: String,
+    m_booker: String,
+    planner_token: String,
+}
+
+async fn agents_page(backend: Backend) -> AgentsPage {
     let s = Server::start(backend).await;
     let issuer = s.issuer("default");
     let alice = s.create_user("default", "alice");
@@ -205,6 +221,33 @@ async fn page_lists_and_revokes(backend: Backend) {
     let (status, v) = exchange(&s, &planner, &user_at, &[]).await;
     assert_eq!(status, 200, "{v}");
     let planner_token = v["access_token"].as_str().unwrap().to_string();
+    AgentsPage {
+        s,
+        issuer,
+        alice,
+        web,
+        planner,
+        booker,
+        b,
+        user_at,
+        m_planner,
+        m_booker,
+        planner_token,
+    }
+}
+
+/// The "agents acting for you" page lists both agents, who owns them, what they may do and
+/// when they last acted, in English and German, linked from the consents page; without a
+/// session it is the sign-in page instead.
+async fn page_lists_the_agents_acting_for_you(backend: Backend) {
+    let AgentsPage {
+        s: _s,
+        issuer,
+        b,
+        m_planner,
+        m_booker,
+        ..
+    } = agents_page(backend).await;
 
     // The page lists both agents, who owns them, what they may do, and when they last acted.
     let (status, page, _) = b.get(&format!("{issuer}/account/agents")).await;
@@ -256,6 +299,20 @@ async fn page_lists_and_revokes(backend: Backend) {
         loc.unwrap()
             .starts_with(&format!("{issuer}/account/login?"))
     );
+}
+
+/// A forged revocation form (no CSRF) and another person's revocation through their own page
+/// change nothing.
+async fn forged_or_foreign_revocations_change_nothing(backend: Backend) {
+    let AgentsPage {
+        s,
+        issuer,
+        web,
+        b,
+        m_planner,
+        planner_token,
+        ..
+    } = agents_page(backend).await;
 
     // A forged form (no CSRF) changes nothing.
     let (status, _, _) = b
@@ -290,6 +347,26 @@ async fn page_lists_and_revokes(backend: Backend) {
         true
     );
     assert_eq!(active_mandates(&s, "alice").len(), 2);
+}
+
+/// The person revokes one agent on the page (its delegated token dies, their own token and
+/// session live, the trail names them), then all of them. One story: the second revocation
+/// follows the first on the same page.
+async fn person_revokes_one_agent_then_all(backend: Backend) {
+    let AgentsPage {
+        s,
+        issuer,
+        alice,
+        web,
+        planner,
+        booker,
+        b,
+        user_at,
+        m_planner,
+        planner_token,
+        ..
+    } = agents_page(backend).await;
+    let (_, page, _) = b.get(&format!("{issuer}/account/agents")).await;
 
     // Alice revokes the planner: its delegated token dies, her own token and session live.
     let csrf = hidden(&page, "csrf").unwrap();
@@ -425,7 +502,22 @@ impl DpopKey {
     }
 }
 
-async fn self_service_api(backend: Backend) {
+/// A server with alice (planner and booker agents) and bob, a web client, both people's tokens
+/// with mandate:self, and the self-service mandates URL.
+struct SelfService {
+    s: Server,
+    issuer: String,
+    url: String,
+    alice: String,
+    web: (String, String),
+    planner: (String, String),
+    booker: (String, String),
+    user_at: String,
+    bob_at: String,
+    alice_auth: String,
+}
+
+async fn self_service(backend: Backend) -> SelfService {
     let s = Server::start(backend).await;
     let issuer = s.issuer("default");
     let url = format!("{issuer}/account/v1/mandates");
@@ -450,6 +542,40 @@ async fn self_service_api(backend: Backend) {
         "openid calendar.read mandate:self",
     )
     .await;
+    let alice_auth = bearer(&user_at);
+    SelfService {
+        s,
+        issuer,
+        url,
+        alice,
+        web,
+        planner,
+        booker,
+        user_at,
+        bob_at,
+        alice_auth,
+    }
+}
+
+/// Alice creates a mandate for the planner through the self-service API; returns it.
+async fn create_planner_mandate(url: &str, alice_auth: &str, planner: &(String, String)) -> Value {
+    let body = json!({
+        "agent_id": planner.0,
+        "scope": ["calendar.read"],
+        "resources": [CALENDAR],
+        "authorization_details": [{"type": "calendar", "actions": ["read"]}],
+        "expires_in": 600,
+        "max_token_lifetime": 120,
+    });
+    let (status, created, _) = api(reqwest::Method::POST, url, Some(alice_auth), Some(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+/// The self-service API needs a token with mandate:self: without the scope 403, without a
+/// token 401 with a bare challenge, with a bad one invalid_token.
+async fn refused_without_mandate_self_or_a_valid_token(backend: Backend) {
+    let SelfService { s, url, web, .. } = self_service(backend).await;
     // Without mandate:self, an app the person uses cannot manage their mandates.
     let plain = code_token(&s, &Browser::new(), &web, "alice", "openid calendar.read").await;
     let (status, _) = reqwest::Client::new()
@@ -460,7 +586,6 @@ async fn self_service_api(backend: Backend) {
         .map(|r| (r.status().as_u16(), ()))
         .unwrap();
     assert_eq!(status, 403, "mandate:self is required");
-    let alice_auth = bearer(&user_at);
 
     // No token: 401 with a bare challenge; a bad one: invalid_token.
     let (status, v, challenge) = api(reqwest::Method::GET, &url, None, None).await;
@@ -468,6 +593,20 @@ async fn self_service_api(backend: Backend) {
     let (status, v, challenge) = api(reqwest::Method::GET, &url, Some("Bearer nope"), None).await;
     assert_eq!((status, v["error"].as_str()), (401, Some("invalid_token")));
     assert!(challenge.contains("invalid_token"), "{challenge}");
+}
+
+/// A mandate created through the self-service API (audited as the person's act) lets the
+/// agent act, is listed with the agent and when it last acted; bad input creates nothing.
+async fn person_creates_and_lists_mandates(backend: Backend) {
+    let SelfService {
+        s,
+        url,
+        alice,
+        planner,
+        user_at,
+        alice_auth,
+        ..
+    } = self_service(backend).await;
 
     // Empty at first.
     let (status, v, _) = api(reqwest::Method::GET, &url, Some(&alice_auth), None).await;
@@ -475,17 +614,7 @@ async fn self_service_api(backend: Backend) {
     assert_eq!(v["mandates"], json!([]));
 
     // Create a mandate for the planner.
-    let body = json!({
-        "agent_id": planner.0,
-        "scope": ["calendar.read"],
-        "resources": [CALENDAR],
-        "authorization_details": [{"type": "calendar", "actions": ["read"]}],
-        "expires_in": 600,
-        "max_token_lifetime": 120,
-    });
-    let (status, created, _) =
-        api(reqwest::Method::POST, &url, Some(&alice_auth), Some(&body)).await;
-    assert_eq!(status, 201, "{created}");
+    let created = create_planner_mandate(&url, &alice_auth, &planner).await;
     let m = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["origin"], "api");
     assert_eq!(created["agent"]["name"], "Planner");
@@ -566,6 +695,29 @@ async fn self_service_api(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 415);
     assert_eq!(active_mandates(&s, "alice").len(), 1);
+}
+
+/// Delegated tokens never manage mandates (403, or 401 for one meant elsewhere); another
+/// person's mandate is out of reach (404); the person revokes their own (204, its delegated
+/// token dies, the rest lives; again 404). One story: the same two mandates throughout.
+async fn only_the_person_manages_their_mandates(backend: Backend) {
+    let SelfService {
+        s,
+        issuer,
+        url,
+        web,
+        booker,
+        planner,
+        user_at,
+        bob_at,
+        alice_auth,
+        ..
+    } = self_service(backend).await;
+    let created = create_planner_mandate(&url, &alice_auth, &planner).await;
+    let m = created["id"].as_str().unwrap().to_string();
+    let (status, v) = exchange(&s, &planner, &user_at, &[]).await;
+    assert_eq!(status, 200, "{v}");
+    let planner_token = v["access_token"].as_str().unwrap().to_string();
 
     // A delegated token never manages mandates: a mandate without resources gives the booker a
     // token meant for the issuer itself, which is still refused (403 insufficient_scope).
@@ -656,6 +808,29 @@ async fn self_service_api(backend: Backend) {
     let (_, v, _) = api(reqwest::Method::GET, &url, Some(&alice_auth), None).await;
     assert_eq!(v["mandates"].as_array().unwrap().len(), 1);
     assert_eq!(v["mandates"][0]["id"], m_booker.as_str());
+}
+
+/// A DPoP-bound token of the person works at the self-service API with the DPoP scheme and a
+/// proof, not as a Bearer token.
+async fn dpop_bound_tokens_need_their_proof(backend: Backend) {
+    let SelfService {
+        s: _s,
+        issuer,
+        url,
+        web,
+        booker,
+        alice_auth,
+        ..
+    } = self_service(backend).await;
+    let (status, v, _) = api(
+        reqwest::Method::POST,
+        &url,
+        Some(&alice_auth),
+        Some(&json!({"agent_id": booker.0, "scope": ["calendar.read"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let m_booker = v["id"].as_str().unwrap().to_string();
 
     // A DPoP-bound token of the person works with the DPoP scheme and a proof, not as Bearer.
     let key = DpopKey::new();
@@ -700,7 +875,23 @@ async fn self_service_api(backend: Backend) {
     assert_eq!(status, 401, "a bound token is not a bearer token");
 }
 
-async fn consent_gives_mandate(backend: Backend) {
+/// A server with alice and bob, a web client, bob's "Trip planner" agent with a redirect URI,
+/// and alice's browser having signed in at the agent's code flow and approved its consent
+/// page; the consent page, the flow's URL and challenge, and the agent's token.
+struct Consented {
+    s: Server,
+    issuer: String,
+    alice: String,
+    web: (String, String),
+    trip: (String, String),
+    b: Browser,
+    url: String,
+    challenge: String,
+    consent: String,
+    agent_user_token: String,
+}
+
+async fn consented(backend: Backend) -> Consented {
     let s = Server::start(backend).await;
     let issuer = s.issuer("default");
     let alice = s.create_user("default", "alice");
@@ -728,6 +919,37 @@ async fn consent_gives_mandate(backend: Backend) {
     assert_eq!(status, 200);
     let (status, consent, _) = b.login(&issuer, &login, "alice", PASSWORD).await;
     assert_eq!(status, 200, "{consent}");
+    let (status, _, loc) = b.consent(&issuer, &consent, "approve").await;
+    assert_eq!(status, 303);
+    let agent_user_token = redeem(&s, &trip, &loc.unwrap(), &verifier).await;
+    Consented {
+        s,
+        issuer,
+        alice,
+        web,
+        trip,
+        b,
+        url,
+        challenge,
+        consent,
+        agent_user_token,
+    }
+}
+
+/// An agent running the code flow itself gets a consent page naming it; approval records a
+/// mandate (audited as the person's act) under which the agent exchanges its token; the
+/// agent's own token cannot manage mandates; the page lists the mandate.
+async fn consent_page_gives_a_mandate(backend: Backend) {
+    let Consented {
+        s,
+        issuer,
+        alice,
+        trip,
+        b,
+        consent,
+        agent_user_token,
+        ..
+    } = consented(backend).await;
     for want in [
         "Let an AI agent act for you",
         "Trip planner",
@@ -744,9 +966,6 @@ async fn consent_gives_mandate(backend: Backend) {
             "{want:?} missing from {consent}"
         );
     }
-    let (status, _, loc) = b.consent(&issuer, &consent, "approve").await;
-    assert_eq!(status, 303);
-    let agent_user_token = redeem(&s, &trip, &loc.unwrap(), &verifier).await;
     let c = claims(&agent_user_token);
     assert_eq!(c["sub"], alice.as_str());
     assert_eq!(c["client_id"], trip.0.as_str());
@@ -811,6 +1030,22 @@ async fn consent_gives_mandate(backend: Backend) {
         page.contains("Trip planner") && page.contains(&mid),
         "{page}"
     );
+}
+
+/// An agent's consent is never remembered (asked again, prompt=none refused), denying records
+/// nothing, a bad resource is invalid_target, scopes beyond the ceiling are dropped; ordinary
+/// clients keep remembered consent.
+async fn agent_consent_is_asked_every_time(backend: Backend) {
+    let Consented {
+        s,
+        issuer,
+        web,
+        trip,
+        b,
+        url,
+        challenge,
+        ..
+    } = consented(backend).await;
 
     // Never remembered: the next request asks again, prompt=none cannot pass silently.
     let (status, again, _) = b.get(&url).await;
@@ -874,6 +1109,27 @@ async fn consent_gives_mandate(backend: Backend) {
         ))
         .await;
     assert_eq!(status, 303);
+}
+
+/// Revoking the consent mandate ends the agent's own sign-in grant, and suspending the agent
+/// ends what it holds as a client and its asking; the person's own tokens at other clients
+/// stay active. One story: the same agent and person throughout.
+async fn revoking_or_suspending_ends_the_agents_grants(backend: Backend) {
+    let Consented {
+        s,
+        issuer,
+        web,
+        trip,
+        b,
+        url,
+        agent_user_token,
+        ..
+    } = consented(backend).await;
+    let mid = active_mandates(&s, "alice")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let web_browser = Browser::new();
 
     // Revoking the consent mandate also ends the agent's own sign-in (code-flow) grant; the
     // person's own tokens at other clients stay active.
@@ -1082,8 +1338,15 @@ async fn withdrawing_consent_revokes_access(backend: Backend) {
 }
 
 both_backends!(
-    page_lists_and_revokes,
-    self_service_api,
-    consent_gives_mandate,
+    page_lists_the_agents_acting_for_you,
+    forged_or_foreign_revocations_change_nothing,
+    person_revokes_one_agent_then_all,
+    refused_without_mandate_self_or_a_valid_token,
+    person_creates_and_lists_mandates,
+    only_the_person_manages_their_mandates,
+    dpop_bound_tokens_need_their_proof,
+    consent_page_gives_a_mandate,
+    agent_consent_is_asked_every_time,
+    revoking_or_suspending_ends_the_agents_grants,
     withdrawing_consent_revokes_access
 );

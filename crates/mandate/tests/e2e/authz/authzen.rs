@@ -90,7 +90,23 @@ async fn post_json(url: &str, token: &str, body: Value) -> (u16, Value) {
     .await
 }
 
-async fn authzen(backend: Backend) {
+/// A server with the calendar model, alice owning c1, bob reading c2 through the team, the
+/// agent guardrail and the export-approval policy; the admin and PEP bearers; discovery read.
+struct Fixture {
+    s: Server,
+    issuer: String,
+    admin_url: String,
+    admin: String,
+    pep: String,
+    alice: String,
+    bob: String,
+    revision: i64,
+    conf: Value,
+    eval_url: String,
+    evals_url: String,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
     let s = Server::start(backend).await;
     let issuer = s.issuer("default");
     let admin_url = format!("{}/admin/v1/tenants/default/authz", s.base);
@@ -109,19 +125,6 @@ async fn authzen(backend: Backend) {
     )
     .await;
     assert_eq!(status, 201, "{v}");
-    let (status, v) = send(
-        "POST",
-        &format!("{admin_url}/models"),
-        &admin,
-        Some("model\n  schema 1.1\ntype doc\n  relations\n    define viewer: [nobody]\n"),
-        "text/plain",
-    )
-    .await;
-    assert_eq!(
-        (status, v["error"].as_str()),
-        (400, Some("invalid_request")),
-        "an invalid model is refused: {v}"
-    );
     let (status, v) = post_json(
         &format!("{admin_url}/tuples"),
         &admin,
@@ -134,22 +137,6 @@ async fn authzen(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{v}");
     let revision = v["revision"].as_i64().unwrap();
-    let (status, v) = post_json(
-        &format!("{admin_url}/tuples"),
-        &admin,
-        json!({"writes": [{"object": "calendar:c1", "relation": "write", "user": "user:x"}]}),
-    )
-    .await;
-    assert_eq!(status, 400, "a tuple breaking the type restrictions: {v}");
-    let (status, v) = send(
-        "PUT",
-        &format!("{admin_url}/policy"),
-        &admin,
-        Some(&json!({"policies": "forbid(principal, action == Mandate::Action::\"nope\", resource) when { resource.missing == 1 };"}).to_string()),
-        "application/json",
-    )
-    .await;
-    assert_eq!(status, 400, "Cedar diagnostics: {v}");
     let policy = r#"
 @id("agents-may-not-delete")
 forbid(principal is Mandate::Agent, action == Mandate::Action::"delete", resource);
@@ -184,24 +171,90 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
         .as_str()
         .unwrap()
         .to_string();
+    Fixture {
+        s,
+        issuer,
+        admin_url,
+        admin,
+        pep,
+        alice,
+        bob,
+        revision,
+        conf,
+        eval_url,
+        evals_url,
+    }
+}
 
-    // People acting directly.
-    let ask = |sub: &str, action: &str, cal: &str| {
-        json!({
-            "subject": {"type": "user", "id": sub},
-            "action": {"name": action},
-            "resource": {"type": "calendar", "id": cal},
-            "context": {"revision": revision},
-        })
-    };
-    let (status, v) = post_json(&eval_url, &pep, ask(&alice, "read", "c1")).await;
+/// A person acting directly: alice, bob.
+fn ask(sub: &str, action: &str, cal: &str, revision: i64) -> Value {
+    json!({
+        "subject": {"type": "user", "id": sub},
+        "action": {"name": action},
+        "resource": {"type": "calendar", "id": cal},
+        "context": {"revision": revision},
+    })
+}
+
+/// The admin API refuses an invalid model, a tuple breaking the type restrictions and a
+/// policy Cedar rejects; the AuthZEN API wants mandate:authz and well-formed requests.
+async fn bad_input_and_wrong_callers_are_refused(backend: Backend) {
+    let f = fixture(backend).await;
+    let (admin_url, admin, pep) = (&f.admin_url, &f.admin, &f.pep);
+    let (status, v) = send(
+        "POST",
+        &format!("{admin_url}/models"),
+        admin,
+        Some("model\n  schema 1.1\ntype doc\n  relations\n    define viewer: [nobody]\n"),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "an invalid model is refused: {v}"
+    );
+    let (status, v) = post_json(
+        &format!("{admin_url}/tuples"),
+        admin,
+        json!({"writes": [{"object": "calendar:c1", "relation": "write", "user": "user:x"}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "a tuple breaking the type restrictions: {v}");
+    let (status, v) = send(
+        "PUT",
+        &format!("{admin_url}/policy"),
+        admin,
+        Some(&json!({"policies": "forbid(principal, action == Mandate::Action::\"nope\", resource) when { resource.missing == 1 };"}).to_string()),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 400, "Cedar diagnostics: {v}");
+
+    // Callers need mandate:authz; bad input is 400.
+    let eval_url = &f.eval_url;
+    let (status, _) = post_json(eval_url, admin, ask(&f.alice, "read", "c1", f.revision)).await;
+    assert_eq!(status, 403);
+    let (status, _) = send("POST", eval_url, pep, Some("{not json"), "application/json").await;
+    assert_eq!(status, 400);
+    let (status, _) = post_json(eval_url, pep, json!({"action": {"name": "read"}})).await;
+    assert_eq!(status, 400);
+}
+
+/// People acting directly are decided by the graph: single evaluations, the three batch
+/// semantics, and the resource, subject and action searches.
+async fn people_are_decided_by_the_graph(backend: Backend) {
+    let f = fixture(backend).await;
+    let (eval_url, evals_url, pep, conf) = (&f.eval_url, &f.evals_url, &f.pep, &f.conf);
+    let (alice, bob, revision) = (&f.alice, &f.bob, f.revision);
+    let (status, v) = post_json(eval_url, pep, ask(alice, "read", "c1", revision)).await;
     assert_eq!((status, v["decision"].clone()), (200, json!(true)), "{v}");
-    let (_, v) = post_json(&eval_url, &pep, ask(&bob, "read", "c1")).await;
+    let (_, v) = post_json(eval_url, pep, ask(bob, "read", "c1", revision)).await;
     assert_eq!(v["decision"], false);
     assert_eq!(v["context"]["reason_admin"]["reasons"][0]["part"], "graph");
-    let (_, v) = post_json(&eval_url, &pep, ask(&bob, "read", "c2")).await;
+    let (_, v) = post_json(eval_url, pep, ask(bob, "read", "c2", revision)).await;
     assert_eq!(v["decision"], true, "through the group");
-    let (_, v) = post_json(&eval_url, &pep, ask(&alice, "delete", "c1")).await;
+    let (_, v) = post_json(eval_url, pep, ask(alice, "delete", "c1", revision)).await;
     assert_eq!(v["decision"], true, "the guardrail is for agents only");
 
     // Batch semantics.
@@ -217,7 +270,7 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
             ],
         })
     };
-    let (_, v) = post_json(&evals_url, &pep, batch("execute_all")).await;
+    let (_, v) = post_json(evals_url, pep, batch("execute_all")).await;
     let decisions: Vec<Value> = v["evaluations"]
         .as_array()
         .unwrap()
@@ -225,15 +278,15 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
         .map(|e| e["decision"].clone())
         .collect();
     assert_eq!(decisions, vec![json!(false), json!(true), json!(false)]);
-    let (_, v) = post_json(&evals_url, &pep, batch("deny_on_first_deny")).await;
+    let (_, v) = post_json(evals_url, pep, batch("deny_on_first_deny")).await;
     assert_eq!(v["evaluations"].as_array().unwrap().len(), 1);
-    let (_, v) = post_json(&evals_url, &pep, batch("permit_on_first_permit")).await;
+    let (_, v) = post_json(evals_url, pep, batch("permit_on_first_permit")).await;
     assert_eq!(v["evaluations"].as_array().unwrap().len(), 2);
 
     // Searches.
     let (_, v) = post_json(
         conf["search_resource_endpoint"].as_str().unwrap(),
-        &pep,
+        pep,
         json!({"subject": {"type": "user", "id": alice}, "action": {"name": "read"}, "resource": {"type": "calendar"}}),
     )
     .await;
@@ -244,14 +297,14 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
     );
     let (_, v) = post_json(
         conf["search_subject_endpoint"].as_str().unwrap(),
-        &pep,
+        pep,
         json!({"subject": {"type": "user"}, "action": {"name": "read"}, "resource": {"type": "calendar", "id": "c2"}}),
     )
     .await;
     assert_eq!(v["results"], json!([{"type": "user", "id": bob}]), "{v}");
     let (_, v) = post_json(
         conf["search_action_endpoint"].as_str().unwrap(),
-        &pep,
+        pep,
         json!({"subject": {"type": "user", "id": alice}, "resource": {"type": "calendar", "id": "c1"}}),
     )
     .await;
@@ -263,7 +316,13 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
         .collect();
     names.sort();
     assert_eq!(names, vec!["delete", "owner", "read", "write"]);
+}
 
+/// An agent acting for alice is bounded by its mandate and by the Cedar guardrails (with
+/// approval for exports), and each of its decisions is audited with alice as the subject.
+async fn agents_are_bounded_by_mandate_and_policy(backend: Backend) {
+    let f = fixture(backend).await;
+    let (s, issuer, eval_url, pep, alice) = (&f.s, &f.issuer, &f.eval_url, &f.pep, &f.alice);
     // An agent acting for alice under a mandate for calendar.read.
     let web = s.create_web_client(
         "default",
@@ -320,9 +379,9 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
     let (verifier, challenge) = pkce();
     let loc = b
         .authorize(
-            &issuer,
+            issuer,
             &auth_url(
-                &issuer,
+                issuer,
                 &web.0,
                 &challenge,
                 "openid calendar.read calendar.write calendar.delete",
@@ -333,7 +392,7 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
         .await;
     let code = query_param(&loc, "code").unwrap();
     let (_, user) = token(
-        &issuer,
+        issuer,
         &web,
         &[
             ("grant_type", "authorization_code"),
@@ -344,7 +403,7 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
     )
     .await;
     let (status, v) = token(
-        &issuer,
+        issuer,
         &agent,
         &[
             (
@@ -369,9 +428,9 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
             "context": context,
         })
     };
-    let (_, v) = post_json(&eval_url, &pep, as_agent("read", json!({}))).await;
+    let (_, v) = post_json(eval_url, pep, as_agent("read", json!({}))).await;
     assert_eq!(v["decision"], true, "{v}");
-    let (_, v) = post_json(&eval_url, &pep, as_agent("write", json!({}))).await;
+    let (_, v) = post_json(eval_url, pep, as_agent("write", json!({}))).await;
     assert_eq!(
         v["decision"], false,
         "alice may write, the mandate may not: {v}"
@@ -386,7 +445,7 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
         parts.contains(&"mandate") && !parts.contains(&"graph"),
         "{v}"
     );
-    let (_, v) = post_json(&eval_url, &pep, as_agent("delete", json!({}))).await;
+    let (_, v) = post_json(eval_url, pep, as_agent("delete", json!({}))).await;
     assert_eq!(
         v["decision"], false,
         "the guardrail forbids agents deleting: {v}"
@@ -398,8 +457,8 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
     );
     assert_eq!(v["context"]["approval_required"], false);
     let (_, v) = post_json(
-        &eval_url,
-        &pep,
+        eval_url,
+        pep,
         as_agent("read", json!({"request": {"purpose": "export"}})),
     )
     .await;
@@ -412,8 +471,8 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
         "{v}"
     );
     let (_, v) = post_json(
-        &eval_url,
-        &pep,
+        eval_url,
+        pep,
         as_agent(
             "read",
             json!({"request": {"purpose": "export"}, "approved": true}),
@@ -422,22 +481,33 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
     .await;
     assert_eq!(v["decision"], true, "{v}");
 
-    // Callers need mandate:authz; bad input is 400.
-    let (status, _) = post_json(&eval_url, &admin, ask(&alice, "read", "c1")).await;
-    assert_eq!(status, 403);
-    let (status, _) = send(
-        "POST",
-        &eval_url,
-        &pep,
-        Some("{not json"),
-        "application/json",
-    )
-    .await;
-    assert_eq!(status, 400);
-    let (status, _) = post_json(&eval_url, &pep, json!({"action": {"name": "read"}})).await;
-    assert_eq!(status, 400);
+    // Decisions are audited: actor = agent, subject = alice.
+    let trail = s.cli(
+        &[
+            "audit",
+            "query",
+            "--tenant",
+            "default",
+            "--event",
+            "authorization_decision",
+            &format!("--agent={}", agent.0),
+        ],
+        None,
+    );
+    let trail = trail.as_array().unwrap();
+    assert_eq!(trail.len(), 5, "{trail:?}");
+    assert!(
+        trail
+            .iter()
+            .all(|e| e["subject"]["id"] == alice.as_str() && e["delegated"] == true)
+    );
+}
 
-    // The CLI works on the same data.
+/// The CLI works on the same data: check, tuple write (a newer revision), read, model show,
+/// tuple delete; an invalid tuple is one error line.
+async fn cli_reads_and_writes_the_same_data(backend: Backend) {
+    let f = fixture(backend).await;
+    let (s, bob, revision) = (&f.s, &f.bob, f.revision);
     let check = |user: &str| {
         s.cli(
             &[
@@ -520,27 +590,6 @@ forbid(principal is Mandate::Agent, action == Mandate::Action::"read", resource)
         None,
     );
     assert!(!ok && !err.is_empty(), "an invalid tuple is one error line");
-
-    // Decisions are audited: actor = agent, subject = alice.
-    let trail = s.cli(
-        &[
-            "audit",
-            "query",
-            "--tenant",
-            "default",
-            "--event",
-            "authorization_decision",
-            &format!("--agent={}", agent.0),
-        ],
-        None,
-    );
-    let trail = trail.as_array().unwrap();
-    assert_eq!(trail.len(), 5, "{trail:?}");
-    assert!(
-        trail
-            .iter()
-            .all(|e| e["subject"]["id"] == alice.as_str() && e["delegated"] == true)
-    );
 }
 
 /// A write's revision makes another node read it, even while that node's snapshot is cached.
@@ -856,7 +905,10 @@ async fn latest_model_wins(backend: Backend) {
 }
 
 both_backends!(
-    authzen,
+    bad_input_and_wrong_callers_are_refused,
+    people_are_decided_by_the_graph,
+    agents_are_bounded_by_mandate_and_policy,
+    cli_reads_and_writes_the_same_data,
     read_your_writes_across_nodes,
     dense_cycles_stay_bounded,
     latest_model_wins

@@ -70,12 +70,41 @@ fn admin_client(s: &Server) -> (String, String) {
     )
 }
 
-async fn bound_tokens(backend: Backend) {
+/// A server with an admin client (client credentials) and a DPoP key.
+struct Bound {
+    s: Server,
+    issuer: String,
+    token_url: String,
+    admin: (String, String),
+    key: Key,
+}
+
+async fn bound(backend: Backend) -> Bound {
     let s = Server::start(backend).await;
     let issuer = s.issuer("default");
     let token_url = format!("{issuer}/token");
     let admin = admin_client(&s);
     let key = Key::new();
+    Bound {
+        s,
+        issuer,
+        token_url,
+        admin,
+        key,
+    }
+}
+
+/// At the token endpoint (advertised in discovery) a proof binds the access token to its key
+/// (`cnf.jkt`, token_type DPoP); a replayed, mismatched or garbage proof is refused and
+/// audited; without a proof the token is an ordinary bearer token.
+async fn proofs_bind_tokens_at_the_token_endpoint(backend: Backend) {
+    let Bound {
+        s,
+        issuer,
+        token_url,
+        admin,
+        key,
+    } = bound(backend).await;
     let cc = [("grant_type", "client_credentials")];
 
     // Discovery advertises DPoP.
@@ -153,6 +182,29 @@ async fn bound_tokens(backend: Backend) {
     // Without a proof: an ordinary bearer token.
     let (status, v, _) = token_dpop(&issuer, &admin, &cc, None).await;
     assert_eq!((status, v["token_type"].as_str()), (200, Some("Bearer")));
+}
+
+/// A bound token is accepted at a resource only with the DPoP scheme and a fresh proof by its
+/// key (RFC 9449 §7.1 challenges otherwise); an unbound token is not accepted as DPoP; each
+/// misuse is audited.
+async fn bound_tokens_at_a_resource(backend: Backend) {
+    let Bound {
+        s,
+        issuer,
+        token_url,
+        admin,
+        key,
+    } = bound(backend).await;
+    let cc = [("grant_type", "client_credentials")];
+    let proof = key.proof("POST", &token_url, None, None);
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, Some(&proof)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+    let at = v["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&at)["cnf"]["jkt"], key.jkt());
+    // Without a proof: an ordinary bearer token.
+    let (status, v, _) = token_dpop(&issuer, &admin, &cc, None).await;
+    assert_eq!((status, v["token_type"].as_str()), (200, Some("Bearer")));
     let bearer = v["access_token"].as_str().unwrap().to_string();
 
     // Using the bound token at a resource (the admin API).
@@ -208,6 +260,17 @@ async fn bound_tokens(backend: Backend) {
         .filter(|e| e["detail"]["resource"] == htu.as_str())
         .count();
     assert_eq!(at_resource, 6, "{refused}");
+}
+
+/// An agent registered with `--require-dpop` gets nothing from a token exchange without a
+/// proof, and with one a delegated token bound to its key.
+async fn agents_registered_with_require_dpop(backend: Backend) {
+    let Bound {
+        s,
+        issuer,
+        token_url,
+        ..
+    } = bound(backend).await;
 
     // An agent that must use DPoP.
     let alice = s.create_user("default", "alice");
@@ -533,4 +596,10 @@ async fn server_nonce(backend: Backend) {
     assert!(next.is_some(), "a fresh nonce comes with every response");
 }
 
-both_backends!(bound_tokens, server_nonce, public_refresh_bound);
+both_backends!(
+    proofs_bind_tokens_at_the_token_endpoint,
+    bound_tokens_at_a_resource,
+    agents_registered_with_require_dpop,
+    server_nonce,
+    public_refresh_bound
+);

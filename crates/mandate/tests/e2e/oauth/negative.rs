@@ -22,47 +22,82 @@ macro_rules! unchanged {
     }};
 }
 
-async fn negatives(backend: Backend) {
-    let s = Server::start(backend).await;
-    let issuer = s.issuer("default");
-    s.create_user("default", "bob");
-    let web = s.create_web_client("default", &[]);
-    let b = Browser::new();
+/// A server with bob, a web client, and a browser signed in as bob holding a code issued
+/// with a PKCE challenge, ready to redeem.
+struct CodeIssued {
+    s: Server,
+    issuer: String,
+    web: (String, String),
+    b: Browser,
+    code: String,
+    verifier: String,
+    challenge: String,
+}
 
-    // A code issued with a challenge, ready to redeem.
-    let (verifier, challenge) = pkce();
-    let loc = b
-        .authorize(
-            &issuer,
-            &auth_url(&issuer, &web.0, &challenge, "openid", &[]),
-            "bob",
-        )
-        .await;
-    let code = query_param(&loc, "code").unwrap();
-    let redeem = |code: String, verifier: String, redirect: &'static str| {
-        let issuer = issuer.clone();
-        let web = web.clone();
-        async move {
-            token(
+impl CodeIssued {
+    async fn start(backend: Backend) -> CodeIssued {
+        let s = Server::start(backend).await;
+        let issuer = s.issuer("default");
+        s.create_user("default", "bob");
+        let web = s.create_web_client("default", &[]);
+        let b = Browser::new();
+
+        // A code issued with a challenge, ready to redeem.
+        let (verifier, challenge) = pkce();
+        let loc = b
+            .authorize(
                 &issuer,
-                &web,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", redirect),
-                    ("code_verifier", &verifier),
-                ],
+                &auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+                "bob",
             )
-            .await
+            .await;
+        let code = query_param(&loc, "code").unwrap();
+        CodeIssued {
+            s,
+            issuer,
+            web,
+            b,
+            code,
+            verifier,
+            challenge,
         }
-    };
+    }
 
+    /// Redeem `code` at the token endpoint as the web client.
+    async fn redeem(&self, code: String, verifier: String, redirect: &str) -> (u16, Value) {
+        token(
+            &self.issuer,
+            &self.web,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await
+    }
+}
+
+/// A code redeemed with the wrong verifier, none, the wrong redirect URI or by another client
+/// is invalid_grant and spends nothing; it then works once, and its reuse revokes what it
+/// issued. One story: the same code throughout.
+async fn code_redemption_refusals(backend: Backend) {
+    let f = CodeIssued::start(backend).await;
+    let CodeIssued {
+        s,
+        issuer,
+        web,
+        code,
+        verifier,
+        ..
+    } = &f;
     // Wrong verifier, missing verifier, wrong redirect URI, wrong client: invalid_grant, nothing spent.
     let (wrong, _) = pkce();
     unchanged!(
         s,
         assert_err(
-            &redeem(code.clone(), wrong, REDIRECT).await,
+            &f.redeem(code.clone(), wrong, REDIRECT).await,
             400,
             "invalid_grant"
         )
@@ -70,11 +105,11 @@ async fn negatives(backend: Backend) {
     let r = unchanged!(
         s,
         token(
-            &issuer,
-            &web,
+            issuer,
+            web,
             &[
                 ("grant_type", "authorization_code"),
-                ("code", &code),
+                ("code", code),
                 ("redirect_uri", REDIRECT)
             ]
         )
@@ -84,7 +119,8 @@ async fn negatives(backend: Backend) {
     unchanged!(
         s,
         assert_err(
-            &redeem(code.clone(), verifier.clone(), "https://app.example/other").await,
+            &f.redeem(code.clone(), verifier.clone(), "https://app.example/other")
+                .await,
             400,
             "invalid_grant"
         )
@@ -93,13 +129,13 @@ async fn negatives(backend: Backend) {
     let r = unchanged!(
         s,
         token(
-            &issuer,
+            issuer,
             &other,
             &[
                 ("grant_type", "authorization_code"),
-                ("code", &code),
+                ("code", code),
                 ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier)
+                ("code_verifier", verifier)
             ]
         )
         .await
@@ -107,31 +143,45 @@ async fn negatives(backend: Backend) {
     assert_err(&r, 400, "invalid_grant");
 
     // The code still works once, then reuse fails and revokes what it issued.
-    let first = redeem(code.clone(), verifier.clone(), REDIRECT).await;
+    let first = f.redeem(code.clone(), verifier.clone(), REDIRECT).await;
     assert_eq!(first.0, 200, "{}", first.1);
     let at = first.1["access_token"].as_str().unwrap().to_string();
     let rt = first.1["refresh_token"].as_str().unwrap().to_string();
     assert_err(
-        &redeem(code.clone(), verifier.clone(), REDIRECT).await,
+        &f.redeem(code.clone(), verifier.clone(), REDIRECT).await,
         400,
         "invalid_grant",
     );
     assert_eq!(
-        introspect(&issuer, &web, &at).await["active"],
+        introspect(issuer, web, &at).await["active"],
         false,
         "reused code must revoke its access token"
     );
     assert_err(
         &token(
-            &issuer,
-            &web,
+            issuer,
+            web,
             &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
         )
         .await,
         400,
         "invalid_grant",
     );
+}
 
+/// Bad authorization requests: missing or plain PKCE and other response types are error
+/// redirects without a code; an unregistered redirect URI, an unknown client or a repeated
+/// parameter is an error page, never a redirect. Nothing changes.
+async fn authorize_refusals(backend: Backend) {
+    let f = CodeIssued::start(backend).await;
+    let CodeIssued {
+        s,
+        issuer,
+        web,
+        b,
+        challenge,
+        ..
+    } = &f;
     // Missing PKCE or plain PKCE at authorize: error redirect, no code.
     let mut no_pkce = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
     no_pkce.query_pairs_mut().extend_pairs([
@@ -151,7 +201,7 @@ async fn negatives(backend: Backend) {
     );
     assert_eq!(query_param(&loc, "state").as_deref(), Some("s1"));
     assert!(query_param(&loc, "code").is_none());
-    let plain = auth_url(&issuer, &web.0, &challenge, "openid", &[])
+    let plain = auth_url(issuer, &web.0, challenge, "openid", &[])
         .replace("code_challenge_method=S256", "code_challenge_method=plain");
     let (_, _, loc) = b.get(&plain).await;
     assert_eq!(
@@ -160,7 +210,7 @@ async fn negatives(backend: Backend) {
     );
 
     // Response types other than code.
-    let implicit = auth_url(&issuer, &web.0, &challenge, "openid", &[])
+    let implicit = auth_url(issuer, &web.0, challenge, "openid", &[])
         .replace("response_type=code", "response_type=token");
     let (_, _, loc) = b.get(&implicit).await;
     assert_eq!(
@@ -170,11 +220,11 @@ async fn negatives(backend: Backend) {
 
     // Redirect URI not registered, unknown client, repeated parameter: error page, never a redirect.
     for bad in [
-        auth_url(&issuer, &web.0, &challenge, "openid", &[]).replace("callback", "callback%2Fevil"),
-        auth_url(&issuer, "no-such-client", &challenge, "openid", &[]),
+        auth_url(issuer, &web.0, challenge, "openid", &[]).replace("callback", "callback%2Fevil"),
+        auth_url(issuer, "no-such-client", challenge, "openid", &[]),
         format!(
             "{}&client_id={}",
-            auth_url(&issuer, &web.0, &challenge, "openid", &[]),
+            auth_url(issuer, &web.0, challenge, "openid", &[]),
             web.0
         ),
         format!(
@@ -187,12 +237,25 @@ async fn negatives(backend: Backend) {
         assert!(loc.is_none(), "must not redirect: {bad}");
         assert!(body.contains("invalid_"), "{body}");
     }
+}
 
+/// Bad token requests: unknown clients and wrong secrets (401 with a challenge), malformed
+/// and oversized input, unsupported grant types, a bad bearer, an unknown tenant, and a
+/// service client's invalid scope, grant and resource.
+async fn token_endpoint_refusals(backend: Backend) {
+    let f = CodeIssued::start(backend).await;
+    let CodeIssued {
+        s,
+        issuer,
+        web,
+        verifier,
+        ..
+    } = &f;
     // Unknown client and wrong secret at the token endpoint: 401 invalid_client + challenge.
     let ghost = ("ghost".to_string(), "secret".to_string());
     let r = unchanged!(
         s,
-        token(&issuer, &ghost, &[("grant_type", "client_credentials")]).await
+        token(issuer, &ghost, &[("grant_type", "client_credentials")]).await
     );
     assert_err(&r, 401, "invalid_client");
     let wrong_secret = (web.0.clone(), "not-the-secret".to_string());
@@ -231,8 +294,8 @@ async fn negatives(backend: Backend) {
         "form content type required (RFC 6749 §5.2)"
     );
     let r = token(
-        &issuer,
-        &web,
+        issuer,
+        web,
         &[
             ("grant_type", "authorization_code"),
             ("grant_type", "refresh_token"),
@@ -242,8 +305,8 @@ async fn negatives(backend: Backend) {
     assert_err(&r, 400, "invalid_request");
     assert_err(
         &token(
-            &issuer,
-            &web,
+            issuer,
+            web,
             &[
                 ("grant_type", "password"),
                 ("username", "bob"),
@@ -255,11 +318,11 @@ async fn negatives(backend: Backend) {
         "unsupported_grant_type",
     );
     assert_err(
-        &token(&issuer, &web, &[("grant_type", "implicit")]).await,
+        &token(issuer, web, &[("grant_type", "implicit")]).await,
         400,
         "unsupported_grant_type",
     );
-    assert_err(&token(&issuer, &web, &[]).await, 400, "invalid_request");
+    assert_err(&token(issuer, web, &[]).await, 400, "invalid_request");
     let huge = "a".repeat(100_000);
     let r = unchanged!(
         s,
@@ -276,7 +339,7 @@ async fn negatives(backend: Backend) {
     assert_eq!(r.status(), 413);
     let long_code = "a".repeat(5000);
     assert_err(
-        &redeem(long_code, verifier.clone(), REDIRECT).await,
+        &f.redeem(long_code, verifier.clone(), REDIRECT).await,
         400,
         "invalid_grant",
     );
@@ -324,7 +387,7 @@ async fn negatives(backend: Backend) {
     let svc = s.create_service_client("default");
     assert_err(
         &token(
-            &issuer,
+            issuer,
             &svc,
             &[("grant_type", "client_credentials"), ("scope", "api.admin")],
         )
@@ -334,7 +397,7 @@ async fn negatives(backend: Backend) {
     );
     assert_err(
         &token(
-            &issuer,
+            issuer,
             &svc,
             &[("grant_type", "authorization_code"), ("code", "x")],
         )
@@ -344,7 +407,7 @@ async fn negatives(backend: Backend) {
     );
     assert_err(
         &token(
-            &issuer,
+            issuer,
             &svc,
             &[
                 ("grant_type", "client_credentials"),
@@ -580,13 +643,33 @@ async fn redirect_uri_registration_postgres() {
 }
 
 #[tokio::test]
-async fn negatives_sqlite() {
-    negatives(Backend::Sqlite).await;
+async fn code_redemption_refusals_sqlite() {
+    code_redemption_refusals(Backend::Sqlite).await;
 }
 
 #[tokio::test]
-async fn negatives_postgres() {
-    negatives(Backend::Postgres).await;
+async fn code_redemption_refusals_postgres() {
+    code_redemption_refusals(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn authorize_refusals_sqlite() {
+    authorize_refusals(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn authorize_refusals_postgres() {
+    authorize_refusals(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn token_endpoint_refusals_sqlite() {
+    token_endpoint_refusals(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn token_endpoint_refusals_postgres() {
+    token_endpoint_refusals(Backend::Postgres).await;
 }
 
 /// An expired code is refused, and nothing changes.

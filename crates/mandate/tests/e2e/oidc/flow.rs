@@ -12,7 +12,27 @@ use openidconnect::{
     OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
 };
 
-async fn full_flow(backend: Backend) {
+/// A server with alice and a web client, and the `openidconnect` relying party for it after
+/// discovery.
+struct Rp {
+    s: Server,
+    issuer: String,
+    web: (String, String),
+    http: reqwest::Client,
+    meta: CoreProviderMetadata,
+    client: RpClient,
+}
+
+type RpClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+async fn rp(backend: Backend) -> Rp {
     let s = Server::start(backend).await;
     let issuer = s.issuer("default");
     s.create_user("default", "alice");
@@ -33,6 +53,29 @@ async fn full_flow(backend: Backend) {
         Some(ClientSecret::new(web.1.clone())),
     )
     .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    Rp {
+        s,
+        issuer,
+        web,
+        http,
+        meta,
+        client,
+    }
+}
+
+/// Code + PKCE with a browser-submitted login form, the ID token validated through JWKS,
+/// userinfo, the access token introspected, refresh rotation, and a spent refresh token's
+/// reuse revoking its family. One story: each step uses the tokens of the one before.
+async fn code_flow_refresh_and_reuse(backend: Backend) {
+    // `_s` keeps the server running.
+    let Rp {
+        s: _s,
+        issuer,
+        web,
+        http,
+        client,
+        ..
+    } = rp(backend).await;
 
     // Authorization code with PKCE; the browser submits the login and consent forms.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -172,6 +215,21 @@ async fn full_flow(backend: Backend) {
         false,
         "access token of a revoked family"
     );
+    let _ = RefreshToken::new(String::new());
+}
+
+/// Client credentials through the relying party library; revocation (RFC 7009) of an access
+/// token, and of a refresh token, which revokes its grant.
+async fn client_credentials_and_revocation(backend: Backend) {
+    let Rp {
+        s,
+        issuer,
+        web,
+        http,
+        meta,
+        ..
+    } = rp(backend).await;
+    let browser = Browser::new();
 
     // Client credentials.
     let svc = s.create_service_client("default");
@@ -222,6 +280,15 @@ async fn full_flow(backend: Backend) {
         false,
         "revoking a refresh token revokes its grant"
     );
+}
+
+/// A second client gets SSO from alice's session (no password, `prompt=none` works); an
+/// RP-initiated logout ends the session and revokes the grants made in it. One story: one
+/// browser session throughout.
+async fn sso_for_a_second_client_and_logout(backend: Backend) {
+    let Rp { s, issuer, web, .. } = rp(backend).await;
+    let browser = Browser::new();
+    code_flow_tokens(&s, &browser, "default", &web, "alice").await;
 
     // A second client gets SSO: no password asked, and `prompt=none` works.
     let other = s.create_web_client("default", &[]);
@@ -301,15 +368,34 @@ async fn full_flow(backend: Backend) {
         introspect(&issuer, &other, t2["access_token"].as_str().unwrap()).await["active"],
         false
     );
-    let _ = RefreshToken::new(String::new());
 }
 
 #[tokio::test]
-async fn full_flow_sqlite() {
-    full_flow(Backend::Sqlite).await;
+async fn code_flow_refresh_and_reuse_sqlite() {
+    code_flow_refresh_and_reuse(Backend::Sqlite).await;
 }
 
 #[tokio::test]
-async fn full_flow_postgres() {
-    full_flow(Backend::Postgres).await;
+async fn code_flow_refresh_and_reuse_postgres() {
+    code_flow_refresh_and_reuse(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn client_credentials_and_revocation_sqlite() {
+    client_credentials_and_revocation(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn client_credentials_and_revocation_postgres() {
+    client_credentials_and_revocation(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sso_for_a_second_client_and_logout_sqlite() {
+    sso_for_a_second_client_and_logout(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sso_for_a_second_client_and_logout_postgres() {
+    sso_for_a_second_client_and_logout(Backend::Postgres).await;
 }
