@@ -353,6 +353,61 @@ fn the_reader_finds_cycles() {
     assert_eq!(found, vec![BTreeSet::from(["a".into(), "b".into()])]);
 }
 
+/// docs/security.md shows each condition with the test that holds it: every end-to-end test it
+/// names (`file.rs::name`, `file.rs::*::name`, `name_*`, `name_{sqlite,postgres}`) exists, so a
+/// renamed or split test cannot leave a condition pointing at nothing.
+#[test]
+fn the_security_checklist_names_real_tests() {
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    let doc = std::fs::read_to_string(e2e.join("../../../../docs/security.md")).unwrap();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for span in doc.split('`').skip(1).step_by(2) {
+        let Some((file, rest)) = span.split_once(".rs::") else {
+            continue;
+        };
+        let path = e2e.join(format!("{file}.rs"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            missing.push(format!("{span}: no file {}", path.display()));
+            continue;
+        };
+        let name = rest.rsplit("::").next().unwrap_or_default();
+        if name == "*" {
+            continue;
+        }
+        // `a_{x,y}` names `a_x` and `a_y`; `a_*` any test starting `a_`.
+        let names: Vec<String> = match name.split_once('{') {
+            Some((head, tail)) => tail
+                .trim_end_matches('}')
+                .split(',')
+                .map(|alt| format!("{head}{alt}"))
+                .collect(),
+            None => vec![name.to_string()],
+        };
+        for n in names {
+            checked += 1;
+            let found = match n.strip_suffix('*') {
+                Some(prefix) => text.contains(&format!("fn {prefix}")),
+                None => {
+                    text.contains(&format!("fn {n}("))
+                        || text.contains(&format!("fn {n}<"))
+                        || text.contains(&format!(" {n},"))
+                        || text.contains(&format!("({n})"))
+                }
+            };
+            if !found {
+                missing.push(format!("{span}: no test {n} in {file}.rs"));
+            }
+        }
+    }
+    assert!(checked > 30, "the references were read ({checked})");
+    assert!(
+        missing.is_empty(),
+        "docs/security.md names tests that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
 /// docs/architecture.md's map of where each specification lives names only paths that exist.
 #[test]
 fn the_architecture_map_names_real_paths() {
