@@ -17,7 +17,9 @@ use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::dpop::{Presented, resource_claims};
 use crate::provider::{Provider, TenantCtx};
-use crate::store::{AuditQuery, AuditRecord};
+use crate::store::{
+    AuditLog, AuditQuery, AuditRecord, AuditSink, MandateStore, ReplayStore, RoleStore,
+};
 
 /// The scope that grants the admin API.
 pub const ADMIN_SCOPE: &str = "mandate:admin";
@@ -31,8 +33,8 @@ pub struct AdminCaller {
     pub principal: Principal,
 }
 
-async fn deny(
-    p: &Provider,
+async fn deny<S: AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     meta: &RequestMeta,
     actor: Principal,
@@ -58,8 +60,8 @@ async fn deny(
 /// Verify an admin API bearer token: invalid or missing → `invalid_token` (401), valid but
 /// without the admin scope, or a person's token without the `admin` role → `insufficient_scope`
 /// (403). Both are recorded.
-pub async fn authenticate(
-    p: &Provider,
+pub async fn authenticate<S: AuditSink + MandateStore + ReplayStore + RoleStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     token: Option<&Presented<'_>>,
     meta: &RequestMeta,
@@ -71,8 +73,8 @@ pub async fn authenticate(
 pub const AUTHZ_SCOPE: &str = "mandate:authz";
 
 /// [`authenticate`] for another scope (e.g. [`AUTHZ_SCOPE`]); a person needs the `admin` role.
-pub async fn authenticate_for(
-    p: &Provider,
+pub async fn authenticate_for<S: AuditSink + MandateStore + ReplayStore + RoleStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     token: Option<&Presented<'_>>,
     meta: &RequestMeta,
@@ -83,8 +85,8 @@ pub async fn authenticate_for(
 
 /// [`authenticate_for`] with the right the route needs: a person's token passes only if a
 /// role they hold gives `right` (e.g. `auditor` for [`Right::ReadAudit`]).
-pub async fn authorize(
-    p: &Provider,
+pub async fn authorize<S: AuditSink + MandateStore + ReplayStore + RoleStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     token: Option<&Presented<'_>>,
     meta: &RequestMeta,
@@ -152,8 +154,8 @@ pub async fn authorize(
 
 /// A page of the tenant's audit log for an admin caller; the read itself is recorded.
 /// Returns the records and the cursor of the next page (`None` on the last).
-pub async fn query_audit(
-    p: &Provider,
+pub async fn query_audit<S: AuditLog + AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     q: &AuditQuery,

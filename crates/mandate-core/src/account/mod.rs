@@ -13,7 +13,10 @@ use crate::domain::agents::{Agent, Mandate, MandateOrigin};
 use crate::error::{AdminError, ErrorCode, OAuthError};
 use crate::oauth::dpop::{Presented, resource_claims};
 use crate::provider::{Provider, TenantCtx};
-use crate::store::{AuditQuery, MandateSelector};
+use crate::store::{
+    AgentStore, AuditLog, AuditQuery, AuditSink, ConsentStore, GrantStore, MandateSelector,
+    MandateStore, ReplayStore, UserStore,
+};
 
 /// Why a person's own revocation is recorded.
 pub const REVOKED_BY_USER: &str = "revoked by the user";
@@ -71,8 +74,8 @@ impl AgentMandate {
 }
 
 /// Every mandate `user_id` gave that is in force now, newest first.
-pub async fn mandates(
-    p: &Provider,
+pub async fn mandates<S: AgentStore + AuditLog + MandateStore + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
 ) -> Result<Vec<AgentMandate>, OAuthError> {
@@ -119,8 +122,8 @@ fn store_failure(e: AdminError) -> OAuthError {
 /// Revoke one mandate `user_id` gave, if it is theirs and in force; `false` otherwise (the
 /// caller answers "not found" either way, so other people's mandate ids reveal nothing). The
 /// person's own sessions and tokens and their other mandates are untouched.
-pub async fn revoke(
-    p: &Provider,
+pub async fn revoke<S: AuditSink + MandateStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
     mandate_id: &str,
@@ -149,8 +152,8 @@ pub async fn revoke(
 }
 
 /// Revoke every mandate `user_id` gave; returns the ids revoked.
-pub async fn revoke_all(
-    p: &Provider,
+pub async fn revoke_all<S: AuditSink + MandateStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
     meta: &RequestMeta,
@@ -191,8 +194,10 @@ impl Withdrawn {
 /// gave it on the consent page. Each revoked grant is recorded as `token_revoked` (so Shared
 /// Signals receivers hear a session-revoked event), each mandate as `mandate_revoked`, and the
 /// withdrawal as `consent_withdrawn`. Idempotent; an unknown client ends nothing.
-pub async fn withdraw_consent(
-    p: &Provider,
+pub async fn withdraw_consent<
+    S: AgentStore + AuditSink + ConsentStore + GrantStore + MandateStore + ?Sized,
+>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
     client_id: &str,
@@ -327,8 +332,8 @@ pub struct MandateRequest {
 /// Grant a mandate from `user_id` to an agent (origin `api`, actor the person), under the same
 /// rules as an administrator's ([`crate::agents::grant_mandate`]). Bad terms or an unknown or
 /// inactive agent are `invalid_request`.
-pub async fn create(
-    p: &Provider,
+pub async fn create<S: AgentStore + AuditSink + MandateStore + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
     req: MandateRequest,
@@ -384,8 +389,8 @@ pub struct Caller {
     pub amr: Vec<String>,
 }
 
-async fn refuse(
-    p: &Provider,
+async fn refuse<S: AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     meta: &RequestMeta,
     actor: Principal,
@@ -412,8 +417,10 @@ async fn refuse(
 /// for this issuer (`aud`), and the person's own: a token for a user, not delegated (`act`,
 /// `mandate`) and not held by an agent's client. Missing or invalid → `invalid_token` (401);
 /// a delegated, agent-held or non-person token → `insufficient_scope` (403), recorded.
-pub async fn authenticate(
-    p: &Provider,
+pub async fn authenticate<
+    S: AgentStore + AuditSink + MandateStore + ReplayStore + UserStore + ?Sized,
+>(
+    p: &Provider<S>,
     t: &TenantCtx,
     token: Option<&Presented<'_>>,
     meta: &RequestMeta,

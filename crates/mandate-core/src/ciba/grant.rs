@@ -17,6 +17,7 @@ use crate::oauth::grants::TokenRequest;
 use crate::oauth::grants::delegation::{self, Asked, Bounds, Delegation, delegated_token};
 use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AgentStore, AuditSink, CibaStore, MandateStore};
 
 crate::oauth::grants::grant!(
     /// The CIBA grant (CIBA Core §10.1), registered by the server next to OAuth's own.
@@ -26,8 +27,8 @@ crate::oauth::grants::grant!(
 );
 
 /// Redeem an `auth_req_id` for the authenticated `client`.
-pub async fn exchange(
-    p: &Provider,
+pub async fn exchange<S: AgentStore + AuditSink + CibaStore + MandateStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,

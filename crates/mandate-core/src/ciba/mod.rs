@@ -26,6 +26,7 @@ use crate::error::{AdminError, ErrorCode, OAuthError};
 use crate::oauth::authorize::{CONSENT_MANDATE_SECONDS, CONSENT_MAX_TOKEN_LIFETIME, OIDC_SCOPES};
 use crate::oauth::tokens::parse_resources;
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AgentStore, AuditSink, CibaStore, MandateStore, UserStore};
 
 /// How much `slow_down` adds to a client's polling interval (CIBA §11, RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP: i64 = 5;
@@ -96,8 +97,8 @@ fn ciba_error(code: ErrorCode, why: impl Into<String>) -> OAuthError {
 
 /// Is the client an active agent registered for CIBA? Its agent and registration, or the
 /// CIBA §13 error.
-async fn ciba_agent(
-    p: &Provider,
+async fn ciba_agent<S: AgentStore + CibaStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
 ) -> Result<(Agent, CibaRegistration), OAuthError> {
@@ -132,8 +133,8 @@ fn bearer_safe(s: &str) -> bool {
 /// Handle a backchannel authentication request of the authenticated `client` (CIBA §7): check
 /// it, record it (audited `ciba_requested`) and answer with a fresh `auth_req_id`. A refusal
 /// stores nothing but its `authorization_failed` audit record.
-pub async fn backchannel_authorize(
-    p: &Provider,
+pub async fn backchannel_authorize<S: AgentStore + AuditSink + CibaStore + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &BackchannelRequest,
@@ -164,8 +165,8 @@ pub async fn backchannel_authorize(
     result
 }
 
-async fn accept(
-    p: &Provider,
+async fn accept<S: AgentStore + AuditSink + CibaStore + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &BackchannelRequest,
@@ -380,8 +381,8 @@ impl PendingRequest {
 }
 
 /// The requests waiting for `user_id`, newest first.
-pub async fn pending(
-    p: &Provider,
+pub async fn pending<S: AgentStore + CibaStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
 ) -> Result<Vec<PendingRequest>, OAuthError> {
@@ -399,8 +400,8 @@ pub async fn pending(
 
 /// One request waiting for `user_id`; `None` when it is not theirs, not pending or expired (so
 /// other people's request ids reveal nothing).
-pub async fn pending_one(
-    p: &Provider,
+pub async fn pending_one<S: AgentStore + CibaStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
     id: &str,
@@ -484,8 +485,8 @@ pub struct Decided {
 /// [`CIBA_MANDATE_SECONDS`], tokens of at most [`CIBA_MAX_TOKEN_LIFETIME`], no
 /// sub-delegation. Audited `ciba_approved` / `ciba_denied` with the person as actor. `None`
 /// when the request is not theirs, already decided or expired.
-pub async fn decide(
-    p: &Provider,
+pub async fn decide<S: AgentStore + AuditSink + CibaStore + MandateStore + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     who: &Approver,
     id: &str,
@@ -592,7 +593,11 @@ pub async fn decide(
 }
 
 /// The ping for a request was sent (or given up on): forget the `auth_req_id` kept for it.
-pub async fn ping_done(p: &Provider, t: &TenantCtx, request_id: &str) -> Result<(), OAuthError> {
+pub async fn ping_done<S: CibaStore + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    request_id: &str,
+) -> Result<(), OAuthError> {
     Ok(p.store.clear_ciba_ping(t.id(), request_id).await?)
 }
 

@@ -17,6 +17,9 @@ use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::login::method::{Factor, LoginMethod, acr_satisfies, second_factor_ids, sign_in_ids};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{
+    AgentStore, AuditSink, ClientStore, ConsentStore, GrantStore, MandateStore, UserStore,
+};
 use crate::{domain::pkce, domain::redirect};
 
 /// A validated authorization request.
@@ -85,8 +88,8 @@ const MAX_RESOURCES: usize = 16;
 const MAX_ACR_VALUES: usize = 8;
 
 /// Validate the raw parameters (each appears at most once; the HTTP layer ensured that).
-pub async fn validate(
-    p: &Provider,
+pub async fn validate<S: ClientStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     params: &BTreeMap<String, String>,
 ) -> Result<(Arc<Client>, AuthorizeRequest), AuthorizeError> {
@@ -103,8 +106,8 @@ pub fn unsupported_details_type() -> OAuthError {
 
 /// [`validate`], with the request's RFC 8707 `resource` parameters (the one parameter that may
 /// repeat).
-pub async fn validate_request(
-    p: &Provider,
+pub async fn validate_request<S: ClientStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     params: &BTreeMap<String, String>,
     resources: &[String],
@@ -427,8 +430,8 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
 /// Issue a code for the request and return the redirect URL that carries it. The code keeps
 /// the request's RFC 8707 resources (the token endpoint may only narrow them) and, for an
 /// agent, the `mandate` the person just approved (its tokens stay inside it).
-pub async fn issue_code(
-    p: &Provider,
+pub async fn issue_code<S: AuditSink + GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     req: &AuthorizeRequest,
     session: &Session,
@@ -535,7 +538,7 @@ pub struct Interaction {
 }
 
 impl Interaction {
-    pub fn new(p: &Provider, req: AuthorizeRequest) -> Self {
+    pub fn new<S: ?Sized>(p: &Provider<S>, req: AuthorizeRequest) -> Self {
         Interaction {
             req,
             exp: p.now() + 1800,
@@ -551,7 +554,7 @@ impl Interaction {
     }
 
     /// Check the MAC and expiry.
-    pub fn open(p: &Provider, t: &TenantCtx, sealed: &str) -> Option<Interaction> {
+    pub fn open<S: ?Sized>(p: &Provider<S>, t: &TenantCtx, sealed: &str) -> Option<Interaction> {
         if sealed.len() > 64 * 1024 {
             return None;
         }
@@ -566,8 +569,8 @@ impl Interaction {
 }
 
 /// Record consent (merged with what the user granted before) and audit it.
-pub async fn give_consent(
-    p: &Provider,
+pub async fn give_consent<S: AuditSink + ConsentStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     req: &AuthorizeRequest,
     user_id: &str,
@@ -621,8 +624,8 @@ pub const OIDC_SCOPES: [&str; 6] = [
 
 /// The registered agent behind a client, if the client is one. An agent that is suspended or
 /// deleted may not ask anyone for anything: `unauthorized_client`.
-pub async fn agent_client(
-    p: &Provider,
+pub async fn agent_client<S: AgentStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client_id: &str,
 ) -> Result<Option<Agent>, OAuthError> {
@@ -664,8 +667,8 @@ pub fn consent_mandate_terms(req: &AuthorizeRequest, agent: &Agent) -> Option<Ma
 /// The person approved an agent's authorization request on the consent page: record the
 /// mandate ([`consent_mandate_terms`], origin `consent`, actor the person; `mandate_created` is
 /// audited). Nothing is remembered as consent: the next request asks again.
-pub async fn approve_agent(
-    p: &Provider,
+pub async fn approve_agent<S: AgentStore + AuditSink + MandateStore + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     req: &AuthorizeRequest,
     user_id: &str,

@@ -12,6 +12,7 @@ use crate::crypto::secret::{ct_eq, keyed_digest};
 use crate::domain::model::{Client, ClientAuthMethod};
 use crate::error::{ErrorCode, OAuthError};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, ClientStore, ReplayStore};
 
 /// RFC 7523 §2.2 assertion type.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -58,8 +59,8 @@ struct AssertionClaims {
 
 /// Authenticate the calling client. `endpoint_url` is the URL the request was sent to, which a
 /// client assertion may name as its audience besides the issuer.
-pub async fn authenticate(
-    p: &Provider,
+pub async fn authenticate<S: AuditSink + ClientStore + ReplayStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     creds: &ClientCredentials,
     endpoint_url: &str,
@@ -97,8 +98,8 @@ pub async fn authenticate(
     result.map_err(|error| ClientAuthError { error, used_basic })
 }
 
-async fn authenticate_inner(
-    p: &Provider,
+async fn authenticate_inner<S: ClientStore + ReplayStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     c: &ClientCredentials,
     endpoint_url: &str,
@@ -145,8 +146,8 @@ async fn authenticate_inner(
     Ok(client)
 }
 
-async fn secret_auth(
-    p: &Provider,
+async fn secret_auth<S: ClientStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     id: &str,
     secret: &str,
@@ -166,8 +167,8 @@ async fn secret_auth(
     Ok(client)
 }
 
-async fn assertion_auth(
-    p: &Provider,
+async fn assertion_auth<S: ClientStore + ReplayStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     c: &ClientCredentials,
     endpoint_url: &str,
@@ -203,8 +204,8 @@ async fn assertion_auth(
 /// `sub` = the client (and `expected_sub` when given), `aud` the issuer or `endpoint_url`, a
 /// bounded lifetime, and a `jti` not seen before in the `use_` namespace (a client assertion and
 /// an RFC 8693 actor token are separate uses). Failures are `fail(why)`.
-pub(crate) async fn verify_assertion(
-    p: &Provider,
+pub(crate) async fn verify_assertion<S: ClientStore + ReplayStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     assertion: &str,
     expected_sub: Option<&str>,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::error::OAuthError;
 use crate::provider::{Provider, TenantCtx};
+use crate::store::ClientStore;
 use mandate_token::id_token;
 
 /// `sub` and `aud` (client_id) of an ID token this tenant issued; expiry is not checked, as a
@@ -26,8 +27,8 @@ pub struct LogoutPlan {
 }
 
 /// Validate the logout parameters (each at most once).
-pub async fn plan(
-    p: &Provider,
+pub async fn plan<S: ClientStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     params: &BTreeMap<String, String>,
 ) -> Result<LogoutPlan, OAuthError> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::SsfStore;
 use super::stream::{ConfigError, Delivery, StreamStatus};
 use super::transmitter::{SsfError, get};
 use crate::access::AdminCaller;
@@ -87,8 +88,8 @@ impl PollRequest {
 /// Answer a poll for one of the caller's poll streams: forget acknowledged and reported SETs,
 /// then return queued ones (none while the stream is paused or disabled). Without
 /// `returnImmediately`, waits up to `max_wait` for a first SET.
-pub async fn poll(
-    p: &Provider,
+pub async fn poll<S: SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     stream_id: &str,

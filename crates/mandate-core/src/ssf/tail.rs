@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::SsfStore;
 use super::events::{SIGNAL_KINDS, signal};
 use super::store::{Backlog, QueuedSet};
 use super::stream::StreamStatus;
@@ -13,7 +14,7 @@ use crate::audit::EventKind;
 use crate::crypto::secret::random_token;
 use crate::error::StoreError;
 use crate::provider::{LoadError, Provider};
-use crate::store::AuditQuery;
+use crate::store::{AgentStore, AuditLog, AuditQuery, KeyStore, TenantStore};
 
 /// Most audit records one pass reads.
 pub const TAIL_BATCH: u32 = 500;
@@ -31,7 +32,10 @@ pub enum TailError {
 
 /// Run one pass for a tenant; returns how many SETs were queued (0 when another node moved
 /// the cursor first).
-pub async fn tail_tenant(p: &Provider, b: &Backlog) -> Result<usize, TailError> {
+pub async fn tail_tenant<S: AgentStore + AuditLog + KeyStore + SsfStore + TenantStore + ?Sized>(
+    p: &Provider<S>,
+    b: &Backlog,
+) -> Result<usize, TailError> {
     let streams: Vec<_> = p
         .store
         .streams(&b.tenant_id)

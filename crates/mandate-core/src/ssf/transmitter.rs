@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::SsfStore;
 use super::events::{Subject, verification_claims};
 use super::store::QueuedSet;
 use super::stream::{ConfigError, Delivery, ReceiverConfig, Stream, StreamStatus};
@@ -14,6 +15,7 @@ use crate::audit::{AuditEvent, EventKind, Outcome, RequestMeta};
 use crate::crypto::secret::random_token;
 use crate::error::{OAuthError, StoreError};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditLog, AuditSink};
 
 /// Most streams one receiver may hold in a tenant.
 pub const MAX_STREAMS_PER_RECEIVER: usize = 20;
@@ -68,8 +70,8 @@ pub fn status_json(s: &Stream) -> Value {
     v
 }
 
-async fn audit(
-    p: &Provider,
+async fn audit<S: AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     meta: &RequestMeta,
@@ -117,8 +119,8 @@ fn check_aud(cfg: &ReceiverConfig, caller: &AdminCaller) -> Result<(), SsfError>
 /// Create a stream (SSF §8.1.1.1). No `delivery` means poll; no `events_requested` means
 /// every supported event; `aud` is the receiver's client_id. Only events recorded after
 /// creation are delivered.
-pub async fn create(
-    p: &Provider,
+pub async fn create<S: AuditLog + AuditSink + SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     meta: &RequestMeta,
@@ -163,8 +165,8 @@ pub async fn create(
 }
 
 /// One of the caller's streams.
-pub async fn get(
-    p: &Provider,
+pub async fn get<S: SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     id: &str,
@@ -176,8 +178,8 @@ pub async fn get(
 }
 
 /// Every stream of the caller.
-pub async fn list(
-    p: &Provider,
+pub async fn list<S: SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
 ) -> Result<Vec<Stream>, SsfError> {
@@ -199,8 +201,8 @@ pub fn stream_id(body: &Map<String, Value>) -> Result<&str, SsfError> {
 
 /// Update (PATCH: only the members given change) or replace (PUT: members not given return
 /// to their defaults) a stream's receiver-supplied configuration (SSF §8.1.1.3–4).
-pub async fn update(
-    p: &Provider,
+pub async fn update<S: AuditSink + SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     meta: &RequestMeta,
@@ -238,8 +240,8 @@ pub async fn update(
 }
 
 /// Delete a stream and whatever is still queued for it (SSF §8.1.1.5).
-pub async fn delete(
-    p: &Provider,
+pub async fn delete<S: AuditSink + SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     meta: &RequestMeta,
@@ -262,8 +264,8 @@ pub async fn delete(
 }
 
 /// Change a stream's status (SSF §8.1.2.2): body `stream_id`, `status`, optional `reason`.
-pub async fn set_status(
-    p: &Provider,
+pub async fn set_status<S: AuditSink + SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     meta: &RequestMeta,
@@ -293,8 +295,8 @@ pub async fn set_status(
 
 /// Queue a verification event for a stream (SSF §8.1.4.2): body `stream_id`, optional `state`
 /// that the event echoes.
-pub async fn request_verification(
-    p: &Provider,
+pub async fn request_verification<S: SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     body: &Map<String, Value>,
@@ -382,8 +384,8 @@ fn subject_filter(t: &TenantCtx, v: &Value) -> Result<Subject, SsfError> {
 /// Add a subject to a stream or remove it (SSF §8.1.3.2 and §8.1.3.3): body `stream_id`,
 /// `subject`, optional `verified`. Every subject is in a stream until removed; adding one back
 /// undoes its removal. Both are audited as stream updates.
-pub async fn change_subject(
-    p: &Provider,
+pub async fn change_subject<S: AuditSink + SsfStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     caller: &AdminCaller,
     meta: &RequestMeta,

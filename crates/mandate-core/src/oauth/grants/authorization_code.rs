@@ -20,7 +20,7 @@ use crate::error::OAuthError;
 use crate::oauth::authorize::OIDC_SCOPES;
 use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
-use crate::store::Spend;
+use crate::store::{AgentStore, AuditSink, GrantStore, MandateStore, Spend, UserStore};
 
 super::grant!(
     /// The authorization code grant (RFC 6749 §4.1.3, PKCE RFC 7636).
@@ -29,8 +29,10 @@ super::grant!(
     ["code", "redirect_uri", "code_verifier"]
 );
 
-pub async fn exchange(
-    p: &Provider,
+pub async fn exchange<
+    S: AgentStore + AuditSink + GrantStore + MandateStore + UserStore + ?Sized,
+>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
@@ -206,8 +208,8 @@ enum Plan {
     Identity { agent: Agent },
 }
 
-async fn plan(
-    p: &Provider,
+async fn plan<S: AgentStore + MandateStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
@@ -264,8 +266,8 @@ async fn plan(
 /// refresh, a delegated refresh token of the code's grant); the ID token tells the agent who
 /// the person is.
 #[allow(clippy::too_many_arguments)]
-async fn delegated(
-    p: &Provider,
+async fn delegated<S: AuditSink + GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     rec: &AuthCode,
@@ -360,8 +362,8 @@ async fn delegated(
 
 /// An agent that only signed the person in: its access token names the agent (`act`), carries
 /// only the OpenID Connect scopes, is for the issuer alone, and comes without a refresh token.
-async fn identity_only(
-    p: &Provider,
+async fn identity_only<S: AuditSink + GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     rec: &AuthCode,
@@ -421,8 +423,8 @@ async fn identity_only(
     })
 }
 
-fn id_token_for(
-    p: &Provider,
+fn id_token_for<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     rec: &AuthCode,

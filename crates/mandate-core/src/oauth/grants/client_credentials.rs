@@ -9,6 +9,7 @@ use crate::error::OAuthError;
 use crate::oauth::tokens::{self, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::STANDARD_SCOPES;
+use crate::store::AuditSink;
 
 super::grant!(
     /// The client credentials grant (RFC 6749 §4.4).
@@ -17,8 +18,8 @@ super::grant!(
     []
 );
 
-pub async fn exchange(
-    p: &Provider,
+pub async fn exchange<S: AuditSink + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,

@@ -19,6 +19,7 @@ use crate::domain::scope::Scope;
 use crate::error::OAuthError;
 use crate::oauth::tokens::{self, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AgentStore, AuditSink, GrantStore, MandateStore};
 
 /// What a delegated refresh token carries (stored as JSON with it): the delegation each refresh
 /// re-checks and re-issues.
@@ -33,8 +34,8 @@ pub(super) struct Stored {
 }
 
 /// Start a grant for the exchange's agent and person and return its first refresh token.
-pub(super) async fn start(
-    p: &Provider,
+pub(super) async fn start<S: GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     subject: &TokenSubject,
@@ -63,8 +64,8 @@ pub(super) async fn start(
 
 /// A refresh token of the grant that keeps `delegation` and ends with the mandate at the latest.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn successor(
-    p: &Provider,
+pub(super) fn successor<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     grant_id: &str,
     client: &Client,
@@ -93,8 +94,8 @@ pub(super) struct Prepared {
 /// Check a delegated refresh request without spending anything: the mandate and every agent of
 /// the chain are in force, the agent's DPoP rule, and the request fits the delegation and the
 /// mandate ([`delegation::fit`]: scope, resources only narrow).
-pub(super) async fn prepare(
-    p: &Provider,
+pub(super) async fn prepare<S: AgentStore + MandateStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
@@ -155,8 +156,8 @@ pub(super) async fn prepare(
 
 /// Redeem a delegated refresh token (spent by the refresh grant after [`prepare`]): a new
 /// delegated access token and a successor.
-pub(super) async fn issue(
-    p: &Provider,
+pub(super) async fn issue<S: AuditSink + GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,

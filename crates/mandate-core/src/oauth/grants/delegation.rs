@@ -17,6 +17,7 @@ use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::tokens::{self, IssuedAccessToken, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AgentStore, MandateStore};
 
 /// What the presented artefact (code, subject token, refresh token, CIBA request) carries: a
 /// token issued from it never exceeds it.
@@ -149,8 +150,8 @@ pub(crate) fn fit(
 
 /// The agent behind `client`, read fresh (never from the cache): `None` for a client that is
 /// not an agent; a suspended or deleted agent is refused with `error`.
-pub(crate) async fn active_agent(
-    p: &Provider,
+pub(crate) async fn active_agent<S: AgentStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     error: impl Fn(&str) -> OAuthError,
@@ -174,8 +175,8 @@ pub(crate) fn dpop_required(agent: &Agent, req: &TokenRequest) -> Result<(), OAu
 }
 
 /// The mandate `id`, read fresh, if it is in force and from `user_id` to `agent_id`.
-pub(crate) async fn mandate_in_force(
-    p: &Provider,
+pub(crate) async fn mandate_in_force<S: MandateStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     id: &str,
     user_id: &str,
@@ -203,8 +204,8 @@ pub(crate) struct Delegation<'a> {
 /// `cnf.jkt` when DPoP-bound; it lives no longer than the access token lifetime, the mandate's
 /// maximum token lifetime and the time left on the mandate. Every grant that issues tokens to
 /// an agent for a person mints them here.
-pub(crate) fn delegated_token(
-    p: &Provider,
+pub(crate) fn delegated_token<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     d: &Delegation<'_>,
@@ -230,7 +231,10 @@ pub(crate) fn token_lifetime(access_ttl: i64, mandate: &Mandate, now: i64) -> Op
 }
 
 /// Lifetime left for a delegated token under `mandate` (checked before anything is spent).
-pub(crate) fn mandate_ttl_left(p: &Provider, mandate: &Mandate) -> Result<(), OAuthError> {
+pub(crate) fn mandate_ttl_left<S: ?Sized>(
+    p: &Provider<S>,
+    mandate: &Mandate,
+) -> Result<(), OAuthError> {
     token_lifetime(p.settings.access_token_ttl, mandate, p.now())
         .map(|_| ())
         .ok_or_else(|| OAuthError::invalid_grant("the mandate has expired"))

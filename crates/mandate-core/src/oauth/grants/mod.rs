@@ -25,6 +25,7 @@ use crate::domain::model::{Client, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::tokens::{IssuedAccessToken, TokenResponse};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, GrantStore};
 
 /// Most `resource` and `audience` values one token request may carry.
 pub const MAX_TARGETS: usize = 16;
@@ -150,7 +151,8 @@ impl Grants {
     }
 }
 
-/// Run the grant the request names, with the steps every grant shares.
+/// Run the grant the request names, with the steps every grant shares. The registry holds
+/// grants as trait objects over the combined store; each grant's own steps name their ports.
 pub async fn exchange(
     grants: &Grants,
     p: &Provider,
@@ -226,8 +228,8 @@ pub async fn exchange(
 
 /// A single-use artefact came back a second time: revoke its whole grant (RFC 6749 §4.1.2,
 /// RFC 9700 §4.14.2) and record it. `owner` is (grant id, client id, user id).
-pub(crate) async fn replay_detected(
-    p: &Provider,
+pub(crate) async fn replay_detected<S: AuditSink + GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     kind: EventKind,
     owner: (&str, &str, &str),

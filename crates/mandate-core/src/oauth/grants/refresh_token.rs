@@ -10,7 +10,7 @@ use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
-use crate::store::Spend;
+use crate::store::{AgentStore, AuditSink, GrantStore, MandateStore, Spend, UserStore};
 
 super::grant!(
     /// The refresh token grant (RFC 6749 §6), delegated refresh tokens included.
@@ -19,8 +19,10 @@ super::grant!(
     ["refresh_token"]
 );
 
-pub async fn exchange(
-    p: &Provider,
+pub async fn exchange<
+    S: AgentStore + AuditSink + GrantStore + MandateStore + UserStore + ?Sized,
+>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
@@ -176,8 +178,8 @@ enum Plan {
 /// A person's own refresh token: scope and resources only narrow (RFC 6749 §6, RFC 8707). A
 /// registered agent never holds one (its tokens for a person are delegated), so one presented
 /// by an agent is refused.
-async fn own_plan(
-    p: &Provider,
+async fn own_plan<S: AgentStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
@@ -207,8 +209,8 @@ async fn own_plan(
 }
 
 /// A spent refresh token came back outside any grace period: revoke its family.
-async fn replay(
-    p: &Provider,
+async fn replay<S: AuditSink + GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     rec: &RefreshToken,
     meta: &RequestMeta,
@@ -230,8 +232,8 @@ async fn replay(
 
 /// The token was already spent: accept it within the client's grace period, else treat it as
 /// a replay and revoke the family.
-async fn in_grace_or_replay(
-    p: &Provider,
+async fn in_grace_or_replay<S: AuditSink + GrantStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     digest: &[u8],

@@ -15,10 +15,11 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::grants::TokenRequest;
 use crate::oauth::tokens::{self, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, MandateStore, UserStore};
 
 /// Issue an impersonation token; the caller has checked the tenant allows it.
-pub async fn exchange(
-    p: &Provider,
+pub async fn exchange<S: AuditSink + MandateStore + UserStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,

@@ -29,7 +29,10 @@ use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::tokens::{TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
-use crate::store::ExchangeLookup;
+use crate::store::{
+    AgentStore, AuditSink, ClientStore, ExchangeLookup, GrantStore, MandateStore, ReplayStore,
+    UserStore,
+};
 
 /// RFC 8693 §3 token type of a JWT: as `actor_token_type`, the agent's signed assertion.
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -45,8 +48,8 @@ fn dead_token(name: &str) -> OAuthError {
 
 /// The subject token's claims once its signature, issuer and lifetime check out (its liveness
 /// is asked with the rest of the exchange's lookups).
-fn subject_claims(
-    p: &Provider,
+fn subject_claims<S: ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     req: &TokenRequest,
 ) -> Result<Arc<AccessTokenClaims>, OAuthError> {
@@ -63,8 +66,8 @@ fn subject_claims(
 
 /// A refusal first: a suspended or deleted agent gets `invalid_client` whatever else is wrong
 /// (its status read fresh, never from the cache).
-async fn agent_refusal(
-    p: &Provider,
+async fn agent_refusal<S: AgentStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     agent_id: &str,
 ) -> Result<Option<OAuthError>, OAuthError> {
@@ -127,8 +130,17 @@ super::grant!(
 );
 
 /// Run the exchange for the authenticated `client`, which must be an active agent.
-pub async fn exchange(
-    p: &Provider,
+pub async fn exchange<
+    S: AgentStore
+        + AuditSink
+        + ClientStore
+        + GrantStore
+        + MandateStore
+        + ReplayStore
+        + UserStore
+        + ?Sized,
+>(
+    p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,

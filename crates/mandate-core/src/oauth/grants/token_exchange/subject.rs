@@ -9,13 +9,14 @@ use crate::error::OAuthError;
 use crate::oauth::grants::TokenRequest;
 use crate::oauth::introspect::access_token_claims;
 use crate::provider::{Provider, TenantCtx};
+use crate::store::MandateStore;
 
 /// RFC 8693 §3 token type of an access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The claims of a valid access token of this issuer, or `invalid_request` (RFC 8693 §2.2.2).
-pub(super) async fn token_claims(
-    p: &Provider,
+pub(super) async fn token_claims<S: MandateStore + ?Sized>(
+    p: &Provider<S>,
     t: &TenantCtx,
     token: Option<&str>,
     token_type: Option<&str>,
