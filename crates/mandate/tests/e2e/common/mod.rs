@@ -808,13 +808,45 @@ macro_rules! both_backends {
 pub(crate) use both_backends;
 
 /// The claims of a JWT (its payload, not verified: the tests check what the server put there).
+/// A token Mandate signed is also read through the pure token crate's type for its kind
+/// (access token, ID token, SET), and must come back unchanged: every claim the server issues
+/// is one the types know, so what a resource server reads with `mandate-token` is exactly what
+/// was issued.
 pub fn claims(jwt: &str) -> Value {
     use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .expect("base64url payload"),
-    )
-    .expect("JSON payload")
+    let part = |i: usize| -> Value {
+        let b64 = jwt.split('.').nth(i).expect("a JWT has three parts");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64)
+                .expect("base64url"),
+        )
+        .expect("JSON")
+    };
+    let (header, payload) = (part(0), part(1));
+    fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value, kind: &str) {
+        let t: T = serde_json::from_value(v.clone())
+            .unwrap_or_else(|e| panic!("{kind} claims do not read as their type: {e}: {v}"));
+        assert_eq!(
+            &serde_json::to_value(&t).unwrap(),
+            v,
+            "{kind} claims read back unchanged"
+        );
+    }
+    if header.get("kid").is_some() {
+        match header["typ"].as_str() {
+            Some("at+jwt") => {
+                typed::<mandate_token::claims::AccessTokenClaims>(&payload, "access token")
+            }
+            Some("JWT") => typed::<mandate_token::id_token::IdTokenClaims>(&payload, "ID token"),
+            Some("secevent+jwt") => typed::<mandate_token::set::SetClaims>(&payload, "SET"),
+            _ => {}
+        }
+    }
+    payload
+}
+
+/// An access token's claims as the token crate types them.
+pub fn access_claims(jwt: &str) -> mandate_token::claims::AccessTokenClaims {
+    serde_json::from_value(claims(jwt)).expect("access token claims")
 }
