@@ -14,7 +14,7 @@ use crate::crypto::secret::{b64, b64_decode, ct_eq, keyed_digest, random_token};
 use crate::domain::agents::{self, Agent, AgentStatus, Mandate, MandateOrigin};
 use crate::domain::model::{AuthCode, Client, Consent, Grant, GrantType, Session};
 use crate::domain::scope::Scope;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError, StoreError};
 use crate::login::method::{Factor, LoginMethod, acr_satisfies, second_factor_ids, sign_in_ids};
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{
@@ -425,6 +425,57 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
         };
     }
     Next::Issue
+}
+
+/// Record a refused authorization request: who asked (the `client_id` as sent, truncated: it
+/// is not trusted) and why. One failure policy: when the record cannot be written, the caller
+/// answers with that error instead.
+pub async fn record_refusal<S: AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    meta: &RequestMeta,
+    client_id: Option<&str>,
+    e: &OAuthError,
+) -> Result<(), StoreError> {
+    let mut ev = AuditEvent::new(
+        t.id(),
+        EventKind::AuthorizationFailed,
+        Outcome::Failure,
+        Principal::Anonymous,
+        meta,
+    )
+    .reason(e.code.as_str());
+    ev.client_id = client_id.map(|c| c.chars().take(256).collect());
+    ev.detail = json!({"error_description": e.description});
+    p.store.record(&ev).await
+}
+
+/// The person denied consent: recorded, and the `access_denied` the client is sent.
+pub async fn deny_consent<S: AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    req: &AuthorizeRequest,
+    session: &Session,
+    meta: &RequestMeta,
+) -> Result<OAuthError, StoreError> {
+    let person = Principal::User {
+        id: session.user_id.clone(),
+    };
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::AuthorizationFailed,
+        Outcome::Failure,
+        person.clone(),
+        meta,
+    )
+    .subject(person)
+    .client(req.client_id.clone())
+    .reason("consent denied");
+    p.store.record(&ev).await?;
+    Ok(OAuthError::new(
+        ErrorCode::AccessDenied,
+        "the user denied the request",
+    ))
 }
 
 /// Issue a code for the request and return the redirect URL that carries it. The code keeps
@@ -900,6 +951,28 @@ mod tests {
             next_step(&req(&[], None), &Situation { methods: &only_pwd, ..strict.clone() }),
             Next::Fail(e) if e.code == ErrorCode::UnmetAuthenticationRequirements
         ));
+    }
+
+    #[tokio::test]
+    async fn refusals_and_denials_are_on_the_trail() {
+        use crate::testing::{Fake, provider};
+        let (p, t) = provider(Fake::default());
+        let e = OAuthError::invalid_request("no");
+        let long = "c".repeat(1_000);
+        record_refusal(&p, &t, &RequestMeta::default(), Some(&long), &e)
+            .await
+            .unwrap();
+        let r = req(&[], None);
+        let denied = deny_consent(&p, &t, &r, &session(1), &RequestMeta::default())
+            .await
+            .unwrap();
+        assert_eq!(denied.code, ErrorCode::AccessDenied);
+        let trail = p.store.recorded(EventKind::AuthorizationFailed);
+        assert_eq!(trail.len(), 2);
+        assert_eq!(trail[0].client_id.as_ref().map(String::len), Some(256));
+        assert_eq!(trail[0].reason.as_deref(), Some("invalid_request"));
+        assert_eq!(trail[1].reason.as_deref(), Some("consent denied"));
+        assert_eq!(trail[1].subject, Some(Principal::User { id: "u".into() }));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
+use mandate_core::audit::RequestMeta;
 use mandate_core::oauth::authorize::{self, AuthorizeError};
 use mandate_core::{OAuthError, TenantCtx};
 
@@ -66,7 +66,9 @@ async fn run(
             proceed(s, t, meta, headers, &client, req, session, false).await
         }
         Err(AuthorizeError::Page(e)) => {
-            audit_failure(s, t, meta, params.get("client_id"), &e).await;
+            if let Err(x) = refused(s, t, meta, &params, &e).await {
+                return pages::error_page(s, headers, &x);
+            }
             pages::error_page(s, headers, &e)
         }
         Err(AuthorizeError::Redirect {
@@ -74,7 +76,9 @@ async fn run(
             state,
             error,
         }) => {
-            audit_failure(s, t, meta, params.get("client_id"), &error).await;
+            if let Err(x) = refused(s, t, meta, &params, &error).await {
+                return pages::error_page(s, headers, &x);
+            }
             pages::see_other(&authorize::error_redirect(
                 t,
                 &redirect_uri,
@@ -85,24 +89,15 @@ async fn run(
     }
 }
 
-async fn audit_failure(
+/// The refusal on the audit trail (`mandate_core::oauth::authorize::record_refusal`).
+async fn refused(
     s: &AppState,
     t: &TenantCtx,
     meta: &RequestMeta,
-    client_id: Option<&str>,
+    params: &Params,
     e: &OAuthError,
-) {
-    let mut ev = AuditEvent::new(
-        t.id(),
-        EventKind::AuthorizationFailed,
-        Outcome::Failure,
-        Principal::Anonymous,
-        meta,
-    )
-    .reason(e.code.as_str());
-    ev.client_id = client_id.map(|c| c.chars().take(256).collect());
-    ev.detail = serde_json::json!({"error_description": e.description});
-    if let Err(err) = s.provider.store.record(&ev).await {
-        tracing::error!(error = %err, "audit write failed");
-    }
+) -> Result<(), OAuthError> {
+    authorize::record_refusal(&s.provider, t, meta, params.get("client_id"), e)
+        .await
+        .map_err(OAuthError::from)
 }

@@ -4,11 +4,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mandate_core::audit::{AuditEvent, EventKind, Outcome, Principal};
 use mandate_core::domain::agents::Agent;
 use mandate_core::domain::model::{Client, Session};
 use mandate_core::oauth::authorize::{self, Interaction};
-use mandate_core::{ErrorCode, OAuthError, TenantCtx};
+use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
 use super::pages;
@@ -130,24 +129,11 @@ pub async fn consent(
             }
         }
         Some("deny") => {
-            let ev = AuditEvent::new(
-                t.id(),
-                EventKind::AuthorizationFailed,
-                Outcome::Failure,
-                Principal::User {
-                    id: session.user_id.clone(),
-                },
-                &meta,
-            )
-            .subject(Principal::User {
-                id: session.user_id.clone(),
-            })
-            .client(i.req.client_id.clone())
-            .reason("consent denied");
-            if let Err(e) = s.provider.store.record(&ev).await {
-                return pages::error_page(&s, &headers, &e.into());
-            }
-            let err = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            let err = match authorize::deny_consent(&s.provider, &t, &i.req, &session, &meta).await
+            {
+                Ok(err) => err,
+                Err(e) => return pages::error_page(&s, &headers, &e.into()),
+            };
             pages::see_other(&authorize::error_redirect(
                 &t,
                 &i.req.redirect_uri,
