@@ -220,12 +220,16 @@ pub async fn validate_request<S: ClientStore + ?Sized>(
             "none of the requested scopes is allowed for this client",
         )));
     }
-    let prompt: Vec<String> = get("prompt")
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    // A space-separated parameter's values (OIDC Core §3.1.2.1).
+    let words = |name: &str| -> Vec<String> {
+        get(name)
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let prompt = words("prompt");
     for pr in &prompt {
         if !matches!(pr.as_str(), "none" | "login" | "consent" | "select_account") {
             return Err(fail(OAuthError::invalid_request(format!(
@@ -238,12 +242,7 @@ pub async fn validate_request<S: ClientStore + ?Sized>(
             "prompt=none cannot be combined with other values",
         )));
     }
-    let acr_values: Vec<String> = get("acr_values")
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let acr_values = words("acr_values");
     if acr_values.len() > MAX_ACR_VALUES {
         return Err(fail(OAuthError::invalid_request("too many acr_values")));
     }
