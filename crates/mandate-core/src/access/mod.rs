@@ -9,6 +9,7 @@
 //! refusal is audited.
 
 pub mod roles;
+pub mod store;
 
 use serde_json::json;
 

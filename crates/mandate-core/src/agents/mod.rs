@@ -1,5 +1,7 @@
 //! Registering agents and granting or revoking mandates (CLI and admin API). Every change is
-//! audited.
+//! audited. Its storage port is [`store`].
+
+pub mod store;
 
 use serde_json::{Value, json};
 

@@ -9,6 +9,7 @@
 
 pub mod grant;
 pub mod model;
+pub mod store;
 
 pub use model::{
     CibaApproval, CibaRegistration, CibaRequest, CibaStatus, DeliveryMode, registration_terms,

@@ -2,6 +2,7 @@
 //! account exists; session ids are stored only as digests and are new at every login.
 
 pub mod method;
+pub mod store;
 pub mod throttle;
 
 use serde_json::json;

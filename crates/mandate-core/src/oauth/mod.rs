@@ -8,4 +8,5 @@ pub mod dpop;
 pub mod grants;
 pub mod introspect;
 pub mod revoke;
+pub mod store;
 pub mod tokens;
