@@ -96,9 +96,13 @@ pub async fn proceed(
                 .copied()
                 .filter(|m| acr_satisfies(m.acr(), &acr))
                 .collect();
+            // The same person signs in again: their username is filled in.
             let mut req = req;
             if let Some(sess) = &session {
-                req.login_hint = Some(sess.user_id.clone());
+                match s.provider.store.user(t.id(), &sess.user_id).await {
+                    Ok(user) => req.login_hint = user.map(|u| u.username),
+                    Err(e) => return pages::error_page(s, headers, &e.into()),
+                }
             }
             login_page::render(
                 s,
