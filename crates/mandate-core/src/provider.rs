@@ -42,6 +42,14 @@ type AgentCache = RwLock<HashMap<(String, String), Cached<Option<Arc<Agent>>>>>;
 type VerifiedCache = RwLock<HashMap<(String, Vec<u8>), (String, Arc<Claims>)>>;
 type Claims = mandate_token::claims::AccessTokenClaims;
 
+/// The verified-signature cache's key of a token.
+fn verified_key(t: &TenantCtx, token: &str) -> (String, Vec<u8>) {
+    (
+        t.id().to_string(),
+        crate::crypto::secret::sha256(token.as_bytes()),
+    )
+}
+
 /// Most verified tokens remembered (the map is emptied when it would grow past this).
 const MAX_VERIFIED: usize = 20_000;
 
@@ -121,10 +129,7 @@ impl<S: ?Sized> Provider<S> {
     /// for this tenant and the key that signed it is still published (whether the claims are
     /// still unexpired is the caller's to check).
     pub fn verified(&self, t: &TenantCtx, token: &str) -> Option<Arc<Claims>> {
-        let key = (
-            t.id().to_string(),
-            crate::crypto::secret::sha256(token.as_bytes()),
-        );
+        let key = verified_key(t, token);
         let (kid, claims) = self.verified.read().expect("lock").get(&key).cloned()?;
         t.keys.by_kid(&kid, self.now())?;
         Some(claims)
@@ -132,10 +137,7 @@ impl<S: ?Sized> Provider<S> {
 
     /// Remember that `token`'s signature verified for this tenant with key `kid`.
     pub fn remember_verified(&self, t: &TenantCtx, token: &str, kid: &str, claims: Arc<Claims>) {
-        let key = (
-            t.id().to_string(),
-            crate::crypto::secret::sha256(token.as_bytes()),
-        );
+        let key = verified_key(t, token);
         let mut map = self.verified.write().expect("lock");
         if map.len() >= MAX_VERIFIED {
             map.clear();

@@ -312,10 +312,11 @@ pub enum Next {
     SecondFactor {
         methods: Vec<&'static str>,
     },
-    /// Signed in, but the request asks for more assurance: authenticate again with a method
-    /// that reaches `acr`.
+    /// Signed in, but the request asks for more assurance: authenticate again with one of
+    /// `methods` (those on offer that reach `acr`, of any factor).
     StepUp {
         acr: String,
+        methods: Vec<&'static str>,
     },
     Consent,
     Issue,
@@ -387,7 +388,18 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
                 "the request asks for a stronger authentication",
             ))
         } else {
-            Next::StepUp { acr: acr.clone() }
+            // Any factor may do: the person is signed in, so a second factor can add what
+            // is missing.
+            let methods = s
+                .methods
+                .iter()
+                .filter(|m| acr_satisfies(m.acr(), acr))
+                .map(|m| m.id())
+                .collect();
+            Next::StepUp {
+                acr: acr.clone(),
+                methods,
+            }
         };
     }
     if s.second_factor_required {
@@ -902,7 +914,8 @@ mod tests {
         assert_eq!(
             next_step(&asking(&["urn:unknown", "urn:test:phr"], &[]), &base),
             Next::StepUp {
-                acr: "urn:test:phr".into()
+                acr: "urn:test:phr".into(),
+                methods: vec!["hwk"],
             }
         );
         assert!(matches!(
@@ -1120,9 +1133,11 @@ mod tests {
                     proptest::prop_assert!(methods.iter().all(|id|
                         offered.iter().any(|m| m.id() == *id && m.factor() != Factor::First)));
                 }
-                Next::StepUp { acr } => proptest::prop_assert!(req.acr_values.contains(acr)
+                Next::StepUp { acr, methods } => proptest::prop_assert!(req.acr_values.contains(acr)
                     && offered.iter().any(|m| acr_satisfies(m.acr(), acr))
-                    && !acr_satisfies(&session.acr, acr)),
+                    && !acr_satisfies(&session.acr, acr)
+                    && !methods.is_empty()
+                    && methods.iter().all(|id| offered.iter().any(|m| m.id() == *id && acr_satisfies(m.acr(), acr)))),
                 _ => {}
             }
             if let Next::Fail(e) = &next {

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::audit::RequestMeta;
 use mandate_core::domain::model::{Client, Session};
-use mandate_core::login::method::{LoginMethod, acr_satisfies, offered, sign_in_ids};
+use mandate_core::login::method::offered;
 use mandate_core::oauth::authorize::{self, AuthorizeRequest, Interaction, Next, Situation};
 use mandate_core::{TenantCtx, oidc::logout};
 
@@ -90,12 +90,7 @@ pub async fn proceed(
             None,
         ),
         // Signing in again with a method that reaches the `acr` asked for: the ones that do.
-        Next::StepUp { acr } => {
-            let reaching: Vec<&dyn LoginMethod> = offered()
-                .iter()
-                .copied()
-                .filter(|m| acr_satisfies(m.acr(), &acr))
-                .collect();
+        Next::StepUp { methods, .. } => {
             // The same person signs in again: their username is filled in.
             let mut req = req;
             if let Some(sess) = &session {
@@ -110,7 +105,7 @@ pub async fn proceed(
                 headers,
                 client,
                 &Interaction::new(&s.provider, req),
-                &sign_in_ids(&reaching),
+                &methods,
                 None,
             )
         }
