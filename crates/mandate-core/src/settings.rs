@@ -147,8 +147,16 @@ pub const STANDARD_SCOPES: [&str; 6] = [
     "offline_access",
 ];
 
-/// The `acr` of a password login (no MFA yet): ISO/IEC 29115 level 1 style label.
+/// The `acr` of a sign-in with one factor (a password).
 pub const ACR_PASSWORD: &str = "urn:mandate:acr:pwd";
+
+/// The `acr` of a sign-in with two factors of which neither resists phishing (a password and a
+/// one-time code).
+pub const ACR_MFA: &str = "urn:mandate:acr:mfa";
+
+/// The `acr` of a phishing-resistant sign-in (a passkey with user verification): the `phr`
+/// value of OpenID's EAP ACR values.
+pub const ACR_PHR: &str = "phr";
 
 /// Shortest minimum password length a tenant may set (NIST SP 800-63B §5.1.1.2).
 pub const MIN_PASSWORD_LENGTH: usize = 8;

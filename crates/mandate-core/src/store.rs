@@ -12,6 +12,7 @@ pub use crate::audit::store::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 pub use crate::ciba::store::CibaStore;
 use crate::domain::model::{Client, Tenant, User};
 pub use crate::login::store::{LoginCounter, LoginThrottleStore, SessionStore};
+pub use crate::login::webauthn::store::PasskeyStore;
 pub use crate::oauth::store::{ConsentStore, GrantStore, ReplayStore, Spend};
 use mandate_token::jwk::KeyRecord;
 
@@ -74,6 +75,7 @@ pub trait Store:
     + UserStore
     + LoginThrottleStore
     + SessionStore
+    + PasskeyStore
     + ConsentStore
     + GrantStore
     + ReplayStore

@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(ui::signin::root))
         .route("/t/{tenant}/", get(ui::signin::home))
+        .route("/assets/{version}/{name}", get(ui::assets::asset))
         .route("/healthz", get(ops::health::healthz))
         .route("/readyz", get(ops::health::readyz))
         .route("/metrics", get(ops::metrics::metrics))

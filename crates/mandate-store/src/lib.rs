@@ -13,6 +13,7 @@ mod consents;
 mod error;
 mod grants;
 mod keys;
+mod passkeys;
 mod purge;
 mod refresh;
 mod replay;

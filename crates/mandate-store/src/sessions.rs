@@ -44,6 +44,22 @@ impl SessionStore for SqlStore {
         .transpose()
     }
 
+    async fn update_session(&self, s: &Session) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET amr = $1, acr = $2, auth_time = $3 \
+             WHERE tenant_id = $4 AND digest = $5",
+        )
+        .bind(json_list(s.amr.iter().map(String::as_str)))
+        .bind(&s.acr)
+        .bind(s.auth_time)
+        .bind(&s.tenant_id)
+        .bind(&s.digest)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn delete_session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND digest = $2")
             .bind(tenant_id)

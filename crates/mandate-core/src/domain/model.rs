@@ -36,6 +36,24 @@ pub struct TenantSettings {
     /// Shortest password accepted when a password is set (characters; at least 8).
     #[serde(default = "default_min_password_length")]
     pub min_password_length: usize,
+    /// When a sign-in needs a second factor (a passkey counts as both factors).
+    #[serde(default)]
+    pub second_factor: SecondFactorPolicy,
+    /// Clients whose sign-ins need a second factor even when the policy is `optional`.
+    #[serde(default)]
+    pub second_factor_clients: Vec<String>,
+}
+
+/// A tenant's rule for second factors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorPolicy {
+    /// Asked of people who enrolled one (and of the clients listed in
+    /// `second_factor_clients`).
+    #[default]
+    Optional,
+    /// Asked of every sign-in; a person with none enrols one first.
+    Required,
 }
 
 fn default_min_password_length() -> usize {
@@ -48,11 +66,20 @@ impl Default for TenantSettings {
             impersonation: false,
             authorization_details_types: Vec::new(),
             min_password_length: default_min_password_length(),
+            second_factor: SecondFactorPolicy::Optional,
+            second_factor_clients: Vec::new(),
         }
     }
 }
 
 impl TenantSettings {
+    /// Does the policy require a second factor of every sign-in to `client_id`, whether or
+    /// not the person enrolled one?
+    pub fn second_factor_required(&self, client_id: &str) -> bool {
+        self.second_factor == SecondFactorPolicy::Required
+            || self.second_factor_clients.iter().any(|c| c == client_id)
+    }
+
     /// Is every detail of a type the tenant accepts?
     pub fn details_allowed(&self, details: &[serde_json::Value]) -> bool {
         self.authorization_details_types.is_empty()

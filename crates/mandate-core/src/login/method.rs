@@ -3,7 +3,7 @@
 //! reach (`acr`), from the method rather than from the page that ran it. Password is the first;
 //! passkeys, one-time codes and upstream identity providers each become one more.
 
-use crate::settings::ACR_PASSWORD;
+use crate::settings::{ACR_MFA, ACR_PASSWORD, ACR_PHR};
 
 /// Which factor a method proves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,17 +20,45 @@ pub enum Factor {
 pub trait LoginMethod: std::fmt::Debug + Send + Sync {
     /// Its name in the interaction (`Next::Login { methods }`) and on the sign-in page.
     fn id(&self) -> &'static str;
-    /// The RFC 8176 `amr` value a sign-in with it records.
+    /// The RFC 8176 `amr` value a sign-in with it records, by which a session shows it was
+    /// used (a method may record more: see [`Proof`]).
     fn amr(&self) -> &'static str;
-    /// The `acr` a session reaches with this method alone.
+    /// The `acr` a session reaches with this method (a second factor: after a first one).
     fn acr(&self) -> &'static str;
     /// The factor it proves.
     fn factor(&self) -> Factor;
 }
 
 /// The `acr` values Mandate issues, weakest first: a session at one of them satisfies a request
-/// for any value before it.
-pub const ACR_LEVELS: [&str; 1] = [ACR_PASSWORD];
+/// for any value before it. One factor, two factors, phishing-resistant.
+pub const ACR_LEVELS: [&str; 3] = [ACR_PASSWORD, ACR_MFA, ACR_PHR];
+
+/// The stronger of two `acr` values by [`ACR_LEVELS`] (`a` when neither ranks above the other).
+pub fn stronger_acr<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if acr_satisfies(a, b) || !acr_satisfies(b, a) {
+        a
+    } else {
+        b
+    }
+}
+
+/// What one successful use of a login method proved: the method, and the `amr` values it
+/// earns (a passkey earns `hwk` or `swk` by how its key is kept, and `user`).
+#[derive(Debug, Clone)]
+pub struct Proof {
+    pub method: &'static dyn LoginMethod,
+    pub amr: Vec<&'static str>,
+}
+
+impl Proof {
+    /// A method that earns its one `amr` value.
+    pub fn of(method: &'static dyn LoginMethod) -> Self {
+        Proof {
+            method,
+            amr: vec![method.amr()],
+        }
+    }
+}
 
 /// Whether a session at `have` satisfies a request for `want` (the same value, or one later in
 /// [`ACR_LEVELS`]); an `acr` Mandate does not issue is satisfied only by itself.
@@ -114,5 +142,10 @@ mod tests {
             ["password"]
         );
         assert_eq!(acr_values(offered()), [ACR_PASSWORD]);
+        assert!(acr_satisfies(ACR_PHR, ACR_MFA) && acr_satisfies(ACR_MFA, ACR_PASSWORD));
+        assert!(!acr_satisfies(ACR_MFA, ACR_PHR));
+        assert_eq!(stronger_acr(ACR_PASSWORD, ACR_PHR), ACR_PHR);
+        assert_eq!(stronger_acr(ACR_PHR, ACR_MFA), ACR_PHR);
+        assert_eq!(stronger_acr(ACR_MFA, "urn:other"), ACR_MFA);
     }
 }

@@ -4,6 +4,7 @@
 pub mod method;
 pub mod store;
 pub mod throttle;
+pub mod webauthn;
 
 use serde_json::json;
 
@@ -13,7 +14,7 @@ use crate::domain::model::{Session, User};
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{AuditSink, GrantStore, LoginThrottleStore, SessionStore, UserStore};
-use method::LoginMethod;
+use method::{Proof, stronger_acr};
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -232,7 +233,7 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     user: &User,
-    method: &dyn LoginMethod,
+    proof: &Proof,
     meta: &RequestMeta,
 ) -> Result<(String, Session), StoreError> {
     let now = p.now();
@@ -243,8 +244,8 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
         sid: random_token(16),
         user_id: user.id.clone(),
         auth_time: now,
-        amr: vec![method.amr().to_string()],
-        acr: method.acr().to_string(),
+        amr: proof.amr.iter().map(|a| a.to_string()).collect(),
+        acr: proof.method.acr().to_string(),
         expires_at: now + p.settings.session_ttl,
     };
     p.store.create_session(&session).await?;
@@ -263,6 +264,44 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
     .detail(json!({"sid": session.sid, "amr": session.amr}));
     p.store.record(&ev).await?;
     Ok((value, session))
+}
+
+/// Add what a further login method proved to a live session (a second factor, or a step-up to
+/// a stronger method): its `amr` values join the session's, its `acr` is the stronger of the
+/// two, and `auth_time` is now. The session keeps its id and cookie.
+pub async fn add_factor<S: SessionStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    session: &Session,
+    proof: &Proof,
+    meta: &RequestMeta,
+) -> Result<Session, StoreError> {
+    let mut s = session.clone();
+    for a in &proof.amr {
+        if !s.amr.iter().any(|x| x == a) {
+            s.amr.push(a.to_string());
+        }
+    }
+    s.acr = stronger_acr(&s.acr, proof.method.acr()).to_string();
+    s.auth_time = p.now();
+    if !p.store.update_session(&s).await? {
+        return Err(StoreError::NotFound);
+    }
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::SessionFactorAdded,
+        Outcome::Success,
+        Principal::User {
+            id: s.user_id.clone(),
+        },
+        meta,
+    )
+    .subject(Principal::User {
+        id: s.user_id.clone(),
+    })
+    .detail(json!({"sid": s.sid, "method": proof.method.id(), "amr": s.amr, "acr": s.acr}));
+    p.store.record(&ev).await?;
+    Ok(s)
 }
 
 /// The live session behind a cookie value, if any.

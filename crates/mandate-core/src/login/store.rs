@@ -39,5 +39,8 @@ pub trait LoginThrottleStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<Option<Session>>;
+    /// Replace a live session's `amr`, `acr` and `auth_time` (a factor was added); false when
+    /// it is gone.
+    async fn update_session(&self, session: &Session) -> StoreResult<bool>;
     async fn delete_session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<bool>;
 }

@@ -97,11 +97,18 @@ pub async fn login(
     if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
         let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
     }
-    let (cookie, session) =
-        match login::start_session(&s.provider, &t, &user, &login::method::Password, &meta).await {
-            Ok(v) => v,
-            Err(e) => return pages::error_page(&s, &headers, &e.into()),
-        };
+    let (cookie, session) = match login::start_session(
+        &s.provider,
+        &t,
+        &user,
+        &login::method::Proof::of(&login::method::Password),
+        &meta,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
     let set = cookies::set(
         &s.config,
         &cookies::session_name(&s.config, &t.tenant.name),

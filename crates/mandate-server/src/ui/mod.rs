@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod agents;
+pub mod assets;
 pub mod ciba;
 pub mod consent;
 pub mod login;

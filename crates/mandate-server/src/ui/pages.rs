@@ -22,7 +22,9 @@ pub fn html(status: StatusCode, body: String) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; base-uri 'none'; \
+             frame-ancestors 'none'",
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -46,6 +48,7 @@ pub fn render(
     lang: &str,
     ctx: minijinja::Value,
 ) -> Response {
+    let ctx = context! { assets => super::assets::base(&s.config.public_url), ..ctx };
     match s.templates.render(name, lang, ctx) {
         Ok(body) => html(status, body),
         Err(e) => {

@@ -152,11 +152,18 @@ pub async fn submit(
     if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
         let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
     }
-    let cookie =
-        match login::start_session(&s.provider, &t, &user, &login::method::Password, &meta).await {
-            Ok((cookie, _)) => cookie,
-            Err(e) => return pages::error_page(&s, &headers, &OAuthError::from(e)),
-        };
+    let cookie = match login::start_session(
+        &s.provider,
+        &t,
+        &user,
+        &login::method::Proof::of(&login::method::Password),
+        &meta,
+    )
+    .await
+    {
+        Ok((cookie, _)) => cookie,
+        Err(e) => return pages::error_page(&s, &headers, &OAuthError::from(e)),
+    };
     let set = cookies::set(
         &s.config,
         &cookies::session_name(&s.config, &t.tenant.name),
