@@ -53,6 +53,12 @@ pub fn router(state: AppState) -> Router {
             get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
         )
         .route("/login", post(interaction::password::login))
+        .route("/login/continue", post(interaction::continue_request))
+        .route("/login/passkey", post(interaction::passkey::sign_in))
+        .route(
+            "/login/passkey/options",
+            post(interaction::passkey::options),
+        )
         .route("/consent", post(ui::consent::consent))
         .route(
             "/token",
@@ -87,6 +93,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
+        .route(
+            "/account/passkeys",
+            get(ui::passkeys::page).post(ui::passkeys::add),
+        )
+        .route("/account/passkeys/options", post(ui::passkeys::options))
+        .route("/account/passkeys/remove", post(ui::passkeys::remove))
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::signin::routes())
         .merge(ui::agents::routes())

@@ -67,12 +67,6 @@ pub fn acr_satisfies(have: &str, want: &str) -> bool {
     have == want || matches!((rank(have), rank(want)), (Some(h), Some(w)) if h >= w)
 }
 
-/// The methods a tenant offers, in the order the sign-in page shows them. Password is the only
-/// one so far; passkeys and second factors join here.
-pub fn offered() -> &'static [&'static dyn LoginMethod] {
-    &[&Password]
-}
-
 /// Password sign-in: Argon2id within the hashing bound and the guessing limits
 /// ([`super::password_login`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -137,11 +131,7 @@ mod tests {
         assert!(acr_satisfies("urn:other", "urn:other"));
         assert!(!acr_satisfies(ACR_PASSWORD, "urn:other"));
         assert!(!acr_satisfies("urn:other", ACR_PASSWORD));
-        assert_eq!(
-            offered().iter().map(|m| m.id()).collect::<Vec<_>>(),
-            ["password"]
-        );
-        assert_eq!(acr_values(offered()), [ACR_PASSWORD]);
+        assert_eq!(acr_values(&[&Password]), [ACR_PASSWORD]);
         assert!(acr_satisfies(ACR_PHR, ACR_MFA) && acr_satisfies(ACR_MFA, ACR_PASSWORD));
         assert!(!acr_satisfies(ACR_MFA, ACR_PHR));
         assert_eq!(stronger_acr(ACR_PASSWORD, ACR_PHR), ACR_PHR);

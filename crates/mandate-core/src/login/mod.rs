@@ -14,7 +14,18 @@ use crate::domain::model::{Session, User};
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{AuditSink, GrantStore, LoginThrottleStore, SessionStore, UserStore};
-use method::{Proof, stronger_acr};
+use method::{LoginMethod, Password, Proof, stronger_acr};
+use webauthn::PasskeyMethod;
+
+/// The methods a tenant offers, in the order the sign-in page shows them: passkeys only where
+/// WebAuthn works (the issuer on a domain name). Second factors join here.
+pub fn offered(t: &TenantCtx) -> Vec<&'static dyn LoginMethod> {
+    let mut out: Vec<&'static dyn LoginMethod> = vec![&Password];
+    if webauthn::available(t) {
+        out.push(&PasskeyMethod);
+    }
+    out
+}
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]

@@ -10,14 +10,14 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use mandate_core::TenantCtx;
 use mandate_core::account::{ACCOUNT_HOME, safe_return_to};
+use mandate_core::login::method::sign_in_ids;
 use mandate_core::login::{self, LoginError};
-use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
 use super::pages;
 use crate::client_ip::Meta;
-use crate::cookies;
 use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
@@ -55,7 +55,8 @@ pub fn sign_in_first(t: &TenantCtx, return_to: &str) -> Response {
     pages::see_other(&t.url(&format!("/account/login?{q}")))
 }
 
-fn render(
+/// The account sign-in page (again, with an error when one is given).
+pub(crate) fn render(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
@@ -83,6 +84,9 @@ fn render(
             return_to,
             csrf,
             error,
+            methods => sign_in_ids(&login::offered(t)),
+            passkey_options => t.url("/login/passkey/options"),
+            passkey_action => t.url("/login/passkey"),
         },
     );
     pages::with_cookies(page, set)
@@ -148,27 +152,18 @@ pub async fn submit(
             return r;
         }
     };
-    // A new session id at every login (no session fixation); the old session ends.
-    if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
-        let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
-    }
-    let cookie = match login::start_session(
-        &s.provider,
+    let set = match crate::session::begin(
+        &s,
         &t,
+        &headers,
         &user,
         &login::method::Proof::of(&login::method::Password),
         &meta,
     )
     .await
     {
-        Ok((cookie, _)) => cookie,
-        Err(e) => return pages::error_page(&s, &headers, &OAuthError::from(e)),
+        Ok((_, set)) => set,
+        Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let set = cookies::set(
-        &s.config,
-        &cookies::session_name(&s.config, &t.tenant.name),
-        &cookie,
-        Some(s.provider.settings.session_ttl),
-    );
     pages::with_cookies(pages::see_other(&t.url(&back)), [set])
 }

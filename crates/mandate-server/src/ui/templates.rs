@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, Value};
 
-const EMBEDDED: [(&str, &str); 9] = [
+const EMBEDDED: [(&str, &str); 13] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
@@ -23,6 +23,22 @@ const EMBEDDED: [(&str, &str); 9] = [
     ),
     ("agents.html", include_str!("../../templates/agents.html")),
     ("ciba.html", include_str!("../../templates/ciba.html")),
+    (
+        "passkey_signin.html",
+        include_str!("../../templates/passkey_signin.html"),
+    ),
+    (
+        "passkey_register.html",
+        include_str!("../../templates/passkey_register.html"),
+    ),
+    (
+        "passkey_offer.html",
+        include_str!("../../templates/passkey_offer.html"),
+    ),
+    (
+        "passkeys.html",
+        include_str!("../../templates/passkeys.html"),
+    ),
 ];
 
 const LOCALES: [(&str, &str); 2] = [
