@@ -56,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/login/continue", post(interaction::continue_request))
         .route("/login/passkey", post(interaction::passkey::sign_in))
         .route(
+            "/login/passkey/register",
+            post(interaction::passkey::register),
+        )
+        .route(
             "/login/passkey/options",
             post(interaction::passkey::options),
         )
@@ -99,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/account/passkeys/options", post(ui::passkeys::options))
         .route("/account/passkeys/remove", post(ui::passkeys::remove))
+        .route(
+            "/account/password/remove",
+            post(ui::passkeys::remove_password),
+        )
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::signin::routes())
         .merge(ui::agents::routes())

@@ -4,11 +4,10 @@
 //! the account sign-in page, goes back to `return_to`). The rules are in
 //! `mandate_core::login::webauthn`; `assets/webauthn.js` drives the browser.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use mandate_core::OAuthError;
 use mandate_core::account::{ACCOUNT_HOME, safe_return_to};
 use mandate_core::login::method::sign_in_ids;
@@ -22,44 +21,8 @@ use crate::client_ip::Meta;
 use crate::session::{begin, current_session};
 use crate::state::AppState;
 use crate::tenant::Tenant;
+use crate::ui::passkeys::{ceremony_json, json_error, json_no_store};
 use crate::ui::{login as login_page, pages, signin};
-
-/// A JSON answer that no cache keeps.
-pub(crate) fn json_no_store(status: StatusCode, body: serde_json::Value) -> Response {
-    let mut r = (status, Json(body)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-/// The JSON error of the passkey endpoints the script calls.
-pub(crate) fn json_error(e: &PasskeyError) -> Response {
-    let (status, code) = match e {
-        PasskeyError::Unavailable(_) => (StatusCode::NOT_FOUND, "passkeys_unavailable"),
-        PasskeyError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-        PasskeyError::Refused(_) | PasskeyError::LastMethod => {
-            (StatusCode::CONFLICT, "passkey_refused")
-        }
-        _ => (StatusCode::BAD_REQUEST, "invalid_request"),
-    };
-    if matches!(e, PasskeyError::Store(_)) {
-        tracing::error!(error = %e, "passkey ceremony failed");
-    }
-    json_no_store(
-        status,
-        json!({"error": code, "error_description": e.to_string()}),
-    )
-}
-
-/// The options of a ceremony, as the script expects them: the ceremony id beside
-/// `publicKey`.
-pub(crate) fn ceremony_json(ceremony: String, options: serde_json::Value) -> Response {
-    let mut body = options;
-    if let Some(o) = body.as_object_mut() {
-        o.insert("ceremony".into(), ceremony.into());
-    }
-    json_no_store(StatusCode::OK, body)
-}
 
 /// `POST {issuer}/login/passkey/options`: a new usernameless sign-in ceremony. Needs the
 /// page's CSRF token and either a live interaction or a `return_to` (the account sign-in).
@@ -191,4 +154,56 @@ pub async fn sign_in(
         _ => pages::see_other(&t.url(&back)),
     };
     pages::with_cookies(resp, set)
+}
+
+/// `POST {issuer}/login/passkey/register`: add a passkey from the offer after a password
+/// sign-in, then go on with the request whatever happened (the person can add one later on
+/// the account page). Only the session that signed in within this interaction may.
+pub async fn register(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
+    };
+    let Some(i) = form
+        .get("interaction")
+        .and_then(|v| Interaction::open(&s.provider, &t, v))
+    else {
+        return pages::form_expired(&s, &headers);
+    };
+    let session = match current_session(&s, &t, &headers).await {
+        Ok(Some(sess)) if i.sid.as_deref() == Some(sess.sid.as_str()) => sess,
+        Ok(_) => return pages::form_expired(&s, &headers),
+        Err(e) => return pages::error_page(&s, &headers, &e),
+    };
+    let user = match s.provider.store.user(t.id(), &session.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return pages::form_expired(&s, &headers),
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    let client = match s.provider.client(&t, &i.req.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client"));
+        }
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    match webauthn::finish_registration(
+        &s.provider,
+        &t,
+        &user,
+        form.get("ceremony").unwrap_or_default(),
+        form.get("credential").unwrap_or_default(),
+        form.get("name").unwrap_or_default(),
+        &meta,
+    )
+    .await
+    {
+        Err(PasskeyError::Store(e)) => pages::error_page(&s, &headers, &e.into()),
+        _ => proceed(&s, &t, &meta, &headers, &client, i.req, Some(session), true).await,
+    }
 }

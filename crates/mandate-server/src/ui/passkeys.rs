@@ -1,12 +1,13 @@
 //! The person's passkeys: `GET {issuer}/account/passkeys` lists them (name, when added and
 //! last used, whether synced) with removal; `POST …/options` starts adding one (JSON for
 //! `assets/webauthn.js`), `POST {issuer}/account/passkeys` finishes it, `POST …/remove`
-//! removes one. The same registration serves the offer right after a password sign-in
-//! ([`offer`]): there the form carries the interaction and the request goes on afterwards.
+//! removes one. The offer right after a password sign-in ([`offer`]) uses the same options;
+//! its answer goes to `interaction::passkey::register`, which goes on with the request.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mandate_core::audit::Principal;
 use mandate_core::domain::model::{Session, User};
@@ -20,12 +21,48 @@ use super::pages;
 use super::signin::sign_in_first;
 use super::words::when;
 use crate::client_ip::Meta;
-use crate::interaction::passkey::{ceremony_json, json_error, json_no_store};
 use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
 const PAGE: &str = "/account/passkeys";
+
+/// A JSON answer that no cache keeps.
+pub(crate) fn json_no_store(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The JSON error of the passkey endpoints the script calls.
+pub(crate) fn json_error(e: &PasskeyError) -> Response {
+    let (status, code) = match e {
+        PasskeyError::Unavailable(_) => (StatusCode::NOT_FOUND, "passkeys_unavailable"),
+        PasskeyError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        PasskeyError::Refused(_) | PasskeyError::LastMethod => {
+            (StatusCode::CONFLICT, "passkey_refused")
+        }
+        _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+    };
+    if matches!(e, PasskeyError::Store(_)) {
+        tracing::error!(error = %e, "passkey ceremony failed");
+    }
+    json_no_store(
+        status,
+        json!({"error": code, "error_description": e.to_string()}),
+    )
+}
+
+/// The options of a ceremony, as the script expects them: the ceremony id beside
+/// `publicKey`.
+pub(crate) fn ceremony_json(ceremony: String, options: serde_json::Value) -> Response {
+    let mut body = options;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("ceremony".into(), ceremony.into());
+    }
+    json_no_store(StatusCode::OK, body)
+}
 
 /// The signed-in person and their session, or `None`.
 async fn person(
@@ -85,6 +122,8 @@ async fn render(
             csrf,
             available => webauthn::available(t),
             remove_action => t.url("/account/passkeys/remove"),
+            has_password => user.password_hash.is_some(),
+            remove_password_action => t.url("/account/password/remove"),
             register_options => t.url("/account/passkeys/options"),
             register_action => t.url(PAGE),
             notice => notice.map(|k| s.templates.message(&lang, k)),
@@ -117,7 +156,7 @@ pub fn offer(s: &AppState, t: &TenantCtx, headers: &HeaderMap, i: &Interaction) 
             csrf,
             interaction => i.seal(t),
             register_options => t.url("/account/passkeys/options"),
-            register_action => t.url(PAGE),
+            register_action => t.url("/login/passkey/register"),
             continue_action => t.url("/login/continue"),
         },
     );
@@ -153,8 +192,7 @@ pub async fn options(
     }
 }
 
-/// `POST {issuer}/account/passkeys`: finish adding a passkey; back to the list, or (from the
-/// offer after a sign-in) on with the request.
+/// `POST {issuer}/account/passkeys`: finish adding a passkey; back to the list.
 pub async fn add(
     State(s): State<AppState>,
     Tenant(t): Tenant,
@@ -165,17 +203,10 @@ pub async fn add(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let (session, user) = match person(&s, &t, &headers).await {
-        Ok(Some(v)) => v,
+    let user = match person(&s, &t, &headers).await {
+        Ok(Some((_, u))) => u,
         Ok(None) => return sign_in_first(&t, PAGE),
         Err(e) => return pages::error_page(&s, &headers, &e),
-    };
-    let interaction = match form.get("interaction") {
-        Some(v) => match Interaction::open(&s.provider, &t, v) {
-            Some(i) if i.sid.as_deref() == Some(session.sid.as_str()) => Some(i),
-            _ => return pages::form_expired(&s, &headers),
-        },
-        None => None,
     };
     let result = webauthn::finish_registration(
         &s.provider,
@@ -193,36 +224,9 @@ pub async fn add(
         Err(PasskeyError::Expired) => Some("passkey_expired"),
         Err(_) => Some("passkey_failed"),
     };
-    match interaction {
-        // From the offer: on with the request whatever happened (the person can add one later).
-        Some(i) => {
-            let client = match s.provider.client(&t, &i.req.client_id).await {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    return pages::error_page(
-                        &s,
-                        &headers,
-                        &OAuthError::invalid_request("unknown client"),
-                    );
-                }
-                Err(e) => return pages::error_page(&s, &headers, &e.into()),
-            };
-            crate::interaction::proceed(
-                &s,
-                &t,
-                &meta,
-                &headers,
-                &client,
-                i.req,
-                Some(session),
-                true,
-            )
-            .await
-        }
-        None => match failed {
-            None => render(&s, &t, &headers, &user, Some("passkey_added"), None).await,
-            Some(key) => render(&s, &t, &headers, &user, None, Some(key)).await,
-        },
+    match failed {
+        None => render(&s, &t, &headers, &user, Some("passkey_added"), None).await,
+        Some(key) => render(&s, &t, &headers, &user, None, Some(key)).await,
     }
 }
 
@@ -250,6 +254,39 @@ pub async fn remove(
         Ok(_) => pages::see_other(&t.url(PAGE)),
         Err(PasskeyError::LastMethod) => {
             render(&s, &t, &headers, &user, None, Some("passkey_last_method")).await
+        }
+        Err(e) => pages::error_page(&s, &headers, &OAuthError::server_error(e.to_string())),
+    }
+}
+
+/// `POST {issuer}/account/password/remove`: make the account passkey-only.
+pub async fn remove_password(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if pages::checked_form(&s, &headers, &body).is_none() {
+        return pages::form_expired(&s, &headers);
+    }
+    let user = match person(&s, &t, &headers).await {
+        Ok(Some((_, u))) => u,
+        Ok(None) => return sign_in_first(&t, PAGE),
+        Err(e) => return pages::error_page(&s, &headers, &e),
+    };
+    match webauthn::remove_password(&s.provider, &t, &user, &meta).await {
+        Ok(()) => pages::see_other(&t.url(PAGE)),
+        Err(PasskeyError::LastMethod) => {
+            render(
+                &s,
+                &t,
+                &headers,
+                &user,
+                None,
+                Some("password_needs_passkey"),
+            )
+            .await
         }
         Err(e) => pages::error_page(&s, &headers, &OAuthError::server_error(e.to_string())),
     }

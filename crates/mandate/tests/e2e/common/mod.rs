@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod dpop;
+pub mod webauthn;
 #[allow(unused_imports)]
 pub use dpop::DpopKey;
 
@@ -39,6 +40,10 @@ fn unique(prefix: &str) -> String {
         nanos
     )
 }
+
+/// Put in a server's environment to serve it on `http://localhost:PORT` (issuer included):
+/// passkeys need a domain name, never an IP address.
+pub const LOCALHOST: (&str, &str) = ("MANDATE_TEST_LOCALHOST", "1");
 
 /// A running server process and the storage it uses.
 pub struct Server {
@@ -124,8 +129,15 @@ impl Server {
     /// One attempt of [`Server::spawn`]: false when the process exited before it was ready.
     async fn try_spawn(&mut self) -> bool {
         self.port = free_port();
-        self.base = format!("http://127.0.0.1:{}", self.port);
+        let localhost = self.extra_env.iter().any(|(k, _)| k == LOCALHOST.0);
+        let host = if localhost { "localhost" } else { "127.0.0.1" };
+        self.base = format!("http://{host}:{}", self.port);
         let mut c = self.command();
+        if localhost {
+            // WebAuthn needs a domain name: the issuer on http://localhost:PORT (an explicit
+            // MANDATE_PUBLIC_URL in the environment still wins: nodes behind one address).
+            c.env("MANDATE_PUBLIC_URL", &self.base);
+        }
         c.arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port));

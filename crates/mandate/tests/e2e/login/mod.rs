@@ -1,0 +1,3 @@
+//! Signing in: the login methods beyond the password (issue 14).
+
+mod passkeys;
