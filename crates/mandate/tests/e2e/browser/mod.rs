@@ -5,3 +5,11 @@
 
 mod sign_in;
 mod webauthn;
+
+use crate::common::{Backend, Chromium, Server};
+
+/// A server on localhost and a Chromium for test `test`, started side by side (each takes a
+/// second or two).
+async fn start(backend: Backend, test: &str) -> (Server, Chromium) {
+    tokio::join!(Server::start_localhost(backend), Chromium::launch(test))
+}

@@ -10,12 +10,11 @@ fn setup(s: &Server) -> ((String, String), String) {
 
 #[tokio::test]
 async fn password_sign_in_through_the_code_flow() {
-    let s = Server::start_localhost(Backend::Sqlite).await;
+    let (s, c) = super::start(Backend::Sqlite, "password_sign_in_through_the_code_flow").await;
     let issuer = s.issuer("default");
     assert!(issuer.starts_with("http://localhost:"), "{issuer}");
     let (web, alice) = setup(&s);
     let (verifier, challenge) = pkce();
-    let c = Chromium::launch("password_sign_in_through_the_code_flow").await;
     c.capture_redirects(REDIRECT).await;
 
     let url = auth_url(&issuer, &web.0, &challenge, "openid profile email", &[]);
@@ -67,11 +66,14 @@ async fn password_sign_in_through_the_code_flow() {
 
 #[tokio::test]
 async fn a_wrong_password_shows_an_alert_and_does_not_redirect() {
-    let s = Server::start_localhost(Backend::Sqlite).await;
+    let (s, c) = super::start(
+        Backend::Sqlite,
+        "a_wrong_password_shows_an_alert_and_does_not_redirect",
+    )
+    .await;
     let issuer = s.issuer("default");
     let (web, _) = setup(&s);
     let (_, challenge) = pkce();
-    let c = Chromium::launch("a_wrong_password_shows_an_alert_and_does_not_redirect").await;
     c.capture_redirects(REDIRECT).await;
     c.goto(&auth_url(&issuer, &web.0, &challenge, "openid", &[]))
         .await;
@@ -113,11 +115,10 @@ async fn assert_german(c: &Chromium) {
 
 #[tokio::test]
 async fn german_sign_in_page_by_ui_locales() {
-    let s = Server::start_localhost(Backend::Sqlite).await;
+    let (s, c) = super::start(Backend::Sqlite, "german_sign_in_page_by_ui_locales").await;
     let issuer = s.issuer("default");
     let (web, _) = setup(&s);
     let (_, challenge) = pkce();
-    let c = Chromium::launch("german_sign_in_page_by_ui_locales").await;
     let extra = [("ui_locales", "de")];
     c.goto(&auth_url(&issuer, &web.0, &challenge, "openid", &extra))
         .await;
@@ -129,12 +130,14 @@ async fn german_sign_in_page_by_ui_locales() {
 
 #[tokio::test]
 async fn german_sign_in_page_by_browser_locale() {
-    let s = Server::start_localhost(Backend::Sqlite).await;
+    let (s, c) = tokio::join!(
+        Server::start_localhost(Backend::Sqlite),
+        Chromium::launch_with("german_sign_in_page_by_browser_locale", "de-DE")
+    );
     let issuer = s.issuer("default");
     let (web, _) = setup(&s);
     let (_, challenge) = pkce();
     let url = auth_url(&issuer, &web.0, &challenge, "openid", &[]);
-    let c = Chromium::launch_with("german_sign_in_page_by_browser_locale", "de-DE").await;
     assert_eq!(c.evaluate("navigator.language").await, "de-DE");
     c.goto(&url).await;
     assert_german(&c).await;
@@ -150,13 +153,13 @@ async fn german_sign_in_page_by_browser_locale() {
 /// other, and the flow ends as if there were one server (the browser keeps one origin).
 #[tokio::test]
 async fn sign_in_across_two_nodes_behind_one_url() {
-    let mut a = Server::start_localhost(Backend::Postgres).await;
+    let (mut a, c) =
+        super::start(Backend::Postgres, "sign_in_across_two_nodes_behind_one_url").await;
     let b = a.second_node_same_public_url(&[]).await;
     let issuer = a.issuer("default");
     assert_eq!(b.issuer("default"), issuer);
     let (web, _) = setup(&a);
     let (verifier, challenge) = pkce();
-    let c = Chromium::launch("sign_in_across_two_nodes_behind_one_url").await;
     c.capture_redirects(REDIRECT).await;
     c.goto(&auth_url(&issuer, &web.0, &challenge, "openid", &[]))
         .await;

@@ -7,9 +7,12 @@ use crate::common::*;
 
 #[tokio::test]
 async fn the_virtual_authenticator_works_on_the_issuer_origin() {
-    let s = Server::start_localhost(Backend::Sqlite).await;
+    let (s, c) = super::start(
+        Backend::Sqlite,
+        "the_virtual_authenticator_works_on_the_issuer_origin",
+    )
+    .await;
     let issuer = s.issuer("default");
-    let c = Chromium::launch("the_virtual_authenticator_works_on_the_issuer_origin").await;
     // Any page of the issuer's origin: the account sign-in page.
     assert_eq!(c.goto(&format!("{issuer}/account/login")).await, Some(200));
     assert!(c.url().await.starts_with("http://localhost:"));
