@@ -202,9 +202,11 @@ impl Chromium {
                 .map_err(|_| format!("no answer within {timeout:?}"))?
                 .map_err(|e| format!("read from the driver: {e}"))?
                 .ok_or("the driver exited")?;
-            let v: Value =
-                serde_json::from_str(&next).map_err(|e| format!("bad line {next:?}: {e}"))?;
-            // Answers to commands the harness gave up on come late: skip them.
+            // Answers to commands the harness gave up on come late, and a stray print is no
+            // answer: skip them.
+            let Ok(v) = serde_json::from_str::<Value>(&next) else {
+                continue;
+            };
             if v["id"] != json!(id) {
                 continue;
             }
@@ -375,7 +377,8 @@ impl Chromium {
     }
 
     /// Send a Chrome DevTools Protocol command through the page's session (kept for the page's
-    /// life, as virtual authenticators live in it); its result.
+    /// life, as virtual authenticators live in it); its result. Leave `Fetch.*` alone: the
+    /// driver's captures and reroutes use it on a session of their own.
     pub async fn cdp(&self, method: &str, params: Value) -> Value {
         self.command("cdp", json!({ "method": method, "params": params }))
             .await
