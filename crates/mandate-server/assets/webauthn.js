@@ -143,8 +143,9 @@
       });
     }
     el.hidden = false;
-    // Autofill: the browser lists passkeys in the username field's suggestions.
-    if (PublicKeyCredential.isConditionalMediationAvailable) {
+    // Autofill: the browser lists passkeys in the username field's suggestions (not again
+    // right after a failed attempt: the page says data-autofill="off").
+    if (el.dataset.autofill !== "off" && PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then((yes) => {
         if (!yes) return;
         autofill = new AbortController();

@@ -12,7 +12,7 @@ use crate::common::*;
 
 /// The origin a browser would report for a server (its public URL without a path).
 fn origin(s: &Server) -> String {
-    s.base.clone()
+    s.public_base()
 }
 
 fn audit(s: &Server) -> Vec<Value> {
@@ -182,7 +182,7 @@ async fn finish_flow(
 }
 
 async fn register_then_sign_in(backend: Backend) {
-    let s = Server::start_with(backend, &[LOCALHOST]).await;
+    let s = Server::start_localhost(backend).await;
     let issuer = s.issuer("default");
     assert!(issuer.starts_with("http://localhost:"));
     let kim = s.create_user("default", "kim");
@@ -259,7 +259,7 @@ async fn a_passkey_registered_on_the_account_page_signs_in_without_a_username_po
 }
 
 async fn refusals(backend: Backend) {
-    let s = Server::start_with(backend, &[LOCALHOST]).await;
+    let s = Server::start_localhost(backend).await;
     let issuer = s.issuer("default");
     s.create_user("default", "lee");
     let web = s.create_web_client("default", &[]);
@@ -363,12 +363,11 @@ async fn passkey_answers_that_do_not_verify_are_refused_and_audited_postgres() {
 
 #[tokio::test]
 async fn ceremonies_started_on_one_node_finish_on_another() {
-    let a = Server::start_with(Backend::Postgres, &[LOCALHOST]).await;
-    let b_node = a
-        .second_node(&[LOCALHOST, ("MANDATE_PUBLIC_URL", &a.base)])
-        .await;
+    let a = Server::start_localhost(Backend::Postgres).await;
+    let b_node = a.second_node_same_public_url(&[]).await;
     let issuer_a = a.issuer("default");
-    let issuer_b = format!("{}/t/default", b_node.base);
+    // Node B by name (same host, so the browser's cookies go with it), behind A's public URL.
+    let issuer_b = format!("{}/t/default", b_node.localhost_base());
     a.create_user("default", "ana");
     let web = a.create_web_client("default", &[]);
     // Registration: options from A, answer to B.
@@ -382,7 +381,7 @@ async fn ceremonies_started_on_one_node_finish_on_another() {
         &[("csrf", &csrf)],
     )
     .await;
-    let (mut key, answer) = SoftPasskey::register(&options, &a.base, UV);
+    let (mut key, answer) = SoftPasskey::register(&options, &a.public_base(), UV);
     let (status, page, _) = br
         .post_form(
             &format!("{issuer_b}/account/passkeys"),
@@ -411,14 +410,14 @@ async fn ceremonies_started_on_one_node_finish_on_another() {
     )
     .await;
     assert_eq!(status, 200, "{options}");
-    let answer = key.sign_in(&options, &a.base);
+    let answer = key.sign_in(&options, &a.public_base());
     let res = post_assertion(&bs, &issuer_a, &csrf, &interaction, &options, &answer).await;
     let tokens = finish_flow(&a, &bs, &verifier, &web, res).await;
     assert_eq!(claims(tokens["id_token"].as_str().unwrap())["acr"], "phr");
 }
 
 async fn step_up_offer_and_removal(backend: Backend) {
-    let s = Server::start_with(backend, &[LOCALHOST]).await;
+    let s = Server::start_localhost(backend).await;
     let issuer = s.issuer("default");
     s.create_user("default", "max");
     let web = s.create_web_client("default", &[]);
@@ -553,7 +552,7 @@ async fn passkey_offer_step_up_and_passkey_only_accounts_postgres() {
 
 #[tokio::test]
 async fn not_now_to_the_offer_goes_on_and_is_remembered() {
-    let s = Server::start_with(Backend::Sqlite, &[LOCALHOST]).await;
+    let s = Server::start_localhost(Backend::Sqlite).await;
     let issuer = s.issuer("default");
     s.create_user("default", "ola");
     let web = s.create_web_client("default", &[]);
