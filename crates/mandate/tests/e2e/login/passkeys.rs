@@ -11,11 +11,11 @@ use crate::common::webauthn::{BE, SoftPasskey, UV};
 use crate::common::*;
 
 /// The origin a browser would report for a server (its public URL without a path).
-fn origin(s: &Server) -> String {
+pub(super) fn origin(s: &Server) -> String {
     s.public_base()
 }
 
-fn audit(s: &Server) -> Vec<Value> {
+pub(super) fn audit(s: &Server) -> Vec<Value> {
     let (ok, out, e) = s.cli_raw(&["audit", "export", "--tenant", "default"], None);
     assert!(ok, "{e}");
     out.lines()
@@ -31,14 +31,14 @@ fn kinds(s: &Server) -> Vec<String> {
 }
 
 /// POST a page form and read the JSON answer (the script's `fetch`).
-async fn post_json(b: &Browser, url: &str, form: &[(&str, &str)]) -> (u16, Value) {
+pub(super) async fn post_json(b: &Browser, url: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let r = b.http.post(url).form(form).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Sign in to the account pages with the password (the account sign-in page).
-async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
+pub(super) async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
     let (status, page, _) = b
         .get(&format!(
             "{issuer}/account/login?return_to=/account/passkeys"
@@ -62,7 +62,7 @@ async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
 }
 
 /// Add a passkey from the account page; returns it and the page after.
-async fn add_passkey(
+pub(super) async fn add_passkey(
     b: &Browser,
     issuer: &str,
     origin: &str,
@@ -105,7 +105,11 @@ async fn add_passkey(
 }
 
 /// Start a usernameless sign-in on a sign-in page: (csrf, interaction, options).
-async fn passkey_options(b: &Browser, issuer: &str, page: &str) -> (String, String, Value) {
+pub(super) async fn passkey_options(
+    b: &Browser,
+    issuer: &str,
+    page: &str,
+) -> (String, String, Value) {
     assert!(page.contains("data-passkey-signin"), "{page}");
     // Autofill: the username field, where there is one, offers passkeys.
     assert!(
@@ -131,7 +135,7 @@ async fn passkey_options(b: &Browser, issuer: &str, page: &str) -> (String, Stri
     (csrf, interaction, options)
 }
 
-async fn post_assertion(
+pub(super) async fn post_assertion(
     b: &Browser,
     issuer: &str,
     csrf: &str,
@@ -152,7 +156,7 @@ async fn post_assertion(
 }
 
 /// Through consent (if asked) to the client's redirect; returns the code's token response.
-async fn finish_flow(
+pub(super) async fn finish_flow(
     s: &Server,
     b: &Browser,
     verifier: &str,
