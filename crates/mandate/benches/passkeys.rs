@@ -33,7 +33,9 @@ async fn page(issuer: &str) -> (reqwest::Client, String) {
         .build()
         .unwrap();
     let html = http
-        .get(format!("{issuer}/account/login?return_to=/account/passkeys"))
+        .get(format!(
+            "{issuer}/account/login?return_to=/account/passkeys"
+        ))
         .send()
         .await
         .unwrap()

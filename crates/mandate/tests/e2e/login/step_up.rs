@@ -107,7 +107,10 @@ async fn a_resource_servers_step_up_challenge_is_honoured_end_to_end() {
     let scopes = ["openid", "profile", "email", "calendar.read"];
     let web = s.create_web_client(
         "default",
-        &scopes.iter().flat_map(|sc| ["--scope", sc]).collect::<Vec<_>>(),
+        &scopes
+            .iter()
+            .flat_map(|sc| ["--scope", sc])
+            .collect::<Vec<_>>(),
     );
     let rs = resource_server().await;
 
