@@ -97,6 +97,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
+        .route("/account/sessions", get(ui::sessions::page))
+        .route("/account/sessions/end", post(ui::sessions::end))
+        .route(
+            "/account/sessions/end-others",
+            post(ui::sessions::end_others),
+        )
         .route(
             "/account/passkeys",
             get(ui::passkeys::page).post(ui::passkeys::add),

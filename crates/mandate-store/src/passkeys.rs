@@ -112,15 +112,39 @@ impl PasskeyStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn live_ceremonies(
+        &self,
+        tenant_id: &str,
+        address: Option<&str>,
+        now: i64,
+    ) -> StoreResult<(u64, u64)> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, \
+             COALESCE(SUM(CASE WHEN address = $2 THEN 1 ELSE 0 END), 0) AS here \
+             FROM webauthn_ceremonies WHERE tenant_id = $1 AND expires_at > $3",
+        )
+        .bind(tenant_id)
+        .bind(address)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        let n: i64 = col(&r, "n")?;
+        let here: i64 = col(&r, "here")?;
+        Ok((n.max(0) as u64, here.max(0) as u64))
+    }
+
     async fn put_ceremony(&self, c: &Ceremony) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO webauthn_ceremonies (tenant_id, id, kind, user_id, state, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO webauthn_ceremonies \
+             (tenant_id, id, kind, user_id, address, state, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&c.tenant_id)
         .bind(&c.id)
         .bind(c.kind.as_str())
         .bind(c.user_id.as_deref())
+        .bind(c.address.as_deref())
         .bind(&c.state)
         .bind(c.expires_at)
         .execute(&self.pool)
@@ -138,7 +162,7 @@ impl PasskeyStore for SqlStore {
         // One statement: of two nodes taking the same ceremony, one gets it.
         let row = sqlx::query(
             "DELETE FROM webauthn_ceremonies WHERE tenant_id = $1 AND id = $2 \
-             RETURNING tenant_id, id, kind, user_id, state, expires_at",
+             RETURNING tenant_id, id, kind, user_id, address, state, expires_at",
         )
         .bind(tenant_id)
         .bind(id)
@@ -152,6 +176,7 @@ impl PasskeyStore for SqlStore {
             id: col(&r, "id")?,
             kind: CeremonyKind::parse(&kind).ok_or_else(|| corrupt("ceremony kind", &kind))?,
             user_id: col(&r, "user_id")?,
+            address: col(&r, "address")?,
             state: col(&r, "state")?,
             expires_at: col(&r, "expires_at")?,
         };

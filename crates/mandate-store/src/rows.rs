@@ -134,6 +134,9 @@ pub(crate) fn session(row: &AnyRow) -> Result<Session, StoreError> {
         amr: list(row, "amr")?,
         acr: col(row, "acr")?,
         expires_at: col(row, "expires_at")?,
+        created_at: col(row, "created_at")?,
+        user_agent: col(row, "user_agent")?,
+        ip: col(row, "ip")?,
     })
 }
 

@@ -8,12 +8,16 @@ use crate::connect::SqlStore;
 use crate::error::{backend, on_insert};
 use crate::rows::{self, json_list};
 
+const SESSION_COLUMNS: &str = "tenant_id, digest, sid, user_id, auth_time, amr, acr, expires_at, \
+     created_at, user_agent, ip";
+
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (tenant_id, digest, sid, user_id, auth_time, amr, acr, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_at, created_at, user_agent, ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&s.tenant_id)
         .bind(&s.digest)
@@ -23,6 +27,9 @@ impl SessionStore for SqlStore {
         .bind(json_list(s.amr.iter().map(String::as_str)))
         .bind(&s.acr)
         .bind(s.expires_at)
+        .bind(s.created_at)
+        .bind(s.user_agent.as_deref())
+        .bind(s.ip.as_deref())
         .execute(&self.pool)
         .await
         .map_err(on_insert("session"))?;
@@ -30,10 +37,9 @@ impl SessionStore for SqlStore {
     }
 
     async fn session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<Option<Session>> {
-        sqlx::query(
-            "SELECT tenant_id, digest, sid, user_id, auth_time, amr, acr, expires_at \
-             FROM sessions WHERE tenant_id = $1 AND digest = $2",
-        )
+        sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND digest = $2"
+        ))
         .bind(tenant_id)
         .bind(digest)
         .fetch_optional(&self.pool)
@@ -42,6 +48,30 @@ impl SessionStore for SqlStore {
         .as_ref()
         .map(rows::session)
         .transpose()
+    }
+
+    async fn user_sessions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE tenant_id = $1 AND user_id = $2 AND expires_at > $3 \
+             ORDER BY created_at DESC, sid LIMIT $4"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(rows::session)
+        .collect()
     }
 
     async fn update_session(&self, s: &Session) -> StoreResult<bool> {

@@ -272,7 +272,7 @@ pub async fn withdraw_consent<
 
 /// Where account pages send a person who is not signed in, and where they return afterwards
 /// when the return address is not usable.
-pub const ACCOUNT_HOME: &str = "/account/consents";
+pub const ACCOUNT_HOME: &str = "/account";
 
 /// The place to return to after the account sign-in, as a path under the tenant's issuer
 /// (the caller prefixes the issuer, so the result never leaves this tenant): `Some` only for a

@@ -228,6 +228,13 @@ pub struct Session {
     pub amr: Vec<String>,
     pub acr: String,
     pub expires_at: i64,
+    /// When the person signed in, starting it.
+    pub created_at: i64,
+    /// The browser it was started from, as it names itself (`User-Agent`, clipped), so the
+    /// person can tell their devices apart on the account page.
+    pub user_agent: Option<String>,
+    /// The client address it was started from.
+    pub ip: Option<String>,
 }
 
 /// The authorization a user gave a client, tracked so that a reused code or a replayed refresh

@@ -120,7 +120,7 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                 throttle::Charge::Wait { until } => {
                     // Refused unchecked: the counters already charged get the attempt back.
                     for (k, c) in &charges {
-                        throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+                        throttle::refund(p.store.as_ref(), limits, t.id(), k, c).await?;
                     }
                     wait_until = Some((until, k.scope.clone()));
                     break;
@@ -155,7 +155,7 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
         Err(busy) => {
             // Not judged: give the attempt back.
             for (k, c) in &charges {
-                throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+                throttle::refund(p.store.as_ref(), limits, t.id(), k, c).await?;
             }
             return Err(LoginError::Busy {
                 retry_after: busy.retry_after as i64,
@@ -170,7 +170,7 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                         throttle::clear(p.store.as_ref(), t.id(), k).await?
                     }
                     throttle::Scope::Address => {
-                        throttle::refund(p.store.as_ref(), t.id(), k, c).await?
+                        throttle::refund(p.store.as_ref(), limits, t.id(), k, c).await?
                     }
                 }
             }
@@ -258,6 +258,12 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
         amr: proof.amr.iter().map(|a| a.to_string()).collect(),
         acr: proof.method.acr().to_string(),
         expires_at: now + p.settings.session_ttl,
+        created_at: now,
+        user_agent: meta
+            .user_agent
+            .as_deref()
+            .map(|ua| crate::untrusted::clip(ua, 256).into_owned()),
+        ip: meta.ip.clone(),
     };
     p.store.create_session(&session).await?;
     let ev = AuditEvent::new(
@@ -335,6 +341,61 @@ pub async fn current_session<S: SessionStore + ?Sized>(
         .session(t.id(), &keyed_digest(&t.tenant.secret_key, cookie))
         .await?;
     Ok(s.filter(|s| s.expires_at > p.now()))
+}
+
+/// Most sessions the account page lists (and one "sign out everywhere else" ends in a round).
+pub const MAX_LISTED_SESSIONS: u32 = 50;
+
+/// End one of `user_id`'s sessions by its `sid` (signing a device out from the account page):
+/// as a logout there. False when they have no such live session.
+pub async fn sign_out_session<S: SessionStore + GrantStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    user_id: &str,
+    sid: &str,
+    meta: &RequestMeta,
+) -> Result<bool, StoreError> {
+    let sessions = p
+        .store
+        .user_sessions(t.id(), user_id, p.now(), MAX_LISTED_SESSIONS)
+        .await?;
+    match sessions.iter().find(|s| s.sid == sid) {
+        Some(s) => {
+            end_session(p, t, s, meta).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// End every session of the person but `current` ("sign out everywhere else"); returns how
+/// many ended.
+pub async fn sign_out_others<S: SessionStore + GrantStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    current: &Session,
+    meta: &RequestMeta,
+) -> Result<u64, StoreError> {
+    let mut ended = 0;
+    // Rounds of at most MAX_LISTED_SESSIONS: bounded work per round, and a person cannot hold
+    // more than the session lifetime lets accumulate.
+    for _ in 0..100 {
+        let others: Vec<Session> = p
+            .store
+            .user_sessions(t.id(), &current.user_id, p.now(), MAX_LISTED_SESSIONS)
+            .await?
+            .into_iter()
+            .filter(|s| s.sid != current.sid)
+            .collect();
+        if others.is_empty() {
+            break;
+        }
+        for s in &others {
+            end_session(p, t, s, meta).await?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }
 
 /// End a session (logout): delete it and revoke the grants made in it.

@@ -39,6 +39,14 @@ pub trait LoginThrottleStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<Option<Session>>;
+    /// A person's live sessions (their signed-in browsers), newest first, at most `limit`.
+    async fn user_sessions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>>;
     /// Replace a live session's `amr`, `acr` and `auth_time` (a factor was added); false when
     /// it is gone.
     async fn update_session(&self, session: &Session) -> StoreResult<bool>;

@@ -181,17 +181,54 @@ pub async fn clear<S: LoginThrottleStore + ?Sized>(
     Ok(())
 }
 
-/// Take a counted attempt back (it was a successful login) when nothing was counted since.
+/// Take a counted attempt back (it was a successful login, or was not judged): one failure
+/// less on the counter as it is now, whatever other attempts were counted since (many people
+/// behind one busy address sign in at once; their successes must not add up to a lockout).
+/// A wait the remaining failures no longer call for is lifted.
 pub async fn refund<S: LoginThrottleStore + ?Sized>(
     store: &S,
+    limits: &LoginThrottle,
     tenant_id: &str,
     key: &Key,
     charged: &Charge,
 ) -> Result<(), StoreError> {
-    if let Charge::Counted { previous, now } = charged {
-        store
-            .swap_login_counter(tenant_id, &key.key, Some(now), previous.as_ref())
-            .await?;
+    let Charge::Counted { previous, now } = charged else {
+        return Ok(());
+    };
+    // Nothing counted since: put back exactly what was there.
+    if store
+        .swap_login_counter(tenant_id, &key.key, Some(now), previous.as_ref())
+        .await?
+    {
+        return Ok(());
+    }
+    let (before_delay, before_lockout) = thresholds(limits, &key.scope);
+    for round in 0..CAS_ROUNDS {
+        if round > 0 {
+            tokio::task::yield_now().await;
+        }
+        let Some(cur) = store.login_counter(tenant_id, &key.key).await? else {
+            return Ok(());
+        };
+        if cur.failures <= 0 {
+            return Ok(());
+        }
+        let failures = cur.failures - 1;
+        let new = LoginCounter {
+            failures,
+            locked_until: if limits.wait(failures, before_delay, before_lockout) > 0 {
+                cur.locked_until
+            } else {
+                0
+            },
+            ..cur
+        };
+        if store
+            .swap_login_counter(tenant_id, &key.key, Some(&cur), Some(&new))
+            .await?
+        {
+            return Ok(());
+        }
     }
     Ok(())
 }

@@ -820,6 +820,9 @@ mod tests {
             amr: vec![],
             acr: String::new(),
             expires_at: i64::MAX,
+            created_at: 0,
+            user_agent: None,
+            ip: None,
         }
     }
 

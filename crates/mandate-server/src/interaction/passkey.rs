@@ -29,6 +29,7 @@ use crate::ui::{login as login_page, pages, signin};
 pub async fn options(
     State(s): State<AppState>,
     Tenant(t): Tenant,
+    Meta(meta): Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -49,7 +50,7 @@ pub async fn options(
             json!({"error": "invalid_request", "error_description": "the form has expired"}),
         );
     }
-    match webauthn::start_sign_in(&s.provider, &t).await {
+    match webauthn::start_sign_in(&s.provider, &t, &meta).await {
         Ok((ceremony, options)) => match serde_json::to_value(&options) {
             Ok(v) => ceremony_json(ceremony, v),
             Err(e) => json_error(&PasskeyError::Rejected(e.to_string())),

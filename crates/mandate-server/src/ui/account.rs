@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mandate_core::account;
+use mandate_core::account::{self, ACCOUNT_HOME};
 use minijinja::context;
 
 use super::pages;
@@ -15,6 +15,73 @@ use crate::client_ip::Meta;
 use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
+
+/// The sections of the account page, in order: (message key of the title, of the
+/// description, path). Other features add theirs here.
+const SECTIONS: [(&str, &str, &str); 4] = [
+    (
+        "passkeys_title",
+        "account_passkeys_text",
+        "/account/passkeys",
+    ),
+    (
+        "sessions_title",
+        "account_sessions_text",
+        "/account/sessions",
+    ),
+    (
+        "consents_title",
+        "account_consents_text",
+        "/account/consents",
+    ),
+    ("agents_title", "account_agents_text", "/account/agents"),
+];
+
+/// `GET {issuer}/account`: the person's home: who they are and a way into every section.
+pub async fn home_page(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    headers: HeaderMap,
+) -> Response {
+    let session = match current_session(&s, &t, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return sign_in_first(&t, ACCOUNT_HOME),
+        Err(e) => return pages::error_page(&s, &headers, &e),
+    };
+    let user = match s.provider.store.user(t.id(), &session.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return sign_in_first(&t, ACCOUNT_HOME),
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    let lang = pages::locale(&s, &headers, None);
+    let sections: Vec<_> = SECTIONS
+        .iter()
+        .map(|(title, text, path)| {
+            context! {
+                title => s.templates.message(&lang, title),
+                text => s.templates.message(&lang, text),
+                url => t.url(path),
+            }
+        })
+        .collect();
+    let (csrf, set) = pages::csrf_token(&s, &headers);
+    let page = pages::render(
+        &s,
+        StatusCode::OK,
+        "account.html",
+        &lang,
+        context! {
+            name => user.name.clone().unwrap_or_else(|| user.username.clone()),
+            username => user.username,
+            email => user.email,
+            sections,
+            csrf,
+            logout_action => t.url("/account/sessions/end"),
+            sid => session.sid,
+        },
+    );
+    pages::with_cookies(page, set)
+}
 
 /// `GET {issuer}/account/consents`.
 pub async fn consents_page(

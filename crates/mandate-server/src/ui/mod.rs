@@ -9,6 +9,7 @@ pub mod login;
 pub mod pages;
 pub mod passkeys;
 pub mod person;
+pub mod sessions;
 pub mod signin;
 pub mod templates;
 pub mod words;

@@ -46,6 +46,7 @@ pub(crate) fn json_error(e: &PasskeyError) -> Response {
     let (status, code) = match e {
         PasskeyError::Unavailable(_) => (StatusCode::NOT_FOUND, "passkeys_unavailable"),
         PasskeyError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        PasskeyError::Busy => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
         PasskeyError::Refused(_) | PasskeyError::LastMethod => {
             (StatusCode::CONFLICT, "passkey_refused")
         }
@@ -176,6 +177,7 @@ pub fn offer(s: &AppState, t: &TenantCtx, headers: &HeaderMap, i: &Interaction) 
 pub async fn options(
     State(s): State<AppState>,
     Tenant(t): Tenant,
+    Meta(meta): Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -195,7 +197,7 @@ pub async fn options(
         }
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
-    match webauthn::start_registration(&s.provider, &t, &user).await {
+    match webauthn::start_registration(&s.provider, &t, &user, &meta).await {
         Ok((ceremony, options)) => ceremony_json(ceremony, options),
         Err(e) => json_error(&e),
     }

@@ -26,7 +26,7 @@ use crate::tenant::Tenant;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/account", get(home))
+        .route("/account", get(super::account::home_page))
         .route("/account/", get(home))
         .route("/account/login", get(page).post(submit))
 }
@@ -40,7 +40,7 @@ pub async fn root(State(s): State<AppState>) -> Response {
     ))
 }
 
-/// `GET {issuer}/` and `GET {issuer}/account`: the account page.
+/// `GET {issuer}/` and `GET {issuer}/account/`: to the account page.
 pub async fn home(Tenant(t): Tenant) -> Response {
     pages::see_other(&t.url(ACCOUNT_HOME))
 }

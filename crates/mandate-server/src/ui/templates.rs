@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, Value};
 
-const EMBEDDED: [(&str, &str); 13] = [
+const EMBEDDED: [(&str, &str); 15] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
@@ -38,6 +38,11 @@ const EMBEDDED: [(&str, &str); 13] = [
     (
         "passkeys.html",
         include_str!("../../templates/passkeys.html"),
+    ),
+    ("account.html", include_str!("../../templates/account.html")),
+    (
+        "sessions.html",
+        include_str!("../../templates/sessions.html"),
     ),
 ];
 

@@ -93,6 +93,45 @@ pub(crate) fn agent_context(a: &Agent, owner: String) -> minijinja::Value {
     }
 }
 
+/// A browser as people name it, from its `User-Agent`: "Firefox on Linux". Only the common
+/// families; anything else is shown clipped as it came.
+pub(crate) fn device_words(ua: &str) -> String {
+    let has = |s: &str| ua.contains(s);
+    let browser = if has("Edg/") {
+        Some("Edge")
+    } else if has("OPR/") {
+        Some("Opera")
+    } else if has("Firefox/") {
+        Some("Firefox")
+    } else if has("Chrome/") || has("Chromium/") {
+        Some("Chrome")
+    } else if has("Safari/") {
+        Some("Safari")
+    } else {
+        None
+    };
+    let os = if has("Android") {
+        Some("Android")
+    } else if has("iPhone") || has("iPad") {
+        Some("iOS")
+    } else if has("Windows") {
+        Some("Windows")
+    } else if has("Mac OS X") || has("Macintosh") {
+        Some("macOS")
+    } else if has("CrOS") {
+        Some("ChromeOS")
+    } else if has("Linux") {
+        Some("Linux")
+    } else {
+        None
+    };
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} · {o}"),
+        (Some(b), None) => b.to_string(),
+        _ => ua.chars().take(60).collect(),
+    }
+}
+
 /// A point in time for people (UTC).
 pub(crate) fn when(secs: i64) -> String {
     mandate_core::time::format_instant(secs)

@@ -21,6 +21,8 @@ CREATE TABLE webauthn_ceremonies (
     id TEXT NOT NULL,
     kind TEXT NOT NULL,
     user_id TEXT,
+    -- The client address that started it (throttle key form), to bound ceremonies per address.
+    address TEXT,
     state TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, id)

@@ -376,6 +376,9 @@ fn session(tenant_id: &str, digest: &[u8], expires_at: i64) -> Session {
         amr: vec!["pwd".into(), "hwk".into()],
         acr: "urn:acr:2".into(),
         expires_at,
+        created_at: NOW - 5,
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into()),
+        ip: Some("192.0.2.7".into()),
     }
 }
 
@@ -2475,10 +2478,43 @@ async fn passkeys(db: &Db) {
         id: "c1".into(),
         kind: CeremonyKind::Authenticate,
         user_id: None,
+        address: Some("ip:192.0.2.1".into()),
         state: "{}".into(),
         expires_at: NOW + 300,
     };
+    assert_eq!(
+        s.live_ceremonies("t1", Some("ip:192.0.2.1"), NOW)
+            .await
+            .unwrap(),
+        (0, 0)
+    );
     s.put_ceremony(&c).await.unwrap();
+    s.put_ceremony(&Ceremony {
+        id: "other".into(),
+        address: None,
+        ..c.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.live_ceremonies("t1", Some("ip:192.0.2.1"), NOW)
+            .await
+            .unwrap(),
+        (2, 1)
+    );
+    assert_eq!(s.live_ceremonies("t1", None, NOW).await.unwrap(), (2, 0));
+    assert_eq!(
+        s.live_ceremonies("t1", Some("ip:192.0.2.1"), NOW + 300)
+            .await
+            .unwrap(),
+        (0, 0)
+    );
+    assert_eq!(
+        s.live_ceremonies("t2", Some("ip:192.0.2.1"), NOW)
+            .await
+            .unwrap(),
+        (0, 0)
+    );
     assert_eq!(s.take_ceremony("t2", "c1", NOW).await.unwrap(), None);
     assert_eq!(
         s.take_ceremony("t1", "c1", NOW).await.unwrap(),

@@ -232,26 +232,25 @@ async fn signed_out_people_sign_in_and_come_back(backend: Backend) {
         );
     }
     // The issuer's root, `/account` and the server's root lead to the account page.
-    for url in [
-        format!("{issuer}/"),
-        issuer.clone(),
-        format!("{issuer}/account"),
-        format!("{}/", s.base),
-    ] {
+    for url in [format!("{issuer}/"), issuer.clone(), format!("{}/", s.base)] {
         let (status, _, loc) = fresh.get(&url).await;
         assert_eq!(
             (status, loc.as_deref()),
-            (303, Some(format!("{issuer}/account/consents").as_str())),
+            (303, Some(format!("{issuer}/account").as_str())),
             "{url}"
         );
     }
+    // The account page itself asks a signed-out person to sign in, and comes back.
+    let (status, _, loc) = fresh.get(&format!("{issuer}/account")).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        query_param(&loc.unwrap(), "return_to").as_deref(),
+        Some("/account")
+    );
     let (status, _, loc) = fresh.get(&format!("{}/t/other/", s.base)).await;
     assert_eq!(
         (status, loc.as_deref()),
-        (
-            303,
-            Some(format!("{}/t/other/account/consents", s.base).as_str())
-        )
+        (303, Some(format!("{}/t/other/account", s.base).as_str()))
     );
 
     // No open redirect: anything but a plain path under this issuer comes back home.
@@ -274,7 +273,7 @@ async fn signed_out_people_sign_in_and_come_back(backend: Backend) {
             .await;
         assert_eq!(
             (status, loc.as_deref()),
-            (303, Some(format!("{issuer}/account/consents").as_str())),
+            (303, Some(format!("{issuer}/account").as_str())),
             "{evil:?}"
         );
         let signer = Browser::new();
@@ -293,7 +292,7 @@ async fn signed_out_people_sign_in_and_come_back(backend: Backend) {
             .await;
         assert_eq!(
             (status, loc.as_deref()),
-            (303, Some(format!("{issuer}/account/consents").as_str())),
+            (303, Some(format!("{issuer}/account").as_str())),
             "{evil:?}"
         );
     }

@@ -40,6 +40,12 @@ pub const MAX_NAME: usize = 64;
 /// Most passkeys one person may register.
 pub const MAX_PER_PERSON: usize = 20;
 
+/// Most ceremonies in flight started from one client address, and in one tenant: a
+/// ceremony is a row in the store, so the requests that start them (which need no account)
+/// cannot fill it.
+pub const MAX_LIVE_PER_ADDRESS: u64 = 30;
+pub const MAX_LIVE_PER_TENANT: u64 = 10_000;
+
 /// Largest credential a browser may send back (bytes of JSON).
 pub const MAX_CREDENTIAL_JSON: usize = 16 * 1024;
 
@@ -86,6 +92,9 @@ pub enum PasskeyError {
     /// The passkey is registered already, or the person has as many as allowed.
     #[error("{0}")]
     Refused(&'static str),
+    /// Too many ceremonies in flight from this address (or in the tenant): try again later.
+    #[error("too many passkey requests; try again shortly")]
+    Busy,
     /// Removing it would leave the person no way to sign in.
     #[error("this is the only way to sign in to the account")]
     LastMethod,
@@ -113,6 +122,39 @@ pub fn available(t: &TenantCtx) -> bool {
     relying_party(t).is_ok()
 }
 
+/// Keep a new ceremony, within the bounds on ceremonies in flight.
+async fn keep<S: PasskeyStore + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    kind: CeremonyKind,
+    user_id: Option<String>,
+    state: String,
+    meta: &RequestMeta,
+) -> Result<String, PasskeyError> {
+    let now = p.now();
+    let address = super::throttle::address_key(meta.ip.as_deref()).map(|k| k.key);
+    let (all, here) = p
+        .store
+        .live_ceremonies(t.id(), address.as_deref(), now)
+        .await?;
+    if all >= MAX_LIVE_PER_TENANT || (address.is_some() && here >= MAX_LIVE_PER_ADDRESS) {
+        return Err(PasskeyError::Busy);
+    }
+    let id = random_token(24);
+    p.store
+        .put_ceremony(&Ceremony {
+            tenant_id: t.id().to_string(),
+            id: id.clone(),
+            kind,
+            user_id,
+            address,
+            state,
+            expires_at: now + CEREMONY_TTL,
+        })
+        .await?;
+    Ok(id)
+}
+
 fn cred_id_text(id: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(id)
 }
@@ -128,6 +170,7 @@ pub async fn start_registration<S: PasskeyStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     user: &User,
+    meta: &RequestMeta,
 ) -> Result<(String, serde_json::Value), PasskeyError> {
     let rp = relying_party(t)?;
     let existing = p.store.passkeys(t.id(), &user.id).await?;
@@ -159,16 +202,16 @@ pub async fn start_registration<S: PasskeyStore + ?Sized>(
         sel.insert("residentKey".into(), "required".into());
         sel.insert("requireResidentKey".into(), true.into());
     }
-    let id = random_token(24);
-    let ceremony = Ceremony {
-        tenant_id: t.id().to_string(),
-        id: id.clone(),
-        kind: CeremonyKind::Register,
-        user_id: Some(user.id.clone()),
-        state: serde_json::to_string(&(handle, state)).map_err(corrupt)?,
-        expires_at: p.now() + CEREMONY_TTL,
-    };
-    p.store.put_ceremony(&ceremony).await?;
+    let state = serde_json::to_string(&(handle, state)).map_err(corrupt)?;
+    let id = keep(
+        p,
+        t,
+        CeremonyKind::Register,
+        Some(user.id.clone()),
+        state,
+        meta,
+    )
+    .await?;
     Ok((id, options))
 }
 
@@ -262,21 +305,14 @@ pub async fn finish_registration<S: PasskeyStore + AuditSink + ?Sized>(
 pub async fn start_sign_in<S: PasskeyStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
+    meta: &RequestMeta,
 ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
     let rp = relying_party(t)?;
     let (options, state) = rp
         .start_discoverable_authentication()
         .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
-    let id = random_token(24);
-    let ceremony = Ceremony {
-        tenant_id: t.id().to_string(),
-        id: id.clone(),
-        kind: CeremonyKind::Authenticate,
-        user_id: None,
-        state: serde_json::to_string(&state).map_err(corrupt)?,
-        expires_at: p.now() + CEREMONY_TTL,
-    };
-    p.store.put_ceremony(&ceremony).await?;
+    let state = serde_json::to_string(&state).map_err(corrupt)?;
+    let id = keep(p, t, CeremonyKind::Authenticate, None, state, meta).await?;
     Ok((id, options))
 }
 

@@ -64,6 +64,8 @@ pub struct Ceremony {
     pub kind: CeremonyKind,
     /// The account a registration is for (none for a sign-in).
     pub user_id: Option<String>,
+    /// The client address that started it (as the guessing limits key it), if known.
+    pub address: Option<String>,
     /// webauthn-rs's ceremony state, JSON.
     pub state: String,
     pub expires_at: i64,
@@ -82,6 +84,13 @@ pub trait PasskeyStore: Send + Sync {
     async fn passkey_used(&self, passkey: &StoredPasskey) -> StoreResult<bool>;
     /// Remove one of a person's passkeys; false when they have no such passkey.
     async fn remove_passkey(&self, tenant_id: &str, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Ceremonies in flight at `now`: of the tenant, and of them those started from `address`.
+    async fn live_ceremonies(
+        &self,
+        tenant_id: &str,
+        address: Option<&str>,
+        now: i64,
+    ) -> StoreResult<(u64, u64)>;
     /// Keep a ceremony until it is taken or expires.
     async fn put_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()>;
     /// Take a ceremony (it is gone afterwards, so a challenge is answered once); `None` when

@@ -1,4 +1,5 @@
 //! Signing in: the login methods beyond the password (issue 14).
 
 mod passkeys;
+mod sessions;
 mod step_up;

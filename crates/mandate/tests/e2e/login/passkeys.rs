@@ -735,3 +735,34 @@ async fn changing_sign_in_methods_needs_a_recent_sign_in() {
         (303, true)
     );
 }
+
+#[tokio::test]
+async fn passkey_ceremonies_in_flight_are_bounded_per_address() {
+    let s = Server::start_localhost(Backend::Sqlite).await;
+    let issuer = s.issuer("default");
+    let b = Browser::new();
+    let (_, page, _) = b
+        .get(&format!(
+            "{issuer}/account/login?return_to=/account/passkeys"
+        ))
+        .await;
+    let csrf = hidden(&page, "csrf").unwrap();
+    let url = format!("{issuer}/login/passkey/options");
+    let form = [("csrf", csrf.as_str()), ("return_to", "/account/passkeys")];
+    let start = || post_json(&b, &url, &form);
+    // Each request keeps a ceremony in the store; one address cannot keep more than 30.
+    for _ in 0..30 {
+        assert_eq!(start().await.0, 200);
+    }
+    let (status, body) = start().await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("slow_down")),
+        "{body}"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_ceremonies")
+        .fetch_one(&s.db().await)
+        .await
+        .unwrap();
+    assert_eq!(n, 30);
+}
