@@ -65,6 +65,7 @@ fn render(
 ) -> Response {
     let lang = pages::locale(s, headers, None);
     let (csrf, set) = pages::csrf_token(s, headers);
+    let error_key = error;
     let error = error.map(|k| s.templates.message(&lang, k));
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
@@ -78,11 +79,15 @@ fn render(
         &lang,
         context! {
             action => t.url("/account/login"),
-            client_name => s.templates.message(&lang, "your_account"),
+            client_name => match &t.tenant.settings.branding.display_name {
+                Some(name) => s.templates.message(&lang, "your_account_at").replace("{tenant}", name),
+                None => s.templates.message(&lang, "your_account"),
+            },
             username,
             return_to,
             csrf,
             error,
+            error_key,
         },
     );
     pages::with_cookies(page, set)
