@@ -9,6 +9,7 @@ mod layering;
 mod agents;
 mod audit;
 mod authz;
+mod branding;
 mod ciba;
 mod concurrency;
 mod oauth;
