@@ -587,7 +587,11 @@ async fn every_page_is_labelled_and_another_account_can_sign_in() {
     let (status, html, _) = b2.login(&issuer, &form, "alice", "wrong password").await;
     assert_eq!(status, 401);
     assert!(
-        html.contains("role=\"alert\" id=\"sign-in-error\""),
+        html.contains("<div class=\"error-summary\" id=\"sign-in-error\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<p role=\"alert\">Invalid username or password.</p>"),
         "{html}"
     );
     assert!(
