@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::audit::{AuditEvent, EventKind, Outcome, Principal, RequestMeta};
 use crate::crypto::secret::{keyed_digest, password, random_bytes, random_token};
+use crate::domain::branding::validate_scope_descriptions;
 use crate::domain::model::{Client, ClientAuthMethod, GrantType, Tenant, TenantSettings, User};
 use crate::domain::scope::Scope;
 use crate::error::AdminError;
@@ -122,6 +123,12 @@ where
             )));
         }
     }
+    settings
+        .branding
+        .validate()
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    validate_scope_descriptions(&settings.scope_descriptions)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
     if !store.set_tenant_settings(&t.id, &settings).await? {
         return Err(AdminError::NotFound(format!("tenant {name}")));
     }
@@ -135,6 +142,57 @@ where
         .await?;
     t.settings = settings;
     Ok(t)
+}
+
+/// Change some of a tenant's settings: `patch` is an RFC 7396 JSON merge patch of the settings
+/// as [`TenantSettings`] serializes them (a member set to `null` goes back to its default;
+/// unknown members are refused), then checked and recorded as [`set_tenant_settings`] does.
+pub async fn patch_tenant_settings<S>(
+    store: &S,
+    name: &str,
+    patch: &serde_json::Value,
+    actor: &str,
+) -> Result<Tenant, AdminError>
+where
+    S: AuditSink + TenantStore + ?Sized,
+{
+    if !patch.is_object() {
+        return Err(AdminError::Invalid(
+            "the settings patch must be a JSON object".into(),
+        ));
+    }
+    let t = tenant(store, name).await?;
+    let mut merged = serde_json::to_value(&t.settings)
+        .map_err(|e| AdminError::Invalid(format!("settings: {e}")))?;
+    merge_patch(&mut merged, patch);
+    let settings: TenantSettings = serde_json::from_value(merged).map_err(|e| {
+        AdminError::Invalid(format!(
+            "invalid settings: {}",
+            crate::untrusted::clip(&e.to_string(), 300)
+        ))
+    })?;
+    set_tenant_settings(store, name, settings, actor).await
+}
+
+/// RFC 7396 §2: apply a JSON merge patch to `target`.
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    let serde_json::Value::Object(t) = target else {
+        return;
+    };
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            merge_patch(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+        }
+    }
 }
 
 /// Create the default tenant on first start; no-op when it exists.
@@ -435,4 +493,41 @@ where
         ))
         .await?;
     Ok(kids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patched(patch: serde_json::Value) -> Result<TenantSettings, serde_json::Error> {
+        let mut v = serde_json::to_value(TenantSettings::default()).unwrap();
+        merge_patch(&mut v, &patch);
+        serde_json::from_value(v)
+    }
+
+    #[test]
+    fn settings_merge_patch_follows_rfc_7396() {
+        let s = patched(json!({
+            "branding": {"display_name": "Acme", "primary_color": "#0b57d0"},
+            "scope_descriptions": {"calendar.read": {"en": "See your calendar"}},
+        }))
+        .unwrap();
+        assert_eq!(s.branding.display_name.as_deref(), Some("Acme"));
+        assert_eq!(
+            s.min_password_length,
+            TenantSettings::default().min_password_length
+        );
+        // A member set to null goes back to its default; others stay.
+        let mut v = serde_json::to_value(&s).unwrap();
+        merge_patch(&mut v, &json!({"branding": {"display_name": null}}));
+        let s: TenantSettings = serde_json::from_value(v).unwrap();
+        assert_eq!(s.branding.display_name, None);
+        assert_eq!(s.branding.primary_color.as_deref(), Some("#0b57d0"));
+        assert_eq!(s.scope_descriptions.len(), 1);
+        // Unknown members are refused rather than ignored.
+        assert!(patched(json!({"branding": {"logo": "x"}})).is_err());
+        assert!(patched(json!({"colour": "x"})).is_err());
+        assert!(patched(json!({"min_password_length": "long"})).is_err());
+    }
 }

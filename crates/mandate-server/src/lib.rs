@@ -117,8 +117,14 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::signin::routes())
         .merge(ui::agents::routes())
         .merge(ui::ciba::routes())
+        .route("/branding.css", get(ui::branding::css))
         .merge(authzen::routes())
-        .merge(ssf::routes());
+        .merge(ssf::routes())
+        // Every page of a tenant carries its branding (ui::branding).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ui::branding::tenant_pages,
+        ));
     let admin_routes = Router::new()
         .route("/audit/events", get(admin::audit::events))
         .route(
@@ -151,6 +157,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/mandates/{id}",
             get(admin::agents::show_mandate).delete(admin::agents::revoke_mandate),
+        )
+        .route(
+            "/settings",
+            get(admin::settings::show).patch(admin::settings::change),
         )
         .route("/roles", get(admin::roles::list))
         .route(

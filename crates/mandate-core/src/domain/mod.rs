@@ -1,7 +1,9 @@
 //! Data and pure rules: tenants, clients, users, sessions, grants (`model`), agents and what
-//! a mandate covers, scopes, PKCE (RFC 7636), redirect URI rules, the password policy.
+//! a mandate covers, scopes, PKCE (RFC 7636), redirect URI rules, the password policy, a tenant's
+//! branding and scope descriptions.
 
 pub mod agents;
+pub mod branding;
 pub mod model;
 pub mod password_policy;
 pub mod pkce;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::branding::{Branding, ScopeDescriptions};
 use crate::domain::scope::Scope;
 use mandate_token::jwk::Alg;
 
@@ -42,6 +43,13 @@ pub struct TenantSettings {
     /// Clients whose sign-ins need a second factor even when the policy is `optional`.
     #[serde(default)]
     pub second_factor_clients: Vec<String>,
+    /// How the tenant's pages look: display name, logo, colours, an extra stylesheet.
+    #[serde(default, skip_serializing_if = "Branding::is_empty")]
+    pub branding: Branding,
+    /// The tenant's own plain-language descriptions of its scopes, per language, shown on
+    /// consent and account pages (scope → language tag → text).
+    #[serde(default, skip_serializing_if = "ScopeDescriptions::is_empty")]
+    pub scope_descriptions: ScopeDescriptions,
 }
 
 /// A tenant's rule for second factors.
@@ -68,6 +76,8 @@ impl Default for TenantSettings {
             min_password_length: default_min_password_length(),
             second_factor: SecondFactorPolicy::Optional,
             second_factor_clients: Vec::new(),
+            branding: Branding::default(),
+            scope_descriptions: ScopeDescriptions::new(),
         }
     }
 }

@@ -9,8 +9,8 @@ use axum::response::Response;
 use mandate_core::account::{self, ACCOUNT_HOME};
 use minijinja::context;
 
-use super::pages;
 use super::signin::sign_in_first;
+use super::{pages, words};
 use crate::client_ip::Meta;
 use crate::session::current_session;
 use crate::state::AppState;
@@ -98,15 +98,25 @@ pub async fn consents_page(
         Ok(c) => c,
         Err(e) => return pages::error_page(&s, &headers, &e.into()),
     };
+    let lang = pages::locale(&s, &headers, None);
     let mut rows = Vec::new();
     for c in consents {
         let name = match s.provider.client(&t, &c.client_id).await {
             Ok(Some(cl)) => cl.name.clone(),
             _ => c.client_id.clone(),
         };
-        rows.push(context! { client_id => c.client_id, client_name => name, scope => c.scope.to_string() });
+        let scopes: Vec<String> = c
+            .scope
+            .iter()
+            .map(|sc| words::scope_words(&s, &t, &lang, sc))
+            .collect();
+        rows.push(context! {
+            client_id => c.client_id,
+            client_name => name,
+            scope => c.scope.to_string(),
+            scopes,
+        });
     }
-    let lang = pages::locale(&s, &headers, None);
     let (csrf, set) = pages::csrf_token(&s, &headers);
     let page = pages::render(
         &s,

@@ -15,15 +15,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mandate_core::OAuthError;
 use mandate_core::account::{self, AgentMandate, MandateRequest};
+use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 use serde_json::{Value, json};
 
 use super::pages;
 use super::person::Person;
 use super::signin::sign_in_first;
-use super::words::{agent_context, detail_words, scope_words, when};
+use super::words::{agent_context, detail_words, scope_words, tenant_words, when};
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::session::current_session;
@@ -43,16 +43,20 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn row(s: &AppState, lang: &str, am: &AgentMandate) -> minijinja::Value {
+fn row(s: &AppState, t: &TenantCtx, lang: &str, am: &AgentMandate) -> minijinja::Value {
     let m = &am.mandate;
     let agent = am.agent.as_ref().map(|a| {
         let owner = match &a.owner_user_id {
             Some(id) => am.owner_username.clone().unwrap_or_else(|| id.clone()),
-            None => s.templates.message(lang, "agent_owner_tenant"),
+            None => tenant_words(s, t, lang),
         };
         agent_context(a, owner)
     });
-    let scopes: Vec<String> = m.scope.iter().map(|sc| scope_words(s, lang, sc)).collect();
+    let scopes: Vec<String> = m
+        .scope
+        .iter()
+        .map(|sc| scope_words(s, t, lang, sc))
+        .collect();
     let details: Vec<String> = m
         .authorization_details
         .iter()
@@ -88,14 +92,14 @@ pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderM
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
     let lang = pages::locale(&s, &headers, None);
-    let rows: Vec<minijinja::Value> = mandates.iter().map(|m| row(&s, &lang, m)).collect();
+    let rows: Vec<minijinja::Value> = mandates.iter().map(|m| row(&s, &t, &lang, m)).collect();
     let pending: Vec<minijinja::Value> = waiting
         .iter()
         .map(|pr| {
             context! {
                 agent => pr.agent.as_ref().map_or(pr.request.client_id.as_str(), |a| a.name.as_str()),
                 binding_message => pr.request.binding_message,
-                asks => super::words::asks(&s, &lang, pr),
+                asks => super::words::asks(&s, &t, &lang, pr),
                 url => mandate_core::ciba::approval_url(&t, &pr.request.id),
             }
         })

@@ -109,7 +109,7 @@ pub async fn page(
             agent,
             agent_id => r.client_id,
             binding_message => r.binding_message,
-            asks => asks(&s, &lang, &pr),
+            asks => asks(&s, &t, &lang, &pr),
             resources => r.resources,
             minutes => CIBA_MANDATE_SECONDS / 60,
             expires => super::words::when(r.expires_at),

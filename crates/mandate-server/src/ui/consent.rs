@@ -38,7 +38,7 @@ pub async fn render(
         .req
         .scope
         .iter()
-        .map(|sc| words::scope_words(s, &lang, sc))
+        .map(|sc| words::scope_words(s, t, &lang, sc))
         .collect();
     // Whether approving would delegate anything (an agent asking only who the person is gets no
     // mandate, so no duration is shown).

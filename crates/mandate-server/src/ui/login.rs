@@ -5,7 +5,7 @@ use axum::response::Response;
 use mandate_core::TenantCtx;
 use mandate_core::domain::model::Client;
 use mandate_core::login::{self, method::sign_in_ids};
-use mandate_core::oauth::authorize::Interaction;
+use mandate_core::oauth::authorize::{AuthorizeRequest, Interaction};
 use minijinja::context;
 
 use super::pages;
@@ -43,6 +43,12 @@ fn render_with(
 ) -> Response {
     let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
     let (csrf, set) = pages::csrf_token(s, headers);
+    // A username filled in for the person (a `login_hint` or a step-up), not one they typed
+    // before an error: shown with a way to use another account instead.
+    let switch_account_url = (error.is_none()
+        && i.req.login_hint.as_deref().is_some_and(|h| !h.is_empty()))
+    .then(|| another_account_url(t, &i.req));
+    let error_key = error;
     let error = error.map(|k| s.templates.message(&lang, k));
     let page = pages::render(
         s,
@@ -59,9 +65,56 @@ fn render_with(
             error,
             passkey_options => t.url("/login/passkey/options"),
             passkey_action => t.url("/login/passkey"),
+            error_key,
+            switch_account_url,
         },
     );
     pages::with_cookies(page, set)
+}
+
+/// The same authorization request again, without the filled-in username (`login_hint`,
+/// `id_token_hint`) and with `prompt=login`: "Not you? Use another account".
+pub fn another_account_url(t: &TenantCtx, req: &AuthorizeRequest) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", &req.client_id)
+        .append_pair("redirect_uri", &req.redirect_uri)
+        .append_pair("scope", &req.scope.to_string())
+        .append_pair("code_challenge", &req.code_challenge)
+        .append_pair("code_challenge_method", "S256");
+    for (name, value) in [
+        ("state", &req.state),
+        ("nonce", &req.nonce),
+        ("ui_locales", &req.ui_locales),
+    ] {
+        if let Some(v) = value {
+            q.append_pair(name, v);
+        }
+    }
+    let mut prompt: Vec<&str> = req
+        .prompt
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !matches!(*p, "login" | "none"))
+        .collect();
+    prompt.insert(0, "login");
+    q.append_pair("prompt", &prompt.join(" "));
+    if let Some(m) = req.max_age {
+        q.append_pair("max_age", &m.to_string());
+    }
+    if !req.acr_values.is_empty() {
+        q.append_pair("acr_values", &req.acr_values.join(" "));
+    }
+    for r in &req.resources {
+        q.append_pair("resource", r);
+    }
+    if !req.authorization_details.is_empty() {
+        q.append_pair(
+            "authorization_details",
+            &serde_json::Value::from(req.authorization_details.clone()).to_string(),
+        );
+    }
+    t.url(&format!("/authorize?{}", q.finish()))
 }
 
 /// The form again with 429 and `Retry-After` (throttled or busy): the same answer whether or

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod agents;
 pub mod assets;
+pub mod branding;
 pub mod ciba;
 pub mod consent;
 pub mod login;

@@ -7,11 +7,14 @@ use mandate_core::OAuthError;
 use mandate_core::crypto::secret::{ct_eq, random_token};
 use minijinja::context;
 
+use super::branding;
 use crate::cookies;
 use crate::params::{Params, is_form};
 use crate::state::AppState;
 
-/// An HTML page with security headers.
+/// An HTML page with security headers. Its Content-Security-Policy allows a tenant's logo and
+/// stylesheet origins only when the page belongs to a tenant that configured them
+/// (`branding::content_security_policy`).
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
@@ -19,14 +22,17 @@ pub fn html(status: StatusCode, body: String) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
+    let tenant = branding::current();
+    let csp =
+        branding::content_security_policy(tenant.as_ref().map(|t| &t.tenant.settings.branding));
+    // Origins are checked to be header-safe when set; the plain policy if one ever is not.
+    let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| {
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; base-uri 'none'; \
-             frame-ancestors 'none'",
-        ),
-    );
+             connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+        )
+    });
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
@@ -48,7 +54,12 @@ pub fn render(
     lang: &str,
     ctx: minijinja::Value,
 ) -> Response {
-    let ctx = context! { assets => super::assets::base(&s.config.public_url), ..ctx };
+    let tenant = branding::current();
+    let ctx = context! {
+        assets => super::assets::base(&s.config.public_url),
+        brand => branding::context(tenant.as_deref()),
+        ..ctx
+    };
     match s.templates.render(name, lang, ctx) {
         Ok(body) => html(status, body),
         Err(e) => {
@@ -76,12 +87,21 @@ pub fn error_page(s: &AppState, headers: &HeaderMap, e: &OAuthError) -> Response
     } else {
         status
     };
+    // In plain words for the person, per error code; the code and the description (for
+    // whoever supports them) in small print.
+    let message = s
+        .templates
+        .message_opt(&lang, &format!("error_{}", e.code.as_str()));
     render(
         s,
         status,
         "error.html",
         &lang,
-        context! { error => e.code.as_str(), description => e.description },
+        context! {
+            error => e.code.as_str(),
+            description => e.description.as_deref().map(|d| mandate_core::untrusted::clip(d, 512).into_owned()),
+            message,
+        },
     )
 }
 

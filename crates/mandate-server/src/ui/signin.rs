@@ -66,6 +66,7 @@ pub(crate) fn render(
 ) -> Response {
     let lang = pages::locale(s, headers, None);
     let (csrf, set) = pages::csrf_token(s, headers);
+    let error_key = error;
     let error = error.map(|k| s.templates.message(&lang, k));
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
@@ -79,7 +80,10 @@ pub(crate) fn render(
         &lang,
         context! {
             action => t.url("/account/login"),
-            client_name => s.templates.message(&lang, "your_account"),
+            client_name => match &t.tenant.settings.branding.display_name {
+                Some(name) => s.templates.message(&lang, "your_account_at").replace("{tenant}", name),
+                None => s.templates.message(&lang, "your_account"),
+            },
             username,
             return_to,
             csrf,
@@ -87,6 +91,7 @@ pub(crate) fn render(
             methods => sign_in_ids(&login::offered(t)),
             passkey_options => t.url("/login/passkey/options"),
             passkey_action => t.url("/login/passkey"),
+            error_key,
         },
     );
     pages::with_cookies(page, set)

@@ -5,22 +5,35 @@ use mandate_core::OAuthError;
 use mandate_core::TenantCtx;
 use mandate_core::ciba::PendingRequest;
 use mandate_core::domain::agents::Agent;
+use mandate_core::domain::branding::scope_description;
 use minijinja::context;
 use serde_json::Value;
 
 use crate::state::AppState;
 
-/// A scope in plain words (`scope_{name}` in the catalogue, else `scope_other`).
-pub(crate) fn scope_words(s: &AppState, lang: &str, scope: &str) -> String {
-    let key = format!("scope_{scope}");
-    let m = s.templates.message(lang, &key);
-    if m == key {
-        s.templates
-            .message(lang, "scope_other")
-            .replace("{scope}", scope)
-    } else {
-        m
+/// A scope in plain words: the tenant's own description in the page's language (else in
+/// English), else `scope_{name}` in the catalogue, else `scope_other` naming it.
+pub(crate) fn scope_words(s: &AppState, t: &TenantCtx, lang: &str, scope: &str) -> String {
+    if let Some(d) = scope_description(&t.tenant.settings.scope_descriptions, scope, lang) {
+        return d.to_string();
     }
+    s.templates
+        .message_opt(lang, &format!("scope_{scope}"))
+        .unwrap_or_else(|| {
+            s.templates
+                .message(lang, "scope_other")
+                .replace("{scope}", scope)
+        })
+}
+
+/// How pages name the tenant: its display name, else "this organization".
+pub(crate) fn tenant_words(s: &AppState, t: &TenantCtx, lang: &str) -> String {
+    t.tenant
+        .settings
+        .branding
+        .display_name
+        .clone()
+        .unwrap_or_else(|| s.templates.message(lang, "agent_owner_tenant"))
 }
 
 fn string_list(v: Option<&Value>) -> Option<String> {
@@ -75,7 +88,7 @@ pub(crate) async fn agent_view(
             .await?
             .map(|u| u.username)
             .unwrap_or_else(|| id.clone()),
-        None => s.templates.message(lang, "agent_owner_tenant"),
+        None => tenant_words(s, t, lang),
     };
     Ok(agent_context(a, owner))
 }
@@ -140,11 +153,11 @@ pub(crate) fn when(secs: i64) -> String {
 }
 
 /// What a pending request asks for, in plain words (the agents page and the approval page).
-pub(crate) fn asks(s: &AppState, lang: &str, pr: &PendingRequest) -> Vec<String> {
+pub(crate) fn asks(s: &AppState, t: &TenantCtx, lang: &str, pr: &PendingRequest) -> Vec<String> {
     let r = &pr.request;
     r.delegated_scopes()
         .iter()
-        .map(|sc| scope_words(s, lang, sc))
+        .map(|sc| scope_words(s, t, lang, sc))
         .chain(
             r.authorization_details
                 .iter()

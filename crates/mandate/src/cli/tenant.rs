@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use mandate_core::domain::model::TenantSettings;
 use mandate_core::registry;
 use mandate_core::store::Store;
 use mandate_token::jwk::Alg;
@@ -38,9 +39,84 @@ pub enum TenantCmd {
         /// Shortest password accepted when a password is set, in characters (8-256).
         #[arg(long)]
         min_password_length: Option<usize>,
+        #[command(flatten)]
+        branding: Box<BrandingArgs>,
     },
     /// Show a tenant with its settings.
     Show { name: String },
+}
+
+/// What pages show for the tenant (see docs/pages.md).
+#[derive(Debug, clap::Args)]
+pub struct BrandingArgs {
+    /// The name pages show for the tenant (header, titles, "this organization").
+    #[arg(long)]
+    display_name: Option<String>,
+    /// The logo: an https URL, or a base64 data:image/… URL of at most 32 KiB.
+    #[arg(long)]
+    logo_url: Option<String>,
+    /// The colour of primary buttons, links and focus rings, as #rrggbb.
+    #[arg(long)]
+    primary_color: Option<String>,
+    /// The page background colour, as #rrggbb (text must contrast 4.5:1 with it).
+    #[arg(long)]
+    background_color: Option<String>,
+    /// The text colour, as #rrggbb.
+    #[arg(long)]
+    text_color: Option<String>,
+    /// An extra stylesheet (https URL) loaded after Mandate's own.
+    #[arg(long)]
+    stylesheet_url: Option<String>,
+    /// A plain-language description of a scope in a language, shown on consent and account
+    /// pages: SCOPE LANG TEXT (repeatable; e.g. calendar.read de "Ihren Kalender sehen").
+    #[arg(long, num_args = 3, value_names = ["SCOPE", "LANG", "TEXT"], action = clap::ArgAction::Append)]
+    scope_description: Vec<String>,
+    /// Remove a setting: display-name, logo-url, primary-color, background-color, text-color,
+    /// stylesheet-url, branding (all of these) or scope-descriptions (repeatable).
+    #[arg(long, value_parser = [
+        "display-name", "logo-url", "primary-color", "background-color", "text-color",
+        "stylesheet-url", "branding", "scope-descriptions",
+    ])]
+    clear: Vec<String>,
+}
+
+impl BrandingArgs {
+    /// Apply the clearing first, then the values given.
+    fn apply(self, settings: &mut TenantSettings) {
+        let b = &mut settings.branding;
+        for c in &self.clear {
+            match c.as_str() {
+                "display-name" => b.display_name = None,
+                "logo-url" => b.logo_url = None,
+                "primary-color" => b.primary_color = None,
+                "background-color" => b.background_color = None,
+                "text-color" => b.text_color = None,
+                "stylesheet-url" => b.stylesheet_url = None,
+                "branding" => *b = Default::default(),
+                _ => settings.scope_descriptions.clear(),
+            }
+        }
+        let b = &mut settings.branding;
+        for (field, value) in [
+            (&mut b.display_name, self.display_name),
+            (&mut b.logo_url, self.logo_url),
+            (&mut b.primary_color, self.primary_color),
+            (&mut b.background_color, self.background_color),
+            (&mut b.text_color, self.text_color),
+            (&mut b.stylesheet_url, self.stylesheet_url),
+        ] {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        for d in self.scope_description.chunks_exact(3) {
+            settings
+                .scope_descriptions
+                .entry(d[0].clone())
+                .or_default()
+                .insert(d[1].clone(), d[2].clone());
+        }
+    }
 }
 
 fn show(t: &mandate_core::domain::model::Tenant) -> serde_json::Value {
@@ -67,6 +143,7 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             authorization_details_type,
             any_authorization_details_type,
             min_password_length,
+            branding,
         } => {
             let t = store
                 .tenant_by_name(&name)
@@ -84,6 +161,7 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             } else if !authorization_details_type.is_empty() {
                 settings.authorization_details_types = authorization_details_type;
             }
+            (*branding).apply(&mut settings);
             let t =
                 registry::set_tenant_settings(store.as_ref(), &name, settings, CLI_ACTOR).await?;
             print(json_out, show(&t), || format!("updated tenant {}", t.name));

@@ -10,6 +10,7 @@ mod agents;
 mod audit;
 mod authz;
 mod browser;
+mod branding;
 mod ciba;
 mod concurrency;
 mod login;
