@@ -1,9 +1,12 @@
 //! Password login and browser sessions. Failures look and take the same whether or not the
 //! account exists; session ids are stored only as digests and are new at every login.
 
+pub mod catalogue;
 pub mod method;
+pub mod second_factor;
 pub mod store;
 pub mod throttle;
+pub mod totp;
 pub mod webauthn;
 
 use serde_json::json;
@@ -155,7 +158,7 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
         Some(u) if ok && hash.is_some() => {
             for (k, c) in &charges {
                 match k.scope {
-                    throttle::Scope::Account => {
+                    throttle::Scope::Account | throttle::Scope::SecondFactor => {
                         throttle::clear(p.store.as_ref(), t.id(), k).await?
                     }
                     throttle::Scope::Address => {
