@@ -53,6 +53,18 @@ pub fn router(state: AppState) -> Router {
             get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
         )
         .route("/login", post(interaction::password::login))
+        .route(
+            "/login/second-factor",
+            post(interaction::second_factor::verify),
+        )
+        .route(
+            "/login/second-factor/enrol",
+            post(interaction::second_factor::enrol),
+        )
+        .route(
+            "/login/continue",
+            post(interaction::second_factor::go_on_after),
+        )
         .route("/consent", post(ui::consent::consent))
         .route(
             "/token",
@@ -89,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::signin::routes())
+        .merge(ui::security::routes())
         .merge(ui::agents::routes())
         .merge(ui::ciba::routes())
         .merge(authzen::routes())
@@ -127,6 +140,15 @@ pub fn router(state: AppState) -> Router {
             get(admin::agents::show_mandate).delete(admin::agents::revoke_mandate),
         )
         .route("/roles", get(admin::roles::list))
+        .route("/users/{username}/methods", get(admin::users::methods))
+        .route(
+            "/users/{username}/methods/totp",
+            axum::routing::delete(admin::users::reset_second_factor),
+        )
+        .route(
+            "/users/{username}/passkeys/{id}",
+            axum::routing::delete(admin::users::remove_passkey),
+        )
         .route(
             "/roles/{role}/users/{username}",
             axum::routing::put(admin::roles::grant).delete(admin::roles::revoke),

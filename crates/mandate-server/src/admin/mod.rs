@@ -6,6 +6,7 @@ pub mod agents;
 pub mod audit;
 pub mod authz;
 pub mod roles;
+pub mod users;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;

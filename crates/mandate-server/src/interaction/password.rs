@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::OAuthError;
-use mandate_core::login::method::{offered, sign_in_ids};
+use mandate_core::login::catalogue::offered;
+use mandate_core::login::method::sign_in_ids;
 use mandate_core::login::{self, LoginError};
 use mandate_core::oauth::authorize::Interaction;
 

@@ -4,7 +4,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mandate_core::TenantCtx;
 use mandate_core::domain::model::Client;
-use mandate_core::login::method::{offered, sign_in_ids};
+use mandate_core::login::catalogue::offered;
+use mandate_core::login::method::sign_in_ids;
 use mandate_core::oauth::authorize::Interaction;
 use minijinja::context;
 

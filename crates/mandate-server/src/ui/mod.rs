@@ -8,6 +8,8 @@ pub mod consent;
 pub mod login;
 pub mod pages;
 pub mod person;
+pub mod second_factor;
+pub mod security;
 pub mod signin;
 pub mod templates;
 pub mod words;

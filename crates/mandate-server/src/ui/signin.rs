@@ -11,11 +11,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use mandate_core::account::{ACCOUNT_HOME, safe_return_to};
+use mandate_core::domain::model::Session;
 use mandate_core::login::{self, LoginError};
 use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
 use super::pages;
+use super::second_factor::{self, Carry};
 use crate::client_ip::Meta;
 use crate::cookies;
 use crate::session::current_session;
@@ -100,9 +102,27 @@ pub async fn page(
         .and_then(|r| safe_return_to(r))
         .unwrap_or(ACCOUNT_HOME);
     match current_session(&s, &t, &headers).await {
-        Ok(Some(_)) => pages::see_other(&t.url(back)),
+        Ok(Some(session)) => second_step_or_back(&s, &t, &headers, &session, back).await,
         Ok(None) => render(&s, &t, &headers, back, "", None),
         Err(e) => pages::error_page(&s, &headers, &e),
+    }
+}
+
+/// Signed in: the second factor the account pages still need (asked here, then back to
+/// `back`), or straight back.
+async fn second_step_or_back(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    session: &Session,
+    back: &str,
+) -> Response {
+    match login::second_factor::outstanding(&s.provider, t, session, None).await {
+        Ok(None) => pages::see_other(&t.url(back)),
+        Ok(Some((user, step))) => {
+            second_factor::ask(s, t, headers, &user, &step, &Carry::ReturnTo(back.into())).await
+        }
+        Err(e) => pages::error_page(s, headers, &OAuthError::from(e)),
     }
 }
 
@@ -152,7 +172,7 @@ pub async fn submit(
     if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
         let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
     }
-    let cookie = match login::start_session(
+    let (cookie, session) = match login::start_session(
         &s.provider,
         &t,
         &user,
@@ -161,7 +181,7 @@ pub async fn submit(
     )
     .await
     {
-        Ok((cookie, _)) => cookie,
+        Ok(x) => x,
         Err(e) => return pages::error_page(&s, &headers, &OAuthError::from(e)),
     };
     let set = cookies::set(
@@ -170,5 +190,6 @@ pub async fn submit(
         &cookie,
         Some(s.provider.settings.session_ttl),
     );
-    pages::with_cookies(pages::see_other(&t.url(&back)), [set])
+    let next = second_step_or_back(&s, &t, &headers, &session, &back).await;
+    pages::with_cookies(next, [set])
 }

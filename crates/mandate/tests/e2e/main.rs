@@ -11,6 +11,7 @@ mod audit;
 mod authz;
 mod ciba;
 mod concurrency;
+mod login;
 mod oauth;
 mod oidc;
 mod ops;

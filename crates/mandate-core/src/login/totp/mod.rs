@@ -125,6 +125,13 @@ pub fn code_at(secret: &[u8], digits: u8, time: u64) -> String {
         .to_string()
 }
 
+/// The 6-digit code an app shows at `time` for a key shown at enrolment (base32): what the
+/// end-to-end tests and the documentation's examples type. `None` for a malformed key.
+pub fn code_for_key(base32: &str, time: u64) -> Option<String> {
+    let secret = totp_rs::Secret::try_from_base32(base32.trim()).ok()?;
+    Some(code_at(secret.as_bytes(), DIGITS, time))
+}
+
 fn decrypt(t: &TenantCtx, cred: &TotpCredential) -> Result<Vec<u8>, StoreError> {
     at_rest::open(
         &t.tenant.secret_key,
@@ -187,9 +194,10 @@ fn enrolling(t: &TenantCtx, user: &User, raw: Vec<u8>) -> Result<Enrolling, Totp
     })
 }
 
-/// The name an authenticator app shows for this tenant's entries.
+/// The name an authenticator app shows for this tenant's entries (the default tenant's is
+/// plain "Mandate").
 fn issuer_label(t: &TenantCtx) -> String {
-    if t.tenant.name == crate::registry::DEFAULT_TENANT {
+    if t.tenant.name == "default" {
         "Mandate".to_string()
     } else {
         format!("Mandate {}", t.tenant.name)

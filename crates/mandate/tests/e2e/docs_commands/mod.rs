@@ -288,6 +288,7 @@ pages! {
     dpop_commands_run => "docs/dpop.md",
     endpoints_commands_run => "docs/endpoints.md",
     operations_commands_run => "docs/operations.md",
+    second_factors_commands_run => "docs/second-factors.md",
     ssf_commands_run => "docs/ssf.md",
     tenants_commands_run => "docs/tenants.md",
     tokens_and_keys_commands_run => "docs/tokens-and-keys.md",
