@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
+# The browser tests (crates/mandate/tests/e2e/browser) drive Debian's Chromium through node and
+# playwright-core: install what is missing and tell the tests where node and Chromium are.
+browser_env=$(scripts/browser-setup.sh --print-env)
+while IFS= read -r kv; do export "${kv?}"; done <<<"$browser_env"
 # The docs' commands (tests/docs_commands) use curl, jq and openssl, as the docs tell readers to.
 missing=()
 for tool in curl jq openssl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done

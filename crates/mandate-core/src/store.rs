@@ -59,6 +59,15 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_username(&self, tenant_id: &str, username: &str) -> StoreResult<Option<User>>;
     async fn user(&self, tenant_id: &str, id: &str) -> StoreResult<Option<User>>;
+    /// Set or remove (`None`: a passkey-only account) a user's password hash; false when no
+    /// such user.
+    async fn set_password_hash(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        hash: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// Erase a user (GDPR Art. 17) in one transaction: the user, their sessions, consents,
     /// grants with every code and token of them, and the personal data of their audit records
     /// (those whose data subject they are, or that name their username or e-mail). The audit

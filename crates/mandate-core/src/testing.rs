@@ -212,6 +212,15 @@ impl UserStore for Fake {
             .find(|u| u.tenant_id == t && u.id == id)
             .cloned())
     }
+    async fn set_password_hash(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: i64,
+    ) -> StoreResult<bool> {
+        unused("set_password_hash")
+    }
     async fn erase_user(&self, _: &str, _: &User, _: i64) -> StoreResult<bool> {
         unused("erase_user")
     }

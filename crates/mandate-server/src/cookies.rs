@@ -46,3 +46,9 @@ pub fn set(cfg: &HttpConfig, name: &str, value: &str, max_age: Option<i64>) -> S
 pub fn clear(cfg: &HttpConfig, name: &str) -> String {
     set(cfg, name, "", Some(0))
 }
+
+/// Name of the cookie that remembers "not now" to the offer of a passkey after a password
+/// sign-in (per tenant; no personal data, only "1").
+pub fn passkey_later_name(cfg: &HttpConfig, tenant: &str) -> String {
+    format!("{}mandate-passkey-later-{tenant}", prefix(cfg))
+}

@@ -62,8 +62,18 @@ pub fn router(state: AppState) -> Router {
             post(interaction::second_factor::enrol),
         )
         .route(
-            "/login/continue",
+            "/login/second-factor/continue",
             post(interaction::second_factor::go_on_after),
+        )
+        .route("/login/continue", post(interaction::continue_request))
+        .route("/login/passkey", post(interaction::passkey::sign_in))
+        .route(
+            "/login/passkey/register",
+            post(interaction::passkey::register),
+        )
+        .route(
+            "/login/passkey/options",
+            post(interaction::passkey::options),
         )
         .route("/consent", post(ui::consent::consent))
         .route(
@@ -99,6 +109,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
         .route("/account/consents", get(ui::account::consents_page))
+        .route(
+            "/account/passkeys",
+            get(ui::passkeys::page).post(ui::passkeys::add),
+        )
+        .route("/account/passkeys/options", post(ui::passkeys::options))
+        .route("/account/passkeys/remove", post(ui::passkeys::remove))
+        .route(
+            "/account/password/remove",
+            post(ui::passkeys::remove_password),
+        )
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::signin::routes())
         .merge(ui::security::routes())

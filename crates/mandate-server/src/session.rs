@@ -2,7 +2,9 @@
 //! that has every factor required of it.
 
 use axum::http::HeaderMap;
-use mandate_core::domain::model::Session;
+use mandate_core::audit::RequestMeta;
+use mandate_core::domain::model::{Session, User};
+use mandate_core::login::method::Proof;
 use mandate_core::{OAuthError, TenantCtx, login};
 
 use crate::state::AppState;
@@ -37,4 +39,28 @@ pub async fn account_session(
         None => Ok(Some(session)),
         Some(_) => Ok(None),
     }
+}
+
+/// Sign a person in after a login method succeeded: a new session (and session id: no
+/// fixation), the old one of this browser ended. Returns the new session and its
+/// `Set-Cookie`.
+pub async fn begin(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    user: &User,
+    proof: &Proof,
+    meta: &RequestMeta,
+) -> Result<(Session, String), OAuthError> {
+    if let Ok(Some(old)) = current_session(s, t, headers).await {
+        let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
+    }
+    let (cookie, session) = login::start_session(&s.provider, t, user, proof, meta).await?;
+    let set = crate::cookies::set(
+        &s.config,
+        &crate::cookies::session_name(&s.config, &t.tenant.name),
+        &cookie,
+        Some(s.provider.settings.session_ttl),
+    );
+    Ok((session, set))
 }

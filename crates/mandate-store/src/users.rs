@@ -69,6 +69,26 @@ impl UserStore for SqlStore {
         self.one_user(select_user!("id = $2"), tenant_id, id).await
     }
 
+    async fn set_password_hash(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        hash: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(hash)
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn erase_user(&self, tenant_id: &str, user: &User, now: i64) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let by_user = [

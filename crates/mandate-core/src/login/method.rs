@@ -2,7 +2,7 @@
 //! [`LoginMethod`]. A session records the methods used (`amr`, RFC 8176) and the assurance they
 //! reach (`acr`), from the method rather than from the page that ran it. Password is the first;
 //! passkeys, TOTP, recovery codes and upstream identity providers each are one more, listed in
-//! [`super::catalogue::offered`].
+//! [`super::offered`].
 
 use crate::settings::{ACR_MFA, ACR_PASSWORD, ACR_PHR};
 

@@ -1,7 +1,6 @@
 //! Password login and browser sessions. Failures look and take the same whether or not the
 //! account exists; session ids are stored only as digests and are new at every login.
 
-pub mod catalogue;
 pub mod method;
 pub mod second_factor;
 pub mod store;
@@ -17,7 +16,22 @@ use crate::domain::model::{Session, User};
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{AuditSink, GrantStore, LoginThrottleStore, SessionStore, UserStore};
-use method::{Proof, stronger_acr};
+use method::{LoginMethod, Password, Proof, stronger_acr};
+use webauthn::PasskeyMethod;
+
+/// The methods a tenant offers, in the order pages show them: sign-in methods first (passkeys
+/// only where WebAuthn works: the issuer on a domain name), then second factors (TOTP, recovery
+/// codes). A sign-in page shows the first ([`method::sign_in_ids`]); discovery's
+/// `acr_values_supported` reads them all.
+pub fn offered(t: &TenantCtx) -> Vec<&'static dyn LoginMethod> {
+    let mut out: Vec<&'static dyn LoginMethod> = vec![&Password];
+    if webauthn::available(t) {
+        out.push(&PasskeyMethod);
+    }
+    out.push(&totp::TotpMethod);
+    out.push(&totp::recovery::RecoveryCodeMethod);
+    out
+}
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]

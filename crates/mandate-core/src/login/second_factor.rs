@@ -6,8 +6,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::catalogue::offered;
 use super::method::{LoginMethod, Proof, SecondFactorStep, second_factor_step};
+use super::offered;
 use super::throttle;
 use super::totp::recovery::{self, RecoveryCodeMethod};
 use super::totp::{self, TotpMethod};
@@ -49,12 +49,11 @@ impl Enrolment {
         self.totp_enrolled_at.is_some() || self.recovery_codes_left > 0
     }
 
-    /// The methods on offer this person can use, in the catalogue's order (a method this
-    /// module does not know is kept).
-    pub fn methods(&self) -> Vec<&'static dyn LoginMethod> {
-        offered()
-            .iter()
-            .copied()
+    /// The methods the tenant offers that this person can use, in the tenant's order (a method
+    /// this module does not know is kept).
+    pub fn methods(&self, t: &TenantCtx) -> Vec<&'static dyn LoginMethod> {
+        offered(t)
+            .into_iter()
             .filter(|m| match m.id() {
                 "password" => self.password,
                 id if id == PasskeyMethod.id() => self.passkeys > 0,
@@ -94,7 +93,7 @@ pub async fn outstanding<S: UserStore + PasskeyStore + TotpStore + ?Sized>(
     if !required(&t.tenant.settings, client_id, &e) {
         return Ok(None);
     }
-    Ok(second_factor_step(&session.amr, &e.methods(), enrolable()).map(|step| (user, step)))
+    Ok(second_factor_step(&session.amr, &e.methods(t), enrolable()).map(|step| (user, step)))
 }
 
 /// Must a sign-in (for `client_id`; `None`: the account pages) prove a second factor? When the

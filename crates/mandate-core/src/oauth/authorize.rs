@@ -344,7 +344,7 @@ pub struct Situation<'a> {
     pub agent: bool,
     /// The login methods on offer: with a session, those its person can use
     /// (`login::second_factor::Enrolment::methods`); without, the tenant's
-    /// (`login::catalogue::offered`).
+    /// (`login::offered`).
     pub methods: &'a [&'a dyn LoginMethod],
     /// This sign-in must prove a second factor (the tenant's policy, the client, or the person
     /// enrolled one: `login::second_factor::required`).

@@ -5,22 +5,30 @@
 //! module performs it; the pages in `ui` only render. Login methods are submodules (password
 //! first), so a new method is one more file here, and nothing in `ui` calls back into the flow.
 
+pub mod passkey;
 pub mod password;
 pub mod second_factor;
 
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::audit::RequestMeta;
-use mandate_core::domain::model::{Client, Session};
-use mandate_core::login::catalogue::offered;
+use mandate_core::domain::model::{Client, Session, User};
 use mandate_core::login::method::{Factor, LoginMethod, SecondFactorStep, second_factor_ids};
 use mandate_core::login::second_factor as factors;
 use mandate_core::oauth::authorize::{self, AuthorizeRequest, Interaction, Next, Situation};
 use mandate_core::{TenantCtx, oidc::logout};
 
+use axum::body::Bytes;
+use axum::extract::State;
+use mandate_core::OAuthError;
+use mandate_core::login::webauthn;
+
+use crate::client_ip::Meta;
+use crate::session::current_session;
 use crate::state::AppState;
+use crate::tenant::Tenant;
 use crate::ui::second_factor::{self as second_factor_page, Carry};
-use crate::ui::{consent, login as login_page, pages};
+use crate::ui::{consent, login as login_page, pages, passkeys as passkeys_page};
 
 /// Decide and perform the next step of a validated request.
 #[allow(clippy::too_many_arguments)]
@@ -81,8 +89,8 @@ pub async fn proceed(
         None => None,
     };
     let methods: Vec<&dyn LoginMethod> = match &person {
-        Some((_, e)) => e.methods(),
-        None => offered().to_vec(),
+        Some((_, e)) => e.methods(t),
+        None => mandate_core::login::offered(t),
     };
     let situation = Situation {
         session: session.as_ref(),
@@ -183,4 +191,89 @@ pub async fn proceed(
             &e,
         )),
     }
+}
+
+/// How long "not now" to the offer of a passkey is remembered (seconds).
+const PASSKEY_LATER: i64 = 30 * 24 * 3600;
+
+/// After a first sign-in with a password: offer to add a passkey (when passkeys work on this
+/// issuer, the person has none and did not say "not now" lately), else go on with the request.
+#[allow(clippy::too_many_arguments)]
+pub async fn after_sign_in(
+    s: &AppState,
+    t: &TenantCtx,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    client: &Client,
+    mut i: Interaction,
+    session: Session,
+    user: &User,
+) -> Response {
+    let later = crate::cookies::get(
+        headers,
+        &crate::cookies::passkey_later_name(&s.config, &t.tenant.name),
+    )
+    .is_some();
+    let none_yet = matches!(
+        s.provider
+            .store
+            .passkeys(t.id(), &user.id)
+            .await
+            .map(|k| k.is_empty()),
+        Ok(true)
+    );
+    let prompt_none = i.req.prompt.iter().any(|p| p == "none");
+    // A second factor still owed comes first (and a passkey is not offered before it).
+    let owes = !matches!(
+        factors::outstanding(&s.provider, t, &session, Some(&client.client_id)).await,
+        Ok(None)
+    );
+    if later || !none_yet || prompt_none || owes || !webauthn::available(t) {
+        return proceed(s, t, meta, headers, client, i.req, Some(session), true).await;
+    }
+    i.sid = Some(session.sid.clone());
+    passkeys_page::offer(s, t, headers, &i)
+}
+
+/// `POST {issuer}/login/continue`: go on with a request after a page that interrupted it (the
+/// passkey offer). Only the session that signed in within this interaction may continue it.
+pub async fn continue_request(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = pages::checked_form(&s, &headers, &body) else {
+        return pages::form_expired(&s, &headers);
+    };
+    let Some(i) = form
+        .get("interaction")
+        .and_then(|v| Interaction::open(&s.provider, &t, v))
+    else {
+        return pages::form_expired(&s, &headers);
+    };
+    let session = match current_session(&s, &t, &headers).await {
+        Ok(Some(sess)) if i.sid.as_deref() == Some(sess.sid.as_str()) => sess,
+        Ok(_) => return pages::form_expired(&s, &headers),
+        Err(e) => return pages::error_page(&s, &headers, &e),
+    };
+    let client = match s.provider.client(&t, &i.req.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client"));
+        }
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    let resp = proceed(&s, &t, &meta, &headers, &client, i.req, Some(session), true).await;
+    if form.get("skip_passkey").is_some() {
+        let later = crate::cookies::set(
+            &s.config,
+            &crate::cookies::passkey_later_name(&s.config, &t.tenant.name),
+            "1",
+            Some(PASSKEY_LATER),
+        );
+        return pages::with_cookies(resp, [later]);
+    }
+    resp
 }

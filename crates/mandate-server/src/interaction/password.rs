@@ -6,15 +6,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::OAuthError;
-use mandate_core::login::catalogue::offered;
-use mandate_core::login::method::sign_in_ids;
+use mandate_core::login::method::{Proof, sign_in_ids};
 use mandate_core::login::{self, LoginError};
 use mandate_core::oauth::authorize::Interaction;
 
-use super::proceed;
 use crate::client_ip::Meta;
-use crate::cookies;
-use crate::session::current_session;
+use crate::session::begin;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 use crate::ui::login::{refused, render};
@@ -64,7 +61,7 @@ pub async fn login(
                 &headers,
                 &client,
                 &again,
-                &sign_in_ids(offered()),
+                &sign_in_ids(&login::offered(&t)),
                 Some("invalid_credentials"),
             );
         }
@@ -94,28 +91,19 @@ pub async fn login(
         }
         Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
     };
-    // A new session id at every login (no session fixation); the old session ends.
-    if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
-        let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
-    }
-    let (cookie, session) = match login::start_session(
-        &s.provider,
+    let (session, set) = match begin(
+        &s,
         &t,
+        &headers,
         &user,
-        &login::method::Proof::of(&login::method::Password),
+        &Proof::of(&login::method::Password),
         &meta,
     )
     .await
     {
         Ok(v) => v,
-        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+        Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let set = cookies::set(
-        &s.config,
-        &cookies::session_name(&s.config, &t.tenant.name),
-        &cookie,
-        Some(s.provider.settings.session_ttl),
-    );
-    let resp = proceed(&s, &t, &meta, &headers, &client, i.req, Some(session), true).await;
+    let resp = super::after_sign_in(&s, &t, &meta, &headers, &client, i, session, &user).await;
     pages::with_cookies(resp, [set])
 }

@@ -2,7 +2,7 @@
 //! (guessing limits in the core), adds it to the session (`login::add_factor`: `amr` gains
 //! `otp`, `acr` becomes mfa, `auth_time` now) and goes on; `POST …/login/second-factor/enrol`
 //! confirms the authenticator app a person who must have one enrols during the sign-in, then
-//! shows their recovery codes; `POST …/login/continue` goes on after a page in between. Each
+//! shows their recovery codes; `POST …/login/second-factor/continue` goes on after a page in between. Each
 //! goes on with the authorization request in flight (`proceed`) or back to the account page the
 //! person opened (`return_to`).
 
@@ -140,7 +140,7 @@ pub async fn verify(
     let method = form.get("method").unwrap_or_default();
     let code = form.get("code").unwrap_or_default();
     let again = |key: &str, status: StatusCode| {
-        let methods = second_factor_ids(&enrolled.methods());
+        let methods = second_factor_ids(&enrolled.methods(&t));
         verify_page(
             &s,
             &t,
@@ -232,7 +232,7 @@ pub async fn enrol(
     codes_page(&s, &t, &headers, &codes, &carry, None)
 }
 
-/// `POST {issuer}/login/continue`: on after a page in between (recovery codes shown, a
+/// `POST {issuer}/login/second-factor/continue`: on after a page in between (recovery codes shown, a
 /// recovery code accepted).
 pub async fn go_on_after(
     State(s): State<AppState>,

@@ -12,11 +12,18 @@ use axum::response::{IntoResponse, Response};
 /// An embedded file: name, content type, bytes.
 type Asset = (&'static str, &'static str, &'static str);
 
-const FILES: [Asset; 1] = [(
-    "mandate.css",
-    "text/css; charset=utf-8",
-    include_str!("../../assets/mandate.css"),
-)];
+const FILES: [Asset; 2] = [
+    (
+        "mandate.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/mandate.css"),
+    ),
+    (
+        "webauthn.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/webauthn.js"),
+    ),
+];
 
 /// A short digest of all the files: the `v` query of their URLs.
 static VERSION: LazyLock<String> = LazyLock::new(|| {

@@ -4,8 +4,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mandate_core::TenantCtx;
 use mandate_core::domain::model::Client;
-use mandate_core::login::catalogue::offered;
-use mandate_core::login::method::sign_in_ids;
+use mandate_core::login::{self, method::sign_in_ids};
 use mandate_core::oauth::authorize::Interaction;
 use minijinja::context;
 
@@ -58,6 +57,8 @@ fn render_with(
             interaction => i.seal(t),
             csrf,
             error,
+            passkey_options => t.url("/login/passkey/options"),
+            passkey_action => t.url("/login/passkey"),
         },
     );
     pages::with_cookies(page, set)
@@ -84,7 +85,7 @@ pub(crate) fn refused(
         headers,
         client,
         &again,
-        &sign_in_ids(offered()),
+        &sign_in_ids(&login::offered(t)),
         Some(message),
         StatusCode::TOO_MANY_REQUESTS,
     );

@@ -7,6 +7,7 @@ pub mod ciba;
 pub mod consent;
 pub mod login;
 pub mod pages;
+pub mod passkeys;
 pub mod person;
 pub mod second_factor;
 pub mod security;

@@ -174,7 +174,7 @@ pub fn enrol_page(
     pages::with_cookies(page, set)
 }
 
-/// The recovery codes, shown once; then on (`/login/continue`) or back to `back`.
+/// The recovery codes, shown once; then on (`/login/second-factor/continue`) or back to `back`.
 pub fn codes_page(
     s: &AppState,
     t: &TenantCtx,
@@ -231,7 +231,7 @@ fn next_page(
     let lang = pages::locale(s, headers, None);
     let (csrf, set) = pages::csrf_token(s, headers);
     let (interaction, return_to) = carry.parts();
-    let action = (!matches!(carry, Carry::None)).then(|| t.url("/login/continue"));
+    let action = (!matches!(carry, Carry::None)).then(|| t.url("/login/second-factor/continue"));
     let page = pages::render(
         s,
         StatusCode::OK,

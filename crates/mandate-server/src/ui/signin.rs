@@ -10,16 +10,17 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use mandate_core::OAuthError;
+use mandate_core::TenantCtx;
 use mandate_core::account::{ACCOUNT_HOME, safe_return_to};
 use mandate_core::domain::model::Session;
+use mandate_core::login::method::sign_in_ids;
 use mandate_core::login::{self, LoginError};
-use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
 use super::pages;
 use super::second_factor::{self, Carry};
 use crate::client_ip::Meta;
-use crate::cookies;
 use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
@@ -57,7 +58,8 @@ pub fn sign_in_first(t: &TenantCtx, return_to: &str) -> Response {
     pages::see_other(&t.url(&format!("/account/login?{q}")))
 }
 
-fn render(
+/// The account sign-in page (again, with an error when one is given).
+pub(crate) fn render(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
@@ -85,6 +87,9 @@ fn render(
             return_to,
             csrf,
             error,
+            methods => sign_in_ids(&login::offered(t)),
+            passkey_options => t.url("/login/passkey/options"),
+            passkey_action => t.url("/login/passkey"),
         },
     );
     pages::with_cookies(page, set)
@@ -168,13 +173,10 @@ pub async fn submit(
             return r;
         }
     };
-    // A new session id at every login (no session fixation); the old session ends.
-    if let Ok(Some(old)) = current_session(&s, &t, &headers).await {
-        let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
-    }
-    let (cookie, session) = match login::start_session(
-        &s.provider,
+    let (session, set) = match crate::session::begin(
+        &s,
         &t,
+        &headers,
         &user,
         &login::method::Proof::of(&login::method::Password),
         &meta,
@@ -182,14 +184,8 @@ pub async fn submit(
     .await
     {
         Ok(x) => x,
-        Err(e) => return pages::error_page(&s, &headers, &OAuthError::from(e)),
+        Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let set = cookies::set(
-        &s.config,
-        &cookies::session_name(&s.config, &t.tenant.name),
-        &cookie,
-        Some(s.provider.settings.session_ttl),
-    );
     let next = second_step_or_back(&s, &t, &headers, &session, &back).await;
     pages::with_cookies(next, [set])
 }

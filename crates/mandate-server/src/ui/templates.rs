@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, Value};
 
-const EMBEDDED: [(&str, &str); 15] = [
+const EMBEDDED: [(&str, &str); 19] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
@@ -46,6 +46,22 @@ const EMBEDDED: [(&str, &str); 15] = [
     (
         "security.html",
         include_str!("../../templates/security.html"),
+    ),
+    (
+        "passkey_signin.html",
+        include_str!("../../templates/passkey_signin.html"),
+    ),
+    (
+        "passkey_register.html",
+        include_str!("../../templates/passkey_register.html"),
+    ),
+    (
+        "passkey_offer.html",
+        include_str!("../../templates/passkey_offer.html"),
+    ),
+    (
+        "passkeys.html",
+        include_str!("../../templates/passkeys.html"),
     ),
 ];
 

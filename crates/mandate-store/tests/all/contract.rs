@@ -198,6 +198,8 @@ contract!(
     ciba_requests,
     second_factors,
     concurrent_totp_step,
+    passkeys,
+    password_hash,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -682,6 +684,20 @@ async fn sessions(db: &Db) {
     no_amr.acr.clear();
     s.create_session(&no_amr).await.unwrap();
     assert_eq!(s.session("t1", b"other").await.unwrap(), Some(no_amr));
+
+    // A factor joins the session: amr, acr and auth_time change, nothing else.
+    let mut stepped = sess.clone();
+    stepped.amr.push("otp".into());
+    stepped.acr = "urn:mandate:acr:mfa".into();
+    stepped.auth_time += 5;
+    assert!(s.update_session(&stepped).await.unwrap());
+    assert_eq!(
+        s.session("t1", &digest).await.unwrap(),
+        Some(stepped.clone())
+    );
+    let mut gone = stepped.clone();
+    gone.digest = b"nobody".to_vec();
+    assert!(!s.update_session(&gone).await.unwrap());
 
     assert!(s.delete_session("t1", &digest).await.unwrap());
     assert_eq!(s.session("t1", &digest).await.unwrap(), None);
@@ -2561,4 +2577,135 @@ async fn concurrent_totp_step(db: &Db) {
         accepted.1 += usize::from(t.await.unwrap().unwrap());
     }
     assert_eq!(accepted, (1, 1), "a code is accepted once, whoever asks");
+}
+
+async fn passkeys(db: &Db) {
+    use mandate_core::login::webauthn::store::{Ceremony, CeremonyKind, StoredPasskey};
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    make_tenant(s, "t2").await;
+    let u = user("t1", "u1", "ann");
+    s.create_user(&u).await.unwrap();
+    let key = |id: &str, at: i64| StoredPasskey {
+        tenant_id: "t1".into(),
+        id: id.into(),
+        user_id: "u1".into(),
+        user_handle: "6f1f0e1a-0000-4000-8000-000000000001".into(),
+        name: format!("Key {id}"),
+        credential: "{}".into(),
+        backup_eligible: true,
+        backup_state: false,
+        counter: 0,
+        created_at: at,
+        last_used_at: None,
+    };
+    s.add_passkey(&key("k2", NOW + 1)).await.unwrap();
+    s.add_passkey(&key("k1", NOW)).await.unwrap();
+    assert!(is_conflict(s.add_passkey(&key("k1", NOW)).await));
+    let list = s.passkeys("t1", "u1").await.unwrap();
+    assert_eq!(
+        list.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        ["k1", "k2"],
+        "oldest first"
+    );
+    assert_eq!(s.passkey("t2", "k1").await.unwrap(), None, "tenants apart");
+    let mut used = key("k1", NOW);
+    used.counter = u32::MAX;
+    used.backup_state = true;
+    used.last_used_at = Some(NOW + 9);
+    used.credential = "{\"x\":1}".into();
+    assert!(s.passkey_used(&used).await.unwrap());
+    assert_eq!(s.passkey("t1", "k1").await.unwrap(), Some(used));
+    assert!(!s.remove_passkey("t1", "someone-else", "k1").await.unwrap());
+    assert!(s.remove_passkey("t1", "u1", "k1").await.unwrap());
+    assert!(!s.remove_passkey("t1", "u1", "k1").await.unwrap());
+
+    // A ceremony is taken once; an expired one is gone too.
+    let c = Ceremony {
+        tenant_id: "t1".into(),
+        id: "c1".into(),
+        kind: CeremonyKind::Authenticate,
+        user_id: None,
+        state: "{}".into(),
+        expires_at: NOW + 300,
+    };
+    s.put_ceremony(&c).await.unwrap();
+    assert_eq!(s.take_ceremony("t2", "c1", NOW).await.unwrap(), None);
+    assert_eq!(
+        s.take_ceremony("t1", "c1", NOW).await.unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(s.take_ceremony("t1", "c1", NOW).await.unwrap(), None);
+    let reg = Ceremony {
+        id: "c2".into(),
+        kind: CeremonyKind::Register,
+        user_id: Some("u1".into()),
+        ..c.clone()
+    };
+    s.put_ceremony(&reg).await.unwrap();
+    assert_eq!(s.take_ceremony("t1", "c2", NOW + 301).await.unwrap(), None);
+    assert_eq!(s.take_ceremony("t1", "c2", NOW).await.unwrap(), None);
+    // Two nodes taking one ceremony at once: exactly one gets it.
+    let race = Ceremony {
+        id: "c3".into(),
+        ..c.clone()
+    };
+    s.put_ceremony(&race).await.unwrap();
+    let (a, b) = tokio::join!(
+        s.take_ceremony("t1", "c3", NOW),
+        s.take_ceremony("t1", "c3", NOW)
+    );
+    assert_eq!(
+        [a.unwrap().is_some(), b.unwrap().is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count(),
+        1
+    );
+    // Purged when expired; erased with the person.
+    s.put_ceremony(&Ceremony {
+        id: "c4".into(),
+        expires_at: NOW - 1,
+        ..c
+    })
+    .await
+    .unwrap();
+    s.purge_expired(NOW).await.unwrap();
+    assert_eq!(s.take_ceremony("t1", "c4", NOW - 10).await.unwrap(), None);
+    assert!(s.erase_user("t1", &u, NOW).await.unwrap());
+    assert!(s.passkeys("t1", "u1").await.unwrap().is_empty());
+}
+
+async fn password_hash(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let u = user("t1", "u1", "ann");
+    s.create_user(&u).await.unwrap();
+    assert!(
+        s.set_password_hash("t1", "u1", None, NOW + 5)
+            .await
+            .unwrap()
+    );
+    let got = s.user("t1", "u1").await.unwrap().unwrap();
+    assert_eq!(got.password_hash, None);
+    assert_eq!(got.updated_at, NOW + 5);
+    assert!(
+        s.set_password_hash("t1", "u1", Some("$argon2id$x"), NOW + 6)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.user("t1", "u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .as_deref(),
+        Some("$argon2id$x")
+    );
+    assert!(
+        !s.set_password_hash("t1", "nobody", None, NOW)
+            .await
+            .unwrap()
+    );
 }

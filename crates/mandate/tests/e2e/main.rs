@@ -9,6 +9,7 @@ mod layering;
 mod agents;
 mod audit;
 mod authz;
+mod browser;
 mod ciba;
 mod concurrency;
 mod login;

@@ -468,3 +468,42 @@ pub async fn remove<S: PasskeyStore + AuditSink + ?Sized>(
     }
     Ok(removed)
 }
+
+/// Remove `user`'s password, leaving a passkey-only account: allowed only while they have a
+/// passkey (the sign-in that cannot be phished becomes the only one). Recorded as
+/// `password_changed` with `removed: true`; the throttling of password guesses no longer
+/// matters for the account, as no password is checked.
+pub async fn remove_password<S: PasskeyStore + UserStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    user: &User,
+    meta: &RequestMeta,
+) -> Result<(), PasskeyError> {
+    if p.store.passkeys(t.id(), &user.id).await?.is_empty() {
+        return Err(PasskeyError::LastMethod);
+    }
+    if user.password_hash.is_none() {
+        return Ok(());
+    }
+    if !p
+        .store
+        .set_password_hash(t.id(), &user.id, None, p.now())
+        .await?
+    {
+        return Err(PasskeyError::Store(StoreError::NotFound));
+    }
+    let who = Principal::User {
+        id: user.id.clone(),
+    };
+    let ev = AuditEvent::new(
+        t.id(),
+        EventKind::PasswordChanged,
+        Outcome::Success,
+        who.clone(),
+        meta,
+    )
+    .subject(who)
+    .detail(json!({"removed": true}));
+    p.store.record(&ev).await?;
+    Ok(())
+}

@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod chromium;
 pub mod dpop;
+pub mod webauthn;
+#[allow(unused_imports)]
+pub use chromium::Chromium;
 #[allow(unused_imports)]
 pub use dpop::DpopKey;
 
@@ -40,11 +44,25 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// The origin a server names in its issuers (`MANDATE_PUBLIC_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicUrl {
+    /// None set: the server's own address, `http://127.0.0.1:<port>` ([`Server::base`]).
+    Listen,
+    /// `http://localhost:<port>`, the port chosen at each start: WebAuthn refuses IP-address
+    /// origins, so the Chromium tests reach the server by name.
+    Localhost,
+    /// A fixed URL, such as another node's: two nodes behind one public URL.
+    Fixed(String),
+}
+
 /// A running server process and the storage it uses.
 pub struct Server {
     pub backend: Backend,
+    /// Where the tests' HTTP requests go: `http://127.0.0.1:<port>`.
     pub base: String,
     pub port: u16,
+    pub public_url: PublicUrl,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub schema: Option<String>,
@@ -68,6 +86,17 @@ impl Server {
 
     /// Start a server with extra `MANDATE_*` environment.
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
+        Self::start_at(backend, PublicUrl::Listen, env).await
+    }
+
+    /// Start a server whose issuers are on `http://localhost:<port>`, as the Chromium tests
+    /// need (WebAuthn refuses IP-address origins).
+    pub async fn start_localhost(backend: Backend) -> Server {
+        Self::start_at(backend, PublicUrl::Localhost, &[]).await
+    }
+
+    /// Start a server with a public URL and extra `MANDATE_*` environment.
+    pub async fn start_at(backend: Backend, public_url: PublicUrl, env: &[(&str, &str)]) -> Server {
         let data_dir = std::env::temp_dir().join(unique("mandate_it"));
         let (database_url, schema) = match backend {
             Backend::Sqlite => (None, None),
@@ -80,6 +109,7 @@ impl Server {
             backend,
             base: String::new(),
             port: 0,
+            public_url,
             data_dir,
             database_url,
             schema,
@@ -131,6 +161,15 @@ impl Server {
             .arg(format!("127.0.0.1:{}", self.port));
         c.env("MANDATE_CACHE_TTL_MS", "0")
             .env("MANDATE_LOG", "warn");
+        match &self.public_url {
+            PublicUrl::Listen => {}
+            PublicUrl::Localhost => {
+                c.env("MANDATE_PUBLIC_URL", self.localhost_base());
+            }
+            PublicUrl::Fixed(url) => {
+                c.env("MANDATE_PUBLIC_URL", url);
+            }
+        }
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
@@ -178,10 +217,24 @@ impl Server {
 
     /// A second server process on the same database (another node), with extra environment.
     pub async fn second_node(&self, env: &[(&str, &str)]) -> Server {
+        self.second_node_at(PublicUrl::Listen, env).await
+    }
+
+    /// A second node that keeps this one's public URL (and so its issuers): two nodes behind one
+    /// public URL, as behind a load balancer. In Chromium, [`Chromium::reroute`] from
+    /// `self.public_base()` to the new node's [`Server::localhost_base`] sends the browser there.
+    pub async fn second_node_same_public_url(&self, env: &[(&str, &str)]) -> Server {
+        self.second_node_at(PublicUrl::Fixed(self.public_base()), env)
+            .await
+    }
+
+    /// A second node on the same database with its own public URL.
+    pub async fn second_node_at(&self, public_url: PublicUrl, env: &[(&str, &str)]) -> Server {
         let mut s = Server {
             backend: self.backend,
             base: String::new(),
             port: 0,
+            public_url,
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
             schema: self.schema.clone(),
@@ -219,8 +272,23 @@ impl Server {
         c.wait().unwrap()
     }
 
+    /// The origin the server names in its issuers (see [`PublicUrl`]).
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            PublicUrl::Listen => self.base.clone(),
+            PublicUrl::Localhost => self.localhost_base(),
+            PublicUrl::Fixed(url) => url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// This process by name, `http://localhost:<port>`, whatever its public URL.
+    pub fn localhost_base(&self) -> String {
+        format!("http://localhost:{}", self.port)
+    }
+
+    /// A tenant's issuer, on the public URL.
     pub fn issuer(&self, tenant: &str) -> String {
-        format!("{}/t/{tenant}", self.base)
+        format!("{}/t/{tenant}", self.public_base())
     }
 
     /// Run a CLI command against the same storage; returns (exit ok, stdout, stderr).

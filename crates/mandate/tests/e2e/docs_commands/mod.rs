@@ -5,7 +5,7 @@
 //! reader at a terminal. What the runner provides, and nothing else:
 //! - `./target/release/mandate`, `mandate` on `PATH` and `cargo build|run --release` all run the
 //!   binary under test; `mandate … serve` starts it in the background and waits until it answers;
-//! - `127.0.0.1:8080` in a page is replaced by a free port;
+//! - `127.0.0.1:8080` (and `localhost:8080`) in a page is replaced by a free port;
 //! - `curl` fails on an HTTP error status (`--fail-with-body`), so an error answer fails the page.
 //!
 //! Directives are HTML comments, invisible when the page is rendered:
@@ -226,7 +226,10 @@ async fn run_page(name: &str) {
         child,
         transcript: String::new(),
     };
-    let local = |t: &str| t.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let local = |t: &str| {
+        t.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("localhost:8080", &format!("localhost:{port}"))
+    };
     let fail = |s: &Session, what: &str| -> ! {
         let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
         let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
@@ -289,6 +292,7 @@ pages! {
     endpoints_commands_run => "docs/endpoints.md",
     operations_commands_run => "docs/operations.md",
     second_factors_commands_run => "docs/second-factors.md",
+    passkeys_commands_run => "docs/passkeys.md",
     ssf_commands_run => "docs/ssf.md",
     tenants_commands_run => "docs/tenants.md",
     tokens_and_keys_commands_run => "docs/tokens-and-keys.md",

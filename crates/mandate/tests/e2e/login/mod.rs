@@ -1,4 +1,5 @@
-//! Login methods over real HTTP: second factors (TOTP, recovery codes, the tenant's policy,
-//! step-up, administration).
+//! Signing in: the login methods beyond the password (issue 14): passkeys, and second factors
+//! (TOTP, recovery codes, the tenant's policy, step-up, administration).
 
+mod passkeys;
 mod second_factor;

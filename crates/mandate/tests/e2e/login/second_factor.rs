@@ -202,8 +202,11 @@ async fn go_on(s: &Server, b: &Browser, html: &str) -> (u16, String, Option<Stri
         }
     }
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    b.post_form(&format!("{}/login/continue", s.issuer("default")), &form)
-        .await
+    b.post_form(
+        &format!("{}/login/second-factor/continue", s.issuer("default")),
+        &form,
+    )
+    .await
 }
 
 /// Approve consent if asked; the redirect to the client.
