@@ -348,3 +348,52 @@ pub async fn remove_passkey<S: UserStore + PasskeyStore + AuditSink + ?Sized>(
         Err(e) => Err(AdminError::Invalid(e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::SecondFactorPolicy;
+    use crate::login::method::{acr_values, second_factor_ids, sign_in_ids};
+    use crate::settings::{ACR_MFA, ACR_PASSWORD, ACR_PHR};
+    use crate::testing::{Fake, provider};
+
+    #[test]
+    fn what_is_offered_and_to_whom() {
+        let (_, t) = provider(Fake::default());
+        // The test tenant's issuer is on a domain name: passkeys too.
+        assert_eq!(sign_in_ids(&offered(&t)), ["password", "passkey"]);
+        assert_eq!(
+            second_factor_ids(&offered(&t)),
+            ["passkey", "totp", "recovery_code"]
+        );
+        assert_eq!(acr_values(&offered(&t)), [ACR_PASSWORD, ACR_PHR, ACR_MFA]);
+        let ids = |e: &Enrolment| e.methods(&t).iter().map(|m| m.id()).collect::<Vec<_>>();
+        let pwd = Enrolment {
+            password: true,
+            ..Enrolment::default()
+        };
+        assert_eq!(ids(&pwd), ["password"]);
+        let both = Enrolment {
+            totp_enrolled_at: Some(1),
+            recovery_codes_left: 0,
+            ..pwd.clone()
+        };
+        assert_eq!(ids(&both), ["password", "totp"]);
+        assert!(both.has_second_factor() && !pwd.has_second_factor());
+
+        // Who must prove a second factor.
+        let mut settings = TenantSettings::default();
+        assert!(!required(&settings, Some("c"), &pwd));
+        assert!(!required(&settings, None, &pwd));
+        assert!(required(&settings, Some("c"), &both), "enrolled: asked");
+        settings.second_factor_clients = vec!["c".into()];
+        assert!(required(&settings, Some("c"), &pwd));
+        assert!(!required(&settings, Some("d"), &pwd));
+        assert!(
+            !required(&settings, None, &pwd),
+            "a client's rule is not the account's"
+        );
+        settings.second_factor = SecondFactorPolicy::Required;
+        assert!(required(&settings, None, &pwd) && required(&settings, Some("d"), &pwd));
+    }
+}

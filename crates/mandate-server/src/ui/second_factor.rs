@@ -126,6 +126,8 @@ pub fn verify_page(
         context! {
             action => t.url("/login/second-factor"),
             methods,
+            passkey_options => t.url("/login/passkey/options"),
+            passkey_action => t.url("/login/passkey"),
             interaction,
             return_to,
             csrf,

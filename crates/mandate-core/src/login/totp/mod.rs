@@ -248,7 +248,7 @@ fn clip(code: &str) -> String {
 
 /// Check a code of a person's enrolled authenticator and spend its step: true only when it
 /// matches a step later than the last accepted (a code is accepted once). No throttling here:
-/// see [`super::second_factor::verify`].
+/// the second-factor step's `verify` charges each attempt first.
 pub async fn check<S: TotpStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,

@@ -127,7 +127,7 @@ pub async fn generate<S: TotpStore + AuditSink + ?Sized>(
 
 /// Spend one of a person's codes: the codes left, or `None` when it is not one of theirs
 /// (mistyped, or used already). No throttling here: see
-/// [`crate::login::second_factor::verify`].
+/// the second-factor step's `verify` charges each attempt first.
 pub async fn spend<S: TotpStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,

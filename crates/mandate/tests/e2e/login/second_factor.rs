@@ -317,6 +317,53 @@ async fn totp_and_recovery_codes(backend: Backend) {
         )
         .await;
     assert_eq!(status, 400);
+
+    // The account sign-in asks for the second factor too (a recovery code here), then the
+    // security page: new recovery codes replace the old, and the app can be removed.
+    let b4 = Browser::new();
+    let (status, page, _) = account_login(&s, &b4, "alice", "/account/security").await;
+    assert_eq!(status, 200, "{page}");
+    let (status, done, _) = second_factor(&s, &b4, &page, "recovery_code", &codes[1]).await;
+    assert_eq!(status, 200, "{done}");
+    let (status, _, loc) = go_on(&s, &b4, &done).await;
+    assert_eq!(
+        (status, loc.unwrap().ends_with("/account/security")),
+        (303, true)
+    );
+    let issuer = s.issuer("default");
+    let (status, html, _) = b4.get(&format!("{issuer}/account/security")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(by_id(&html, "recovery-left").contains('8'), "{html}");
+    let csrf = hidden(&html, "csrf").unwrap();
+    let (status, html, _) = b4
+        .post_form(
+            &format!("{issuer}/account/security/recovery-codes"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let fresh = recovery_codes(&html);
+    assert_eq!(fresh.len(), 10);
+    assert!(!fresh.contains(&codes[2]));
+    assert_eq!(audit_count(&s, "recovery_codes_generated").await, 2);
+    // Without the CSRF token: refused, nothing changes.
+    let before = snapshot(&s).await;
+    let (status, _, _) = b4
+        .post_form(&format!("{issuer}/account/security/totp/remove"), &[])
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(snapshot(&s).await, before);
+    let (status, _, _) = b4
+        .post_form(
+            &format!("{issuer}/account/security/totp/remove"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let shown = s.cli(&["user", "methods", "alice", "--tenant", "default"], None);
+    assert!(shown["totp_enrolled_at"].is_null(), "{shown}");
+    assert_eq!(shown["recovery_codes_left"], 0, "{shown}");
+    assert_eq!(audit_count(&s, "second_factor_removed").await, 1);
 }
 
 /// Wrong codes are throttled, then locked out: the right code is then refused unchecked, with
@@ -637,7 +684,9 @@ async fn administration(backend: Backend) {
     assert_eq!(status, 401);
     let (status, ct, v) = call(reqwest::Method::GET, format!("{base}/nobody/methods"), true).await;
     assert_eq!(status, 404, "{v}");
-    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    // The admin API's error body (as for agents and roles).
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    assert_eq!(v["error"], "invalid_request", "{v}");
     let before = snapshot(&s).await;
     let (status, _, _) = call(
         reqwest::Method::DELETE,
