@@ -155,7 +155,7 @@ mod tests {
     fn codes_are_long_enough_and_read_back() {
         let c = new_code();
         assert_eq!(c.len(), LENGTH + 2);
-        assert!(LENGTH * 5 >= 50, "at least 50 bits");
+        const { assert!(LENGTH * 5 >= 50, "at least 50 bits") };
         let n = normalise(&c).unwrap();
         assert_eq!(normalise(&c.to_uppercase().replace('-', " ")).unwrap(), n);
         assert_eq!(normalise("0O1I-L000-0000").unwrap(), "001110000000");
