@@ -14,6 +14,9 @@ pub struct Settings {
     pub refresh_token_ttl: i64,
     /// Browser session lifetime. Default 12 hours.
     pub session_ttl: i64,
+    /// How recent a sign-in must be to change how the person signs in (add or remove a
+    /// passkey, remove the password): a stolen session cookie alone cannot. Default 10 minutes.
+    pub recent_sign_in: i64,
     /// Clock skew tolerated on incoming JWTs (client assertions). Default 60 seconds.
     pub clock_skew: i64,
     /// Longest lifetime accepted for a client assertion (`exp - now`). Default 10 minutes.
@@ -118,6 +121,7 @@ impl Default for Settings {
             code_ttl: 60,
             refresh_token_ttl: 30 * 24 * 3600,
             session_ttl: 12 * 3600,
+            recent_sign_in: 600,
             clock_skew: 60,
             max_assertion_lifetime: 600,
             dpop_require_nonce: false,

@@ -108,6 +108,9 @@ serve_settings! {
     dpop_require_nonce: bool = "MANDATE_DPOP_REQUIRE_NONCE",
     /// Browser session lifetime in seconds [default: 43200].
     session_ttl: i64 = "MANDATE_SESSION_TTL",
+    /// Seconds within which a person must have signed in to change their sign-in methods
+    /// [default: 600].
+    recent_sign_in: i64 = "MANDATE_RECENT_SIGN_IN",
     /// How long tenant keys and clients are cached, in milliseconds [default: 5000].
     cache_ttl_ms: u64 = "MANDATE_CACHE_TTL_MS",
     /// Log format: text or json [default: text].
@@ -273,6 +276,7 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
     s.code_ttl = g.code_ttl.unwrap_or(s.code_ttl);
     s.refresh_token_ttl = g.refresh_token_ttl.unwrap_or(s.refresh_token_ttl);
     s.session_ttl = g.session_ttl.unwrap_or(s.session_ttl);
+    s.recent_sign_in = g.recent_sign_in.unwrap_or(s.recent_sign_in);
     s.dpop_require_nonce = g.dpop_require_nonce.unwrap_or(s.dpop_require_nonce);
     s.ciba_interval = g.ciba_interval.unwrap_or(s.ciba_interval);
     s.ciba_webhook_url = g.ciba_webhook_url.clone();
@@ -318,6 +322,7 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         ("code", s.code_ttl),
         ("refresh token", s.refresh_token_ttl),
         ("session", s.session_ttl),
+        ("recent sign-in", s.recent_sign_in),
     ] {
         if v <= 0 {
             anyhow::bail!("{name} lifetime must be positive");
@@ -495,6 +500,7 @@ mod tests {
             ("code_ttl", s.code_ttl.to_string()),
             ("refresh_token_ttl", s.refresh_token_ttl.to_string()),
             ("session_ttl", s.session_ttl.to_string()),
+            ("recent_sign_in", s.recent_sign_in.to_string()),
             ("dpop_require_nonce", format!("`{}`", s.dpop_require_nonce)),
             ("cache_ttl_ms", c.cache_ttl.as_millis().to_string()),
             ("ciba_interval", s.ciba_interval.to_string()),

@@ -321,6 +321,12 @@ pub async fn add_factor<S: SessionStore + AuditSink + ?Sized>(
     Ok(s)
 }
 
+/// Whether the person signed in recently enough to change how they sign in
+/// ([`crate::settings::Settings::recent_sign_in`]).
+pub fn signed_in_recently<S: ?Sized>(p: &Provider<S>, session: &Session) -> bool {
+    p.now() - session.auth_time <= p.settings.recent_sign_in
+}
+
 /// The live session behind a cookie value, if any.
 pub async fn current_session<S: SessionStore + ?Sized>(
     p: &Provider<S>,

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mandate_core::audit::Principal;
 use mandate_core::domain::model::{Session, User};
+use mandate_core::login;
 use mandate_core::login::webauthn::{self, PasskeyError};
 use mandate_core::oauth::authorize::Interaction;
 use mandate_core::{OAuthError, TenantCtx};
@@ -26,6 +27,11 @@ use crate::state::AppState;
 use crate::tenant::Tenant;
 
 const PAGE: &str = "/account/passkeys";
+
+/// Where a person confirms who they are before changing their sign-in methods.
+fn confirm_first(t: &TenantCtx) -> Response {
+    pages::see_other(&t.url("/account/login?return_to=/account/passkeys&again=1"))
+}
 
 /// A JSON answer that no cache keeps.
 pub(crate) fn json_no_store(status: StatusCode, body: serde_json::Value) -> Response {
@@ -86,6 +92,7 @@ async fn render(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
+    session: &Session,
     user: &User,
     notice: Option<&str>,
     error: Option<&str>,
@@ -124,6 +131,8 @@ async fn render(
             available => webauthn::available(t),
             remove_action => t.url("/account/passkeys/remove"),
             has_password => user.password_hash.is_some(),
+            recent => login::signed_in_recently(&s.provider, session),
+            confirm_url => t.url("/account/login?return_to=/account/passkeys&again=1"),
             remove_password_action => t.url("/account/password/remove"),
             register_options => t.url("/account/passkeys/options"),
             register_action => t.url(PAGE),
@@ -137,7 +146,7 @@ async fn render(
 /// `GET {issuer}/account/passkeys`.
 pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderMap) -> Response {
     match person(&s, &t, &headers).await {
-        Ok(Some((_, user))) => render(&s, &t, &headers, &user, None, None).await,
+        Ok(Some((session, user))) => render(&s, &t, &headers, &session, &user, None, None).await,
         Ok(None) => sign_in_first(&t, PAGE),
         Err(e) => pages::error_page(&s, &headers, &e),
     }
@@ -178,11 +187,11 @@ pub async fn options(
         );
     }
     let user = match person(&s, &t, &headers).await {
-        Ok(Some((_, u))) => u,
-        Ok(None) => {
+        Ok(Some((session, u))) if login::signed_in_recently(&s.provider, &session) => u,
+        Ok(_) => {
             return json_no_store(
                 StatusCode::UNAUTHORIZED,
-                json!({"error": "login_required", "error_description": "sign in first"}),
+                json!({"error": "login_required", "error_description": "sign in again first"}),
             );
         }
         Err(e) => return crate::error::ApiError::from(e).into_response(),
@@ -204,11 +213,14 @@ pub async fn add(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let user = match person(&s, &t, &headers).await {
-        Ok(Some((_, u))) => u,
+    let (session, user) = match person(&s, &t, &headers).await {
+        Ok(Some(v)) => v,
         Ok(None) => return sign_in_first(&t, PAGE),
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
+    if !login::signed_in_recently(&s.provider, &session) {
+        return confirm_first(&t);
+    }
     let result = webauthn::finish_registration(
         &s.provider,
         &t,
@@ -226,8 +238,19 @@ pub async fn add(
         Err(_) => Some("passkey_failed"),
     };
     match failed {
-        None => render(&s, &t, &headers, &user, Some("passkey_added"), None).await,
-        Some(key) => render(&s, &t, &headers, &user, None, Some(key)).await,
+        None => {
+            render(
+                &s,
+                &t,
+                &headers,
+                &session,
+                &user,
+                Some("passkey_added"),
+                None,
+            )
+            .await
+        }
+        Some(key) => render(&s, &t, &headers, &session, &user, None, Some(key)).await,
     }
 }
 
@@ -242,11 +265,14 @@ pub async fn remove(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let user = match person(&s, &t, &headers).await {
-        Ok(Some((_, u))) => u,
+    let (session, user) = match person(&s, &t, &headers).await {
+        Ok(Some(v)) => v,
         Ok(None) => return sign_in_first(&t, PAGE),
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
+    if !login::signed_in_recently(&s.provider, &session) {
+        return confirm_first(&t);
+    }
     let actor = Principal::User {
         id: user.id.clone(),
     };
@@ -254,7 +280,16 @@ pub async fn remove(
     match webauthn::remove(&s.provider, &t, &user, id, actor, &meta).await {
         Ok(_) => pages::see_other(&t.url(PAGE)),
         Err(PasskeyError::LastMethod) => {
-            render(&s, &t, &headers, &user, None, Some("passkey_last_method")).await
+            render(
+                &s,
+                &t,
+                &headers,
+                &session,
+                &user,
+                None,
+                Some("passkey_last_method"),
+            )
+            .await
         }
         Err(e) => pages::error_page(&s, &headers, &OAuthError::server_error(e.to_string())),
     }
@@ -271,11 +306,14 @@ pub async fn remove_password(
     if pages::checked_form(&s, &headers, &body).is_none() {
         return pages::form_expired(&s, &headers);
     }
-    let user = match person(&s, &t, &headers).await {
-        Ok(Some((_, u))) => u,
+    let (session, user) = match person(&s, &t, &headers).await {
+        Ok(Some(v)) => v,
         Ok(None) => return sign_in_first(&t, PAGE),
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
+    if !login::signed_in_recently(&s.provider, &session) {
+        return confirm_first(&t);
+    }
     match webauthn::remove_password(&s.provider, &t, &user, &meta).await {
         Ok(()) => pages::see_other(&t.url(PAGE)),
         Err(PasskeyError::LastMethod) => {
@@ -283,6 +321,7 @@ pub async fn remove_password(
                 &s,
                 &t,
                 &headers,
+                &session,
                 &user,
                 None,
                 Some("password_needs_passkey"),

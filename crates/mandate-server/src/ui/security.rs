@@ -56,7 +56,7 @@ async fn signed_in(
     }
 }
 
-/// A posted form of this page: CSRF checked, signed in.
+/// A posted form of this page: CSRF checked, signed in, recently.
 async fn posted(
     s: &AppState,
     t: &TenantCtx,
@@ -66,6 +66,13 @@ async fn posted(
     let form =
         pages::checked_form(s, headers, body).ok_or_else(|| pages::form_expired(s, headers))?;
     let (session, user) = signed_in(s, t, headers).await?;
+    // Changing how one signs in needs a recent sign-in (as for passkeys and the password): a
+    // stolen session cookie cannot set up, remove or renew a second factor.
+    if !login::signed_in_recently(&s.provider, &session) {
+        return Err(pages::see_other(
+            &t.url("/account/login?return_to=/account/security&again=1"),
+        ));
+    }
     Ok((form, session, user))
 }
 

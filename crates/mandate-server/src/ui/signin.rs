@@ -106,7 +106,16 @@ pub async fn page(
         .get("return_to")
         .and_then(|r| safe_return_to(r))
         .unwrap_or(ACCOUNT_HOME);
+    // `again=1`: confirm who you are (a recent sign-in is needed) even when signed in.
+    let again = q.get("again").is_some_and(|v| v == "1");
     match current_session(&s, &t, &headers).await {
+        Ok(Some(sess)) if again => {
+            let username = match s.provider.store.user(t.id(), &sess.user_id).await {
+                Ok(u) => u.map(|u| u.username).unwrap_or_default(),
+                Err(e) => return pages::error_page(&s, &headers, &e.into()),
+            };
+            render(&s, &t, &headers, back, &username, None)
+        }
         Ok(Some(session)) => second_step_or_back(&s, &t, &headers, &session, back).await,
         Ok(None) => render(&s, &t, &headers, back, "", None),
         Err(e) => pages::error_page(&s, &headers, &e),

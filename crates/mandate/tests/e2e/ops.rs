@@ -168,11 +168,17 @@ async fn login_pages_are_hardened() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let h = r.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // Scripts and styles only from the server's own files: nothing inline, nothing foreign.
+    assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(
-        h["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("frame-ancestors 'none'")
+        csp.contains("script-src 'self'") && csp.contains("style-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
     );
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
@@ -187,6 +193,31 @@ async fn login_pages_are_hardened() {
         "login_hint pre-fills the username"
     );
     assert!(html.contains("Anmelden"), "ui_locales=de picks German");
+    assert!(
+        !html.contains("<script>") && !html.contains(" style="),
+        "no inline script or style"
+    );
+    // The stylesheet the page names is served, versioned and cacheable.
+    let css = html
+        .split("href=\"")
+        .filter_map(|p| p.split('"').next())
+        .map(unescape)
+        .find(|u| u.ends_with("/mandate.css"))
+        .expect("a stylesheet link");
+    let r = reqwest::get(&css).await.unwrap();
+    assert_eq!(r.status(), 200, "{css}");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
     // A login POST without the CSRF cookie is refused.
     let interaction = hidden(&html, "interaction").unwrap();
     let r = reqwest::Client::new()

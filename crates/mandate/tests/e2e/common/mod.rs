@@ -555,6 +555,21 @@ impl Browser {
         if status == 200 && body.contains("name=\"password\"") {
             (status, body, loc) = self.login(issuer, &body, username, PASSWORD).await;
         }
+        // The offer of a passkey after a first password sign-in (servers on localhost).
+        if status == 200 && body.contains("name=\"skip_passkey\"") {
+            let csrf = hidden(&body, "csrf").expect("csrf field");
+            let interaction = hidden(&body, "interaction").expect("interaction field");
+            (status, body, loc) = self
+                .post_form(
+                    &format!("{issuer}/login/continue"),
+                    &[
+                        ("csrf", &csrf),
+                        ("interaction", &interaction),
+                        ("skip_passkey", "1"),
+                    ],
+                )
+                .await;
+        }
         if status == 200 && body.contains("name=\"decision\"") {
             (status, body, loc) = self.consent(issuer, &body, "approve").await;
         }

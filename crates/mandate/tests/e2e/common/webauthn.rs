@@ -76,12 +76,8 @@ impl SoftPasskey {
                 .unwrap();
         let pair =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-        let id = super::dpop::rand_u64()
-            .to_be_bytes()
-            .iter()
-            .chain(super::dpop::rand_u64().to_be_bytes().iter())
-            .copied()
-            .collect::<Vec<u8>>();
+        let mut id = vec![0u8; 16];
+        aws_lc_rs::rand::fill(&mut id).unwrap();
         let key = SoftPasskey {
             pair,
             id,

@@ -3,3 +3,4 @@
 
 mod passkeys;
 mod second_factor;
+mod step_up;

@@ -11,11 +11,11 @@ use crate::common::webauthn::{BE, SoftPasskey, UV};
 use crate::common::*;
 
 /// The origin a browser would report for a server (its public URL without a path).
-fn origin(s: &Server) -> String {
+pub(super) fn origin(s: &Server) -> String {
     s.public_base()
 }
 
-fn audit(s: &Server) -> Vec<Value> {
+pub(super) fn audit(s: &Server) -> Vec<Value> {
     let (ok, out, e) = s.cli_raw(&["audit", "export", "--tenant", "default"], None);
     assert!(ok, "{e}");
     out.lines()
@@ -31,14 +31,14 @@ fn kinds(s: &Server) -> Vec<String> {
 }
 
 /// POST a page form and read the JSON answer (the script's `fetch`).
-async fn post_json(b: &Browser, url: &str, form: &[(&str, &str)]) -> (u16, Value) {
+pub(super) async fn post_json(b: &Browser, url: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let r = b.http.post(url).form(form).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Sign in to the account pages with the password (the account sign-in page).
-async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
+pub(super) async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
     let (status, page, _) = b
         .get(&format!(
             "{issuer}/account/login?return_to=/account/passkeys"
@@ -62,7 +62,7 @@ async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
 }
 
 /// Add a passkey from the account page; returns it and the page after.
-async fn add_passkey(
+pub(super) async fn add_passkey(
     b: &Browser,
     issuer: &str,
     origin: &str,
@@ -105,7 +105,11 @@ async fn add_passkey(
 }
 
 /// Start a usernameless sign-in on a sign-in page: (csrf, interaction, options).
-async fn passkey_options(b: &Browser, issuer: &str, page: &str) -> (String, String, Value) {
+pub(super) async fn passkey_options(
+    b: &Browser,
+    issuer: &str,
+    page: &str,
+) -> (String, String, Value) {
     assert!(page.contains("data-passkey-signin"), "{page}");
     // Autofill: the username field, where there is one, offers passkeys.
     assert!(
@@ -131,7 +135,7 @@ async fn passkey_options(b: &Browser, issuer: &str, page: &str) -> (String, Stri
     (csrf, interaction, options)
 }
 
-async fn post_assertion(
+pub(super) async fn post_assertion(
     b: &Browser,
     issuer: &str,
     csrf: &str,
@@ -152,7 +156,7 @@ async fn post_assertion(
 }
 
 /// Through consent (if asked) to the client's redirect; returns the code's token response.
-async fn finish_flow(
+pub(super) async fn finish_flow(
     s: &Server,
     b: &Browser,
     verifier: &str,
@@ -637,4 +641,98 @@ async fn no_passkeys_on_an_ip_address() {
     .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "passkeys_unavailable");
+}
+
+#[tokio::test]
+async fn changing_sign_in_methods_needs_a_recent_sign_in() {
+    let s = Server::start_at(
+        Backend::Sqlite,
+        PublicUrl::Localhost,
+        &[("MANDATE_RECENT_SIGN_IN", "1")],
+    )
+    .await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "rio");
+    let b = Browser::new();
+    account_sign_in(&b, &issuer, "rio").await;
+    let (key, status, _) = add_passkey(&b, &issuer, &origin(&s), "Desk", UV).await;
+    assert_eq!(status, 200);
+    // Later, the session alone (a stolen cookie, say) cannot change how rio signs in.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, page, _) = b.get(&format!("{issuer}/account/passkeys")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Desk") && page.contains("Confirm it is you"),
+        "{page}"
+    );
+    assert!(!page.contains("data-passkey-register"), "{page}");
+    // The browser's CSRF token, from any form (this page shows none).
+    let (_, form_page, _) = b
+        .get(&format!(
+            "{issuer}/account/login?return_to=/account/passkeys&again=1"
+        ))
+        .await;
+    let csrf = hidden(&form_page, "csrf").unwrap();
+    let (status, body) = post_json(
+        &b,
+        &format!("{issuer}/account/passkeys/options"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("login_required"))
+    );
+    for (path, form) in [
+        (
+            "/account/passkeys/remove",
+            vec![("csrf", csrf.as_str()), ("id", "x")],
+        ),
+        ("/account/password/remove", vec![("csrf", csrf.as_str())]),
+    ] {
+        let (status, _, loc) = b.post_form(&format!("{issuer}{path}"), &form).await;
+        assert_eq!(status, 303, "{path}");
+        assert!(
+            loc.unwrap()
+                .ends_with("/account/login?return_to=/account/passkeys&again=1")
+        );
+    }
+    assert!(!kinds(&s).contains(&"password_changed".to_string()));
+    // Confirming (the form shows even though rio is signed in) makes the changes possible.
+    let (status, page, _) = b
+        .get(&format!(
+            "{issuer}/account/login?return_to=/account/passkeys&again=1"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        hidden(&page, "username").as_deref(),
+        Some("rio"),
+        "filled in"
+    );
+    let (status, _, _) = b
+        .post_form(
+            &format!("{issuer}/account/login"),
+            &[
+                ("csrf", &hidden(&page, "csrf").unwrap()),
+                ("return_to", "/account/passkeys"),
+                ("username", "rio"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, page, _) = b.get(&format!("{issuer}/account/passkeys")).await;
+    assert!(page.contains("data-passkey-register"), "{page}");
+    let csrf = hidden(&page, "csrf").unwrap();
+    let (status, _, loc) = b
+        .post_form(
+            &format!("{issuer}/account/passkeys/remove"),
+            &[("csrf", &csrf), ("id", &base64_id(&key))],
+        )
+        .await;
+    assert_eq!(
+        (status, loc.unwrap().ends_with("/account/passkeys")),
+        (303, true)
+    );
 }
