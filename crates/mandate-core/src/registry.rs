@@ -129,6 +129,16 @@ where
         .map_err(|e| AdminError::Invalid(e.to_string()))?;
     validate_scope_descriptions(&settings.scope_descriptions)
         .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    if settings.second_factor_clients.len() > 100
+        || settings
+            .second_factor_clients
+            .iter()
+            .any(|c| c.is_empty() || c.len() > 256 || c.chars().any(char::is_control))
+    {
+        return Err(AdminError::Invalid(
+            "invalid second_factor_clients (at most 100 client ids)".into(),
+        ));
+    }
     if !store.set_tenant_settings(&t.id, &settings).await? {
         return Err(AdminError::NotFound(format!("tenant {name}")));
     }

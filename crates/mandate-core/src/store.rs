@@ -1,6 +1,6 @@
 //! The narrow storage traits the protocol rules need. The registry's (tenants, keys, clients,
 //! users) are here; every other folder owns its port (`agents/store.rs`, `oauth/store.rs`,
-//! `login/store.rs`, `access/store.rs`, `ciba/store.rs`, `audit/store.rs`, `ssf/store.rs`),
+//! `login/store.rs`, `login/webauthn/store.rs`, `login/totp/store.rs`, `access/store.rs`, `ciba/store.rs`, `audit/store.rs`, `ssf/store.rs`),
 //! re-exported here with the combined [`Store`] the server holds. `mandate-store` implements
 //! them for SQLite and PostgreSQL; every method is a single atomic step.
 
@@ -12,6 +12,7 @@ pub use crate::audit::store::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 pub use crate::ciba::store::CibaStore;
 use crate::domain::model::{Client, Tenant, User};
 pub use crate::login::store::{LoginCounter, LoginThrottleStore, SessionStore};
+pub use crate::login::totp::store::TotpStore;
 pub use crate::login::webauthn::store::PasskeyStore;
 pub use crate::oauth::store::{ConsentStore, GrantStore, ReplayStore, Spend};
 use mandate_token::jwk::KeyRecord;
@@ -85,6 +86,7 @@ pub trait Store:
     + LoginThrottleStore
     + SessionStore
     + PasskeyStore
+    + TotpStore
     + ConsentStore
     + GrantStore
     + ReplayStore

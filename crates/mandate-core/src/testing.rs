@@ -12,6 +12,7 @@ use crate::audit::AuditEvent;
 use crate::domain::agents::{Agent, AgentStatus, Mandate};
 use crate::domain::model::{AuthCode, Client, ClientAuthMethod, Grant, RefreshToken, Tenant, User};
 use crate::domain::scope::Scope;
+use crate::login::totp::store::{TotpCredential, TotpStore};
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::Settings;
 use crate::store::{
@@ -35,6 +36,10 @@ pub struct Fake {
     /// Revoked access tokens: jti → until.
     pub revoked: Mutex<BTreeMap<String, i64>>,
     pub replay: Mutex<BTreeSet<String>>,
+    /// TOTP credentials by person.
+    pub totp: Mutex<BTreeMap<String, TotpCredential>>,
+    /// Recovery-code digests by person.
+    pub recovery: Mutex<BTreeMap<String, Vec<Vec<u8>>>>,
 }
 
 impl Fake {
@@ -413,5 +418,87 @@ impl AuditSink for Fake {
     async fn record(&self, e: &AuditEvent) -> StoreResult<()> {
         self.audit.lock().unwrap().push(e.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TotpStore for Fake {
+    async fn totp(&self, _: &str, u: &str) -> StoreResult<Option<TotpCredential>> {
+        Ok(self.totp.lock().unwrap().get(u).cloned())
+    }
+    async fn put_pending_totp(&self, c: &TotpCredential) -> StoreResult<bool> {
+        let mut all = self.totp.lock().unwrap();
+        if all.get(&c.user_id).is_some_and(TotpCredential::enrolled) {
+            return Ok(false);
+        }
+        all.insert(c.user_id.clone(), c.clone());
+        Ok(true)
+    }
+    async fn confirm_totp(&self, _: &str, u: &str, step: i64, now: i64) -> StoreResult<bool> {
+        let mut all = self.totp.lock().unwrap();
+        match all.get_mut(u) {
+            Some(c) if !c.enrolled() && c.pending_until.is_some_and(|p| p > now) => {
+                c.confirmed_at = Some(now);
+                c.pending_until = None;
+                c.last_step = step;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn spend_totp_step(&self, _: &str, u: &str, step: i64) -> StoreResult<bool> {
+        let mut all = self.totp.lock().unwrap();
+        match all.get_mut(u) {
+            Some(c) if c.enrolled() && c.last_step < step => {
+                c.last_step = step;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn remove_totp(&self, _: &str, u: &str) -> StoreResult<bool> {
+        let enrolled = self
+            .totp
+            .lock()
+            .unwrap()
+            .remove(u)
+            .is_some_and(|c| c.enrolled());
+        let codes = self
+            .recovery
+            .lock()
+            .unwrap()
+            .remove(u)
+            .is_some_and(|c| !c.is_empty());
+        Ok(enrolled || codes)
+    }
+    async fn replace_recovery_codes(
+        &self,
+        _: &str,
+        u: &str,
+        digests: &[Vec<u8>],
+        _: i64,
+    ) -> StoreResult<()> {
+        self.recovery
+            .lock()
+            .unwrap()
+            .insert(u.to_string(), digests.to_vec());
+        Ok(())
+    }
+    async fn spend_recovery_code(&self, _: &str, u: &str, digest: &[u8]) -> StoreResult<bool> {
+        let mut all = self.recovery.lock().unwrap();
+        let Some(codes) = all.get_mut(u) else {
+            return Ok(false);
+        };
+        let before = codes.len();
+        codes.retain(|d| d != digest);
+        Ok(codes.len() < before)
+    }
+    async fn recovery_codes_left(&self, _: &str, u: &str) -> StoreResult<i64> {
+        Ok(self
+            .recovery
+            .lock()
+            .unwrap()
+            .get(u)
+            .map_or(0, |c| c.len() as i64))
     }
 }

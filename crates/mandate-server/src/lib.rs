@@ -53,6 +53,18 @@ pub fn router(state: AppState) -> Router {
             get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
         )
         .route("/login", post(interaction::password::login))
+        .route(
+            "/login/second-factor",
+            post(interaction::second_factor::verify),
+        )
+        .route(
+            "/login/second-factor/enrol",
+            post(interaction::second_factor::enrol),
+        )
+        .route(
+            "/login/second-factor/continue",
+            post(interaction::second_factor::go_on_after),
+        )
         .route("/login/continue", post(interaction::continue_request))
         .route("/login/passkey", post(interaction::passkey::sign_in))
         .route(
@@ -115,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/account/consents/withdraw", post(ui::account::withdraw))
         .merge(ui::signin::routes())
+        .merge(ui::security::routes())
         .merge(ui::agents::routes())
         .merge(ui::ciba::routes())
         .route("/branding.css", get(ui::branding::css))
@@ -163,6 +176,15 @@ pub fn router(state: AppState) -> Router {
             get(admin::settings::show).patch(admin::settings::change),
         )
         .route("/roles", get(admin::roles::list))
+        .route("/users/{username}/methods", get(admin::users::methods))
+        .route(
+            "/users/{username}/methods/totp",
+            axum::routing::delete(admin::users::reset_second_factor),
+        )
+        .route(
+            "/users/{username}/passkeys/{id}",
+            axum::routing::delete(admin::users::remove_passkey),
+        )
         .route(
             "/roles/{role}/users/{username}",
             axum::routing::put(admin::roles::grant).delete(admin::roles::revoke),

@@ -1,4 +1,5 @@
-//! The person's session, from the tenant's session cookie.
+//! The person's session, from the tenant's session cookie; for the account pages, only one
+//! that has every factor required of it.
 
 use axum::http::HeaderMap;
 use mandate_core::audit::RequestMeta;
@@ -20,6 +21,23 @@ pub async fn current_session(
     ) {
         Some(v) => Ok(login::current_session(&s.provider, t, &v).await?),
         None => Ok(None),
+    }
+}
+
+/// The session behind the cookie, if it may use the account pages (the person's own, CIBA
+/// approvals): one that still owes a second factor required of it is not, and the account
+/// sign-in page asks for that factor (`ui::signin`).
+pub async fn account_session(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, OAuthError> {
+    let Some(session) = current_session(s, t, headers).await? else {
+        return Ok(None);
+    };
+    match login::second_factor::outstanding(&s.provider, t, &session, None).await? {
+        None => Ok(Some(session)),
+        Some(_) => Ok(None),
     }
 }
 

@@ -23,6 +23,7 @@ mod sessions;
 mod ssf;
 mod tenants;
 mod throttle;
+mod totp;
 mod users;
 
 pub use connect::{Backend, SqlStore};

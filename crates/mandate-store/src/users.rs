@@ -101,6 +101,8 @@ impl UserStore for SqlStore {
             "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM passkeys WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM webauthn_ceremonies WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM totp_credentials WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM recovery_codes WHERE tenant_id = $1 AND user_id = $2",
         ];
         for sql in by_user {
             let q = sqlx::query(sql).bind(tenant_id).bind(&user.id);

@@ -1,7 +1,8 @@
 //! Login methods: the ways a person proves who they are, each one implementation of
 //! [`LoginMethod`]. A session records the methods used (`amr`, RFC 8176) and the assurance they
 //! reach (`acr`), from the method rather than from the page that ran it. Password is the first;
-//! passkeys, one-time codes and upstream identity providers each become one more.
+//! passkeys, TOTP, recovery codes and upstream identity providers each are one more, listed in
+//! [`super::offered`].
 
 use crate::settings::{ACR_MFA, ACR_PASSWORD, ACR_PHR};
 
@@ -111,6 +112,42 @@ pub fn sign_in_ids(methods: &[&dyn LoginMethod]) -> Vec<&'static str> {
 /// The ids of `methods` that can follow a first factor (second factors and passkeys).
 pub fn second_factor_ids(methods: &[&dyn LoginMethod]) -> Vec<&'static str> {
     ids(methods, |f| f != Factor::First)
+}
+
+/// What a session still needs when a second factor is required of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecondFactorStep {
+    /// Prove one of these (ids of the person's methods that can follow a first factor).
+    Verify(Vec<&'static str>),
+    /// The person has none: enrol one of these right away.
+    Enrol(Vec<&'static str>),
+    /// The person has none and none can be enrolled here.
+    Unavailable,
+}
+
+/// Whether a session that used `amr` proved a second factor among `methods` (the person's:
+/// a method other than a first factor whose `amr` the session records), and if not, what it
+/// must do: verify one of the person's, or enrol one of `enrol`. `None`: proven.
+pub fn second_factor_step(
+    amr: &[String],
+    methods: &[&dyn LoginMethod],
+    enrol: &[&dyn LoginMethod],
+) -> Option<SecondFactorStep> {
+    let proven = methods
+        .iter()
+        .any(|m| m.factor() != Factor::First && amr.iter().any(|a| a == m.amr()));
+    if proven {
+        return None;
+    }
+    let verify = second_factor_ids(methods);
+    let enrol = ids(enrol, |f| f != Factor::First);
+    Some(if !verify.is_empty() {
+        SecondFactorStep::Verify(verify)
+    } else if !enrol.is_empty() {
+        SecondFactorStep::Enrol(enrol)
+    } else {
+        SecondFactorStep::Unavailable
+    })
 }
 
 fn ids(methods: &[&dyn LoginMethod], keep: impl Fn(Factor) -> bool) -> Vec<&'static str> {

@@ -2,8 +2,10 @@
 //! account exists; session ids are stored only as digests and are new at every login.
 
 pub mod method;
+pub mod second_factor;
 pub mod store;
 pub mod throttle;
+pub mod totp;
 pub mod webauthn;
 
 use serde_json::json;
@@ -17,13 +19,17 @@ use crate::store::{AuditSink, GrantStore, LoginThrottleStore, SessionStore, User
 use method::{LoginMethod, Password, Proof, stronger_acr};
 use webauthn::PasskeyMethod;
 
-/// The methods a tenant offers, in the order the sign-in page shows them: passkeys only where
-/// WebAuthn works (the issuer on a domain name). Second factors join here.
+/// The methods a tenant offers, in the order pages show them: sign-in methods first (passkeys
+/// only where WebAuthn works: the issuer on a domain name), then second factors (TOTP, recovery
+/// codes). A sign-in page shows the first ([`method::sign_in_ids`]); discovery's
+/// `acr_values_supported` reads them all.
 pub fn offered(t: &TenantCtx) -> Vec<&'static dyn LoginMethod> {
     let mut out: Vec<&'static dyn LoginMethod> = vec![&Password];
     if webauthn::available(t) {
         out.push(&PasskeyMethod);
     }
+    out.push(&totp::TotpMethod);
+    out.push(&totp::recovery::RecoveryCodeMethod);
     out
 }
 
@@ -166,7 +172,7 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
         Some(u) if ok && hash.is_some() => {
             for (k, c) in &charges {
                 match k.scope {
-                    throttle::Scope::Account => {
+                    throttle::Scope::Account | throttle::Scope::SecondFactor => {
                         throttle::clear(p.store.as_ref(), t.id(), k).await?
                     }
                     throttle::Scope::Address => {

@@ -22,6 +22,9 @@ pub enum Scope {
     Account,
     /// One client address (IPv6: its /64).
     Address,
+    /// One person's second factor (TOTP or recovery codes), after their first: guessing codes
+    /// is limited and locks out like guessing passwords, with the account's thresholds.
+    SecondFactor,
 }
 
 impl Scope {
@@ -30,6 +33,7 @@ impl Scope {
         match self {
             Scope::Account => "account",
             Scope::Address => "address",
+            Scope::SecondFactor => "second_factor",
         }
     }
 }
@@ -46,6 +50,20 @@ pub fn account_key(tenant_secret: &[u8], username: &str) -> Key {
     Key {
         scope: Scope::Account,
         key: format!("u:{}", b64(&keyed_digest(tenant_secret, username))),
+    }
+}
+
+/// The counter key of a person's second factor: a keyed digest of their id.
+pub fn second_factor_key(tenant_secret: &[u8], user_id: &str) -> Key {
+    Key {
+        scope: Scope::SecondFactor,
+        key: format!(
+            "f2:{}",
+            b64(&keyed_digest(
+                tenant_secret,
+                &format!("second-factor.{user_id}")
+            ))
+        ),
     }
 }
 
@@ -86,7 +104,9 @@ pub enum Charge {
 
 fn thresholds(limits: &LoginThrottle, scope: &Scope) -> (i64, i64) {
     match scope {
-        Scope::Account => (limits.failures_before_delay, limits.failures_before_lockout),
+        Scope::Account | Scope::SecondFactor => {
+            (limits.failures_before_delay, limits.failures_before_lockout)
+        }
         Scope::Address => (
             limits.ip_failures_before_delay,
             limits.ip_failures_before_lockout,

@@ -15,7 +15,9 @@ use crate::domain::agents::{self, Agent, AgentStatus, Mandate, MandateOrigin};
 use crate::domain::model::{AuthCode, Client, Consent, Grant, GrantType, Session};
 use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError, StoreError};
-use crate::login::method::{Factor, LoginMethod, acr_satisfies, second_factor_ids, sign_in_ids};
+use crate::login::method::{
+    LoginMethod, SecondFactorStep, acr_satisfies, second_factor_step, sign_in_ids,
+};
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{
     AgentStore, AuditSink, ClientStore, ConsentStore, GrantStore, MandateStore, UserStore,
@@ -312,6 +314,11 @@ pub enum Next {
     SecondFactor {
         methods: Vec<&'static str>,
     },
+    /// Signed in with a first factor, a second is required and the person has none: enrol one
+    /// of these now (it then counts as the second factor of this sign-in).
+    EnrolSecondFactor {
+        methods: Vec<&'static str>,
+    },
     /// Signed in, but the request asks for more assurance: authenticate again with one of
     /// `methods` (those on offer that reach `acr`, of any factor).
     StepUp {
@@ -335,10 +342,16 @@ pub struct Situation<'a> {
     /// The client is a registered agent: approving creates a mandate, so consent is asked
     /// every time and never remembered.
     pub agent: bool,
-    /// The login methods on offer ([`crate::login::method::offered`]).
+    /// The login methods on offer: with a session, those its person can use
+    /// (`login::second_factor::Enrolment::methods`); without, the tenant's
+    /// (`login::offered`).
     pub methods: &'a [&'a dyn LoginMethod],
-    /// The tenant's policy asks a second factor of this sign-in.
+    /// This sign-in must prove a second factor (the tenant's policy, the client, or the person
+    /// enrolled one: `login::second_factor::required`).
     pub second_factor_required: bool,
+    /// The second factors a person who has none may enrol during the sign-in
+    /// (`login::second_factor::enrolable`).
+    pub enrol: &'a [&'a dyn LoginMethod],
     pub now: i64,
 }
 
@@ -402,27 +415,26 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
             }
         };
     }
-    if s.second_factor_required {
-        let proven = s
-            .methods
-            .iter()
-            .any(|m| m.factor() != Factor::First && sess.amr.iter().any(|a| a == m.amr()));
-        if !proven {
-            let methods = second_factor_ids(s.methods);
-            return if methods.is_empty() {
-                Next::Fail(OAuthError::new(
-                    ErrorCode::UnmetAuthenticationRequirements,
-                    "a second factor is required and none is available",
-                ))
-            } else if none {
-                Next::Fail(OAuthError::new(
-                    ErrorCode::LoginRequired,
-                    "a second factor is required",
-                ))
-            } else {
-                Next::SecondFactor { methods }
-            };
-        }
+    if s.second_factor_required
+        && let Some(step) = second_factor_step(&sess.amr, s.methods, s.enrol)
+    {
+        return match step {
+            SecondFactorStep::Unavailable => Next::Fail(OAuthError::new(
+                ErrorCode::UnmetAuthenticationRequirements,
+                "a second factor is required and none is available",
+            )),
+            SecondFactorStep::Verify(_) if none => Next::Fail(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "a second factor is required",
+            )),
+            // Enrolling is an interaction, not an authentication (OIDC Core §3.1.2.6).
+            SecondFactorStep::Enrol(_) if none => Next::Fail(OAuthError::new(
+                ErrorCode::InteractionRequired,
+                "a second factor must be set up",
+            )),
+            SecondFactorStep::Verify(methods) => Next::SecondFactor { methods },
+            SecondFactorStep::Enrol(methods) => Next::EnrolSecondFactor { methods },
+        };
     }
     let consented = !s.agent && s.consent.is_some_and(|c| req.scope.is_subset(&c.scope));
     if !consented || req.prompt.iter().any(|p| p == "consent") {
@@ -767,6 +779,7 @@ pub async fn approve_agent<S: AgentStore + AuditSink + MandateStore + UserStore 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::login::method::Factor;
 
     fn req(prompt: &[&str], max_age: Option<i64>) -> AuthorizeRequest {
         AuthorizeRequest {
@@ -844,6 +857,7 @@ mod tests {
             agent: false,
             methods: &[&PWD],
             second_factor_required: false,
+            enrol: &[],
             now: 110,
         };
         let login = Next::Login {
@@ -966,6 +980,36 @@ mod tests {
             next_step(&req(&[], None), &Situation { methods: &only_pwd, ..strict.clone() }),
             Next::Fail(e) if e.code == ErrorCode::UnmetAuthenticationRequirements
         ));
+        // ... unless the person can enrol one right away; never without a page.
+        let enrol: [&dyn LoginMethod; 1] = [&OTP];
+        let enrolling = Situation {
+            methods: &only_pwd,
+            enrol: &enrol,
+            ..strict.clone()
+        };
+        assert_eq!(
+            next_step(&req(&[], None), &enrolling),
+            Next::EnrolSecondFactor {
+                methods: vec!["otp"]
+            }
+        );
+        assert!(matches!(
+            next_step(&req(&["none"], None), &enrolling),
+            Next::Fail(e) if e.code == ErrorCode::InteractionRequired
+        ));
+        // Enrolled and used: it counts.
+        let mut with_otp = sess.clone();
+        with_otp.amr = vec!["pwd".into(), "otp".into()];
+        assert_eq!(
+            next_step(
+                &req(&[], None),
+                &Situation {
+                    session: Some(&with_otp),
+                    ..strict.clone()
+                }
+            ),
+            Next::Issue
+        );
     }
 
     #[tokio::test]
@@ -1050,7 +1094,8 @@ mod tests {
         /// request never skips consent; a code is issued only with a fresh-enough session of the
         /// hinted person, remembered consent covering the scope, a requested `acr` reached when
         /// a method on offer reaches it, and a required second factor proven; pages name only
-        /// methods on offer.
+        /// methods on offer; enrolling a second factor is asked only of a person who must have
+        /// one and has none.
         #[test]
         fn the_interaction_decision(
             prompt in proptest::collection::vec(
@@ -1067,10 +1112,13 @@ mod tests {
             session_amr in 0u8..8,
             acr_mask in 0u8..8,
             second_factor_required in proptest::bool::ANY,
+            enrol_mask in 0u8..8,
         ) {
             let catalogue: [&dyn LoginMethod; 3] = [&PWD, &OTP, &HWK];
             let offered: Vec<&dyn LoginMethod> = catalogue.iter().enumerate()
                 .filter(|(i, _)| offered_mask & (1 << i) != 0).map(|(_, m)| *m).collect();
+            let enrol: Vec<&dyn LoginMethod> = catalogue.iter().enumerate()
+                .filter(|(i, _)| enrol_mask & (1 << i) != 0).map(|(_, m)| *m).collect();
             let chosen = |mask: u8| catalogue.iter().enumerate()
                 .filter(move |(i, _)| mask & (1 << i) != 0).map(|(_, m)| *m);
             let pick = |m: u8| -> Scope {
@@ -1099,6 +1147,7 @@ mod tests {
                 agent,
                 methods: &offered,
                 second_factor_required,
+                enrol: &enrol,
                 now,
             };
             let next = next_step(&req, &situation);
@@ -1136,6 +1185,13 @@ mod tests {
                     proptest::prop_assert!(methods.iter().all(|id|
                         offered.iter().any(|m| m.id() == *id && m.factor() != Factor::First)));
                 }
+                // Enrolling only when a second factor is required and the person has none.
+                Next::EnrolSecondFactor { methods } => {
+                    proptest::prop_assert!(second_factor_required && !methods.is_empty());
+                    proptest::prop_assert!(offered.iter().all(|m| m.factor() == Factor::First));
+                    proptest::prop_assert!(methods.iter().all(|id|
+                        enrol.iter().any(|m| m.id() == *id && m.factor() != Factor::First)));
+                }
                 Next::StepUp { acr, methods } => proptest::prop_assert!(req.acr_values.contains(acr)
                     && offered.iter().any(|m| acr_satisfies(m.acr(), acr))
                     && !acr_satisfies(&session.acr, acr)
@@ -1145,7 +1201,13 @@ mod tests {
             }
             if let Next::Fail(e) = &next {
                 proptest::prop_assert!(none || e.code == ErrorCode::UnmetAuthenticationRequirements);
-                proptest::prop_assert!(matches!(e.code, ErrorCode::LoginRequired | ErrorCode::ConsentRequired | ErrorCode::UnmetAuthenticationRequirements));
+                proptest::prop_assert!(matches!(e.code, ErrorCode::LoginRequired | ErrorCode::ConsentRequired | ErrorCode::InteractionRequired | ErrorCode::UnmetAuthenticationRequirements));
+                // Unmet only when nothing could be proven or enrolled.
+                if e.code == ErrorCode::UnmetAuthenticationRequirements {
+                    proptest::prop_assert!(second_factor_required
+                        && offered.iter().all(|m| m.factor() == Factor::First)
+                        && enrol.iter().all(|m| m.factor() == Factor::First));
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authz;
 pub mod roles;
 pub mod settings;
+pub mod users;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;

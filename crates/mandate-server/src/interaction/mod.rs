@@ -7,11 +7,14 @@
 
 pub mod passkey;
 pub mod password;
+pub mod second_factor;
 
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::audit::RequestMeta;
 use mandate_core::domain::model::{Client, Session, User};
+use mandate_core::login::method::{Factor, LoginMethod, SecondFactorStep, second_factor_ids};
+use mandate_core::login::second_factor as factors;
 use mandate_core::oauth::authorize::{self, AuthorizeRequest, Interaction, Next, Situation};
 use mandate_core::{TenantCtx, oidc::logout};
 
@@ -24,6 +27,7 @@ use crate::client_ip::Meta;
 use crate::session::current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
+use crate::ui::second_factor::{self as second_factor_page, Carry};
 use crate::ui::{consent, login as login_page, pages, passkeys as passkeys_page};
 
 /// Decide and perform the next step of a validated request.
@@ -76,19 +80,58 @@ pub async fn proceed(
             ));
         }
     };
-    let offered = mandate_core::login::offered(t);
+    // With a session: what its person can use, and whether this sign-in needs a second factor.
+    let person = match &session {
+        Some(sess) => match factors::enrolment_of(&s.provider, t, &sess.user_id).await {
+            Ok(p) => p,
+            Err(e) => return pages::error_page(s, headers, &e.into()),
+        },
+        None => None,
+    };
+    let methods: Vec<&dyn LoginMethod> = match &person {
+        Some((_, e)) => e.methods(t),
+        None => mandate_core::login::offered(t),
+    };
     let situation = Situation {
         session: session.as_ref(),
         consent: consent.as_ref(),
         logged_in_now,
         hint_sub,
         agent: agent.is_some(),
-        methods: &offered,
-        // A tenant policy for second factors arrives with the first second factor.
-        second_factor_required: false,
+        methods: &methods,
+        second_factor_required: person.as_ref().is_some_and(|(_, e)| {
+            factors::required(&t.tenant.settings, Some(&client.client_id), e)
+        }),
+        enrol: factors::enrolable(),
         now,
     };
+    // A page of the second-factor step carries the request, bound to the session when it
+    // started in this interaction (so `prompt=login` is not asked again).
+    let carry = |req: AuthorizeRequest| {
+        let mut i = Interaction::new(&s.provider, req);
+        if logged_in_now {
+            i.sid = session.as_ref().map(|x| x.sid.clone());
+        }
+        Carry::Interaction(i.seal(t))
+    };
     match authorize::next_step(&req, &situation) {
+        // A step-up a second factor can give: asked for on the second-factor page (the person
+        // is signed in), offering those.
+        Next::StepUp { methods: up, .. }
+            if person.is_some()
+                && methods
+                    .iter()
+                    .any(|m| up.contains(&m.id()) && m.factor() == Factor::Second) =>
+        {
+            let second: Vec<&dyn LoginMethod> = methods
+                .iter()
+                .copied()
+                .filter(|m| up.contains(&m.id()))
+                .collect();
+            let step = SecondFactorStep::Verify(second_factor_ids(&second));
+            let user = &person.as_ref().expect("a session's person").0;
+            second_factor_page::ask(s, t, headers, user, &step, &carry(req)).await
+        }
         Next::Login { methods } => login_page::render(
             s,
             t,
@@ -118,16 +161,16 @@ pub async fn proceed(
                 None,
             )
         }
-        // No second factor has a page yet: the requirement cannot be met here.
-        Next::SecondFactor { .. } => pages::see_other(&authorize::error_redirect(
-            t,
-            &req.redirect_uri,
-            req.state.as_deref(),
-            &mandate_core::OAuthError::new(
-                mandate_core::ErrorCode::UnmetAuthenticationRequirements,
-                "no second factor can be used here yet",
-            ),
-        )),
+        Next::SecondFactor { methods } => {
+            let user = &person.as_ref().expect("a session's person").0;
+            let step = SecondFactorStep::Verify(methods);
+            second_factor_page::ask(s, t, headers, user, &step, &carry(req)).await
+        }
+        Next::EnrolSecondFactor { methods } => {
+            let user = &person.as_ref().expect("a session's person").0;
+            let step = SecondFactorStep::Enrol(methods);
+            second_factor_page::ask(s, t, headers, user, &step, &carry(req)).await
+        }
         Next::Consent => {
             let sess = session.expect("consent implies a session");
             let mut i = Interaction::new(&s.provider, req);
@@ -180,7 +223,12 @@ pub async fn after_sign_in(
         Ok(true)
     );
     let prompt_none = i.req.prompt.iter().any(|p| p == "none");
-    if later || !none_yet || prompt_none || !webauthn::available(t) {
+    // A second factor still owed comes first (and a passkey is not offered before it).
+    let owes = !matches!(
+        factors::outstanding(&s.provider, t, &session, Some(&client.client_id)).await,
+        Ok(None)
+    );
+    if later || !none_yet || prompt_none || owes || !webauthn::available(t) {
         return proceed(s, t, meta, headers, client, i.req, Some(session), true).await;
     }
     i.sid = Some(session.sid.clone());

@@ -193,6 +193,22 @@ pub async fn register(
         }
         Err(e) => return pages::error_page(&s, &headers, &e.into()),
     };
+    // A session that still owes a required second factor adds no passkey (that would bypass
+    // it): the request goes on, and the pipeline asks for the factor.
+    match mandate_core::login::second_factor::outstanding(
+        &s.provider,
+        &t,
+        &session,
+        Some(&client.client_id),
+    )
+    .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return proceed(&s, &t, &meta, &headers, &client, i.req, Some(session), true).await;
+        }
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    }
     match webauthn::finish_registration(
         &s.provider,
         &t,

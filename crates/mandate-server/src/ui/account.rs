@@ -12,7 +12,7 @@ use minijinja::context;
 use super::signin::sign_in_first;
 use super::{pages, words};
 use crate::client_ip::Meta;
-use crate::session::current_session;
+use crate::session::account_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -43,7 +43,7 @@ pub async fn home_page(
     Tenant(t): Tenant,
     headers: HeaderMap,
 ) -> Response {
-    let session = match current_session(&s, &t, &headers).await {
+    let session = match account_session(&s, &t, &headers).await {
         Ok(Some(session)) => session,
         Ok(None) => return sign_in_first(&t, ACCOUNT_HOME),
         Err(e) => return pages::error_page(&s, &headers, &e),
@@ -89,7 +89,7 @@ pub async fn consents_page(
     Tenant(t): Tenant,
     headers: HeaderMap,
 ) -> Response {
-    let session = match current_session(&s, &t, &headers).await {
+    let session = match account_session(&s, &t, &headers).await {
         Ok(Some(session)) => session,
         Ok(None) => return sign_in_first(&t, "/account/consents"),
         Err(e) => return pages::error_page(&s, &headers, &e),
@@ -144,7 +144,7 @@ pub async fn withdraw(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
+    let Some(session) = account_session(&s, &t, &headers).await.ok().flatten() else {
         return sign_in_first(&t, "/account/consents");
     };
     let client_id = form.get("client_id").unwrap_or_default();

@@ -26,7 +26,7 @@ use super::signin::sign_in_first;
 use super::words::{agent_context, detail_words, scope_words, tenant_words, when};
 use crate::client_ip::Meta;
 use crate::error::ApiError;
-use crate::session::current_session;
+use crate::session::account_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -78,7 +78,7 @@ fn row(s: &AppState, t: &TenantCtx, lang: &str, am: &AgentMandate) -> minijinja:
 
 /// `GET {issuer}/account/agents`: every mandate in force the signed-in person gave.
 pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderMap) -> Response {
-    let session = match current_session(&s, &t, &headers).await {
+    let session = match account_session(&s, &t, &headers).await {
         Ok(Some(session)) => session,
         Ok(None) => return sign_in_first(&t, "/account/agents"),
         Err(e) => return pages::error_page(&s, &headers, &e),
@@ -133,7 +133,7 @@ pub async fn revoke(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
+    let Some(session) = account_session(&s, &t, &headers).await.ok().flatten() else {
         return sign_in_first(&t, "/account/agents");
     };
     let id = form.get("mandate_id").unwrap_or_default();
@@ -154,7 +154,7 @@ pub async fn revoke_all(
     if pages::checked_form(&s, &headers, &body).is_none() {
         return pages::form_expired(&s, &headers);
     }
-    let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
+    let Some(session) = account_session(&s, &t, &headers).await.ok().flatten() else {
         return sign_in_first(&t, "/account/agents");
     };
     match account::revoke_all(&s.provider, &t, &session.user_id, &meta).await {

@@ -28,7 +28,7 @@ use super::words::{agent_view, asks};
 use crate::client_ip::Meta;
 use crate::error::ApiError;
 use crate::notify;
-use crate::session::current_session;
+use crate::session::account_session;
 use crate::state::AppState;
 
 /// Routes under `{issuer}`; merged into the tenant router.
@@ -76,7 +76,7 @@ pub async fn page(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let session = match current_session(&s, &t, &headers).await {
+    let session = match account_session(&s, &t, &headers).await {
         Ok(Some(session)) => session,
         Ok(None) => return sign_in_first(&t, &format!("/account/ciba/{id}")),
         Err(e) => return pages::error_page(&s, &headers, &e),
@@ -137,7 +137,7 @@ pub async fn decide(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let Some(session) = current_session(&s, &t, &headers).await.ok().flatten() else {
+    let Some(session) = account_session(&s, &t, &headers).await.ok().flatten() else {
         return sign_in_first(&t, &format!("/account/ciba/{id}"));
     };
     let approve = match form.get("decision") {

@@ -11,6 +11,8 @@ pub mod pages;
 pub mod passkeys;
 pub mod person;
 pub mod sessions;
+pub mod second_factor;
+pub mod security;
 pub mod signin;
 pub mod templates;
 pub mod words;

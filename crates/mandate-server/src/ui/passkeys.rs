@@ -22,7 +22,7 @@ use super::pages;
 use super::signin::sign_in_first;
 use super::words::when;
 use crate::client_ip::Meta;
-use crate::session::current_session;
+use crate::session::account_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -71,13 +71,14 @@ pub(crate) fn ceremony_json(ceremony: String, options: serde_json::Value) -> Res
     json_no_store(StatusCode::OK, body)
 }
 
-/// The signed-in person and their session, or `None`.
+/// The signed-in person and their session, or `None` (also when the session still owes a
+/// second factor: adding a passkey then would bypass it).
 async fn person(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
 ) -> Result<Option<(Session, User)>, OAuthError> {
-    let Some(session) = current_session(s, t, headers).await? else {
+    let Some(session) = account_session(s, t, headers).await? else {
         return Ok(None);
     };
     Ok(s.provider

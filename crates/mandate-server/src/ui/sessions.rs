@@ -13,7 +13,7 @@ use super::pages;
 use super::signin::sign_in_first;
 use super::words::{device_words, when};
 use crate::client_ip::Meta;
-use crate::session::current_session;
+use crate::session::account_session as current_session;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 

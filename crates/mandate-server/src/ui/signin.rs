@@ -10,13 +10,16 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use mandate_core::OAuthError;
 use mandate_core::TenantCtx;
 use mandate_core::account::{ACCOUNT_HOME, safe_return_to};
+use mandate_core::domain::model::Session;
 use mandate_core::login::method::sign_in_ids;
 use mandate_core::login::{self, LoginError};
 use minijinja::context;
 
 use super::pages;
+use super::second_factor::{self, Carry};
 use crate::client_ip::Meta;
 use crate::session::current_session;
 use crate::state::AppState;
@@ -118,9 +121,27 @@ pub async fn page(
             };
             render(&s, &t, &headers, back, &username, None)
         }
-        Ok(Some(_)) => pages::see_other(&t.url(back)),
+        Ok(Some(session)) => second_step_or_back(&s, &t, &headers, &session, back).await,
         Ok(None) => render(&s, &t, &headers, back, "", None),
         Err(e) => pages::error_page(&s, &headers, &e),
+    }
+}
+
+/// Signed in: the second factor the account pages still need (asked here, then back to
+/// `back`), or straight back.
+async fn second_step_or_back(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    session: &Session,
+    back: &str,
+) -> Response {
+    match login::second_factor::outstanding(&s.provider, t, session, None).await {
+        Ok(None) => pages::see_other(&t.url(back)),
+        Ok(Some((user, step))) => {
+            second_factor::ask(s, t, headers, &user, &step, &Carry::ReturnTo(back.into())).await
+        }
+        Err(e) => pages::error_page(s, headers, &OAuthError::from(e)),
     }
 }
 
@@ -166,7 +187,7 @@ pub async fn submit(
             return r;
         }
     };
-    let set = match crate::session::begin(
+    let (session, set) = match crate::session::begin(
         &s,
         &t,
         &headers,
@@ -176,8 +197,9 @@ pub async fn submit(
     )
     .await
     {
-        Ok((_, set)) => set,
+        Ok(x) => x,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    pages::with_cookies(pages::see_other(&t.url(&back)), [set])
+    let next = second_step_or_back(&s, &t, &headers, &session, &back).await;
+    pages::with_cookies(next, [set])
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, Value};
 
-const EMBEDDED: [(&str, &str); 15] = [
+const EMBEDDED: [(&str, &str); 21] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
@@ -23,6 +23,30 @@ const EMBEDDED: [(&str, &str); 15] = [
     ),
     ("agents.html", include_str!("../../templates/agents.html")),
     ("ciba.html", include_str!("../../templates/ciba.html")),
+    (
+        "second_factor.html",
+        include_str!("../../templates/second_factor.html"),
+    ),
+    (
+        "second_factor_done.html",
+        include_str!("../../templates/second_factor_done.html"),
+    ),
+    (
+        "totp_enrol.html",
+        include_str!("../../templates/totp_enrol.html"),
+    ),
+    (
+        "recovery_codes.html",
+        include_str!("../../templates/recovery_codes.html"),
+    ),
+    (
+        "continue_form.html",
+        include_str!("../../templates/continue_form.html"),
+    ),
+    (
+        "security.html",
+        include_str!("../../templates/security.html"),
+    ),
     (
         "passkey_signin.html",
         include_str!("../../templates/passkey_signin.html"),

@@ -14,6 +14,7 @@ use mandate_core::domain::model::{
     User,
 };
 use mandate_core::domain::scope::Scope;
+use mandate_core::login::totp::store::TotpCredential;
 use mandate_core::store::*;
 use mandate_store::{Backend, SqlStore};
 use mandate_token::jwk::{Alg, KeyRecord};
@@ -195,6 +196,8 @@ contract!(
     purge,
     reopen,
     ciba_requests,
+    second_factors,
+    concurrent_totp_step,
     passkeys,
     password_hash,
 );
@@ -2429,6 +2432,154 @@ async fn migrations_define_the_same_schema() {
         only_lite.is_empty() && only_pg.is_empty(),
         "indexes: only in SQLite {only_lite:?}, only in PostgreSQL {only_pg:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Second factors
+
+fn pending_totp(tenant_id: &str, user_id: &str, secret: &[u8]) -> TotpCredential {
+    TotpCredential {
+        tenant_id: tenant_id.into(),
+        user_id: user_id.into(),
+        secret: secret.to_vec(),
+        created_at: NOW,
+        confirmed_at: None,
+        pending_until: Some(NOW + 900),
+        last_step: 0,
+    }
+}
+
+async fn second_factors(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    make_tenant(s, "t2").await;
+    let ada = user("t1", "u1", "ada");
+    s.create_user(&ada).await.unwrap();
+    // Pending: replaced by a new enrolment; nothing to spend yet.
+    assert!(
+        s.put_pending_totp(&pending_totp("t1", "u1", &[1, 2, 3]))
+            .await
+            .unwrap()
+    );
+    let again = pending_totp("t1", "u1", &[4, 5, 0, 255]);
+    assert!(s.put_pending_totp(&again).await.unwrap());
+    assert_eq!(s.totp("t1", "u1").await.unwrap().unwrap(), again);
+    assert_eq!(s.totp("t2", "u1").await.unwrap(), None, "tenant isolation");
+    assert!(!s.spend_totp_step("t1", "u1", 5).await.unwrap());
+    // Confirmed once, while pending.
+    assert!(!s.confirm_totp("t1", "u1", 10, NOW + 900).await.unwrap());
+    assert!(s.confirm_totp("t1", "u1", 10, NOW + 1).await.unwrap());
+    assert!(!s.confirm_totp("t1", "u1", 11, NOW + 2).await.unwrap());
+    assert!(
+        !s.put_pending_totp(&pending_totp("t1", "u1", &[9]))
+            .await
+            .unwrap()
+    );
+    let enrolled = s.totp("t1", "u1").await.unwrap().unwrap();
+    assert_eq!(enrolled.secret, vec![4, 5, 0, 255]);
+    assert_eq!(enrolled.confirmed_at, Some(NOW + 1));
+    assert_eq!(enrolled.pending_until, None);
+    assert_eq!(enrolled.last_step, 10);
+    // A step is accepted once, and never an earlier one.
+    assert!(!s.spend_totp_step("t1", "u1", 10).await.unwrap());
+    assert!(!s.spend_totp_step("t1", "u1", 9).await.unwrap());
+    assert!(s.spend_totp_step("t1", "u1", 12).await.unwrap());
+    assert!(!s.spend_totp_step("t1", "u1", 11).await.unwrap());
+    assert!(!s.spend_totp_step("t2", "u1", 13).await.unwrap());
+
+    // Recovery codes: each spent once; a new set replaces the old.
+    let d = |b: u8| vec![b; 32];
+    s.replace_recovery_codes("t1", "u1", &[d(1), d(2), d(3)], NOW)
+        .await
+        .unwrap();
+    assert_eq!(s.recovery_codes_left("t1", "u1").await.unwrap(), 3);
+    assert!(s.spend_recovery_code("t1", "u1", &d(2)).await.unwrap());
+    assert!(!s.spend_recovery_code("t1", "u1", &d(2)).await.unwrap());
+    assert!(!s.spend_recovery_code("t2", "u1", &d(1)).await.unwrap());
+    assert_eq!(s.recovery_codes_left("t1", "u1").await.unwrap(), 2);
+    s.replace_recovery_codes("t1", "u1", &[d(9)], NOW)
+        .await
+        .unwrap();
+    assert!(!s.spend_recovery_code("t1", "u1", &d(1)).await.unwrap());
+    assert_eq!(s.recovery_codes_left("t1", "u1").await.unwrap(), 1);
+
+    // Removal takes both; a second removal finds nothing.
+    assert!(s.remove_totp("t1", "u1").await.unwrap());
+    assert_eq!(s.totp("t1", "u1").await.unwrap(), None);
+    assert_eq!(s.recovery_codes_left("t1", "u1").await.unwrap(), 0);
+    assert!(!s.remove_totp("t1", "u1").await.unwrap());
+    // A pending enrolment alone is no second factor to remove.
+    assert!(
+        s.put_pending_totp(&pending_totp("t1", "u1", &[1]))
+            .await
+            .unwrap()
+    );
+    assert!(!s.remove_totp("t1", "u1").await.unwrap());
+    assert_eq!(s.totp("t1", "u1").await.unwrap(), None);
+
+    // An unconfirmed enrolment is purged once it lapses; an enrolled one never.
+    s.create_user(&user("t1", "u2", "bob")).await.unwrap();
+    assert!(
+        s.put_pending_totp(&pending_totp("t1", "u1", &[1]))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.put_pending_totp(&pending_totp("t1", "u2", &[2]))
+            .await
+            .unwrap()
+    );
+    assert!(s.confirm_totp("t1", "u2", 1, NOW).await.unwrap());
+    s.purge_expired(NOW + 901).await.unwrap();
+    assert_eq!(s.totp("t1", "u1").await.unwrap(), None);
+    assert!(s.totp("t1", "u2").await.unwrap().is_some());
+
+    // Erasing a person erases both.
+    s.replace_recovery_codes("t1", "u2", &[d(1)], NOW)
+        .await
+        .unwrap();
+    assert!(
+        s.erase_user("t1", &user("t1", "u2", "bob"), NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.totp("t1", "u2").await.unwrap(), None);
+    assert_eq!(s.recovery_codes_left("t1", "u2").await.unwrap(), 0);
+}
+
+async fn concurrent_totp_step(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    s.create_user(&user("t1", "u1", "ada")).await.unwrap();
+    assert!(
+        s.put_pending_totp(&pending_totp("t1", "u1", &[1]))
+            .await
+            .unwrap()
+    );
+    assert!(s.confirm_totp("t1", "u1", 1, NOW).await.unwrap());
+    s.replace_recovery_codes("t1", "u1", &[vec![7; 32]], NOW)
+        .await
+        .unwrap();
+    let steps: Vec<_> = (0..20)
+        .map(|_| {
+            let store = db.store.clone();
+            tokio::spawn(async move { store.spend_totp_step("t1", "u1", 2).await })
+        })
+        .collect();
+    let codes: Vec<_> = (0..20)
+        .map(|_| {
+            let store = db.store.clone();
+            tokio::spawn(async move { store.spend_recovery_code("t1", "u1", &[7; 32]).await })
+        })
+        .collect();
+    let mut accepted = (0, 0);
+    for t in steps {
+        accepted.0 += usize::from(t.await.unwrap().unwrap());
+    }
+    for t in codes {
+        accepted.1 += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(accepted, (1, 1), "a code is accepted once, whoever asks");
 }
 
 async fn passkeys(db: &Db) {

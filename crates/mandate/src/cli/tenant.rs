@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use mandate_core::domain::model::TenantSettings;
+use mandate_core::domain::model::SecondFactorPolicy;
 use mandate_core::registry;
 use mandate_core::store::Store;
 use mandate_token::jwk::Alg;
@@ -41,6 +42,17 @@ pub enum TenantCmd {
         min_password_length: Option<usize>,
         #[command(flatten)]
         branding: Box<BrandingArgs>,
+        /// When sign-ins need a second factor: `optional` (people who enrolled one, and the
+        /// clients listed with --second-factor-client) or `required` (everyone; a person with
+        /// none sets up an authenticator app at their next sign-in).
+        #[arg(long, value_parser = ["optional", "required"])]
+        second_factor: Option<String>,
+        /// A client whose sign-ins always need a second factor (repeatable; replaces the list).
+        #[arg(long = "second-factor-client")]
+        second_factor_client: Vec<String>,
+        /// Empty the list of clients that always need a second factor.
+        #[arg(long, conflicts_with = "second_factor_client")]
+        no_second_factor_clients: bool,
     },
     /// Show a tenant with its settings.
     Show { name: String },
@@ -144,6 +156,9 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             any_authorization_details_type,
             min_password_length,
             branding,
+            second_factor,
+            second_factor_client,
+            no_second_factor_clients,
         } => {
             let t = store
                 .tenant_by_name(&name)
@@ -155,6 +170,21 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             }
             if let Some(n) = min_password_length {
                 settings.min_password_length = n;
+            }
+            match second_factor.as_deref() {
+                Some("required") => settings.second_factor = SecondFactorPolicy::Required,
+                Some(_) => settings.second_factor = SecondFactorPolicy::Optional,
+                None => {}
+            }
+            if no_second_factor_clients {
+                settings.second_factor_clients.clear();
+            } else if !second_factor_client.is_empty() {
+                for c in &second_factor_client {
+                    if store.client(&t.id, c).await?.is_none() {
+                        anyhow::bail!("client {c} not found in tenant {name}");
+                    }
+                }
+                settings.second_factor_clients = second_factor_client;
             }
             if any_authorization_details_type {
                 settings.authorization_details_types.clear();

@@ -1,4 +1,4 @@
-//! `mandate user create|erase|grant-role|revoke-role|roles`.
+//! `mandate user create|erase|grant-role|revoke-role|roles|methods|reset-second-factor|remove-passkey`.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -6,8 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use mandate_core::access::roles::{self, RoleActor};
 use mandate_core::audit::{Principal, RequestMeta};
+use mandate_core::login::second_factor;
+use mandate_core::provider::Provider;
 use mandate_core::registry;
+use mandate_core::settings::Settings;
 use mandate_core::store::Store;
+use mandate_core::time::format_instant;
 use serde_json::json;
 
 use super::{CLI_ACTOR, print};
@@ -60,6 +64,54 @@ pub enum UserCmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Show how a person can sign in: password, passkeys, authenticator app, recovery codes
+    /// left (never a secret).
+    Methods {
+        username: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Reset a person's second factor (a lost phone): their authenticator app and recovery
+    /// codes are removed; under a `required` policy they set up a new one at their next
+    /// sign-in.
+    ResetSecondFactor {
+        username: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Remove one of a person's passkeys (by the id `mandate user methods` shows), unless it is
+    /// their only way to sign in.
+    RemovePasskey {
+        username: String,
+        id: String,
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// The tenant as the sign-in rules see it (no server: the public URL is not used).
+async fn tenant_ctx(
+    store: &Arc<dyn Store>,
+    name: &str,
+) -> Result<(Provider<dyn Store>, Arc<mandate_core::TenantCtx>)> {
+    let p = Provider::new(
+        store.clone(),
+        Settings::default(),
+        "http://localhost",
+        std::time::Duration::ZERO,
+    );
+    let t = p
+        .tenant(name)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_context(|| format!("tenant {name} not found"))?;
+    Ok((p, t))
+}
+
+fn admin() -> Principal {
+    Principal::Admin {
+        id: CLI_ACTOR.to_string(),
+    }
 }
 
 async fn tenant_id(store: &Arc<dyn Store>, name: &str) -> Result<String> {
@@ -141,6 +193,55 @@ pub async fn run(cmd: UserCmd, store: &Arc<dyn Store>, json_out: bool) -> Result
                 json_out,
                 json!({"username": username, "role": role.as_str(), "tenant": tenant, "revoked": true}),
                 || format!("revoked role {} from {username}", role.as_str()),
+            );
+        }
+        UserCmd::Methods { username, tenant } => {
+            let (p, t) = tenant_ctx(store, &tenant).await?;
+            let view = second_factor::methods_of(&p, &t, &username).await?;
+            print(json_out, json!(view), || {
+                let mut out = vec![format!(
+                    "password: {}",
+                    if view.password { "yes" } else { "no" }
+                )];
+                for k in &view.passkeys {
+                    out.push(format!(
+                        "passkey {} \"{}\": created {}, last used {}",
+                        k.id,
+                        k.name,
+                        format_instant(k.created_at),
+                        k.last_used_at.map_or("never".into(), format_instant)
+                    ));
+                }
+                out.push(match view.totp_enrolled_at {
+                    Some(at) => format!("authenticator app: enrolled {}", format_instant(at)),
+                    None => "authenticator app: none".into(),
+                });
+                out.push(format!("recovery codes left: {}", view.recovery_codes_left));
+                out.join("\n")
+            });
+        }
+        UserCmd::ResetSecondFactor { username, tenant } => {
+            let (p, t) = tenant_ctx(store, &tenant).await?;
+            let meta = RequestMeta::default();
+            second_factor::reset(&p, &t, &username, admin(), &meta).await?;
+            print(
+                json_out,
+                json!({"username": username, "tenant": tenant, "second_factor": "reset"}),
+                || format!("removed {username}'s authenticator app and recovery codes"),
+            );
+        }
+        UserCmd::RemovePasskey {
+            username,
+            id,
+            tenant,
+        } => {
+            let (p, t) = tenant_ctx(store, &tenant).await?;
+            let meta = RequestMeta::default();
+            second_factor::remove_passkey(&p, &t, &username, &id, admin(), &meta).await?;
+            print(
+                json_out,
+                json!({"username": username, "tenant": tenant, "passkey": id, "removed": true}),
+                || format!("removed passkey {id} of {username}"),
             );
         }
         UserCmd::Roles { tenant } => {

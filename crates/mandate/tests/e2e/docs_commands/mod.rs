@@ -291,6 +291,7 @@ pages! {
     dpop_commands_run => "docs/dpop.md",
     endpoints_commands_run => "docs/endpoints.md",
     operations_commands_run => "docs/operations.md",
+    second_factors_commands_run => "docs/second-factors.md",
     passkeys_commands_run => "docs/passkeys.md",
     pages_commands_run => "docs/pages.md",
     ssf_commands_run => "docs/ssf.md",

@@ -625,9 +625,10 @@ async fn no_passkeys_on_an_ip_address() {
         .json()
         .await
         .unwrap();
+    // No `phr` (TOTP's `mfa` stays: it needs no domain name).
     assert_eq!(
         d["acr_values_supported"],
-        serde_json::json!(["urn:mandate:acr:pwd"])
+        serde_json::json!(["urn:mandate:acr:pwd", "urn:mandate:acr:mfa"])
     );
     // The options endpoint says so in JSON.
     let csrf = hidden(&page, "csrf").unwrap();

@@ -1,0 +1,248 @@
+//! The second-factor step: `POST {issuer}/login/second-factor` checks a TOTP or recovery code
+//! (guessing limits in the core), adds it to the session (`login::add_factor`: `amr` gains
+//! `otp`, `acr` becomes mfa, `auth_time` now) and goes on; `POST …/login/second-factor/enrol`
+//! confirms the authenticator app a person who must have one enrols during the sign-in, then
+//! shows their recovery codes; `POST …/login/second-factor/continue` goes on after a page in between. Each
+//! goes on with the authorization request in flight (`proceed`) or back to the account page the
+//! person opened (`return_to`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use mandate_core::account::safe_return_to;
+use mandate_core::audit::RequestMeta;
+use mandate_core::domain::model::{Client, Session};
+use mandate_core::login::method::{Proof, SecondFactorStep, second_factor_ids};
+use mandate_core::login::second_factor::{self, SecondFactorError};
+use mandate_core::login::totp::{self, TotpError, TotpMethod};
+use mandate_core::oauth::authorize::Interaction;
+use mandate_core::{OAuthError, TenantCtx, login};
+
+use super::proceed;
+use crate::client_ip::Meta;
+use crate::params::Params;
+use crate::session::current_session;
+use crate::state::AppState;
+use crate::tenant::Tenant;
+use crate::ui::pages;
+use crate::ui::second_factor::{Carry, codes_page, used_page, verify_page};
+
+/// What a second-factor form continues.
+enum Flow {
+    Authorize(Box<Interaction>, Arc<Client>),
+    Account(String),
+}
+
+impl Flow {
+    fn carry(&self, t: &TenantCtx) -> Carry {
+        match self {
+            Flow::Authorize(i, _) => Carry::Interaction(i.seal(t)),
+            Flow::Account(r) => Carry::ReturnTo(r.clone()),
+        }
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        match self {
+            Flow::Authorize(_, c) => Some(&c.client_id),
+            Flow::Account(_) => None,
+        }
+    }
+}
+
+/// The form's flow and the session it belongs to; `Err` is the page to answer with (the form
+/// expired, or the person is not signed in).
+async fn opened(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Params, Flow, Session), Response> {
+    let expired = || pages::form_expired(s, headers);
+    let form = pages::checked_form(s, headers, body).ok_or_else(expired)?;
+    let flow = if let Some(sealed) = form.get("interaction") {
+        let i = Interaction::open(&s.provider, t, sealed).ok_or_else(expired)?;
+        let client = match s.provider.client(t, &i.req.client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(expired()),
+            Err(e) => return Err(pages::error_page(s, headers, &e.into())),
+        };
+        Flow::Authorize(Box::new(i), client)
+    } else {
+        let back = form
+            .get("return_to")
+            .and_then(safe_return_to)
+            .ok_or_else(expired)?;
+        Flow::Account(back.to_string())
+    };
+    let session = match current_session(s, t, headers).await {
+        Ok(Some(sess)) => sess,
+        Ok(None) => return Err(expired()),
+        Err(e) => return Err(pages::error_page(s, headers, &e)),
+    };
+    // A form of the sign-in that started a session belongs to that session only.
+    if let Flow::Authorize(i, _) = &flow
+        && i.sid.as_deref().is_some_and(|sid| sid != session.sid)
+    {
+        return Err(expired());
+    }
+    Ok((form, flow, session))
+}
+
+/// Go on with the flow once the session has what it needs.
+async fn go_on(
+    s: &AppState,
+    t: &TenantCtx,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    flow: Flow,
+    session: Session,
+) -> Response {
+    match flow {
+        Flow::Authorize(i, client) => {
+            let logged_in_now = i.sid.is_some();
+            proceed(
+                s,
+                t,
+                meta,
+                headers,
+                &client,
+                i.req,
+                Some(session),
+                logged_in_now,
+            )
+            .await
+        }
+        Flow::Account(back) => pages::see_other(&t.url(&back)),
+    }
+}
+
+/// `POST {issuer}/login/second-factor` (`method`: `totp` or `recovery_code`, `code`).
+pub async fn verify(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (form, flow, session) = match opened(&s, &t, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (user, enrolled) =
+        match second_factor::enrolment_of(&s.provider, &t, &session.user_id).await {
+            Ok(Some(x)) => x,
+            Ok(None) => return pages::form_expired(&s, &headers),
+            Err(e) => return pages::error_page(&s, &headers, &e.into()),
+        };
+    let method = form.get("method").unwrap_or_default();
+    let code = form.get("code").unwrap_or_default();
+    let again = |key: &str, status: StatusCode| {
+        let methods = second_factor_ids(&enrolled.methods(&t));
+        verify_page(
+            &s,
+            &t,
+            &headers,
+            &methods,
+            &flow.carry(&t),
+            Some(key),
+            status,
+        )
+    };
+    let verified = match second_factor::verify(&s.provider, &t, &user, method, code, &meta).await {
+        Ok(v) => v,
+        Err(SecondFactorError::Invalid) => return again("wrong_code", StatusCode::UNAUTHORIZED),
+        Err(SecondFactorError::Throttled { retry_after }) => {
+            let mut r = again("too_many_codes", StatusCode::TOO_MANY_REQUESTS);
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.max(1) as u64),
+            );
+            return r;
+        }
+        Err(SecondFactorError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    let session = match login::add_factor(&s.provider, &t, &session, &verified.proof, &meta).await {
+        Ok(sess) => sess,
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    match verified.recovery_codes_left {
+        // The person learns how many recovery codes are left, then goes on.
+        Some(left) => used_page(&s, &t, &headers, left, &flow.carry(&t), None),
+        None => go_on(&s, &t, &meta, &headers, flow, session).await,
+    }
+}
+
+/// `POST {issuer}/login/second-factor/enrol` (`code`): confirm the authenticator app enrolled
+/// during the sign-in; it counts as this sign-in's second factor. Then the recovery codes.
+pub async fn enrol(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (form, flow, session) = match opened(&s, &t, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    // Only a person asked to enrol may enrol here (one who has a second factor proves it).
+    let user = match second_factor::outstanding(&s.provider, &t, &session, flow.client_id()).await {
+        Ok(Some((user, SecondFactorStep::Enrol(_)))) => user,
+        Ok(None) => return go_on(&s, &t, &meta, &headers, flow, session).await,
+        Ok(Some(_)) => return pages::form_expired(&s, &headers),
+        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    let carry = flow.carry(&t);
+    let code = form.get("code").unwrap_or_default();
+    let codes = match totp::confirm_enrolment(&s.provider, &t, &user, code, &meta).await {
+        Ok(codes) => codes,
+        Err(TotpError::WrongCode) => {
+            return crate::ui::second_factor::enrol(
+                &s,
+                &t,
+                &headers,
+                &user,
+                &carry,
+                Some("wrong_code"),
+            )
+            .await;
+        }
+        Err(TotpError::NotPending) => {
+            return crate::ui::second_factor::enrol(
+                &s,
+                &t,
+                &headers,
+                &user,
+                &carry,
+                Some("totp_enrol_expired"),
+            )
+            .await;
+        }
+        Err(TotpError::AlreadyEnrolled) => return pages::form_expired(&s, &headers),
+        Err(TotpError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
+    };
+    if let Err(e) =
+        login::add_factor(&s.provider, &t, &session, &Proof::of(&TotpMethod), &meta).await
+    {
+        return pages::error_page(&s, &headers, &OAuthError::from(e));
+    }
+    codes_page(&s, &t, &headers, &codes, &carry, None)
+}
+
+/// `POST {issuer}/login/second-factor/continue`: on after a page in between (recovery codes shown, a
+/// recovery code accepted).
+pub async fn go_on_after(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match opened(&s, &t, &headers, &body).await {
+        Ok((_, flow, session)) => go_on(&s, &t, &meta, &headers, flow, session).await,
+        Err(r) => r,
+    }
+}
