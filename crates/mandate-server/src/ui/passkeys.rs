@@ -134,6 +134,7 @@ async fn render(
             has_password => user.password_hash.is_some(),
             recent => login::signed_in_recently(&s.provider, session),
             confirm_url => t.url("/account/login?return_to=/account/passkeys&again=1"),
+            account_url => t.url("/account"),
             remove_password_action => t.url("/account/password/remove"),
             register_options => t.url("/account/passkeys/options"),
             register_action => t.url(PAGE),

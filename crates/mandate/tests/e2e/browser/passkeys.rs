@@ -69,7 +69,7 @@ async fn passkey_added_after_a_password_sign_in_then_autofill_sign_in_and_remova
     assert_eq!(creds.len(), 1, "{creds:?}");
     assert_eq!(creds[0]["isResidentCredential"], true);
     assert_eq!(creds[0]["rpId"], "localhost");
-    c.click("role=button[name='Allow']").await;
+    c.click("button[value=approve]").await;
     c.next_redirect().await;
 
     // 2. A new visit: the sign-in page's autofill finds the passkey (the virtual
@@ -86,7 +86,7 @@ async fn passkey_added_after_a_password_sign_in_then_autofill_sign_in_and_remova
     .await;
     c.wait_for_selector("button[value=approve]").await;
     c.screenshot("consent-after-passkey").await;
-    c.click("role=button[name='Allow']").await;
+    c.click("button[value=approve]").await;
     let back = c.next_redirect().await;
     let code = query_param(&back, "code").expect("code");
     let (status, tokens) = token(
@@ -212,7 +212,7 @@ async fn step_up_to_a_passkey_from_acr_values() {
     c.goto(&auth_url(&issuer, &web.0, &challenge, "openid", &[]))
         .await;
     password_then_add_passkey(&c, "Phone").await;
-    c.click("role=button[name='Allow']").await;
+    c.click("button[value=approve]").await;
     c.next_redirect().await;
     assert_eq!(c.authenticator_credentials(&auth).await.len(), 1);
     // Signed in with a password; the client now asks for phishing resistance. Keep the
