@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
             get(oidc::logout::logout_get).post(oidc::logout::logout_post),
         )
         .route("/logout/confirm", post(oidc::logout::logout_confirm))
+        .route("/account", get(ui::account::home_page))
         .route("/account/consents", get(ui::account::consents_page))
         .route("/account/sessions", get(ui::sessions::page))
         .route("/account/sessions/end", post(ui::sessions::end))

@@ -29,7 +29,6 @@ use crate::tenant::Tenant;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/account", get(super::account::home_page))
         .route("/account/", get(home))
         .route("/account/login", get(page).post(submit))
 }
