@@ -2,6 +2,8 @@
 //! account exists; session ids are stored only as digests and are new at every login.
 
 pub mod method;
+pub mod notice;
+pub mod recovery;
 pub mod store;
 pub mod throttle;
 pub mod webauthn;
@@ -194,7 +196,8 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                 "unknown user"
             };
             let actor = other
-                .map(|u| Principal::User { id: u.id })
+                .as_ref()
+                .map(|u| Principal::User { id: u.id.clone() })
                 .unwrap_or(Principal::Anonymous);
             record_failure(
                 p,
@@ -232,6 +235,9 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                         _ => ev,
                     };
                     p.store.record(&ev).await?;
+                    if let Some(u) = &other {
+                        notice::after(p, t, u, &ev);
+                    }
                 }
             }
             Err(LoginError::InvalidCredentials)
