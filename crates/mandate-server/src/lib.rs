@@ -10,6 +10,7 @@ mod cookies;
 mod cors;
 mod error;
 mod interaction;
+pub mod mail;
 mod notify;
 mod oauth;
 mod oidc;

@@ -123,12 +123,23 @@ impl Templates {
             .unwrap_or_else(|| key.to_string())
     }
 
-    /// Render a page with `t` bound to the locale's messages (English for missing keys).
-    pub fn render(&self, name: &str, lang: &str, ctx: Value) -> Result<String, minijinja::Error> {
+    /// Every message of a locale, English for the keys it lacks.
+    pub fn messages(&self, lang: &str) -> BTreeMap<String, String> {
         let mut msgs = self.catalog.get("en").cloned().unwrap_or_default();
         if let Some(m) = self.catalog.get(lang) {
             msgs.extend(m.clone());
         }
+        msgs
+    }
+
+    /// The locales there are messages for.
+    pub fn locales(&self) -> impl Iterator<Item = &str> {
+        self.catalog.keys().map(String::as_str)
+    }
+
+    /// Render a page with `t` bound to the locale's messages (English for missing keys).
+    pub fn render(&self, name: &str, lang: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        let msgs = self.messages(lang);
         let full = minijinja::context! { t => msgs, ..ctx };
         self.env.get_template(name)?.render(full)
     }
