@@ -59,6 +59,7 @@ fn render_with(
             error,
             passkey_options => t.url("/login/passkey/options"),
             passkey_action => t.url("/login/passkey"),
+            forgot_url => super::recovery::forgot_url(s, t),
         },
     );
     pages::with_cookies(page, set)

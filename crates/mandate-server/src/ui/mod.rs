@@ -9,6 +9,8 @@ pub mod login;
 pub mod pages;
 pub mod passkeys;
 pub mod person;
+pub mod profile;
+pub mod recovery;
 pub mod signin;
 pub mod templates;
 pub mod words;

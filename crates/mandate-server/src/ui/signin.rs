@@ -87,6 +87,7 @@ pub(crate) fn render(
             methods => sign_in_ids(&login::offered(t)),
             passkey_options => t.url("/login/passkey/options"),
             passkey_action => t.url("/login/passkey"),
+            forgot_url => super::recovery::forgot_url(s, t),
         },
     );
     pages::with_cookies(page, set)

@@ -41,6 +41,27 @@ const EMBEDDED: [(&str, &str); 13] = [
     ),
 ];
 
+/// The pages of account recovery, the profile and e-mail verification.
+const ACCOUNT_PAGES: [(&str, &str); 5] = [
+    (
+        "forgot_link.html",
+        include_str!("../../templates/forgot_link.html"),
+    ),
+    (
+        "password_forgot.html",
+        include_str!("../../templates/password_forgot.html"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("../../templates/password_reset.html"),
+    ),
+    (
+        "email_verify.html",
+        include_str!("../../templates/email_verify.html"),
+    ),
+    ("profile.html", include_str!("../../templates/profile.html")),
+];
+
 const LOCALES: [(&str, &str); 2] = [
     ("en", include_str!("../../locales/en.json")),
     ("de", include_str!("../../locales/de.json")),
@@ -73,6 +94,7 @@ impl Templates {
             }
             Ok(EMBEDDED
                 .iter()
+                .chain(ACCOUNT_PAGES.iter())
                 .find(|(n, _)| *n == name)
                 .map(|(_, s)| s.to_string()))
         });
@@ -83,7 +105,7 @@ impl Templates {
             catalog.insert(lang.to_string(), msgs);
         }
         let t = Templates { env, catalog };
-        for (name, _) in EMBEDDED {
+        for (name, _) in EMBEDDED.iter().chain(ACCOUNT_PAGES.iter()) {
             t.env
                 .get_template(name)
                 .map_err(|e| format!("template {name}: {e}"))?;

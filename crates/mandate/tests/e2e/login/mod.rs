@@ -1,3 +1,4 @@
 //! Signing in: the login methods beyond the password (issue 14).
 
 mod passkeys;
+mod recovery;

@@ -38,7 +38,7 @@ async fn post_json(b: &Browser, url: &str, form: &[(&str, &str)]) -> (u16, Value
 }
 
 /// Sign in to the account pages with the password (the account sign-in page).
-async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
+pub(super) async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
     let (status, page, _) = b
         .get(&format!(
             "{issuer}/account/login?return_to=/account/passkeys"
@@ -62,7 +62,7 @@ async fn account_sign_in(b: &Browser, issuer: &str, username: &str) {
 }
 
 /// Add a passkey from the account page; returns it and the page after.
-async fn add_passkey(
+pub(super) async fn add_passkey(
     b: &Browser,
     issuer: &str,
     origin: &str,
