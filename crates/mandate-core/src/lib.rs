@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod login;
+pub mod mail;
 pub mod oauth;
 pub mod oidc;
 pub mod outbound;

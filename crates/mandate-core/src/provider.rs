@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use crate::domain::agents::Agent;
 use crate::domain::model::{Client, Tenant};
 use crate::error::{OAuthError, StoreError};
+use crate::mail::Mailer;
 use crate::settings::Settings;
 use crate::store::{AgentStore, ClientStore, KeyStore, Store, TenantStore};
 use crate::time::now;
@@ -73,6 +74,8 @@ pub struct Provider<S: ?Sized = dyn Store> {
     /// (revocation) is always asked of the store.
     verified: VerifiedCache,
     origins: RwLock<HashMap<String, Cached<Vec<String>>>>,
+    /// Where mail goes; `None`: no mail is configured, and what needs it is not offered.
+    mailer: Option<Arc<dyn Mailer>>,
 }
 
 /// Why a tenant could not be loaded.
@@ -107,7 +110,19 @@ impl<S: ?Sized> Provider<S> {
             agents: RwLock::new(HashMap::new()),
             verified: RwLock::new(HashMap::new()),
             origins: RwLock::new(HashMap::new()),
+            mailer: None,
         }
+    }
+
+    /// The same provider sending mail through `mailer`.
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// The mailer, when mail is configured.
+    pub fn mailer(&self) -> Option<&dyn Mailer> {
+        self.mailer.as_deref()
     }
 
     /// The public base URL (no trailing slash).

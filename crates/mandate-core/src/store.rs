@@ -11,6 +11,7 @@ pub use crate::agents::store::{AgentStore, ExchangeLookup, MandateSelector, Mand
 pub use crate::audit::store::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 pub use crate::ciba::store::CibaStore;
 use crate::domain::model::{Client, Tenant, User};
+pub use crate::login::recovery::store::AccountTokenStore;
 pub use crate::login::store::{LoginCounter, LoginThrottleStore, SessionStore};
 pub use crate::login::totp::store::TotpStore;
 pub use crate::login::webauthn::store::PasskeyStore;
@@ -74,6 +75,17 @@ pub trait UserStore: Send + Sync {
     /// records themselves stay and still verify. Grants are marked revoked at `now` (so their
     /// access tokens stay refused until they expire). Returns whether the user existed.
     async fn erase_user(&self, tenant_id: &str, user: &User, now: i64) -> StoreResult<bool>;
+    /// The users with this e-mail address (compared exactly), at most two: enough to tell
+    /// whether it names one account.
+    async fn users_by_email(&self, tenant_id: &str, email: &str) -> StoreResult<Vec<User>>;
+    /// Mark a user's address verified if it is still `email`; false otherwise.
+    async fn set_email_verified(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        email: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
 }
 
 /// Everything a Mandate server needs from storage.
@@ -87,6 +99,7 @@ pub trait Store:
     + SessionStore
     + PasskeyStore
     + TotpStore
+    + AccountTokenStore
     + ConsentStore
     + GrantStore
     + ReplayStore

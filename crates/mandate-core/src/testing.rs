@@ -10,14 +10,17 @@ use async_trait::async_trait;
 
 use crate::audit::AuditEvent;
 use crate::domain::agents::{Agent, AgentStatus, Mandate};
+use crate::domain::model::Session;
 use crate::domain::model::{AuthCode, Client, ClientAuthMethod, Grant, RefreshToken, Tenant, User};
 use crate::domain::scope::Scope;
 use crate::login::totp::store::{TotpCredential, TotpStore};
+use crate::login::recovery::store::{AccountToken, Purpose};
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::Settings;
 use crate::store::{
-    AgentStore, AuditSink, ExchangeLookup, GrantStore, MandateSelector, MandateStore, ReplayStore,
-    Spend, StoreResult, UserStore,
+    AccountTokenStore, AgentStore, AuditSink, ExchangeLookup, GrantStore, LoginCounter,
+    LoginThrottleStore, MandateSelector, MandateStore, ReplayStore, SessionStore, Spend,
+    StoreResult, UserStore,
 };
 use mandate_token::jwk::{Alg, KeySet, generate};
 
@@ -40,9 +43,28 @@ pub struct Fake {
     pub totp: Mutex<BTreeMap<String, TotpCredential>>,
     /// Recovery-code digests by person.
     pub recovery: Mutex<BTreeMap<String, Vec<Vec<u8>>>>,
+    /// Password hashes set since the users were made: user id → hash.
+    pub passwords: Mutex<BTreeMap<String, Option<String>>>,
+    /// Users whose address was verified since they were made, with the address.
+    pub verified: Mutex<BTreeMap<String, String>>,
+    pub sessions: Mutex<Vec<Session>>,
+    pub counters: Mutex<BTreeMap<String, LoginCounter>>,
+    pub account_tokens: Mutex<Vec<AccountToken>>,
 }
 
 impl Fake {
+    /// A user as stored now (with the changes made since).
+    fn current(&self, u: &User) -> User {
+        let mut u = u.clone();
+        if let Some(h) = self.passwords.lock().unwrap().get(&u.id) {
+            u.password_hash = h.clone();
+        }
+        if self.verified.lock().unwrap().get(&u.id) == u.email.as_ref() {
+            u.email_verified = true;
+        }
+        u
+    }
+
     /// The audit records of one kind.
     pub fn recorded(&self, kind: crate::audit::EventKind) -> Vec<AuditEvent> {
         let all = self.audit.lock().unwrap();
@@ -203,23 +225,54 @@ impl UserStore for Fake {
             .users
             .iter()
             .find(|u| u.tenant_id == t && u.username == name);
-        Ok(found.cloned())
+        Ok(found.map(|u| self.current(u)))
     }
     async fn user(&self, t: &str, id: &str) -> StoreResult<Option<User>> {
         Ok(self
             .users
             .iter()
             .find(|u| u.tenant_id == t && u.id == id)
-            .cloned())
+            .map(|u| self.current(u)))
     }
     async fn set_password_hash(
         &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
+        t: &str,
+        id: &str,
+        hash: Option<&str>,
         _: i64,
     ) -> StoreResult<bool> {
-        unused("set_password_hash")
+        if !self.users.iter().any(|u| u.tenant_id == t && u.id == id) {
+            return Ok(false);
+        }
+        let mut pw = self.passwords.lock().unwrap();
+        pw.insert(id.to_string(), hash.map(str::to_string));
+        Ok(true)
+    }
+    async fn users_by_email(&self, t: &str, email: &str) -> StoreResult<Vec<User>> {
+        Ok(self
+            .users
+            .iter()
+            .filter(|u| u.tenant_id == t && u.email.as_deref() == Some(email))
+            .take(2)
+            .map(|u| self.current(u))
+            .collect())
+    }
+    async fn set_email_verified(
+        &self,
+        t: &str,
+        id: &str,
+        email: &str,
+        _: i64,
+    ) -> StoreResult<bool> {
+        let ok = self
+            .users
+            .iter()
+            .any(|u| u.tenant_id == t && u.id == id && u.email.as_deref() == Some(email));
+        if ok {
+            let mut v = self.verified.lock().unwrap();
+            v.insert(id.to_string(), email.to_string());
+        }
+        Ok(ok)
     }
     async fn erase_user(&self, _: &str, _: &User, _: i64) -> StoreResult<bool> {
         unused("erase_user")
@@ -351,7 +404,7 @@ impl GrantStore for Fake {
         Ok(live.map(|g| g.revoked_at = Some(now)).is_some())
     }
     async fn revoke_session_grants(&self, _: &str, _: &str, _: i64) -> StoreResult<u64> {
-        unused("revoke_session_grants")
+        Ok(0)
     }
     async fn revoke_client_grants(
         &self,
@@ -410,6 +463,147 @@ impl GrantStore for Fake {
 impl ReplayStore for Fake {
     async fn first_use(&self, t: &str, key: &str, _: i64) -> StoreResult<bool> {
         Ok(self.replay.lock().unwrap().insert(format!("{t}/{key}")))
+    }
+}
+
+#[async_trait]
+impl SessionStore for Fake {
+    async fn create_session(&self, s: &Session) -> StoreResult<()> {
+        self.sessions.lock().unwrap().push(s.clone());
+        Ok(())
+    }
+    async fn session(&self, t: &str, digest: &[u8]) -> StoreResult<Option<Session>> {
+        let all = self.sessions.lock().unwrap();
+        Ok(all
+            .iter()
+            .find(|s| s.tenant_id == t && s.digest == digest)
+            .cloned())
+    }
+    async fn update_session(&self, _: &Session) -> StoreResult<bool> {
+        unused("update_session")
+    }
+    async fn user_sessions(
+        &self,
+        t: &str,
+        user_id: &str,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        let all = self.sessions.lock().unwrap();
+        Ok(all
+            .iter()
+            .filter(|s| s.tenant_id == t && s.user_id == user_id && s.expires_at > now)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+    async fn delete_session(&self, t: &str, digest: &[u8]) -> StoreResult<bool> {
+        let mut all = self.sessions.lock().unwrap();
+        let before = all.len();
+        all.retain(|s| !(s.tenant_id == t && s.digest == digest));
+        Ok(all.len() < before)
+    }
+    async fn delete_user_sessions(
+        &self,
+        t: &str,
+        user_id: &str,
+        keep: Option<&[u8]>,
+    ) -> StoreResult<Vec<String>> {
+        let mut all = self.sessions.lock().unwrap();
+        let (gone, kept): (Vec<Session>, Vec<Session>) = all.drain(..).partition(|s| {
+            s.tenant_id == t && s.user_id == user_id && Some(s.digest.as_slice()) != keep
+        });
+        *all = kept;
+        Ok(gone.into_iter().map(|s| s.sid).collect())
+    }
+}
+
+#[async_trait]
+impl LoginThrottleStore for Fake {
+    async fn login_counter(&self, t: &str, key: &str) -> StoreResult<Option<LoginCounter>> {
+        Ok(self
+            .counters
+            .lock()
+            .unwrap()
+            .get(&format!("{t}/{key}"))
+            .copied())
+    }
+    async fn swap_login_counter(
+        &self,
+        t: &str,
+        key: &str,
+        old: Option<&LoginCounter>,
+        new: Option<&LoginCounter>,
+    ) -> StoreResult<bool> {
+        let mut all = self.counters.lock().unwrap();
+        let k = format!("{t}/{key}");
+        if all.get(&k) != old {
+            return Ok(false);
+        }
+        match new {
+            Some(n) => all.insert(k, *n),
+            None => all.remove(&k),
+        };
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl AccountTokenStore for Fake {
+    async fn put_account_token(&self, token: &AccountToken) -> StoreResult<()> {
+        let mut all = self.account_tokens.lock().unwrap();
+        all.retain(|k| {
+            !(k.tenant_id == token.tenant_id
+                && k.user_id == token.user_id
+                && k.purpose == token.purpose)
+        });
+        all.push(token.clone());
+        Ok(())
+    }
+    async fn account_token(
+        &self,
+        t: &str,
+        purpose: Purpose,
+        digest: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<AccountToken>> {
+        let all = self.account_tokens.lock().unwrap();
+        Ok(all
+            .iter()
+            .find(|k| {
+                k.tenant_id == t && k.purpose == purpose && k.digest == digest && k.expires_at > now
+            })
+            .cloned())
+    }
+    async fn take_account_token(
+        &self,
+        t: &str,
+        purpose: Purpose,
+        digest: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<AccountToken>> {
+        let mut all = self.account_tokens.lock().unwrap();
+        let Some(i) = all
+            .iter()
+            .position(|k| k.tenant_id == t && k.purpose == purpose && k.digest == digest)
+        else {
+            return Ok(None);
+        };
+        let k = all.remove(i);
+        Ok((k.expires_at > now).then_some(k))
+    }
+    async fn delete_account_tokens(
+        &self,
+        t: &str,
+        user_id: &str,
+        purpose: Option<Purpose>,
+    ) -> StoreResult<u64> {
+        let mut all = self.account_tokens.lock().unwrap();
+        let before = all.len();
+        all.retain(|k| {
+            !(k.tenant_id == t && k.user_id == user_id && purpose.is_none_or(|p| p == k.purpose))
+        });
+        Ok((before - all.len()) as u64)
     }
 }
 

@@ -10,6 +10,7 @@ mod cookies;
 mod cors;
 mod error;
 mod interaction;
+pub mod mail;
 mod notify;
 mod oauth;
 mod oidc;
@@ -127,6 +128,24 @@ pub fn router(state: AppState) -> Router {
             post(ui::passkeys::remove_password),
         )
         .route("/account/consents/withdraw", post(ui::account::withdraw))
+        .route("/account/profile", get(ui::profile::page))
+        .route("/account/password", post(ui::profile::change_password))
+        .route(
+            "/account/email/verify",
+            get(ui::profile::verify_page).post(ui::profile::verify),
+        )
+        .route(
+            "/account/email/verify/send",
+            post(ui::profile::send_verification),
+        )
+        .route(
+            "/account/password/forgot",
+            get(ui::recovery::forgot_page).post(ui::recovery::forgot),
+        )
+        .route(
+            "/account/password/reset",
+            get(ui::recovery::reset_page).post(ui::recovery::reset),
+        )
         .merge(ui::signin::routes())
         .merge(ui::security::routes())
         .merge(ui::agents::routes())
@@ -312,13 +331,13 @@ pub fn state(
     provider: Arc<mandate_core::Provider>,
     authz_store: Arc<dyn mandate_authz::AuthzStore>,
     config: HttpConfig,
-    templates: Templates,
+    templates: impl Into<Arc<Templates>>,
 ) -> AppState {
     AppState::new(state::Shared {
         pdp: Arc::new(mandate_authz::Pdp::new(authz_store, provider.cache_ttl())),
         provider,
         config: Arc::new(config),
-        templates: Arc::new(templates),
+        templates: templates.into(),
         metrics: Arc::new(Metrics::new()),
         grants: grants(),
     })

@@ -2,6 +2,7 @@
 //! implements every storage trait of `mandate-core` with portable SQL. The backend is chosen
 //! from the URL when connecting; migrations for each backend are embedded and run on connect.
 
+mod account_tokens;
 mod agents;
 mod audit;
 mod authz;

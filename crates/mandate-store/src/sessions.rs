@@ -90,6 +90,27 @@ impl SessionStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn delete_user_sessions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        keep: Option<&[u8]>,
+    ) -> StoreResult<Vec<String>> {
+        // An empty digest matches no session: the one to keep, when there is none.
+        let keep: &[u8] = keep.unwrap_or(&[]);
+        let rows = sqlx::query(
+            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND digest <> $3 \
+             RETURNING sid",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(|r| rows::col(r, "sid")).collect()
+    }
+
     async fn delete_session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND digest = $2")
             .bind(tenant_id)

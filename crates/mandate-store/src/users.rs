@@ -89,6 +89,43 @@ impl UserStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn users_by_email(&self, tenant_id: &str, email: &str) -> StoreResult<Vec<User>> {
+        sqlx::query(concat!(
+            select_user!("email = $2"),
+            " ORDER BY created_at, id LIMIT 2"
+        ))
+        .bind(tenant_id)
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(rows::user)
+        .collect()
+    }
+
+    async fn set_email_verified(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        email: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET email_verified = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND id = $4 AND email = $5",
+        )
+        .bind(flag(true))
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(email)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn erase_user(&self, tenant_id: &str, user: &User, now: i64) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let by_user = [
@@ -103,6 +140,7 @@ impl UserStore for SqlStore {
             "DELETE FROM webauthn_ceremonies WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM totp_credentials WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM recovery_codes WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM account_tokens WHERE tenant_id = $1 AND user_id = $2",
         ];
         for sql in by_user {
             let q = sqlx::query(sql).bind(tenant_id).bind(&user.id);

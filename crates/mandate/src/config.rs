@@ -28,6 +28,9 @@ pub struct StorageArgs {
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_LOG_FORMAT: &str = "text";
 const DEFAULT_CACHE_TTL_MS: u64 = 5000;
+const DEFAULT_SMTP_TIMEOUT: u64 = 10;
+/// The sender of mails written to the outbox when none is given.
+const OUTBOX_FROM: &str = "Mandate <mandate@localhost>";
 
 /// Declares each `serve` setting once: its doc (the `--help` text), flag (`--{name}` with `_` as
 /// `-`), environment variable, `mandate.toml` key (`{name}`) and type. It generates the clap
@@ -146,6 +149,18 @@ serve_settings! {
     max_connections: usize = "MANDATE_MAX_CONNECTIONS",
     /// HTTP/2 keep-alive ping interval and timeout in seconds [default: 20].
     http2_keepalive: u64 = "MANDATE_HTTP2_KEEPALIVE",
+    /// SMTP server for mail: smtp://[user@]host[:port] (STARTTLS), smtps://… (implicit TLS),
+    /// ?tls=none for a local relay only. A password in it only from the environment or file.
+    smtp_url: String = "MANDATE_SMTP_URL",
+    /// File holding the SMTP password.
+    smtp_password_file: PathBuf = "MANDATE_SMTP_PASSWORD_FILE",
+    /// Seconds one SMTP step (connecting, each command) may take [default: 10].
+    smtp_timeout: u64 = "MANDATE_SMTP_TIMEOUT",
+    /// Sender of mails, e.g. "Acme <no-reply@acme.example>" (needed with --smtp-url).
+    mail_from: String = "MANDATE_MAIL_FROM",
+    /// Development and tests: write each mail as an .eml file into this directory instead of
+    /// sending it.
+    mail_outbox: PathBuf = "MANDATE_MAIL_OUTBOX",
 }
 
 impl FileConfig {
@@ -223,6 +238,62 @@ pub struct ServeConfig {
     /// The bound on password hashing.
     pub hash_limits: mandate_core::crypto::secret::password::HashLimits,
     pub limits: mandate_core::settings::HttpLimits,
+    /// Where mail goes (`None`: no mail, and what needs it is not offered).
+    pub mail: Option<mandate_server::mail::MailConfig>,
+}
+
+/// The mail settings: SMTP or the outbox (not both), the sender, the timeout. The SMTP
+/// password comes from its file, or from the URL when that came from the environment or the
+/// file (never from the command line, which every local user can read).
+fn mail_config(a: &ServeArgs, g: &Given) -> Result<Option<mandate_server::mail::MailConfig>> {
+    use mandate_server::mail::{MailConfig, MailTransport, SmtpSettings};
+    let timeout = g.smtp_timeout.unwrap_or(DEFAULT_SMTP_TIMEOUT);
+    if timeout == 0 {
+        anyhow::bail!("the SMTP timeout must be positive");
+    }
+    let timeout = std::time::Duration::from_secs(timeout);
+    let transport = match (&g.smtp_url, &g.mail_outbox) {
+        (Some(_), Some(_)) => anyhow::bail!("choose one of the SMTP URL and the mail outbox"),
+        (None, None) => {
+            if g.mail_from.is_some() || g.smtp_password_file.is_some() {
+                anyhow::bail!("mail settings given without --smtp-url or --mail-outbox");
+            }
+            return Ok(None);
+        }
+        (None, Some(dir)) => MailTransport::Outbox(dir.clone()),
+        (Some(url), None) => {
+            let password = match &g.smtp_password_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(f)
+                        .with_context(|| {
+                            format!("cannot read the SMTP password file {}", f.display())
+                        })?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let s = SmtpSettings::parse(url, password).map_err(anyhow::Error::msg)?;
+            let on_command_line = a.smtp_url.as_deref() == Some(url.as_str())
+                && std::env::var("MANDATE_SMTP_URL").ok().as_deref() != Some(url.as_str());
+            if on_command_line && url::Url::parse(url).is_ok_and(|u| u.password().is_some()) {
+                anyhow::bail!(
+                    "put the SMTP password in --smtp-password-file (or MANDATE_SMTP_URL), not on the command line"
+                );
+            }
+            MailTransport::Smtp(s)
+        }
+    };
+    let from = match (&g.mail_from, &transport) {
+        (Some(f), _) => f.clone(),
+        (None, MailTransport::Outbox(_)) => OUTBOX_FROM.into(),
+        (None, MailTransport::Smtp(_)) => anyhow::bail!("--smtp-url needs --mail-from"),
+    };
+    Ok(Some(MailConfig {
+        transport,
+        from,
+        timeout,
+    }))
 }
 
 /// Check a listen address (`host:port`, IPv6 hosts in brackets) before anything is derived
@@ -353,7 +424,9 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
     {
         anyhow::bail!("HTTP timeouts and the connection limit must be positive");
     }
+    let mail = mail_config(a, &g)?;
     Ok(ServeConfig {
+        mail,
         listen,
         public_url: public_url.trim_end_matches('/').to_string(),
         tls,
@@ -530,6 +603,7 @@ mod tests {
             ("body_read_timeout", c.limits.body_read_timeout.to_string()),
             ("max_connections", c.limits.max_connections.to_string()),
             ("http2_keepalive", c.limits.http2_keepalive.to_string()),
+            ("smtp_timeout", DEFAULT_SMTP_TIMEOUT.to_string()),
         ]
         .into_iter()
         .collect();

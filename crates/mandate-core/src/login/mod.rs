@@ -3,6 +3,8 @@
 
 pub mod method;
 pub mod second_factor;
+pub mod notice;
+pub mod recovery;
 pub mod store;
 pub mod throttle;
 pub mod totp;
@@ -200,7 +202,8 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                 "unknown user"
             };
             let actor = other
-                .map(|u| Principal::User { id: u.id })
+                .as_ref()
+                .map(|u| Principal::User { id: u.id.clone() })
                 .unwrap_or(Principal::Anonymous);
             record_failure(
                 p,
@@ -238,6 +241,9 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                         _ => ev,
                     };
                     p.store.record(&ev).await?;
+                    if let Some(u) = &other {
+                        notice::after(p, t, u, &ev);
+                    }
                 }
             }
             Err(LoginError::InvalidCredentials)

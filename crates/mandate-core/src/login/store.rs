@@ -51,4 +51,11 @@ pub trait SessionStore: Send + Sync {
     /// it is gone.
     async fn update_session(&self, session: &Session) -> StoreResult<bool>;
     async fn delete_session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<bool>;
+    /// Delete every session of a user but the one with digest `keep`; returns their `sid`s.
+    async fn delete_user_sessions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        keep: Option<&[u8]>,
+    ) -> StoreResult<Vec<String>>;
 }

@@ -45,6 +45,17 @@ pub struct Key {
     pub key: String,
 }
 
+impl Key {
+    /// The same counter kept apart for another purpose (reset requests, code guesses): the
+    /// same thresholds, its own count.
+    pub fn within(self, purpose: &str) -> Key {
+        Key {
+            scope: self.scope,
+            key: format!("{purpose}/{}", self.key),
+        }
+    }
+}
+
 /// The counter key of an account name: a keyed digest, so the table holds no names.
 pub fn account_key(tenant_secret: &[u8], username: &str) -> Key {
     Key {

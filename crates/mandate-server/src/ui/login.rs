@@ -67,6 +67,7 @@ fn render_with(
             passkey_action => t.url("/login/passkey"),
             error_key,
             switch_account_url,
+            forgot_url => super::recovery::forgot_url(s, t),
         },
     );
     pages::with_cookies(page, set)

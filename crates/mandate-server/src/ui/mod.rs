@@ -13,6 +13,8 @@ pub mod person;
 pub mod sessions;
 pub mod second_factor;
 pub mod security;
+pub mod profile;
+pub mod recovery;
 pub mod signin;
 pub mod templates;
 pub mod words;

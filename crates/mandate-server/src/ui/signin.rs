@@ -94,6 +94,7 @@ pub(crate) fn render(
             passkey_options => t.url("/login/passkey/options"),
             passkey_action => t.url("/login/passkey"),
             error_key,
+            forgot_url => super::recovery::forgot_url(s, t),
         },
     );
     pages::with_cookies(page, set)

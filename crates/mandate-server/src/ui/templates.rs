@@ -70,6 +70,28 @@ const EMBEDDED: [(&str, &str); 21] = [
     ),
 ];
 
+/// The pages of account recovery, the profile and e-mail verification.
+const ACCOUNT_PAGES: [(&str, &str); 5] = [
+    (
+        "forgot_link.html",
+        include_str!("../../templates/forgot_link.html"),
+    ),
+    (
+        "password_forgot.html",
+        include_str!("../../templates/password_forgot.html"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("../../templates/password_reset.html"),
+    ),
+    (
+        "email_verify.html",
+        include_str!("../../templates/email_verify.html"),
+    ),
+    ("profile.html", include_str!("../../templates/profile.html")),
+];
+
+
 /// The message catalogues; English is the reference every other one matches key for key.
 const LOCALES: [(&str, &str); 5] = [
     ("en", include_str!("../../locales/en.json")),
@@ -106,6 +128,7 @@ impl Templates {
             }
             Ok(EMBEDDED
                 .iter()
+                .chain(ACCOUNT_PAGES.iter())
                 .find(|(n, _)| *n == name)
                 .map(|(_, s)| s.to_string()))
         });
@@ -116,7 +139,7 @@ impl Templates {
             catalog.insert(lang.to_string(), msgs);
         }
         let t = Templates { env, catalog };
-        for (name, _) in EMBEDDED {
+        for (name, _) in EMBEDDED.iter().chain(ACCOUNT_PAGES.iter()) {
             t.env
                 .get_template(name)
                 .map_err(|e| format!("template {name}: {e}"))?;
@@ -165,12 +188,23 @@ impl Templates {
             .cloned()
     }
 
-    /// Render a page with `t` bound to the locale's messages (English for missing keys).
-    pub fn render(&self, name: &str, lang: &str, ctx: Value) -> Result<String, minijinja::Error> {
+    /// Every message of a locale, English for the keys it lacks.
+    pub fn messages(&self, lang: &str) -> BTreeMap<String, String> {
         let mut msgs = self.catalog.get("en").cloned().unwrap_or_default();
         if let Some(m) = self.catalog.get(lang) {
             msgs.extend(m.clone());
         }
+        msgs
+    }
+
+    /// The locales there are messages for.
+    pub fn locales(&self) -> impl Iterator<Item = &str> {
+        self.catalog.keys().map(String::as_str)
+    }
+
+    /// Render a page with `t` bound to the locale's messages (English for missing keys).
+    pub fn render(&self, name: &str, lang: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        let msgs = self.messages(lang);
         let full = minijinja::context! { t => msgs, ..ctx };
         self.env.get_template(name)?.render(full)
     }

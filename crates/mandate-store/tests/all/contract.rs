@@ -200,6 +200,8 @@ contract!(
     concurrent_totp_step,
     passkeys,
     password_hash,
+    account_tokens,
+    user_sessions_and_email,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2744,4 +2746,193 @@ async fn password_hash(db: &Db) {
             .await
             .unwrap()
     );
+}
+
+async fn account_tokens(db: &Db) {
+    use mandate_core::login::recovery::store::{AccountToken, Purpose};
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    make_tenant(s, "t2").await;
+    let u = user("t1", "u1", "ann");
+    s.create_user(&u).await.unwrap();
+    let tok = |purpose: Purpose, digest: &[u8], expires_at: i64| AccountToken {
+        tenant_id: "t1".into(),
+        user_id: "u1".into(),
+        purpose,
+        digest: digest.to_vec(),
+        email: "ann@example.com".into(),
+        created_at: NOW,
+        expires_at,
+    };
+    let reset = tok(Purpose::PasswordReset, &[1, 2, 0, 255], NOW + 1800);
+    s.put_account_token(&reset).await.unwrap();
+    assert_eq!(
+        s.account_token("t1", Purpose::PasswordReset, &[1, 2, 0, 255], NOW)
+            .await
+            .unwrap(),
+        Some(reset.clone()),
+        "looked at, not taken"
+    );
+    assert_eq!(
+        s.account_token("t1", Purpose::VerifyEmail, &[1, 2, 0, 255], NOW)
+            .await
+            .unwrap(),
+        None,
+        "purposes apart"
+    );
+    assert_eq!(
+        s.account_token("t2", Purpose::PasswordReset, &[1, 2, 0, 255], NOW)
+            .await
+            .unwrap(),
+        None,
+        "tenants apart"
+    );
+    assert_eq!(
+        s.account_token("t1", Purpose::PasswordReset, &[1, 2, 0, 255], NOW + 1800)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    // A newer one of the same purpose replaces it; another purpose stays.
+    let newer = tok(Purpose::PasswordReset, &[9, 9], NOW + 1800);
+    s.put_account_token(&newer).await.unwrap();
+    let verify = tok(Purpose::VerifyEmail, &[1, 2, 0, 255], NOW + 60);
+    s.put_account_token(&verify).await.unwrap();
+    assert_eq!(
+        s.take_account_token("t1", Purpose::PasswordReset, &[1, 2, 0, 255], NOW)
+            .await
+            .unwrap(),
+        None,
+        "replaced"
+    );
+    // Taken once, also by two nodes at once.
+    let (a, b) = tokio::join!(
+        s.take_account_token("t1", Purpose::PasswordReset, &[9, 9], NOW),
+        s.take_account_token("t1", Purpose::PasswordReset, &[9, 9], NOW)
+    );
+    assert_eq!(
+        [a.unwrap(), b.unwrap()]
+            .iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+        [&newer]
+    );
+    // An expired one is not given, and gone.
+    assert_eq!(
+        s.take_account_token("t1", Purpose::VerifyEmail, &[1, 2, 0, 255], NOW + 60)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.account_token("t1", Purpose::VerifyEmail, &[1, 2, 0, 255], NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    // Deleted by purpose, or all.
+    s.put_account_token(&tok(Purpose::SignInCode, &[3], NOW + 600))
+        .await
+        .unwrap();
+    s.put_account_token(&tok(Purpose::PasswordReset, &[4], NOW + 600))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_account_tokens("t1", "u1", Some(Purpose::SignInCode))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.delete_account_tokens("t1", "u1", None).await.unwrap(), 1);
+    // Purged when expired; erased with the person.
+    s.put_account_token(&tok(Purpose::PasswordReset, &[5], NOW - 1))
+        .await
+        .unwrap();
+    s.put_account_token(&tok(Purpose::VerifyEmail, &[6], NOW + 600))
+        .await
+        .unwrap();
+    s.purge_expired(NOW).await.unwrap();
+    assert_eq!(
+        s.take_account_token("t1", Purpose::PasswordReset, &[5], NOW - 10)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s.erase_user("t1", &u, NOW).await.unwrap());
+    assert_eq!(
+        s.account_token("t1", Purpose::VerifyEmail, &[6], NOW)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn user_sessions_and_email(db: &Db) {
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    let mut u = user("t1", "u1", "ann");
+    u.email_verified = false;
+    s.create_user(&u).await.unwrap();
+    s.create_user(&user("t1", "u2", "bob")).await.unwrap();
+    let mut twin = user("t1", "u3", "ann2");
+    twin.email = Some("bob@example.com".into());
+    s.create_user(&twin).await.unwrap();
+    // By address: at most two, enough to tell one from several.
+    let one = s.users_by_email("t1", "ann@example.com").await.unwrap();
+    assert_eq!(
+        one.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["u1"]
+    );
+    assert_eq!(
+        s.users_by_email("t1", "bob@example.com")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        s.users_by_email("t1", "ANN@example.com")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Verified only while it is still the address.
+    assert!(
+        !s.set_email_verified("t1", "u1", "old@example.com", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(!s.user("t1", "u1").await.unwrap().unwrap().email_verified);
+    assert!(
+        s.set_email_verified("t1", "u1", "ann@example.com", NOW + 7)
+            .await
+            .unwrap()
+    );
+    let got = s.user("t1", "u1").await.unwrap().unwrap();
+    assert!(got.email_verified);
+    assert_eq!(got.updated_at, NOW + 7);
+    // Every session of one person but the one kept.
+    let mk = |d: &[u8], sid: &str, user_id: &str| Session {
+        sid: sid.into(),
+        user_id: user_id.into(),
+        ..session("t1", d, NOW + 100)
+    };
+    s.create_session(&mk(&[1], "a", "u1")).await.unwrap();
+    s.create_session(&mk(&[2], "b", "u1")).await.unwrap();
+    s.create_session(&mk(&[3], "c", "u1")).await.unwrap();
+    s.create_session(&mk(&[4], "d", "u2")).await.unwrap();
+    let mut gone = s
+        .delete_user_sessions("t1", "u1", Some(&[2]))
+        .await
+        .unwrap();
+    gone.sort();
+    assert_eq!(gone, ["a", "c"]);
+    assert!(s.session("t1", &[2]).await.unwrap().is_some());
+    assert!(s.session("t1", &[4]).await.unwrap().is_some());
+    assert_eq!(
+        s.delete_user_sessions("t1", "u1", None).await.unwrap(),
+        ["b"]
+    );
+    assert!(s.session("t1", &[4]).await.unwrap().is_some());
 }

@@ -15,17 +15,30 @@ pub async fn run(args: &ServeArgs, file: &FileConfig, location: StoreLocation) -
     init_tracing(cfg.log_json);
     mandate_core::crypto::secret::password::configure(cfg.hash_limits);
     let trusted = TrustedProxies::parse(&cfg.trusted_proxies).map_err(anyhow::Error::msg)?;
-    let templates = Templates::new(cfg.templates_dir.clone())
-        .map_err(anyhow::Error::msg)
-        .context("cannot load templates")?;
+    let templates = Arc::new(
+        Templates::new(cfg.templates_dir.clone())
+            .map_err(anyhow::Error::msg)
+            .context("cannot load templates")?,
+    );
     let sql = super::open_sql(location).await?;
     let store: Arc<dyn mandate_core::store::Store> = sql.clone();
-    let provider = Arc::new(Provider::new(
+    let mut provider = Provider::new(
         store.clone(),
         cfg.settings.clone(),
         &cfg.public_url,
         cfg.cache_ttl,
-    ));
+    );
+    if let Some(mail) = cfg.mail.clone() {
+        let mail_templates =
+            mandate_server::mail::MailTemplates::new(cfg.templates_dir.clone(), templates.clone())
+                .map_err(anyhow::Error::msg)
+                .context("cannot load mail templates")?;
+        let queue = mandate_server::mail::start(mail, mail_templates, store.clone())
+            .map_err(anyhow::Error::msg)
+            .context("cannot set up mail")?;
+        provider = provider.with_mailer(queue);
+    }
+    let provider = Arc::new(provider);
     mandate_server::ssf::push::spawn(provider.clone());
     let state = mandate_server::state(
         provider,

@@ -27,7 +27,7 @@ use crate::domain::model::User;
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::ACR_PHR;
-use crate::store::{AuditSink, UserStore};
+use crate::store::{AccountTokenStore, AuditSink, UserStore};
 use store::{Ceremony, CeremonyKind, PasskeyStore, StoredPasskey};
 
 /// How long a browser has to answer a ceremony (the WebAuthn timeout the options carry is
@@ -296,6 +296,7 @@ pub async fn finish_registration<S: PasskeyStore + AuditSink + ?Sized>(
         "backup_eligible": stored.backup_eligible,
     }));
     p.store.record(&ev).await?;
+    super::notice::after(p, t, user, &ev);
     Ok(stored)
 }
 
@@ -501,6 +502,7 @@ pub async fn remove<S: PasskeyStore + AuditSink + ?Sized>(
         })
         .detail(json!({"passkey": key.id, "name": key.name}));
         p.store.record(&ev).await?;
+        super::notice::after(p, t, user, &ev);
     }
     Ok(removed)
 }
@@ -509,7 +511,9 @@ pub async fn remove<S: PasskeyStore + AuditSink + ?Sized>(
 /// passkey (the sign-in that cannot be phished becomes the only one). Recorded as
 /// `password_changed` with `removed: true`; the throttling of password guesses no longer
 /// matters for the account, as no password is checked.
-pub async fn remove_password<S: PasskeyStore + UserStore + AuditSink + ?Sized>(
+pub async fn remove_password<
+    S: PasskeyStore + UserStore + AccountTokenStore + AuditSink + ?Sized,
+>(
     p: &Provider<S>,
     t: &TenantCtx,
     user: &User,
@@ -541,5 +545,14 @@ pub async fn remove_password<S: PasskeyStore + UserStore + AuditSink + ?Sized>(
     .subject(who)
     .detail(json!({"removed": true}));
     p.store.record(&ev).await?;
+    super::notice::after(p, t, user, &ev);
+    // No password, nothing to reset.
+    p.store
+        .delete_account_tokens(
+            t.id(),
+            &user.id,
+            Some(super::recovery::store::Purpose::PasswordReset),
+        )
+        .await?;
     Ok(())
 }

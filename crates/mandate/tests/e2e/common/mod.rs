@@ -10,6 +10,7 @@ use serde_json::Value;
 
 pub mod chromium;
 pub mod dpop;
+pub mod mail;
 pub mod webauthn;
 #[allow(unused_imports)]
 pub use chromium::Chromium;
@@ -29,7 +30,7 @@ pub enum Backend {
     Postgres,
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()

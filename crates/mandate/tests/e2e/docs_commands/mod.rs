@@ -289,6 +289,7 @@ pages! {
     cli_commands_run => "docs/cli.md",
     configuration_commands_run => "docs/configuration.md",
     dpop_commands_run => "docs/dpop.md",
+    email_commands_run => "docs/email.md",
     endpoints_commands_run => "docs/endpoints.md",
     operations_commands_run => "docs/operations.md",
     second_factors_commands_run => "docs/second-factors.md",

@@ -25,6 +25,7 @@ const CORE_LAYERS: &[&[&str]] = &[
     &["crypto"],
     &["domain"],
     &["audit"],
+    &["mail"],
     &["store"],
     &["provider"],
     &["registry", "login"],

@@ -5,3 +5,4 @@ mod passkeys;
 mod sessions;
 mod second_factor;
 mod step_up;
+mod recovery;
