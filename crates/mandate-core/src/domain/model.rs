@@ -42,6 +42,9 @@ pub struct TenantSettings {
     /// Clients whose sign-ins need a second factor even when the policy is `optional`.
     #[serde(default)]
     pub second_factor_clients: Vec<String>,
+    /// Which risk signals lead to what (`crate::risk`; `mandate tenant risk`).
+    #[serde(default)]
+    pub risk: super::risk_policy::RiskPolicy,
 }
 
 /// A tenant's rule for second factors.
@@ -68,6 +71,7 @@ impl Default for TenantSettings {
             min_password_length: default_min_password_length(),
             second_factor: SecondFactorPolicy::Optional,
             second_factor_clients: Vec::new(),
+            risk: Default::default(),
         }
     }
 }
@@ -228,6 +232,9 @@ pub struct Session {
     pub amr: Vec<String>,
     pub acr: String,
     pub expires_at: i64,
+    /// The `acr` the risk decision at sign-in asks of this session before it is used (a
+    /// second factor or a passkey: `crate::risk::owed_acr`); met once `acr` satisfies it.
+    pub risk_acr: Option<String>,
 }
 
 /// The authorization a user gave a client, tracked so that a reused code or a replayed refresh

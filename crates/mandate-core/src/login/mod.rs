@@ -13,7 +13,8 @@ use crate::crypto::secret::{keyed_digest, password, random_token};
 use crate::domain::model::{Session, User};
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
-use crate::store::{AuditSink, GrantStore, LoginThrottleStore, SessionStore, UserStore};
+use crate::risk;
+use crate::store::{AuditSink, GrantStore, LoginThrottleStore, RiskStore, SessionStore, UserStore};
 use method::{LoginMethod, Password, Proof, stronger_acr};
 use webauthn::PasskeyMethod;
 
@@ -75,15 +76,56 @@ async fn record_failure<S: AuditSink + ?Sized>(
 /// How long an attempt refused for lack of hashing capacity waits before it is answered.
 pub const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// A person whose password checked out, with what the risk decision asks of the session.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    /// The `acr` the session must reach before it is used (`risk::owed_acr`).
+    pub owed_acr: Option<&'static str>,
+}
+
+/// Refuse an attempt the risk policy blocks: its address (and, after a right password, its
+/// account name) waits `block_seconds`, and it is answered as too many attempts.
+#[allow(clippy::too_many_arguments)]
+async fn risk_block<S: LoginThrottleStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    username: &str,
+    actor: Principal,
+    hold: &[&throttle::Key],
+    reasons: Vec<&'static str>,
+    now: i64,
+    meta: &RequestMeta,
+) -> Result<LoginError, StoreError> {
+    let retry_after = t.tenant.settings.risk.block_seconds;
+    for k in hold {
+        throttle::hold(p.store.as_ref(), t.id(), k, now, now + retry_after).await?;
+    }
+    record_failure(
+        p,
+        t,
+        username,
+        actor,
+        "throttled",
+        json!({"method": "pwd", "throttle": "risk", "risk": reasons, "retry_after": retry_after}),
+        meta,
+    )
+    .await?;
+    Ok(LoginError::Throttled { retry_after })
+}
+
 /// Check a username and password, within the password-guessing limits
-/// ([`crate::login::throttle`]) and the process-wide bound on password hashing.
-pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Sized>(
+/// ([`crate::login::throttle`]), the process-wide bound on password hashing, and the tenant's
+/// risk policy ([`crate::risk`]): blocked before the password is checked (credential
+/// stuffing from the address), or after it; a sign-in the policy asks more of comes back
+/// with the `acr` its session owes.
+pub async fn password_login<S: UserStore + LoginThrottleStore + RiskStore + AuditSink + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     username: &str,
     pw: &str,
     meta: &RequestMeta,
-) -> Result<User, LoginError> {
+) -> Result<SignedIn, LoginError> {
     // A place among the password checks first: an attempt refused for lack of hashing
     // capacity costs nothing else and is not charged to any counter.
     let ticket = match password::admit() {
@@ -100,10 +142,16 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
     let limits = &p.settings.login_throttle;
     let now = p.now();
     let account = throttle::account_key(&t.tenant.secret_key, username);
-    let keys: Vec<throttle::Key> = throttle::address_key(meta.ip.as_deref())
+    let address = throttle::address_key(meta.ip.as_deref());
+    let keys: Vec<throttle::Key> = address
+        .clone()
         .into_iter()
         .chain([account.clone()])
         .collect();
+    let risk_keys = risk::AttemptKeys {
+        account: &account.key,
+        address: address.as_ref().map(|k| k.key.as_str()),
+    };
     // Refuse unchecked while any counter waits; else charge the attempt to each counter
     // before the password is checked, so parallel guesses are all counted.
     let mut charges: Vec<(&throttle::Key, throttle::Charge)> = Vec::with_capacity(keys.len());
@@ -143,6 +191,26 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
         .await?;
         return Err(LoginError::Throttled { retry_after });
     }
+    // Credential stuffing from this address: refused unchecked, like a lockout, and the
+    // counters charged get the attempt back.
+    if risk::before_password(p, t, risk_keys, meta).await?.action == risk::Action::Block {
+        for (k, c) in &charges {
+            throttle::refund(p.store.as_ref(), t.id(), k, c).await?;
+        }
+        let hold: Vec<&throttle::Key> = address.iter().collect();
+        let reasons = vec![risk::Signal::CredentialStuffing.as_str()];
+        return Err(risk_block(
+            p,
+            t,
+            username,
+            Principal::Anonymous,
+            &hold,
+            reasons,
+            now,
+            meta,
+        )
+        .await?);
+    }
 
     let user = if username.is_empty() || username.len() > 256 || pw.len() > 1024 {
         None
@@ -174,6 +242,17 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                     }
                 }
             }
+            let proven = risk::Proven::Password {
+                password: pw,
+                keys: risk_keys,
+            };
+            let a = risk::after_sign_in(p, t, &u, proven, meta).await?;
+            if a.action == risk::Action::Block {
+                let who = Principal::User { id: u.id.clone() };
+                let hold: Vec<&throttle::Key> = keys.iter().collect();
+                return Err(risk_block(p, t, username, who, &hold, a.reasons(), now, meta).await?);
+            }
+            let owed_acr = risk::owed_acr(a.action);
             let ev = AuditEvent::new(
                 t.id(),
                 EventKind::LoginSucceeded,
@@ -183,9 +262,9 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
             )
             .subject(Principal::User { id: u.id.clone() })
             .username(username)
-            .detail(json!({"method": "pwd"}));
+            .detail(json!({"method": "pwd", "risk": a.action.as_str()}));
             p.store.record(&ev).await?;
-            Ok(u)
+            Ok(SignedIn { user: u, owed_acr })
         }
         other => {
             let reason = if other.is_some() {
@@ -193,6 +272,8 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
             } else {
                 "unknown user"
             };
+            let user_id = other.as_ref().map(|u| u.id.clone());
+            risk::failed(p, t, risk_keys, user_id.as_deref()).await?;
             let actor = other
                 .map(|u| Principal::User { id: u.id })
                 .unwrap_or(Principal::Anonymous);
@@ -247,6 +328,19 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
     proof: &Proof,
     meta: &RequestMeta,
 ) -> Result<(String, Session), StoreError> {
+    start_session_owing(p, t, user, proof, None, meta).await
+}
+
+/// [`start_session`] for a sign-in whose risk decision asks the session to reach `owed_acr`
+/// (a second factor, a passkey) before it is used.
+pub async fn start_session_owing<S: SessionStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    user: &User,
+    proof: &Proof,
+    owed_acr: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(String, Session), StoreError> {
     let now = p.now();
     let value = random_token(32);
     let session = Session {
@@ -258,6 +352,7 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
         amr: proof.amr.iter().map(|a| a.to_string()).collect(),
         acr: proof.method.acr().to_string(),
         expires_at: now + p.settings.session_ttl,
+        risk_acr: owed_acr.map(str::to_string),
     };
     p.store.create_session(&session).await?;
     let ev = AuditEvent::new(
@@ -272,7 +367,7 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
     .subject(Principal::User {
         id: user.id.clone(),
     })
-    .detail(json!({"sid": session.sid, "amr": session.amr}));
+    .detail(json!({"sid": session.sid, "amr": session.amr, "risk_acr": session.risk_acr}));
     p.store.record(&ev).await?;
     Ok((value, session))
 }

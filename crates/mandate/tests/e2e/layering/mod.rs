@@ -21,12 +21,14 @@ const KNOWN: &[(&str, &[&str])] = &[];
 /// whatever its folder, so it may itself name only what lies below that, and other ports.
 /// A new top-level module must be placed here.
 const CORE_LAYERS: &[&[&str]] = &[
+    &["geo"],
     &["error", "time", "untrusted", "settings", "outbound"],
     &["crypto"],
     &["domain"],
     &["audit"],
     &["store"],
     &["provider"],
+    &["risk"],
     &["registry", "login"],
     &["agents"],
     &["oauth"],
