@@ -17,6 +17,7 @@ mod passkeys;
 mod purge;
 mod refresh;
 mod replay;
+mod risk;
 mod roles;
 mod rows;
 mod sessions;

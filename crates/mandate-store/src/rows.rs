@@ -134,6 +134,7 @@ pub(crate) fn session(row: &AnyRow) -> Result<Session, StoreError> {
         amr: list(row, "amr")?,
         acr: col(row, "acr")?,
         expires_at: col(row, "expires_at")?,
+        risk_acr: col(row, "risk_acr")?,
     })
 }
 

@@ -13,7 +13,7 @@ impl SessionStore for SqlStore {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (tenant_id, digest, sid, user_id, auth_time, amr, acr, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_at, risk_acr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&s.tenant_id)
         .bind(&s.digest)
@@ -23,6 +23,7 @@ impl SessionStore for SqlStore {
         .bind(json_list(s.amr.iter().map(String::as_str)))
         .bind(&s.acr)
         .bind(s.expires_at)
+        .bind(s.risk_acr.as_deref())
         .execute(&self.pool)
         .await
         .map_err(on_insert("session"))?;
@@ -31,7 +32,7 @@ impl SessionStore for SqlStore {
 
     async fn session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<Option<Session>> {
         sqlx::query(
-            "SELECT tenant_id, digest, sid, user_id, auth_time, amr, acr, expires_at \
+            "SELECT tenant_id, digest, sid, user_id, auth_time, amr, acr, expires_at, risk_acr \
              FROM sessions WHERE tenant_id = $1 AND digest = $2",
         )
         .bind(tenant_id)

@@ -101,6 +101,9 @@ impl UserStore for SqlStore {
             "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM passkeys WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM webauthn_ceremonies WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM risk_sign_ins WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM risk_failures WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM risk_agent_requests WHERE tenant_id = $1 AND user_id = $2",
         ];
         for sql in by_user {
             let q = sqlx::query(sql).bind(tenant_id).bind(&user.id);
