@@ -122,6 +122,7 @@ where
             )));
         }
     }
+    settings.risk.check().map_err(AdminError::Invalid)?;
     if !store.set_tenant_settings(&t.id, &settings).await? {
         return Err(AdminError::NotFound(format!("tenant {name}")));
     }

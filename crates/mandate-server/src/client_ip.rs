@@ -89,6 +89,7 @@ impl<S: ProxyTrust + Send + Sync> FromRequestParts<S> for Meta {
             ip: Some(ip.to_string()),
             user_agent: header("user-agent").map(|s| s.chars().take(512).collect()),
             request_id: header("x-request-id").map(|s| s.chars().take(128).collect()),
+            device: crate::cookies::device(&parts.headers),
         }))
     }
 }

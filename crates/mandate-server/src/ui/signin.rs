@@ -152,12 +152,13 @@ pub async fn submit(
             return r;
         }
     };
-    let set = match crate::session::begin(
+    let set = match crate::session::begin_owing(
         &s,
         &t,
         &headers,
-        &user,
+        &user.user,
         &login::method::Proof::of(&login::method::Password),
+        user.owed_acr,
         &meta,
     )
     .await
@@ -165,5 +166,9 @@ pub async fn submit(
         Ok((_, set)) => set,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    pages::with_cookies(pages::see_other(&t.url(&back)), [set])
+    let device = crate::session::device_cookie(&s, &meta);
+    pages::with_cookies(
+        pages::see_other(&t.url(&back)),
+        [set].into_iter().chain(device),
+    )
 }
