@@ -410,7 +410,18 @@ pub async fn add_factor<S: SessionStore + AuditSink + ?Sized>(
     Ok(s)
 }
 
-/// The live session behind a cookie value, if any.
+/// Does this session still owe the `acr` its sign-in's risk decision asked for? Such a
+/// session serves only the interaction that signed it in (which asks for the step-up); for
+/// everything else it is no session ([`current_session`]), so the account pages cannot be
+/// used to add a passkey with it.
+pub fn owes_risk_step(session: &Session) -> bool {
+    session
+        .risk_acr
+        .as_deref()
+        .is_some_and(|owed| !method::acr_satisfies(&session.acr, owed))
+}
+
+/// The live session behind a cookie value, if any (not one that owes a risk step).
 pub async fn current_session<S: SessionStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
@@ -423,7 +434,7 @@ pub async fn current_session<S: SessionStore + ?Sized>(
         .store
         .session(t.id(), &keyed_digest(&t.tenant.secret_key, cookie))
         .await?;
-    Ok(s.filter(|s| s.expires_at > p.now()))
+    Ok(s.filter(|s| s.expires_at > p.now() && !owes_risk_step(s)))
 }
 
 /// End a session (logout): delete it and revoke the grants made in it.

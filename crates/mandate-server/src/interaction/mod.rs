@@ -180,7 +180,9 @@ pub async fn after_sign_in(
         Ok(true)
     );
     let prompt_none = i.req.prompt.iter().any(|p| p == "none");
-    if later || !none_yet || prompt_none || !webauthn::available(t) {
+    // A sign-in the risk policy asks more of is offered nothing: it goes to the step-up.
+    let owing = mandate_core::login::owes_risk_step(&session);
+    if later || !none_yet || prompt_none || owing || !webauthn::available(t) {
         return proceed(s, t, meta, headers, client, i.req, Some(session), true).await;
     }
     i.sid = Some(session.sid.clone());

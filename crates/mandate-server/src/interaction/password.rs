@@ -108,7 +108,6 @@ pub async fn login(
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
     let device = crate::session::device_cookie(&s, &meta);
-    let resp =
-        super::after_sign_in(&s, &t, &meta, &headers, &client, i, session, &user.user).await;
+    let resp = super::after_sign_in(&s, &t, &meta, &headers, &client, i, session, &user.user).await;
     pages::with_cookies(resp, [set].into_iter().chain(device))
 }

@@ -17,6 +17,7 @@ mod oauth;
 mod oidc;
 mod ops;
 mod pages;
+mod risk;
 mod security;
 mod ssf;
 mod tenants;
