@@ -292,6 +292,7 @@ pages! {
     endpoints_commands_run => "docs/endpoints.md",
     operations_commands_run => "docs/operations.md",
     passkeys_commands_run => "docs/passkeys.md",
+    risk_commands_run => "docs/risk.md",
     ssf_commands_run => "docs/ssf.md",
     tenants_commands_run => "docs/tenants.md",
     tokens_and_keys_commands_run => "docs/tokens-and-keys.md",
