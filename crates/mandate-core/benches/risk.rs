@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use mandate_core::crypto::secret::{keyed_digest, password};
 use mandate_core::domain::password_policy::is_common;
 use mandate_core::geo::{GeoPoint, Locator, MaxMind, mmdb};
+use mandate_core::risk::RiskPolicy;
 use mandate_core::risk::engine::{
     AgentFacts, PastFailure, PastRequest, PastSignIn, SignInFacts, agent_signals, decide,
     sign_in_signals,
 };
-use mandate_core::risk::RiskPolicy;
 
 /// Run `f` for about `secs` seconds; nanoseconds per call.
 fn per_call(secs: f64, mut f: impl FnMut()) -> f64 {
@@ -95,7 +95,10 @@ fn main() {
         .map(|i| PastRequest {
             at: now - i * 30,
             mandate_id: format!("m{}", i % 3),
-            resources: vec!["https://mail.example".into(), "https://files.example".into()],
+            resources: vec![
+                "https://mail.example".into(),
+                "https://files.example".into(),
+            ],
             allowed: true,
         })
         .collect();

@@ -56,16 +56,5 @@ pub fn passkey_later_name(cfg: &HttpConfig, tenant: &str) -> String {
 /// Name of the device cookie (risk: a browser's long-lived random id; one for every tenant,
 /// each keeps only its own keyed digest of it).
 pub fn device_name(cfg: &HttpConfig) -> String {
-    format!("{}{DEVICE}", prefix(cfg))
-}
-
-/// The device cookie's name without its prefix.
-pub const DEVICE: &str = "mandate-device";
-
-/// The device cookie of a request, under either name (the extractor of the request's context
-/// does not know whether the deployment is https).
-pub fn device(headers: &HeaderMap) -> Option<String> {
-    get(headers, &format!("__Host-{DEVICE}"))
-        .or_else(|| get(headers, DEVICE))
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+    format!("{}{}", prefix(cfg), crate::client_ip::DEVICE_COOKIE)
 }

@@ -42,7 +42,7 @@ pub struct TenantSettings {
     /// Clients whose sign-ins need a second factor even when the policy is `optional`.
     #[serde(default)]
     pub second_factor_clients: Vec<String>,
-    /// Which risk signals lead to what (`crate::risk`; `mandate tenant risk`).
+    /// Which risk signals lead to what (the risk engine, `risk/`; `mandate tenant risk`).
     #[serde(default)]
     pub risk: super::risk_policy::RiskPolicy,
 }
@@ -233,7 +233,7 @@ pub struct Session {
     pub acr: String,
     pub expires_at: i64,
     /// The `acr` the risk decision at sign-in asks of this session before it is used (a
-    /// second factor or a passkey: `crate::risk::owed_acr`); met once `acr` satisfies it.
+    /// second factor or a passkey: `risk::owed_acr`); met once `acr` satisfies it.
     pub risk_acr: Option<String>,
 }
 

@@ -1,5 +1,5 @@
 //! A tenant's risk policy: which signal, from what value on, leads to which action. Plain data
-//! kept in the tenant's settings; the engine that applies it is `crate::risk`. Rules are
+//! kept in the tenant's settings; the engine that applies it is in `risk/`. Rules are
 //! checked all at once and the strongest action of those that fire wins, so a policy reads as a
 //! list of independent statements ("stuffing from 10 accounts blocks", "travel faster than
 //! 1000 km/h asks for a second factor").

@@ -369,7 +369,10 @@ async fn agent_velocity(backend: Backend) {
         (401, Some("invalid_client")),
         "{v}"
     );
-    let shown = s.cli(&["agent", "show", "--tenant", "default", &agent.0], None);
+    let shown = s.cli(
+        &["agent", "show", "--tenant", "default", "--", &agent.0],
+        None,
+    );
     assert_eq!(shown["status"], "suspended");
     assert!(
         shown["status_reason"]
@@ -415,7 +418,10 @@ async fn agent_velocity(backend: Backend) {
         "{page}"
     );
     // Resumed by an administrator: the reason goes.
-    let shown = s.cli(&["agent", "resume", "--tenant", "default", &agent.0], None);
+    let shown = s.cli(
+        &["agent", "resume", "--tenant", "default", "--", &agent.0],
+        None,
+    );
     assert!(shown["status_reason"].is_null(), "{shown}");
 }
 
