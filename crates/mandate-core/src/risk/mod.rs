@@ -416,6 +416,7 @@ pub async fn agent_request<S: RiskStore + crate::store::AuditSink + ?Sized>(
 
 /// Tables for every signal and the policy, and the operations over the in-memory store.
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // each table's row type spells out its columns
 mod tests {
     // Tables for every signal and the policy, and the engine's operations over the in-memory
     // store (blocks, approvals, suspension, what is remembered).
