@@ -139,6 +139,7 @@ where
             "invalid second_factor_clients (at most 100 client ids)".into(),
         ));
     }
+    settings.risk.check().map_err(AdminError::Invalid)?;
     if !store.set_tenant_settings(&t.id, &settings).await? {
         return Err(AdminError::NotFound(format!("tenant {name}")));
     }

@@ -34,6 +34,9 @@ pub struct Settings {
     pub ciba_webhook_url: Option<String>,
     /// Password guessing limits (per account and per client address).
     pub login_throttle: LoginThrottle,
+    /// Where addresses are (a MaxMind-format GeoIP database, `--geoip-db`), for the risk
+    /// signal "impossible travel". Default none: the signal is off.
+    pub geoip: Option<std::sync::Arc<dyn crate::geo::Locator>>,
 }
 
 /// Brute-force protection of password login, after Keycloak's brute force detection: a few
@@ -130,6 +133,7 @@ impl Default for Settings {
             ciba_max_expiry: 600,
             ciba_webhook_url: None,
             login_throttle: LoginThrottle::default(),
+            geoip: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub use crate::login::store::{LoginCounter, LoginThrottleStore, SessionStore};
 pub use crate::login::totp::store::TotpStore;
 pub use crate::login::webauthn::store::PasskeyStore;
 pub use crate::oauth::store::{ConsentStore, GrantStore, ReplayStore, Spend};
+pub use crate::risk::store::RiskStore;
 use mandate_token::jwk::KeyRecord;
 
 pub use crate::error::StoreResult;
@@ -109,6 +110,7 @@ pub trait Store:
     + MandateStore
     + CibaStore
     + RoleStore
+    + RiskStore
     + crate::ssf::store::SsfStore
 {
     /// Delete expired codes, sessions, replay entries and revocation records.

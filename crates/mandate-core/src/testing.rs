@@ -13,8 +13,8 @@ use crate::domain::agents::{Agent, AgentStatus, Mandate};
 use crate::domain::model::Session;
 use crate::domain::model::{AuthCode, Client, ClientAuthMethod, Grant, RefreshToken, Tenant, User};
 use crate::domain::scope::Scope;
-use crate::login::totp::store::{TotpCredential, TotpStore};
 use crate::login::recovery::store::{AccountToken, Purpose};
+use crate::login::totp::store::{TotpCredential, TotpStore};
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::Settings;
 use crate::store::{
@@ -50,6 +50,11 @@ pub struct Fake {
     pub sessions: Mutex<Vec<Session>>,
     pub counters: Mutex<BTreeMap<String, LoginCounter>>,
     pub account_tokens: Mutex<Vec<AccountToken>>,
+    pub sign_ins: Mutex<Vec<crate::risk::store::SignInRow>>,
+    pub failures: Mutex<Vec<crate::risk::store::FailureRow>>,
+    pub agent_requests: Mutex<Vec<crate::risk::store::AgentRequestRow>>,
+    /// Agents the risk policy suspended: id → reason.
+    pub suspended: Mutex<BTreeMap<String, String>>,
 }
 
 impl Fake {
@@ -100,6 +105,7 @@ pub fn agent(id: &str, status: AgentStatus) -> Agent {
         scope_ceiling: Scope::parse("read write").unwrap(),
         require_dpop: false,
         status,
+        status_reason: None,
         created_at: 0,
         updated_at: 0,
     }
@@ -694,5 +700,91 @@ impl TotpStore for Fake {
             .unwrap()
             .get(u)
             .map_or(0, |c| c.len() as i64))
+    }
+}
+
+#[async_trait]
+impl crate::risk::store::RiskStore for Fake {
+    async fn add_sign_in(&self, row: &crate::risk::store::SignInRow) -> StoreResult<()> {
+        self.sign_ins.lock().unwrap().push(row.clone());
+        Ok(())
+    }
+    async fn sign_ins(
+        &self,
+        t: &str,
+        user_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::risk::store::SignInRow>> {
+        let all = self.sign_ins.lock().unwrap();
+        let mut v: Vec<_> = all
+            .iter()
+            .filter(|r| r.tenant_id == t && r.user_id == user_id)
+            .cloned()
+            .collect();
+        v.reverse();
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+    async fn add_failure(&self, row: &crate::risk::store::FailureRow) -> StoreResult<()> {
+        self.failures.lock().unwrap().push(row.clone());
+        Ok(())
+    }
+    async fn failures_from(
+        &self,
+        t: &str,
+        address: &str,
+        since: i64,
+    ) -> StoreResult<Vec<crate::risk::store::FailureRow>> {
+        let all = self.failures.lock().unwrap();
+        let mut v: Vec<_> = all
+            .iter()
+            .filter(|r| r.tenant_id == t && r.address == address && r.at > since)
+            .cloned()
+            .collect();
+        v.reverse();
+        Ok(v)
+    }
+    async fn failures_of(&self, t: &str, account: &str, since: i64) -> StoreResult<i64> {
+        let all = self.failures.lock().unwrap();
+        Ok(all
+            .iter()
+            .filter(|r| r.tenant_id == t && r.account == account && r.at > since)
+            .count() as i64)
+    }
+    async fn add_agent_request(
+        &self,
+        row: &crate::risk::store::AgentRequestRow,
+    ) -> StoreResult<()> {
+        self.agent_requests.lock().unwrap().push(row.clone());
+        Ok(())
+    }
+    async fn agent_requests(
+        &self,
+        t: &str,
+        agent_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<crate::risk::store::AgentRequestRow>> {
+        let all = self.agent_requests.lock().unwrap();
+        let mut v: Vec<_> = all
+            .iter()
+            .filter(|r| r.tenant_id == t && r.agent_id == agent_id && r.user_id == user_id)
+            .cloned()
+            .collect();
+        v.reverse();
+        Ok(v)
+    }
+    async fn suspend_agent_with_reason(
+        &self,
+        _: &str,
+        agent_id: &str,
+        reason: &str,
+        _: i64,
+    ) -> StoreResult<bool> {
+        let mut s = self.suspended.lock().unwrap();
+        if s.contains_key(agent_id) {
+            return Ok(false);
+        }
+        s.insert(agent_id.into(), reason.into());
+        Ok(true)
     }
 }

@@ -62,6 +62,27 @@ impl TrustedProxies {
     }
 }
 
+/// The device cookie's name without its `__Host-` prefix (risk: a new device).
+pub const DEVICE_COOKIE: &str = "mandate-device";
+
+/// The device cookie of a request, under either name (whether the deployment is https is not
+/// known here), bounded.
+fn device(headers: &axum::http::HeaderMap) -> Option<String> {
+    let prefixed = format!("__Host-{DEVICE_COOKIE}");
+    let cookies: Vec<(&str, &str)> = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .collect();
+    [prefixed.as_str(), DEVICE_COOKIE]
+        .iter()
+        .find_map(|name| cookies.iter().find(|(k, _)| k == name).map(|(_, v)| *v))
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+}
+
 /// Per-request context for audit records.
 pub struct Meta(pub RequestMeta);
 
@@ -89,6 +110,7 @@ impl<S: ProxyTrust + Send + Sync> FromRequestParts<S> for Meta {
             ip: Some(ip.to_string()),
             user_agent: header("user-agent").map(|s| s.chars().take(512).collect()),
             request_id: header("x-request-id").map(|s| s.chars().take(128).collect()),
+            device: device(&parts.headers),
         }))
     }
 }

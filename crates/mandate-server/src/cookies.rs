@@ -52,3 +52,9 @@ pub fn clear(cfg: &HttpConfig, name: &str) -> String {
 pub fn passkey_later_name(cfg: &HttpConfig, tenant: &str) -> String {
     format!("{}mandate-passkey-later-{tenant}", prefix(cfg))
 }
+
+/// Name of the device cookie (risk: a browser's long-lived random id; one for every tenant,
+/// each keeps only its own keyed digest of it).
+pub fn device_name(cfg: &HttpConfig) -> String {
+    format!("{}{}", prefix(cfg), crate::client_ip::DEVICE_COOKIE)
+}

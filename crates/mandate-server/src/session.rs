@@ -52,10 +52,25 @@ pub async fn begin(
     proof: &Proof,
     meta: &RequestMeta,
 ) -> Result<(Session, String), OAuthError> {
+    begin_owing(s, t, headers, user, proof, None, meta).await
+}
+
+/// [`begin`] for a sign-in whose risk decision owes the session a stronger `acr`
+/// (`mandate_core::risk::owed_acr`): the pipeline asks for it before the session is used.
+pub async fn begin_owing(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    user: &User,
+    proof: &Proof,
+    owed_acr: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(Session, String), OAuthError> {
     if let Ok(Some(old)) = current_session(s, t, headers).await {
         let _ = s.provider.store.delete_session(t.id(), &old.digest).await;
     }
-    let (cookie, session) = login::start_session(&s.provider, t, user, proof, meta).await?;
+    let (cookie, session) =
+        login::start_session_owing(&s.provider, t, user, proof, owed_acr, meta).await?;
     let set = crate::cookies::set(
         &s.config,
         &crate::cookies::session_name(&s.config, &t.tenant.name),
@@ -63,4 +78,21 @@ pub async fn begin(
         Some(s.provider.settings.session_ttl),
     );
     Ok((session, set))
+}
+
+/// How long a browser's device cookie lives (seconds): about as long as browsers keep one.
+const DEVICE_TTL: i64 = 400 * 86_400;
+
+/// The `Set-Cookie` of a new device cookie when the browser has none (risk: "new device"). The
+/// value is random and stays in the browser; the server keeps only its keyed digest, with
+/// each sign-in.
+pub fn device_cookie(s: &AppState, meta: &RequestMeta) -> Option<String> {
+    meta.device.is_none().then(|| {
+        crate::cookies::set(
+            &s.config,
+            &crate::cookies::device_name(&s.config),
+            &mandate_core::crypto::secret::random_token(24),
+            Some(DEVICE_TTL),
+        )
+    })
 }

@@ -13,7 +13,7 @@ use crate::error::{backend, on_insert};
 use crate::rows::{col, corrupt, flag, json_list, list, scope};
 
 const AGENT_COLUMNS: &str = "tenant_id, id, name, owner_user_id, provider, model, version, \
-     scope_ceiling, require_dpop, status, created_at, updated_at";
+     scope_ceiling, require_dpop, status, created_at, updated_at, status_reason";
 
 const MANDATE_COLUMNS: &str = "tenant_id, id, user_id, agent_id, scope, authorization_details, \
      resources, expires_at, max_token_lifetime, max_delegation_depth, approval_required, origin, \
@@ -32,6 +32,7 @@ fn agent(row: &AnyRow) -> Result<Agent, StoreError> {
         scope_ceiling: scope(row, "scope_ceiling")?,
         require_dpop: col::<i64>(row, "require_dpop")? != 0,
         status: AgentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        status_reason: col(row, "status_reason")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
@@ -67,7 +68,7 @@ impl AgentStore for SqlStore {
     async fn create_agent(&self, a: &Agent) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO agents ({AGENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&a.tenant_id)
         .bind(&a.id)
@@ -81,6 +82,7 @@ impl AgentStore for SqlStore {
         .bind(a.status.as_str())
         .bind(a.created_at)
         .bind(a.updated_at)
+        .bind(a.status_reason.as_deref())
         .execute(&self.pool)
         .await
         .map_err(on_insert("agent"))?;
@@ -123,7 +125,7 @@ impl AgentStore for SqlStore {
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let done = sqlx::query(
-            "UPDATE agents SET status = $3, updated_at = $4 \
+            "UPDATE agents SET status = $3, status_reason = NULL, updated_at = $4 \
              WHERE tenant_id = $1 AND id = $2 AND status <> 'deleted'",
         )
         .bind(tenant_id)

@@ -18,6 +18,7 @@ mod passkeys;
 mod purge;
 mod refresh;
 mod replay;
+mod risk;
 mod roles;
 mod rows;
 mod sessions;

@@ -11,7 +11,7 @@ const CODE_REUSE_WINDOW: i64 = 3600;
 
 /// Each statement deletes rows that expired (or, for grants, were created) before its only
 /// parameter: now minus the second field. Order matters: grants go after what refers to them.
-const PURGES: [(&str, i64); 13] = [
+const PURGES: [(&str, i64); 16] = [
     (
         "DELETE FROM auth_codes WHERE expires_at < $1",
         CODE_REUSE_WINDOW,
@@ -26,6 +26,9 @@ const PURGES: [(&str, i64); 13] = [
         0,
     ),
     ("DELETE FROM account_tokens WHERE expires_at < $1", 0),
+    ("DELETE FROM risk_sign_ins WHERE expires_at < $1", 0),
+    ("DELETE FROM risk_failures WHERE expires_at < $1", 0),
+    ("DELETE FROM risk_agent_requests WHERE expires_at < $1", 0),
     // A CIBA request keeps answering `expired_token` for a while, then goes; an expired one
     // never needs its ping's auth_req_id again.
     (

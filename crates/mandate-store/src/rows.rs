@@ -137,6 +137,7 @@ pub(crate) fn session(row: &AnyRow) -> Result<Session, StoreError> {
         created_at: col(row, "created_at")?,
         user_agent: col(row, "user_agent")?,
         ip: col(row, "ip")?,
+        risk_acr: col(row, "risk_acr")?,
     })
 }
 

@@ -9,15 +9,15 @@ use crate::error::{backend, on_insert};
 use crate::rows::{self, json_list};
 
 const SESSION_COLUMNS: &str = "tenant_id, digest, sid, user_id, auth_time, amr, acr, expires_at, \
-     created_at, user_agent, ip";
+     created_at, user_agent, ip, risk_acr";
 
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (tenant_id, digest, sid, user_id, auth_time, amr, acr, \
-             expires_at, created_at, user_agent, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             expires_at, created_at, user_agent, ip, risk_acr) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&s.tenant_id)
         .bind(&s.digest)
@@ -30,6 +30,7 @@ impl SessionStore for SqlStore {
         .bind(s.created_at)
         .bind(s.user_agent.as_deref())
         .bind(s.ip.as_deref())
+        .bind(s.risk_acr.as_deref())
         .execute(&self.pool)
         .await
         .map_err(on_insert("session"))?;

@@ -141,6 +141,9 @@ impl UserStore for SqlStore {
             "DELETE FROM totp_credentials WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM recovery_codes WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM account_tokens WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM risk_sign_ins WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM risk_failures WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM risk_agent_requests WHERE tenant_id = $1 AND user_id = $2",
         ];
         for sql in by_user {
             let q = sqlx::query(sql).bind(tenant_id).bind(&user.id);

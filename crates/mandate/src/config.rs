@@ -121,6 +121,9 @@ serve_settings! {
     /// URL that gets a JSON POST (with the approval link) for every new CIBA request, so an
     /// app can notify the person.
     ciba_webhook_url: String = "MANDATE_CIBA_WEBHOOK_URL",
+    /// MaxMind-format GeoIP database (GeoLite2-City or similar) for the risk signal
+    /// "impossible travel" [default: none, the signal is off].
+    geoip_db: PathBuf = "MANDATE_GEOIP_DB",
     /// Minimum CIBA polling interval in seconds [default: 5].
     ciba_interval: i64 = "MANDATE_CIBA_INTERVAL",
     /// Password hashes computed at once [default: number of cores].
@@ -355,6 +358,11 @@ pub fn serve_config(a: &ServeArgs, f: &FileConfig) -> Result<ServeConfig> {
         && let Err(why) = mandate_core::outbound::check_url(u)
     {
         anyhow::bail!("the CIBA webhook URL {u:?} {why}");
+    }
+    if let Some(path) = &g.geoip_db {
+        let db = mandate_core::geo::MaxMind::open(path)
+            .with_context(|| format!("cannot use the GeoIP database {}", path.display()))?;
+        s.geoip = Some(std::sync::Arc::new(db));
     }
     let lt = &mut s.login_throttle;
     lt.failures_before_delay = g

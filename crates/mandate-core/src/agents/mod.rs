@@ -194,6 +194,7 @@ where
         scope_ceiling: ceiling,
         require_dpop: spec.require_dpop,
         status: AgentStatus::Active,
+        status_reason: None,
         created_at: ts,
         updated_at: ts,
     };

@@ -225,6 +225,8 @@ pub struct RequestMeta {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The browser's device cookie (risk: a new device); never recorded as such.
+    pub device: Option<String>,
 }
 
 impl AuditEvent {

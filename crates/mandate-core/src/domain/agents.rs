@@ -53,6 +53,9 @@ pub struct Agent {
     /// Tokens only with a DPoP proof (RFC 9449).
     pub require_dpop: bool,
     pub status: AgentStatus,
+    /// Why it is suspended, when the risk policy suspended it (shown to people); `None`
+    /// otherwise.
+    pub status_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -82,6 +85,7 @@ impl Agent {
             "scope_ceiling": self.scope_ceiling.to_string(),
             "require_dpop": self.require_dpop,
             "status": self.status.as_str(),
+            "status_reason": self.status_reason,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })

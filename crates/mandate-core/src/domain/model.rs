@@ -50,6 +50,9 @@ pub struct TenantSettings {
     /// consent and account pages (scope → language tag → text).
     #[serde(default, skip_serializing_if = "ScopeDescriptions::is_empty")]
     pub scope_descriptions: ScopeDescriptions,
+    /// Which risk signals lead to what (the risk engine, `risk/`; `mandate tenant risk`).
+    #[serde(default)]
+    pub risk: super::risk_policy::RiskPolicy,
 }
 
 /// A tenant's rule for second factors.
@@ -78,6 +81,7 @@ impl Default for TenantSettings {
             second_factor_clients: Vec::new(),
             branding: Branding::default(),
             scope_descriptions: ScopeDescriptions::new(),
+            risk: Default::default(),
         }
     }
 }
@@ -245,6 +249,9 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The client address it was started from.
     pub ip: Option<String>,
+    /// The `acr` the risk decision at sign-in asks of this session before it is used (a
+    /// second factor or a passkey: `risk::owed_acr`); met once `acr` satisfies it.
+    pub risk_acr: Option<String>,
 }
 
 /// The authorization a user gave a client, tracked so that a reused code or a replayed refresh

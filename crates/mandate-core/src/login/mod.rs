@@ -2,9 +2,9 @@
 //! account exists; session ids are stored only as digests and are new at every login.
 
 pub mod method;
-pub mod second_factor;
 pub mod notice;
 pub mod recovery;
+pub mod second_factor;
 pub mod store;
 pub mod throttle;
 pub mod totp;
@@ -17,7 +17,8 @@ use crate::crypto::secret::{keyed_digest, password, random_token};
 use crate::domain::model::{Session, User};
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
-use crate::store::{AuditSink, GrantStore, LoginThrottleStore, SessionStore, UserStore};
+use crate::risk;
+use crate::store::{AuditSink, GrantStore, LoginThrottleStore, RiskStore, SessionStore, UserStore};
 use method::{LoginMethod, Password, Proof, stronger_acr};
 use webauthn::PasskeyMethod;
 
@@ -83,15 +84,56 @@ async fn record_failure<S: AuditSink + ?Sized>(
 /// How long an attempt refused for lack of hashing capacity waits before it is answered.
 pub const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// A person whose password checked out, with what the risk decision asks of the session.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    /// The `acr` the session must reach before it is used (`risk::owed_acr`).
+    pub owed_acr: Option<&'static str>,
+}
+
+/// Refuse an attempt the risk policy blocks: its address (and, after a right password, its
+/// account name) waits `block_seconds`, and it is answered as too many attempts.
+#[allow(clippy::too_many_arguments)]
+async fn risk_block<S: LoginThrottleStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    username: &str,
+    actor: Principal,
+    hold: &[&throttle::Key],
+    reasons: Vec<&'static str>,
+    now: i64,
+    meta: &RequestMeta,
+) -> Result<LoginError, StoreError> {
+    let retry_after = t.tenant.settings.risk.block_seconds;
+    for k in hold {
+        throttle::hold(p.store.as_ref(), t.id(), k, now, now + retry_after).await?;
+    }
+    record_failure(
+        p,
+        t,
+        username,
+        actor,
+        "throttled",
+        json!({"method": "pwd", "throttle": "risk", "risk": reasons, "retry_after": retry_after}),
+        meta,
+    )
+    .await?;
+    Ok(LoginError::Throttled { retry_after })
+}
+
 /// Check a username and password, within the password-guessing limits
-/// ([`crate::login::throttle`]) and the process-wide bound on password hashing.
-pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Sized>(
+/// ([`crate::login::throttle`]), the process-wide bound on password hashing, and the tenant's
+/// risk policy ([`crate::risk`]): blocked before the password is checked (credential
+/// stuffing from the address), or after it; a sign-in the policy asks more of comes back
+/// with the `acr` its session owes.
+pub async fn password_login<S: UserStore + LoginThrottleStore + RiskStore + AuditSink + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     username: &str,
     pw: &str,
     meta: &RequestMeta,
-) -> Result<User, LoginError> {
+) -> Result<SignedIn, LoginError> {
     // A place among the password checks first: an attempt refused for lack of hashing
     // capacity costs nothing else and is not charged to any counter.
     let ticket = match password::admit() {
@@ -108,10 +150,16 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
     let limits = &p.settings.login_throttle;
     let now = p.now();
     let account = throttle::account_key(&t.tenant.secret_key, username);
-    let keys: Vec<throttle::Key> = throttle::address_key(meta.ip.as_deref())
+    let address = throttle::address_key(meta.ip.as_deref());
+    let keys: Vec<throttle::Key> = address
+        .clone()
         .into_iter()
         .chain([account.clone()])
         .collect();
+    let risk_keys = risk::AttemptKeys {
+        account: &account.key,
+        address: address.as_ref().map(|k| k.key.as_str()),
+    };
     // Refuse unchecked while any counter waits; else charge the attempt to each counter
     // before the password is checked, so parallel guesses are all counted.
     let mut charges: Vec<(&throttle::Key, throttle::Charge)> = Vec::with_capacity(keys.len());
@@ -151,6 +199,26 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
         .await?;
         return Err(LoginError::Throttled { retry_after });
     }
+    // Credential stuffing from this address: refused unchecked, like a lockout, and the
+    // counters charged get the attempt back.
+    if risk::before_password(p, t, risk_keys, meta).await?.action == risk::Action::Block {
+        for (k, c) in &charges {
+            throttle::refund(p.store.as_ref(), limits, t.id(), k, c).await?;
+        }
+        let hold: Vec<&throttle::Key> = address.iter().collect();
+        let reasons = vec![risk::Signal::CredentialStuffing.as_str()];
+        return Err(risk_block(
+            p,
+            t,
+            username,
+            Principal::Anonymous,
+            &hold,
+            reasons,
+            now,
+            meta,
+        )
+        .await?);
+    }
 
     let user = if username.is_empty() || username.len() > 256 || pw.len() > 1024 {
         None
@@ -182,6 +250,17 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
                     }
                 }
             }
+            let proven = risk::Proven::Password {
+                password: pw,
+                keys: risk_keys,
+            };
+            let a = risk::after_sign_in(p, t, &u, proven, meta).await?;
+            if a.action == risk::Action::Block {
+                let who = Principal::User { id: u.id.clone() };
+                let hold: Vec<&throttle::Key> = keys.iter().collect();
+                return Err(risk_block(p, t, username, who, &hold, a.reasons(), now, meta).await?);
+            }
+            let owed_acr = risk::owed_acr(a.action);
             let ev = AuditEvent::new(
                 t.id(),
                 EventKind::LoginSucceeded,
@@ -191,9 +270,9 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
             )
             .subject(Principal::User { id: u.id.clone() })
             .username(username)
-            .detail(json!({"method": "pwd"}));
+            .detail(json!({"method": "pwd", "risk": a.action.as_str()}));
             p.store.record(&ev).await?;
-            Ok(u)
+            Ok(SignedIn { user: u, owed_acr })
         }
         other => {
             let reason = if other.is_some() {
@@ -201,6 +280,8 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + AuditSink + ?Siz
             } else {
                 "unknown user"
             };
+            let user_id = other.as_ref().map(|u| u.id.clone());
+            risk::failed(p, t, risk_keys, user_id.as_deref()).await?;
             let actor = other
                 .as_ref()
                 .map(|u| Principal::User { id: u.id.clone() })
@@ -259,6 +340,19 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
     proof: &Proof,
     meta: &RequestMeta,
 ) -> Result<(String, Session), StoreError> {
+    start_session_owing(p, t, user, proof, None, meta).await
+}
+
+/// [`start_session`] for a sign-in whose risk decision asks the session to reach `owed_acr`
+/// (a second factor, a passkey) before it is used.
+pub async fn start_session_owing<S: SessionStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    user: &User,
+    proof: &Proof,
+    owed_acr: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(String, Session), StoreError> {
     let now = p.now();
     let value = random_token(32);
     let session = Session {
@@ -276,6 +370,7 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
             .as_deref()
             .map(|ua| crate::untrusted::clip(ua, 256).into_owned()),
         ip: meta.ip.clone(),
+        risk_acr: owed_acr.map(str::to_string),
     };
     p.store.create_session(&session).await?;
     let ev = AuditEvent::new(
@@ -290,7 +385,7 @@ pub async fn start_session<S: SessionStore + AuditSink + ?Sized>(
     .subject(Principal::User {
         id: user.id.clone(),
     })
-    .detail(json!({"sid": session.sid, "amr": session.amr}));
+    .detail(json!({"sid": session.sid, "amr": session.amr, "risk_acr": session.risk_acr}));
     p.store.record(&ev).await?;
     Ok((value, session))
 }
@@ -339,7 +434,18 @@ pub fn signed_in_recently<S: ?Sized>(p: &Provider<S>, session: &Session) -> bool
     p.now() - session.auth_time <= p.settings.recent_sign_in
 }
 
-/// The live session behind a cookie value, if any.
+/// Does this session still owe the `acr` its sign-in's risk decision asked for? Such a
+/// session serves only the interaction that signed it in (which asks for the step-up); for
+/// everything else it is no session ([`current_session`]), so the account pages cannot be
+/// used to add a passkey with it.
+pub fn owes_risk_step(session: &Session) -> bool {
+    session
+        .risk_acr
+        .as_deref()
+        .is_some_and(|owed| !method::acr_satisfies(&session.acr, owed))
+}
+
+/// The live session behind a cookie value, if any (not one that owes a risk step).
 pub async fn current_session<S: SessionStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
@@ -352,7 +458,7 @@ pub async fn current_session<S: SessionStore + ?Sized>(
         .store
         .session(t.id(), &keyed_digest(&t.tenant.secret_key, cookie))
         .await?;
-    Ok(s.filter(|s| s.expires_at > p.now()))
+    Ok(s.filter(|s| s.expires_at > p.now() && !owes_risk_step(s)))
 }
 
 /// Most sessions the account page lists (and one "sign out everywhere else" ends in a round).

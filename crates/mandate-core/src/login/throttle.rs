@@ -264,6 +264,40 @@ pub async fn refund<S: LoginThrottleStore + ?Sized>(
     Ok(())
 }
 
+/// Make attempts on a counter wait until `until` (a risk block), keeping its count.
+pub async fn hold<S: LoginThrottleStore + ?Sized>(
+    store: &S,
+    tenant_id: &str,
+    key: &Key,
+    now: i64,
+    until: i64,
+) -> Result<(), StoreError> {
+    for _ in 0..16 {
+        let old = store.login_counter(tenant_id, &key.key).await?;
+        let new = match &old {
+            Some(c) if c.locked_until >= until => return Ok(()),
+            Some(c) => LoginCounter {
+                locked_until: until,
+                expires_at: c.expires_at.max(until),
+                ..*c
+            },
+            None => LoginCounter {
+                failures: 0,
+                last_failure_at: now,
+                locked_until: until,
+                expires_at: until,
+            },
+        };
+        if store
+            .swap_login_counter(tenant_id, &key.key, old.as_ref(), Some(&new))
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -415,7 +415,37 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
             }
         };
     }
-    if s.second_factor_required
+    // Risk at sign-in (`crate::risk`) may owe this session a stronger `acr`: a passkey is a
+    // step-up to `phr`; a second factor joins the tenant's requirement below.
+    let owed = sess
+        .risk_acr
+        .as_deref()
+        .filter(|owed| !acr_satisfies(&sess.acr, owed));
+    if let Some(acr) = owed.filter(|a| *a != crate::settings::ACR_MFA) {
+        let methods: Vec<&'static str> = s
+            .methods
+            .iter()
+            .filter(|m| acr_satisfies(m.acr(), acr))
+            .map(|m| m.id())
+            .collect();
+        return if methods.is_empty() {
+            Next::Fail(OAuthError::new(
+                ErrorCode::UnmetAuthenticationRequirements,
+                "this sign-in must be phishing-resistant and no such method is available",
+            ))
+        } else if none {
+            Next::Fail(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "this sign-in must be phishing-resistant",
+            ))
+        } else {
+            Next::StepUp {
+                acr: acr.to_string(),
+                methods,
+            }
+        };
+    }
+    if (s.second_factor_required || owed.is_some())
         && let Some(step) = second_factor_step(&sess.amr, s.methods, s.enrol)
     {
         return match step {
@@ -836,6 +866,7 @@ mod tests {
             created_at: 0,
             user_agent: None,
             ip: None,
+            risk_acr: None,
         }
     }
 
@@ -1012,6 +1043,80 @@ mod tests {
         );
     }
 
+    #[test]
+    fn risk_owes_a_stronger_sign_in() {
+        use crate::settings::{ACR_MFA, ACR_PHR};
+        const KEY: Method = Method("key", ACR_PHR, Factor::Both);
+        const CODE: Method = Method("code", ACR_MFA, Factor::Second);
+        let all: [&dyn LoginMethod; 3] = [&PWD, &CODE, &KEY];
+        let consent = Consent {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            client_id: "c".into(),
+            scope: Scope::parse("openid email profile").unwrap(),
+            granted_at: 0,
+        };
+        let owing = |owed: Option<&str>, acr: &str, amr: &[&str]| {
+            let mut s = session(100);
+            s.acr = acr.into();
+            s.amr = amr.iter().map(|a| a.to_string()).collect();
+            s.risk_acr = owed.map(str::to_string);
+            s
+        };
+        let step = |sess: &Session, prompt: &[&str], methods: &[&dyn LoginMethod]| {
+            next_step(
+                &req(prompt, None),
+                &Situation {
+                    session: Some(sess),
+                    consent: Some(&consent),
+                    methods,
+                    now: 110,
+                    ..Situation::default()
+                },
+            )
+        };
+        let pwd = crate::settings::ACR_PASSWORD;
+        // A passkey owed: a step-up to phr, with the methods that reach it.
+        let s = owing(Some(ACR_PHR), pwd, &["pwd"]);
+        assert_eq!(
+            step(&s, &[], &all),
+            Next::StepUp {
+                acr: ACR_PHR.into(),
+                methods: vec!["key"]
+            }
+        );
+        assert!(
+            matches!(step(&s, &["none"], &all), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
+        );
+        let only_pwd: [&dyn LoginMethod; 1] = [&PWD];
+        assert!(
+            matches!(step(&s, &[], &only_pwd), Next::Fail(e) if e.code == ErrorCode::UnmetAuthenticationRequirements)
+        );
+        // Met once the session reaches it.
+        assert_eq!(
+            step(&owing(Some(ACR_PHR), ACR_PHR, &["pwd", "hwk"]), &[], &all),
+            Next::Issue
+        );
+        // A second factor owed: the second-factor step, whatever the tenant's policy.
+        let s = owing(Some(ACR_MFA), pwd, &["pwd"]);
+        assert_eq!(
+            step(&s, &[], &all),
+            Next::SecondFactor {
+                methods: vec!["code", "key"]
+            }
+        );
+        assert_eq!(
+            step(&owing(Some(ACR_MFA), ACR_MFA, &["pwd", "code"]), &[], &all),
+            Next::Issue
+        );
+        assert_eq!(
+            step(&owing(Some(ACR_MFA), ACR_PHR, &["hwk"]), &[], &all),
+            Next::Issue
+        );
+        // Nothing owed: on.
+        assert_eq!(step(&owing(None, pwd, &["pwd"]), &[], &all), Next::Issue);
+    }
+
     #[tokio::test]
     async fn refusals_and_denials_are_on_the_trail() {
         use crate::testing::{Fake, provider};
@@ -1070,6 +1175,7 @@ mod tests {
             scope_ceiling: Scope::parse("calendar.read").unwrap(),
             require_dpop: false,
             status: AgentStatus::Active,
+            status_reason: None,
             created_at: 0,
             updated_at: 0,
         };

@@ -228,7 +228,9 @@ pub async fn after_sign_in(
         factors::outstanding(&s.provider, t, &session, Some(&client.client_id)).await,
         Ok(None)
     );
-    if later || !none_yet || prompt_none || owes || !webauthn::available(t) {
+    // A sign-in the risk policy asks more of is offered nothing: it goes to the step-up.
+    let owing = mandate_core::login::owes_risk_step(&session);
+    if later || !none_yet || prompt_none || owes || owing || !webauthn::available(t) {
         return proceed(s, t, meta, headers, client, i.req, Some(session), true).await;
     }
     i.sid = Some(session.sid.clone());

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::proceed;
 use crate::client_ip::Meta;
-use crate::session::{begin, current_session};
+use crate::session::{begin, current_session, device_cookie};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 use crate::ui::passkeys::{ceremony_json, json_error, json_no_store};
@@ -64,6 +64,7 @@ fn message_key(e: &PasskeyError) -> &'static str {
     match e {
         PasskeyError::Expired => "passkey_expired",
         PasskeyError::UnknownCredential => "passkey_unknown",
+        PasskeyError::Blocked { .. } => "too_many_attempts",
         _ => "passkey_failed",
     }
 }
@@ -154,7 +155,7 @@ pub async fn sign_in(
         }
         _ => pages::see_other(&t.url(&back)),
     };
-    pages::with_cookies(resp, set)
+    pages::with_cookies(resp, set.into_iter().chain(device_cookie(&s, &meta)))
 }
 
 /// `POST {issuer}/login/passkey/register`: add a passkey from the offer after a password

@@ -11,7 +11,7 @@ use mandate_core::login::{self, LoginError};
 use mandate_core::oauth::authorize::Interaction;
 
 use crate::client_ip::Meta;
-use crate::session::begin;
+use crate::session::begin_owing;
 use crate::state::AppState;
 use crate::tenant::Tenant;
 use crate::ui::login::{refused, render};
@@ -51,7 +51,7 @@ pub async fn login(
     )
     .await
     {
-        Ok(u) => u,
+        Ok(signed_in) => signed_in,
         Err(LoginError::InvalidCredentials) => {
             let mut again = i.clone();
             again.req.login_hint = Some(username.to_string());
@@ -91,12 +91,15 @@ pub async fn login(
         }
         Err(LoginError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
     };
-    let (session, set) = match begin(
+    // The risk decision may owe the session a second factor or a passkey: the pipeline
+    // asks for it (`next_step` reads `Session::risk_acr`).
+    let (session, set) = match begin_owing(
         &s,
         &t,
         &headers,
-        &user,
+        &user.user,
         &Proof::of(&login::method::Password),
+        user.owed_acr,
         &meta,
     )
     .await
@@ -104,6 +107,7 @@ pub async fn login(
         Ok(v) => v,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let resp = super::after_sign_in(&s, &t, &meta, &headers, &client, i, session, &user).await;
-    pages::with_cookies(resp, [set])
+    let device = crate::session::device_cookie(&s, &meta);
+    let resp = super::after_sign_in(&s, &t, &meta, &headers, &client, i, session, &user.user).await;
+    pages::with_cookies(resp, [set].into_iter().chain(device))
 }

@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latencies by endpoint, tokens issued by grant type.
+//! Prometheus metrics: request counts and latencies by endpoint, tokens issued by grant type,
+//! risk decisions by decision and signal.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -31,6 +32,12 @@ struct GrantLabels {
     grant_type: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RiskLabels {
+    decision: String,
+    signal: String,
+}
+
 type HistogramFamily = Family<EndpointLabels, Histogram, fn() -> Histogram>;
 
 /// The server's metric registry.
@@ -39,6 +46,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     tokens: Family<GrantLabels, Counter>,
+    risk: Family<RiskLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -72,11 +80,18 @@ impl Metrics {
             "Tokens issued by grant type",
             tokens.clone(),
         );
+        let risk = Family::<RiskLabels, Counter>::default();
+        registry.register(
+            "risk_decisions",
+            "Risk decisions by decision and the signal that fired (none: no rule fired)",
+            risk.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
             latency,
             tokens,
+            risk,
         }
     }
 
@@ -93,6 +108,15 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let reg = self.registry.lock().expect("metrics lock");
+        // The core counts its decisions (`mandate_core::risk::counts`); brought up to date
+        // here, under the registry's lock, so two renders never add the same decisions twice.
+        for (decision, signal, n) in mandate_core::risk::counts() {
+            let c = self.risk.get_or_create(&RiskLabels {
+                decision: decision.to_string(),
+                signal: signal.to_string(),
+            });
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
         out
     }

@@ -187,12 +187,13 @@ pub async fn submit(
             return r;
         }
     };
-    let (session, set) = match crate::session::begin(
+    let (session, set) = match crate::session::begin_owing(
         &s,
         &t,
         &headers,
-        &user,
+        &user.user,
         &login::method::Proof::of(&login::method::Password),
+        user.owed_acr,
         &meta,
     )
     .await
@@ -201,5 +202,6 @@ pub async fn submit(
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
     let next = second_step_or_back(&s, &t, &headers, &session, &back).await;
-    pages::with_cookies(next, [set])
+    let device = crate::session::device_cookie(&s, &meta);
+    pages::with_cookies(next, [set].into_iter().chain(device))
 }

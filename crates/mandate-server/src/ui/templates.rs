@@ -91,7 +91,6 @@ const ACCOUNT_PAGES: [(&str, &str); 5] = [
     ("profile.html", include_str!("../../templates/profile.html")),
 ];
 
-
 /// The message catalogues; English is the reference every other one matches key for key.
 const LOCALES: [(&str, &str); 5] = [
     ("en", include_str!("../../locales/en.json")),

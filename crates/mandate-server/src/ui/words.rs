@@ -103,6 +103,7 @@ pub(crate) fn agent_context(a: &Agent, owner: String) -> minijinja::Value {
         version => a.version,
         owner,
         status => a.status.as_str(),
+        status_reason => a.status_reason,
     }
 }
 

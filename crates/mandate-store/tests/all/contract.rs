@@ -202,6 +202,7 @@ contract!(
     password_hash,
     account_tokens,
     user_sessions_and_email,
+    risk_records,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -384,6 +385,7 @@ fn session(tenant_id: &str, digest: &[u8], expires_at: i64) -> Session {
         created_at: NOW - 5,
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into()),
         ip: Some("192.0.2.7".into()),
+        risk_acr: Some("phr".into()),
     }
 }
 
@@ -1599,6 +1601,7 @@ async fn agents_and_mandates(db: &Db) {
         scope_ceiling: Scope::parse("calendar.read calendar.write").unwrap(),
         require_dpop: id == "a2",
         status: AgentStatus::Active,
+        status_reason: None,
         created_at: NOW,
         updated_at: NOW,
     };
@@ -2935,4 +2938,174 @@ async fn user_sessions_and_email(db: &Db) {
         ["b"]
     );
     assert!(s.session("t1", &[4]).await.unwrap().is_some());
+}
+
+/// The risk engine's records: newest first and bounded, per tenant, counted in the window,
+/// purged when expired, erased with the person; a suspension with its reason, cleared on resume.
+async fn risk_records(db: &Db) {
+    use mandate_core::domain::agents::{Agent, AgentStatus};
+    use mandate_core::risk::store::{AgentRequestRow, FailureRow, SignInRow};
+    let s = db.s();
+    make_tenant(s, "t1").await;
+    make_tenant(s, "t2").await;
+    let ann = user("t1", "u1", "ann");
+    s.create_user(&ann).await.unwrap();
+    let sign_in = |tenant: &str, at: i64, place: Option<(i64, i64)>| SignInRow {
+        tenant_id: tenant.into(),
+        user_id: "u1".into(),
+        at,
+        address: Some("192.0.2.1".into()),
+        place,
+        device: Some(vec![7; 32]),
+        expires_at: at + 100,
+    };
+    for i in 0..5 {
+        s.add_sign_in(&sign_in("t1", NOW + i, Some((525, -1339))))
+            .await
+            .unwrap();
+    }
+    s.add_sign_in(&sign_in("t2", NOW + 9, None)).await.unwrap();
+    let got = s.sign_ins("t1", "u1", 3).await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [NOW + 4, NOW + 3, NOW + 2]
+    );
+    assert_eq!(got[0], sign_in("t1", NOW + 4, Some((525, -1339))));
+    assert_eq!(s.sign_ins("t2", "u1", 10).await.unwrap()[0].place, None);
+    assert!(s.sign_ins("t1", "u1", 10_000).await.unwrap().len() == 5);
+
+    let failure = |address: &str, account: &str, user: Option<&str>, at: i64| FailureRow {
+        tenant_id: "t1".into(),
+        address: address.into(),
+        account: account.into(),
+        user_id: user.map(str::to_string),
+        at,
+        expires_at: at + 100,
+    };
+    s.add_failure(&failure("ip:1", "u:a", Some("u1"), NOW))
+        .await
+        .unwrap();
+    s.add_failure(&failure("ip:1", "u:b", None, NOW + 1))
+        .await
+        .unwrap();
+    s.add_failure(&failure("ip:2", "u:a", Some("u1"), NOW + 2))
+        .await
+        .unwrap();
+    let from = s.failures_from("t1", "ip:1", NOW - 1).await.unwrap();
+    assert_eq!(
+        from.iter().map(|f| f.account.as_str()).collect::<Vec<_>>(),
+        ["u:b", "u:a"]
+    );
+    assert_eq!(from[1], failure("ip:1", "u:a", Some("u1"), NOW));
+    assert_eq!(
+        s.failures_from("t1", "ip:1", NOW).await.unwrap().len(),
+        1,
+        "after since"
+    );
+    assert!(s.failures_from("t2", "ip:1", 0).await.unwrap().is_empty());
+    assert_eq!(s.failures_of("t1", "u:a", NOW - 1).await.unwrap(), 2);
+    assert_eq!(s.failures_of("t1", "u:a", NOW).await.unwrap(), 1);
+    assert_eq!(s.failures_of("t2", "u:a", 0).await.unwrap(), 0);
+
+    let request = |agent: &str, at: i64, allowed: bool| AgentRequestRow {
+        tenant_id: "t1".into(),
+        agent_id: agent.into(),
+        user_id: "u1".into(),
+        mandate_id: "m1".into(),
+        resources: vec!["https://mail".into(), "https://files".into()],
+        allowed,
+        at,
+        expires_at: at + 100,
+    };
+    s.add_agent_request(&request("a1", NOW, true))
+        .await
+        .unwrap();
+    s.add_agent_request(&request("a1", NOW + 1, false))
+        .await
+        .unwrap();
+    s.add_agent_request(&request("a2", NOW + 2, true))
+        .await
+        .unwrap();
+    let got = s.agent_requests("t1", "a1", "u1").await.unwrap();
+    assert_eq!(
+        got,
+        [request("a1", NOW + 1, false), request("a1", NOW, true)]
+    );
+    assert!(s.agent_requests("t1", "a1", "u2").await.unwrap().is_empty());
+
+    // Suspension with a reason: once, only an active agent, cleared when resumed.
+    let agent = Agent {
+        tenant_id: "t1".into(),
+        id: "a1".into(),
+        name: "Agent".into(),
+        owner_user_id: Some("u1".into()),
+        provider: None,
+        model: None,
+        version: None,
+        scope_ceiling: Scope::parse("read").unwrap(),
+        require_dpop: false,
+        status: AgentStatus::Active,
+        status_reason: None,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    s.create_agent(&agent).await.unwrap();
+    assert!(
+        s.suspend_agent_with_reason("t1", "a1", "too fast", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.suspend_agent_with_reason("t1", "a1", "again", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.suspend_agent_with_reason("t1", "nobody", "x", NOW)
+            .await
+            .unwrap()
+    );
+    let a = s.agent("t1", "a1").await.unwrap().unwrap();
+    assert_eq!(a.status, AgentStatus::Suspended);
+    assert_eq!(a.status_reason.as_deref(), Some("too fast"));
+    assert!(
+        s.set_agent_status("t1", "a1", AgentStatus::Active, NOW + 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.agent("t1", "a1").await.unwrap().unwrap().status_reason,
+        None
+    );
+
+    // A session keeps what its risk decision asks of it.
+    s.create_session(&session("t1", b"risky", NOW + 100))
+        .await
+        .unwrap();
+    let got = s.session("t1", b"risky").await.unwrap().unwrap();
+    assert_eq!(got.risk_acr.as_deref(), Some("phr"));
+
+    // Erasing the person erases their rows (and the failures of their name); others stay.
+    assert!(s.erase_user("t1", &ann, NOW).await.unwrap());
+    assert!(s.sign_ins("t1", "u1", 10).await.unwrap().is_empty());
+    assert_eq!(s.sign_ins("t2", "u1", 10).await.unwrap().len(), 1);
+    assert!(s.agent_requests("t1", "a2", "u1").await.unwrap().is_empty());
+    assert_eq!(s.failures_from("t1", "ip:1", 0).await.unwrap().len(), 1);
+    assert_eq!(s.failures_of("t1", "u:a", 0).await.unwrap(), 0);
+
+    // Purged once expired.
+    s.add_failure(&failure("ip:3", "u:c", None, NOW + 10))
+        .await
+        .unwrap();
+    s.add_agent_request(&request("a3", NOW + 10, true))
+        .await
+        .unwrap();
+    s.purge_expired(NOW + 110).await.unwrap();
+    assert!(s.failures_from("t1", "ip:1", 0).await.unwrap().is_empty());
+    assert_eq!(s.failures_from("t1", "ip:3", 0).await.unwrap().len(), 1);
+    assert!(s.sign_ins("t2", "u1", 10).await.unwrap().is_empty());
+    assert_eq!(s.agent_requests("t1", "a3", "u1").await.unwrap().len(), 1);
+    s.purge_expired(NOW + 1000).await.unwrap();
+    assert!(s.failures_from("t1", "ip:3", 0).await.unwrap().is_empty());
+    assert!(s.agent_requests("t1", "a3", "u1").await.unwrap().is_empty());
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mandate_core::domain::model::TenantSettings;
 use mandate_core::domain::model::SecondFactorPolicy;
+use mandate_core::domain::model::TenantSettings;
 use mandate_core::registry;
 use mandate_core::store::Store;
 use mandate_token::jwk::Alg;
@@ -56,6 +56,33 @@ pub enum TenantCmd {
     },
     /// Show a tenant with its settings.
     Show { name: String },
+    /// Show or change a tenant's risk policy (docs/risk.md); without options, show it.
+    Risk {
+        name: String,
+        /// A rule SIGNAL=ACTION[@THRESHOLD] (repeatable): replaces the rules on that signal
+        /// (several on one signal in one command are all kept). Actions for people: allow,
+        /// second_factor, passkey, block; for agents: allow, approval, suspend.
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Start again from the default policy (before any --rule).
+        #[arg(long)]
+        reset: bool,
+        /// Turn risk scoring on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        scoring: Option<String>,
+        /// Seconds over which failed sign-ins count [default: 3600].
+        #[arg(long)]
+        failure_window: Option<i64>,
+        /// Seconds an address waits after a block [default: 900].
+        #[arg(long)]
+        block_seconds: Option<i64>,
+        /// Sign-ins (or an agent's requests) seen before the time signals speak [default: 10].
+        #[arg(long)]
+        min_history: Option<usize>,
+        /// Seconds over which an agent's token requests count [default: 600].
+        #[arg(long)]
+        agent_window: Option<i64>,
+    },
 }
 
 /// What pages show for the tenant (see docs/pages.md).
@@ -195,6 +222,75 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             let t =
                 registry::set_tenant_settings(store.as_ref(), &name, settings, CLI_ACTOR).await?;
             print(json_out, show(&t), || format!("updated tenant {}", t.name));
+        }
+        TenantCmd::Risk {
+            name,
+            rules,
+            reset,
+            scoring,
+            failure_window,
+            block_seconds,
+            min_history,
+            agent_window,
+        } => {
+            use mandate_core::domain::risk_policy::{RiskPolicy, RiskRule};
+            let t = store
+                .tenant_by_name(&name)
+                .await?
+                .with_context(|| format!("tenant {name} not found"))?;
+            let changed = !rules.is_empty()
+                || reset
+                || scoring.is_some()
+                || failure_window.is_some()
+                || block_seconds.is_some()
+                || min_history.is_some()
+                || agent_window.is_some();
+            let mut settings = t.settings.clone();
+            let p = &mut settings.risk;
+            if reset {
+                *p = RiskPolicy::default();
+            }
+            let parsed = rules
+                .iter()
+                .map(|r| RiskRule::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            p.rules
+                .retain(|r| !parsed.iter().any(|n| n.signal == r.signal));
+            p.rules.extend(parsed);
+            if let Some(v) = scoring {
+                p.enabled = v == "on";
+            }
+            p.failure_window = failure_window.unwrap_or(p.failure_window);
+            p.block_seconds = block_seconds.unwrap_or(p.block_seconds);
+            p.min_history = min_history.unwrap_or(p.min_history);
+            p.agent_window = agent_window.unwrap_or(p.agent_window);
+            p.check().map_err(anyhow::Error::msg)?;
+            let t = if changed {
+                registry::set_tenant_settings(store.as_ref(), &name, settings, CLI_ACTOR).await?
+            } else {
+                t
+            };
+            let policy = &t.settings.risk;
+            print(json_out, json!(policy), || {
+                let mut out = format!(
+                    "risk scoring {} (failure window {} s, block {} s, min history {}, agent window {} s)",
+                    if policy.enabled { "on" } else { "off" },
+                    policy.failure_window,
+                    policy.block_seconds,
+                    policy.min_history,
+                    policy.agent_window
+                );
+                for r in &policy.rules {
+                    out.push_str(&format!(
+                        "\n{}={}@{}",
+                        r.signal.as_str(),
+                        r.action.as_str(),
+                        r.at_least
+                    ));
+                }
+                out
+            });
         }
         TenantCmd::Show { name } => {
             let t = store

@@ -108,6 +108,17 @@ async fn login_burst_is_bounded() {
     let issuer = s.issuer("default");
     s.create_user("default", "eve");
     let web = s.create_web_client("default", &[]);
+    // Nor the risk policy: many names failing from one address would be stuffing.
+    s.cli(
+        &[
+            "tenant",
+            "risk",
+            "default",
+            "--rule",
+            "credential_stuffing=allow",
+        ],
+        None,
+    );
     let pid = s.pid().unwrap();
     // Warm up: one check each for a known and an unknown name.
     assert_eq!(failed_login(&issuer, &web.0, "eve").await.0, 401);

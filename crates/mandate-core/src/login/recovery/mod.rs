@@ -96,7 +96,8 @@ async fn charge<S: LoginThrottleStore + ?Sized>(
         {
             Charge::Wait { until } => {
                 for (k, c) in keys.iter().zip(&charges) {
-                    throttle::refund(p.store.as_ref(), &p.settings.login_throttle, t.id(), k, c).await?;
+                    throttle::refund(p.store.as_ref(), &p.settings.login_throttle, t.id(), k, c)
+                        .await?;
                 }
                 return Err(RecoveryError::Throttled {
                     retry_after: (until - now).max(1),
@@ -446,7 +447,14 @@ where
                     Ok(ok) => ok,
                     Err(b) => {
                         for c in &charged {
-                            throttle::refund(p.store.as_ref(), &p.settings.login_throttle, t.id(), &key, c).await?;
+                            throttle::refund(
+                                p.store.as_ref(),
+                                &p.settings.login_throttle,
+                                t.id(),
+                                &key,
+                                c,
+                            )
+                            .await?;
                         }
                         return Err(RecoveryError::Busy {
                             retry_after: b.retry_after as i64,
@@ -764,6 +772,7 @@ mod tests {
             created_at: 0,
             user_agent: None,
             ip: None,
+            risk_acr: None,
         };
         p.store.create_session(&s).await.unwrap();
         request_password_reset(&p, &t, "alice", Some("de"), &meta())
@@ -976,6 +985,7 @@ mod tests {
             created_at: 0,
             user_agent: None,
             ip: None,
+            risk_acr: None,
         };
         let (here, other) = (mk(1, "here"), mk(2, "other"));
         p.store.create_session(&here).await.unwrap();

@@ -27,7 +27,7 @@ use crate::domain::model::User;
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::ACR_PHR;
-use crate::store::{AccountTokenStore, AuditSink, UserStore};
+use crate::store::{AccountTokenStore, AuditSink, RiskStore, UserStore};
 use store::{Ceremony, CeremonyKind, PasskeyStore, StoredPasskey};
 
 /// How long a browser has to answer a ceremony (the WebAuthn timeout the options carry is
@@ -98,6 +98,9 @@ pub enum PasskeyError {
     /// Removing it would leave the person no way to sign in.
     #[error("this is the only way to sign in to the account")]
     LastMethod,
+    /// The risk policy blocked this sign-in: try again after `retry_after` seconds.
+    #[error("too many sign-in attempts; try again in {retry_after} s")]
+    Blocked { retry_after: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -320,7 +323,7 @@ pub async fn start_sign_in<S: PasskeyStore + ?Sized>(
 /// Finish a usernameless sign-in: find the account by the credential the browser chose,
 /// verify the signature and user verification, keep the new counter and backup state, and
 /// record the attempt. Returns the person and what the sign-in proved.
-pub async fn finish_sign_in<S: PasskeyStore + UserStore + AuditSink + ?Sized>(
+pub async fn finish_sign_in<S: PasskeyStore + RiskStore + UserStore + AuditSink + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     ceremony_id: &str,
@@ -330,6 +333,18 @@ pub async fn finish_sign_in<S: PasskeyStore + UserStore + AuditSink + ?Sized>(
     let outcome = verify_sign_in(p, t, ceremony_id, credential_json).await;
     match outcome {
         Ok((user, passkey)) => {
+            // The risk policy sees passkey sign-ins too (history, travel, blocks); a passkey
+            // already meets any second factor or passkey it could ask for.
+            let address = super::throttle::address_key(meta.ip.as_deref());
+            let proven = crate::risk::Proven::Passkey {
+                address: address.as_ref().map(|k| k.key.as_str()),
+            };
+            let a = crate::risk::after_sign_in(p, t, &user, proven, meta).await?;
+            if a.action == crate::risk::Action::Block {
+                return Err(PasskeyError::Blocked {
+                    retry_after: t.tenant.settings.risk.block_seconds,
+                });
+            }
             let ev = AuditEvent::new(
                 t.id(),
                 EventKind::LoginSucceeded,

@@ -19,7 +19,7 @@ use crate::domain::scope::Scope;
 use crate::error::OAuthError;
 use crate::oauth::tokens::{self, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
-use crate::store::{AgentStore, AuditSink, GrantStore, MandateStore};
+use crate::store::{AgentStore, AuditSink, GrantStore, MandateStore, RiskStore};
 
 /// What a delegated refresh token carries (stored as JSON with it): the delegation each refresh
 /// re-checks and re-issues.
@@ -94,13 +94,14 @@ pub(super) struct Prepared {
 /// Check a delegated refresh request without spending anything: the mandate and every agent of
 /// the chain are in force, the agent's DPoP rule, and the request fits the delegation and the
 /// mandate ([`delegation::fit`]: scope, resources only narrow).
-pub(super) async fn prepare<S: AgentStore + MandateStore + ?Sized>(
+pub(super) async fn prepare<S: AgentStore + AuditSink + MandateStore + RiskStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     client: &Client,
     req: &TokenRequest,
     rec: &RefreshToken,
     raw: Value,
+    meta: &RequestMeta,
 ) -> Result<Prepared, OAuthError> {
     let now = p.now();
     let ended = |why: &str| {
@@ -144,6 +145,20 @@ pub(super) async fn prepare<S: AgentStore + MandateStore + ?Sized>(
             details: None,
         },
     )?;
+    // The risk policy scores the refresh like an exchange, before anything is spent.
+    crate::risk::agent_request(
+        p,
+        t,
+        crate::risk::AgentRequest {
+            agent_id: &agent.id,
+            user_id: &rec.user_id,
+            mandate_id: &mandate.id,
+            resources: &granted.audience,
+            grant: "refresh_token",
+        },
+        meta,
+    )
+    .await?;
     Ok(Prepared {
         raw,
         act: d.act,

@@ -325,6 +325,7 @@ mod tests {
             scope_ceiling: scope(ceiling),
             require_dpop: false,
             status: AgentStatus::Active,
+            status_reason: None,
             created_at: 0,
             updated_at: 0,
         }

@@ -10,7 +10,7 @@ use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::tokens::{self, IdTokenExtras, TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
-use crate::store::{AgentStore, AuditSink, GrantStore, MandateStore, Spend, UserStore};
+use crate::store::{AgentStore, AuditSink, GrantStore, MandateStore, RiskStore, Spend, UserStore};
 
 super::grant!(
     /// The refresh token grant (RFC 6749 §6), delegated refresh tokens included.
@@ -20,7 +20,7 @@ super::grant!(
 );
 
 pub async fn exchange<
-    S: AgentStore + AuditSink + GrantStore + MandateStore + UserStore + ?Sized,
+    S: AgentStore + AuditSink + GrantStore + MandateStore + RiskStore + UserStore + ?Sized,
 >(
     p: &Provider<S>,
     t: &TenantCtx,
@@ -67,9 +67,9 @@ pub async fn exchange<
     // Everything is checked before the token (or its grace) is spent: a refused request
     // changes nothing, so the client's retry is not taken for a replay.
     let plan = match rec.delegation.clone() {
-        Some(d) => {
-            Plan::Delegated(super::delegated_refresh::prepare(p, t, client, req, &rec, d).await?)
-        }
+        Some(d) => Plan::Delegated(
+            super::delegated_refresh::prepare(p, t, client, req, &rec, d, meta).await?,
+        ),
         None => own_plan(p, t, client, req, &rec).await?,
     };
     let rec = if rec.spent_at.is_some() {

@@ -114,10 +114,7 @@ async fn assert_german(c: &Chromium) {
     c.wait_for_selector("input[name=username]").await;
     assert_eq!(c.attribute("html", "lang").await.as_deref(), Some("de"));
     assert_eq!(c.text("h1").await, "Anmelden");
-    assert_eq!(
-        c.text("label[for=username]").await,
-        "Benutzername"
-    );
+    assert_eq!(c.text("label[for=username]").await, "Benutzername");
     assert_eq!(c.text("label[for=password]").await, "Passwort");
     assert_eq!(c.text("button[type=submit]").await, "Anmelden");
 }

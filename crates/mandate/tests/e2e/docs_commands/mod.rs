@@ -295,6 +295,7 @@ pages! {
     second_factors_commands_run => "docs/second-factors.md",
     passkeys_commands_run => "docs/passkeys.md",
     pages_commands_run => "docs/pages.md",
+    risk_commands_run => "docs/risk.md",
     ssf_commands_run => "docs/ssf.md",
     tenants_commands_run => "docs/tenants.md",
     tokens_and_keys_commands_run => "docs/tokens-and-keys.md",

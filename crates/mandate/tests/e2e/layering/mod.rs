@@ -21,6 +21,7 @@ const KNOWN: &[(&str, &[&str])] = &[];
 /// whatever its folder, so it may itself name only what lies below that, and other ports.
 /// A new top-level module must be placed here.
 const CORE_LAYERS: &[&[&str]] = &[
+    &["geo"],
     &["error", "time", "untrusted", "settings", "outbound"],
     &["crypto"],
     &["domain"],
@@ -28,6 +29,7 @@ const CORE_LAYERS: &[&[&str]] = &[
     &["mail"],
     &["store"],
     &["provider"],
+    &["risk"],
     &["registry", "login"],
     &["agents"],
     &["oauth"],

@@ -2,7 +2,7 @@
 //! (TOTP, recovery codes, the tenant's policy, step-up, administration).
 
 mod passkeys;
-mod sessions;
-mod second_factor;
-mod step_up;
 mod recovery;
+mod second_factor;
+mod sessions;
+mod step_up;

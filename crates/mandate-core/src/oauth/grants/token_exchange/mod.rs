@@ -31,7 +31,7 @@ use crate::oauth::tokens::{TokenResponse, TokenSubject};
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{
     AgentStore, AuditSink, ClientStore, ExchangeLookup, GrantStore, MandateStore, ReplayStore,
-    UserStore,
+    RiskStore, UserStore,
 };
 
 /// RFC 8693 §3 token type of a JWT: as `actor_token_type`, the agent's signed assertion.
@@ -137,6 +137,7 @@ pub async fn exchange<
         + GrantStore
         + MandateStore
         + ReplayStore
+        + RiskStore
         + UserStore
         + ?Sized,
 >(
@@ -294,6 +295,21 @@ pub async fn exchange<
         }
     };
     let (mandate, granted) = mandate;
+    // The risk policy scores the request (velocity, a new resource, unusual hours) before a
+    // token is minted: allow, ask the person's approval, or suspend the agent.
+    crate::risk::agent_request(
+        p,
+        t,
+        crate::risk::AgentRequest {
+            agent_id: &agent.id,
+            user_id: &user_id,
+            mandate_id: &mandate.id,
+            resources: &granted.audience,
+            grant: "token_exchange",
+        },
+        meta,
+    )
+    .await?;
     let same_actor = prior_chain.first() == Some(&agent.id);
     // The same agent exchanging again keeps its chain; another one goes on top of it.
     let act = match subject.act.clone() {
