@@ -12,6 +12,9 @@ while IFS= read -r kv; do export "${kv?}"; done <<<"$browser_env"
 # The docs' commands (tests/docs_commands) use curl, jq and openssl, as the docs tell readers to.
 missing=()
 for tool in curl jq openssl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+# webauthn-rs (passkeys) links the system OpenSSL: its headers and pkg-config to build.
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} from Debian packages" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
