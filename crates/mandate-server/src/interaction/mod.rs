@@ -249,23 +249,9 @@ pub async fn continue_request(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let Some(i) = form
-        .get("interaction")
-        .and_then(|v| Interaction::open(&s.provider, &t, v))
-    else {
-        return pages::form_expired(&s, &headers);
-    };
-    let session = match current_session(&s, &t, &headers).await {
-        Ok(Some(sess)) if i.sid.as_deref() == Some(sess.sid.as_str()) => sess,
-        Ok(_) => return pages::form_expired(&s, &headers),
-        Err(e) => return pages::error_page(&s, &headers, &e),
-    };
-    let client = match s.provider.client(&t, &i.req.client_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client"));
-        }
-        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    let (i, session, client) = match resumed(&s, &t, &headers, &form).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
     let resp = proceed(&s, &t, &meta, &headers, &client, i.req, Some(session), true).await;
     if form.get("skip_passkey").is_some() {
@@ -278,4 +264,46 @@ pub async fn continue_request(
         return pages::with_cookies(resp, [later]);
     }
     resp
+}
+
+/// The client an interaction's request names, or the page to answer with (unknown client: an
+/// error page, never a redirect).
+pub(crate) async fn client_of(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    i: &Interaction,
+) -> Result<std::sync::Arc<Client>, Response> {
+    match s.provider.client(t, &i.req.client_id).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(pages::error_page(
+            s,
+            headers,
+            &OAuthError::invalid_request("unknown client"),
+        )),
+        Err(e) => Err(pages::error_page(s, headers, &e.into())),
+    }
+}
+
+/// A page that interrupted a sign-in (the passkey offer) going on: the interaction its form
+/// carries, the session that signed in within it (no other may go on with it) and the client;
+/// else the page to answer with.
+pub(crate) async fn resumed(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    form: &crate::params::Params,
+) -> Result<(Interaction, Session, std::sync::Arc<Client>), Response> {
+    let expired = || pages::form_expired(s, headers);
+    let i = form
+        .get("interaction")
+        .and_then(|v| Interaction::open(&s.provider, t, v))
+        .ok_or_else(expired)?;
+    let session = match current_session(s, t, headers).await {
+        Ok(Some(sess)) if i.sid.as_deref() == Some(sess.sid.as_str()) => sess,
+        Ok(_) => return Err(expired()),
+        Err(e) => return Err(pages::error_page(s, headers, &e)),
+    };
+    let client = client_of(s, t, headers, &i).await?;
+    Ok((i, session, client))
 }

@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mandate_core::OAuthError;
 use mandate_core::account::{ACCOUNT_HOME, safe_return_to};
 use mandate_core::login::method::sign_in_ids;
 use mandate_core::login::webauthn::{self, PasskeyError};
@@ -95,16 +94,9 @@ pub async fn sign_in(
         .unwrap_or(ACCOUNT_HOME)
         .to_string();
     let client = match &interaction {
-        Some(i) => match s.provider.client(&t, &i.req.client_id).await {
-            Ok(Some(c)) => Some(c),
-            Ok(None) => {
-                return pages::error_page(
-                    &s,
-                    &headers,
-                    &OAuthError::invalid_request("unknown client"),
-                );
-            }
-            Err(e) => return pages::error_page(&s, &headers, &e.into()),
+        Some(i) => match super::client_of(&s, &t, &headers, i).await {
+            Ok(c) => Some(c),
+            Err(page) => return page,
         },
         None => None,
     };
@@ -171,27 +163,13 @@ pub async fn register(
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
-    let Some(i) = form
-        .get("interaction")
-        .and_then(|v| Interaction::open(&s.provider, &t, v))
-    else {
-        return pages::form_expired(&s, &headers);
-    };
-    let session = match current_session(&s, &t, &headers).await {
-        Ok(Some(sess)) if i.sid.as_deref() == Some(sess.sid.as_str()) => sess,
-        Ok(_) => return pages::form_expired(&s, &headers),
-        Err(e) => return pages::error_page(&s, &headers, &e),
+    let (i, session, client) = match super::resumed(&s, &t, &headers, &form).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
     let user = match s.provider.store.user(t.id(), &session.user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return pages::form_expired(&s, &headers),
-        Err(e) => return pages::error_page(&s, &headers, &e.into()),
-    };
-    let client = match s.provider.client(&t, &i.req.client_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client"));
-        }
         Err(e) => return pages::error_page(&s, &headers, &e.into()),
     };
     // A session that still owes a required second factor adds no passkey (that would bypass

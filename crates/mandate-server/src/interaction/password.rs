@@ -5,7 +5,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use mandate_core::OAuthError;
 use mandate_core::login::method::{Proof, sign_in_ids};
 use mandate_core::login::{self, LoginError};
 use mandate_core::oauth::authorize::Interaction;
@@ -34,12 +33,9 @@ pub async fn login(
     else {
         return pages::form_expired(&s, &headers);
     };
-    let client = match s.provider.client(&t, &i.req.client_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return pages::error_page(&s, &headers, &OAuthError::invalid_request("unknown client"));
-        }
-        Err(e) => return pages::error_page(&s, &headers, &e.into()),
+    let client = match super::client_of(&s, &t, &headers, &i).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
     let username = form.get("username").unwrap_or_default();
     let user = match login::password_login(

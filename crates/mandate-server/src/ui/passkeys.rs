@@ -88,6 +88,28 @@ async fn person(
         .map(|u| (session, u)))
 }
 
+/// A posted form that changes how the person signs in: its fields, their session and account;
+/// else the page to answer with (the form expired, they are signed out, or their sign-in is
+/// not recent enough: then they confirm who they are first).
+async fn change_form(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(crate::params::Params, Session, User), Response> {
+    let form =
+        pages::checked_form(s, headers, body).ok_or_else(|| pages::form_expired(s, headers))?;
+    let (session, user) = match person(s, t, headers).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(sign_in_first(t, PAGE)),
+        Err(e) => return Err(pages::error_page(s, headers, &e)),
+    };
+    if !login::signed_in_recently(&s.provider, &session) {
+        return Err(confirm_first(t));
+    }
+    Ok((form, session, user))
+}
+
 /// Render the list, with a notice or error message key.
 async fn render(
     s: &AppState,
@@ -213,17 +235,10 @@ pub async fn add(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(form) = pages::checked_form(&s, &headers, &body) else {
-        return pages::form_expired(&s, &headers);
+    let (form, session, user) = match change_form(&s, &t, &headers, &body).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
-    let (session, user) = match person(&s, &t, &headers).await {
-        Ok(Some(v)) => v,
-        Ok(None) => return sign_in_first(&t, PAGE),
-        Err(e) => return pages::error_page(&s, &headers, &e),
-    };
-    if !login::signed_in_recently(&s.provider, &session) {
-        return confirm_first(&t);
-    }
     let result = webauthn::finish_registration(
         &s.provider,
         &t,
@@ -265,17 +280,10 @@ pub async fn remove(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(form) = pages::checked_form(&s, &headers, &body) else {
-        return pages::form_expired(&s, &headers);
+    let (form, session, user) = match change_form(&s, &t, &headers, &body).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
-    let (session, user) = match person(&s, &t, &headers).await {
-        Ok(Some(v)) => v,
-        Ok(None) => return sign_in_first(&t, PAGE),
-        Err(e) => return pages::error_page(&s, &headers, &e),
-    };
-    if !login::signed_in_recently(&s.provider, &session) {
-        return confirm_first(&t);
-    }
     let actor = Principal::User {
         id: user.id.clone(),
     };
@@ -306,17 +314,10 @@ pub async fn remove_password(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if pages::checked_form(&s, &headers, &body).is_none() {
-        return pages::form_expired(&s, &headers);
-    }
-    let (session, user) = match person(&s, &t, &headers).await {
-        Ok(Some(v)) => v,
-        Ok(None) => return sign_in_first(&t, PAGE),
-        Err(e) => return pages::error_page(&s, &headers, &e),
+    let (_, session, user) = match change_form(&s, &t, &headers, &body).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
-    if !login::signed_in_recently(&s.provider, &session) {
-        return confirm_first(&t);
-    }
     match webauthn::remove_password(&s.provider, &t, &user, &meta).await {
         Ok(()) => pages::see_other(&t.url(PAGE)),
         Err(PasskeyError::LastMethod) => {
