@@ -4,6 +4,7 @@
 //! WebAuthn accepts. Screenshots: `target/test-output/screenshots/<test>/`.
 
 mod passkeys;
+mod recovery;
 mod second_factors;
 mod sign_in;
 mod webauthn;
