@@ -83,16 +83,21 @@ pub async fn begin_owing(
 /// How long a browser's device cookie lives (seconds): about as long as browsers keep one.
 const DEVICE_TTL: i64 = 400 * 86_400;
 
-/// The `Set-Cookie` of a new device cookie when the browser has none (risk: "new device"). The
-/// value is random and stays in the browser; the server keeps only its keyed digest, with
-/// each sign-in.
-pub fn device_cookie(s: &AppState, meta: &RequestMeta) -> Option<String> {
-    meta.device.is_none().then(|| {
-        crate::cookies::set(
-            &s.config,
-            &crate::cookies::device_name(&s.config),
-            &mandate_core::crypto::secret::random_token(24),
-            Some(DEVICE_TTL),
-        )
-    })
+/// Give a browser that has no device cookie one (risk: "new device"), before it signs in: the
+/// value goes into `meta`, so the sign-in is remembered with the device it will present next
+/// time; the answer is the `Set-Cookie` to send. The value is random and stays in the browser;
+/// the server keeps only its keyed digest, with each sign-in.
+pub fn mint_device(s: &AppState, meta: &mut RequestMeta) -> Option<String> {
+    if meta.device.is_some() {
+        return None;
+    }
+    let value = mandate_core::crypto::secret::random_token(24);
+    let set = crate::cookies::set(
+        &s.config,
+        &crate::cookies::device_name(&s.config),
+        &value,
+        Some(DEVICE_TTL),
+    );
+    meta.device = Some(value);
+    Some(set)
 }

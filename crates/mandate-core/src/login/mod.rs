@@ -270,8 +270,13 @@ pub async fn password_login<S: UserStore + LoginThrottleStore + RiskStore + Audi
             )
             .subject(Principal::User { id: u.id.clone() })
             .username(username)
-            .detail(json!({"method": "pwd", "risk": a.action.as_str()}));
+            .detail(json!({
+                "method": "pwd",
+                "risk": a.action.as_str(),
+                "new_device": a.has(risk::Signal::NewDevice),
+            }));
             p.store.record(&ev).await?;
+            notice::after(p, t, &u, &ev);
             Ok(SignedIn { user: u, owed_acr })
         }
         other => {

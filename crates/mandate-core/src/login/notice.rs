@@ -6,14 +6,36 @@
 
 use crate::audit::AuditEvent;
 use crate::domain::model::User;
+use crate::error::StoreError;
 use crate::mail::{Content, Message, Notice, check_address};
 use crate::provider::{Provider, TenantCtx};
+use crate::store::{AuditSink, UserStore};
 
 /// Send the notice `ev` calls for, if any, to `user`.
 pub fn after<S: ?Sized>(p: &Provider<S>, t: &TenantCtx, user: &User, ev: &AuditEvent) {
     if let Some(n) = Notice::for_event(ev) {
         send(p, t, user, n, None);
     }
+}
+
+/// Record `ev` and send the notice it calls for to the person it is about (its subject, else
+/// its actor, when a user): the one way operations record a noticeable event, so no path that
+/// records one forgets the notice. The notice follows the record; a person who is gone gets none.
+pub async fn record<S: AuditSink + UserStore + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    ev: &AuditEvent,
+) -> Result<(), StoreError> {
+    p.store.record(ev).await?;
+    if Notice::for_event(ev).is_none() || p.mailer().is_none() {
+        return Ok(());
+    }
+    if let Some(id) = ev.data_subject()
+        && let Some(user) = p.store.user(t.id(), id).await?
+    {
+        after(p, t, &user, ev);
+    }
+    Ok(())
 }
 
 /// Send `notice` to `user` (in `lang`, else the default locale).

@@ -228,6 +228,7 @@ pub async fn verify<S: TotpStore + LoginThrottleStore + AuditSink + ?Sized>(
                     "locked_until": counter.locked_until,
                 }));
                 p.store.record(&ev).await?;
+                super::notice::after(p, t, user, &ev);
             }
             Err(SecondFactorError::Invalid)
         }

@@ -83,6 +83,19 @@ impl Notice {
                     Notice::PasswordChanged
                 }
             }
+            // A browser never seen on this account (the risk engine's `new_device`).
+            EventKind::LoginSucceeded
+                if ev.detail.get("new_device").and_then(|v| v.as_bool()) == Some(true) =>
+            {
+                Notice::NewSignIn {
+                    ip: ev.personal.ip.clone(),
+                    user_agent: ev
+                        .personal
+                        .user_agent
+                        .as_deref()
+                        .map(|u| super::one_line(u, 120)),
+                }
+            }
             EventKind::LoginLocked if ev.reason.as_deref() == Some("account") => {
                 Notice::LockedOut {
                     until: ev
@@ -139,6 +152,29 @@ mod tests {
         assert_eq!(
             Notice::for_event(&ev(EventKind::LoginSucceeded, Outcome::Success)),
             None
+        );
+        let seen =
+            ev(EventKind::LoginSucceeded, Outcome::Success).detail(json!({"new_device": false}));
+        assert_eq!(Notice::for_event(&seen), None);
+        let meta = RequestMeta {
+            ip: Some("192.0.2.7".into()),
+            user_agent: Some("Browser\r\nBcc: x".into()),
+            ..RequestMeta::default()
+        };
+        let new = AuditEvent::new(
+            "t",
+            EventKind::LoginSucceeded,
+            Outcome::Success,
+            Principal::Anonymous,
+            &meta,
+        )
+        .detail(json!({"new_device": true}));
+        assert_eq!(
+            Notice::for_event(&new),
+            Some(Notice::NewSignIn {
+                ip: Some("192.0.2.7".into()),
+                user_agent: Some("Browser  Bcc: x".into()),
+            })
         );
         assert_eq!(
             Notice::for_event(&ev(EventKind::PasskeyRegistered, Outcome::Failure)),

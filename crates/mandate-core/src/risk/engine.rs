@@ -92,6 +92,11 @@ pub struct Assessment {
 }
 
 impl Assessment {
+    /// Whether `signal` was seen (whatever the policy decided of it).
+    pub fn has(&self, signal: Signal) -> bool {
+        self.signals.iter().any(|(s, _)| *s == signal)
+    }
+
     /// The audit record's detail: signals with values, rules that matched, decision.
     pub fn detail(&self) -> Value {
         let signals: serde_json::Map<String, Value> = self

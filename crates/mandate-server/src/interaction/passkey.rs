@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::proceed;
 use crate::client_ip::Meta;
-use crate::session::{begin, current_session, device_cookie};
+use crate::session::{begin, current_session, mint_device};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 use crate::ui::passkeys::{ceremony_json, json_error, json_no_store};
@@ -74,13 +74,14 @@ fn message_key(e: &PasskeyError) -> &'static str {
 pub async fn sign_in(
     State(s): State<AppState>,
     Tenant(t): Tenant,
-    Meta(meta): Meta,
+    Meta(mut meta): Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
+    let device = mint_device(&s, &mut meta);
     let interaction = match form.get("interaction") {
         Some(v) => match Interaction::open(&s.provider, &t, v) {
             Some(i) => Some(i),
@@ -147,7 +148,7 @@ pub async fn sign_in(
         }
         _ => pages::see_other(&t.url(&back)),
     };
-    pages::with_cookies(resp, set.into_iter().chain(device_cookie(&s, &meta)))
+    pages::with_cookies(resp, set.into_iter().chain(device))
 }
 
 /// `POST {issuer}/login/passkey/register`: add a passkey from the offer after a password

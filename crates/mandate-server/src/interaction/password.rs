@@ -20,10 +20,11 @@ use crate::ui::pages;
 pub async fn login(
     State(s): State<AppState>,
     Tenant(t): Tenant,
-    Meta(meta): Meta,
+    Meta(mut meta): Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let device = crate::session::mint_device(&s, &mut meta);
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
@@ -103,7 +104,6 @@ pub async fn login(
         Ok(v) => v,
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
-    let device = crate::session::device_cookie(&s, &meta);
     let resp = super::after_sign_in(&s, &t, &meta, &headers, &client, i, session, &user.user).await;
     pages::with_cookies(resp, [set].into_iter().chain(device))
 }

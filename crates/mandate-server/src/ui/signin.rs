@@ -151,13 +151,14 @@ async fn second_step_or_back(
 pub async fn submit(
     State(s): State<AppState>,
     Tenant(t): Tenant,
-    Meta(meta): Meta,
+    Meta(mut meta): Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(form) = pages::checked_form(&s, &headers, &body) else {
         return pages::form_expired(&s, &headers);
     };
+    let device = crate::session::mint_device(&s, &mut meta);
     let back = form
         .get("return_to")
         .and_then(safe_return_to)
@@ -202,6 +203,5 @@ pub async fn submit(
         Err(e) => return pages::error_page(&s, &headers, &e),
     };
     let next = second_step_or_back(&s, &t, &headers, &session, &back).await;
-    let device = crate::session::device_cookie(&s, &meta);
     pages::with_cookies(next, [set].into_iter().chain(device))
 }

@@ -21,7 +21,7 @@ use crate::domain::model::User;
 use crate::error::StoreError;
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::ACR_MFA;
-use crate::store::AuditSink;
+use crate::store::{AuditSink, UserStore};
 use store::{TotpCredential, TotpStore};
 
 /// Digits of a code.
@@ -239,7 +239,8 @@ pub async fn confirm_enrolment<S: TotpStore + AuditSink + ?Sized>(
     .subject(me.clone())
     .detail(json!({"method": TotpMethod.id()}));
     p.store.record(&ev).await?;
-    Ok(recovery::generate(p, t, &user.id, me, meta).await?)
+    super::notice::after(p, t, user, &ev);
+    Ok(recovery::first(p, t, &user.id, me, meta).await?)
 }
 
 fn clip(code: &str) -> String {
@@ -273,7 +274,7 @@ pub async fn check<S: TotpStore + ?Sized>(
 
 /// Remove a person's authenticator and recovery codes (the person on the account page, or an
 /// administrator resetting it). Records `second_factor_removed` when there was one.
-pub async fn remove<S: TotpStore + AuditSink + ?Sized>(
+pub async fn remove<S: TotpStore + AuditSink + UserStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
@@ -293,7 +294,7 @@ pub async fn remove<S: TotpStore + AuditSink + ?Sized>(
             id: user_id.to_string(),
         })
         .detail(json!({"method": TotpMethod.id(), "recovery_codes": "removed"}));
-        p.store.record(&ev).await?;
+        super::notice::record(p, t, &ev).await?;
     }
     Ok(removed)
 }

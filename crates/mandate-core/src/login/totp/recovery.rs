@@ -15,7 +15,7 @@ use crate::error::StoreError;
 use crate::login::method::{Factor, LoginMethod};
 use crate::provider::{Provider, TenantCtx};
 use crate::settings::ACR_MFA;
-use crate::store::AuditSink;
+use crate::store::{AuditSink, UserStore};
 
 use super::store::TotpStore;
 
@@ -88,14 +88,41 @@ fn digest(t: &TenantCtx, user_id: &str, code: &str) -> Vec<u8> {
 }
 
 /// Make a new set of codes for a person, replacing all earlier ones; returns them (to be
-/// shown once). Records `recovery_codes_generated`.
-pub async fn generate<S: TotpStore + AuditSink + ?Sized>(
+/// shown once). Records `recovery_codes_generated` and tells the person by mail.
+pub async fn generate<S: TotpStore + AuditSink + UserStore + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
     user_id: &str,
     actor: Principal,
     meta: &RequestMeta,
 ) -> Result<Vec<String>, StoreError> {
+    let (codes, ev) = replace(p, t, user_id, actor, meta).await?;
+    crate::login::notice::record(p, t, &ev).await?;
+    Ok(codes)
+}
+
+/// The first codes, made with an authenticator app: recorded, without a notice of their own
+/// (the app's enrolment notice tells the person).
+pub(super) async fn first<S: TotpStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    user_id: &str,
+    actor: Principal,
+    meta: &RequestMeta,
+) -> Result<Vec<String>, StoreError> {
+    let (codes, ev) = replace(p, t, user_id, actor, meta).await?;
+    p.store.record(&ev).await?;
+    Ok(codes)
+}
+
+/// New codes in place of the old; the record to write of it.
+async fn replace<S: TotpStore + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    user_id: &str,
+    actor: Principal,
+    meta: &RequestMeta,
+) -> Result<(Vec<String>, AuditEvent), StoreError> {
     let codes: Vec<String> = (0..COUNT).map(|_| new_code()).collect();
     let digests: Vec<Vec<u8>> = codes
         .iter()
@@ -121,8 +148,7 @@ pub async fn generate<S: TotpStore + AuditSink + ?Sized>(
         id: user_id.to_string(),
     })
     .detail(json!({"count": COUNT}));
-    p.store.record(&ev).await?;
-    Ok(codes)
+    Ok((codes, ev))
 }
 
 /// Spend one of a person's codes: the codes left, or `None` when it is not one of theirs

@@ -358,8 +358,13 @@ pub async fn finish_sign_in<S: PasskeyStore + RiskStore + UserStore + AuditSink 
                 id: user.id.clone(),
             })
             .username(&user.username)
-            .detail(json!({"method": "passkey", "passkey": passkey.id}));
+            .detail(json!({
+                "method": "passkey",
+                "passkey": passkey.id,
+                "new_device": a.has(crate::risk::Signal::NewDevice),
+            }));
             p.store.record(&ev).await?;
+            super::notice::after(p, t, &user, &ev);
             let amr = vec![
                 if passkey.backup_eligible {
                     "swk"

@@ -26,9 +26,14 @@ fn count(events: &[Value], kind: &str) -> usize {
 
 /// Sign in on the account sign-in page; the status of the answer (303 when signed in).
 async fn sign_in(b: &Browser, issuer: &str, username: &str, password: &str) -> u16 {
+    sign_in_at(b, issuer, "", username, password).await
+}
+
+/// [`sign_in`] with more of the page's query (`again=1&`: though signed in already).
+async fn sign_in_at(b: &Browser, issuer: &str, query: &str, username: &str, password: &str) -> u16 {
     let (status, page, _) = b
         .get(&format!(
-            "{issuer}/account/login?return_to=/account/profile"
+            "{issuer}/account/login?{query}return_to=/account/profile"
         ))
         .await;
     assert_eq!(status, 200, "{page}");
@@ -372,7 +377,8 @@ async fn password_change_ends_other_sessions(backend: Backend) {
         sign_in(&Browser::new(), &issuer, "cy", NEW_PASSWORD).await,
         303
     );
-    let notice = outbox.nth(1).await;
+    // Mail 1 and 3: the new browsers' sign-ins.
+    let notice = outbox.nth(2).await;
     assert_eq!(notice.to, "cy@example.com");
     assert!(
         notice.subject.contains("password was changed"),
@@ -407,11 +413,56 @@ async fn a_passkey_added_sends_a_notice(backend: Backend) {
     assert!(mail.html.contains("Work laptop"));
 }
 
+/// Security notices follow what happened: a sign-in from a browser the account never used
+/// (not the same browser again: its device cookie, minted before its first sign-in, is
+/// known), an authenticator app added (one notice, not one more for its first recovery
+/// codes), new recovery codes.
+async fn notices_for_a_new_browser_and_second_factors(backend: Backend) {
+    let outbox = Outbox::new();
+    let s = outbox.server(backend, PublicUrl::Localhost).await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "eve");
+    let first = Browser::new();
+    assert_eq!(sign_in(&first, &issuer, "eve", PASSWORD).await, 303);
+    assert_eq!(
+        sign_in_at(&first, &issuer, "again=1&", "eve", PASSWORD).await,
+        303
+    );
+    let other = Browser::new();
+    assert_eq!(sign_in(&other, &issuer, "eve", PASSWORD).await, 303);
+    let mail = outbox.nth(1).await;
+    assert_eq!(mail.to, "eve@example.com");
+    assert!(mail.subject.starts_with("New sign-in"), "{}", mail.subject);
+    assert!(mail.text.contains("127.0.0.1"), "{}", mail.text);
+
+    let (_app, _codes) = super::second_factor::enrol_on_account_page(&s, &other).await;
+    let mail = outbox.nth(2).await;
+    assert!(
+        mail.subject.contains("second factor was added"),
+        "{}",
+        mail.subject
+    );
+    let (status, html, _) = other.get(&format!("{issuer}/account/security")).await;
+    assert_eq!(status, 200, "{html}");
+    let csrf = hidden(&html, "csrf").unwrap();
+    let (status, html, _) = other
+        .post_form(
+            &format!("{issuer}/account/security/recovery-codes"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let mail = outbox.nth(3).await;
+    assert!(mail.subject.contains("recovery codes"), "{}", mail.subject);
+    assert_eq!(outbox.mails().len(), 3, "no other notice");
+}
+
 both_backends!(
     forgot_password_resets_once,
     email_verification_reaches_userinfo,
     password_change_ends_other_sessions,
     a_passkey_added_sends_a_notice,
+    notices_for_a_new_browser_and_second_factors,
 );
 
 #[tokio::test]

@@ -17,7 +17,7 @@ const MFA: &str = "urn:mandate:acr:mfa";
 
 /// An authenticator app: the key shown at enrolment, and the last step it gave a code for (a
 /// step is accepted once, so each code is of a later step; waits when it would run ahead).
-struct App {
+pub(super) struct App {
     key: String,
     last: u64,
 }
@@ -102,7 +102,7 @@ async fn account_login(
 
 /// Enrol an authenticator app on the account page of a signed-in browser: its key and the
 /// recovery codes shown.
-async fn enrol_on_account_page(s: &Server, b: &Browser) -> (App, Vec<String>) {
+pub(super) async fn enrol_on_account_page(s: &Server, b: &Browser) -> (App, Vec<String>) {
     let issuer = s.issuer("default");
     let (status, html, _) = b.get(&format!("{issuer}/account/security")).await;
     assert_eq!(status, 200, "{html}");
