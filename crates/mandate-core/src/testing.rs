@@ -758,6 +758,20 @@ impl crate::risk::store::RiskStore for Fake {
         self.agent_requests.lock().unwrap().push(row.clone());
         Ok(())
     }
+    async fn approve_agent_requests(
+        &self,
+        t: &str,
+        agent_id: &str,
+        user_id: &str,
+        until: i64,
+    ) -> StoreResult<()> {
+        for r in self.agent_requests.lock().unwrap().iter_mut() {
+            if r.tenant_id == t && r.agent_id == agent_id && r.user_id == user_id && r.at <= until {
+                r.approved = true;
+            }
+        }
+        Ok(())
+    }
     async fn agent_requests(
         &self,
         t: &str,

@@ -42,6 +42,7 @@ fn agent_request(r: &AnyRow) -> StoreResult<AgentRequestRow> {
         mandate_id: col(r, "mandate_id")?,
         resources: list(r, "resources")?,
         allowed: col::<i64>(r, "allowed")? != 0,
+        approved: col::<i64>(r, "approved")? != 0,
         at: col(r, "at")?,
         expires_at: col(r, "expires_at")?,
     })
@@ -147,7 +148,8 @@ impl RiskStore for SqlStore {
     async fn add_agent_request(&self, r: &AgentRequestRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO risk_agent_requests (tenant_id, agent_id, user_id, mandate_id, \
-             resources, allowed, at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             resources, allowed, approved, at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&r.tenant_id)
         .bind(&r.agent_id)
@@ -155,8 +157,30 @@ impl RiskStore for SqlStore {
         .bind(&r.mandate_id)
         .bind(json_list(r.resources.iter().map(String::as_str)))
         .bind(flag(r.allowed))
+        .bind(flag(r.approved))
         .bind(r.at)
         .bind(r.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn approve_agent_requests(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        user_id: &str,
+        until: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE risk_agent_requests SET approved = 1 WHERE tenant_id = $1 AND agent_id = $2 \
+             AND user_id = $3 AND at <= $4 AND approved = 0",
+        )
+        .bind(tenant_id)
+        .bind(agent_id)
+        .bind(user_id)
+        .bind(until)
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -170,7 +194,8 @@ impl RiskStore for SqlStore {
         user_id: &str,
     ) -> StoreResult<Vec<AgentRequestRow>> {
         sqlx::query(
-            "SELECT tenant_id, agent_id, user_id, mandate_id, resources, allowed, at, expires_at \
+            "SELECT tenant_id, agent_id, user_id, mandate_id, resources, allowed, approved, at, \
+             expires_at \
              FROM risk_agent_requests WHERE tenant_id = $1 AND agent_id = $2 AND user_id = $3 \
              ORDER BY at DESC LIMIT $4",
         )

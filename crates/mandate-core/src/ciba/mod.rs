@@ -27,7 +27,7 @@ use crate::error::{AdminError, ErrorCode, OAuthError};
 use crate::oauth::authorize::{CONSENT_MANDATE_SECONDS, CONSENT_MAX_TOKEN_LIFETIME, OIDC_SCOPES};
 use crate::oauth::tokens::parse_resources;
 use crate::provider::{Provider, TenantCtx};
-use crate::store::{AgentStore, AuditSink, CibaStore, MandateStore, UserStore};
+use crate::store::{AgentStore, AuditSink, CibaStore, MandateStore, RiskStore, UserStore};
 
 /// How much `slow_down` adds to a client's polling interval (CIBA §11, RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP: i64 = 5;
@@ -486,7 +486,9 @@ pub struct Decided {
 /// [`CIBA_MANDATE_SECONDS`], tokens of at most [`CIBA_MAX_TOKEN_LIFETIME`], no
 /// sub-delegation. Audited `ciba_approved` / `ciba_denied` with the person as actor. `None`
 /// when the request is not theirs, already decided or expired.
-pub async fn decide<S: AgentStore + AuditSink + CibaStore + MandateStore + UserStore + ?Sized>(
+pub async fn decide<
+    S: AgentStore + AuditSink + CibaStore + MandateStore + UserStore + RiskStore + ?Sized,
+>(
     p: &Provider<S>,
     t: &TenantCtx,
     who: &Approver,
@@ -572,6 +574,9 @@ pub async fn decide<S: AgentStore + AuditSink + CibaStore + MandateStore + UserS
         "authorization_details": r.authorization_details,
     }));
     p.store.record(&ev).await?;
+    if decided.approval.is_some() {
+        crate::risk::approved(p, t, &r.client_id, &who.user_id).await?;
+    }
     let ping = match (r.notification_token, r.ping_auth_req_id) {
         (Some(token), Some(auth_req_id)) => p
             .store

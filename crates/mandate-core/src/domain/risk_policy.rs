@@ -151,6 +151,23 @@ impl RiskRule {
     }
 }
 
+/// The most a counting signal counts: each decision reads at most this many rows (every
+/// request's work is bounded), so a threshold above it could never be reached.
+pub const MAX_COUNT: u32 = 500;
+
+impl Signal {
+    /// Is its value a count of rows the engine reads (bounded by [`MAX_COUNT`])?
+    pub fn is_count(self) -> bool {
+        matches!(
+            self,
+            Signal::AccountFailures
+                | Signal::AddressFailures
+                | Signal::CredentialStuffing
+                | Signal::AgentVelocity
+        )
+    }
+}
+
 /// The threshold a rule on `signal` gets when none is given.
 pub fn default_threshold(signal: Signal) -> u32 {
     match signal {
@@ -206,7 +223,7 @@ impl Default for RiskPolicy {
                 rule(Signal::AgentVelocity, Action::Approval),
                 RiskRule {
                     signal: Signal::AgentVelocity,
-                    at_least: 600,
+                    at_least: MAX_COUNT,
                     action: Action::Suspend,
                 },
                 rule(Signal::AgentNewResource, Action::Allow),
@@ -239,6 +256,12 @@ impl RiskPolicy {
             if r.at_least == 0 {
                 return Err(format!(
                     "the threshold of {} must be a positive number",
+                    r.signal.as_str()
+                ));
+            }
+            if r.signal.is_count() && r.at_least > MAX_COUNT {
+                return Err(format!(
+                    "the threshold of {} must be at most {MAX_COUNT} (what one decision counts)",
                     r.signal.as_str()
                 ));
             }

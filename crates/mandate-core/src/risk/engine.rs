@@ -60,6 +60,8 @@ pub struct PastRequest {
     pub resources: Vec<String>,
     /// Issued (a refused request counts for velocity only).
     pub allowed: bool,
+    /// The person approved the burst it was part of (CIBA): not counted for velocity.
+    pub approved: bool,
 }
 
 /// What is known of one token request by an agent for a person under a mandate.
@@ -194,8 +196,13 @@ pub fn sign_in_signals(policy: &RiskPolicy, f: &SignInFacts<'_>) -> Vec<(Signal,
 
 /// The signals of an agent's token request.
 pub fn agent_signals(policy: &RiskPolicy, f: &AgentFacts<'_>) -> Vec<(Signal, f64)> {
+    // What the person approved (CIBA) is not unusual any more: the count starts again.
     let since = f.now - policy.agent_window;
-    let velocity = 1 + f.history.iter().filter(|r| r.at > since).count();
+    let velocity = 1 + f
+        .history
+        .iter()
+        .filter(|r| !r.approved && r.at > since)
+        .count();
     let mut out = vec![(Signal::AgentVelocity, velocity as f64)];
     let under: Vec<&PastRequest> = f
         .history

@@ -323,6 +323,23 @@ pub struct AgentRequest<'a> {
 /// person's approval (`invalid_request` with [`APPROVAL_REQUIRED`]: the agent starts CIBA), or
 /// suspend the agent (recorded with the reason the person sees; `invalid_client`). Every
 /// decision is in the audit trail with its reasons.
+/// The person approved a request of the agent (CIBA): its requests so far are marked
+/// approved, so that its velocity counts again from now (a burst the person approved does not
+/// ask them again at once; a new one does).
+pub async fn approved<S: RiskStore + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    agent_id: &str,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    if !t.tenant.settings.risk.enabled {
+        return Ok(());
+    }
+    p.store
+        .approve_agent_requests(t.id(), agent_id, user_id, p.now())
+        .await
+}
+
 pub async fn agent_request<S: RiskStore + crate::store::AuditSink + ?Sized>(
     p: &Provider<S>,
     t: &TenantCtx,
@@ -344,6 +361,7 @@ pub async fn agent_request<S: RiskStore + crate::store::AuditSink + ?Sized>(
             mandate_id: x.mandate_id,
             resources: x.resources,
             allowed: x.allowed,
+            approved: x.approved,
         })
         .collect();
     let facts = AgentFacts {
@@ -380,6 +398,7 @@ pub async fn agent_request<S: RiskStore + crate::store::AuditSink + ?Sized>(
                 mandate_id: r.mandate_id.to_string(),
                 resources: r.resources.to_vec(),
                 allowed: a.action == Action::Allow,
+                approved: false,
                 at: now,
                 expires_at: now + AGENT_RETENTION,
             })
@@ -663,6 +682,15 @@ mod tests {
             mandate_id: mandate.into(),
             resources: resources.iter().map(|r| r.to_string()).collect(),
             allowed,
+            approved: false,
+        }
+    }
+
+    /// A request the person approved since (CIBA).
+    fn approved(ago: i64, mandate: &str, resources: &[&str]) -> PastRequest {
+        PastRequest {
+            approved: true,
+            ..req(ago, mandate, resources, true)
         }
     }
 
@@ -678,6 +706,13 @@ mod tests {
             req(10, "m1", &["https://mail"], true),
             req(20, "m1", &["https://mail"], false),
             req(30, "m2", &["https://files"], true),
+            req(86_400, "m1", &["https://mail"], true),
+        ];
+        // The person approved a request between the requests 20 and 10 s ago.
+        let since_approval = vec![
+            req(10, "m1", &["https://mail"], true),
+            approved(20, "m1", &["https://mail"]),
+            approved(30, "m2", &["https://files"]),
             req(86_400, "m1", &["https://mail"], true),
         ];
         // (history, mandate, resources, now offset) → velocity, new resources, unusual hours
@@ -698,6 +733,10 @@ mod tests {
             (&history[1..2], "m1", &mail, 0, 2.0, None, None),
             // Six hours later: no request in the window, unusual hours.
             (&history, "m1", &mail, 6 * 3600, 1.0, Some(0.0), Some(6.0)),
+            // After the person's approval only what came later counts for velocity; what was
+            // approved still tells what the agent used and when.
+            (&since_approval, "m1", &mail, 0, 2.0, Some(0.0), Some(0.0)),
+            (&since_approval, "m2", &files, 0, 2.0, Some(0.0), None),
         ];
         for (i, (h, m, res, later, velocity, new, hours)) in cases.into_iter().enumerate() {
             let f = AgentFacts {
@@ -809,6 +848,11 @@ mod tests {
             ("new_device=approval", false),
             ("agent_velocity=suspend@5", true),
             ("credential_stuffing=block@0", false),
+            // A count above what one decision reads could never fire.
+            ("agent_velocity=suspend@500", true),
+            ("agent_velocity=suspend@501", false),
+            ("address_failures=block@501", false),
+            ("impossible_travel=block@5000", true),
         ] {
             let mut p = RiskPolicy::default();
             p.set_rule(RiskRule::parse(rule).unwrap());

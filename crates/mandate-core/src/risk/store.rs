@@ -44,12 +44,15 @@ pub struct AgentRequestRow {
     pub resources: Vec<String>,
     /// Issued (else refused by the policy: counted for velocity only).
     pub allowed: bool,
+    /// The person approved the burst it was part of (a CIBA approval after it): it no longer
+    /// counts for velocity.
+    pub approved: bool,
     pub at: i64,
     pub expires_at: i64,
 }
 
 /// Most rows one read returns: every request's work is bounded.
-pub const MAX_ROWS: i64 = 500;
+pub const MAX_ROWS: i64 = crate::domain::risk_policy::MAX_COUNT as i64;
 
 #[async_trait]
 pub trait RiskStore: Send + Sync {
@@ -72,6 +75,14 @@ pub trait RiskStore: Send + Sync {
     /// How many failures of an account name after `since` (at most [`MAX_ROWS`]).
     async fn failures_of(&self, tenant_id: &str, account: &str, since: i64) -> StoreResult<i64>;
     async fn add_agent_request(&self, row: &AgentRequestRow) -> StoreResult<()>;
+    /// Mark an agent's requests for a person up to `until` approved (the person approved one).
+    async fn approve_agent_requests(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        user_id: &str,
+        until: i64,
+    ) -> StoreResult<()>;
     /// An agent's requests for a person, newest first, at most [`MAX_ROWS`].
     async fn agent_requests(
         &self,

@@ -3014,6 +3014,7 @@ async fn risk_records(db: &Db) {
         mandate_id: "m1".into(),
         resources: vec!["https://mail".into(), "https://files".into()],
         allowed,
+        approved: false,
         at,
         expires_at: at + 100,
     };
@@ -3032,6 +3033,25 @@ async fn risk_records(db: &Db) {
         [request("a1", NOW + 1, false), request("a1", NOW, true)]
     );
     assert!(s.agent_requests("t1", "a1", "u2").await.unwrap().is_empty());
+    // The person approves a1's requests up to NOW: only those, only a1's, only theirs.
+    s.approve_agent_requests("t1", "a1", "u1", NOW)
+        .await
+        .unwrap();
+    let approved = AgentRequestRow {
+        approved: true,
+        ..request("a1", NOW, true)
+    };
+    assert_eq!(
+        s.agent_requests("t1", "a1", "u1").await.unwrap(),
+        [request("a1", NOW + 1, false), approved]
+    );
+    assert!(
+        s.agent_requests("t1", "a2", "u1")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| !r.approved)
+    );
 
     // Suspension with a reason: once, only an active agent, cleared when resumed.
     let agent = Agent {

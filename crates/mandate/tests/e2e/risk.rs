@@ -426,8 +426,148 @@ async fn agent_velocity(backend: Backend) {
     assert!(shown["status_reason"].is_null(), "{shown}");
 }
 
+/// The person approving a request of an agent the policy held (CIBA) starts its velocity
+/// count again: the agent goes on without asking again at once, and a new burst asks again.
+async fn approval_starts_the_agent_count_again(backend: Backend) {
+    let s = Server::start_with(backend, &[("MANDATE_CIBA_INTERVAL", "1")]).await;
+    let issuer = s.issuer("default");
+    s.create_user("default", "alice");
+    let web = s.create_web_client(
+        "default",
+        &[
+            "--scope",
+            "openid",
+            "--scope",
+            "calendar.read",
+            "--scope",
+            "mandate:self",
+        ],
+    );
+    s.cli(
+        &[
+            "tenant",
+            "risk",
+            "default",
+            "--rule",
+            "agent_velocity=approval@3",
+        ],
+        None,
+    );
+    let v = s.cli(
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "Planner",
+            "--owner",
+            "alice",
+            "--scope-ceiling",
+            "calendar.read",
+            "--ciba-mode",
+            "poll",
+            "--generate-secret",
+        ],
+        None,
+    );
+    let agent = (
+        v["client_id"].as_str().unwrap().to_string(),
+        v["client_secret"].as_str().unwrap().to_string(),
+    );
+    s.cli(
+        &[
+            "mandate",
+            "create",
+            "--tenant",
+            "default",
+            "--user",
+            "alice",
+            &format!("--agent={}", agent.0),
+            "--scope",
+            "calendar.read",
+            "--expires-in",
+            "3600",
+        ],
+        None,
+    );
+    let person = person_token(&s, &web, "alice", "openid calendar.read").await;
+    let exchange = || async {
+        token(
+            &issuer,
+            &agent,
+            &[
+                ("grant_type", EXCHANGE),
+                ("subject_token", &person),
+                ("subject_token_type", AT_TYPE),
+            ],
+        )
+        .await
+    };
+    let held = |v: &Value| {
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("approval_required:"))
+    };
+    for _ in 0..2 {
+        let (st, v) = exchange().await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, v) = exchange().await;
+    assert!(st == 400 && held(&v), "{v}");
+
+    // The agent asks the person; she approves through the self-service API.
+    let (st, v) = post_auth(
+        &format!("{issuer}/bc-authorize"),
+        &agent,
+        &[("scope", "calendar.read"), ("login_hint", "alice")],
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let auth_req_id = v["auth_req_id"].as_str().unwrap().to_string();
+    let own = person_token(&s, &web, "alice", "openid mandate:self").await;
+    let http = reqwest::Client::new();
+    let pending: Value = http
+        .get(format!("{issuer}/account/v1/ciba-requests"))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = pending["ciba_requests"][0]["id"].as_str().unwrap();
+    let r = http
+        .post(format!("{issuer}/account/v1/ciba-requests/{rid}"))
+        .bearer_auth(&own)
+        .json(&serde_json::json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, v) = token(
+        &issuer,
+        &agent,
+        &[
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", &auth_req_id),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+
+    // Counted again from the approval: two more, then the person is asked again.
+    for _ in 0..2 {
+        let (st, v) = exchange().await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, v) = exchange().await;
+    assert!(st == 400 && held(&v), "{v}");
+}
+
 both_backends!(
     credential_stuffing_is_blocked,
     impossible_travel,
-    agent_velocity
+    agent_velocity,
+    approval_starts_the_agent_count_again,
 );
