@@ -100,6 +100,7 @@ fn main() {
                 "https://files.example".into(),
             ],
             allowed: true,
+            approved: false,
         })
         .collect();
     let resources = vec!["https://mail.example".to_string()];
