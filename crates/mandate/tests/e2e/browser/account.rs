@@ -58,7 +58,7 @@ async fn an_authenticator_app_set_up_and_removed_on_the_security_page() {
     c.keyboard("Enter").await;
     c.wait_for_selector("#totp-secret").await;
     assert_eq!(c.count("figure.qr svg").await, 1, "the QR code is drawn");
-    c.screenshot_for_docs("enrol", "totp-enrol").await;
+    c.screenshot("enrol").await;
     let key = c.text("#totp-secret").await;
     // Autofocus: the code field has the focus already.
     assert_eq!(c.evaluate("document.activeElement.id").await, "totp-code");
@@ -170,7 +170,7 @@ async fn the_e_mail_address_is_verified_through_the_mailed_link() {
     // Opening the link changes nothing yet (mail scanners open links): a button confirms.
     assert_eq!(c.goto(&link).await, Some(200));
     assert_eq!(c.text("h1").await, "Confirm your e-mail address");
-    c.screenshot("confirm").await;
+    c.screenshot_for_docs("confirm", "email-verify").await;
     c.goto(&format!("{issuer}/account/profile")).await;
     assert_eq!(c.count("[data-verified]").await, 0);
     c.goto(&link).await;
