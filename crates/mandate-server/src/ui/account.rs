@@ -18,7 +18,13 @@ use crate::tenant::Tenant;
 
 /// The sections of the account page, in order: (message key of the title, of the
 /// description, path). Other features add theirs here.
-const SECTIONS: [(&str, &str, &str); 4] = [
+const SECTIONS: [(&str, &str, &str); 6] = [
+    ("profile_title", "account_profile_text", "/account/profile"),
+    (
+        "security_title",
+        "account_security_text",
+        "/account/security",
+    ),
     (
         "passkeys_title",
         "account_passkeys_text",

@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -77,7 +77,12 @@ async fn posted(
 }
 
 /// `GET {issuer}/account/security`.
-pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderMap) -> Response {
+pub async fn page(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let (_, user) = match signed_in(&s, &t, &headers).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -104,6 +109,8 @@ pub async fn page(State(s): State<AppState>, Tenant(t): Tenant, headers: HeaderM
         &lang,
         context! {
             enrolled => e.totp_enrolled_at.is_some(),
+            // After a removal (`?removed=totp`), said once the app is indeed gone.
+            removed => e.totp_enrolled_at.is_none() && q.get("removed").is_some_and(|v| v == "totp"),
             totp_status,
             recovery_left,
             csrf,
@@ -205,7 +212,7 @@ pub async fn remove(
     if let Err(e) = totp::remove(&s.provider, &t, &user.id, me, &meta).await {
         return pages::error_page(&s, &headers, &e.into());
     }
-    pages::see_other(&t.url(PAGE))
+    pages::see_other(&t.url(&format!("{PAGE}?removed=totp")))
 }
 
 /// `POST {issuer}/account/security/recovery-codes`: a new set replaces the old, shown once

@@ -154,6 +154,31 @@ const commands = {
     await page.screenshot({ path, fullPage: fullPage ?? true });
     return path;
   },
+  // The page's card (`main`) with the brand header above it and a margin around: what the docs
+  // show of a page.
+  async screenshot_card({ path, margin }) {
+    const m = margin ?? 16;
+    const box = await page.evaluate(() => {
+      const parts = [document.querySelector('header.brand'), document.querySelector('main')]
+        .filter((e) => e && e.getClientRects().length)
+        .map((e) => e.getBoundingClientRect());
+      if (!parts.length) return null;
+      return {
+        left: Math.min(...parts.map((r) => r.left)) + window.scrollX,
+        top: Math.min(...parts.map((r) => r.top)) + window.scrollY,
+        right: Math.max(...parts.map((r) => r.right)) + window.scrollX,
+        bottom: Math.max(...parts.map((r) => r.bottom)) + window.scrollY,
+      };
+    });
+    if (!box) throw new Error('no main element to screenshot');
+    const x = Math.max(0, Math.floor(box.left - m));
+    const y = Math.max(0, Math.floor(box.top - m));
+    const clip = { x, y, width: Math.ceil(box.right + m) - x, height: Math.ceil(box.bottom + m) - y };
+    await page.screenshot({ path, fullPage: true, clip });
+    return path;
+  },
+  // A key pressed on the page, wherever the focus is (`Tab`, `Enter`, `Shift+Tab`).
+  async keyboard({ key }) { await page.keyboard.press(key); return null; },
   async new_context(opts) { await newContext(opts); return null; },
   async set_locale({ locale }) { await newContext({ locale }); return null; },
   async cdp({ method, params }) { return await (await cdp()).send(method, params ?? {}); },

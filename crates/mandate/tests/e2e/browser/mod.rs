@@ -3,6 +3,8 @@
 //! DevTools virtual authenticator. The servers run on `http://localhost:<port>`, an origin
 //! WebAuthn accepts. Screenshots: `target/test-output/screenshots/<test>/`.
 
+mod accessibility;
+mod account;
 mod passkeys;
 mod recovery;
 mod second_factors;

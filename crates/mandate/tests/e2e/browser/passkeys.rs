@@ -17,7 +17,12 @@ async fn password_then_add_passkey(c: &Chromium, name: &str) {
     c.wait_for_selector_state("[data-passkey-register]", "visible")
         .await;
     c.fill("input[name=name]", name).await;
-    c.screenshot("offer").await;
+    // One test's offer is the docs' picture.
+    if name == "Test laptop" {
+        c.screenshot_for_docs("offer", "passkey-offer").await;
+    } else {
+        c.screenshot("offer").await;
+    }
     c.click("[data-passkey-register] [data-passkey-button]")
         .await;
 }
@@ -114,7 +119,8 @@ async fn passkey_added_after_a_password_sign_in_then_autofill_sign_in_and_remova
     // 3. The account page lists it; removing it there ends its use.
     c.goto(&format!("{issuer}/account/passkeys")).await;
     c.wait_for_selector("text=Test laptop").await;
-    c.screenshot("account-passkeys").await;
+    c.screenshot_for_docs("account-passkeys", "account-passkeys")
+        .await;
     c.click("role=button[name='Remove the passkey Test laptop']")
         .await;
     c.wait_for_selector("text=You have no passkeys yet.").await;
@@ -234,7 +240,7 @@ async fn step_up_to_a_passkey_from_acr_values() {
     c.wait_for_selector_state("[data-passkey-signin]", "visible")
         .await;
     assert_eq!(c.count("input[name=password]").await, 0);
-    c.screenshot("step-up").await;
+    c.screenshot_for_docs("step-up", "step-up-passkey").await;
     c.cdp(
         "WebAuthn.setAutomaticPresenceSimulation",
         json!({"authenticatorId": auth, "enabled": true}),

@@ -19,6 +19,7 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link() {
     c.click("text=Forgot your password?").await;
     c.wait_for_selector("input[name=name]").await;
     c.fill("input[name=name]", "alice").await;
+    c.screenshot_for_docs("forgot", "password-forgot").await;
     c.click("role=button[name='Send the link']").await;
     c.wait_for_selector("[data-forgot-sent]").await;
     c.screenshot("link-sent").await;
@@ -30,7 +31,8 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link() {
         .unwrap_or_else(|| panic!("{}", mail.text));
     c.goto(&link).await;
     c.wait_for_selector("input[name=password2]").await;
-    c.screenshot("new-password").await;
+    c.screenshot_for_docs("new-password", "password-reset")
+        .await;
     c.fill("input[name=password]", NEW).await;
     c.fill("input[name=password2]", NEW).await;
     c.click("role=button[name='Set the new password']").await;

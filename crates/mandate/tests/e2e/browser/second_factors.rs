@@ -53,7 +53,7 @@ async fn an_authenticator_app_set_up_while_signing_in_then_codes_and_a_recovery_
     password(&c).await;
     c.wait_for_selector("#totp-secret").await;
     assert_eq!(c.count("figure.qr svg").await, 1, "the QR code is drawn");
-    c.screenshot("enrol").await;
+    c.screenshot_for_docs("enrol", "totp-enrol").await;
     let key = c.text("#totp-secret").await;
     c.fill("#totp-code", &code_now(&key, 0)).await;
     c.press("#totp-code", "Enter").await;
@@ -95,7 +95,7 @@ async fn an_authenticator_app_set_up_while_signing_in_then_codes_and_a_recovery_
         .await;
     password(&c).await;
     c.wait_for_selector("#totp-code").await;
-    c.screenshot("second-factor").await;
+    c.screenshot_for_docs("second-factor", "totp-code").await;
     c.fill("#totp-code", &code_now(&key, 1)).await;
     c.press("#totp-code", "Enter").await;
     not_now_if_offered(&c).await;
@@ -156,5 +156,5 @@ async fn the_sign_in_page_in_japanese() {
     c.wait_for_selector("input[name=username]").await;
     assert_eq!(c.attribute("html", "lang").await.as_deref(), Some("ja"));
     assert_eq!(c.text("h1").await, "サインイン");
-    c.screenshot("sign-in-ja").await;
+    c.screenshot_for_docs("sign-in-ja", "sign-in-ja").await;
 }

@@ -24,7 +24,8 @@ async fn password_sign_in_through_the_code_flow() {
         c.text("main h1 + p").await,
         "Sign in to continue to Web App"
     );
-    c.screenshot("sign-in").await;
+    c.wait_for_selector("[data-passkey-signin]").await;
+    c.screenshot_for_docs("sign-in", "sign-in").await;
     c.fill("input[name=username]", "alice").await;
     c.fill("input[name=password]", PASSWORD).await;
     c.click("role=button[name='Sign in']").await;
@@ -38,7 +39,7 @@ async fn password_sign_in_through_the_code_flow() {
     assert!(c.url().await.starts_with(&issuer), "{}", c.url().await);
     assert_eq!(c.text("h1").await, "Authorize access");
     assert!(c.text("main").await.contains("alice"));
-    c.screenshot("consent").await;
+    c.screenshot_for_docs("consent", "consent").await;
     assert!(c.captured().await.is_empty(), "no redirect before consent");
     c.click("button[value=approve]").await;
 
@@ -129,7 +130,7 @@ async fn german_sign_in_page_by_ui_locales() {
     c.goto(&auth_url(&issuer, &web.0, &challenge, "openid", &extra))
         .await;
     assert_german(&c).await;
-    c.screenshot("sign-in-de").await;
+    c.screenshot_for_docs("sign-in-de", "sign-in-de").await;
     // The browser itself asks for English: ui_locales wins.
     assert_eq!(c.evaluate("navigator.language").await, "en-US");
 }
@@ -148,6 +149,17 @@ async fn german_sign_in_page_by_browser_locale() {
     c.goto(&url).await;
     assert_german(&c).await;
     c.screenshot("sign-in-de").await;
+    // On to the consent page, in German too.
+    c.fill("input[name=username]", "alice").await;
+    c.fill("input[name=password]", PASSWORD).await;
+    c.click("role=button[name='Anmelden']").await;
+    c.click("role=button[name='Jetzt nicht']").await;
+    c.wait_for_selector("button[value=approve]").await;
+    assert_eq!(c.attribute("html", "lang").await.as_deref(), Some("de"));
+    assert_eq!(c.text("h1").await, "Zugriff erlauben");
+    assert_eq!(c.text("main h1 + p").await, "Web App möchte:");
+    assert_eq!(c.text("button[value=approve]").await, "Zugriff erlauben");
+    c.screenshot_for_docs("consent-de", "consent-de").await;
     // The same page for a browser in English.
     c.new_context("en-US").await;
     c.goto(&url).await;
@@ -197,4 +209,75 @@ async fn sign_in_across_two_nodes_behind_one_url() {
         claims(tokens["id_token"].as_str().unwrap())["iss"],
         issuer.as_str()
     );
+}
+
+/// A tenant's branding in the browser: its name and logo in the header (the logo a `data:`
+/// image the page's policy lets in), its colours on the page and the primary button, and the
+/// page still passing the accessibility checks with them.
+#[tokio::test]
+async fn a_branded_sign_in_page() {
+    let (s, c) = super::start(Backend::Sqlite, "a_branded_sign_in_page").await;
+    let issuer = s.issuer("default");
+    let (web, _) = setup(&s);
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" width="176" height="40" viewBox="0 0 176 40"><rect width="40" height="40" rx="10" fill="#6a1b9a"/><path d="M11 29 20 11l9 18h-5l-4-9-4 9z" fill="#fff"/><text x="50" y="28" font-family="sans-serif" font-size="22" font-weight="700" fill="#4a148c">Acme Corp</text></svg>"##;
+    use base64::Engine as _;
+    let logo = format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    );
+    s.cli(
+        &[
+            "tenant",
+            "set",
+            "default",
+            "--display-name",
+            "Acme Corp",
+            "--primary-color",
+            "#6a1b9a",
+            "--background-color",
+            "#f6f1fa",
+            "--text-color",
+            "#1d1523",
+            "--logo-url",
+            &logo,
+        ],
+        None,
+    );
+    let (_, challenge) = pkce();
+    c.goto(&auth_url(&issuer, &web.0, &challenge, "openid", &[]))
+        .await;
+    c.wait_for_selector("header.brand img.brand-logo").await;
+    assert_eq!(
+        c.attribute("header.brand img", "alt").await.as_deref(),
+        Some("Acme Corp")
+    );
+    // Drawn: the policy let the image in.
+    assert!(
+        c.evaluate("document.querySelector('img.brand-logo').naturalWidth")
+            .await
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(
+        c.title().await.ends_with("Acme Corp"),
+        "{}",
+        c.title().await
+    );
+    let style =
+        |sel: &str, prop: &str| format!("getComputedStyle(document.querySelector('{sel}')).{prop}");
+    assert_eq!(
+        c.evaluate(&style("button.button--primary", "backgroundColor"))
+            .await,
+        "rgb(106, 27, 154)"
+    );
+    assert_eq!(
+        c.evaluate(&style("body", "backgroundColor")).await,
+        "rgb(246, 241, 250)"
+    );
+    c.wait_for_selector("[data-passkey-signin]").await;
+    c.screenshot_for_docs("sign-in-branded", "sign-in-branded")
+        .await;
+    super::accessibility::audit(&c, "sign-in-branded-audit", "button.button--primary").await;
+    assert!(c.errors().await.is_empty(), "{:?}", c.errors().await);
 }

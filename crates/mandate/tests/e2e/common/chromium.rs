@@ -369,6 +369,42 @@ impl Chromium {
         path
     }
 
+    /// Screenshot the page as [`Chromium::screenshot`] does and, when `MANDATE_DOCS_IMAGES`
+    /// names a folder (relative to the workspace; `scripts/docs-screenshots.sh` sets it), the
+    /// page's card (brand header and `main`, with a margin) to `<folder>/<image>.png` too: the
+    /// pictures in `docs/`.
+    pub async fn screenshot_for_docs(&self, name: &str, image: &str) -> PathBuf {
+        let path = self.screenshot(name).await;
+        if let Some(dir) = std::env::var_os("MANDATE_DOCS_IMAGES") {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(dir);
+            std::fs::create_dir_all(&dir).expect("MANDATE_DOCS_IMAGES folder");
+            let to = dir.join(format!("{image}.png"));
+            self.command("screenshot_card", json!({ "path": to })).await;
+        }
+        path
+    }
+
+    /// Press a key where the focus is (`Tab`, `Enter`), as a keyboard does.
+    pub async fn keyboard(&self, key: &str) {
+        self.command("keyboard", json!({ "key": key })).await;
+    }
+
+    /// Press Tab until the focused element matches `selector` (a CSS selector), at most 40
+    /// times; panics (with a screenshot) when it never gets the focus: it is out of the
+    /// keyboard's reach.
+    pub async fn tab_to(&self, selector: &str) {
+        let focused = "s => !!document.activeElement && document.activeElement.matches(s)";
+        for _ in 0..40 {
+            self.keyboard("Tab").await;
+            if self.evaluate_with(focused, json!(selector)).await == json!(true) {
+                return;
+            }
+        }
+        self.fail(&format!("Tab never reached {selector}")).await
+    }
+
     /// A fresh context: no cookies, a new page, the given locale. The CDP session (and with it
     /// any virtual authenticator) goes too; captures and reroutes stay.
     pub async fn new_context(&self, locale: &str) {

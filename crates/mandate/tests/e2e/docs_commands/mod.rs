@@ -311,3 +311,60 @@ fn directives_are_parsed() {
     assert!(matches!(&steps[2], Step::Browser { var, user } if var == "URL" && user == "alice"));
     assert!(matches!(&steps[3], Step::Run { text, .. } if text == "c\n"));
 }
+
+/// The pictures in the docs: every `![alt](images/….png)` of README.md and docs/*.md has alt
+/// text and a file in docs/images of at most 80 KiB (scripts/docs-screenshots.sh makes them),
+/// and every picture there is shown by some page.
+#[test]
+fn docs_images() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let images = root.join("docs/images");
+    let mut pages = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            pages.push(p);
+        }
+    }
+    let mut shown = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        let name = page.strip_prefix(&root).unwrap().display().to_string();
+        for (i, _) in text.match_indices("![") {
+            let rest = &text[i + 2..];
+            let Some((alt, after)) = rest.split_once("](") else {
+                continue;
+            };
+            let Some((target, _)) = after.split_once(')') else {
+                continue;
+            };
+            if !target.ends_with(".png") || target.contains("://") {
+                continue;
+            }
+            if alt.trim().is_empty() {
+                problems.push(format!("{name}: {target} has no alt text"));
+            }
+            let file = page.parent().unwrap().join(target);
+            match std::fs::metadata(&file) {
+                Ok(m) if m.len() > 80 * 1024 => problems.push(format!(
+                    "{name}: {target} is {} KiB, over 80",
+                    m.len() / 1024
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("{name}: {target}: {e}")),
+            }
+            if let Ok(f) = file.canonicalize() {
+                shown.insert(f);
+            }
+        }
+    }
+    for e in std::fs::read_dir(&images).unwrap() {
+        let p = e.unwrap().path().canonicalize().unwrap();
+        if !shown.contains(&p) {
+            problems.push(format!("{} is shown by no page", p.display()));
+        }
+    }
+    assert!(!shown.is_empty(), "no pictures found in the docs");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
