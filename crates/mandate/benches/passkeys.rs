@@ -3,16 +3,21 @@
 //! by a software authenticator in this process, the answer checked by the server: two
 //! requests) side by side with a password sign-in (one request, Argon2id within the server's
 //! hashing bound). Each connection signs in its own person (a passkey's counter must go up),
-//! through the account sign-in (`return_to`), so no OAuth client takes part.
+//! through the account sign-in (`return_to`), so no OAuth client takes part. Last, password
+//! and authenticator-app (TOTP) sign-ins: the password, then a code on the second-factor page
+//! (three requests). A code is taken once, so each simulated person signs in at most once per
+//! 30-second step within the accepted skew: the run has many people.
 //!
 //! ```sh
-//! cargo bench -p mandate --bench passkeys  # BENCH_SECS=10 BENCH_CONNS=16 BENCH_PASSWORD_CONNS=4
+//! cargo bench -p mandate --bench passkeys  # BENCH_SECS=10 BENCH_CONNS=16 BENCH_PASSWORD_CONNS=4 BENCH_TOTP_PEOPLE=400
 //! ```
 
 #[path = "../tests/e2e/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::webauthn::{SoftPasskey, UV};
 use common::*;
@@ -45,18 +50,29 @@ async fn page(issuer: &str) -> (reqwest::Client, String) {
     (http, hidden(&html, "csrf").expect("csrf"))
 }
 
-/// Register a passkey for `user` (password sign-in, then the account page).
-async fn enrol(s: &Server, issuer: &str, user: &str) -> SoftPasskey {
-    let (http, csrf) = page(issuer).await;
-    let r = http
-        .post(format!("{issuer}/account/login"))
+/// Post the password form of the account sign-in page (`back`: its `return_to`).
+async fn post_password(
+    http: &reqwest::Client,
+    issuer: &str,
+    csrf: &str,
+    back: &str,
+    user: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{issuer}/account/login"))
         .form(&[
-            ("csrf", csrf.as_str()),
-            ("return_to", "/account/passkeys"),
+            ("csrf", csrf),
+            ("return_to", back),
             ("username", user),
             ("password", PASSWORD),
         ])
         .send()
+        .await
+}
+
+/// Register a passkey for `user` (password sign-in, then the account page).
+async fn enrol(s: &Server, issuer: &str, user: &str) -> SoftPasskey {
+    let (http, csrf) = page(issuer).await;
+    let r = post_password(&http, issuer, &csrf, "/account/passkeys", user)
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
@@ -117,14 +133,74 @@ async fn passkey_sign_in(issuer: &str, origin: &str, key: &mut SoftPasskey) -> b
 /// One password sign-in on the same page.
 async fn password_sign_in(issuer: &str, user: &str) -> bool {
     let (http, csrf) = page(issuer).await;
+    let r = post_password(&http, issuer, &csrf, "/account/passkeys", user).await;
+    matches!(r, Ok(r) if r.status() == 303)
+}
+
+/// Set up an authenticator app for `user` on the account security page: its key (base32).
+async fn enrol_totp(issuer: &str, user: &str) -> String {
+    let (http, csrf) = page(issuer).await;
+    let r = post_password(&http, issuer, &csrf, "/account/security", user)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = http
+        .post(format!("{issuer}/account/security/totp"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("id=\"totp-secret\"").expect("the key");
+    let rest = &html[at..];
+    let start = rest.find('>').unwrap() + 1;
+    let key = rest[start..start + rest[start..].find('<').unwrap()]
+        .trim()
+        .to_string();
+    let code = mandate_core::login::totp::code_for_key(&key, unix()).unwrap();
     let r = http
-        .post(format!("{issuer}/account/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("return_to", "/account/passkeys"),
-            ("username", user),
-            ("password", PASSWORD),
-        ])
+        .post(format!("{issuer}/account/security/totp/confirm"))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    key
+}
+
+fn unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One password + authenticator-app sign-in with the code of `step` (30-second steps).
+async fn totp_sign_in(issuer: &str, user: &str, key: &str, step: u64) -> bool {
+    let (http, csrf) = page(issuer).await;
+    let Ok(r) = post_password(&http, issuer, &csrf, "/account/passkeys", user).await else {
+        return false;
+    };
+    if r.status() != 200 {
+        return false;
+    }
+    let Ok(html) = r.text().await else {
+        return false;
+    };
+    let code = mandate_core::login::totp::code_for_key(key, step * 30).unwrap();
+    let mut form = vec![
+        ("csrf", hidden(&html, "csrf").unwrap_or_default()),
+        ("method", "totp".to_string()),
+        ("code", code),
+    ];
+    if let Some(back) = hidden(&html, "return_to") {
+        form.push(("return_to", back));
+    }
+    let r = http
+        .post(format!("{issuer}/login/second-factor"))
+        .form(&form)
         .send()
         .await;
     matches!(r, Ok(r) if r.status() == 303)
@@ -228,4 +304,64 @@ async fn main() {
         failed += f;
     }
     report("password sign-in", all, failed, secs);
+
+    // Password and authenticator app: each person's codes are taken once, so a person signs in
+    // again only with a later step (the server accepts the step before and after the current
+    // one); people whose codes are spent wait in the queue for the next step.
+    let people = env_num("BENCH_TOTP_PEOPLE", 400);
+    let mut queue = VecDeque::new();
+    let setup = Instant::now();
+    for i in 0..people {
+        let user = format!("app{i}");
+        s.create_user("default", &user);
+        let key = enrol_totp(&issuer, &user).await;
+        queue.push_back((user, key, unix() / 30));
+    }
+    println!(
+        "{people} people with an authenticator app set up in {:.0} s",
+        setup.elapsed().as_secs_f64()
+    );
+    let queue = Arc::new(Mutex::new(queue));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..password_conns)
+        .map(|_| {
+            let (issuer, queue) = (issuer.clone(), queue.clone());
+            tokio::spawn(async move {
+                let (mut lat, mut failed, mut waited) = (Vec::new(), 0u64, 0u64);
+                while Instant::now() < deadline {
+                    let now = unix() / 30;
+                    let next = {
+                        let mut q = queue.lock().unwrap();
+                        let ready = q.iter().position(|(_, _, last)| *last < now + 1);
+                        ready.and_then(|i| q.remove(i))
+                    };
+                    let Some((user, key, last)) = next else {
+                        waited += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let step = (last + 1).max(now - 1);
+                    let t = Instant::now();
+                    if totp_sign_in(&issuer, &user, &key, step).await {
+                        lat.push(t.elapsed());
+                    } else {
+                        failed += 1;
+                    }
+                    queue.lock().unwrap().push_back((user, key, step));
+                }
+                (lat, failed, waited)
+            })
+        })
+        .collect();
+    let (mut all, mut failed, mut waited) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (lat, f, w) = t.await.unwrap();
+        all.extend(lat);
+        failed += f;
+        waited += w;
+    }
+    report("password + authenticator app sign-in", all, failed, secs);
+    if waited > 0 {
+        println!("  (waited {waited} times for a person with a code left: add BENCH_TOTP_PEOPLE)");
+    }
 }

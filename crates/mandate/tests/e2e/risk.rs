@@ -293,29 +293,51 @@ async fn impossible_travel(backend: Backend) {
     let _ = std::fs::remove_file(&path);
 }
 
-/// An agent asking for tokens for a person faster than the policy allows is told to ask the
-/// person (CIBA), then, faster still, suspended: the person sees why on their agents page.
-async fn agent_velocity(backend: Backend) {
-    let s = Server::start(backend).await;
-    let issuer = s.issuer("default");
+/// Alice, a web client, an agent "Planner" (secret, CIBA poll mode) with a mandate for her
+/// calendar, and the tenant's risk `rules`: (web client, agent, a token of alice's).
+async fn planner_for_alice(
+    s: &Server,
+    rules: &[&str],
+) -> ((String, String), (String, String), String) {
     s.create_user("default", "alice");
     let web = s.create_web_client(
         "default",
-        &["--scope", "openid", "--scope", "calendar.read"],
-    );
-    s.cli(
         &[
-            "tenant",
-            "risk",
+            "--scope",
+            "openid",
+            "--scope",
+            "calendar.read",
+            "--scope",
+            "mandate:self",
+        ],
+    );
+    let mut args = vec!["tenant", "risk", "default"];
+    for r in rules {
+        args.extend(["--rule", r]);
+    }
+    s.cli(&args, None);
+    let v = s.cli(
+        &[
+            "agent",
+            "create",
+            "--tenant",
             "default",
-            "--rule",
-            "agent_velocity=approval@3",
-            "--rule",
-            "agent_velocity=suspend@5",
+            "--name",
+            "Planner",
+            "--owner",
+            "alice",
+            "--scope-ceiling",
+            "calendar.read",
+            "--ciba-mode",
+            "poll",
+            "--generate-secret",
         ],
         None,
     );
-    let agent = secret_agent(&s, "default", "Planner", "alice", "calendar.read");
+    let agent = (
+        v["client_id"].as_str().unwrap().to_string(),
+        v["client_secret"].as_str().unwrap().to_string(),
+    );
     s.cli(
         &[
             "mandate",
@@ -332,19 +354,35 @@ async fn agent_velocity(backend: Backend) {
         ],
         None,
     );
-    let person = person_token(&s, &web, "alice", "openid calendar.read").await;
-    let exchange = || async {
-        token(
-            &issuer,
-            &agent,
-            &[
-                ("grant_type", EXCHANGE),
-                ("subject_token", &person),
-                ("subject_token_type", AT_TYPE),
-            ],
-        )
-        .await
-    };
+    let person = person_token(s, &web, "alice", "openid calendar.read").await;
+    (web, agent, person)
+}
+
+/// The agent exchanges the person's token for one of its own (RFC 8693).
+async fn exchange(issuer: &str, agent: &(String, String), person: &str) -> (u16, Value) {
+    token(
+        issuer,
+        agent,
+        &[
+            ("grant_type", EXCHANGE),
+            ("subject_token", person),
+            ("subject_token_type", AT_TYPE),
+        ],
+    )
+    .await
+}
+
+/// An agent asking for tokens for a person faster than the policy allows is told to ask the
+/// person (CIBA), then, faster still, suspended: the person sees why on their agents page.
+async fn agent_velocity(backend: Backend) {
+    let s = Server::start(backend).await;
+    let issuer = s.issuer("default");
+    let (web, agent, person) = planner_for_alice(
+        &s,
+        &["agent_velocity=approval@3", "agent_velocity=suspend@5"],
+    )
+    .await;
+    let exchange = || exchange(&issuer, &agent, &person);
     for _ in 0..2 {
         let (st, v) = exchange().await;
         assert_eq!(st, 200, "{v}");
@@ -431,79 +469,8 @@ async fn agent_velocity(backend: Backend) {
 async fn approval_starts_the_agent_count_again(backend: Backend) {
     let s = Server::start_with(backend, &[("MANDATE_CIBA_INTERVAL", "1")]).await;
     let issuer = s.issuer("default");
-    s.create_user("default", "alice");
-    let web = s.create_web_client(
-        "default",
-        &[
-            "--scope",
-            "openid",
-            "--scope",
-            "calendar.read",
-            "--scope",
-            "mandate:self",
-        ],
-    );
-    s.cli(
-        &[
-            "tenant",
-            "risk",
-            "default",
-            "--rule",
-            "agent_velocity=approval@3",
-        ],
-        None,
-    );
-    let v = s.cli(
-        &[
-            "agent",
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            "Planner",
-            "--owner",
-            "alice",
-            "--scope-ceiling",
-            "calendar.read",
-            "--ciba-mode",
-            "poll",
-            "--generate-secret",
-        ],
-        None,
-    );
-    let agent = (
-        v["client_id"].as_str().unwrap().to_string(),
-        v["client_secret"].as_str().unwrap().to_string(),
-    );
-    s.cli(
-        &[
-            "mandate",
-            "create",
-            "--tenant",
-            "default",
-            "--user",
-            "alice",
-            &format!("--agent={}", agent.0),
-            "--scope",
-            "calendar.read",
-            "--expires-in",
-            "3600",
-        ],
-        None,
-    );
-    let person = person_token(&s, &web, "alice", "openid calendar.read").await;
-    let exchange = || async {
-        token(
-            &issuer,
-            &agent,
-            &[
-                ("grant_type", EXCHANGE),
-                ("subject_token", &person),
-                ("subject_token_type", AT_TYPE),
-            ],
-        )
-        .await
-    };
+    let (web, agent, person) = planner_for_alice(&s, &["agent_velocity=approval@3"]).await;
+    let exchange = || exchange(&issuer, &agent, &person);
     let held = |v: &Value| {
         v["error_description"]
             .as_str()
