@@ -71,7 +71,8 @@ fn main() {
     let failures: Vec<PastFailure> = (0..100)
         .map(|i| PastFailure {
             at: now - i * 10,
-            account: format!("u:{}", i % 7),
+            account: format!("u:{i}"),
+            count: 1,
         })
         .collect();
     let secret = [7u8; 32];

@@ -734,15 +734,26 @@ impl crate::risk::store::RiskStore for Fake {
         t: &str,
         address: &str,
         since: i64,
-    ) -> StoreResult<Vec<crate::risk::store::FailureRow>> {
+    ) -> StoreResult<Vec<crate::risk::store::FailureGroup>> {
         let all = self.failures.lock().unwrap();
-        let mut v: Vec<_> = all
+        let mut groups: Vec<crate::risk::store::FailureGroup> = Vec::new();
+        for r in all
             .iter()
             .filter(|r| r.tenant_id == t && r.address == address && r.at > since)
-            .cloned()
-            .collect();
-        v.reverse();
-        Ok(v)
+        {
+            match groups.iter_mut().find(|g| g.account == r.account) {
+                Some(g) => {
+                    g.count += 1;
+                    g.latest = g.latest.max(r.at);
+                }
+                None => groups.push(crate::risk::store::FailureGroup {
+                    account: r.account.clone(),
+                    count: 1,
+                    latest: r.at,
+                }),
+            }
+        }
+        Ok(groups)
     }
     async fn failures_of(&self, t: &str, account: &str, since: i64) -> StoreResult<i64> {
         let all = self.failures.lock().unwrap();

@@ -1,7 +1,9 @@
 //! What the risk signals remember: sign-ins, failures by address, agents' token requests.
 
 use async_trait::async_trait;
-use mandate_core::risk::store::{AgentRequestRow, FailureRow, MAX_ROWS, RiskStore, SignInRow};
+use mandate_core::risk::store::{
+    AgentRequestRow, FailureGroup, FailureRow, MAX_ROWS, RiskStore, SignInRow,
+};
 use mandate_core::store::StoreResult;
 use sqlx::any::AnyRow;
 
@@ -19,17 +21,6 @@ fn sign_in(r: &AnyRow) -> StoreResult<SignInRow> {
         address: col(r, "address")?,
         place: lat.zip(lon),
         device: col(r, "device")?,
-        expires_at: col(r, "expires_at")?,
-    })
-}
-
-fn failure(r: &AnyRow) -> StoreResult<FailureRow> {
-    Ok(FailureRow {
-        tenant_id: col(r, "tenant_id")?,
-        address: col(r, "address")?,
-        account: col(r, "account")?,
-        user_id: col(r, "user_id")?,
-        at: col(r, "at")?,
         expires_at: col(r, "expires_at")?,
     })
 }
@@ -113,10 +104,11 @@ impl RiskStore for SqlStore {
         tenant_id: &str,
         address: &str,
         since: i64,
-    ) -> StoreResult<Vec<FailureRow>> {
+    ) -> StoreResult<Vec<FailureGroup>> {
         sqlx::query(
-            "SELECT tenant_id, address, account, user_id, at, expires_at FROM risk_failures \
-             WHERE tenant_id = $1 AND address = $2 AND at > $3 ORDER BY at DESC LIMIT $4",
+            "SELECT account, CAST(COUNT(*) AS BIGINT) AS n, CAST(MAX(at) AS BIGINT) AS latest \
+             FROM (SELECT account, at FROM risk_failures WHERE tenant_id = $1 AND address = $2 \
+             AND at > $3 ORDER BY at DESC LIMIT $4) recent GROUP BY account",
         )
         .bind(tenant_id)
         .bind(address)
@@ -126,7 +118,13 @@ impl RiskStore for SqlStore {
         .await
         .map_err(backend)?
         .iter()
-        .map(failure)
+        .map(|r| {
+            Ok(FailureGroup {
+                account: col(r, "account")?,
+                count: col(r, "n")?,
+                latest: col(r, "latest")?,
+            })
+        })
         .collect()
     }
 

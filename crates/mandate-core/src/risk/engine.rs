@@ -19,9 +19,12 @@ const MIN_JOURNEY_SECONDS: f64 = 60.0;
 /// A failed sign-in from an address (the guessing limits' keys: no name in clear).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastFailure {
+    /// The latest of them.
     pub at: i64,
     /// The keyed digest of the account name typed.
     pub account: String,
+    /// How many (the store reads them grouped by name: one row, not one per attempt).
+    pub count: usize,
 }
 
 /// A person's earlier successful sign-in.
@@ -40,7 +43,7 @@ pub struct SignInFacts<'a> {
     pub now: i64,
     /// Failed attempts of this account name in the failure window.
     pub account_failures: usize,
-    /// Failed attempts from this address in the failure window (newest first, bounded).
+    /// Failed attempts from this address in the failure window, by account name (bounded).
     pub address_failures: &'a [PastFailure],
     /// After the password: the person's earlier sign-ins, newest first.
     pub history: Option<&'a [PastSignIn]>,
@@ -154,9 +157,10 @@ pub fn sign_in_signals(policy: &RiskPolicy, f: &SignInFacts<'_>) -> Vec<(Signal,
     let since = f.now - policy.failure_window;
     let recent: Vec<&PastFailure> = f.address_failures.iter().filter(|x| x.at > since).collect();
     let accounts: BTreeSet<&str> = recent.iter().map(|x| x.account.as_str()).collect();
+    let failures: usize = recent.iter().map(|x| x.count).sum();
     let mut out = vec![
         (Signal::AccountFailures, f.account_failures as f64),
-        (Signal::AddressFailures, recent.len() as f64),
+        (Signal::AddressFailures, failures as f64),
         (Signal::CredentialStuffing, accounts.len() as f64),
     ];
     let Some(history) = f.history else {

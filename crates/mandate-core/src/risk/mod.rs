@@ -156,9 +156,10 @@ async fn failures<S: RiskStore + ?Sized>(
             .failures_from(t.id(), a, since)
             .await?
             .into_iter()
-            .map(|r| PastFailure {
-                at: r.at,
-                account: r.account,
+            .map(|g| PastFailure {
+                at: g.latest,
+                account: g.account,
+                count: usize::try_from(g.count).unwrap_or(0),
             })
             .collect(),
         None => vec![],
@@ -474,6 +475,7 @@ mod tests {
             .map(|(at, a)| PastFailure {
                 at: *at,
                 account: a.to_string(),
+                count: 1,
             })
             .collect()
     }
@@ -506,6 +508,25 @@ mod tests {
                 3.0,
                 3.0,
                 1.0,
+            ),
+            // Grouped by name as the store reads them: counted by their number.
+            (
+                vec![
+                    PastFailure {
+                        at: now - 10,
+                        account: "a".into(),
+                        count: 40,
+                    },
+                    PastFailure {
+                        at: now - 20,
+                        account: "b".into(),
+                        count: 2,
+                    },
+                ],
+                0,
+                42.0,
+                2.0,
+                0.0,
             ),
             // Outside the window: not counted.
             (

@@ -34,6 +34,16 @@ pub struct FailureRow {
     pub expires_at: i64,
 }
 
+/// Failures from one address of one account name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureGroup {
+    /// The guessing limits' account key.
+    pub account: String,
+    pub count: i64,
+    /// When the latest was.
+    pub latest: i64,
+}
+
 /// A token an agent asked for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRequestRow {
@@ -65,13 +75,14 @@ pub trait RiskStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<SignInRow>>;
     async fn add_failure(&self, row: &FailureRow) -> StoreResult<()>;
-    /// Failures from an address after `since`, newest first, at most [`MAX_ROWS`].
+    /// The latest failures from an address after `since` (at most [`MAX_ROWS`] of them),
+    /// grouped by account name: a burst against one name is one row to read, not hundreds.
     async fn failures_from(
         &self,
         tenant_id: &str,
         address: &str,
         since: i64,
-    ) -> StoreResult<Vec<FailureRow>>;
+    ) -> StoreResult<Vec<FailureGroup>>;
     /// How many failures of an account name after `since` (at most [`MAX_ROWS`]).
     async fn failures_of(&self, tenant_id: &str, account: &str, since: i64) -> StoreResult<i64>;
     async fn add_agent_request(&self, row: &AgentRequestRow) -> StoreResult<()>;

@@ -2944,7 +2944,7 @@ async fn user_sessions_and_email(db: &Db) {
 /// purged when expired, erased with the person; a suspension with its reason, cleared on resume.
 async fn risk_records(db: &Db) {
     use mandate_core::domain::agents::{Agent, AgentStatus};
-    use mandate_core::risk::store::{AgentRequestRow, FailureRow, SignInRow};
+    use mandate_core::risk::store::{AgentRequestRow, FailureGroup, FailureRow, SignInRow};
     let s = db.s();
     make_tenant(s, "t1").await;
     make_tenant(s, "t2").await;
@@ -2991,20 +2991,28 @@ async fn risk_records(db: &Db) {
     s.add_failure(&failure("ip:2", "u:a", Some("u1"), NOW + 2))
         .await
         .unwrap();
-    let from = s.failures_from("t1", "ip:1", NOW - 1).await.unwrap();
+    s.add_failure(&failure("ip:1", "u:a", Some("u1"), NOW + 3))
+        .await
+        .unwrap();
+    // Grouped by name: how many, the latest.
+    let mut from = s.failures_from("t1", "ip:1", NOW - 1).await.unwrap();
+    from.sort_by(|a, b| a.account.cmp(&b.account));
+    let group = |account: &str, count: i64, latest: i64| FailureGroup {
+        account: account.into(),
+        count,
+        latest,
+    };
+    assert_eq!(from, [group("u:a", 2, NOW + 3), group("u:b", 1, NOW + 1)]);
+    let mut after = s.failures_from("t1", "ip:1", NOW).await.unwrap();
+    after.sort_by(|a, b| a.account.cmp(&b.account));
     assert_eq!(
-        from.iter().map(|f| f.account.as_str()).collect::<Vec<_>>(),
-        ["u:b", "u:a"]
-    );
-    assert_eq!(from[1], failure("ip:1", "u:a", Some("u1"), NOW));
-    assert_eq!(
-        s.failures_from("t1", "ip:1", NOW).await.unwrap().len(),
-        1,
+        after,
+        [group("u:a", 1, NOW + 3), group("u:b", 1, NOW + 1)],
         "after since"
     );
     assert!(s.failures_from("t2", "ip:1", 0).await.unwrap().is_empty());
-    assert_eq!(s.failures_of("t1", "u:a", NOW - 1).await.unwrap(), 2);
-    assert_eq!(s.failures_of("t1", "u:a", NOW).await.unwrap(), 1);
+    assert_eq!(s.failures_of("t1", "u:a", NOW - 1).await.unwrap(), 3);
+    assert_eq!(s.failures_of("t1", "u:a", NOW).await.unwrap(), 2);
     assert_eq!(s.failures_of("t2", "u:a", 0).await.unwrap(), 0);
 
     let request = |agent: &str, at: i64, allowed: bool| AgentRequestRow {
