@@ -151,14 +151,13 @@ pub async fn proceed(
                     Err(e) => return pages::error_page(s, headers, &e.into()),
                 }
             }
-            login_page::render(
+            login_page::render_step_up(
                 s,
                 t,
                 headers,
                 client,
                 &Interaction::new(&s.provider, req),
                 &methods,
-                None,
             )
         }
         Next::SecondFactor { methods } => {

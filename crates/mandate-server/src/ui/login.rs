@@ -26,7 +26,30 @@ pub fn render(
     } else {
         StatusCode::OK
     };
-    render_with(s, t, headers, client, i, methods, error, status)
+    render_with(s, t, headers, client, i, methods, error, status, false)
+}
+
+/// The sign-in page of a step-up: the person is signed in, and the client (or the risk policy)
+/// asks for a stronger sign-in, with `methods` (those that reach it). The page says why.
+pub fn render_step_up(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    client: &Client,
+    i: &Interaction,
+    methods: &[&str],
+) -> Response {
+    render_with(
+        s,
+        t,
+        headers,
+        client,
+        i,
+        methods,
+        None,
+        StatusCode::OK,
+        true,
+    )
 }
 
 /// [`render`] with a given status (401 for bad credentials, 429 when throttled or busy).
@@ -40,6 +63,7 @@ fn render_with(
     methods: &[&str],
     error: Option<&str>,
     status: StatusCode,
+    step_up: bool,
 ) -> Response {
     let lang = pages::locale(s, headers, i.req.ui_locales.as_deref());
     let (csrf, set) = pages::csrf_token(s, headers);
@@ -68,6 +92,7 @@ fn render_with(
             error_key,
             switch_account_url,
             forgot_url => super::recovery::forgot_url(s, t),
+            step_up,
         },
     );
     pages::with_cookies(page, set)
@@ -142,6 +167,7 @@ pub(crate) fn refused(
         &sign_in_ids(&login::offered(t)),
         Some(message),
         StatusCode::TOO_MANY_REQUESTS,
+        false,
     );
     r.headers_mut().insert(
         axum::http::header::RETRY_AFTER,

@@ -240,6 +240,10 @@ async fn step_up_to_a_passkey_from_acr_values() {
     c.wait_for_selector_state("[data-passkey-signin]", "visible")
         .await;
     assert_eq!(c.count("input[name=password]").await, 0);
+    assert!(
+        c.text("p.lead").await.contains("stronger sign-in"),
+        "the page says why"
+    );
     c.screenshot_for_docs("step-up", "step-up-passkey").await;
     c.cdp(
         "WebAuthn.setAutomaticPresenceSimulation",

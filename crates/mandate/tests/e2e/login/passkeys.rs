@@ -475,6 +475,11 @@ async fn step_up_offer_and_removal(backend: Backend) {
         .await;
     assert_eq!(status, 200, "{page}");
     assert!(!page.contains("name=\"password\""), "{page}");
+    // The page says why the person signed in already is asked again.
+    assert!(
+        page.contains("asks you to confirm it is you with a stronger sign-in"),
+        "{page}"
+    );
     let (csrf, interaction, options) = passkey_options(&b, &issuer, &page).await;
     let answer = key.sign_in(&options, &origin(&s));
     let res = post_assertion(&b, &issuer, &csrf, &interaction, &options, &answer).await;
