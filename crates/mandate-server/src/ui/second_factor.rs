@@ -125,6 +125,10 @@ pub fn verify_page(
         s.templates
             .message(&lang, "email_code_sent")
             .replace("{address}", a)
+            .replace(
+                "{minutes}",
+                &(mandate_core::login::recovery::CODE_TTL / 60).to_string(),
+            )
     });
     let page = pages::render(
         s,
