@@ -3,12 +3,12 @@
 //! ([`super::recovery::send_sign_in_code`], [`super::recovery::check_sign_in_code`]: single
 //! use, hashed, short-lived, sending and guessing limited).
 //!
-//! It is a way to meet a requirement, never the person's own choice of a second factor
-//! ([`super::second_factor::Enrolment::has_second_factor`] stays about the authenticator app
-//! and recovery codes). A tenant offers it only when it turns it on (`email_code`, off by
-//! default: with "forgot password" by mail too, the mailbox alone would open the account) and
-//! mail is configured; a sign-in the risk decision asks a second factor of may fall back to it
-//! even when the tenant does not offer it ([`super::second_factor::risk_fallback`]).
+//! It is a way to meet a requirement, never the person's own choice of a second factor (their
+//! enrolment's `has_second_factor` stays about the authenticator app and recovery codes). A
+//! tenant offers it only when it turns it on (`email_code`, off by default: with "forgot
+//! password" by mail too, the mailbox alone would open the account) and mail is configured; a
+//! sign-in the risk decision asks a second factor of may fall back to it even when the tenant
+//! does not offer it (the second-factor step's `risk_fallback`).
 
 use super::method::{Factor, LoginMethod};
 use crate::domain::model::User;
