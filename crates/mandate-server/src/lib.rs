@@ -66,6 +66,10 @@ pub fn router(state: AppState) -> Router {
             "/login/second-factor/continue",
             post(interaction::second_factor::go_on_after),
         )
+        .route(
+            "/login/second-factor/email-code",
+            post(interaction::second_factor::send_email_code),
+        )
         .route("/login/continue", post(interaction::continue_request))
         .route("/login/passkey", post(interaction::passkey::sign_in))
         .route(

@@ -24,6 +24,22 @@ pub async fn current_session(
     }
 }
 
+/// The session behind the tenant's session cookie, even one that owes a risk step: only for
+/// the forms of the sign-in that made it (the caller checks the interaction's `sid`).
+pub async fn signing_in_session(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, OAuthError> {
+    match crate::cookies::get(
+        headers,
+        &crate::cookies::session_name(&s.config, &t.tenant.name),
+    ) {
+        Some(v) => Ok(login::signing_in_session(&s.provider, t, &v).await?),
+        None => Ok(None),
+    }
+}
+
 /// The session behind the cookie, if it may use the account pages (the person's own, CIBA
 /// approvals): one that still owes a second factor required of it is not, and the account
 /// sign-in page asks for that factor (`ui::signin`).

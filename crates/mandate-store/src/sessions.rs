@@ -77,12 +77,13 @@ impl SessionStore for SqlStore {
 
     async fn update_session(&self, s: &Session) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE sessions SET amr = $1, acr = $2, auth_time = $3 \
-             WHERE tenant_id = $4 AND digest = $5",
+            "UPDATE sessions SET amr = $1, acr = $2, auth_time = $3, risk_acr = $4 \
+             WHERE tenant_id = $5 AND digest = $6",
         )
         .bind(json_list(s.amr.iter().map(String::as_str)))
         .bind(&s.acr)
         .bind(s.auth_time)
+        .bind(s.risk_acr.as_deref())
         .bind(&s.tenant_id)
         .bind(&s.digest)
         .execute(&self.pool)

@@ -43,6 +43,11 @@ pub struct TenantSettings {
     /// Clients whose sign-ins need a second factor even when the policy is `optional`.
     #[serde(default)]
     pub second_factor_clients: Vec<String>,
+    /// Offer a one-time code mailed to a person's verified address as a second factor (when
+    /// mail is configured). Off by default: with "forgot password" by mail too, the mailbox
+    /// alone opens the account.
+    #[serde(default)]
+    pub email_code: bool,
     /// How the tenant's pages look: display name, logo, colours, an extra stylesheet.
     #[serde(default, skip_serializing_if = "Branding::is_empty")]
     pub branding: Branding,
@@ -79,6 +84,7 @@ impl Default for TenantSettings {
             min_password_length: default_min_password_length(),
             second_factor: SecondFactorPolicy::Optional,
             second_factor_clients: Vec::new(),
+            email_code: false,
             branding: Branding::default(),
             scope_descriptions: ScopeDescriptions::new(),
             risk: Default::default(),

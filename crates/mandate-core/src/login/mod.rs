@@ -1,6 +1,7 @@
 //! Password login and browser sessions. Failures look and take the same whether or not the
 //! account exists; session ids are stored only as digests and are new at every login.
 
+pub mod email_code;
 pub mod method;
 pub mod notice;
 pub mod recovery;
@@ -24,15 +25,19 @@ use webauthn::PasskeyMethod;
 
 /// The methods a tenant offers, in the order pages show them: sign-in methods first (passkeys
 /// only where WebAuthn works: the issuer on a domain name), then second factors (TOTP, recovery
-/// codes). A sign-in page shows the first ([`method::sign_in_ids`]); discovery's
-/// `acr_values_supported` reads them all.
-pub fn offered(t: &TenantCtx) -> Vec<&'static dyn LoginMethod> {
+/// codes, and a code by e-mail when the tenant turned it on and mail is configured). A sign-in
+/// page shows the first ([`method::sign_in_ids`]); discovery's `acr_values_supported` reads
+/// them all.
+pub fn offered<S: ?Sized>(p: &Provider<S>, t: &TenantCtx) -> Vec<&'static dyn LoginMethod> {
     let mut out: Vec<&'static dyn LoginMethod> = vec![&Password];
     if webauthn::available(t) {
         out.push(&PasskeyMethod);
     }
     out.push(&totp::TotpMethod);
     out.push(&totp::recovery::RecoveryCodeMethod);
+    if t.tenant.settings.email_code && p.mailer().is_some() {
+        out.push(&email_code::EmailCodeMethod);
+    }
     out
 }
 
@@ -439,6 +444,70 @@ pub fn signed_in_recently<S: ?Sized>(p: &Provider<S>, session: &Session) -> bool
     p.now() - session.auth_time <= p.settings.recent_sign_in
 }
 
+/// How a step the risk decision owed a session turned out when the person lacked what it
+/// asked for (`oauth::authorize::Next::RiskFallback`, `Next::RiskRefused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskStep {
+    /// A passkey was owed and the person has none: a second factor is owed instead.
+    SecondFactor,
+    /// Nothing the person has can meet it: the sign-in is refused.
+    Refused,
+}
+
+impl RiskStep {
+    fn as_str(self) -> &'static str {
+        match self {
+            RiskStep::SecondFactor => "second_factor",
+            RiskStep::Refused => "refused",
+        }
+    }
+}
+
+/// Record how a risk-owed step turned out (`risk_decision`, stage `step`, with `because`:
+/// `no_passkey`, `no_second_factor`), so the operator sees a passkey step met by a second
+/// factor, or a sign-in refused for want of one; for [`RiskStep::SecondFactor`] the session
+/// owes `mfa` from now on (returned). Only for a session that owes a risk step.
+pub async fn risk_step<S: SessionStore + AuditSink + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    session: &Session,
+    client_id: Option<&str>,
+    step: RiskStep,
+    because: &'static str,
+    meta: &RequestMeta,
+) -> Result<Session, StoreError> {
+    let mut s = session.clone();
+    let owed = s.risk_acr.clone();
+    if step == RiskStep::SecondFactor {
+        s.risk_acr = Some(crate::settings::ACR_MFA.to_string());
+        if !p.store.update_session(&s).await? {
+            return Err(StoreError::NotFound);
+        }
+    }
+    let who = Principal::User {
+        id: s.user_id.clone(),
+    };
+    let mut ev = AuditEvent::new(
+        t.id(),
+        EventKind::RiskDecision,
+        Outcome::Failure,
+        who.clone(),
+        meta,
+    )
+    .subject(who)
+    .reason(format!("{}: {because}", step.as_str()))
+    .detail(json!({
+        "stage": "step",
+        "decision": step.as_str(),
+        "because": because,
+        "owed": owed,
+        "sid": s.sid,
+    }));
+    ev.client_id = client_id.map(str::to_string);
+    p.store.record(&ev).await?;
+    Ok(s)
+}
+
 /// Does this session still owe the `acr` its sign-in's risk decision asked for? Such a
 /// session serves only the interaction that signed it in (which asks for the step-up); for
 /// everything else it is no session ([`current_session`]), so the account pages cannot be
@@ -464,6 +533,23 @@ pub async fn current_session<S: SessionStore + ?Sized>(
         .session(t.id(), &keyed_digest(&t.tenant.secret_key, cookie))
         .await?;
     Ok(s.filter(|s| s.expires_at > p.now() && !owes_risk_step(s)))
+}
+
+/// The live session behind a cookie value, even one that owes a risk step: only for the forms
+/// of the sign-in that made it (bound to its `sid`), which ask for that step.
+pub async fn signing_in_session<S: SessionStore + ?Sized>(
+    p: &Provider<S>,
+    t: &TenantCtx,
+    cookie: &str,
+) -> Result<Option<Session>, StoreError> {
+    if cookie.is_empty() || cookie.len() > 128 {
+        return Ok(None);
+    }
+    let s = p
+        .store
+        .session(t.id(), &keyed_digest(&t.tenant.secret_key, cookie))
+        .await?;
+    Ok(s.filter(|s| s.expires_at > p.now()))
 }
 
 /// Most sessions the account page lists (and one "sign out everywhere else" ends in a round).

@@ -47,8 +47,9 @@ pub trait SessionStore: Send + Sync {
         now: i64,
         limit: u32,
     ) -> StoreResult<Vec<Session>>;
-    /// Replace a live session's `amr`, `acr` and `auth_time` (a factor was added); false when
-    /// it is gone.
+    /// Replace a live session's `amr`, `acr`, `auth_time` (a factor was added) and `risk_acr`
+    /// (a passkey step owed by a person with none became a second factor); false when it is
+    /// gone.
     async fn update_session(&self, session: &Session) -> StoreResult<bool>;
     async fn delete_session(&self, tenant_id: &str, digest: &[u8]) -> StoreResult<bool>;
     /// Delete every session of a user but the one with digest `keep`; returns their `sid`s.

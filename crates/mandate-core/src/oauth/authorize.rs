@@ -16,7 +16,8 @@ use crate::domain::model::{AuthCode, Client, Consent, Grant, GrantType, Session}
 use crate::domain::scope::Scope;
 use crate::error::{ErrorCode, OAuthError, StoreError};
 use crate::login::method::{
-    LoginMethod, SecondFactorStep, acr_satisfies, second_factor_step, sign_in_ids,
+    LoginMethod, SecondFactorStep, acr_satisfies, second_factor_ids, second_factor_step,
+    sign_in_ids,
 };
 use crate::provider::{Provider, TenantCtx};
 use crate::store::{
@@ -325,6 +326,20 @@ pub enum Next {
         acr: String,
         methods: Vec<&'static str>,
     },
+    /// The risk decision owed this session a passkey and the person has none: the step it owes
+    /// becomes a second factor (to be recorded with `reason`, `no_passkey`, so the operator sees
+    /// it), proven with one of `methods` (their own, else the code by e-mail).
+    RiskFallback {
+        reason: &'static str,
+        methods: Vec<&'static str>,
+    },
+    /// The risk decision owed this session a step nothing the person has can give (no passkey,
+    /// no second factor, no verified address): refused, to be recorded with `reason`
+    /// (`no_passkey`, `no_second_factor`). Enrolling a factor there and then never meets it.
+    RiskRefused {
+        error: OAuthError,
+        reason: &'static str,
+    },
     Consent,
     Issue,
     Fail(OAuthError),
@@ -350,8 +365,12 @@ pub struct Situation<'a> {
     /// enrolled one: `login::second_factor::required`).
     pub second_factor_required: bool,
     /// The second factors a person who has none may enrol during the sign-in
-    /// (`login::second_factor::enrolable`).
+    /// (`login::second_factor::enrolable`): for the tenant's or the client's requirement only,
+    /// never for a step the risk decision owes.
     pub enrol: &'a [&'a dyn LoginMethod],
+    /// What may meet a step the risk decision owes when the person has no second factor of
+    /// their own (`login::second_factor::risk_fallback`: the code to their verified address).
+    pub risk_fallback: &'a [&'a dyn LoginMethod],
     pub now: i64,
 }
 
@@ -415,37 +434,68 @@ pub fn next_step(req: &AuthorizeRequest, s: &Situation<'_>) -> Next {
             }
         };
     }
-    // Risk at sign-in (`crate::risk`) may owe this session a stronger `acr`: a passkey is a
-    // step-up to `phr`; a second factor joins the tenant's requirement below.
+    // Risk at sign-in (`crate::risk`) may owe this session a stronger `acr`: a passkey (a
+    // step-up to `phr`), else (the person has none) a second factor; a second factor is one of
+    // the person's own, else the code to their verified address; never one enrolled now
+    // (whoever typed a stolen password would enrol their own), else refused.
     let owed = sess
         .risk_acr
         .as_deref()
         .filter(|owed| !acr_satisfies(&sess.acr, owed));
-    if let Some(acr) = owed.filter(|a| *a != crate::settings::ACR_MFA) {
-        let methods: Vec<&'static str> = s
-            .methods
-            .iter()
-            .filter(|m| acr_satisfies(m.acr(), acr))
-            .map(|m| m.id())
-            .collect();
+    if let Some(owed) = owed {
+        let mfa = crate::settings::ACR_MFA;
+        if owed != mfa {
+            let methods: Vec<&'static str> = s
+                .methods
+                .iter()
+                .filter(|m| acr_satisfies(m.acr(), owed))
+                .map(|m| m.id())
+                .collect();
+            if !methods.is_empty() {
+                return if none {
+                    Next::Fail(OAuthError::new(
+                        ErrorCode::LoginRequired,
+                        "this sign-in must be phishing-resistant",
+                    ))
+                } else {
+                    Next::StepUp {
+                        acr: owed.to_string(),
+                        methods,
+                    }
+                };
+            }
+        }
+        let own = second_factor_ids(s.methods);
+        let methods = if own.is_empty() {
+            second_factor_ids(s.risk_fallback)
+        } else {
+            own
+        };
+        let reason = if owed == mfa {
+            "no_second_factor"
+        } else {
+            "no_passkey"
+        };
         return if methods.is_empty() {
-            Next::Fail(OAuthError::new(
-                ErrorCode::UnmetAuthenticationRequirements,
-                "this sign-in must be phishing-resistant and no such method is available",
-            ))
+            Next::RiskRefused {
+                error: OAuthError::new(
+                    ErrorCode::UnmetAuthenticationRequirements,
+                    "this sign-in needs a stronger authentication and none is available",
+                ),
+                reason,
+            }
         } else if none {
             Next::Fail(OAuthError::new(
                 ErrorCode::LoginRequired,
-                "this sign-in must be phishing-resistant",
+                "this sign-in needs a stronger authentication",
             ))
+        } else if owed == mfa {
+            Next::SecondFactor { methods }
         } else {
-            Next::StepUp {
-                acr: acr.to_string(),
-                methods,
-            }
+            Next::RiskFallback { reason, methods }
         };
     }
-    if (s.second_factor_required || owed.is_some())
+    if s.second_factor_required
         && let Some(step) = second_factor_step(&sess.amr, s.methods, s.enrol)
     {
         return match step {
@@ -889,6 +939,7 @@ mod tests {
             methods: &[&PWD],
             second_factor_required: false,
             enrol: &[],
+            risk_fallback: &[],
             now: 110,
         };
         let login = Next::Login {
@@ -1048,7 +1099,12 @@ mod tests {
         use crate::settings::{ACR_MFA, ACR_PHR};
         const KEY: Method = Method("key", ACR_PHR, Factor::Both);
         const CODE: Method = Method("code", ACR_MFA, Factor::Second);
+        const MAIL: Method = Method("mail", ACR_MFA, Factor::Second);
         let all: [&dyn LoginMethod; 3] = [&PWD, &CODE, &KEY];
+        let pwd_code: [&dyn LoginMethod; 2] = [&PWD, &CODE];
+        let only_pwd: [&dyn LoginMethod; 1] = [&PWD];
+        let mail: [&dyn LoginMethod; 1] = [&MAIL];
+        let totp: [&dyn LoginMethod; 1] = [&OTP];
         let consent = Consent {
             tenant_id: "t".into(),
             user_id: "u".into(),
@@ -1063,20 +1119,38 @@ mod tests {
             s.risk_acr = owed.map(str::to_string);
             s
         };
-        let step = |sess: &Session, prompt: &[&str], methods: &[&dyn LoginMethod]| {
+        // The decision for a session, the person's methods, whether the tenant requires a
+        // second factor (and so would let a person with none enrol one), the fallback.
+        let decide = |sess: &Session,
+                      prompt: &[&str],
+                      methods: &[&dyn LoginMethod],
+                      required: bool,
+                      fallback: &[&dyn LoginMethod]| {
             next_step(
                 &req(prompt, None),
                 &Situation {
                     session: Some(sess),
                     consent: Some(&consent),
                     methods,
+                    second_factor_required: required,
+                    enrol: &totp,
+                    risk_fallback: fallback,
                     now: 110,
                     ..Situation::default()
                 },
             )
         };
+        let step = |sess: &Session, prompt: &[&str], methods: &[&dyn LoginMethod]| {
+            decide(sess, prompt, methods, false, &[])
+        };
+        let unmet = |n: &Next, why: &str| {
+            matches!(n, Next::RiskRefused { error, reason }
+                if error.code == ErrorCode::UnmetAuthenticationRequirements && *reason == why)
+        };
         let pwd = crate::settings::ACR_PASSWORD;
-        // A passkey owed: a step-up to phr, with the methods that reach it.
+
+        // The table: (owed, the person's methods, tenant requires, fallback) → next.
+        // A passkey owed, and they have one: a step-up to phr, with the methods that reach it.
         let s = owing(Some(ACR_PHR), pwd, &["pwd"]);
         assert_eq!(
             step(&s, &[], &all),
@@ -1088,15 +1162,32 @@ mod tests {
         assert!(
             matches!(step(&s, &["none"], &all), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
         );
-        let only_pwd: [&dyn LoginMethod; 1] = [&PWD];
-        assert!(
-            matches!(step(&s, &[], &only_pwd), Next::Fail(e) if e.code == ErrorCode::UnmetAuthenticationRequirements)
+        // No passkey: their own second factor instead, recorded as `no_passkey`.
+        assert_eq!(
+            step(&s, &[], &pwd_code),
+            Next::RiskFallback {
+                reason: "no_passkey",
+                methods: vec!["code"]
+            }
         );
+        // No passkey and no second factor: the code by e-mail, never enrolment.
+        assert_eq!(
+            decide(&s, &[], &only_pwd, true, &mail),
+            Next::RiskFallback {
+                reason: "no_passkey",
+                methods: vec!["mail"]
+            }
+        );
+        // Nothing at all: refused, whatever the tenant would let them enrol.
+        assert!(unmet(&step(&s, &[], &only_pwd), "no_passkey"));
+        assert!(unmet(&decide(&s, &[], &only_pwd, true, &[]), "no_passkey"));
+        assert!(unmet(&step(&s, &["none"], &only_pwd), "no_passkey"));
         // Met once the session reaches it.
         assert_eq!(
             step(&owing(Some(ACR_PHR), ACR_PHR, &["pwd", "hwk"]), &[], &all),
             Next::Issue
         );
+
         // A second factor owed: the second-factor step, whatever the tenant's policy.
         let s = owing(Some(ACR_MFA), pwd, &["pwd"]);
         assert_eq!(
@@ -1104,6 +1195,30 @@ mod tests {
             Next::SecondFactor {
                 methods: vec!["code", "key"]
             }
+        );
+        // Their own factors come first: the e-mail fallback is not offered beside them.
+        assert_eq!(
+            decide(&s, &[], &pwd_code, false, &mail),
+            Next::SecondFactor {
+                methods: vec!["code"]
+            }
+        );
+        // None of their own: the code by e-mail, even where the tenant requires a second
+        // factor and would let them enrol one (enrolling never meets a risk-owed step).
+        for required in [false, true] {
+            assert_eq!(
+                decide(&s, &[], &only_pwd, required, &mail),
+                Next::SecondFactor {
+                    methods: vec!["mail"]
+                }
+            );
+            assert!(unmet(
+                &decide(&s, &[], &only_pwd, required, &[]),
+                "no_second_factor"
+            ));
+        }
+        assert!(
+            matches!(decide(&s, &["none"], &only_pwd, false, &mail), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
         );
         assert_eq!(
             step(&owing(Some(ACR_MFA), ACR_MFA, &["pwd", "code"]), &[], &all),
@@ -1113,6 +1228,16 @@ mod tests {
             step(&owing(Some(ACR_MFA), ACR_PHR, &["hwk"]), &[], &all),
             Next::Issue
         );
+        // Met by the e-mailed code, the tenant's own requirement still applies after it (a
+        // person with nothing of their own may enrol for that one).
+        let met = owing(Some(ACR_MFA), ACR_MFA, &["pwd", "otp"]);
+        assert_eq!(
+            decide(&met, &[], &only_pwd, true, &mail),
+            Next::EnrolSecondFactor {
+                methods: vec!["otp"]
+            }
+        );
+        assert_eq!(decide(&met, &[], &only_pwd, false, &mail), Next::Issue);
         // Nothing owed: on.
         assert_eq!(step(&owing(None, pwd, &["pwd"]), &[], &all), Next::Issue);
     }
@@ -1219,7 +1344,12 @@ mod tests {
             acr_mask in 0u8..8,
             second_factor_required in proptest::bool::ANY,
             enrol_mask in 0u8..8,
+            risk_owed in proptest::option::of(proptest::sample::select(
+                vec![crate::settings::ACR_MFA, "urn:test:phr"])),
+            mail_fallback in proptest::bool::ANY,
         ) {
+            const MAIL: Method = Method("mail", crate::settings::ACR_MFA, Factor::Second);
+            let fallback: Vec<&dyn LoginMethod> = if mail_fallback { vec![&MAIL] } else { vec![] };
             let catalogue: [&dyn LoginMethod; 3] = [&PWD, &OTP, &HWK];
             let offered: Vec<&dyn LoginMethod> = catalogue.iter().enumerate()
                 .filter(|(i, _)| offered_mask & (1 << i) != 0).map(|(_, m)| *m).collect();
@@ -1238,6 +1368,8 @@ mod tests {
             session.amr = chosen(session_amr).map(|m| m.amr().to_string()).collect();
             session.acr = chosen(session_amr).next_back().map(|m| m.acr().to_string()).unwrap_or_default();
             req.acr_values = chosen(acr_mask).map(|m| m.acr().to_string()).collect();
+            session.risk_acr = risk_owed.map(str::to_string);
+            let owes = risk_owed.is_some_and(|o| !acr_satisfies(&session.acr, o));
             let consent = consent_mask.map(|m| Consent {
                 tenant_id: "t".into(),
                 user_id: "u".into(),
@@ -1254,12 +1386,19 @@ mod tests {
                 methods: &offered,
                 second_factor_required,
                 enrol: &enrol,
+                risk_fallback: &fallback,
                 now,
             };
             let next = next_step(&req, &situation);
             let none = prompt.contains(&"none");
             if none {
-                proptest::prop_assert!(matches!(next, Next::Issue | Next::Fail(_)));
+                let no_page = matches!(next, Next::Issue | Next::Fail(_) | Next::RiskRefused { .. });
+                proptest::prop_assert!(no_page);
+            }
+            // A step the risk decision owes is never met by enrolling, and holds up the code.
+            if has_session && owes {
+                let held = !matches!(next, Next::EnrolSecondFactor { .. } | Next::Issue | Next::Consent);
+                proptest::prop_assert!(held);
             }
             if !has_session {
                 let logs_in = matches!(next, Next::Login { .. } | Next::Fail(_));
@@ -1286,10 +1425,21 @@ mod tests {
             match &next {
                 Next::Login { methods } => proptest::prop_assert!(methods.iter().all(|id|
                     offered.iter().any(|m| m.id() == *id && m.factor() != Factor::Second))),
-                Next::SecondFactor { methods } => {
-                    proptest::prop_assert!(second_factor_required && !methods.is_empty());
+                Next::SecondFactor { methods } | Next::RiskFallback { methods, .. } => {
+                    proptest::prop_assert!((second_factor_required || owes) && !methods.is_empty());
                     proptest::prop_assert!(methods.iter().all(|id|
-                        offered.iter().any(|m| m.id() == *id && m.factor() != Factor::First)));
+                        offered.iter().chain(fallback.iter()).any(|m| m.id() == *id && m.factor() != Factor::First)));
+                    // The fallback only for a risk-owed step, and only when they have none.
+                    if methods.contains(&"mail") {
+                        proptest::prop_assert!(owes && offered.iter().all(|m| m.factor() == Factor::First));
+                    }
+                }
+                // Refused only when nothing of theirs nor the fallback could meet it.
+                Next::RiskRefused { .. } => {
+                    let nothing = owes
+                        && offered.iter().all(|m| m.factor() == Factor::First)
+                        && fallback.is_empty();
+                    proptest::prop_assert!(nothing);
                 }
                 // Enrolling only when a second factor is required and the person has none.
                 Next::EnrolSecondFactor { methods } => {
@@ -1298,7 +1448,7 @@ mod tests {
                     proptest::prop_assert!(methods.iter().all(|id|
                         enrol.iter().any(|m| m.id() == *id && m.factor() != Factor::First)));
                 }
-                Next::StepUp { acr, methods } => proptest::prop_assert!(req.acr_values.contains(acr)
+                Next::StepUp { acr, methods } => proptest::prop_assert!((req.acr_values.contains(acr) || risk_owed == Some(acr.as_str()))
                     && offered.iter().any(|m| acr_satisfies(m.acr(), acr))
                     && !acr_satisfies(&session.acr, acr)
                     && !methods.is_empty()

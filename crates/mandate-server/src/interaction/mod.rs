@@ -89,8 +89,8 @@ pub async fn proceed(
         None => None,
     };
     let methods: Vec<&dyn LoginMethod> = match &person {
-        Some((_, e)) => e.methods(t),
-        None => mandate_core::login::offered(t),
+        Some((_, e)) => e.methods(&s.provider, t),
+        None => mandate_core::login::offered(&s.provider, t),
     };
     let situation = Situation {
         session: session.as_ref(),
@@ -103,6 +103,9 @@ pub async fn proceed(
             factors::required(&t.tenant.settings, Some(&client.client_id), e)
         }),
         enrol: factors::enrolable(),
+        risk_fallback: person
+            .as_ref()
+            .map_or(&[], |(_, e)| factors::risk_fallback(e)),
         now,
     };
     // A page of the second-factor step carries the request, bound to the session when it
@@ -164,6 +167,38 @@ pub async fn proceed(
             let user = &person.as_ref().expect("a session's person").0;
             let step = SecondFactorStep::Verify(methods);
             second_factor_page::ask(s, t, headers, user, &step, &carry(req)).await
+        }
+        // A passkey the risk decision owed and the person has none: recorded, the session now
+        // owes a second factor, asked for (their own, else the code by e-mail).
+        Next::RiskFallback { reason, methods } => {
+            let sess = session.as_ref().expect("a risk step implies a session");
+            let step = mandate_core::login::RiskStep::SecondFactor;
+            let cid = Some(client.client_id.as_str());
+            if let Err(e) =
+                mandate_core::login::risk_step(&s.provider, t, sess, cid, step, reason, meta).await
+            {
+                return pages::error_page(s, headers, &e.into());
+            }
+            let user = &person.as_ref().expect("a session's person").0;
+            let step = SecondFactorStep::Verify(methods);
+            second_factor_page::ask(s, t, headers, user, &step, &carry(req)).await
+        }
+        // Nothing the person has meets the step the risk decision owed: recorded, refused.
+        Next::RiskRefused { error, reason } => {
+            let sess = session.as_ref().expect("a risk step implies a session");
+            let step = mandate_core::login::RiskStep::Refused;
+            let cid = Some(client.client_id.as_str());
+            if let Err(e) =
+                mandate_core::login::risk_step(&s.provider, t, sess, cid, step, reason, meta).await
+            {
+                return pages::error_page(s, headers, &e.into());
+            }
+            pages::see_other(&authorize::error_redirect(
+                t,
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &error,
+            ))
         }
         Next::EnrolSecondFactor { methods } => {
             let user = &person.as_ref().expect("a session's person").0;

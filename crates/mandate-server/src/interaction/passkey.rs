@@ -121,7 +121,7 @@ pub async fn sign_in(
                     &headers,
                     c,
                     i,
-                    &sign_in_ids(&login::offered(&t)),
+                    &sign_in_ids(&login::offered(&s.provider, &t)),
                     Some(key),
                 ),
                 _ => signin::render(&s, &t, &headers, &back, "", Some(key)),

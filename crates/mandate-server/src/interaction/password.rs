@@ -58,7 +58,7 @@ pub async fn login(
                 &headers,
                 &client,
                 &again,
-                &sign_in_ids(&login::offered(&t)),
+                &sign_in_ids(&login::offered(&s.provider, &t)),
                 Some("invalid_credentials"),
             );
         }

@@ -2,9 +2,10 @@
 //! (guessing limits in the core), adds it to the session (`login::add_factor`: `amr` gains
 //! `otp`, `acr` becomes mfa, `auth_time` now) and goes on; `POST …/login/second-factor/enrol`
 //! confirms the authenticator app a person who must have one enrols during the sign-in, then
-//! shows their recovery codes; `POST …/login/second-factor/continue` goes on after a page in between. Each
-//! goes on with the authorization request in flight (`proceed`) or back to the account page the
-//! person opened (`return_to`).
+//! shows their recovery codes; `POST …/login/second-factor/continue` goes on after a page in between;
+//! `POST …/login/second-factor/email-code` mails a one-time code (again: a new one) and shows
+//! the field for it, which posts to the first. Each goes on with the authorization request in
+//! flight (`proceed`) or back to the account page the person opened (`return_to`).
 
 use std::sync::Arc;
 
@@ -15,7 +16,9 @@ use axum::response::Response;
 use mandate_core::account::safe_return_to;
 use mandate_core::audit::RequestMeta;
 use mandate_core::domain::model::{Client, Session};
-use mandate_core::login::method::{Proof, SecondFactorStep, second_factor_ids};
+use mandate_core::login::email_code::mask_address;
+use mandate_core::login::method::{Proof, SecondFactorStep};
+use mandate_core::login::recovery::RecoveryError;
 use mandate_core::login::second_factor::{self, SecondFactorError};
 use mandate_core::login::totp::{self, TotpError, TotpMethod};
 use mandate_core::oauth::authorize::Interaction;
@@ -24,7 +27,7 @@ use mandate_core::{OAuthError, TenantCtx, login};
 use super::proceed;
 use crate::client_ip::Meta;
 use crate::params::Params;
-use crate::session::current_session;
+use crate::session::{current_session, signing_in_session};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 use crate::ui::pages;
@@ -77,7 +80,15 @@ async fn opened(
             .ok_or_else(expired)?;
         Flow::Account(back.to_string())
     };
-    let session = match current_session(s, t, headers).await {
+    // The sign-in that started a session may still owe the step its risk decision asked for:
+    // its own forms (bound to it) see it; nothing else does.
+    let bound = matches!(&flow, Flow::Authorize(i, _) if i.sid.is_some());
+    let found = if bound {
+        signing_in_session(s, t, headers).await
+    } else {
+        current_session(s, t, headers).await
+    };
+    let session = match found {
         Ok(Some(sess)) => sess,
         Ok(None) => return Err(expired()),
         Err(e) => return Err(pages::error_page(s, headers, &e)),
@@ -119,7 +130,8 @@ async fn go_on(
     }
 }
 
-/// `POST {issuer}/login/second-factor` (`method`: `totp` or `recovery_code`, `code`).
+/// `POST {issuer}/login/second-factor` (`method`: `totp`, `recovery_code` or `email_code`,
+/// `code`).
 pub async fn verify(
     State(s): State<AppState>,
     Tenant(t): Tenant,
@@ -139,14 +151,19 @@ pub async fn verify(
         };
     let method = form.get("method").unwrap_or_default();
     let code = form.get("code").unwrap_or_default();
+    // Asked again: the same page, with the field for the mailed code when that was typed.
+    let sent_to = (method == "email_code")
+        .then(|| user.email.as_deref().map(mask_address))
+        .flatten();
     let again = |key: &str, status: StatusCode| {
-        let methods = second_factor_ids(&enrolled.methods(&t));
+        let methods = second_factor::page_methods(&s.provider, &t, &session, &enrolled);
         verify_page(
             &s,
             &t,
             &headers,
             &methods,
             &flow.carry(&t),
+            sent_to.as_deref(),
             Some(key),
             status,
         )
@@ -172,6 +189,68 @@ pub async fn verify(
         // The person learns how many recovery codes are left, then goes on.
         Some(left) => used_page(&s, &t, &headers, left, &flow.carry(&t), None),
         None => go_on(&s, &t, &meta, &headers, flow, session).await,
+    }
+}
+
+/// `POST {issuer}/login/second-factor/email-code`: mail the person a one-time code (a new one
+/// replaces the last, within the sending limit), then the field to type it in; never the full
+/// address, only `k•••@example.com`.
+pub async fn send_email_code(
+    State(s): State<AppState>,
+    Tenant(t): Tenant,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, flow, session) = match opened(&s, &t, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (user, enrolled) =
+        match second_factor::enrolment_of(&s.provider, &t, &session.user_id).await {
+            Ok(Some(x)) => x,
+            Ok(None) => return pages::form_expired(&s, &headers),
+            Err(e) => return pages::error_page(&s, &headers, &e.into()),
+        };
+    let methods = second_factor::page_methods(&s.provider, &t, &session, &enrolled);
+    let lang = pages::locale(&s, &headers, None);
+    let page = |sent_to: Option<&str>, error: Option<&str>, status: StatusCode| {
+        verify_page(
+            &s,
+            &t,
+            &headers,
+            &methods,
+            &flow.carry(&t),
+            sent_to,
+            error,
+            status,
+        )
+    };
+    match second_factor::send_email_code(
+        &s.provider,
+        &t,
+        &session,
+        &user,
+        &enrolled,
+        Some(lang.as_str()),
+    )
+    .await
+    {
+        Ok(masked) => page(Some(&masked), None, StatusCode::OK),
+        Err(RecoveryError::Throttled { retry_after } | RecoveryError::Busy { retry_after }) => {
+            let mut r = page(
+                None,
+                Some("email_code_too_many"),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.max(1) as u64),
+            );
+            r
+        }
+        Err(RecoveryError::Store(e)) => pages::error_page(&s, &headers, &e.into()),
+        // Not offered to this session (or mail stopped working): as a stale form.
+        Err(_) => pages::form_expired(&s, &headers),
     }
 }
 

@@ -64,7 +64,7 @@ fn metadata(s: &AppState, t: &TenantCtx) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["en", "de"],
-        "acr_values_supported": login::method::acr_values(&login::offered(t)),
+        "acr_values_supported": login::method::acr_values(&login::offered(&s.provider, t)),
     });
     // RFC 9396 §10: the types accepted; omitted when the tenant accepts any type (an empty
     // list would say none is).

@@ -164,7 +164,7 @@ pub(crate) fn refused(
         headers,
         client,
         &again,
-        &sign_in_ids(&login::offered(t)),
+        &sign_in_ids(&login::offered(&s.provider, t)),
         Some(message),
         StatusCode::TOO_MANY_REQUESTS,
         false,

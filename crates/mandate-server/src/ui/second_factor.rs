@@ -63,7 +63,7 @@ pub async fn ask(
 ) -> Response {
     match step {
         SecondFactorStep::Verify(methods) => {
-            verify_page(s, t, headers, methods, carry, None, StatusCode::OK)
+            verify_page(s, t, headers, methods, carry, None, None, StatusCode::OK)
         }
         SecondFactorStep::Enrol(_) => enrol(s, t, headers, user, carry, None).await,
         SecondFactorStep::Unavailable => pages::message_page(
@@ -104,13 +104,16 @@ pub async fn enrol(
     }
 }
 
-/// The page asking for a second factor, offering `methods`.
+/// The page asking for a second factor, offering `methods`; `sent_to`: a code was just mailed
+/// to this (masked) address, so the field for it comes first.
+#[allow(clippy::too_many_arguments)]
 pub fn verify_page(
     s: &AppState,
     t: &TenantCtx,
     headers: &HeaderMap,
     methods: &[&str],
     carry: &Carry,
+    sent_to: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -118,6 +121,15 @@ pub fn verify_page(
     let (csrf, set) = pages::csrf_token(s, headers);
     let (interaction, return_to) = carry.parts();
     let error = error.map(|k| s.templates.message(&lang, k));
+    let email_code_sent = sent_to.map(|a| {
+        s.templates
+            .message(&lang, "email_code_sent")
+            .replace("{address}", a)
+            .replace(
+                "{minutes}",
+                &(mandate_core::login::recovery::CODE_TTL / 60).to_string(),
+            )
+    });
     let page = pages::render(
         s,
         status,
@@ -125,6 +137,8 @@ pub fn verify_page(
         &lang,
         context! {
             action => t.url("/login/second-factor"),
+            email_code_action => t.url("/login/second-factor/email-code"),
+            email_code_sent,
             methods,
             passkey_options => t.url("/login/passkey/options"),
             passkey_action => t.url("/login/passkey"),

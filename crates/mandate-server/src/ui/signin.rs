@@ -90,7 +90,7 @@ pub(crate) fn render(
             return_to,
             csrf,
             error,
-            methods => sign_in_ids(&login::offered(t)),
+            methods => sign_in_ids(&login::offered(&s.provider, t)),
             passkey_options => t.url("/login/passkey/options"),
             passkey_action => t.url("/login/passkey"),
             error_key,

@@ -3110,8 +3110,13 @@ async fn risk_records(db: &Db) {
     s.create_session(&session("t1", b"risky", NOW + 100))
         .await
         .unwrap();
-    let got = s.session("t1", b"risky").await.unwrap().unwrap();
+    let mut got = s.session("t1", b"risky").await.unwrap().unwrap();
     assert_eq!(got.risk_acr.as_deref(), Some("phr"));
+    // ... and what it comes to owe instead (a passkey step met by a second factor).
+    got.risk_acr = Some("urn:mandate:acr:mfa".into());
+    assert!(s.update_session(&got).await.unwrap());
+    let got = s.session("t1", b"risky").await.unwrap().unwrap();
+    assert_eq!(got.risk_acr.as_deref(), Some("urn:mandate:acr:mfa"));
 
     // Erasing the person erases their rows (and the failures of their name); others stay.
     assert!(s.erase_user("t1", &ann, NOW).await.unwrap());

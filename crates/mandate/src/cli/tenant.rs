@@ -53,6 +53,11 @@ pub enum TenantCmd {
         /// Empty the list of clients that always need a second factor.
         #[arg(long, conflicts_with = "second_factor_client")]
         no_second_factor_clients: bool,
+        /// Offer a one-time code mailed to a person's verified address as a second factor
+        /// (when mail is configured): on or off. Off by default: with "forgot password" by mail
+        /// too, the mailbox alone opens the account.
+        #[arg(long, value_parser = ["on", "off"])]
+        email_code: Option<String>,
     },
     /// Show a tenant with its settings.
     Show { name: String },
@@ -186,6 +191,7 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             second_factor,
             second_factor_client,
             no_second_factor_clients,
+            email_code,
         } => {
             let t = store
                 .tenant_by_name(&name)
@@ -197,6 +203,9 @@ pub async fn run(cmd: TenantCmd, store: &Arc<dyn Store>, json_out: bool) -> Resu
             }
             if let Some(n) = min_password_length {
                 settings.min_password_length = n;
+            }
+            if let Some(v) = email_code {
+                settings.email_code = v == "on";
             }
             match second_factor.as_deref() {
                 Some("required") => settings.second_factor = SecondFactorPolicy::Required,

@@ -181,9 +181,9 @@ async fn impossible_travel(backend: Backend) {
     )
     .await;
     assert!(signed_in(&r), "{r:?}");
-    // Sydney a moment later: the session owes a passkey, and ann has none to give (only the
-    // person's own methods are offered), so the client hears that the requirement cannot be
-    // met here.
+    // Sydney a moment later: the session owes a passkey, and ann has none to give, nor a
+    // second factor or a verified address to fall back on (only the person's own methods,
+    // never one enrolled now), so the client hears that the requirement cannot be met here.
     let sydney = browser_from("198.51.100.7");
     let (st, _, loc) = sign_in(&sydney, &issuer, &web.0, "ann", PASSWORD).await;
     assert_eq!(st, 303, "{loc:?}");
@@ -206,7 +206,14 @@ async fn impossible_travel(backend: Backend) {
     assert_eq!(st, 303);
     assert!(loc.unwrap().contains("error=login_required"));
     let d = decisions(&s).await;
+    // The refusal is on the trail after the decision, with why.
     let (reason, detail) = d.last().unwrap();
+    assert_eq!(reason, "refused: no_passkey");
+    assert_eq!(
+        (detail["stage"].as_str(), detail["owed"].as_str()),
+        (Some("step"), Some("phr"))
+    );
+    let (reason, detail) = &d[d.len() - 2];
     assert_eq!(reason, "passkey: impossible_travel, new_device");
     assert_eq!(detail["policy"], "tenant");
     assert!(detail["signals"]["impossible_travel"].as_f64().unwrap() > 100_000.0);

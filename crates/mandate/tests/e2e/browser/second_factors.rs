@@ -158,3 +158,65 @@ async fn the_sign_in_page_in_japanese() {
     assert_eq!(c.text("h1").await, "サインイン");
     c.screenshot_for_docs("sign-in-ja", "sign-in-ja").await;
 }
+
+/// A tenant that offers codes by e-mail: after the password, "E-mail me a code", the masked
+/// address, the code from the mail (read from the file outbox), and on to the client.
+#[tokio::test]
+async fn an_emailed_code_as_the_second_step() {
+    let outbox = crate::common::mail::Outbox::new();
+    let (s, c) = tokio::join!(
+        outbox.server(Backend::Sqlite, PublicUrl::Localhost),
+        Chromium::launch("an_emailed_code_as_the_second_step")
+    );
+    let issuer = s.issuer("default");
+    s.create_user("default", "alice");
+    let pool = s.db().await;
+    sqlx::query("UPDATE users SET email_verified = 1 WHERE username = 'alice'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let web = s.create_web_client("default", &[]);
+    s.cli(
+        &[
+            "tenant",
+            "set",
+            "default",
+            "--second-factor",
+            "required",
+            "--email-code",
+            "on",
+        ],
+        None,
+    );
+    c.capture_redirects(REDIRECT).await;
+
+    let (_, challenge) = pkce();
+    c.goto(&auth_url(&issuer, &web.0, &challenge, "openid", &[]))
+        .await;
+    password(&c).await;
+    c.wait_for_selector("#email_code_send").await;
+    assert_eq!(c.count("#totp-secret").await, 0, "no app to set up");
+    c.screenshot("email-code-offer").await;
+    c.click("role=button[name='E-mail me a code']").await;
+    c.wait_for_selector("#email-code").await;
+    let page = c.text("#email_code").await;
+    assert!(page.contains("a•••@example.com"), "{page}");
+    assert!(!c.content().await.contains("alice@example.com"));
+    c.screenshot("email-code-sent").await;
+    let mail = outbox.nth(1).await;
+    let code = mail
+        .text
+        .split(|ch: char| !ch.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("{}", mail.text))
+        .to_string();
+    c.fill("#email-code", &code).await;
+    c.press("#email-code", "Enter").await;
+    not_now_if_offered(&c).await;
+    c.wait_for_selector("button[value=approve]").await;
+    c.click("button[value=approve]").await;
+    let back = c.next_redirect().await;
+    assert!(query_param(&back, "code").is_some(), "{back}");
+    assert!(c.errors().await.is_empty(), "{:?}", c.errors().await);
+}
