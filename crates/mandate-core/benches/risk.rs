@@ -18,8 +18,7 @@ use mandate_core::domain::password_policy::is_common;
 use mandate_core::geo::{GeoPoint, Locator, MaxMind, mmdb};
 use mandate_core::risk::RiskPolicy;
 use mandate_core::risk::engine::{
-    AgentFacts, PastFailure, PastRequest, PastSignIn, SignInFacts, agent_signals, decide,
-    sign_in_signals,
+    AgentFacts, PastRequest, PastSignIn, SignInFacts, agent_signals, decide, sign_in_signals,
 };
 
 /// Run `f` for about `secs` seconds; nanoseconds per call.
@@ -68,13 +67,6 @@ fn main() {
             device: Some(vec![i as u8; 32]),
         })
         .collect();
-    let failures: Vec<PastFailure> = (0..100)
-        .map(|i| PastFailure {
-            at: now - i * 10,
-            account: format!("u:{i}"),
-            count: 1,
-        })
-        .collect();
     let secret = [7u8; 32];
 
     let sign_in_ns = per_call(secs, || {
@@ -83,7 +75,8 @@ fn main() {
         let facts = SignInFacts {
             now,
             account_failures: 3,
-            address_failures: &failures,
+            address_failures: 100,
+            address_accounts: 7,
             history: Some(&history),
             place,
             device: Some(&device),

@@ -734,26 +734,18 @@ impl crate::risk::store::RiskStore for Fake {
         t: &str,
         address: &str,
         since: i64,
-    ) -> StoreResult<Vec<crate::risk::store::FailureGroup>> {
+    ) -> StoreResult<crate::risk::store::AddressFailures> {
         let all = self.failures.lock().unwrap();
-        let mut groups: Vec<crate::risk::store::FailureGroup> = Vec::new();
-        for r in all
+        let recent: Vec<_> = all
             .iter()
             .filter(|r| r.tenant_id == t && r.address == address && r.at > since)
-        {
-            match groups.iter_mut().find(|g| g.account == r.account) {
-                Some(g) => {
-                    g.count += 1;
-                    g.latest = g.latest.max(r.at);
-                }
-                None => groups.push(crate::risk::store::FailureGroup {
-                    account: r.account.clone(),
-                    count: 1,
-                    latest: r.at,
-                }),
-            }
-        }
-        Ok(groups)
+            .collect();
+        let names: std::collections::BTreeSet<&str> =
+            recent.iter().map(|r| r.account.as_str()).collect();
+        Ok(crate::risk::store::AddressFailures {
+            failures: recent.len() as i64,
+            accounts: names.len() as i64,
+        })
     }
     async fn failures_of(&self, t: &str, account: &str, since: i64) -> StoreResult<i64> {
         let all = self.failures.lock().unwrap();

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use mandate_core::risk::store::{
-    AgentRequestRow, FailureGroup, FailureRow, MAX_ROWS, RiskStore, SignInRow,
+    AddressFailures, AgentRequestRow, FailureRow, MAX_ROWS, RiskStore, SignInRow,
 };
 use mandate_core::store::StoreResult;
 use sqlx::any::AnyRow;
@@ -104,28 +104,23 @@ impl RiskStore for SqlStore {
         tenant_id: &str,
         address: &str,
         since: i64,
-    ) -> StoreResult<Vec<FailureGroup>> {
-        sqlx::query(
-            "SELECT account, CAST(COUNT(*) AS BIGINT) AS n, CAST(MAX(at) AS BIGINT) AS latest \
-             FROM (SELECT account, at FROM risk_failures WHERE tenant_id = $1 AND address = $2 \
-             AND at > $3 ORDER BY at DESC LIMIT $4) recent GROUP BY account",
+    ) -> StoreResult<AddressFailures> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COUNT(DISTINCT account) AS BIGINT) AS names \
+             FROM (SELECT account FROM risk_failures WHERE tenant_id = $1 AND address = $2 \
+             AND at > $3 ORDER BY at DESC LIMIT $4) recent",
         )
         .bind(tenant_id)
         .bind(address)
         .bind(since)
         .bind(MAX_ROWS)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
-        .map_err(backend)?
-        .iter()
-        .map(|r| {
-            Ok(FailureGroup {
-                account: col(r, "account")?,
-                count: col(r, "n")?,
-                latest: col(r, "latest")?,
-            })
+        .map_err(backend)?;
+        Ok(AddressFailures {
+            failures: col(&row, "n")?,
+            accounts: col(&row, "names")?,
         })
-        .collect()
     }
 
     async fn failures_of(&self, tenant_id: &str, account: &str, since: i64) -> StoreResult<i64> {

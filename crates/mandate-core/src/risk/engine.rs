@@ -17,16 +17,6 @@ pub const SAME_PLACE_KM: f64 = 100.0;
 const MIN_JOURNEY_SECONDS: f64 = 60.0;
 
 /// A failed sign-in from an address (the guessing limits' keys: no name in clear).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PastFailure {
-    /// The latest of them.
-    pub at: i64,
-    /// The keyed digest of the account name typed.
-    pub account: String,
-    /// How many (the store reads them grouped by name: one row, not one per attempt).
-    pub count: usize,
-}
-
 /// A person's earlier successful sign-in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PastSignIn {
@@ -43,8 +33,11 @@ pub struct SignInFacts<'a> {
     pub now: i64,
     /// Failed attempts of this account name in the failure window.
     pub account_failures: usize,
-    /// Failed attempts from this address in the failure window, by account name (bounded).
-    pub address_failures: &'a [PastFailure],
+    /// Failed attempts from this address in the failure window (counted over the latest
+    /// few hundred: bounded).
+    pub address_failures: usize,
+    /// The distinct account names among them.
+    pub address_accounts: usize,
     /// After the password: the person's earlier sign-ins, newest first.
     pub history: Option<&'a [PastSignIn]>,
     /// Where this attempt comes from.
@@ -154,14 +147,10 @@ fn hours_from(now: i64, hours: impl Iterator<Item = i64>) -> Option<f64> {
 
 /// The signals of a sign-in attempt.
 pub fn sign_in_signals(policy: &RiskPolicy, f: &SignInFacts<'_>) -> Vec<(Signal, f64)> {
-    let since = f.now - policy.failure_window;
-    let recent: Vec<&PastFailure> = f.address_failures.iter().filter(|x| x.at > since).collect();
-    let accounts: BTreeSet<&str> = recent.iter().map(|x| x.account.as_str()).collect();
-    let failures: usize = recent.iter().map(|x| x.count).sum();
     let mut out = vec![
         (Signal::AccountFailures, f.account_failures as f64),
-        (Signal::AddressFailures, failures as f64),
-        (Signal::CredentialStuffing, accounts.len() as f64),
+        (Signal::AddressFailures, f.address_failures as f64),
+        (Signal::CredentialStuffing, f.address_accounts as f64),
     ];
     let Some(history) = f.history else {
         return out;

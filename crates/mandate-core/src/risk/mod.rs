@@ -21,7 +21,7 @@ pub use crate::domain::risk_policy::{Action, RiskPolicy, RiskRule, Signal};
 use crate::error::{OAuthError, StoreError};
 use crate::geo::GeoPoint;
 use crate::provider::{Provider, TenantCtx};
-pub use engine::{AgentFacts, Assessment, Hit, PastFailure, PastRequest, PastSignIn, SignInFacts};
+pub use engine::{AgentFacts, Assessment, Hit, PastRequest, PastSignIn, SignInFacts};
 use store::{AgentRequestRow, FailureRow, RiskStore, SignInRow};
 
 /// How long a person's successful sign-ins are kept (new device, travel, usual hours).
@@ -123,7 +123,8 @@ pub async fn before_password<S: RiskStore + crate::store::AuditSink + ?Sized>(
     let facts = SignInFacts {
         now,
         account_failures: failures.1,
-        address_failures: &failures.0,
+        address_failures: as_count(failures.0.failures),
+        address_accounts: as_count(failures.0.accounts),
         ..Default::default()
     };
     let a = engine::decide(policy, engine::sign_in_signals(policy, &facts));
@@ -148,24 +149,18 @@ async fn failures<S: RiskStore + ?Sized>(
     t: &TenantCtx,
     keys: AttemptKeys<'_>,
     now: i64,
-) -> Result<(Vec<PastFailure>, usize), StoreError> {
+) -> Result<(store::AddressFailures, usize), StoreError> {
     let since = now - t.tenant.settings.risk.failure_window;
     let from = match keys.address {
-        Some(a) => p
-            .store
-            .failures_from(t.id(), a, since)
-            .await?
-            .into_iter()
-            .map(|g| PastFailure {
-                at: g.latest,
-                account: g.account,
-                count: usize::try_from(g.count).unwrap_or(0),
-            })
-            .collect(),
-        None => vec![],
+        Some(a) => p.store.failures_from(t.id(), a, since).await?,
+        None => store::AddressFailures::default(),
     };
     let of = p.store.failures_of(t.id(), keys.account, since).await?;
     Ok((from, usize::try_from(of).unwrap_or(0)))
+}
+
+fn as_count(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
 }
 
 /// Remember a failed sign-in (stuffing and the failure counts read it).
@@ -232,7 +227,13 @@ pub async fn after_sign_in<S: RiskStore + crate::store::AuditSink + ?Sized>(
             let breached = crate::domain::password_policy::is_common(password);
             (f, n, breached, keys.address, "pwd")
         }
-        Proven::Passkey { address } => (vec![], 0, false, address, "passkey"),
+        Proven::Passkey { address } => (
+            store::AddressFailures::default(),
+            0,
+            false,
+            address,
+            "passkey",
+        ),
     };
     let history: Vec<PastSignIn> = p
         .store
@@ -262,7 +263,8 @@ pub async fn after_sign_in<S: RiskStore + crate::store::AuditSink + ?Sized>(
     let facts = SignInFacts {
         now,
         account_failures,
-        address_failures: &failures,
+        address_failures: as_count(failures.failures),
+        address_accounts: as_count(failures.accounts),
         history: Some(&history),
         place,
         device: device.as_deref(),
@@ -470,16 +472,6 @@ mod tests {
         signals.iter().find(|(x, _)| *x == s).map(|(_, v)| *v)
     }
 
-    fn failures(list: &[(i64, &str)]) -> Vec<PastFailure> {
-        list.iter()
-            .map(|(at, a)| PastFailure {
-                at: *at,
-                account: a.to_string(),
-                count: 1,
-            })
-            .collect()
-    }
-
     fn signed_in(at: i64, place: Option<GeoPoint>, device: Option<&[u8]>) -> PastSignIn {
         PastSignIn {
             at,
@@ -492,72 +484,32 @@ mod tests {
     fn failure_counts_and_stuffing_in_the_window() {
         let policy = RiskPolicy::default();
         let now = NOON;
-        // (failures from the address, account failures) → (address, stuffing, account)
-        let cases: Vec<(Vec<PastFailure>, usize, f64, f64, f64)> = vec![
-            (vec![], 0, 0.0, 0.0, 0.0),
-            (
-                failures(&[(now - 10, "a"), (now - 20, "a")]),
-                2,
-                2.0,
-                1.0,
-                2.0,
-            ),
-            (
-                failures(&[(now - 10, "a"), (now - 20, "b"), (now - 30, "c")]),
-                1,
-                3.0,
-                3.0,
-                1.0,
-            ),
-            // Grouped by name as the store reads them: counted by their number.
-            (
-                vec![
-                    PastFailure {
-                        at: now - 10,
-                        account: "a".into(),
-                        count: 40,
-                    },
-                    PastFailure {
-                        at: now - 20,
-                        account: "b".into(),
-                        count: 2,
-                    },
-                ],
-                0,
-                42.0,
-                2.0,
-                0.0,
-            ),
-            // Outside the window: not counted.
-            (
-                failures(&[(now - 10, "a"), (now - 3600, "b"), (now - 7200, "c")]),
-                0,
-                1.0,
-                1.0,
-                0.0,
-            ),
-        ];
-        for (i, (from, of, address, stuffing, account)) in cases.into_iter().enumerate() {
+        // (failures from the address, their distinct names, account failures) → the signals
+        // (the store counts them in the failure window)
+        let cases: Vec<(usize, usize, usize)> =
+            vec![(0, 0, 0), (2, 1, 2), (3, 3, 1), (42, 2, 0), (500, 500, 0)];
+        for (i, (from, names, of)) in cases.into_iter().enumerate() {
             let f = SignInFacts {
                 now,
                 account_failures: of,
-                address_failures: &from,
+                address_failures: from,
+                address_accounts: names,
                 ..Default::default()
             };
             let s = sign_in_signals(&policy, &f);
             assert_eq!(
                 value(&s, Signal::AddressFailures),
-                Some(address),
+                Some(from as f64),
                 "case {i}"
             );
             assert_eq!(
                 value(&s, Signal::CredentialStuffing),
-                Some(stuffing),
+                Some(names as f64),
                 "case {i}"
             );
             assert_eq!(
                 value(&s, Signal::AccountFailures),
-                Some(account),
+                Some(of as f64),
                 "case {i}"
             );
             // Before the password, nothing about the person.

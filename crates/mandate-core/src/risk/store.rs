@@ -34,14 +34,11 @@ pub struct FailureRow {
     pub expires_at: i64,
 }
 
-/// Failures from one address of one account name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureGroup {
-    /// The guessing limits' account key.
-    pub account: String,
-    pub count: i64,
-    /// When the latest was.
-    pub latest: i64,
+/// Failed sign-ins from one address: how many, and how many account names they tried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddressFailures {
+    pub failures: i64,
+    pub accounts: i64,
 }
 
 /// A token an agent asked for a person.
@@ -76,13 +73,13 @@ pub trait RiskStore: Send + Sync {
     ) -> StoreResult<Vec<SignInRow>>;
     async fn add_failure(&self, row: &FailureRow) -> StoreResult<()>;
     /// The latest failures from an address after `since` (at most [`MAX_ROWS`] of them),
-    /// grouped by account name: a burst against one name is one row to read, not hundreds.
+    /// counted by the database: one row to read per attempt, however busy the address.
     async fn failures_from(
         &self,
         tenant_id: &str,
         address: &str,
         since: i64,
-    ) -> StoreResult<Vec<FailureGroup>>;
+    ) -> StoreResult<AddressFailures>;
     /// How many failures of an account name after `since` (at most [`MAX_ROWS`]).
     async fn failures_of(&self, tenant_id: &str, account: &str, since: i64) -> StoreResult<i64>;
     async fn add_agent_request(&self, row: &AgentRequestRow) -> StoreResult<()>;
