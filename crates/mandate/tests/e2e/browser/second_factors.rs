@@ -204,7 +204,7 @@ async fn an_emailed_code_as_the_second_step() {
     assert!(page.contains("a•••@example.com"), "{page}");
     assert!(!c.content().await.contains("alice@example.com"));
     c.screenshot("email-code-sent").await;
-    let mail = outbox.nth(1).await;
+    let mail = outbox.nth_of(1, "sign-in code").await;
     let code = mail
         .text
         .split(|ch: char| !ch.is_ascii_digit())

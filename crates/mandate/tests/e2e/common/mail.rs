@@ -85,6 +85,34 @@ impl Outbox {
         self.wait_for(n).await[n - 1].clone()
     }
 
+    /// Wait for the `n`th mail (from 1) whose subject contains `subject` (other mails, such as
+    /// security notices, may come in between) and return it.
+    pub async fn nth_of(&self, n: usize, subject: &str) -> Mail {
+        for _ in 0..250 {
+            let m: Vec<Mail> = self
+                .mails()
+                .into_iter()
+                .filter(|m| m.subject.contains(subject))
+                .collect();
+            if m.len() >= n {
+                return m[n - 1].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "expected {n} mails about {subject:?} in {}",
+            self.dir.display()
+        );
+    }
+
+    /// No new mail whose subject contains `subject` arrives within a while: there stay `n`.
+    pub async fn stays_at_of(&self, n: usize, subject: &str) {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let m = self.mails();
+        let of = m.iter().filter(|m| m.subject.contains(subject)).count();
+        assert_eq!(of, n, "unexpected mail about {subject:?}");
+    }
+
     /// No new mail arrives within a while (the worker had time to write one).
     pub async fn stays_at(&self, n: usize) {
         tokio::time::sleep(Duration::from_millis(600)).await;

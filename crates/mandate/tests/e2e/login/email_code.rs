@@ -25,6 +25,9 @@ async fn verified(s: &Server, username: &str) {
     pool.close().await;
 }
 
+/// The subject of the sign-in code mail (security notices may come in between).
+const CODE_MAIL: &str = "sign-in code";
+
 /// The 6-digit code in a sign-in code mail.
 fn code_in(m: &Mail) -> String {
     m.text
@@ -180,7 +183,7 @@ async fn password_and_email_code(backend: Backend) {
         sent.contains("for=\"email-code\""),
         "a labelled field: {sent}"
     );
-    let mail = outbox.nth(1).await;
+    let mail = outbox.nth_of(1, CODE_MAIL).await;
     assert_eq!(mail.to, "kim@example.com");
     let first = code_in(&mail);
 
@@ -197,7 +200,7 @@ async fn password_and_email_code(backend: Backend) {
     // A new code replaces the first; typed on another node.
     let (status, resent, _) = send_code(&b, &issuer, &again).await;
     assert_eq!(status, 200, "{resent}");
-    let code = code_in(&outbox.nth(2).await);
+    let code = code_in(&outbox.nth_of(2, CODE_MAIL).await);
     let node2 = s.second_node_same_public_url(&[(k, &v)]).await;
     let on_node2 = format!("{}/t/default", node2.base);
     if code != first {
@@ -228,7 +231,7 @@ async fn password_and_email_code(backend: Backend) {
     assert!(page.contains("totp-secret") && !page.contains("email_code_send"));
     let (status, _, _) = send_code(&b3, &issuer, &page).await;
     assert_eq!(status, 400);
-    outbox.stays_at(2).await;
+    outbox.stays_at_of(2, CODE_MAIL).await;
 
     // On the trail: the factor added by e-mail code, the wrong codes with the method.
     let added = audit(&s, "session_factor_added").await;
@@ -279,7 +282,7 @@ async fn wrong_email_codes_lock_out(backend: Backend) {
     let (_, page, _) = password_step(&b, &issuer, &web.0, "max", &challenge).await;
     let (status, mut page, _) = send_code(&b, &issuer, &page).await;
     assert_eq!(status, 200, "{page}");
-    let code = code_in(&outbox.nth(1).await);
+    let code = code_in(&outbox.nth_of(1, CODE_MAIL).await);
     let wrong = if code == "000000" { "000001" } else { "000000" };
     let mut throttled = None;
     for _ in 0..6 {
@@ -390,7 +393,7 @@ async fn risk_owed_factor_is_never_enrolled(backend: Backend) {
         let (status, sent, _) = send_code(&b, &issuer, &page).await;
         assert_eq!(status, 200, "{rule}: {sent}");
         mails += 1;
-        let code = code_in(&outbox.nth(mails).await);
+        let code = code_in(&outbox.nth_of(mails, CODE_MAIL).await);
         let r = type_code(&b, &issuer, &sent, &code).await;
         let redirect = finish(&b, &issuer, r).await;
         let id = id_claims(&issuer, &web, &redirect, &verifier).await;
