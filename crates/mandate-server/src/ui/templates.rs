@@ -104,6 +104,9 @@ const LOCALES: [(&str, &str); 5] = [
 pub struct Templates {
     env: Environment<'static>,
     catalog: BTreeMap<String, BTreeMap<String, String>>,
+    /// Each locale's messages (English for the keys it lacks) as one template value, made once:
+    /// a page binds it as `t` without copying the catalogue.
+    bound: BTreeMap<String, Value>,
 }
 
 impl Templates {
@@ -137,7 +140,16 @@ impl Templates {
                 serde_json::from_str(json).map_err(|e| format!("locale {lang}: {e}"))?;
             catalog.insert(lang.to_string(), msgs);
         }
-        let t = Templates { env, catalog };
+        let mut t = Templates {
+            env,
+            catalog,
+            bound: BTreeMap::new(),
+        };
+        t.bound = t
+            .catalog
+            .keys()
+            .map(|lang| (lang.clone(), Value::from_serialize(t.messages(lang))))
+            .collect();
         for (name, _) in EMBEDDED.iter().chain(ACCOUNT_PAGES.iter()) {
             t.env
                 .get_template(name)
@@ -203,7 +215,12 @@ impl Templates {
 
     /// Render a page with `t` bound to the locale's messages (English for missing keys).
     pub fn render(&self, name: &str, lang: &str, ctx: Value) -> Result<String, minijinja::Error> {
-        let msgs = self.messages(lang);
+        let msgs = self
+            .bound
+            .get(lang)
+            .or_else(|| self.bound.get("en"))
+            .cloned()
+            .unwrap_or_default();
         let full = minijinja::context! { t => msgs, ..ctx };
         self.env.get_template(name)?.render(full)
     }
