@@ -11,15 +11,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mandate_core::account::safe_return_to;
 use mandate_core::audit::RequestMeta;
-use mandate_core::domain::model::{Client, Session};
+use mandate_core::domain::model::{Client, Session, User};
 use mandate_core::login::email_code::mask_address;
 use mandate_core::login::method::{Proof, SecondFactorStep};
 use mandate_core::login::recovery::RecoveryError;
-use mandate_core::login::second_factor::{self, SecondFactorError};
+use mandate_core::login::second_factor::{self, Enrolment, SecondFactorError};
 use mandate_core::login::totp::{self, TotpError, TotpMethod};
 use mandate_core::oauth::authorize::Interaction;
 use mandate_core::{OAuthError, TenantCtx, login};
@@ -130,6 +130,21 @@ async fn go_on(
     }
 }
 
+/// [`opened`], with the person the session is of and what they enrolled.
+async fn opened_by(
+    s: &AppState,
+    t: &TenantCtx,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Params, Flow, Session, User, Enrolment), Response> {
+    let (form, flow, session) = opened(s, t, headers, body).await?;
+    match second_factor::enrolment_of(&s.provider, t, &session.user_id).await {
+        Ok(Some((user, enrolled))) => Ok((form, flow, session, user, enrolled)),
+        Ok(None) => Err(pages::form_expired(s, headers)),
+        Err(e) => Err(pages::error_page(s, headers, &e.into())),
+    }
+}
+
 /// `POST {issuer}/login/second-factor` (`method`: `totp`, `recovery_code` or `email_code`,
 /// `code`).
 pub async fn verify(
@@ -139,16 +154,10 @@ pub async fn verify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (form, flow, session) = match opened(&s, &t, &headers, &body).await {
+    let (form, flow, session, user, enrolled) = match opened_by(&s, &t, &headers, &body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (user, enrolled) =
-        match second_factor::enrolment_of(&s.provider, &t, &session.user_id).await {
-            Ok(Some(x)) => x,
-            Ok(None) => return pages::form_expired(&s, &headers),
-            Err(e) => return pages::error_page(&s, &headers, &e.into()),
-        };
     let method = form.get("method").unwrap_or_default();
     let code = form.get("code").unwrap_or_default();
     // Asked again: the same page, with the field for the mailed code when that was typed.
@@ -172,12 +181,10 @@ pub async fn verify(
         Ok(v) => v,
         Err(SecondFactorError::Invalid) => return again("wrong_code", StatusCode::UNAUTHORIZED),
         Err(SecondFactorError::Throttled { retry_after }) => {
-            let mut r = again("too_many_codes", StatusCode::TOO_MANY_REQUESTS);
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.max(1) as u64),
+            return pages::too_many(
+                again("too_many_codes", StatusCode::TOO_MANY_REQUESTS),
+                retry_after,
             );
-            return r;
         }
         Err(SecondFactorError::Store(e)) => return pages::error_page(&s, &headers, &e.into()),
     };
@@ -201,16 +208,10 @@ pub async fn send_email_code(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (_, flow, session) = match opened(&s, &t, &headers, &body).await {
+    let (_, flow, session, user, enrolled) = match opened_by(&s, &t, &headers, &body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (user, enrolled) =
-        match second_factor::enrolment_of(&s.provider, &t, &session.user_id).await {
-            Ok(Some(x)) => x,
-            Ok(None) => return pages::form_expired(&s, &headers),
-            Err(e) => return pages::error_page(&s, &headers, &e.into()),
-        };
     let methods = second_factor::page_methods(&s.provider, &t, &session, &enrolled);
     let lang = pages::locale(&s, &headers, None);
     let page = |sent_to: Option<&str>, error: Option<&str>, status: StatusCode| {
@@ -237,16 +238,14 @@ pub async fn send_email_code(
     {
         Ok(masked) => page(Some(&masked), None, StatusCode::OK),
         Err(RecoveryError::Throttled { retry_after } | RecoveryError::Busy { retry_after }) => {
-            let mut r = page(
-                None,
-                Some("email_code_too_many"),
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.max(1) as u64),
-            );
-            r
+            pages::too_many(
+                page(
+                    None,
+                    Some("email_code_too_many"),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                retry_after,
+            )
         }
         Err(RecoveryError::Store(e)) => pages::error_page(&s, &headers, &e.into()),
         // Not offered to this session (or mail stopped working): as a stale form.

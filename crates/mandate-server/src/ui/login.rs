@@ -158,7 +158,7 @@ pub(crate) fn refused(
 ) -> Response {
     let mut again = i.clone();
     again.req.login_hint = Some(username.to_string());
-    let mut r = render_with(
+    let r = render_with(
         s,
         t,
         headers,
@@ -169,9 +169,5 @@ pub(crate) fn refused(
         StatusCode::TOO_MANY_REQUESTS,
         false,
     );
-    r.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from(retry_after.max(1) as u64),
-    );
-    r
+    pages::too_many(r, retry_after)
 }

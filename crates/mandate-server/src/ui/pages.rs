@@ -125,6 +125,16 @@ pub fn message_page(
     )
 }
 
+/// `r` as a 429 with `Retry-After` (throttled, busy or blocked: try again in `retry_after` s).
+pub fn too_many(mut r: Response, retry_after: i64) -> Response {
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after.max(1) as u64),
+    );
+    r
+}
+
 /// 303 See Other (the right answer after a POST). A target that cannot be a `Location`
 /// header (control characters, non-ASCII) is a 400 page, never a redirect without a target.
 pub fn see_other(location: &str) -> Response {

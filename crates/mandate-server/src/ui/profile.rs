@@ -15,7 +15,8 @@ use mandate_core::{OAuthError, TenantCtx};
 use minijinja::context;
 
 use super::pages;
-use super::recovery::{rejected_text, too_many};
+use super::pages::too_many;
+use super::recovery::rejected_text;
 use super::signin::sign_in_first;
 use crate::client_ip::Meta;
 use crate::session::current_session;

@@ -7,14 +7,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mandate_core::TenantCtx;
 use mandate_core::domain::password_policy::PasswordRejected;
 use mandate_core::login::recovery::{self, RecoveryError};
 use minijinja::context;
 
-use super::pages;
+use super::pages::{self, too_many};
 use crate::client_ip::Meta;
 use crate::state::AppState;
 use crate::tenant::Tenant;
@@ -39,16 +39,6 @@ pub(crate) fn rejected_text(s: &AppState, lang: &str, r: &PasswordRejected) -> S
         }
         PasswordRejected::Common => s.templates.message(lang, "password_common"),
     }
-}
-
-/// A 429 with `Retry-After`.
-pub(crate) fn too_many(mut r: Response, retry_after: i64) -> Response {
-    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(retry_after.max(1) as u64),
-    );
-    r
 }
 
 fn not_offered(s: &AppState, headers: &HeaderMap) -> Response {

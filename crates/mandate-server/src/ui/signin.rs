@@ -178,14 +178,11 @@ pub async fn submit(
                 LoginError::Busy { retry_after } => ("try_again_shortly", Some(retry_after)),
                 _ => ("invalid_credentials", None),
             };
-            let mut r = render(&s, &t, &headers, &back, &shown, Some(key));
-            if let Some(secs) = retry_after {
-                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
-                    r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-                }
-            }
-            return r;
+            let r = render(&s, &t, &headers, &back, &shown, Some(key));
+            return match retry_after {
+                Some(secs) => pages::too_many(r, secs),
+                None => r,
+            };
         }
     };
     let (session, set) = match crate::session::begin_owing(
